@@ -1,0 +1,146 @@
+#include "boltzlab/io/config.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "boltzlab/core/error.hpp"
+
+namespace boltzlab {
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string closest_key(const std::string& key, const std::vector<std::string>& candidates) {
+  std::string best;
+  std::size_t best_d = std::max<std::size_t>(3, key.size() / 3) + 1;
+  for (const auto& c : candidates) {
+    const std::size_t d = edit_distance(key, c);
+    if (d < best_d) {
+      best_d = d;
+      best = c;
+    }
+  }
+  return best;
+}
+
+Json read_json_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw IoError(path.string() + ": cannot open file for reading");
+  try {
+    return Json::parse(in, nullptr, true, /*ignore_comments=*/true);
+  } catch (const nlohmann::json::parse_error& e) {
+    std::string what = e.what();
+    // nlohmann's message: "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
+    const auto pos = what.find("parse error");
+    throw ConfigError(path.string() + ": malformed JSON: " +
+                      (pos == std::string::npos ? what : what.substr(pos)));
+  }
+}
+
+JsonReader::JsonReader(const Json& object, std::string context)
+    : object_(object), context_(std::move(context)) {
+  if (!object_.is_object()) {
+    throw ConfigError(context_ + ": expected a JSON object, got " + std::string(object_.type_name()));
+  }
+}
+
+bool JsonReader::has(const std::string& key) const { return object_.contains(key); }
+
+std::string JsonReader::context_of(const std::string& key) const {
+  return context_.empty() ? key : context_ + "." + key;
+}
+
+void JsonReader::fail(const std::string& key, const std::string& message) const {
+  throw ConfigError(context_of(key) + ": " + message);
+}
+
+const Json& JsonReader::find(const std::string& key) {
+  auto it = object_.find(key);
+  if (it == object_.end()) fail(key, "missing required key");
+  read_.insert(key);
+  return *it;
+}
+
+double JsonReader::get_double(const std::string& key) {
+  const Json& v = find(key);
+  if (!v.is_number()) fail(key, "expected a number, got " + v.dump());
+  return v.get<double>();
+}
+
+long long JsonReader::get_int(const std::string& key) {
+  const Json& v = find(key);
+  if (v.is_number_integer()) return v.get<long long>();
+  if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<long long>(v.get<double>())))
+    return static_cast<long long>(v.get<double>());
+  fail(key, "expected an integer, got " + v.dump());
+}
+
+std::string JsonReader::get_string(const std::string& key) {
+  const Json& v = find(key);
+  if (!v.is_string()) fail(key, "expected a string, got " + v.dump());
+  return v.get<std::string>();
+}
+
+bool JsonReader::get_bool(const std::string& key) {
+  const Json& v = find(key);
+  if (!v.is_boolean()) fail(key, "expected true or false, got " + v.dump());
+  return v.get<bool>();
+}
+
+std::vector<double> JsonReader::get_doubles(const std::string& key) {
+  const Json& v = find(key);
+  if (!v.is_array()) fail(key, "expected an array of numbers, got " + v.dump());
+  std::vector<double> out;
+  out.reserve(v.size());
+  for (const auto& e : v) {
+    if (!e.is_number()) fail(key, "expected an array of numbers, found " + e.dump());
+    out.push_back(e.get<double>());
+  }
+  return out;
+}
+
+const Json& JsonReader::get_json(const std::string& key) { return find(key); }
+
+double JsonReader::get_double(const std::string& key, double fallback) {
+  read_.insert(key);
+  return has(key) ? get_double(key) : fallback;
+}
+long long JsonReader::get_int(const std::string& key, long long fallback) {
+  read_.insert(key);
+  return has(key) ? get_int(key) : fallback;
+}
+std::string JsonReader::get_string(const std::string& key, const std::string& fallback) {
+  read_.insert(key);
+  return has(key) ? get_string(key) : fallback;
+}
+bool JsonReader::get_bool(const std::string& key, bool fallback) {
+  read_.insert(key);
+  return has(key) ? get_bool(key) : fallback;
+}
+
+void JsonReader::ignore(const std::string& key) { read_.insert(key); }
+
+void JsonReader::finish() const {
+  std::vector<std::string> known(read_.begin(), read_.end());
+  for (auto it = object_.begin(); it != object_.end(); ++it) {
+    if (read_.count(it.key())) continue;
+    std::string msg = "unknown key";
+    const std::string guess = closest_key(it.key(), known);
+    if (!guess.empty()) msg += " (did you mean '" + guess + "'?)";
+    throw ConfigError(context_of(it.key()) + ": " + msg);
+  }
+}
+
+}  // namespace boltzlab

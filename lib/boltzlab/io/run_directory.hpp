@@ -1,0 +1,63 @@
+#pragma once
+/// \file run_directory.hpp
+/// The run-directory contract shared by every tool (see README "Run directory"):
+///   samples.npy (N×d float64), reduced_energies.npy (N), and where they exist
+///   log_q.npy, log_weights.npy; summary.json (format_version, tool, potential,
+///   options, seed, threads, counts, timings, statistics, traces); plots (*.png).
+///
+/// Atomicity: files are written into a staging directory beside the output
+/// (`<out>.staging-<pid>`); commit() swaps it into place only once everything was
+/// written, so a failed run never leaves half-written output in place of an
+/// earlier good one. Without commit() the staging directory is removed.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "boltzlab/core/ensemble.hpp"
+
+namespace boltzlab {
+
+/// Version of the run-directory layout and summary.json schema.
+inline constexpr int kRunFormatVersion = 1;
+
+class RunDirectory {
+ public:
+  /// Prepares a staging directory for `out`. \throws IoError if the parent of
+  /// `out` cannot be created or written, or `out` exists and is not a directory.
+  explicit RunDirectory(std::filesystem::path out);
+  ~RunDirectory();
+  RunDirectory(const RunDirectory&) = delete;
+  RunDirectory& operator=(const RunDirectory&) = delete;
+
+  /// Where files are written now (the staging directory until commit()).
+  const std::filesystem::path& staging() const { return staging_; }
+  /// The final location.
+  const std::filesystem::path& out() const { return out_; }
+  /// staging()/name.
+  std::filesystem::path path(const std::string& name) const { return staging_ / name; }
+
+  void write_array(const std::string& name, const Eigen::VectorXd& v) const;
+  void write_array(const std::string& name, const RowMatrix& m) const;
+  /// Writes summary.json; `summary["format_version"]` is set to kRunFormatVersion.
+  void write_summary(nlohmann::json summary) const;
+  void write_text(const std::string& name, const std::string& text) const;
+
+  /// Moves the staging directory to out(), replacing an earlier run there.
+  void commit();
+
+ private:
+  std::filesystem::path out_;
+  std::filesystem::path staging_;
+  bool committed_ = false;
+};
+
+/// Replaces non-finite numbers in a JSON tree by null (JSON has no NaN); the
+/// caller puts the reason next to it. Returns the number replaced.
+std::size_t sanitize_non_finite(nlohmann::json& j);
+
+/// Seconds since an arbitrary epoch (steady clock), for timings.
+double wall_seconds();
+
+}  // namespace boltzlab

@@ -1,0 +1,63 @@
+#include "boltzlab/targets/registry.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include "boltzlab/core/error.hpp"
+#include "boltzlab/targets/gaussian.hpp"
+
+namespace boltzlab {
+namespace {
+
+// One line per target type. The factories live next to each target.
+const std::map<std::string, TargetFactory>& factories() {
+  static const std::map<std::string, TargetFactory> table = {
+      {"gaussian", make_gaussian},
+  };
+  return table;
+}
+
+}  // namespace
+
+std::vector<std::string> target_types() {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : factories()) out.push_back(k);
+  return out;
+}
+
+std::unique_ptr<Target> make_target(const std::string& type, const Json& parameters,
+                                    const std::filesystem::path& dir, const std::string& context) {
+  const auto& table = factories();
+  auto it = table.find(type);
+  if (it == table.end()) {
+    std::string msg = context + ".type: unknown target type '" + type + "'";
+    const std::string guess = closest_key(type, target_types());
+    if (!guess.empty()) msg += " (did you mean '" + guess + "'?)";
+    throw ConfigError(msg);
+  }
+  const Json empty = Json::object();
+  JsonReader params(parameters.is_null() ? empty : parameters, context + ".parameters");
+  auto target = it->second(params, dir);
+  params.finish();
+  return target;
+}
+
+Potential load_potential(const std::filesystem::path& path) {
+  Potential p;
+  p.path = path;
+  p.raw = read_json_file(path);
+  JsonReader top(p.raw, path.string());
+  p.type = top.get_string("type");
+  p.name = top.get_string("name", p.type);
+  top.get_string("description", "");
+  top.get_int("format_version", 1);
+  const Json params = top.has("parameters") ? top.get_json("parameters") : Json::object();
+  if (top.has("generator")) p.generator = top.get_json("generator");
+  if (top.has("sampler")) p.sampler = top.get_json("sampler");
+  if (top.has("reference")) p.reference = top.get_json("reference");
+  top.finish();
+  p.target = make_target(p.type, params, path.parent_path(), path.string());
+  return p;
+}
+
+}  // namespace boltzlab

@@ -1,0 +1,49 @@
+#include "boltzlab/targets/target.hpp"
+
+#include <atomic>
+#include <cmath>
+#include <limits>
+
+#include "boltzlab/core/error.hpp"
+
+namespace boltzlab {
+
+bool sanitize_energy(double& u, const double* grad, std::size_t d) {
+  bool ok = std::isfinite(u);
+  if (ok && grad) {
+    for (std::size_t k = 0; k < d; ++k) {
+      if (!std::isfinite(grad[k])) {
+        ok = false;
+        break;
+      }
+    }
+  }
+  if (!ok) u = std::numeric_limits<double>::infinity();
+  return ok;
+}
+
+BatchStats Target::evaluate_batch(const RowMatrix& x, Eigen::VectorXd& u, RowMatrix* grad,
+                                  Execution exec) const {
+  const std::size_t n = static_cast<std::size_t>(x.rows());
+  const std::size_t d = dim();
+  if (static_cast<std::size_t>(x.cols()) != d) {
+    throw DomainError(name() + ": configurations have " + std::to_string(x.cols()) +
+                      " coordinates, but the target has dimension " + std::to_string(d));
+  }
+  u.resize(static_cast<Eigen::Index>(n));
+  if (grad) grad->resize(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
+  std::atomic<std::size_t> bad{0};
+  for_each_index(
+      n,
+      [&](std::size_t i) {
+        const auto row = static_cast<Eigen::Index>(i);
+        double* g = grad ? grad->row(row).data() : nullptr;
+        double e = reduced_energy(x.row(row).data(), g);
+        if (!sanitize_energy(e, g, d)) bad.fetch_add(1, std::memory_order_relaxed);
+        u[row] = e;
+      },
+      exec, 16);
+  return BatchStats{n, bad.load()};
+}
+
+}  // namespace boltzlab

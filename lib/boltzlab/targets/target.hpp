@@ -1,0 +1,82 @@
+#pragma once
+/// \file target.hpp
+/// The energy-target interface: π(x) ∝ exp(−u(x)) with u the reduced energy
+/// (energy / kT, dimensionless). "Describe vs compute": a target is built from a
+/// JSON description (see registry.hpp) and then only computes.
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+#include <nlohmann/json.hpp>
+
+#include "boltzlab/core/ensemble.hpp"
+#include "boltzlab/core/parallel.hpp"
+
+namespace boltzlab {
+
+/// Atom-level description of a molecular target (for trajectories and observables).
+struct Topology {
+  std::vector<std::string> atom_names;     ///< e.g. "CA"
+  std::vector<std::string> residue_names;  ///< per atom, e.g. "ALA"
+  std::vector<int> residue_ids;            ///< per atom, 1-based as in PDB
+  std::vector<std::string> elements;       ///< per atom, e.g. "C"
+  std::size_t atoms() const { return atom_names.size(); }
+};
+
+/// Result counters of a batched evaluation.
+struct BatchStats {
+  std::size_t evaluated = 0;   ///< configurations evaluated
+  std::size_t non_finite = 0;  ///< of which u or ∇u was not finite (u set to +inf)
+};
+
+/// A reduced-energy target u: R^d → R ∪ {+inf}.
+///
+/// Thread safety: reduced_energy() may be called concurrently from several threads
+/// (targets with per-thread state, like OpenMM Contexts, manage it internally).
+class Target {
+ public:
+  virtual ~Target() = default;
+
+  /// Short identifier, e.g. "manywell".
+  virtual std::string name() const = 0;
+  /// Dimension d of a configuration (flattened: 3·atoms for molecules).
+  virtual std::size_t dim() const = 0;
+
+  /// Reduced energy u(x) at x (length dim()). If `grad` is not null, also writes
+  /// ∇u(x) into grad (length dim()) — "energy only" when null (Ceres style).
+  /// A configuration outside the support returns +inf; NaN/inf results are left
+  /// for the caller to count (evaluate_batch does).
+  virtual double reduced_energy(const double* x, double* grad) const = 0;
+
+  /// Exact log Z = log ∫ exp(−u(x)) dx, when known.
+  virtual std::optional<double> log_z() const { return std::nullopt; }
+
+  /// Spatial structure: number of particles and spatial dimension (e.g. 4 and 2
+  /// for DW4); {0, 0} for targets that are not particle systems.
+  virtual std::pair<std::size_t, std::size_t> particle_layout() const { return {0, 0}; }
+
+  /// Atom names etc. for molecular targets, null otherwise.
+  virtual const Topology* topology() const { return nullptr; }
+
+  /// Energy unit conversion: kT in the target's energy unit (kJ/mol for OpenMM
+  /// targets); 1 for dimensionless targets.
+  virtual double kT() const { return 1.0; }
+
+  /// Parameters as JSON (for summary.json).
+  virtual nlohmann::json describe() const { return {{"name", name()}}; }
+
+  /// Batched evaluation over rows of `x` (N×d): u into `u` (resized to N), and
+  /// ∇u into `grad` (resized to N×d) when not null. Non-finite energies or
+  /// gradients are counted and their u set to +inf (never thrown, never NaN).
+  /// The default runs reduced_energy() over oneTBB or serially.
+  virtual BatchStats evaluate_batch(const RowMatrix& x, Eigen::VectorXd& u, RowMatrix* grad,
+                                    Execution exec = Execution::kParallel) const;
+};
+
+/// Sanitizes one evaluation: returns true when finite; otherwise sets u = +inf.
+bool sanitize_energy(double& u, const double* grad, std::size_t d);
+
+}  // namespace boltzlab
