@@ -76,6 +76,32 @@ class Target {
                                     Execution exec = Execution::kParallel) const;
 };
 
+/// Centre-of-mass convention for particle systems (particle_layout() = {n, s}):
+/// their energies are translation invariant, so exp(−u) is not normalizable on
+/// R^{n·s}. boltzlab samples on the centre-of-mass-free subspace {x̄ = 0}
+/// (dimension (n−1)·s): initial configurations are centred, and every random
+/// increment is projected onto that subspace (the gradient of a translation-
+/// invariant u already lies in it). Densities (log q, log Z) refer to the
+/// (n−1)·s-dimensional subspace, and the virial identity reads ⟨x·∇u⟩ = (n−1)·s.
+///
+/// Subtracts the mean over particles from each spatial coordinate of x (length n·s).
+inline void remove_center_of_mass(double* x, std::size_t n_particles, std::size_t spatial_dim) {
+  if (n_particles == 0) return;
+  for (std::size_t a = 0; a < spatial_dim; ++a) {
+    double mean = 0.0;
+    for (std::size_t i = 0; i < n_particles; ++i) mean += x[i * spatial_dim + a];
+    mean /= static_cast<double>(n_particles);
+    for (std::size_t i = 0; i < n_particles; ++i) x[i * spatial_dim + a] -= mean;
+  }
+}
+
+/// Number of degrees of freedom of the space a target is sampled on: dim() for
+/// plain targets, (n−1)·s for particle systems (centre of mass removed).
+inline std::size_t degrees_of_freedom(const Target& target) {
+  const auto [n, s] = target.particle_layout();
+  return n > 0 ? (n - 1) * s : target.dim();
+}
+
 /// Sanitizes one evaluation: returns true when finite; otherwise sets u = +inf.
 bool sanitize_energy(double& u, const double* grad, std::size_t d);
 
