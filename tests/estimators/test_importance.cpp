@@ -297,7 +297,7 @@ TEST_CASE("estimators.importance: PSIS threshold, minimum sample size and verdic
   CHECK_FALSE(p.reliable);
   CHECK(p.diagnosis.find("unreliable") == 0);
   if (*p.khat.value < 1) {
-    CHECK(*p.min_sample_size.value == doctest::Approx(std::pow(10.0, 1 / (1 - *p.khat.value))));
+    CHECK(*p.min_sample_size.value == doctest::Approx(std::pow(10.0, 1 / (1 - std::max(*p.khat.value, 0.0)))));
   } else {
     CHECK_FALSE(p.min_sample_size.ok());
   }

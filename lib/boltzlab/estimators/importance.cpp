@@ -340,7 +340,8 @@ PsisResult pareto_smoothed_importance_sampling(const Eigen::VectorXd& log_weight
     }
     const double k = *r.khat.value;
     if (k < 1) {
-      r.min_sample_size = Quantity::of(std::pow(10.0, 1 / (1 - k)));
+      // ArviZ (arviz_stats `_pareto_min_ss`) floors k̂ at 0: never fewer than 10 draws.
+      r.min_sample_size = Quantity::of(std::pow(10.0, 1 / (1 - std::max(k, 0.0))));
     } else {
       r.min_sample_size = Quantity::missing("k̂ ≥ 1: no finite sample size suffices");
     }

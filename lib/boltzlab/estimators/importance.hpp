@@ -157,7 +157,7 @@ struct PsisResult {
   double log_cutoff = 0;                 ///< log of the tail threshold (relative to the max weight)
   std::size_t samples = 0;               ///< S
   double threshold = 0.7;                ///< k̂ threshold min(1 − 1/log10 S, 0.7)
-  Quantity min_sample_size;              ///< 10^{1/(1−k̂)} for k̂ < 1, else missing
+  Quantity min_sample_size;              ///< 10^{1/(1−max(k̂,0))} for k̂ < 1, else missing
   bool reliable = false;                 ///< k̂ ≤ threshold
   std::string diagnosis;                 ///< one line: why reliable or not
   double kish_ess = 0;                   ///< Kish ESS of the smoothed weights
