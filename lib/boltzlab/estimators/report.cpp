@@ -73,7 +73,8 @@ nlohmann::json importance_report(const Eigen::VectorXd& log_weights, std::size_t
   put_quantity(j, "psis_khat", p.khat);
   j["psis_reliable"] = p.reliable;
   j["psis_diagnosis"] = p.diagnosis;
-  j["psis_threshold"] = p.threshold;
+  put_quantity(j, "psis_threshold", std::isfinite(p.threshold) ? Quantity::of(p.threshold)
+                                                                : Quantity::missing("undefined for a single sample"));
   put_quantity(j, "psis_min_sample_size", p.min_sample_size);
   j["psis_tail_length"] = p.tail_length;
   put_quantity(j, "psis_sigma", p.khat.ok() ? Quantity::of(p.sigma) : Quantity::missing(p.khat.reason));
