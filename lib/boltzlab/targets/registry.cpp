@@ -4,7 +4,11 @@
 #include <map>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/targets/dw4.hpp"
 #include "boltzlab/targets/gaussian.hpp"
+#include "boltzlab/targets/gaussian_mixture.hpp"
+#include "boltzlab/targets/lennard_jones.hpp"
+#include "boltzlab/targets/manywell.hpp"
 
 namespace boltzlab {
 namespace {
@@ -13,6 +17,10 @@ namespace {
 const std::map<std::string, TargetFactory>& factories() {
   static const std::map<std::string, TargetFactory> table = {
       {"gaussian", make_gaussian},
+      {"gaussian_mixture", make_gaussian_mixture},
+      {"manywell", make_manywell},
+      {"dw4", make_dw4},
+      {"lennard_jones", make_lennard_jones},
   };
   return table;
 }
