@@ -40,7 +40,8 @@ TEST_CASE("potentials: every shipped potentials/*.json loads and evaluates finit
   }
   std::sort(files.begin(), files.end());
   // The analytic potentials shipped with the targets (others may add more).
-  for (const char* name : {"manywell32", "gmm40", "dw4", "lj13", "lj55"}) {
+  for (const char* name : {"manywell32", "gmm40", "dw4", "lj13", "lj55", "double_well", "double_well1d", "muller_brown",
+                           "funnel", "rosenbrock", "gaussian2d", "gaussian10d"}) {
     INFO("potentials/" << name << ".json");
     CHECK(std::find(files.begin(), files.end(), dir / (std::string(name) + ".json")) != files.end());
   }
