@@ -48,7 +48,9 @@ def norm_ppf(p):
     d = [7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00,
          3.754408661907416e00]
     out = []
-    for q in np.ravel(p):
+    for q0 in np.ravel(p):
+        # Upper half by symmetry (1 - q is exact for q >= 1/2): no cancellation below.
+        sign, q = (-1.0, 1.0 - q0) if q0 > 0.5 else (1.0, q0)
         if q < 0.02425:
             r = math.sqrt(-2 * math.log(q))
             x = (((((c[0] * r + c[1]) * r + c[2]) * r + c[3]) * r + c[4]) * r + c[5]) / \
@@ -65,7 +67,7 @@ def norm_ppf(p):
             e = 0.5 * math.erfc(-x / math.sqrt(2)) - q
             u = e * math.sqrt(2 * math.pi) * math.exp(x * x / 2)
             x = x - u / (1 + x * u / 2)
-        out.append(x)
+        out.append(sign * x)
     return np.array(out).reshape(np.shape(p))
 
 

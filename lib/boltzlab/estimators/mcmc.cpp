@@ -6,15 +6,32 @@
 #include <numeric>
 #include <sstream>
 
-#include <boost/math/distributions/normal.hpp>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/parallel.hpp"
 
 namespace boltzlab {
 
 namespace {
 
 using Complex = std::complex<double>;
+
+/// Twiddle factors e^{−2πik/n}, k < n/2, computed directly (not by repeated
+/// multiplication) for accuracy and cached per thread for the last size used.
+const std::vector<Complex>& twiddles(std::size_t n) {
+  thread_local std::vector<Complex> table;
+  thread_local std::size_t size = 0;
+  if (size != n) {
+    const double pi = std::acos(-1.0);
+    table.resize(n / 2);
+    for (std::size_t k = 0; k < n / 2; ++k) {
+      const double angle = -2 * pi * static_cast<double>(k) / static_cast<double>(n);
+      table[k] = Complex(std::cos(angle), std::sin(angle));
+    }
+    size = n;
+  }
+  return table;
+}
 
 /// In-place iterative radix-2 Cooley–Tukey FFT; `inverse` uses e^{+2πi/n} and does
 /// not divide by n. a.size() must be a power of two.
@@ -26,16 +43,17 @@ void fft(std::vector<Complex>& a, bool inverse) {
     j ^= bit;
     if (i < j) std::swap(a[i], a[j]);
   }
-  const double pi = std::acos(-1.0);
+  const std::vector<Complex>& w = twiddles(n);
   for (std::size_t len = 2; len <= n; len <<= 1) {
-    const double angle = 2 * pi / static_cast<double>(len) * (inverse ? 1 : -1);
-    const std::size_t half = len / 2;
+    const std::size_t half = len / 2, stride = n / len;
     for (std::size_t i = 0; i < n; i += len) {
       for (std::size_t k = 0; k < half; ++k) {
-        // Twiddle computed directly (not by repeated multiplication) for accuracy.
-        const Complex w(std::cos(angle * static_cast<double>(k)), std::sin(angle * static_cast<double>(k)));
+        // Plain complex arithmetic: std::complex's operator* checks for NaN/inf
+        // (Annex G) and is several times slower without -ffast-math.
+        const double tr = w[k * stride].real(), ti = inverse ? -w[k * stride].imag() : w[k * stride].imag();
+        const Complex b = a[i + k + half];
+        const Complex v(b.real() * tr - b.imag() * ti, b.real() * ti + b.imag() * tr);
         const Complex u = a[i + k];
-        const Complex v = a[i + k + half] * w;
         a[i + k] = u + v;
         a[i + k + half] = u - v;
       }
@@ -90,6 +108,48 @@ Quantity checked(double v, const std::string& what) {
 
 }  // namespace
 
+double standard_normal_quantile(double p) {
+  if (!(p > 0 && p < 1)) {
+    if (p == 0) return -std::numeric_limits<double>::infinity();
+    if (p == 1) return std::numeric_limits<double>::infinity();
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+  // Upper half by symmetry (1 − p is exact for p ≥ ½), so the Halley correction
+  // below never suffers cancellation in Φ(x) − p near 1.
+  if (p > 0.5) return -standard_normal_quantile(1 - p);
+  // Acklam's rational approximation (relative error < 1.2e-9) ...
+  static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+                             1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00};
+  static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+                             6.680131188771972e+01, -1.328068155288572e+01};
+  static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+                             -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00};
+  static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+                             3.754408661907416e+00};
+  double x;
+  if (p < 0.02425) {
+    const double q = std::sqrt(-2 * std::log(p));
+    x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+        ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  } else if (p > 1 - 0.02425) {
+    const double q = std::sqrt(-2 * std::log1p(-p));
+    x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+        ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  } else {
+    const double q = p - 0.5, r = q * q;
+    x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+        (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+  }
+  // ... refined by Halley steps on Φ(x) − p with Φ(x) = erfc(−x/√2)/2 (cubic
+  // convergence: two steps reach full double precision).
+  for (int step = 0; step < 2; ++step) {
+    const double e = 0.5 * std::erfc(-x / std::sqrt(2.0)) - p;
+    const double u = e * std::sqrt(2 * 3.14159265358979323846) * std::exp(0.5 * x * x);
+    x -= u / (1 + 0.5 * x * u);
+  }
+  return x;
+}
+
 std::vector<double> autocovariance(const double* x, std::size_t n) {
   if (n == 0) return {};
   std::size_t m = 1;
@@ -100,7 +160,7 @@ std::vector<double> autocovariance(const double* x, std::size_t n) {
   std::vector<Complex> a(m, Complex(0, 0));
   for (std::size_t i = 0; i < n; ++i) a[i] = Complex(x[i] - mean, 0);
   fft(a, false);
-  for (auto& v : a) v = Complex(std::norm(v), 0);
+  for (auto& v : a) v = Complex(v.real() * v.real() + v.imag() * v.imag(), 0);
   fft(a, true);
   std::vector<double> acov(n);
   for (std::size_t t = 0; t < n; ++t) acov[t] = a[t].real() / static_cast<double>(m) / static_cast<double>(n);
@@ -136,13 +196,12 @@ RowMatrix rank_normalize(const RowMatrix& draws) {
   std::iota(order.begin(), order.end(), std::size_t{0});
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
   RowMatrix z(draws.rows(), draws.cols());
-  const boost::math::normal_distribution<double> normal;
   const double denom = static_cast<double>(size) + 0.25;  // size − 2c + 1 with c = 3/8
   for (std::size_t i = 0; i < size;) {
     std::size_t j = i;
     while (j + 1 < size && v[order[j + 1]] == v[order[i]]) ++j;
     const double rank = 0.5 * static_cast<double>(i + j) + 1;  // average 1-based rank of the tie group
-    const double zi = boost::math::quantile(normal, (rank - 0.375) / denom);
+    const double zi = standard_normal_quantile((rank - 0.375) / denom);
     for (std::size_t k = i; k <= j; ++k) z.data()[order[k]] = zi;
     i = j + 1;
   }
@@ -151,14 +210,17 @@ RowMatrix rank_normalize(const RowMatrix& draws) {
 
 double quantile_type7(const RowMatrix& draws, double prob) {
   std::vector<double> v(draws.data(), draws.data() + draws.size());
-  std::sort(v.begin(), v.end());
   const auto n = static_cast<double>(v.size());
   // scipy mquantiles(alphap=1, betap=1): aleph = n·p + 1 − p (1-based), as R type 7.
   const double aleph = n * prob + 1 - prob;
   const double k = std::clamp(std::floor(aleph), 1.0, n - 1);
   const double gamma = std::clamp(aleph - k, 0.0, 1.0);
   const auto ki = static_cast<std::size_t>(k);
-  return (1 - gamma) * v[ki - 1] + gamma * v[ki];
+  // Order statistics k−1 and k (0-based) by selection instead of a full sort.
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(ki - 1), v.end());
+  const double lower = v[ki - 1];
+  const double upper = *std::min_element(v.begin() + static_cast<std::ptrdiff_t>(ki), v.end());
+  return (1 - gamma) * lower + gamma * upper;
 }
 
 Quantity ess_geyer(const RowMatrix& a) {
@@ -167,13 +229,18 @@ Quantity ess_geyer(const RowMatrix& a) {
   if (chains == 0 || n < 2) return Quantity::missing("needs at least 2 draws per chain");
   const double total = static_cast<double>(chains * n);
   if (a.maxCoeff() - a.minCoeff() < 1e-15) return Quantity::of(total);  // numpy finfo.resolution
-  std::vector<double> mean_acov(static_cast<std::size_t>(n), 0.0);
+  // Per-chain autocovariances in parallel, summed in chain order (deterministic).
+  RowMatrix acov(chains, n);
   Eigen::VectorXd chain_mean(chains);
+  for_each_index(static_cast<std::size_t>(chains), [&](std::size_t ci) {
+    const auto c = static_cast<Eigen::Index>(ci);
+    const std::vector<double> ac = autocovariance(a.row(c).data(), static_cast<std::size_t>(n));
+    for (Eigen::Index t = 0; t < n; ++t) acov(c, t) = ac[static_cast<std::size_t>(t)];
+    chain_mean[c] = a.row(c).mean();
+  });
+  std::vector<double> mean_acov(static_cast<std::size_t>(n), 0.0);
   for (Eigen::Index c = 0; c < chains; ++c) {
-    const RowMatrix row = a.row(c);
-    const std::vector<double> ac = autocovariance(row.data(), static_cast<std::size_t>(n));
-    for (Eigen::Index t = 0; t < n; ++t) mean_acov[static_cast<std::size_t>(t)] += ac[static_cast<std::size_t>(t)];
-    chain_mean[c] = row.mean();
+    for (Eigen::Index t = 0; t < n; ++t) mean_acov[static_cast<std::size_t>(t)] += acov(c, t);
   }
   for (double& v : mean_acov) v /= static_cast<double>(chains);
   const double nd = static_cast<double>(n);
@@ -275,7 +342,11 @@ ChainDiagnostics chain_diagnostics(const RowMatrix& draws) {
   d.ess_bulk = ess_bulk(draws);
   d.ess_tail = ess_tail(draws);
   d.ess_mean = ess_mean(draws);
-  d.iat = integrated_autocorrelation_time(draws);
+  if (d.ess_mean.ok()) {
+    d.iat = Quantity::of(static_cast<double>(draws.rows() * 2 * (draws.cols() / 2)) / *d.ess_mean.value);
+  } else {
+    d.iat = Quantity::missing("τ: " + d.ess_mean.reason);
+  }
   return d;
 }
 

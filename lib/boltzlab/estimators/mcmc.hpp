@@ -73,6 +73,10 @@ RowMatrix split_chains(const RowMatrix& draws);
 /// the mean rank) over all entries (Blom 1958 offsets).
 RowMatrix rank_normalize(const RowMatrix& draws);
 
+/// Φ⁻¹(p) of the standard normal distribution to full double precision: Acklam's
+/// rational approximation refined by two Halley steps (uses std::erfc).
+double standard_normal_quantile(double p);
+
 /// Type-7 (R default, NumPy "linear") quantile of all entries.
 double quantile_type7(const RowMatrix& draws, double prob);
 

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/parallel.hpp"
 
 namespace boltzlab {
 
@@ -126,8 +127,10 @@ nlohmann::json chains_report(const ChainArray& chains, const std::vector<std::st
   j["parameter_names"] = names;
   const char* keys[] = {"rhat", "ess_bulk", "ess_tail", "ess_mean", "iat"};
   std::vector<std::vector<Quantity>> columns(5);
-  for (std::size_t p = 0; p < chains.params; ++p) {
-    const ChainDiagnostics d = chain_diagnostics(chains.parameter(p));
+  // Parameters are independent: diagnose them in parallel, collect in order.
+  std::vector<ChainDiagnostics> diag(chains.params);
+  for_each_index(chains.params, [&](std::size_t p) { diag[p] = chain_diagnostics(chains.parameter(p)); });
+  for (const ChainDiagnostics& d : diag) {
     columns[0].push_back(d.rhat);
     columns[1].push_back(d.ess_bulk);
     columns[2].push_back(d.ess_tail);
