@@ -5,6 +5,7 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/targets/gaussian.hpp"
+#include "boltzlab/targets/openmm_target.hpp"
 
 namespace boltzlab {
 namespace {
@@ -13,6 +14,7 @@ namespace {
 const std::map<std::string, TargetFactory>& factories() {
   static const std::map<std::string, TargetFactory> table = {
       {"gaussian", make_gaussian},
+      {"openmm", make_openmm},
   };
   return table;
 }
