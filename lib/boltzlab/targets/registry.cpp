@@ -4,8 +4,16 @@
 #include <map>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/targets/double_well.hpp"
+#include "boltzlab/targets/dw4.hpp"
+#include "boltzlab/targets/funnel.hpp"
 #include "boltzlab/targets/gaussian.hpp"
+#include "boltzlab/targets/gaussian_mixture.hpp"
+#include "boltzlab/targets/lennard_jones.hpp"
+#include "boltzlab/targets/manywell.hpp"
+#include "boltzlab/targets/muller_brown.hpp"
 #include "boltzlab/targets/openmm_target.hpp"
+#include "boltzlab/targets/rosenbrock.hpp"
 
 namespace boltzlab {
 namespace {
@@ -14,6 +22,14 @@ namespace {
 const std::map<std::string, TargetFactory>& factories() {
   static const std::map<std::string, TargetFactory> table = {
       {"gaussian", make_gaussian},
+      {"gaussian_mixture", make_gaussian_mixture},
+      {"manywell", make_manywell},
+      {"dw4", make_dw4},
+      {"lennard_jones", make_lennard_jones},
+      {"double_well", make_double_well},
+      {"muller_brown", make_muller_brown},
+      {"funnel", make_funnel},
+      {"rosenbrock", make_rosenbrock},
       {"openmm", make_openmm},
   };
   return table;

@@ -1,0 +1,61 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "boltzlab/targets/registry.hpp"
+
+using namespace boltzlab;
+
+namespace {
+
+/// A configuration where every shipped potential should be finite: the origin
+/// for plain targets; for particle systems, particles on a cubic grid with unit
+/// spacing (no collisions).
+std::vector<double> probe_point(const Target& t) {
+  std::vector<double> x(t.dim(), 0.0);
+  const auto [n, s] = t.particle_layout();
+  if (n == 0) return x;
+  const auto side = static_cast<std::size_t>(std::ceil(std::pow(static_cast<double>(n), 1.0 / static_cast<double>(s))));
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t rest = i;
+    for (std::size_t a = 0; a < s; ++a) {
+      x[i * s + a] = static_cast<double>(rest % side);
+      rest /= side;
+    }
+  }
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("potentials: every shipped potentials/*.json loads and evaluates finite") {
+  const std::filesystem::path dir = std::filesystem::path(BOLTZLAB_SOURCE_DIR) / "potentials";
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".json") files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  // The analytic potentials shipped with the targets (others may add more).
+  for (const char* name : {"manywell32", "gmm40", "dw4", "lj13", "lj55", "double_well", "double_well1d", "muller_brown",
+                           "funnel", "rosenbrock", "gaussian2d", "gaussian10d"}) {
+    INFO("potentials/" << name << ".json");
+    CHECK(std::find(files.begin(), files.end(), dir / (std::string(name) + ".json")) != files.end());
+  }
+  for (const auto& f : files) {
+    INFO("potential file " << f.string());
+    const Potential pot = load_potential(f);
+    REQUIRE(pot.target);
+    const Target& t = *pot.target;
+    CHECK(t.dim() > 0);
+    const auto x = probe_point(t);
+    std::vector<double> g(t.dim());
+    const double u = t.reduced_energy(x.data(), g.data());
+    CHECK(std::isfinite(u));
+    CHECK(std::all_of(g.begin(), g.end(), [](double v) { return std::isfinite(v); }));
+    if (const auto lz = t.log_z()) CHECK(std::isfinite(*lz));
+  }
+}
