@@ -99,7 +99,7 @@ PlotResult plot_ramachandran(const RamachandranHistogram& h, const std::filesyst
   }
   std::ostringstream s;
   s << gnuplot_datablock("rama", {xs, ys, fs});
-  s << "set title '" << title << "'\n"
+  s << "set title '" << title << "' noenhanced\n"
     << "set xlabel 'φ (degrees)'\nset ylabel 'ψ (degrees)'\n"
     << "set xrange [-180:180]\nset yrange [-180:180]\nset size square\n"
     << "set xtics 60\nset ytics 60\nset cblabel 'F − F_{min} (kT)'\nset cbrange [0:10]\n"
