@@ -13,6 +13,7 @@
 #include "boltzlab/estimators/iw_diag.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/io/run_directory.hpp"
+#include "boltzlab/targets/dihedrals.hpp"
 #include "boltzlab/targets/registry.hpp"
 
 namespace fs = std::filesystem;
@@ -120,7 +121,16 @@ int run(const Options& o) {
       Eigen::VectorXd u;
       target.evaluate_batch(*in.samples, u, nullptr, Execution::kParallel);
       in.reduced_energies = u;
-      if (target.topology()) in.kt_kj_mol = target.kT();
+      if (target.topology()) {
+        in.kt_kj_mol = target.kT();
+        // Molecules: backbone φ/ψ for the (reweighted) Ramachandran free energy.
+        if (const auto pair = ramachandran_dihedrals(*target.topology())) {
+          RowMatrix d(in.samples->rows(), 2);
+          d.col(0) = dihedral_series(*in.samples, pair->first);
+          d.col(1) = dihedral_series(*in.samples, pair->second);
+          in.dihedrals = d;
+        }
+      }
       in.exact_log_z = target.log_z();
       parts.push_back("potential " + o.potential.string());
     }

@@ -336,3 +336,15 @@ TEST_CASE("estimators.importance: Kish ESS curve over prefixes and invariance to
   CHECK(kish_ess(shifted) == doctest::Approx(kish_ess(lw)).epsilon(1e-10));
   CHECK(estimate_log_z(shifted).estimate == doctest::Approx(estimate_log_z(lw).estimate + 1000.0).epsilon(1e-12));
 }
+
+TEST_CASE("estimators.importance: equal weights are reliable although no tail can be fitted") {
+  Eigen::VectorXd lw = Eigen::VectorXd::Constant(1000, -3.5);
+  lw[10] = -std::numeric_limits<double>::infinity();
+  const PsisResult p = pareto_smoothed_importance_sampling(lw);
+  CHECK_FALSE(p.khat.ok());
+  CHECK(p.khat.reason.find("largest weights are equal") != std::string::npos);
+  CHECK(p.reliable);
+  CHECK(p.kish_ess == doctest::Approx(999.0));
+  CHECK(kish_ess(lw) == doctest::Approx(999.0));
+  CHECK(estimate_log_z(lw).estimate == doctest::Approx(-3.5 + std::log(0.999)));
+}

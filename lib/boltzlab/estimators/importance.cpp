@@ -328,14 +328,20 @@ PsisResult pareto_smoothed_importance_sampling(const Eigen::VectorXd& log_weight
   const double sd = static_cast<double>(n);
   r.tail_length = static_cast<std::size_t>(std::ceil(std::min(sd / 5, 3 * std::sqrt(sd / options.r_eff))));
 
+  bool flat_top = false;  // the M+1 largest weights are equal: nothing heavy-tailed to fit
   auto finish = [&]() {
     x.array() -= log_sum_exp(x);
     r.smoothed_log_weights = x;
     r.kish_ess = 1.0 / (x.array().exp().square().sum());
     if (!r.khat.ok()) {
-      r.reliable = false;
       r.min_sample_size = Quantity::missing("k̂ unavailable");
-      r.diagnosis = "unreliable: k̂ could not be computed (" + r.khat.reason + ")";
+      if (flat_top) {
+        r.reliable = true;
+        r.diagnosis = "reliable: the largest weights are all equal (bounded weights, no tail)";
+      } else {
+        r.reliable = false;
+        r.diagnosis = "unreliable: k̂ could not be computed (" + r.khat.reason + ")";
+      }
       return r;
     }
     const double k = *r.khat.value;
@@ -371,6 +377,7 @@ PsisResult pareto_smoothed_importance_sampling(const Eigen::VectorXd& log_weight
   const double log_tiny = std::log(DBL_MIN);
   const double cutoff = std::max(x[static_cast<Eigen::Index>(order[n - r.tail_length - 1])], log_tiny);
   r.log_cutoff = cutoff;
+  const std::size_t planned_tail = r.tail_length;
   // The tail: every draw strictly above the cutoff (ties at the cutoff stay in the body).
   std::vector<std::size_t> tail;
   for (std::size_t j = 0; j < n; ++j) {
@@ -378,8 +385,11 @@ PsisResult pareto_smoothed_importance_sampling(const Eigen::VectorXd& log_weight
   }
   r.tail_length = tail.size();
   if (tail.size() <= 4) {
-    r.khat = Quantity::missing("only " + std::to_string(tail.size()) +
-                               " draws in the weight tail (ties or negligible weights); the Pareto fit needs ≥ 5");
+    flat_top = cutoff == 0.0;
+    r.khat = Quantity::missing(
+        flat_top ? "the " + std::to_string(planned_tail + 1) + " largest weights are equal: no tail to fit"
+                 : "only " + std::to_string(tail.size()) +
+                       " draws in the weight tail (ties or negligible weights); the Pareto fit needs ≥ 5");
     return finish();
   }
   const double exp_cutoff = std::exp(cutoff);

@@ -55,7 +55,79 @@ void record_plot(nlohmann::json& plots, nlohmann::json& notes, const std::string
   if (!r.ok) notes.push_back(r.note);
 }
 
+/// Angles centred on their circular mean and wrapped to (−π, π], so the cut lies
+/// opposite the bulk of the distribution (R̂/ESS of raw angles would see the wrap).
+Eigen::VectorXd centred_angles(const Eigen::VectorXd& a) {
+  double sx = 0, sy = 0;
+  for (Eigen::Index i = 0; i < a.size(); ++i) {
+    if (std::isfinite(a[i])) {
+      sx += std::cos(a[i]);
+      sy += std::sin(a[i]);
+    }
+  }
+  const double mean = std::atan2(sy, sx);
+  Eigen::VectorXd out(a.size());
+  for (Eigen::Index i = 0; i < a.size(); ++i) out[i] = std::remainder(a[i] - mean, 2 * kPi);
+  return out;
+}
+
 }  // namespace
+
+ChainArray replica_chains(const Eigen::VectorXd& replica, const Eigen::VectorXd& reduced_energies,
+                          const RowMatrix* dihedrals, std::vector<std::string>& names,
+                          std::vector<std::string>& notes) {
+  if (replica.size() != reduced_energies.size()) {
+    throw DomainError("replica.npy: " + std::to_string(replica.size()) + " entries but " +
+                      std::to_string(reduced_energies.size()) + " reduced energies (lengths must match)");
+  }
+  if (dihedrals && dihedrals->rows() != replica.size()) {
+    throw DomainError("dihedrals.npy: " + std::to_string(dihedrals->rows()) + " rows but " +
+                      std::to_string(replica.size()) + " frames in replica.npy");
+  }
+  std::vector<std::vector<Eigen::Index>> rows;
+  for (Eigen::Index i = 0; i < replica.size(); ++i) {
+    const double r = replica[i];
+    if (!(r >= 0) || r != std::floor(r) || r > 1e6) {
+      throw DomainError("replica.npy: entry " + std::to_string(i) + " is not a replica index");
+    }
+    const auto k = static_cast<std::size_t>(r);
+    if (rows.size() <= k) rows.resize(k + 1);
+    rows[k].push_back(i);
+  }
+  rows.erase(std::remove_if(rows.begin(), rows.end(), [](const auto& v) { return v.empty(); }), rows.end());
+  std::size_t draws = std::numeric_limits<std::size_t>::max();
+  for (const auto& v : rows) draws = std::min(draws, v.size());
+  for (const auto& v : rows) {
+    if (v.size() != draws) {
+      notes.push_back("replicas have different frame counts: each chain truncated to " + std::to_string(draws) + " draws");
+      break;
+    }
+  }
+  Eigen::VectorXd phi, psi;
+  if (dihedrals) {
+    phi = centred_angles(dihedrals->col(0));
+    psi = centred_angles(dihedrals->col(1));
+  }
+  ChainArray c;
+  c.chains = rows.size();
+  c.draws = draws;
+  c.params = dihedrals ? 3 : 1;
+  names = dihedrals ? std::vector<std::string>{"u", "phi", "psi"} : std::vector<std::string>{"u"};
+  c.data.resize(c.chains * c.draws * c.params);
+  for (std::size_t ch = 0; ch < c.chains; ++ch) {
+    for (std::size_t t = 0; t < draws; ++t) {
+      const Eigen::Index i = rows[ch][t];
+      double* out = &c.data[(ch * draws + t) * c.params];
+      out[0] = reduced_energies[i];
+      if (dihedrals) {
+        out[1] = phi[i];
+        out[2] = psi[i];
+      }
+    }
+  }
+  if (dihedrals) notes.push_back("chain parameters phi/psi are centred on their circular means (wrap opposite the bulk)");
+  return c;
+}
 
 void IwDiagOptions::validate() const {
   ImportanceReportOptions o;
@@ -141,17 +213,23 @@ IwDiagInput load_run_directory(const fs::path& dir) {
   }
   const nlohmann::json& s = in.run_summary;
   if (s.is_object()) {
+    // The target description sits under potential.target (run_outputs) or target (md-reference).
+    const nlohmann::json* target = nullptr;
     if (s.contains("potential") && s["potential"].is_object()) {
       const auto& p = s["potential"];
       if (p.contains("log_z") && p["log_z"].is_number()) in.exact_log_z = p["log_z"].get<double>();
-      if (p.contains("target") && p["target"].is_object()) {
-        const auto& t = p["target"];
-        for (const char* key : {"kT_kJ_per_mol", "kt_kj_mol", "kT"}) {
-          if (t.contains(key) && t[key].is_number()) {
-            in.kt_kj_mol = t[key].get<double>();
-            break;
-          }
+      if (p.contains("target") && p["target"].is_object()) target = &p["target"];
+    }
+    if (!target && s.contains("target") && s["target"].is_object()) target = &s["target"];
+    if (target) {
+      for (const char* key : {"kT_kJ_per_mol", "kt_kj_mol"}) {
+        if (target->contains(key) && (*target)[key].is_number()) {
+          in.kt_kj_mol = (*target)[key].get<double>();
+          break;
         }
+      }
+      if (!in.exact_log_z && target->contains("log_z") && (*target)["log_z"].is_number()) {
+        in.exact_log_z = (*target)["log_z"].get<double>();
       }
     }
     if (s.contains("options") && s["options"].is_object() && s["options"].contains("flow") &&
@@ -160,6 +238,11 @@ IwDiagInput load_run_directory(const fs::path& dir) {
       in.interacting = is_interacting_flow(flow);
       if (in.interacting) in.notes.push_back("flow '" + flow + "' moves interacting particles");
     }
+  }
+  if (!in.chains && has("replica.npy") && in.reduced_energies) {
+    in.chains = replica_chains(read_npy_vector(dir / "replica.npy"), *in.reduced_energies,
+                               in.dihedrals ? &*in.dihedrals : nullptr, in.chain_names, in.notes);
+    in.chains_source = "replica.npy (replicas as chains, frames in file order as draws)";
   }
   if (!in.log_weights && !in.log_q && !in.reduced_energies && !in.samples && !in.chains && !in.dihedrals) {
     throw IoError(dir.string() + ": nothing to analyse (no log_weights.npy, log_q.npy + reduced_energies.npy, "
@@ -180,10 +263,17 @@ nlohmann::json iw_diagnose(const IwDiagInput& in, const IwDiagOptions& options, 
   s["tool"] = "iw-diag";
   s["input"] = in.description;
   if (in.run_summary.is_object()) {
-    s["source_run"] = {{"tool", in.run_summary.value("tool", std::string())},
-                       {"potential", in.run_summary.contains("potential") ? in.run_summary["potential"].value(
-                                                                                "name", std::string())
-                                                                          : std::string()}};
+    const nlohmann::json& rs = in.run_summary;
+    std::string potential;
+    if (rs.contains("potential") && rs["potential"].is_object()) {
+      const auto& p = rs["potential"];
+      potential = p.contains("name") && p["name"].is_string() ? p["name"].get<std::string>()
+                                                              : (p.contains("path") && p["path"].is_string() ? p["path"].get<std::string>() : "");
+    } else if (rs.contains("potential") && rs["potential"].is_string()) {
+      potential = rs["potential"].get<std::string>();
+    }
+    const std::string tool = rs.contains("tool") && rs["tool"].is_string() ? rs["tool"].get<std::string>() : "";
+    s["source_run"] = {{"tool", tool}, {"potential", potential}};
   }
 
   // ---- importance weights

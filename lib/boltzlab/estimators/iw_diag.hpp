@@ -8,9 +8,10 @@
 /// Inputs of a run directory (README "Run directory"): log_weights.npy, or
 /// log_q.npy + reduced_energies.npy (log w = −u − log q); samples.npy; dihedrals.npy
 /// (N×2 φ/ψ, molecular runs) for the Ramachandran free energy; chains.npy
-/// (chains × draws [× params]) or else frames.npy (F×N×d: particles as chains,
-/// frames as draws) for the chain diagnostics; summary.json for kT, the exact log Z
-/// and the flow (interacting-particle flows are flagged).
+/// (chains × draws [× params]), else frames.npy (F×N×d: particles as chains,
+/// frames as draws), else replica.npy (MD replicas as chains) for the chain
+/// diagnostics; summary.json for kT, the exact log Z and the flow
+/// (interacting-particle flows are flagged).
 ///
 /// Output files: summary.json (see report.hpp for the keys), psis_log_weights.npy,
 /// weight_distribution.png, ess_curve.png, and free_energy.npy (+ _stderr) with
@@ -70,6 +71,15 @@ IwDiagInput load_run_directory(const std::filesystem::path& dir);
 /// Reads a chains array from .npy: (chains, draws) or (chains, draws, params).
 /// \throws IoError/DomainError naming the file and the shape.
 ChainArray read_chains_npy(const std::filesystem::path& path);
+
+/// Chains from the frames of independent MD replicas (md-reference's replica.npy:
+/// replica index per frame, frames in time order within a replica): chains =
+/// replicas, draws = frames (truncated to the shortest replica, noted), parameters
+/// u and, when `dihedrals` is given, φ and ψ centred on their circular means.
+/// Sets `names`; appends remarks to `notes`. \throws DomainError on length mismatch.
+ChainArray replica_chains(const Eigen::VectorXd& replica, const Eigen::VectorXd& reduced_energies,
+                          const RowMatrix* dihedrals, std::vector<std::string>& names,
+                          std::vector<std::string>& notes);
 
 /// Runs the analysis. Writes the files into `out` when not null (the caller commits)
 /// and returns the summary. \throws DomainError for fatal input problems (empty

@@ -167,15 +167,17 @@ nlohmann::json chains_report(const ChainArray& chains, const std::vector<std::st
   const Quantity bulk_min = min_quantity(columns[1]), tail_min = min_quantity(columns[2]);
   put_quantity(j, "ess_bulk_min", bulk_min);
   put_quantity(j, "ess_tail_min", tail_min);
-  const double need = 100.0 * static_cast<double>(chains.chains);
+  // Vehtari et al. (2021, §4.4): use the draws only if R̂ < 1.01 and bulk- and
+  // tail-ESS > 400 (100 per chain for their default of four chains).
+  const double need = 400.0;
   nlohmann::json notes = nlohmann::json::array();
   if (rhat_max && rhat_all && bulk_min.ok() && tail_min.ok()) {
-    const bool ok = *rhat_max < 1.01 && *bulk_min.value >= need && *tail_min.value >= need;
+    const bool ok = *rhat_max < 1.01 && *bulk_min.value > need && *tail_min.value > need;
     j["converged"] = ok;
     std::ostringstream v;
     v << (ok ? "converged" : "not converged") << ": max R̂ = " << std::setprecision(4) << *rhat_max
       << " (needs < 1.01), min bulk-ESS = " << std::setprecision(4) << *bulk_min.value
-      << ", min tail-ESS = " << *tail_min.value << " (need ≥ " << need << " = 100 per chain)";
+      << ", min tail-ESS = " << *tail_min.value << " (need > 400)";
     j["verdict"] = v.str();
   } else {
     j["converged"] = nullptr;

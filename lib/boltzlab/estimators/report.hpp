@@ -48,7 +48,7 @@ nlohmann::json importance_report(const Eigen::VectorXd& log_weights, std::size_t
 /// The chains section: chains, draws, params, parameter_names, and per parameter
 /// (arrays) rhat, ess_bulk, ess_tail, ess_mean, iat (null + "<key>_reason" array when
 /// missing), plus rhat_max, ess_bulk_min, ess_tail_min, converged (R̂ < 1.01 and
-/// bulk/tail ESS ≥ 100 per chain, Vehtari et al. 2021 §4.4), verdict, and notes —
+/// bulk/tail ESS > 400, Vehtari et al. 2021 §4.4), verdict, and notes —
 /// including interacting_particles_note() and independent_chains = false when
 /// `interacting`. \throws DomainError for an invalid array.
 nlohmann::json chains_report(const ChainArray& chains, const std::vector<std::string>& parameter_names,
