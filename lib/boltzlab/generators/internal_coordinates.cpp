@@ -384,6 +384,10 @@ torch::Tensor InternalCoordinates::wrap_torsions(const torch::Tensor& internal) 
   return torch::where(torsion_mask().unsqueeze(0), wrap_angle(internal), internal);
 }
 
+double InternalCoordinates::com_free_log_density_offset() const {
+  return 1.5 * std::log(static_cast<double>(n_atoms())) - std::log(8.0 * kPi * kPi);
+}
+
 torch::Tensor InternalCoordinates::chirality_ok(const torch::Tensor& cartesian) const {
   check_batch(cartesian, n_cartesian(), "cartesian");
   auto ok = torch::ones({cartesian.size(0)}, torch::TensorOptions().dtype(torch::kBool));

@@ -179,6 +179,16 @@ class InternalCoordinates {
   /// Copy of `internal` with the torsion columns wrapped into [−π, π).
   torch::Tensor wrap_torsions(const torch::Tensor& internal) const;
 
+  /// Constant that converts an internal-coordinate density into a density on the
+  /// centre-of-mass-free subspace {x̄ = 0} (the convention of targets/target.hpp for
+  /// particle systems, dimension 3n − 3), with the orientation uniform (Haar):
+  ///   log q_cf(x) = log q_int(z(x)) + logdet_forward(x) + com_free_log_density_offset(),
+  ///   com_free_log_density_offset() = (3/2) log n − log 8π².
+  /// (d^{3n}x = J dz dt dR = n^{3/2} d^{3n−3}y dt_cm; Haar volume 8π².) So importance
+  /// weights log w = −u(x) − log q_cf(x) estimate log Z on that subspace, comparable with
+  /// other samplers' log Z, and held-out NLLs on Cartesian data are comparable too.
+  double com_free_log_density_offset() const;
+
   /// Chirality of each configuration (B × 3n): Bool tensor (B), true where every chiral
   /// centre of the Z-matrix has its expected sign.
   torch::Tensor chirality_ok(const torch::Tensor& cartesian) const;
