@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 #include "boltzlab/core/error.hpp"
@@ -585,6 +586,70 @@ torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed) const {
     }
   });
   return torch::from_blob(out.data(), {n, m}, f64()).clone();
+}
+
+// ---------------------------------------------------------------- MolecularFlowSpace
+
+MolecularFlowSpace::MolecularFlowSpace(InternalCoordinates coordinates, InternalNormalization normalization)
+    : coordinates_(std::move(coordinates)), normalization_(std::move(normalization)) {
+  if (!normalization_.mean().defined() || normalization_.mean().size(0) != coordinates_.n_internal()) {
+    throw DomainError("molecular flow space: normalization has the wrong dimension for the z-matrix");
+  }
+  if (!torch::equal(normalization_.torsion_mask(), coordinates_.torsion_mask())) {
+    throw DomainError("molecular flow space: normalization torsion mask differs from the z-matrix torsions");
+  }
+}
+
+MolecularFlowSpace MolecularFlowSpace::fit(InternalCoordinates coordinates, const torch::Tensor& cartesian_data,
+                                           double min_std) {
+  const auto z = coordinates.to_internal(cartesian_data.to(torch::kDouble).detach()).first;
+  auto norm = InternalNormalization::fit(z, coordinates.torsion_mask(), min_std);
+  return MolecularFlowSpace(std::move(coordinates), std::move(norm));
+}
+
+std::pair<torch::Tensor, torch::Tensor> MolecularFlowSpace::to_flow(const torch::Tensor& cartesian) const {
+  const auto [z, ld_ic] = coordinates_.to_internal(cartesian);
+  const auto [y, ld_norm] = normalization_.forward(z);
+  return {y, ld_ic + ld_norm};
+}
+
+MolecularFlowSpace::Decoded MolecularFlowSpace::from_flow(const torch::Tensor& y) const {
+  const auto [z, ld_norm] = normalization_.inverse(y);
+  auto [x, ld_ic] = coordinates_.to_cartesian(z);
+  Decoded d;
+  d.valid = coordinates_.in_domain(z.detach());
+  d.chirality_ok = coordinates_.chirality_ok(x.detach());
+  d.cartesian = x;
+  d.logdet = ld_ic + ld_norm;
+  return d;
+}
+
+torch::Tensor MolecularFlowSpace::log_q_cartesian(const torch::Tensor& log_q_flow, const Decoded& decoded) const {
+  return log_q_flow - decoded.logdet + coordinates_.com_free_log_density_offset();
+}
+
+torch::Tensor MolecularFlowSpace::log_weights(const torch::Tensor& reduced_energy, const torch::Tensor& log_q_flow,
+                                              const Decoded& decoded, bool require_chirality) const {
+  auto keep = decoded.valid & torch::isfinite(reduced_energy);
+  if (require_chirality) keep = keep & decoded.chirality_ok;
+  const auto log_w = -reduced_energy - log_q_cartesian(log_q_flow, decoded);
+  return torch::where(keep, log_w, torch::full_like(log_w, -std::numeric_limits<double>::infinity()));
+}
+
+Json MolecularFlowSpace::to_json() const {
+  return Json{{"coordinates", coordinates_.to_json()}, {"normalization", normalization_.to_json()}};
+}
+
+MolecularFlowSpace MolecularFlowSpace::from_json(const Json& object, const std::string& context) {
+  JsonReader reader(object, context);
+  auto ic = InternalCoordinates::from_json(reader.get_json("coordinates"), reader.context_of("coordinates"));
+  auto norm = InternalNormalization::from_json(reader.get_json("normalization"), reader.context_of("normalization"));
+  reader.finish();
+  try {
+    return MolecularFlowSpace(std::move(ic), std::move(norm));
+  } catch (const DomainError& e) {
+    throw ConfigError(context + ": " + e.what());
+  }
 }
 
 }  // namespace boltzlab::generators

@@ -273,4 +273,61 @@ class BaseDensity {
   bool von_mises_ = false;
 };
 
+/// The flow's space for a molecule: Cartesian x (B × 3n) ⇄ internal z ⇄ normalized y
+/// (B × (3n − 6)), i.e. InternalCoordinates followed by InternalNormalization, with the
+/// bookkeeping of densities and importance weights in one place.
+///
+/// With q_y the flow density on y and L(y) = log|det ∂x/∂y| = log J(z) + Σ log σ
+/// (from_flow's logdet), the density of the generated Cartesian samples on the
+/// centre-of-mass-free subspace (targets/target.hpp convention, uniform orientation) is
+///   log q_cf(x) = log q_y(y) − L(y) + com_free_log_density_offset(),
+/// and the importance log-weight for a reduced energy u is log w = −u(x) − log q_cf(x),
+/// set to −∞ where the sample is outside the bijective domain (r ≤ 0 or θ ∉ (0, π):
+/// the target has no mass there) and, optionally, where a chiral centre is wrong (the
+/// target restricted to the physical enantiomer; force-field energies are mirror
+/// symmetric, so otherwise the D-enantiomer is an equally deep, unvisited mode).
+/// For data x: log q_cf(x) = log q_y(y(x)) + to_flow's logdet + offset.
+class MolecularFlowSpace {
+ public:
+  MolecularFlowSpace(InternalCoordinates coordinates, InternalNormalization normalization);
+  /// Normalization statistics from Cartesian data (B × 3n, e.g. reference MD frames).
+  static MolecularFlowSpace fit(InternalCoordinates coordinates, const torch::Tensor& cartesian_data,
+                                double min_std = 1e-6);
+
+  const InternalCoordinates& coordinates() const { return coordinates_; }
+  const InternalNormalization& normalization() const { return normalization_; }
+  /// 3n − 6.
+  std::int64_t dim() const { return coordinates_.n_internal(); }
+  /// Bool (3n − 6): the periodic (torsion) columns of y, in [−π, π).
+  torch::Tensor torsion_mask() const { return coordinates_.torsion_mask(); }
+
+  /// x → (y, logdet) with logdet = log|det ∂y/∂x| = −log J(z) − Σ log σ (per sample).
+  std::pair<torch::Tensor, torch::Tensor> to_flow(const torch::Tensor& cartesian) const;
+
+  /// Result of from_flow.
+  struct Decoded {
+    torch::Tensor cartesian;  ///< B × 3n, anchor frame
+    torch::Tensor logdet;     ///< B: L(y) = log|det ∂x/∂y| = log J(z) + Σ log σ
+    torch::Tensor valid;      ///< Bool B: inside the bijective domain (InternalCoordinates::in_domain)
+    torch::Tensor chirality_ok;  ///< Bool B: every chiral centre has its expected sign
+  };
+  /// y → x (torsions of y may be unwrapped; differentiable in y).
+  Decoded from_flow(const torch::Tensor& y) const;
+
+  /// log q_cf(x) = log q_y − L + offset for generated samples (B).
+  torch::Tensor log_q_cartesian(const torch::Tensor& log_q_flow, const Decoded& decoded) const;
+  /// log w = −u − log q_cf, −∞ outside the domain and (if `require_chirality`) for the
+  /// wrong enantiomer. `reduced_energy` (B) may be +∞ (then log w = −∞).
+  torch::Tensor log_weights(const torch::Tensor& reduced_energy, const torch::Tensor& log_q_flow,
+                            const Decoded& decoded, bool require_chirality = true) const;
+
+  /// {"coordinates": InternalCoordinates::to_json(), "normalization": ...}, to save with a model.
+  Json to_json() const;
+  static MolecularFlowSpace from_json(const Json& object, const std::string& context);
+
+ private:
+  InternalCoordinates coordinates_;
+  InternalNormalization normalization_;
+};
+
 }  // namespace boltzlab::generators
