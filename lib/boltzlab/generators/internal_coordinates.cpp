@@ -530,6 +530,38 @@ BaseDensity::BaseDensity(torch::Tensor torsion_mask, torch::Tensor mu, torch::Te
   von_mises_ = true;
 }
 
+BaseDensity BaseDensity::fit_von_mises(const torch::Tensor& y, const torch::Tensor& torsion_mask, double max_kappa) {
+  const auto mask = torsion_mask.to(torch::kBool).contiguous();
+  if (mask.dim() != 1 || y.dim() != 2 || y.size(1) != mask.size(0) || y.size(0) < 2) {
+    throw DomainError("base density: fit_von_mises needs data B x m (B >= 2) and a mask of length m");
+  }
+  if (!(max_kappa > 0)) throw DomainError("base density: max_kappa must be > 0");
+  const auto data = y.to(torch::kDouble).detach();
+  const auto s = torch::sin(data).mean(0), c = torch::cos(data).mean(0);
+  const auto mu = torch::atan2(s, c).contiguous();
+  const auto rbar = torch::sqrt(s * s + c * c).contiguous();
+  auto kappa = torch::zeros_like(mu);
+  for (std::int64_t col = 0; col < mask.size(0); ++col) {
+    if (!mask[col].item<bool>()) continue;
+    const double r = std::min(rbar[col].item<double>(), 1.0 - 1e-12);
+    // Start (Best & Fisher 1981; Fisher, Statistical Analysis of Circular Data, eq. 4.40).
+    double k = r < 0.53 ? 2 * r + r * r * r + 5 * std::pow(r, 5) / 6
+               : r < 0.85 ? -0.4 + 1.39 * r + 0.43 / (1 - r)
+                          : 1 / (r * r * r - 4 * r * r + 3 * r);
+    // Newton on A(κ) − R̄ = 0 with A'(κ) = 1 − A/κ − A²; A via exponentially scaled Bessels.
+    for (int it = 0; it < 50 && k > 0 && k < max_kappa; ++it) {
+      const auto kt = torch::tensor({k}, f64());
+      const double a = (torch::special::i1e(kt) / torch::special::i0e(kt)).item<double>();
+      const double da = 1.0 - a / k - a * a;
+      const double step = (a - r) / da;
+      k = std::max(k - step, 0.5 * k);
+      if (std::abs(step) < 1e-12 * (1.0 + k)) break;
+    }
+    kappa[col] = std::clamp(k, 0.0, max_kappa);
+  }
+  return BaseDensity(mask, torch::where(mask, mu, torch::zeros_like(mu)), kappa);
+}
+
 torch::Tensor BaseDensity::log_prob(const torch::Tensor& y) const {
   check_batch(y, torsion_mask_.size(0), "y");
   const double log_2pi = std::log(kTwoPi);

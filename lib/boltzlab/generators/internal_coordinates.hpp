@@ -46,9 +46,20 @@
 /// time-t flow map then commutes with 2π shifts and induces a diffeomorphism of the
 /// torus with the same log-det, so the density stays exact. Base: a standard Gaussian
 /// on the standardized bonds/angles times a uniform (or von Mises) density on the torsions
-/// (BaseDensity). Treating torsions as real numbers with a Gaussian base instead is
+/// (BaseDensity; BaseDensity::fit_von_mises fits μ, κ per torsion to data). Treating torsions as real numbers with a Gaussian base instead is
 /// only exact if the mass outside [−π, π) is discarded (weight 0), which is wasteful
 /// for ψ whose β-basin straddles ±π.
+///
+/// ## Use in a generator (MolecularFlowSpace bundles the steps)
+///   space = MolecularFlowSpace::fit(InternalCoordinates::alanine_dipeptide(), md_frames);
+///   base  = BaseDensity::fit_von_mises(space.to_flow(md_frames).first, space.torsion_mask());
+///   sampling: y ~ flow (torsions wrapped), d = space.from_flow(y), u = target(d.cartesian),
+///             log_w = space.log_weights(u, log_q_y, d)   (−∞ off-domain / wrong chirality);
+///   data:     (y, ld) = space.to_flow(x); NLL = −(log q_y(y) + ld + offset).
+/// The alanine Z-matrix fits both project systems (alanine_dipeptide.pdb and
+/// amber96_obc1.pdb share the atom order). On 2000 frames of 200 ps OBC2 MD (300 K) all
+/// samples are L and in the domain, round trips agree to 5e-16 nm, bond σ ≈ 0.002–0.003 nm,
+/// angle σ ≈ 0.05–0.07 rad, torsion widths from 0.08 rad to uniform (methyl rotors).
 ///
 /// ## Domain
 /// The map internal → Cartesian is a bijection (modulo rigid motion) only for r > 0 and
@@ -261,6 +272,21 @@ class BaseDensity {
   /// Von Mises on the torsions with locations `mu` and concentrations `kappa` (length m,
   /// read at the torsion columns; κ ≥ 0, κ = 0 is uniform).
   BaseDensity(torch::Tensor torsion_mask, torch::Tensor mu, torch::Tensor kappa);
+
+  /// Von Mises base fitted to data y (B × m, e.g. MolecularFlowSpace::to_flow of MD frames):
+  /// per torsion μ = circular mean and κ the maximum-likelihood concentration, the root of
+  /// A(κ) = I₁(κ)/I₀(κ) = R̄ (mean resultant length; Newton from the Best–Fisher start),
+  /// capped at `max_kappa`. Rationale: after normalization the bonds/angles are ≈ N(0, 1)
+  /// but the torsions are not rescaled (that would break periodicity); in alanine dipeptide
+  /// their widths range from ≈ 0.08 rad (impropers, methyl siblings, κ ≈ 150) to near-uniform
+  /// (methyl rotors), so a fitted von Mises base starts the flow much closer to the target.
+  /// \throws DomainError for fewer than 2 rows or a wrong mask length.
+  static BaseDensity fit_von_mises(const torch::Tensor& y, const torch::Tensor& torsion_mask,
+                                   double max_kappa = 1e3);
+
+  const torch::Tensor& mu() const { return mu_; }
+  const torch::Tensor& kappa() const { return kappa_; }
+  bool von_mises() const { return von_mises_; }
 
   /// log p(y) per sample (B). Torsion entries are read modulo 2π.
   torch::Tensor log_prob(const torch::Tensor& y) const;
