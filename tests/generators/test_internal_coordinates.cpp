@@ -13,6 +13,9 @@
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/generators/internal_coordinates.hpp"
+#include "boltzlab/io/npy.hpp"
+#include "boltzlab/targets/dihedrals.hpp"
+#include "boltzlab/targets/registry.hpp"
 
 using namespace boltzlab;
 using namespace boltzlab::generators;
@@ -492,4 +495,46 @@ TEST_CASE("internal coordinates: von Mises base fitted by maximum likelihood rec
   // The fitted base has a higher average log-likelihood on fresh draws than the uniform one.
   const auto fresh = truth.sample(2000, 78);
   CHECK(fit.log_prob(fresh).mean().item<double>() > BaseDensity(mask).log_prob(fresh).mean().item<double>() + 1.0);
+}
+
+TEST_CASE("internal coordinates: thermal OBC2 configurations — chirality, round trip, energy, phi/psi") {
+  // 100 frames of 300 K Langevin MD (tests/data/ala2_obc2_positions.npy, nm) and the
+  // project's OBC2 target: the reconstruction from internal coordinates is a rigid motion
+  // of the frame, so the (rigid-invariant) energy must agree to double precision; the
+  // Z-matrix torsions must be the topology's backbone φ/ψ and agree with the independent
+  // targets/dihedrals implementation.
+  const auto frames = read_npy_matrix(std::string(BOLTZLAB_TEST_DATA) + "/ala2_obc2_positions.npy", 66);
+  const auto x = torch::from_blob(const_cast<double*>(frames.data()), {frames.rows(), 66}, f64()).clone();
+  const auto ic = InternalCoordinates::alanine_dipeptide();
+  CHECK(ic.count_wrong_chirality(x) == 0);
+  const auto [z, ld] = ic.to_internal(x);
+  CHECK(ic.in_domain(z).all().item<bool>());
+  const auto back = ic.to_cartesian(z).first.contiguous();
+  CHECK(max_abs(back - ic.standard_orientation(x)) < 1e-12);
+
+  const auto potential = load_potential(std::string(BOLTZLAB_SOURCE_DIR) + "/potentials/alanine_dipeptide.json");
+  const Target& target = *potential.target;
+  REQUIRE(target.topology() != nullptr);
+  const auto backbone = ramachandran_dihedrals(*target.topology());
+  REQUIRE(backbone.has_value());
+  const auto& [phi, psi] = *backbone;
+  CHECK(ic.find_torsion(phi.atoms[0], phi.atoms[1], phi.atoms[2], phi.atoms[3]) >= 0);
+  CHECK(ic.find_torsion(psi.atoms[0], psi.atoms[1], psi.atoms[2], psi.atoms[3]) >= 0);
+  const auto pp = alanine_phi_psi(ic, z);
+  double worst_energy = 0.0, worst_angle = 0.0;
+  for (std::int64_t b = 0; b < x.size(0); ++b) {
+    const double* xb = frames.data() + b * 66;
+    const double u0 = target.reduced_energy(xb, nullptr);
+    const double u1 = target.reduced_energy(back.data_ptr<double>() + b * 66, nullptr);
+    worst_energy = std::max(worst_energy, std::abs(u1 - u0) / (1.0 + std::abs(u0)));
+    const double ref[2] = {dihedral_angle(xb, phi.atoms[0], phi.atoms[1], phi.atoms[2], phi.atoms[3]),
+                           dihedral_angle(xb, psi.atoms[0], psi.atoms[1], psi.atoms[2], psi.atoms[3])};
+    for (int a = 0; a < 2; ++a) {
+      const double d = std::remainder(pp[b][a].item<double>() - ref[a], 2.0 * kPi);
+      worst_angle = std::max(worst_angle, std::abs(d));
+    }
+  }
+  INFO("max relative energy change " << worst_energy << ", max phi/psi difference " << worst_angle);
+  CHECK(worst_energy < 1e-9);
+  CHECK(worst_angle < 1e-12);
 }
