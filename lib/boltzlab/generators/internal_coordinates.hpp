@@ -207,8 +207,7 @@ class InternalCoordinates {
   std::int64_t count_wrong_chirality(const torch::Tensor& cartesian) const;
 
  private:
-  // Placement order as integer schedules for the batched ops.
-  ZMatrix zmatrix_;
+  ZMatrix zmatrix_;  // validated; rows in placement order
 };
 
 /// Dihedral angle τ(p0, p1, p2, p3) ∈ (−π, π] of each configuration (B × 3n), IUPAC sign
