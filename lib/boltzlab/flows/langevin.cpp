@@ -73,7 +73,15 @@ struct ChainState {
   double evaluate(const double* xp, double* gp, Tally& tally) const {
     double e = target.reduced_energy(xp, gp);
     ++tally.evaluations;
-    if (!sanitize_energy(e, gp, d)) ++tally.non_finite;
+    // Branch-free finiteness test of ∇u: g·0 is 0 for finite g and NaN for ±inf/NaN,
+    // so the sum is NaN iff some component is not finite (vectorizes, unlike a loop
+    // with an early exit).
+    double probe = 0.0;
+    for (std::size_t k = 0; k < d; ++k) probe += gp[k] * 0.0;
+    if (!std::isfinite(e) || probe != 0.0) {
+      e = std::numeric_limits<double>::infinity();
+      ++tally.non_finite;
+    }
     return e;
   }
 };
