@@ -2,6 +2,7 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/flows/flow.hpp"
+#include "boltzlab/flows/openmm_langevin.hpp"
 
 namespace boltzlab {
 
@@ -33,6 +34,7 @@ namespace {
 // One line per flow.
 const std::map<std::string, FlowFactory>& factories() {
   static const std::map<std::string, FlowFactory> table = {
+      {"openmm-langevin", make_openmm_langevin},
   };
   return table;
 }

@@ -207,8 +207,13 @@ nlohmann::json run_md_reference(const MdReferenceOptions& options) {
 
   const double t0 = wall_seconds();
   std::vector<LangevinMdResult> results(options.replicas);
-  for_each_index(options.replicas,
-                 [&](std::size_t r) { results[r] = run_langevin_md(*target, target->initial_positions(), md, r); });
+  // The Reference platform's integrators draw from one process-global random
+  // generator (SimTKOpenMMUtilities): concurrent trajectories would race on it, so
+  // Reference replicas run one after another (each still has its own seed).
+  const bool serial = target->options().platform == "Reference";
+  for_each_index(
+      options.replicas, [&](std::size_t r) { results[r] = run_langevin_md(*target, target->initial_positions(), md, r); },
+      serial ? Execution::kSerial : Execution::kParallel);
   const double md_seconds = wall_seconds() - t0;
 
   Eigen::Index total = 0;
@@ -272,6 +277,7 @@ nlohmann::json run_md_reference(const MdReferenceOptions& options) {
                         {"production_ns", md.production_ps / 1000.0},
                         {"frame_interval_ps", md.frame_interval_ps},
                         {"replicas", options.replicas},
+                        {"replicas_in_parallel", !serial && options.replicas > 1},
                         {"platform", target->options().platform}};
   summary["counts"] = {{"frames", total},
                        {"replicas", options.replicas},
