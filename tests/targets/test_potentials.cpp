@@ -63,3 +63,23 @@ TEST_CASE("potentials: every shipped potentials/*.json loads and evaluates finit
     if (const auto lz = t.log_z()) CHECK(std::isfinite(*lz));
   }
 }
+
+TEST_CASE("potentials: shipped Gaussians have the stated log Z") {
+  const std::filesystem::path dir = std::filesystem::path(BOLTZLAB_SOURCE_DIR) / "potentials";
+  // gaussian10d: product formula 5 log 2π + Σ log std_i.
+  const Potential g10 = load_potential(dir / "gaussian10d.json");
+  double expected = 5.0 * std::log(2.0 * M_PI);
+  for (double s : {0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0}) expected += std::log(s);
+  CHECK(*g10.target->log_z() == doctest::Approx(expected).epsilon(1e-14));
+  // gaussian2d: trapezoid quadrature of the target's energy (det Σ = 0.56).
+  const Potential g2 = load_potential(dir / "gaussian2d.json");
+  CHECK(*g2.target->log_z() == doctest::Approx(std::log(2.0 * M_PI) + 0.5 * std::log(0.56)).epsilon(1e-14));
+  const double h = 0.02;
+  double z = 0.0;
+  for (int i = -600; i <= 600; ++i)
+    for (int j = -600; j <= 600; ++j) {
+      const double x[2] = {1.0 + i * h, -0.5 + j * h};
+      z += std::exp(-g2.target->reduced_energy(x, nullptr)) * h * h;
+    }
+  CHECK(std::log(z) == doctest::Approx(*g2.target->log_z()).epsilon(1e-9));
+}

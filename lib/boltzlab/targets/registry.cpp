@@ -69,6 +69,8 @@ Potential load_potential(const std::filesystem::path& path) {
   p.name = top.get_string("name", p.type);
   top.get_string("description", "");
   top.get_int("format_version", 1);
+  // Optional sections are known keys even when absent (so typos get a suggestion).
+  for (const char* key : {"parameters", "generator", "sampler", "reference"}) top.ignore(key);
   const Json params = top.has("parameters") ? top.get_json("parameters") : Json::object();
   if (top.has("generator")) p.generator = top.get_json("generator");
   if (top.has("sampler")) p.sampler = top.get_json("sampler");
