@@ -3,6 +3,7 @@
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/flows/flow.hpp"
 #include "boltzlab/flows/langevin.hpp"
+#include "boltzlab/flows/openmm_langevin.hpp"
 
 namespace boltzlab {
 
@@ -37,6 +38,7 @@ const std::map<std::string, FlowFactory>& factories() {
       {"baoab", make_baoab},
       {"mala", make_mala},
       {"ula", make_ula},
+      {"openmm-langevin", make_openmm_langevin},
   };
   return table;
 }
