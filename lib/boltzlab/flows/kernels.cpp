@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include <tbb/enumerable_thread_specific.h>
+
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/rng.hpp"
 
 // The vector helpers below are always inlined into the multi-versioned kernels; the
 // ABI note GCC emits for 64-byte vector arguments of non-inlined functions is moot.
@@ -26,6 +30,7 @@ namespace kernel_detail {
 
 typedef double v8d __attribute__((vector_size(64)));
 typedef long long v8l __attribute__((vector_size(64)));
+typedef unsigned long long v8u __attribute__((vector_size(64)));
 typedef double v8d_unaligned __attribute__((vector_size(64), aligned(8), may_alias));
 
 constexpr std::size_t kLanes = 8;      // doubles per vector
@@ -192,26 +197,62 @@ void kernel_sums_block(const RowBlock& rows, const Columns& cols, const double* 
   }
 }
 
-/// Squared distances d²_ij for the 4 rows i0..i0+3 and all columns j > i (j < n),
-/// written to the packed upper triangle.
+/// Pass of the exact median: for the 4 rows i0..i0+3 and all columns j > i (j < n),
+/// counts the pair values d²_ij < lo (into *below) and appends those in [lo, hi] to
+/// kept[*size …] (kept grows as needed; *size is the number used). Interior tiles (all
+/// 4×8 pairs valid) count with vector selects and append branch-free, and only when some
+/// value falls in [lo, hi]; edge tiles go through a scalar path.
 BOLTZLAB_MULTIVERSION
-void upper_distances_block(const RowBlock& rows, const Columns& cols, std::size_t i0, std::size_t n,
-                           double* triangle) {
-  double tmp[kRows][kLanes];
+void count_pairs_block(const RowBlock& rows, const Columns& cols, std::size_t i0, std::size_t n, double lo,
+                       double hi, std::uint64_t* below, std::vector<double>& kept, std::size_t* size) {
+  // Indicators from sign bits (GCC lowers vector compare-selects poorly): for finite or
+  // infinite lo ≤ hi and d² ≥ 0, d² < lo ⇔ sign(d² − lo) = 1, d² > hi ⇔ sign(hi − d²) = 1.
+  const v8d vlo = splat(lo), vhi = splat(hi);
+  v8u count = v8u{} + 0;
+  std::uint64_t edge_count = 0;
+  std::size_t pos = *size;
+  double tile[kRows][kLanes];
   for (std::size_t j = i0 / kLanes * kLanes; j < cols.mp; j += kLanes) {
     v8d a[kRows];
     dots8(rows, cols, j, a);
-    for (std::size_t r = 0; r < kRows; ++r) store(tmp[r], sq_dist(rows.norm[r], cols.norms.data() + j, a[r]));
+    if (kept.size() < pos + kRows * kLanes) kept.resize(2 * (pos + kRows * kLanes));
+    double* out = kept.data();
+    if (j > i0 + kRows - 1 && j + kLanes <= n) {
+      v8u outside = v8u{} + 1;
+      for (std::size_t r = 0; r < kRows; ++r) {
+        const v8d d2 = sq_dist(rows.norm[r], cols.norms.data() + j, a[r]);
+        store(tile[r], d2);
+        const v8u below_bit = (v8u)(d2 - vlo) >> 63;
+        count += below_bit;
+        outside &= below_bit | ((v8u)(vhi - d2) >> 63);
+      }
+      std::uint64_t all_outside = 1;
+      for (std::size_t l = 0; l < kLanes; ++l) all_outside &= outside[l];
+      if (all_outside) continue;
+      for (std::size_t r = 0; r < kRows; ++r)
+        for (std::size_t l = 0; l < kLanes; ++l) {
+          const double v = tile[r][l];
+          out[pos] = v;
+          pos += static_cast<std::size_t>((v >= lo) & (v <= hi));
+        }
+      continue;
+    }
     for (std::size_t r = 0; r < kRows; ++r) {
+      store(tile[r], sq_dist(rows.norm[r], cols.norms.data() + j, a[r]));
       const std::size_t i = i0 + r;
-      if (i >= n) break;
-      const std::size_t offset = (i * (2 * n - i - 1)) / 2;  // row i: pairs (i, j>i)
       for (std::size_t l = 0; l < kLanes; ++l) {
         const std::size_t jl = j + l;
-        if (jl > i && jl < n) triangle[offset + (jl - i - 1)] = tmp[r][l];
+        if (!(jl > i && jl < n)) continue;
+        const double v = tile[r][l];
+        if (v < lo) ++edge_count;
+        if (v >= lo && v <= hi) out[pos++] = v;
       }
     }
   }
+  *size = pos;
+  std::uint64_t total = edge_count;
+  for (std::size_t l = 0; l < kLanes; ++l) total += count[l];
+  *below += total;
 }
 
 /// KSD row sums for the 4 rows i0..i0+3: rowsum[r] = Σ_{j>i} u(x_i, x_j).
@@ -304,39 +345,97 @@ constexpr std::size_t kGroupsPerTask = 4;  // 16 rows per oneTBB task
 }  // namespace
 
 double median_squared_distance(const RowMatrix& x, Execution exec) {
-  const std::size_t n = rows_of(x);
+  const std::size_t n = rows_of(x), d = cols_of(x);
   if (n < 2) throw DomainError("median_squared_distance: needs at least 2 particles, got " + std::to_string(n));
+  // The full N×N matrix sorted is: N zeros, then each pair value t_(m) twice (m ranks the
+  // P = N(N−1)/2 pairs j > i). Its one or two middle entries map to pair ranks r1 ≤ r2.
+  const std::size_t total = n * n, pairs = n * (n - 1) / 2;
+  auto pair_rank = [&](std::size_t p) -> std::ptrdiff_t { return p < n ? -1 : static_cast<std::ptrdiff_t>((p - n) / 2); };
+  const std::ptrdiff_t r2 = pair_rank(total / 2);
+  const std::ptrdiff_t r1 = total % 2 ? r2 : pair_rank(total / 2 - 1);
+  if (r2 < 0) return 0.0;  // the middle entries are diagonal zeros
+  const std::size_t first = static_cast<std::size_t>(r1 < 0 ? r2 : r1), last = static_cast<std::size_t>(r2);
+
+  // Exact selection by sampling (Floyd & Rivest 1975): pivots lo ≤ hi from a fixed
+  // pseudo-random sample of pairs bracket ranks first..last with overwhelming
+  // probability; one pass recomputes every pair distance (no O(N²) storage), counts
+  // those < lo and keeps those in [lo, hi]; the ranks are then selected exactly among
+  // the kept ones. If the bracket missed, the pass is repeated with lo = −∞, hi = +∞.
+  // The value is the exact order statistic, so it depends neither on the sample nor on
+  // the thread count.
+  // Sample size: large enough that the bracket holds ~1–6 % of the pairs, small enough
+  // that drawing it costs little next to the pass.
+  const std::size_t kSample = std::min<std::size_t>(1 << 16, std::max<std::size_t>(1 << 12, pairs / 64));
+  double lo = -std::numeric_limits<double>::infinity(), hi = std::numeric_limits<double>::infinity();
+  if (pairs > 16 * kSample) {
+    Rng rng(0x6d656469616eULL, 0);
+    std::vector<double> sample(kSample);
+    for (double& v : sample) {
+      std::size_t i, j;
+      do {
+        i = static_cast<std::size_t>(rng.uniform() * static_cast<double>(n));
+        j = static_cast<std::size_t>(rng.uniform() * static_cast<double>(n));
+      } while (i == j || i >= n || j >= n);
+      const double* xi = x.row(static_cast<Eigen::Index>(i)).data();
+      const double* xj = x.row(static_cast<Eigen::Index>(j)).data();
+      double s2 = 0.0;
+      for (std::size_t k = 0; k < d; ++k) s2 += (xi[k] - xj[k]) * (xi[k] - xj[k]);
+      v = s2;
+    }
+    auto sample_at = [&](double rank_fraction, double shift) {
+      const double s = static_cast<double>(kSample);
+      const double centre = rank_fraction * s;
+      const double spread = 5.0 * std::sqrt(s * rank_fraction * (1.0 - rank_fraction)) + 16.0;
+      const double pos = std::min(s - 1.0, std::max(0.0, centre + shift * spread));
+      const std::size_t k = static_cast<std::size_t>(pos);
+      std::nth_element(sample.begin(), sample.begin() + static_cast<std::ptrdiff_t>(k), sample.end());
+      return sample[k];
+    };
+    lo = sample_at((static_cast<double>(first) + 0.5) / static_cast<double>(pairs), -1.0);
+    hi = sample_at((static_cast<double>(last) + 0.5) / static_cast<double>(pairs), +1.0);
+  }
   const Columns cols = transpose_columns(x);
-  const std::vector<double> norms = cols.norms;  // |x_i|² (same values as the column norms)
-  const std::vector<double> zeros(cols_of(x) + 1, 0.0);
-  const std::size_t pairs = n * (n - 1) / 2;
-  std::vector<double> tri(pairs);
+  const std::vector<double> zeros(d + 1, 0.0);
   const std::size_t groups = (n + kRows - 1) / kRows;
-  for_each_block(
-      groups, 1,
-      [&](std::size_t gb, std::size_t ge) {
-        for (std::size_t g = gb; g < ge; ++g) {
-          const RowBlock rows = row_block(x, norms, g * kRows, zeros);
-          upper_distances_block(rows, cols, g * kRows, n, tri.data());
-        }
-      },
-      exec);
-  // The full N×N matrix sorted is: N zeros, then each pair value t_(m) twice. Map the
-  // one or two middle positions p of the N² entries to order statistics of the pairs.
-  auto full_at = [&](std::size_t p, std::vector<double>& t, std::size_t& lo) -> double {
-    if (p < n) return 0.0;
-    const std::size_t m = (p - n) / 2;
-    // Elements before `lo` are already ≤ the previous selection: select within [lo, end).
-    std::nth_element(t.begin() + static_cast<std::ptrdiff_t>(lo), t.begin() + static_cast<std::ptrdiff_t>(m), t.end());
-    lo = m;
-    return t[m];
-  };
-  const std::size_t total = n * n;
-  std::size_t lo = 0;
-  if (total % 2 == 1) return full_at(total / 2, tri, lo);
-  const double a = full_at(total / 2 - 1, tri, lo);
-  const double b = full_at(total / 2, tri, lo);
-  return 0.5 * (a + b);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    struct Kept {
+      std::vector<double> values;
+      std::size_t size = 0;
+      std::uint64_t below = 0;
+    };
+    tbb::enumerable_thread_specific<Kept> local;
+    for_each_block(
+        groups, 1,
+        [&](std::size_t gb, std::size_t ge) {
+          Kept& k = local.local();
+          for (std::size_t g = gb; g < ge; ++g) {
+            const RowBlock rows = row_block(x, cols.norms, g * kRows, zeros);
+            count_pairs_block(rows, cols, g * kRows, n, lo, hi, &k.below, k.values, &k.size);
+          }
+        },
+        exec);
+    std::uint64_t below = 0;  // integer counts: exact, whatever the scheduling
+    std::vector<double> kept;
+    for (const Kept& k : local) {
+      below += k.below;
+      kept.insert(kept.end(), k.values.begin(), k.values.begin() + static_cast<std::ptrdiff_t>(k.size));
+    }
+    if (first < below || last >= below + kept.size()) {  // bracket missed: gather everything
+      lo = -std::numeric_limits<double>::infinity();
+      hi = std::numeric_limits<double>::infinity();
+      continue;
+    }
+    auto select = [&](std::size_t rank) {
+      const std::size_t local = rank - below;
+      std::nth_element(kept.begin(), kept.begin() + static_cast<std::ptrdiff_t>(local), kept.end());
+      return kept[local];
+    };
+    const double t1 = select(first);
+    if (r1 < 0) return 0.5 * t1;  // N² even, middle entries: a diagonal zero and t_(r2)
+    if (total % 2) return t1;
+    return 0.5 * (t1 + (last == first ? t1 : select(last)));
+  }
+  throw DomainError("median_squared_distance: non-finite squared distances");
 }
 
 void gaussian_kernel_sums(const RowMatrix& x, const RowMatrix& y, const RowMatrix& v, double c,

@@ -1,7 +1,10 @@
 #include <cmath>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/flows/blob.hpp"
 #include "boltzlab/flows/flow.hpp"
+#include "boltzlab/flows/mmd.hpp"
+#include "boltzlab/flows/svgd.hpp"
 
 namespace boltzlab {
 
@@ -33,6 +36,9 @@ namespace {
 // One line per flow.
 const std::map<std::string, FlowFactory>& factories() {
   static const std::map<std::string, FlowFactory> table = {
+      {"blob", make_blob},
+      {"mmd", make_mmd},
+      {"svgd", make_svgd},
   };
   return table;
 }
