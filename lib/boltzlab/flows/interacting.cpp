@@ -121,6 +121,7 @@ FlowResult InteractingFlow::run(const Target& target, Ensemble& ensemble, const 
       result.monitors["ksd"].push_back(ksd_value);
       result.monitors["ksd2_u"].push_back(k.u_statistic);
     }
+    extra_monitors(ensemble.positions, options, result.monitors);
     return common_.stop_monitor == "ksd" ? ksd_value : mean_u;
   };
 

@@ -29,14 +29,15 @@ struct InteractingOptions {
 ///  1. evaluate u and ∇u at every particle (once per particle per step); a particle
 ///     with non-finite u or ∇u is counted and gets ∇u := 0 for this step (it keeps
 ///     interacting; its position stays finite);
-///  2. every monitor_every steps after warm-up: record mean_energy (mean of finite u),
+///  2. compute the update Δ at x_t (so "bandwidth" is the one used at x_t);
+///  3. every monitor_every steps after warm-up: record mean_energy (mean of finite u),
 ///     ksd (√ of the V-statistic of KSD² against π = π_{β_end}, see kernels.hpp),
-///     ksd2_u (its U-statistic), bandwidth, beta; stop when the chosen monitor changed
+///     ksd2_u (its U-statistic), bandwidth, beta (+ flow extras); stop when the chosen monitor changed
 ///     by ≤ tolerance·max(1, |value|) between `patience`+1 consecutive evaluations,
 ///     counted only once annealing is over (step ≥ beta.steps);
-///  3. x ← x + Δ (the flow's update, kernel sums over the ensemble).
+///  4. x ← x + Δ.
 /// On return ensemble.reduced_energies holds u at the final positions and a final
-/// monitor row is recorded at steps_done.
+/// monitor row is recorded at steps_done (its bandwidth: the last update's).
 class InteractingFlow : public Flow {
  public:
   explicit InteractingFlow(InteractingOptions common) : common_(std::move(common)) {}
@@ -53,6 +54,11 @@ class InteractingFlow : public Flow {
   virtual double default_step_size() const = 0;
   /// Kernel bandwidth used at the last update (for the "bandwidth" monitor).
   virtual double bandwidth() const = 0;
+  /// Flow-specific monitors at positions x (called at every monitor step; e.g. "mmd2").
+  virtual void extra_monitors(const RowMatrix& x, const FlowOptions& options,
+                              std::map<std::string, std::vector<double>>& monitors) {
+    (void)x, (void)options, (void)monitors;
+  }
   /// Flow-specific entries of FlowResult::statistics.
   virtual void add_statistics(nlohmann::json& statistics) const { (void)statistics; }
 

@@ -45,6 +45,29 @@ MmdFlow::MmdFlow(MmdOptions options, InteractingOptions common)
   sample_weights_.resize(centred_samples_.rows(), d + 1);
   sample_weights_.leftCols(d) = centred_samples_;
   sample_weights_.col(d).setOnes();
+  RowMatrix ones = RowMatrix::Ones(centred_samples_.rows(), 1), sums;
+  gaussian_kernel_sums(centred_samples_, centred_samples_, ones, 0.5 / (bandwidth_ * bandwidth_), sums);
+  double total = 0.0;
+  for (Eigen::Index m = 0; m < sums.rows(); ++m) total += sums(m, 0);
+  const double count = static_cast<double>(centred_samples_.rows());
+  sample_self_ = total / (count * count);
+}
+
+void MmdFlow::extra_monitors(const RowMatrix& x, const FlowOptions& options,
+                             std::map<std::string, std::vector<double>>& monitors) {
+  const RowMatrix xc = x.rowwise() - shift_;
+  const RowMatrix ones = RowMatrix::Ones(x.rows(), 1);
+  RowMatrix own, cross;
+  const double c = 0.5 / (bandwidth_ * bandwidth_);
+  gaussian_kernel_sums(xc, xc, ones, c, own, options.exec);
+  gaussian_kernel_sums(xc, centred_samples_, sample_weights_.rightCols(1), c, cross, options.exec);
+  double own_total = 0.0, cross_total = 0.0;
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    own_total += own(i, 0);
+    cross_total += cross(i, 0);
+  }
+  const double n = static_cast<double>(x.rows()), m = static_cast<double>(centred_samples_.rows());
+  monitors["mmd2"].push_back(own_total / (n * n) + sample_self_ - 2.0 * cross_total / (n * m));
 }
 
 void MmdFlow::prepare(const Target& target, const Ensemble& ensemble, const FlowOptions& options) {

@@ -48,6 +48,11 @@ class MmdFlow final : public InteractingFlow {
   double default_step_size() const override { return 1.0; }
   double bandwidth() const override { return bandwidth_; }
   void add_statistics(nlohmann::json& statistics) const override;
+  /// "mmd2": the V-statistic MMD²(ensemble, samples) with the flow's kernel — the
+  /// quantity the (noise-free) flow decreases:
+  ///   (1/N²)Σ_ij k(X_i,X_j) + (1/M²)Σ_mm' k(Y_m,Y_m') − (2/(NM))Σ_im k(X_i,Y_m).
+  void extra_monitors(const RowMatrix& x, const FlowOptions& options,
+                      std::map<std::string, std::vector<double>>& monitors) override;
 
  private:
   MmdOptions options_;
@@ -55,6 +60,7 @@ class MmdFlow final : public InteractingFlow {
   RowMatrix centred_samples_;    ///< Y − shift_
   Eigen::RowVectorXd shift_;     ///< mean of Y
   RowMatrix sample_weights_;     ///< [Y − shift_, 1]
+  double sample_self_ = 0.0;     ///< (1/M²) Σ_mm' k(Y_m, Y_m')
   std::vector<Rng> streams_;     ///< particle i: stream_for(seed, i)
 };
 
