@@ -1,84 +1,82 @@
 #pragma once
-// Helpers shared by the interacting-particle flow tests.
+/// \file flow_test_support.hpp
+/// Helpers shared by the flow tests: running a registered flow on an initial
+/// ensemble, and moments with standard errors over particles.
+///
+/// Error bars: every flow here runs the particles as independent chains with their
+/// own streams, so at a fixed step the N particles are independent replicas. A
+/// moment over particles at the final step then has the ordinary i.i.d. standard
+/// error (no autocorrelation correction needed); when several frames are averaged
+/// per particle first ("batch means" with one batch per particle), the error comes
+/// from the spread of the per-particle averages, which accounts for autocorrelation.
 #include <cmath>
-#include <cstdint>
+#include <string>
+#include <vector>
 
-#include <Eigen/Cholesky>
-#include <Eigen/Core>
-#include <Eigen/Eigenvalues>
-
-#include "boltzlab/core/ensemble.hpp"
 #include "boltzlab/core/rng.hpp"
-#include "boltzlab/targets/gaussian.hpp"
+#include "boltzlab/flows/flow.hpp"
 
-namespace flowtest {
+namespace boltzlab::testing {
 
-using boltzlab::RowMatrix;
+/// Mean and standard error of the mean of values assumed independent.
+struct MeanSe {
+  double mean = 0.0;
+  double se = 0.0;
+};
 
-/// The 2-D anisotropic Gaussian: correlation 0.82, eigenvalues 2.44 and 0.16.
-inline boltzlab::GaussianTarget anisotropic_2d() {
-  Eigen::VectorXd mean(2);
-  mean << 1.0, -0.5;
-  Eigen::MatrixXd cov(2, 2);
-  cov << 2.0, 0.9, 0.9, 0.6;
-  return boltzlab::GaussianTarget(mean, cov);
+inline MeanSe mean_se(const std::vector<double>& v) {
+  const double n = static_cast<double>(v.size());
+  double m = 0.0;
+  for (double x : v) m += x;
+  m /= n;
+  double s2 = 0.0;
+  for (double x : v) s2 += (x - m) * (x - m);
+  s2 /= (n - 1.0);
+  return {m, std::sqrt(s2 / n)};
 }
 
-/// A correlated 10-D Gaussian: Σ = A Aᵀ/10 + I with A_rk = sin(1 + 3r + 7k), mean 0.1·k.
-inline boltzlab::GaussianTarget correlated_10d() {
-  const int d = 10;
-  Eigen::MatrixXd a(d, d);
-  for (int r = 0; r < d; ++r)
-    for (int k = 0; k < d; ++k) a(r, k) = std::sin(1.0 + 3.0 * r + 7.0 * k);
-  Eigen::VectorXd mean(d);
-  for (int k = 0; k < d; ++k) mean[k] = 0.1 * k;
-  return boltzlab::GaussianTarget(mean, a * a.transpose() / d + Eigen::MatrixXd::Identity(d, d));
+/// Column k of a matrix as a vector.
+inline std::vector<double> column(const RowMatrix& x, Eigen::Index k) {
+  std::vector<double> out(static_cast<std::size_t>(x.rows()));
+  for (Eigen::Index i = 0; i < x.rows(); ++i) out[static_cast<std::size_t>(i)] = x(i, k);
+  return out;
 }
 
-/// n standard normal rows (particle i from stream i of `seed`), times scale, plus shift.
-inline RowMatrix normal_rows(std::size_t n, std::size_t d, std::uint64_t seed, double scale = 1.0, double shift = 0.0) {
-  RowMatrix x(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
-  for (std::size_t i = 0; i < n; ++i) {
-    boltzlab::Rng rng = boltzlab::stream_for(seed, i);
-    for (std::size_t k = 0; k < d; ++k)
-      x(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(k)) = scale * rng.normal() + shift;
+/// Sample variance of independent values and its standard error, from the fourth
+/// central moment: Var(s²) ≈ (μ4 − σ⁴)/n.
+inline MeanSe variance_se(const std::vector<double>& v) {
+  const double n = static_cast<double>(v.size());
+  double m = 0.0;
+  for (double x : v) m += x;
+  m /= n;
+  double m2 = 0.0, m4 = 0.0;
+  for (double x : v) {
+    const double c = (x - m) * (x - m);
+    m2 += c;
+    m4 += c * c;
   }
-  return x;
+  m2 /= n;
+  m4 /= n;
+  return {m2 * n / (n - 1.0), std::sqrt(std::max(0.0, m4 - m2 * m2) / n)};
 }
 
-/// n exact iid samples of N(mean, cov).
-inline RowMatrix exact_samples(const boltzlab::GaussianTarget& g, std::size_t n, std::uint64_t seed) {
-  const Eigen::MatrixXd l = Eigen::LLT<Eigen::MatrixXd>(g.covariance()).matrixL();
-  RowMatrix z = normal_rows(n, g.dim(), seed);
-  RowMatrix x = z * l.transpose();
-  x.rowwise() += g.mean().transpose();
-  return x;
+/// N particles drawn i.i.d. N(mean, scale²) from a test stream (not a particle stream).
+inline Ensemble normal_ensemble(std::size_t n, std::size_t d, double scale, std::uint64_t seed,
+                                double mean = 0.0) {
+  Ensemble e(n, d);
+  Rng rng(seed, 987654321);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t k = 0; k < d; ++k) e.particle(i)[k] = mean + scale * rng.normal();
+  }
+  return e;
 }
 
-inline Eigen::VectorXd sample_mean(const RowMatrix& x) { return x.colwise().mean().transpose(); }
-
-inline Eigen::MatrixXd sample_cov(const RowMatrix& x) {
-  const RowMatrix c = x.rowwise() - x.colwise().mean();
-  return c.transpose() * c / static_cast<double>(x.rows() - 1);
+/// Runs the registered flow `name` with JSON params on `ensemble`.
+inline FlowResult run_flow(const std::string& name, const Json& params, const Target& target,
+                           Ensemble& ensemble, FlowOptions options) {
+  options.progress = false;
+  auto flow = make_flow(name, params, "test");
+  return flow->run(target, ensemble, options);
 }
 
-/// max_kl |A_kl − B_kl| / √(B_kk B_ll): covariance error relative to the scales of B.
-inline double relative_cov_error(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
-  double worst = 0.0;
-  for (Eigen::Index k = 0; k < a.rows(); ++k)
-    for (Eigen::Index l = 0; l < a.cols(); ++l)
-      worst = std::max(worst, std::abs(a(k, l) - b(k, l)) / std::sqrt(b(k, k) * b(l, l)));
-  return worst;
-}
-
-/// max_k |m_k − μ_k| / √(Σ_kk / N): the mean error in units of the iid standard error.
-inline double mean_error_in_se(const RowMatrix& x, const boltzlab::GaussianTarget& g) {
-  const Eigen::VectorXd m = sample_mean(x);
-  double worst = 0.0;
-  for (Eigen::Index k = 0; k < m.size(); ++k)
-    worst = std::max(worst, std::abs(m[k] - g.mean()[k]) /
-                                std::sqrt(g.covariance()(k, k) / static_cast<double>(x.rows())));
-  return worst;
-}
-
-}  // namespace flowtest
+}  // namespace boltzlab::testing

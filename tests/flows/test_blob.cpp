@@ -4,10 +4,10 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/flows/blob.hpp"
-#include "flows/flow_test_support.hpp"
+#include "flows/particle_flow_support.hpp"
 
 using namespace boltzlab;
-using namespace flowtest;
+using namespace particle_test;
 
 namespace {
 FlowOptions quiet(std::size_t steps, double step_size) {

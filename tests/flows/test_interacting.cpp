@@ -7,12 +7,12 @@
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/flows/interacting.hpp"
 #include "boltzlab/io/npy.hpp"
-#include "flows/flow_test_support.hpp"
+#include "flows/particle_flow_support.hpp"
 #include <filesystem>
 #include <unistd.h>
 
 using namespace boltzlab;
-using namespace flowtest;
+using namespace particle_test;
 
 namespace {
 /// u = ½|x|² inside the ball |x| < 3, +inf outside (a target with non-finite energies).

@@ -3,6 +3,7 @@
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/flows/blob.hpp"
 #include "boltzlab/flows/flow.hpp"
+#include "boltzlab/flows/langevin.hpp"
 #include "boltzlab/flows/mmd.hpp"
 #include "boltzlab/flows/svgd.hpp"
 
@@ -36,9 +37,12 @@ namespace {
 // One line per flow.
 const std::map<std::string, FlowFactory>& factories() {
   static const std::map<std::string, FlowFactory> table = {
+      {"baoab", make_baoab},
       {"blob", make_blob},
+      {"mala", make_mala},
       {"mmd", make_mmd},
       {"svgd", make_svgd},
+      {"ula", make_ula},
   };
   return table;
 }
