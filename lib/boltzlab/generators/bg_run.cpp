@@ -36,12 +36,15 @@ void BgSampleOptions::validate() const {
 
 void set_generator_threads(int threads) {
   set_num_threads(threads);
-  const int t = num_threads();
-  torch::set_num_threads(t);
+  // The generators parallelize over fixed batch chunks with oneTBB (deterministic,
+  // thread-count independent); LibTorch's own intra-op pool would oversubscribe the
+  // same cores (and its OpenMP barriers stall badly on a loaded machine), so each
+  // oneTBB task runs LibTorch ops on one thread. Inter-op threads follow `threads`.
+  torch::set_num_threads(1);
   static bool interop_set = false;  // LibTorch allows setting inter-op threads once
   if (!interop_set) {
     try {
-      torch::set_num_interop_threads(t);
+      torch::set_num_interop_threads(num_threads());
     } catch (const c10::Error&) {
       // already started by an earlier parallel region: keep its setting
     }

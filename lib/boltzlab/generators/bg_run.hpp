@@ -48,8 +48,10 @@ struct BgSampleOptions {
   void validate() const;
 };
 
-/// Sets the thread count of oneTBB and LibTorch (intra- and inter-op) together.
-/// Inter-op threads can be set once per process; later calls leave them.
+/// The one thread setting of the generators: oneTBB gets `threads` (0: all cores)
+/// and parallelizes over fixed batch chunks; LibTorch's intra-op pool is set to 1
+/// thread (no oversubscription, results independent of `threads`) and its inter-op
+/// pool to `threads` (settable once per process; later calls leave it).
 void set_generator_threads(int threads);
 
 /// Runs bg-sample; returns the summary written. \throws boltzlab::Error subclasses

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/generators/target_bridge.hpp"
 #include "boltzlab/io/config.hpp"
@@ -167,17 +168,20 @@ FlowBatch BoltzmannGenerator::reverse(const torch::Tensor& x, int steps, bool wi
 }
 
 GeneratedSamples BoltzmannGenerator::sample(std::int64_t n, std::uint64_t seed, std::int64_t chunk) {
-  torch::NoGradGuard no_grad;
   GeneratedSamples out;
   out.x.resize(n, dim());
   out.log_q.resize(n);
-  for (std::int64_t b = 0; b < n; b += chunk) {
+  const std::int64_t chunks = (n + chunk - 1) / chunk;
+  // Chunks as oneTBB tasks (grad mode is thread-local: each task disables it).
+  for_each_index(static_cast<std::size_t>(chunks), [&](std::size_t c) {
+    torch::NoGradGuard no_grad;
+    const std::int64_t b = static_cast<std::int64_t>(c) * chunk;
     const std::int64_t m = std::min(chunk, n - b);
     const auto z = base_sample(m, seed, b);
     const FlowBatch f = forward(z, options_.sample_steps, false);
     out.x.middleRows(b, m) = to_matrix(f.x);
     out.log_q.segment(b, m) = to_vector(f.log_q);
-  }
+  });
   return out;
 }
 
@@ -185,13 +189,16 @@ Eigen::VectorXd BoltzmannGenerator::log_q(const RowMatrix& x, std::int64_t chunk
   if (x.cols() != dim())
     throw DomainError("generator: configurations have " + std::to_string(x.cols()) +
                       " columns, the model has dim " + std::to_string(dim()));
-  torch::NoGradGuard no_grad;
   Eigen::VectorXd out(x.rows());
-  for (Eigen::Index b = 0; b < x.rows(); b += chunk) {
-    const Eigen::Index m = std::min<Eigen::Index>(chunk, x.rows() - b);
+  const std::int64_t n = x.rows();
+  const std::int64_t chunks = (n + chunk - 1) / chunk;
+  for_each_index(static_cast<std::size_t>(chunks), [&](std::size_t c) {
+    torch::NoGradGuard no_grad;
+    const std::int64_t b = static_cast<std::int64_t>(c) * chunk;
+    const std::int64_t m = std::min(chunk, n - b);
     const FlowBatch f = reverse(to_tensor(x.middleRows(b, m)), options_.sample_steps, false);
     out.segment(b, m) = to_vector(f.log_q);
-  }
+  });
   return out;
 }
 

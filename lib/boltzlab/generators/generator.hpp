@@ -86,10 +86,12 @@ class BoltzmannGenerator {
   /// Differentiable: data x → base, with log q(x) and the path costs.
   FlowBatch reverse(const torch::Tensor& x, int steps, bool with_costs);
 
-  /// N samples (no gradient), in chunks; draws base stream indices 0..N−1 of `seed`.
-  GeneratedSamples sample(std::int64_t n, std::uint64_t seed, std::int64_t chunk = 4096);
-  /// log q(x) for given configurations (no gradient).
-  Eigen::VectorXd log_q(const RowMatrix& x, std::int64_t chunk = 4096);
+  /// N samples (no gradient); draws base stream indices 0..N−1 of `seed`. Chunks of
+  /// `chunk` rows run as oneTBB tasks (rows are independent: results do not depend
+  /// on the thread count or the chunk size).
+  GeneratedSamples sample(std::int64_t n, std::uint64_t seed, std::int64_t chunk = 512);
+  /// log q(x) for given configurations (no gradient), chunked like sample().
+  Eigen::VectorXd log_q(const RowMatrix& x, std::int64_t chunk = 512);
 
   /// Saves options, standardization and parameters (with the format version).
   /// `metadata` is stored as JSON (e.g. training summary). \throws IoError.

@@ -160,12 +160,15 @@ PotentialDerivatives OtPotentialImpl::derivatives(const torch::Tensor& x, double
   const auto k0x = k0.narrow(1, 0, d);
   auto lap = torch::mv((1.0 - tanh_a[0] * tanh_a[0]) * z_above[0], (k0x * k0x).sum(1));
   if (n_res > 0) {
-    auto jac = tanh_a[0].unsqueeze(2) * k0x.unsqueeze(0);  // B×m×d
+    // J stored transposed, B×d×m, so that K_i J is one (B·d)×m by m×m product.
+    const auto batch = x.size(0);
+    const auto m = options_.width;
+    auto jac = tanh_a[0].unsqueeze(1) * k0x.t().unsqueeze(0);  // B×d×m
     for (std::size_t i = 1; i <= n_res; ++i) {
-      const auto kj = torch::matmul(k_[i - 1], jac);  // B×m×d
-      const auto sq = (kj * kj).sum(2);                // B×m
+      const auto kj = torch::mm(jac.reshape({batch * d, m}), k_[i - 1].t()).reshape({batch, d, m});
+      const auto sq = (kj * kj).sum(1);  // B×m: ‖(K_i J_{i−1})_j‖²
       lap = lap + h_ * ((1.0 - tanh_a[i] * tanh_a[i]) * z_above[i] * sq).sum(1);
-      if (i < n_res) jac = jac + h_ * tanh_a[i].unsqueeze(2) * kj;
+      if (i < n_res) jac = jac + h_ * tanh_a[i].unsqueeze(1) * kj;
     }
   }
   const auto ax = a.narrow(1, 0, d);

@@ -62,6 +62,7 @@ void TrainOptions::read(JsonReader& r, bool have_data) {
   weights.alpha_hjb = r.get_double("alpha_hjb", weights.alpha_hjb);
   iterations = static_cast<int>(r.get_int("iterations", iterations));
   batch_size = static_cast<int>(r.get_int("batch_size", batch_size));
+  chunk_size = static_cast<int>(r.get_int("chunk_size", chunk_size));
   learning_rate = r.get_double("learning_rate", learning_rate);
   lr_final_ratio = r.get_double("lr_final_ratio", lr_final_ratio);
   clip_grad_norm = r.get_double("clip_grad_norm", clip_grad_norm);
@@ -83,6 +84,7 @@ void TrainOptions::validate(bool have_data) const {
                       " (forward KL), but no data were given (--data or generator.data)");
   if (iterations < 0) throw ConfigError("generator.iterations must be >= 0");
   if (batch_size < 1) throw ConfigError("generator.batch_size must be >= 1");
+  if (chunk_size < 1) throw ConfigError("generator.chunk_size must be >= 1");
   if (!(learning_rate > 0.0)) throw ConfigError("generator.learning_rate must be > 0");
   if (!(lr_final_ratio > 0.0 && lr_final_ratio <= 1.0))
     throw ConfigError("generator.lr_final_ratio must be in (0, 1]");
@@ -100,6 +102,7 @@ nlohmann::json TrainOptions::to_json() const {
           {"weights", weights.to_json()},
           {"iterations", iterations},
           {"batch_size", batch_size},
+          {"chunk_size", chunk_size},
           {"learning_rate", learning_rate},
           {"lr_final_ratio", lr_final_ratio},
           {"clip_grad_norm", clip_grad_norm},
@@ -247,47 +250,96 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
     for (auto& group : adam.param_groups())
       static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
 
+    const double t_step = wall_seconds();
     adam.zero_grad();
-    auto loss = torch::zeros({}, torch::kFloat64);
-    auto transport = torch::zeros({}, torch::kFloat64);
-    auto hjb = torch::zeros({}, torch::kFloat64);
     const bool costs = w.alpha_transport > 0.0 || w.alpha_hjb > 0.0;
+    // Mini-batches: data rows drawn with replacement from stream (seed, data, it);
+    // base draws from streams it·B .. it·B + B − 1.
+    torch::Tensor xb, zb;
+    if (w.lambda > 0.0) {
+      Rng rng(options.seed, kDataStream + static_cast<std::uint64_t>(it));
+      RowMatrix rows(batch, model.dim());
+      for (std::int64_t i = 0; i < batch; ++i)
+        rows.row(i) = data->row(static_cast<Eigen::Index>(rng.uniform() * data->rows()) % data->rows());
+      xb = to_tensor(rows);
+    }
+    if (w.lambda < 1.0) zb = model.base_sample(batch, options.seed, static_cast<std::int64_t>(it) * batch);
+
+    // Fixed chunks of the batch run as oneTBB tasks, each with its own autograd
+    // graph; their gradients are summed in chunk order, so the result does not
+    // depend on the thread count (LibTorch intra-op threads are 1, see
+    // set_generator_threads).
+    const std::int64_t chunk = std::max<std::int64_t>(1, options.chunk_size);
+    const std::int64_t n_chunks = (batch + chunk - 1) / chunk;
+    struct ChunkResult {
+      double fwd = 0, rev = 0, transport = 0, hjb = 0;
+      std::vector<torch::Tensor> grads;
+    };
+    const int n_terms = (w.lambda > 0.0 ? 1 : 0) + (w.lambda < 1.0 ? 1 : 0);
+    std::vector<ChunkResult> results(static_cast<std::size_t>(n_terms * n_chunks));
+    const double inv_b = 1.0 / static_cast<double>(batch);
+    for_each_index(
+        results.size(),
+        [&](std::size_t task) {
+          const bool data_term = w.lambda > 0.0 && static_cast<std::int64_t>(task) < n_chunks;
+          const std::int64_t c = static_cast<std::int64_t>(task) % n_chunks;
+          const std::int64_t b0 = c * chunk, m = std::min(chunk, batch - b0);
+          ChunkResult& r = results[task];
+          torch::Tensor loss_c;
+          FlowBatch f;
+          double weight;
+          if (data_term) {
+            weight = w.lambda;
+            f = model.reverse(xb.narrow(0, b0, m), steps, costs);
+            const auto nll = -f.log_q.sum();
+            r.fwd = nll.item<double>();
+            loss_c = weight * inv_b * nll;
+          } else {
+            weight = 1.0 - w.lambda;
+            f = model.forward(zb.narrow(0, b0, m), steps, costs);
+            const auto u = target_energy(f.x, target, options.energy_cut, &counters, options.exec);
+            const auto rkl = (f.log_q + u).sum();
+            r.rev = rkl.item<double>();
+            loss_c = weight * inv_b * rkl;
+          }
+          if (costs) {
+            const auto tr = f.transport.sum(), hj = f.hjb.sum();
+            r.transport = weight * inv_b * tr.item<double>();
+            r.hjb = weight * inv_b * hj.item<double>();
+            loss_c = loss_c + (w.alpha_transport * weight * inv_b) * tr + (w.alpha_hjb * weight * inv_b) * hj;
+          }
+          r.grads = torch::autograd::grad({loss_c}, params, {}, false, false, /*allow_unused=*/true);
+        },
+        options.exec);
     double fwd_value = std::numeric_limits<double>::quiet_NaN();
     double rev_value = std::numeric_limits<double>::quiet_NaN();
-    if (w.lambda > 0.0) {
-      // Data mini-batch, drawn with replacement from stream (seed, data, it).
-      Rng rng(options.seed, kDataStream + static_cast<std::uint64_t>(it));
-      RowMatrix xb(batch, model.dim());
-      for (std::int64_t i = 0; i < batch; ++i)
-        xb.row(i) = data->row(static_cast<Eigen::Index>(rng.uniform() * data->rows()) % data->rows());
-      const FlowBatch f = model.reverse(to_tensor(xb), steps, costs);
-      const auto nll = -f.log_q.mean();
-      fwd_value = nll.item<double>();
-      loss = loss + w.lambda * nll;
-      if (costs) {
-        transport = transport + w.lambda * f.transport.mean();
-        hjb = hjb + w.lambda * f.hjb.mean();
+    double transport_value = 0.0, hjb_value = 0.0, loss_value = 0.0;
+    {
+      torch::NoGradGuard ng;
+      double fwd_sum = 0, rev_sum = 0;
+      for (std::size_t task = 0; task < results.size(); ++task) {
+        const ChunkResult& r = results[task];
+        fwd_sum += r.fwd;
+        rev_sum += r.rev;
+        transport_value += r.transport;
+        hjb_value += r.hjb;
+        for (std::size_t k = 0; k < params.size(); ++k) {
+          if (!r.grads[k].defined()) continue;
+          auto& g = params[k].mutable_grad();
+          if (!g.defined()) g = r.grads[k].clone();
+          else g.add_(r.grads[k]);
+        }
       }
+      if (w.lambda > 0.0) fwd_value = fwd_sum * inv_b;
+      if (w.lambda < 1.0) rev_value = rev_sum * inv_b;
+      loss_value = (w.lambda > 0.0 ? w.lambda * fwd_value : 0.0) +
+                   (w.lambda < 1.0 ? (1.0 - w.lambda) * rev_value : 0.0) +
+                   w.alpha_transport * transport_value + w.alpha_hjb * hjb_value;
     }
-    if (w.lambda < 1.0) {
-      const auto z = model.base_sample(batch, options.seed, static_cast<std::int64_t>(it) * batch);
-      const FlowBatch f = model.forward(z, steps, costs);
-      const auto u = target_energy(f.x, target, options.energy_cut, &counters, options.exec);
-      const auto rkl = (f.log_q + u).mean();
-      rev_value = rkl.item<double>();
-      loss = loss + (1.0 - w.lambda) * rkl;
-      if (costs) {
-        transport = transport + (1.0 - w.lambda) * f.transport.mean();
-        hjb = hjb + (1.0 - w.lambda) * f.hjb.mean();
-      }
-    }
-    loss = loss + w.alpha_transport * transport + w.alpha_hjb * hjb;
-    loss.backward();
     double gnorm = 0.0;
     for (const auto& p : params)
       if (p.grad().defined()) gnorm += p.grad().pow(2).sum().item<double>();
     gnorm = std::sqrt(gnorm);
-    const double loss_value = loss.item<double>();
     if (std::isfinite(gnorm) && std::isfinite(loss_value)) {
       if (options.clip_grad_norm > 0.0 && gnorm > options.clip_grad_norm) {
         torch::NoGradGuard ng;
@@ -299,11 +351,12 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
     history.loss.push_back(loss_value);
     history.forward_kl.push_back(fwd_value);
     history.reverse_kl.push_back(rev_value);
-    history.transport.push_back(costs ? transport.item<double>() : 0.0);
-    history.hjb.push_back(costs ? hjb.item<double>() : 0.0);
+    history.transport.push_back(transport_value);
+    history.hjb.push_back(hjb_value);
     history.grad_norm.push_back(gnorm);
     history.learning_rate.push_back(lr);
     history.iterations_done = it + 1;
+    history.step_seconds.push_back(wall_seconds() - t_step);
 
     const bool last = it + 1 == options.iterations;
     if (options.eval_every > 0 && ((it + 1) % options.eval_every == 0 || last)) {

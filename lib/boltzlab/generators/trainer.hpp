@@ -55,6 +55,7 @@ struct TrainOptions {
   LossWeights weights;           ///< resolved from preset + overrides
   int iterations = 1000;         ///< optimizer steps
   int batch_size = 512;          ///< samples per KL term per step
+  int chunk_size = 128;          ///< batch rows per oneTBB task (fixed: results independent of threads)
   double learning_rate = 5e-3;   ///< Adam initial learning rate
   double lr_final_ratio = 0.05;  ///< cosine schedule to learning_rate·ratio
   double clip_grad_norm = 10.0;  ///< global gradient-norm clip (≤ 0: none)
@@ -72,7 +73,7 @@ struct TrainOptions {
   /// Reads the training keys of a "generator" section ("preset", "lambda",
   /// "alpha_transport", "alpha_hjb", "iterations", "batch_size", "learning_rate",
   /// "lr_final_ratio", "clip_grad_norm", "energy_cut": {"high", "max"},
-  /// "eval_every", "eval_samples", "checkpoint_every"); other keys are left to the caller.
+  /// "eval_every", "eval_samples", "checkpoint_every", "chunk_size"); other keys are left to the caller.
   void read(JsonReader& r, bool have_data);
   void validate(bool have_data) const;
   nlohmann::json to_json() const;
@@ -82,6 +83,7 @@ struct TrainOptions {
 struct TrainHistory {
   std::vector<double> loss, forward_kl, reverse_kl, transport, hjb, grad_norm, learning_rate;
   std::vector<double> eval_iteration, eval_ess;  ///< running Kish ESS (normalized)
+  std::vector<double> step_seconds;  ///< wall time of each optimizer step (this call only; not saved)
   int iterations_done = 0;
   std::size_t energy_evaluations = 0;
   std::size_t non_finite = 0;
