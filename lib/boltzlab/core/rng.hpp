@@ -4,8 +4,12 @@
 /// the thread count: particle i always draws from stream_for(seed, i).
 ///
 /// Generator: xoshiro256++ (Blackman & Vigna 2018), state seeded by SplitMix64 of
-/// a hash of (seed, index). Normals by the Marsaglia polar method, caching the pair.
+/// a hash of (seed, index). Normals by the Marsaglia polar method, caching the pair
+/// (normal()), or by the ziggurat method (normal_ziggurat(), fill_normal()): one
+/// 64-bit draw per normal on the fast path, which is what the Langevin samplers use.
+#include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 
@@ -17,6 +21,38 @@ inline std::uint64_t splitmix64(std::uint64_t& state) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
+}
+
+/// Tables of the 256-layer ziggurat for the standard normal (Marsaglia & Tsang 2000,
+/// "The ziggurat method for generating random variables", J. Stat. Softw. 5(8);
+/// layout as in Doornik 2005, "An improved ziggurat method to generate normal random
+/// samples"). Layer i covers |x| < edge[i] with edge[0] = V/f(R) (the base layer with
+/// the tail folded in), edge[1] = R, edge[i+1] = f⁻¹(f(edge[i]) + V/edge[i]), edge[256] = 0,
+/// f(x) = exp(−x²/2); every layer has area V. ratio[i] = edge[i+1]/edge[i] is the
+/// fraction of layer i that lies wholly under the curve (the fast path).
+struct ZigguratTables {
+  static constexpr int kLayers = 256;
+  static constexpr double kR = 3.6541528853610088;        ///< start of the tail
+  static constexpr double kV = 0.00492867323399;          ///< area of each layer
+  std::array<double, kLayers + 1> edge{};
+  std::array<double, kLayers> ratio{};
+  ZigguratTables() {
+    double f = std::exp(-0.5 * kR * kR);
+    edge[0] = kV / f;
+    edge[1] = kR;
+    for (int i = 2; i < kLayers; ++i) {
+      edge[i] = std::sqrt(-2.0 * std::log(kV / edge[i - 1] + f));
+      f = std::exp(-0.5 * edge[i] * edge[i]);
+    }
+    edge[kLayers] = 0.0;
+    for (int i = 0; i < kLayers; ++i) ratio[i] = edge[i + 1] / edge[i];
+  }
+};
+
+/// The process-wide ziggurat tables (built once, thread-safe static initialization).
+inline const ZigguratTables& ziggurat_tables() {
+  static const ZigguratTables tables;
+  return tables;
 }
 
 /// A small, fast, copyable random stream (xoshiro256++).
@@ -72,7 +108,53 @@ class Rng {
     return u * f;
   }
 
+  /// Standard normal N(0, 1) by the 256-layer ziggurat (see ZigguratTables). One
+  /// 64-bit draw gives the layer (low 8 bits) and a signed 53-bit uniform u ∈ [−1, 1)
+  /// (high bits); |u| < ratio[layer] (≈ 99 % of draws) returns u·edge[layer] at once.
+  /// Otherwise the base layer samples the tail |x| > R (Marsaglia 1964) and the other
+  /// layers accept the wedge point x = u·edge[i] with probability given by f(x).
+  /// Independent of normal()'s cached pair.
+  double normal_ziggurat() { return normal_ziggurat(ziggurat_tables()); }
+
+  /// As normal_ziggurat(), with the tables passed in (hot loops fetch them once).
+  double normal_ziggurat(const ZigguratTables& t) {
+    for (;;) {
+      const std::uint64_t bits = (*this)();
+      const int layer = static_cast<int>(bits & 0xFF);
+      // Arithmetic shift keeps the sign: an integer in [−2⁵², 2⁵²) scaled to [−1, 1).
+      const double u = static_cast<double>(static_cast<std::int64_t>(bits) >> 11) * 0x1.0p-52;
+      if (std::fabs(u) < t.ratio[layer]) return u * t.edge[layer];
+      const double r = normal_ziggurat_slow(t, layer, u);
+      if (r == r) return r;  // NaN: rejected wedge point, draw again
+    }
+  }
+
+  /// Fills out[0..n) with independent N(0, 1) draws (ziggurat), in order.
+  void fill_normal(double* out, std::size_t n) {
+    const ZigguratTables& t = ziggurat_tables();
+    for (std::size_t k = 0; k < n; ++k) out[k] = normal_ziggurat(t);
+  }
+
  private:
+  // Slow path of the ziggurat: the tail (layer 0) or a wedge; NaN means "rejected".
+  double normal_ziggurat_slow(const ZigguratTables& t, int layer, double u) {
+    if (layer == 0) {
+      // Tail beyond R: x = −log(U1)/R, accept when −2 log(U2) > x² (Marsaglia 1964).
+      double x, y;
+      do {
+        x = -std::log(uniform_pos()) / ZigguratTables::kR;
+        y = -std::log(uniform_pos());
+      } while (2.0 * y < x * x);
+      return u < 0 ? -(ZigguratTables::kR + x) : ZigguratTables::kR + x;
+    }
+    const double x = u * t.edge[layer];
+    // Point height uniform between f(edge[i]) and f(edge[i+1]); both scaled by 1/f(x).
+    const double f_outer = std::exp(-0.5 * (t.edge[layer] * t.edge[layer] - x * x));
+    const double f_inner = std::exp(-0.5 * (t.edge[layer + 1] * t.edge[layer + 1] - x * x));
+    if (f_outer + uniform() * (f_inner - f_outer) < 1.0) return x;
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+
   static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
   std::uint64_t s_[4];
   double cached_ = 0.0;

@@ -2,6 +2,7 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/flows/flow.hpp"
+#include "boltzlab/flows/langevin.hpp"
 
 namespace boltzlab {
 
@@ -33,6 +34,9 @@ namespace {
 // One line per flow.
 const std::map<std::string, FlowFactory>& factories() {
   static const std::map<std::string, FlowFactory> table = {
+      {"baoab", make_baoab},
+      {"mala", make_mala},
+      {"ula", make_ula},
   };
   return table;
 }

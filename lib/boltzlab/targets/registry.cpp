@@ -4,7 +4,16 @@
 #include <map>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/targets/double_well.hpp"
+#include "boltzlab/targets/dw4.hpp"
+#include "boltzlab/targets/funnel.hpp"
 #include "boltzlab/targets/gaussian.hpp"
+#include "boltzlab/targets/gaussian_mixture.hpp"
+#include "boltzlab/targets/lennard_jones.hpp"
+#include "boltzlab/targets/manywell.hpp"
+#include "boltzlab/targets/muller_brown.hpp"
+#include "boltzlab/targets/openmm_target.hpp"
+#include "boltzlab/targets/rosenbrock.hpp"
 
 namespace boltzlab {
 namespace {
@@ -13,6 +22,15 @@ namespace {
 const std::map<std::string, TargetFactory>& factories() {
   static const std::map<std::string, TargetFactory> table = {
       {"gaussian", make_gaussian},
+      {"gaussian_mixture", make_gaussian_mixture},
+      {"manywell", make_manywell},
+      {"dw4", make_dw4},
+      {"lennard_jones", make_lennard_jones},
+      {"double_well", make_double_well},
+      {"muller_brown", make_muller_brown},
+      {"funnel", make_funnel},
+      {"rosenbrock", make_rosenbrock},
+      {"openmm", make_openmm},
   };
   return table;
 }
@@ -51,6 +69,8 @@ Potential load_potential(const std::filesystem::path& path) {
   p.name = top.get_string("name", p.type);
   top.get_string("description", "");
   top.get_int("format_version", 1);
+  // Optional sections are known keys even when absent (so typos get a suggestion).
+  for (const char* key : {"parameters", "generator", "sampler", "reference"}) top.ignore(key);
   const Json params = top.has("parameters") ? top.get_json("parameters") : Json::object();
   if (top.has("generator")) p.generator = top.get_json("generator");
   if (top.has("sampler")) p.sampler = top.get_json("sampler");

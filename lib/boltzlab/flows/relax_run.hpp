@@ -1,0 +1,101 @@
+#pragma once
+/// \file relax_run.hpp
+/// The logic of the `wgf-relax` tool: load a potential, build the initial ensemble,
+/// run any registered flow (flows/registry.cpp), write the standard run directory
+/// (io/run_outputs.hpp). The tool itself only parses flags into RelaxOptions.
+///
+/// Precedence of every setting: command-line flag > the potential file's "sampler"
+/// section > built-in default. The "sampler" section (all keys optional, unknown
+/// keys rejected):
+///
+///     "sampler": {
+///       "flow": "mala", "particles": 4096, "steps": 2000, "warmup": 500,
+///       "step_size": 0.05, "thin": 0, "max_frames": 1000, "monitor_every": 10,
+///       "beta_start": 0.1, "beta_steps": 500, "beta_schedule": "geometric",
+///       "tolerance": 0.0, "seed": 0,
+///       "init": {"kind": "normal", "scale": 1.0, "mean": 0.0}   // or
+///               {"kind": "lattice", "spacing": 1.1, "jitter": 0.05},
+///       "params": {"mala": {"target_acceptance": 0.574}, "baoab": {"friction": 1.0}}
+///     }
+///
+/// Built-in defaults: flow "mala", 1024 particles, 1000 steps, warm-up steps/4,
+/// the flow's default step size, no frames, β = 1, no tolerance, seed 0.
+/// Initial ensemble: --init X.npy (N×d float64/float32, finite; its row count is
+/// the particle count, and --particles must agree when given), else "init" from the
+/// sampler section, else N(0, I). "normal": x = mean + scale·ξ; "lattice" (particle
+/// systems): the n particles on the first n points of a cubic grid of the given
+/// spacing, plus jitter·spacing·ξ. Initial draws use streams stream_for(seed', i) with
+/// seed' = seed + 0x9E3779B97F4A7C15 (disjoint from the flow's stream_for(seed, i)),
+/// so the initial ensemble, too, is independent of the thread count. Particle systems
+/// are centred (target.hpp convention).
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "boltzlab/core/ensemble.hpp"
+#include "boltzlab/flows/flow.hpp"
+#include "boltzlab/targets/target.hpp"
+
+namespace boltzlab {
+
+/// wgf-relax options as given on the command line (unset: take the sampler section
+/// or the built-in default).
+struct RelaxOptions {
+  std::filesystem::path potential;          ///< --potential FILE (required)
+  std::filesystem::path out;                ///< --out DIR (required)
+  std::optional<std::string> flow;          ///< --flow NAME
+  std::optional<long long> particles;       ///< --particles N (≥ 1)
+  std::optional<long long> steps;           ///< --steps (≥ 0, after warm-up)
+  std::optional<long long> warmup;          ///< --warmup (≥ 0)
+  std::optional<double> step_size;          ///< --step-size (> 0)
+  std::optional<long long> thin;            ///< --thin: frame every k steps (0: none)
+  std::optional<long long> max_frames;      ///< --max-frames
+  std::optional<double> beta_start;         ///< --beta-start (> 0)
+  std::optional<long long> beta_steps;      ///< --beta-steps (≥ 0)
+  std::optional<double> tolerance;          ///< --tolerance (≥ 0)
+  std::optional<long long> monitor_every;   ///< --monitor-every (≥ 1)
+  std::optional<long long> seed;            ///< --seed (≥ 0)
+  int threads = 0;                          ///< --threads (0: all cores)
+  std::filesystem::path init;               ///< --init X.npy (empty: default init)
+  std::optional<double> init_scale;         ///< --init-scale (normal init)
+  std::vector<std::string> params;          ///< --param key=value (value parsed as JSON, else string)
+  bool quiet = false;                       ///< --quiet: no progress lines
+  bool plots = true;                        ///< --no-plots clears it
+  /// Checks the flag values that need no file. \throws ConfigError naming the flag.
+  void validate() const;
+};
+
+/// Initial-ensemble recipe (sampler.init or the default).
+struct InitSpec {
+  std::string kind = "normal";  ///< "normal" or "lattice"
+  double scale = 1.0;           ///< normal: standard deviation
+  double mean = 0.0;            ///< normal: mean of every coordinate
+  double spacing = 1.0;         ///< lattice: grid spacing
+  double jitter = 0.05;         ///< lattice: noise, in units of spacing
+  void validate(const std::string& context) const;
+};
+
+/// Builds the default initial ensemble of n particles for `target` (see the file
+/// comment), bit-identical for any thread count.
+Ensemble make_initial_ensemble(const Target& target, std::size_t n, const InitSpec& spec, std::uint64_t seed);
+
+/// Parses --param strings "key=value" into a JSON object; the value is parsed as
+/// JSON when it is valid JSON, else taken as a string. \throws ConfigError.
+nlohmann::json parse_params(const std::vector<std::string>& params);
+
+/// What run_relax() did.
+struct RelaxReport {
+  nlohmann::json summary;   ///< the summary.json written
+  std::string message;      ///< one-line human summary (printed by the tool on stdout)
+};
+
+/// Runs the whole wgf-relax job and commits the run directory.
+/// \throws ConfigError, IoError, DomainError with one-line messages naming the flag,
+/// file or key; nothing is left in place of an earlier run at `out` on failure.
+RelaxReport run_relax(const RelaxOptions& options);
+
+}  // namespace boltzlab

@@ -1,0 +1,96 @@
+#pragma once
+/// \file run_outputs.hpp
+/// The standard run-directory writer every tool reuses (wgf-relax, bg-sample,
+/// iw-diag, md-reference, ...). A tool fills a RunOutputs with what it ran and
+/// produced, and calls write_run() on its RunDirectory; then commit():
+///
+///     RunDirectory run(out);                 // fails early if `out` is unwritable
+///     ... compute ...
+///     RunOutputs o;
+///     o.tool = "bg-sample";  o.target = &target;  o.potential_path = path;
+///     o.options = {{"particles", n}, ...};  o.seed = seed;
+///     o.samples = &x;  o.reduced_energies = &u;  o.log_q = &log_q;  o.log_weights = &log_w;
+///     o.statistics = {{"acceptance_rate", 0.57}};  o.timings = {{"sampling", 1.2}};
+///     o.trace_steps = steps;  o.traces["mean_energy"] = mean_u;   // optional
+///     nlohmann::json summary = write_run(run, o);
+///     run.commit();
+///
+/// Files written (the run-directory contract, see README "Run directory"):
+///   samples.npy           N×d float64, one configuration per row (target units)
+///   reduced_energies.npy  N float64, u(x_i) = E/kT (+inf where not finite)
+///   log_q.npy             N, log density of the sampler at x_i (when given)
+///   log_weights.npy       N, log w_i = −u(x_i) − log q(x_i) (when given)
+///   frames.npy            F×N×d, recorded frames (when given and F > 0)
+///   summary.json          see below
+///   energy_trace.png      mean reduced energy vs step (when a "mean_energy" trace is
+///                         given), else energy_histogram.png of the final energies
+///   samples.png           2-D targets: the final ensemble over energy contours
+///   molecular files       through write_molecular_outputs() when target has a topology
+///
+/// summary.json keys: format_version (kRunFormatVersion), tool, potential {path,
+/// name, target (Target::describe()), dim, degrees_of_freedom, log_z}, options, seed,
+/// threads, counts {particles, dim, non_finite_energies (final energies), + tool
+/// counts}, timings {seconds; "write" is added}, statistics (sampler statistics, e.g.
+/// acceptance_rate), energy {mean, std, min, max over finite final energies}, trace
+/// {step: [...], <series>: [...]}, files [names], plots {name: "ok" or note}, notes
+/// [strings], plus the tool's `extra` keys at top level. JSON has no NaN/inf: such
+/// numbers are written as null and a note says so.
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "boltzlab/core/ensemble.hpp"
+#include "boltzlab/io/run_directory.hpp"
+#include "boltzlab/targets/target.hpp"
+
+namespace boltzlab {
+
+/// What a tool ran and produced. Pointers are not owned and must outlive write_run();
+/// null means "not produced" (samples and reduced_energies are required).
+struct RunOutputs {
+  std::string tool;                         ///< e.g. "wgf-relax"
+  std::filesystem::path potential_path;     ///< potential file (may be empty)
+  std::string potential_name;               ///< display name (defaults to target->name())
+  const Target* target = nullptr;           ///< required: describes the run, drives the plots
+  nlohmann::json options = nlohmann::json::object();  ///< the tool's resolved options
+  std::uint64_t seed = 0;                   ///< run seed
+  int threads = 0;                          ///< thread count (0: num_threads())
+
+  const RowMatrix* samples = nullptr;               ///< N×d, required
+  const Eigen::VectorXd* reduced_energies = nullptr;  ///< N, required
+  const Eigen::VectorXd* log_q = nullptr;           ///< N, optional
+  const Eigen::VectorXd* log_weights = nullptr;     ///< N, optional
+  const std::vector<RowMatrix>* frames = nullptr;   ///< F frames of N×d, optional
+
+  nlohmann::json counts = nlohmann::json::object();      ///< tool counts (merged into "counts")
+  nlohmann::json timings = nlohmann::json::object();     ///< seconds per phase
+  nlohmann::json statistics = nlohmann::json::object();  ///< sampler statistics (acceptance, ...)
+  std::vector<double> trace_steps;                        ///< x-axis of the traces
+  std::map<std::string, std::vector<double>> traces;      ///< e.g. "mean_energy" (same length)
+  nlohmann::json extra = nlohmann::json::object();        ///< tool-specific top-level keys
+  std::vector<std::string> notes;                         ///< human-readable remarks
+  bool plots = true;                                      ///< draw PNGs (false: skip, noted)
+
+  /// \throws DomainError when required fields are missing or sizes disagree.
+  void validate() const;
+};
+
+/// Writes the standard files of `outputs` into run.staging() and returns the summary
+/// that was written. Does not commit: the caller commits once everything (including
+/// its own extra files) is in place. Plot failures never throw (they become notes).
+/// \throws DomainError (bad outputs), IoError (a file could not be written).
+nlohmann::json write_run(const RunDirectory& run, const RunOutputs& outputs);
+
+/// Writes F frames of N×d as one (F, N, d) float64 .npy file, streaming frame by
+/// frame (no F×N×d copy). \throws IoError; DomainError if the frames differ in shape.
+void write_frames_npy(const std::filesystem::path& path, const std::vector<RowMatrix>& frames);
+
+/// Draws the final ensemble of a 2-D target over contours of u (samples.png).
+/// Returns "ok" or the reason it was skipped.
+std::string plot_2d_samples(const Target& target, const RowMatrix& samples, const std::filesystem::path& png);
+
+}  // namespace boltzlab
