@@ -29,6 +29,14 @@ check_json "$S" "s['chains']['independent_chains'] is True and s['source_run']['
 check_json "$S" "s['free_energy']['x_axis']['name'] == 'x0'"
 if command -v gnuplot > /dev/null; then [ -s "$T/wgf_diag/free_energy.png" ] || fail "wgf: free_energy.png"; fi
 
+# ---- wgf-relax with SVGD: interacting particles are flagged
+"$BIN/wgf-relax" --potential potentials/double_well.json --out "$T/svgd" --flow svgd --particles 64 --steps 100 \
+  --thin 4 --threads 2 -q > /dev/null 2> "$T/e5" || { cat "$T/e5"; fail "wgf-relax svgd"; }
+"$BIN/iw-diag" --run "$T/svgd" --json > "$T/j5" 2> "$T/e6" || { cat "$T/e6"; fail "iw-diag --run svgd"; }
+check_json "$T/j5" "s['chains']['independent_chains'] is False and 'interacting' in s['chains']['notes'][0]"
+"$BIN/iw-diag" --run "$T/svgd" --independent --json > "$T/j6" 2> /dev/null || fail "iw-diag --independent"
+check_json "$T/j6" "s['chains']['independent_chains'] is True"
+
 # ---- md-reference: 2 short replicas of alanine dipeptide in vacuum
 "$BIN/md-reference" --potential potentials/alanine_dipeptide_vacuum.json --out "$T/md" --production-ns 0.01 \
   --equilibration-ps 2 --frame-interval-ps 0.1 --replicas 2 --threads 2 --quiet > /dev/null 2> "$T/e2" \
