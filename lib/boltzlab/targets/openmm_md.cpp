@@ -296,9 +296,6 @@ nlohmann::json run_md_reference(const MdReferenceOptions& options) {
   o.timings = {{"md", md_seconds}};
   o.statistics = {{"mean_potential_energy_kJ_per_mol", total ? energies.mean() : 0.0},
                   {"mean_kinetic_temperature_K", mean_t},
-                  {"kinetic_temperature_note",
-                   "from OpenMM's LangevinMiddle velocities, which are half a step off the positions: a few % "
-                   "above the bath at 1 fs with hydrogen vibrations; the sampled positions are unaffected"},
                   {"replicas", replicas}};
   o.trace_steps = trace_steps;
   o.traces["mean_energy"] = trace_u;
