@@ -62,7 +62,7 @@ void LangevinMdOptions::validate() const {
     throw ConfigError("equilibration_ps: is " + num(equilibration_ps) + " ps, but must be >= 0");
   }
   if (!(production_ps > 0) || !std::isfinite(production_ps)) {
-    throw ConfigError("production: is " + num(production_ps) + " ps, but must be > 0");
+    throw ConfigError("production_ns: is " + num(production_ps / 1000.0) + " ns, but must be > 0");
   }
   const double ratio = frame_interval_ps * 1000.0 / timestep_fs;
   if (std::abs(ratio - std::round(ratio)) > 1e-6 * ratio || std::round(ratio) < 1) {
@@ -70,7 +70,7 @@ void LangevinMdOptions::validate() const {
                       " fs steps");
   }
   if (production_ps < frame_interval_ps) {
-    throw ConfigError("production: " + num(production_ps) + " ps is shorter than one frame interval (" +
+    throw ConfigError("production_ns: " + num(production_ps / 1000.0) + " ns is shorter than one frame interval (" +
                       num(frame_interval_ps) + " ps)");
   }
 }
