@@ -1,9 +1,12 @@
 #include <cmath>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/flows/blob.hpp"
 #include "boltzlab/flows/flow.hpp"
 #include "boltzlab/flows/langevin.hpp"
 #include "boltzlab/flows/openmm_langevin.hpp"
+#include "boltzlab/flows/mmd.hpp"
+#include "boltzlab/flows/svgd.hpp"
 
 namespace boltzlab {
 
@@ -36,7 +39,10 @@ namespace {
 const std::map<std::string, FlowFactory>& factories() {
   static const std::map<std::string, FlowFactory> table = {
       {"baoab", make_baoab},
+      {"blob", make_blob},
       {"mala", make_mala},
+      {"mmd", make_mmd},
+      {"svgd", make_svgd},
       {"ula", make_ula},
       {"openmm-langevin", make_openmm_langevin},
   };
