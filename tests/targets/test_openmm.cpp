@@ -9,6 +9,7 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/io/npy.hpp"
+#include "boltzlab/targets/dihedrals.hpp"
 #include "boltzlab/targets/openmm_target.hpp"
 #include "support/gradient_check.hpp"
 
@@ -242,6 +243,23 @@ TEST_CASE("openmm: topology comes from the PDB") {
   CHECK(p1.target->topology()->elements[1] == "C");
   // Its starting coordinates come from the crd file (7 decimals), not the PDB (3).
   CHECK(as_openmm(p1).initial_positions()[0] == doctest::Approx(0.2000001).epsilon(1e-12));
+}
+
+TEST_CASE("openmm: the shipped MD reference frames are consistent with the target") {
+  // data/alanine_dipeptide/md_reference_*: float32 positions (rounding ≤ 1.2e-7 nm),
+  // float64 u and dihedrals from the float64 frames. Position rounding changes u by
+  // at most ~|F|·δx/kT ≈ 1e4·66·1.2e-7/2.5 ≈ 0.03 in the worst case, dihedrals by ~1e-6.
+  Potential p = load_potential(kPotentials / "alanine_dipeptide.json");
+  const RowMatrix x = read_npy_matrix(kAlaData / "md_reference_positions.npy", 66);
+  const Eigen::VectorXd u = read_npy_vector(kAlaData / "md_reference_reduced_energies.npy");
+  const RowMatrix angles = read_npy_matrix(kAlaData / "md_reference_dihedrals.npy", 2);
+  REQUIRE(x.rows() == 10000);
+  REQUIRE(u.size() == 10000);
+  for (Eigen::Index i = 0; i < x.rows(); i += 250) {
+    CHECK(std::abs(p.target->reduced_energy(x.row(i).data(), nullptr) - u[i]) < 0.05);
+    CHECK(std::abs(std::remainder(dihedral_angle(x.row(i).data(), 4, 6, 8, 14) - angles(i, 0), 2 * M_PI)) < 1e-4);
+    CHECK(std::abs(std::remainder(dihedral_angle(x.row(i).data(), 6, 8, 14, 16) - angles(i, 1), 2 * M_PI)) < 1e-4);
+  }
 }
 
 TEST_CASE("openmm: bad input gives one clear error naming the file or field") {

@@ -62,7 +62,7 @@ void LangevinMdOptions::validate() const {
     throw ConfigError("equilibration_ps: is " + num(equilibration_ps) + " ps, but must be >= 0");
   }
   if (!(production_ps > 0) || !std::isfinite(production_ps)) {
-    throw ConfigError("production: is " + num(production_ps) + " ps, but must be > 0");
+    throw ConfigError("production_ns: is " + num(production_ps / 1000.0) + " ns, but must be > 0");
   }
   const double ratio = frame_interval_ps * 1000.0 / timestep_fs;
   if (std::abs(ratio - std::round(ratio)) > 1e-6 * ratio || std::round(ratio) < 1) {
@@ -70,7 +70,7 @@ void LangevinMdOptions::validate() const {
                       " fs steps");
   }
   if (production_ps < frame_interval_ps) {
-    throw ConfigError("production: " + num(production_ps) + " ps is shorter than one frame interval (" +
+    throw ConfigError("production_ns: " + num(production_ps / 1000.0) + " ns is shorter than one frame interval (" +
                       num(frame_interval_ps) + " ps)");
   }
 }
@@ -296,9 +296,6 @@ nlohmann::json run_md_reference(const MdReferenceOptions& options) {
   o.timings = {{"md", md_seconds}};
   o.statistics = {{"mean_potential_energy_kJ_per_mol", total ? energies.mean() : 0.0},
                   {"mean_kinetic_temperature_K", mean_t},
-                  {"kinetic_temperature_note",
-                   "from OpenMM's LangevinMiddle velocities, which are half a step off the positions: a few % "
-                   "above the bath at 1 fs with hydrogen vibrations; the sampled positions are unaffected"},
                   {"replicas", replicas}};
   o.trace_steps = trace_steps;
   o.traces["mean_energy"] = trace_u;

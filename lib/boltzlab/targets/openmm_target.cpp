@@ -308,9 +308,13 @@ BatchStats OpenMMTarget::evaluate_batch(const RowMatrix& x, Eigen::VectorXd& u, 
   u.resize(static_cast<Eigen::Index>(n));
   if (grad) grad->resize(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
   std::atomic<std::size_t> bad{0};
-  // Blocks of 8: enough to amortize the thread-local lookup, small enough to balance.
+  // Blocks of up to 8 rows amortize the thread-local lookup; small batches get
+  // smaller blocks so that every thread has work (rows are independent, so the
+  // blocking never changes the results).
+  const std::size_t per_thread = n / (4 * static_cast<std::size_t>(std::max(1, num_threads())));
+  const std::size_t grain = std::clamp<std::size_t>(per_thread, 1, 8);
   for_each_block(
-      n, 8,
+      n, grain,
       [&](std::size_t b, std::size_t e) {
         ThreadState& state = local_state();
         std::size_t local_bad = 0;
