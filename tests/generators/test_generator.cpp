@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "generators/torch_doctest.hpp"
+#include "support/torch_doctest.hpp"
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/generators/generator.hpp"

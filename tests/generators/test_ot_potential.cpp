@@ -1,7 +1,7 @@
 // Closed-form ∇Φ, ∂ₜΦ and ΔΦ of the OT-Flow potential against LibTorch autograd
 // (float64, 1e-10): the closed forms of Onken et al. eqs. 11–17 must agree with the
 // derivatives of Φ itself to rounding error.
-#include "generators/torch_doctest.hpp"
+#include "support/torch_doctest.hpp"
 
 #include "boltzlab/generators/ot_potential.hpp"
 

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "generators/torch_doctest.hpp"
+#include "support/torch_doctest.hpp"
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/rng.hpp"

@@ -12,10 +12,10 @@
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/trainer.hpp"
-#include "boltzlab/io/molecular.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/io/plot.hpp"
 #include "boltzlab/io/run_directory.hpp"
+#include "boltzlab/io/run_outputs.hpp"
 #include "boltzlab/targets/registry.hpp"
 
 namespace fs = std::filesystem;
@@ -272,8 +272,8 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
   const bool have_data = !cfg.data.empty();
   if (have_data) data = read_npy_matrix(cfg.data, target.dim());
 
+  RunDirectory run(o.out);  // fails early when `out` cannot be written
   nlohmann::json summary = {{"tool", "bg-sample"},
-                            {"potential", o.potential.string()},
                             {"target", target.describe()},
                             {"seed", o.seed},
                             {"threads", num_threads()}};
@@ -339,11 +339,6 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
       summary["log_z_error"] = summary["importance"]["log_z"].get<double>() - *lz;
   }
 
-  RunDirectory run(o.out);
-  run.write_array("samples.npy", s.x);
-  run.write_array("log_q.npy", s.log_q);
-  run.write_array("reduced_energies.npy", u);
-  run.write_array("log_weights.npy", lw);
   nlohmann::json meta = {{"potential", o.potential.string()}, {"seed", o.seed}};
   if (trained) meta["training"] = {{"iterations", history.iterations_done},
                                    {"energy_evaluations", history.energy_evaluations},
@@ -352,11 +347,29 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
   summary["model_file"] = (o.out / "model.pt").string();
   if (trained) plot_training(run, history, notes);
   if (target.dim() == 2 && target.particle_layout().first == 0) plot_density_2d(run, target, *model, s.x, notes);
-  write_molecular_outputs(run, target, s.x, &lw, summary);
-  summary["plot_notes"] = notes;
-  summary["wall_seconds"] = wall_seconds() - t_start;
-  sanitize_non_finite(summary);
-  run.write_summary(summary);
+
+  RunOutputs out;
+  out.tool = "bg-sample";
+  out.potential_path = o.potential;
+  out.potential_name = pot.name;
+  out.target = &target;
+  out.options = {{"samples", cfg.samples}, {"generator", model->options().to_json()}};
+  if (trained) out.options["training"] = cfg.train.to_json();
+  out.seed = o.seed;
+  out.samples = &s.x;
+  out.reduced_energies = &u;
+  out.log_q = &s.log_q;
+  out.log_weights = &lw;
+  out.counts = {{"energy_evaluations", (trained ? history.energy_evaluations : 0) + counters.evaluations.load()},
+                {"sampling_energy_evaluations", counters.evaluations.load()}};
+  out.timings = {{"training", trained ? history.wall_seconds : 0.0},
+                 {"sampling", summary["sampling_seconds"]},
+                 {"total_before_write", wall_seconds() - t_start}};
+  out.statistics = summary["importance"];
+  for (const auto& n : notes) out.notes.push_back(n.get<std::string>());
+  for (const auto& [k, v] : summary.items())
+    if (k != "tool" && k != "seed" && k != "threads") out.extra[k] = v;
+  summary = write_run(run, out);
   run.commit();
   return summary;
 }
