@@ -27,6 +27,10 @@ std::vector<double> probe_point(const Target& t) {
       rest /= side;
     }
   }
+  // Molecular force fields have torsions, which are undefined (NaN in OpenMM) for
+  // collinear atoms, as on a grid line: shift every coordinate slightly.
+  if (t.topology())
+    for (std::size_t k = 0; k < x.size(); ++k) x[k] += 0.1 * std::sin(1.3 * static_cast<double>(k) + 0.7);
   return x;
 }
 

@@ -1,8 +1,12 @@
 #include <cmath>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/flows/blob.hpp"
 #include "boltzlab/flows/flow.hpp"
 #include "boltzlab/flows/langevin.hpp"
+#include "boltzlab/flows/openmm_langevin.hpp"
+#include "boltzlab/flows/mmd.hpp"
+#include "boltzlab/flows/svgd.hpp"
 
 namespace boltzlab {
 
@@ -35,8 +39,12 @@ namespace {
 const std::map<std::string, FlowFactory>& factories() {
   static const std::map<std::string, FlowFactory> table = {
       {"baoab", make_baoab},
+      {"blob", make_blob},
       {"mala", make_mala},
+      {"mmd", make_mmd},
+      {"svgd", make_svgd},
       {"ula", make_ula},
+      {"openmm-langevin", make_openmm_langevin},
   };
   return table;
 }

@@ -4,18 +4,51 @@
 /// and free energy, PNG plot, and a trajectory readable by MDTraj/VMD.
 /// Every tool that writes a run directory for a target with a topology() calls
 /// write_molecular_outputs().
+#include <filesystem>
+#include <string>
+
 #include <nlohmann/json.hpp>
 
 #include "boltzlab/core/ensemble.hpp"
+#include "boltzlab/io/plot.hpp"
 #include "boltzlab/io/run_directory.hpp"
 #include "boltzlab/targets/target.hpp"
 
 namespace boltzlab {
 
+/// Bins per angle of the Ramachandran histogram on [−π, π)².
+inline constexpr Eigen::Index kRamachandranBins = 64;
+/// At most this many models in trajectory.pdb (the DCD always holds every frame).
+inline constexpr std::size_t kMaxPdbModels = 1000;
+
+/// A (weighted) Ramachandran histogram and basin populations.
+struct RamachandranHistogram {
+  RowMatrix weights;         ///< 64×64, rows φ bins, columns ψ bins: counts or Σ w
+  RowMatrix free_energy;     ///< F = −log p per bin, kT; +inf where empty
+  bool weighted = false;     ///< importance weights were used
+  double total_weight = 0;   ///< Σ w over the frames used (w = exp(log w − max log w))
+  double effective_sample_size = 0;  ///< Kish (Σw)² / Σw²
+  std::size_t skipped_frames = 0;     ///< φ or ψ not finite
+  std::size_t zero_weight_frames = 0; ///< log w not finite
+  double phi_positive = 0;   ///< population of φ ≥ 0 (C7ax/αL)
+  double alpha_r = 0;        ///< φ < 0 and −2.2 ≤ ψ < 0.5 rad
+  double beta_c7eq = 0;      ///< φ < 0, other ψ
+};
+
+/// Histogram of (φ, ψ) in radians, weighted by exp(log_weights) when given.
+/// p_bin = Σ_{i∈bin} w_i / Σ_i w_i, F_bin = −log p_bin. \throws DomainError on length mismatch.
+RamachandranHistogram ramachandran_histogram(const Eigen::VectorXd& phi, const Eigen::VectorXd& psi,
+                                             const Eigen::VectorXd* log_weights = nullptr);
+
+/// Heat map of F − min F (kT, capped at 10) over φ, ψ in degrees (gnuplot).
+PlotResult plot_ramachandran(const RamachandranHistogram& h, const std::filesystem::path& png, const std::string& title);
+
 /// Writes the molecular files for `samples` (N×3n, nm) into `run`, weighted by
 /// exp(log_weights) when given, and adds their summary (basin populations, files
 /// written, notes for skipped plots) under summary["molecular"]. Does nothing when
-/// target.topology() is null.
+/// target.topology() is null. Files: trajectory.dcd (all frames, Å) + topology.pdb,
+/// trajectory.pdb (≤ kMaxPdbModels models), dihedrals.npy (N×2: φ, ψ in radians),
+/// ramachandran_histogram.npy, ramachandran_free_energy.npy, ramachandran.png.
 void write_molecular_outputs(const RunDirectory& run, const Target& target, const RowMatrix& samples,
                              const Eigen::VectorXd* log_weights, nlohmann::json& summary);
 

@@ -272,6 +272,15 @@ nlohmann::json write_run(const RunDirectory& run, const RunOutputs& o) {
     } else {
       plots["energy_histogram.png"] = plot_energy_histogram(u, run.path("energy_histogram.png"));
     }
+    // Monitors of the interacting-particle flows (flows/interacting.hpp), one plot each.
+    for (const std::string key : {"ksd", "bandwidth", "mmd2"}) {
+      auto it = o.traces.find(key);
+      if (it == o.traces.end() || o.trace_steps.empty() || it->second.size() != o.trace_steps.size()) continue;
+      const PlotResult r = plot_lines({{key, o.trace_steps, it->second}},
+                                      o.tool + ": " + (o.potential_name.empty() ? target.name() : o.potential_name),
+                                      "step", key, run.path(key + "_trace.png"), key != "bandwidth");
+      plots[key + "_trace.png"] = r.ok ? "ok" : r.note;
+    }
     if (target.dim() == 2) plots["samples.png"] = plot_2d_samples(target, *o.samples, run.path("samples.png"));
     for (const auto& [name, status] : plots.items()) {
       if (status == "ok") {

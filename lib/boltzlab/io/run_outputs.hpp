@@ -24,6 +24,8 @@
 ///   summary.json          see below
 ///   energy_trace.png      mean reduced energy vs step (when a "mean_energy" trace is
 ///                         given), else energy_histogram.png of the final energies
+///   ksd_trace.png, bandwidth_trace.png, mmd2_trace.png
+///                         monitors of the interacting-particle flows, when traced
 ///   samples.png           2-D targets: the final ensemble over energy contours
 ///   molecular files       through write_molecular_outputs() when target has a topology
 ///

@@ -12,6 +12,7 @@
 #include "boltzlab/targets/lennard_jones.hpp"
 #include "boltzlab/targets/manywell.hpp"
 #include "boltzlab/targets/muller_brown.hpp"
+#include "boltzlab/targets/openmm_target.hpp"
 #include "boltzlab/targets/rosenbrock.hpp"
 
 namespace boltzlab {
@@ -29,6 +30,7 @@ const std::map<std::string, TargetFactory>& factories() {
       {"muller_brown", make_muller_brown},
       {"funnel", make_funnel},
       {"rosenbrock", make_rosenbrock},
+      {"openmm", make_openmm},
   };
   return table;
 }

@@ -1,0 +1,66 @@
+#include "boltzlab/flows/blob.hpp"
+
+#include <cmath>
+
+#include "boltzlab/core/error.hpp"
+
+namespace boltzlab {
+
+void BlobOptions::validate() const {
+  if (!(epsilon >= 0) || !std::isfinite(epsilon)) {
+    throw ConfigError("blob: epsilon is " + std::to_string(epsilon) + ", but must be > 0 or \"median\"");
+  }
+}
+
+BlobFlow::BlobFlow(BlobOptions options, InteractingOptions common)
+    : InteractingFlow(std::move(common)), options_(options) {
+  options_.validate();
+}
+
+double BlobFlow::diffusion_velocity(const RowMatrix& x, double fixed_epsilon, RowMatrix& velocity, Execution exec) {
+  const std::size_t n = static_cast<std::size_t>(x.rows());
+  const Eigen::Index d = x.cols();
+  const RowMatrix xc = x.rowwise() - row_mean(x);
+  double eps2;
+  if (fixed_epsilon > 0) {
+    eps2 = fixed_epsilon * fixed_epsilon;
+  } else {
+    eps2 = 0.5 * median_squared_distance(xc, exec) / std::log(static_cast<double>(n) + 1.0);
+    if (!(eps2 > 0)) eps2 = 1.0;
+  }
+  const double c = 0.5 / eps2;
+  // Pass 1: ρ_i ∝ Σ_k φ_ik (φ_ii = 1 included, so a_i ≤ 1 is finite).
+  RowMatrix ones = RowMatrix::Ones(static_cast<Eigen::Index>(n), 1), density;
+  gaussian_kernel_sums(xc, xc, ones, c, density, exec);
+  const Eigen::VectorXd a = density.col(0).cwiseInverse();
+  // Pass 2: Σ_j φ_ij [x_j, a_j x_j, a_j].
+  RowMatrix weights(static_cast<Eigen::Index>(n), 2 * d + 1), sums;
+  weights.leftCols(d) = xc;
+  weights.middleCols(d, d) = a.asDiagonal() * xc;
+  weights.col(2 * d) = a;
+  gaussian_kernel_sums(xc, xc, weights, c, sums, exec);
+  velocity.resize(static_cast<Eigen::Index>(n), d);
+  for (Eigen::Index i = 0; i < velocity.rows(); ++i) {
+    velocity.row(i) = (xc.row(i) * (1.0 + sums(i, 2 * d)) - a[i] * sums.row(i).head(d) - sums.row(i).segment(d, d)) / eps2;
+  }
+  return std::sqrt(eps2);
+}
+
+void BlobFlow::update(const RowMatrix& x, const RowMatrix& grad_u, double beta, std::size_t, double step_size,
+                      const FlowOptions& options, RowMatrix& delta) {
+  epsilon_ = diffusion_velocity(x, options_.epsilon, delta, options.exec);
+  delta = step_size * (delta - beta * grad_u);
+}
+
+void BlobFlow::add_statistics(nlohmann::json& statistics) const {
+  statistics["epsilon_rule"] = options_.epsilon > 0 ? "fixed" : "median: eps^2 = 0.5*median(D^2)/log(N+1)";
+}
+
+std::unique_ptr<Flow> make_blob(JsonReader& params) {
+  BlobOptions o;
+  o.epsilon = read_bandwidth(params, "epsilon");
+  InteractingOptions common = InteractingOptions::read(params);
+  return std::make_unique<BlobFlow>(o, std::move(common));
+}
+
+}  // namespace boltzlab

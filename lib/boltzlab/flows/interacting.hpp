@@ -1,0 +1,76 @@
+#pragma once
+/// \file interacting.hpp
+/// The run loop shared by the deterministic interacting-particle flows (SVGD, blob-method
+/// KL flow, MMD flow): annealing, monitors (mean energy, KSD, bandwidth), stopping on a
+/// tolerance, frames. A flow only supplies its update x ← x + Δ(x, ∇u, β).
+#include <cstddef>
+#include <string>
+
+#include "boltzlab/flows/flow.hpp"
+#include "boltzlab/flows/kernels.hpp"
+
+namespace boltzlab {
+
+/// Options common to the interacting-particle flows (read from the flow params).
+struct InteractingOptions {
+  bool ksd = true;                           ///< monitor the IMQ KSD of the ensemble vs π (O(N²d) per monitor)
+  KsdOptions ksd_kernel;                     ///< IMQ scale c ("ksd_c")
+  std::string stop_monitor = "mean_energy";  ///< monitor whose change the tolerance applies to: "mean_energy" or "ksd"
+  std::size_t patience = 3;                  ///< consecutive monitor evaluations within tolerance before stopping
+  /// \throws ConfigError naming the field.
+  void validate(const std::string& flow) const;
+  /// Reads "ksd", "ksd_c", "stop_monitor", "patience" (all optional).
+  static InteractingOptions read(JsonReader& params);
+};
+
+/// Base of SVGD, blob and MMD flows.
+///
+/// Loop, for step = 0 … warmup+steps−1 (β = options.beta.at(step)):
+///  1. evaluate u and ∇u at every particle (once per particle per step); a particle
+///     with non-finite u or ∇u is counted and gets ∇u := 0 for this step (it keeps
+///     interacting; its position stays finite);
+///  2. compute the update Δ at x_t (so "bandwidth" is the one used at x_t);
+///  3. every monitor_every steps after warm-up: record mean_energy (mean of finite u),
+///     ksd (√ of the V-statistic of KSD² against π = π_{β_end}, see kernels.hpp),
+///     ksd2_u (its U-statistic), bandwidth, beta (+ flow extras); stop when the chosen monitor changed
+///     by ≤ tolerance·max(1, |value|) between `patience`+1 consecutive evaluations,
+///     counted only once annealing is over (step ≥ beta.steps);
+///  4. x ← x + Δ.
+/// On return ensemble.reduced_energies holds u at the final positions and a final
+/// monitor row is recorded at steps_done (its bandwidth: the last update's).
+class InteractingFlow : public Flow {
+ public:
+  explicit InteractingFlow(InteractingOptions common) : common_(std::move(common)) {}
+  FlowResult run(const Target& target, Ensemble& ensemble, const FlowOptions& options) final;
+
+ protected:
+  /// Called once before the loop (check shapes, load data). Default: nothing.
+  virtual void prepare(const Target& target, const Ensemble& ensemble, const FlowOptions& options);
+  /// The update Δ (N×d) at positions x with ∇u (N×d, finite) at inverse temperature β;
+  /// `step` counts from 0, τ = resolved step size. Must be deterministic in its inputs.
+  virtual void update(const RowMatrix& x, const RowMatrix& grad_u, double beta, std::size_t step,
+                      double step_size, const FlowOptions& options, RowMatrix& delta) = 0;
+  /// Default step size when options.step_size is 0.
+  virtual double default_step_size() const = 0;
+  /// Kernel bandwidth used at the last update (for the "bandwidth" monitor).
+  virtual double bandwidth() const = 0;
+  /// Flow-specific monitors at positions x (called at every monitor step; e.g. "mmd2").
+  virtual void extra_monitors(const RowMatrix& x, const FlowOptions& options,
+                              std::map<std::string, std::vector<double>>& monitors) {
+    (void)x, (void)options, (void)monitors;
+  }
+  /// Flow-specific entries of FlowResult::statistics.
+  virtual void add_statistics(nlohmann::json& statistics) const { (void)statistics; }
+
+  InteractingOptions common_;
+};
+
+/// x − mean(x) over rows, summed in row order (kernels are translation invariant, so
+/// the flows work on centred copies to avoid cancellation in x_i Σk − Σ k x_j).
+Eigen::RowVectorXd row_mean(const RowMatrix& x);
+
+/// Reads a bandwidth parameter: a number > 0 (fixed) or the string "median" (returns 0).
+/// \throws ConfigError "flow.key: bandwidth is -1, but must be > 0 or \"median\"".
+double read_bandwidth(JsonReader& params, const std::string& key);
+
+}  // namespace boltzlab

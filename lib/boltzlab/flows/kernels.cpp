@@ -1,0 +1,587 @@
+#include "boltzlab/flows/kernels.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <tbb/enumerable_thread_specific.h>
+
+#include "boltzlab/core/error.hpp"
+#include "boltzlab/core/rng.hpp"
+
+// The vector helpers below are always inlined into the multi-versioned kernels; the
+// ABI note GCC emits for 64-byte vector arguments of non-inlined functions is moot.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace boltzlab {
+namespace kernel_detail {
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define BOLTZLAB_MULTIVERSION \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define BOLTZLAB_MULTIVERSION
+#endif
+#define BOLTZLAB_INLINE inline __attribute__((always_inline))
+
+typedef double v8d __attribute__((vector_size(64)));
+typedef long long v8l __attribute__((vector_size(64)));
+typedef unsigned long long v8u __attribute__((vector_size(64)));
+typedef double v8d_unaligned __attribute__((vector_size(64), aligned(8), may_alias));
+
+constexpr std::size_t kLanes = 8;      // doubles per vector
+constexpr std::size_t kRows = 4;       // rows i per register block
+constexpr std::size_t kColBlock = 256; // columns j per cache block (K tile 4×256 = 8 KiB)
+
+BOLTZLAB_INLINE v8d splat(double a) { return v8d{} + a; }
+BOLTZLAB_INLINE v8d load(const double* p) { return *reinterpret_cast<const v8d_unaligned*>(p); }
+BOLTZLAB_INLINE void store(double* p, v8d a) { *reinterpret_cast<v8d_unaligned*>(p) = a; }
+BOLTZLAB_INLINE v8d vmax(v8d a, v8d b) { return a > b ? a : b; }
+BOLTZLAB_INLINE v8d vmin(v8d a, v8d b) { return a < b ? a : b; }
+
+/// exp(x) for a vector x: n = round(x·log2 e), r = x − n ln2 (Cody–Waite, two parts),
+/// exp(r) by its Taylor polynomial of degree 13 (|r| ≤ ln2/2: truncation < 5e−18),
+/// times 2^n built in the exponent bits. x < −708 gives 0 (true value < 3e−308).
+BOLTZLAB_INLINE v8d vexp(v8d x) {
+  const v8d magic = splat(0x1.8p52);
+  const v8d xc = vmin(vmax(x, splat(-708.0)), splat(709.0));
+  const v8d m = xc * splat(1.4426950408889634074) + magic;
+  const v8d n = m - magic;
+  const v8d r = (xc - n * splat(6.93147180369123816490e-01)) - n * splat(1.90821492927058770002e-10);
+  v8d p = splat(1.0 / 6227020800.0);  // 1/13!
+  p = p * r + splat(1.0 / 479001600.0);
+  p = p * r + splat(1.0 / 39916800.0);
+  p = p * r + splat(1.0 / 3628800.0);
+  p = p * r + splat(1.0 / 362880.0);
+  p = p * r + splat(1.0 / 40320.0);
+  p = p * r + splat(1.0 / 5040.0);
+  p = p * r + splat(1.0 / 720.0);
+  p = p * r + splat(1.0 / 120.0);
+  p = p * r + splat(1.0 / 24.0);
+  p = p * r + splat(1.0 / 6.0);
+  p = p * r + splat(0.5);
+  p = p * r + splat(1.0);
+  p = p * r + splat(1.0);
+  const v8l ni = (v8l)m - (v8l)magic;  // n as an integer (same exponent as magic)
+  const v8d scale = (v8d)((ni + 1023) << 52);
+  const v8d result = p * scale;
+  return x < splat(-708.0) ? splat(0.0) : result;
+}
+
+/// Column-side data, transposed and zero-padded to a multiple of kLanes columns.
+struct Columns {
+  std::size_t m = 0, mp = 0, d = 0;
+  std::vector<double> yt;     // d × mp: yt[k·mp + j] = y_jk
+  std::vector<double> norms;  // |y_j|², 0 in the padding
+};
+
+Columns transpose_columns(const RowMatrix& y) {
+  Columns c;
+  c.m = static_cast<std::size_t>(y.rows());
+  c.d = static_cast<std::size_t>(y.cols());
+  c.mp = (c.m + kLanes - 1) / kLanes * kLanes;
+  c.yt.assign(c.d * c.mp, 0.0);
+  c.norms.assign(c.mp, 0.0);
+  for (std::size_t j = 0; j < c.m; ++j) {
+    const double* row = y.row(static_cast<Eigen::Index>(j)).data();
+    double s = 0.0;
+    for (std::size_t k = 0; k < c.d; ++k) {
+      c.yt[k * c.mp + j] = row[k];
+      s += row[k] * row[k];
+    }
+    c.norms[j] = s;
+  }
+  return c;
+}
+
+/// Rows i of a register block (the 4 rows i0..i0+3; rows past N point at zeros).
+struct RowBlock {
+  const double* x[kRows];
+  double norm[kRows];
+};
+
+/// Dot products x_r·y_j for the 4 rows of `rows` and the 16 (or 8) columns from j:
+/// the GEMM micro-kernel (1–2 column loads, 4 broadcasts, 4–8 FMAs per k).
+BOLTZLAB_INLINE void dots16(const RowBlock& rows, const Columns& cols, std::size_t j, v8d a[kRows],
+                            v8d b[kRows]) {
+  for (std::size_t r = 0; r < kRows; ++r) a[r] = b[r] = splat(0.0);
+  const double* yt = cols.yt.data() + j;
+  for (std::size_t k = 0; k < cols.d; ++k) {
+    const v8d y0 = load(yt + k * cols.mp);
+    const v8d y1 = load(yt + k * cols.mp + kLanes);
+    for (std::size_t r = 0; r < kRows; ++r) {
+      const v8d xr = splat(rows.x[r][k]);
+      a[r] += xr * y0;
+      b[r] += xr * y1;
+    }
+  }
+}
+BOLTZLAB_INLINE void dots8(const RowBlock& rows, const Columns& cols, std::size_t j, v8d a[kRows]) {
+  for (std::size_t r = 0; r < kRows; ++r) a[r] = splat(0.0);
+  const double* yt = cols.yt.data() + j;
+  for (std::size_t k = 0; k < cols.d; ++k) {
+    const v8d y0 = load(yt + k * cols.mp);
+    for (std::size_t r = 0; r < kRows; ++r) a[r] += splat(rows.x[r][k]) * y0;
+  }
+}
+
+/// |x_r − y_j|² = (|x_r|² + |y_j|²) − 2 x_r·y_j, clamped at 0 (bitwise symmetric in r, j).
+BOLTZLAB_INLINE v8d sq_dist(double xnorm, const double* ynorm, v8d dot) {
+  return vmax((splat(xnorm) + load(ynorm)) - splat(2.0) * dot, splat(0.0));
+}
+
+/// Kernel sums for the 4 rows of `rows`: acc[r·pp + q] = Σ_j exp(−c d²_rj) v_jq.
+/// v is mp × pp row-major, zero-padded (so padded columns contribute exactly 0).
+BOLTZLAB_MULTIVERSION
+void kernel_sums_block(const RowBlock& rows, const Columns& cols, const double* v, std::size_t pp,
+                       double c, double* acc, double* ktile) {
+  std::fill(acc, acc + kRows * pp, 0.0);
+  const v8d minus_c = splat(-c);
+  for (std::size_t jb = 0; jb < cols.mp; jb += kColBlock) {
+    const std::size_t je = std::min(cols.mp, jb + kColBlock);
+    // Phase A: the 4 × (je − jb) tile of kernel values.
+    std::size_t j = jb;
+    for (; j + 2 * kLanes <= je; j += 2 * kLanes) {
+      v8d a[kRows], b[kRows];
+      dots16(rows, cols, j, a, b);
+      for (std::size_t r = 0; r < kRows; ++r) {
+        store(ktile + r * kColBlock + (j - jb),
+              vexp(minus_c * sq_dist(rows.norm[r], cols.norms.data() + j, a[r])));
+        store(ktile + r * kColBlock + (j - jb) + kLanes,
+              vexp(minus_c * sq_dist(rows.norm[r], cols.norms.data() + j + kLanes, b[r])));
+      }
+    }
+    for (; j < je; j += kLanes) {
+      v8d a[kRows];
+      dots8(rows, cols, j, a);
+      for (std::size_t r = 0; r < kRows; ++r) {
+        store(ktile + r * kColBlock + (j - jb),
+              vexp(minus_c * sq_dist(rows.norm[r], cols.norms.data() + j, a[r])));
+      }
+    }
+    // Phase B: acc_r += Σ_j k_rj v_j, vectorized over the weight columns q, j ascending.
+    std::size_t q = 0;
+    for (; q + 2 * kLanes <= pp; q += 2 * kLanes) {
+      v8d s0[kRows], s1[kRows];
+      for (std::size_t r = 0; r < kRows; ++r) {
+        s0[r] = load(acc + r * pp + q);
+        s1[r] = load(acc + r * pp + q + kLanes);
+      }
+      for (std::size_t jj = jb; jj < je; ++jj) {
+        const v8d v0 = load(v + jj * pp + q);
+        const v8d v1 = load(v + jj * pp + q + kLanes);
+        for (std::size_t r = 0; r < kRows; ++r) {
+          const v8d kr = splat(ktile[r * kColBlock + (jj - jb)]);
+          s0[r] += kr * v0;
+          s1[r] += kr * v1;
+        }
+      }
+      for (std::size_t r = 0; r < kRows; ++r) {
+        store(acc + r * pp + q, s0[r]);
+        store(acc + r * pp + q + kLanes, s1[r]);
+      }
+    }
+    for (; q < pp; q += kLanes) {
+      v8d s0[kRows];
+      for (std::size_t r = 0; r < kRows; ++r) s0[r] = load(acc + r * pp + q);
+      for (std::size_t jj = jb; jj < je; ++jj) {
+        const v8d v0 = load(v + jj * pp + q);
+        for (std::size_t r = 0; r < kRows; ++r) s0[r] += splat(ktile[r * kColBlock + (jj - jb)]) * v0;
+      }
+      for (std::size_t r = 0; r < kRows; ++r) store(acc + r * pp + q, s0[r]);
+    }
+  }
+}
+
+/// Pass of the exact median: for the 4 rows i0..i0+3 and all columns j > i (j < n),
+/// counts the pair values d²_ij < lo (into *below) and appends those in [lo, hi] to
+/// kept[*size …] (kept grows as needed; *size is the number used). Interior tiles (all
+/// 4×8 pairs valid) count with vector selects and append branch-free, and only when some
+/// value falls in [lo, hi]; edge tiles go through a scalar path.
+BOLTZLAB_MULTIVERSION
+void count_pairs_block(const RowBlock& rows, const Columns& cols, std::size_t i0, std::size_t n, double lo,
+                       double hi, std::uint64_t* below, std::vector<double>& kept, std::size_t* size) {
+  // Indicators from sign bits (GCC lowers vector compare-selects poorly): for finite or
+  // infinite lo ≤ hi and d² ≥ 0, d² < lo ⇔ sign(d² − lo) = 1, d² > hi ⇔ sign(hi − d²) = 1.
+  const v8d vlo = splat(lo), vhi = splat(hi);
+  v8u count = v8u{} + 0;
+  std::uint64_t edge_count = 0;
+  std::size_t pos = *size;
+  double tile[kRows][kLanes];
+  for (std::size_t j = i0 / kLanes * kLanes; j < cols.mp; j += kLanes) {
+    v8d a[kRows];
+    dots8(rows, cols, j, a);
+    if (kept.size() < pos + kRows * kLanes) kept.resize(2 * (pos + kRows * kLanes));
+    double* out = kept.data();
+    if (j > i0 + kRows - 1 && j + kLanes <= n) {
+      v8u outside = v8u{} + 1;
+      for (std::size_t r = 0; r < kRows; ++r) {
+        const v8d d2 = sq_dist(rows.norm[r], cols.norms.data() + j, a[r]);
+        store(tile[r], d2);
+        const v8u below_bit = (v8u)(d2 - vlo) >> 63;
+        count += below_bit;
+        outside &= below_bit | ((v8u)(vhi - d2) >> 63);
+      }
+      std::uint64_t all_outside = 1;
+      for (std::size_t l = 0; l < kLanes; ++l) all_outside &= outside[l];
+      if (all_outside) continue;
+      for (std::size_t r = 0; r < kRows; ++r)
+        for (std::size_t l = 0; l < kLanes; ++l) {
+          const double v = tile[r][l];
+          out[pos] = v;
+          pos += static_cast<std::size_t>((v >= lo) & (v <= hi));
+        }
+      continue;
+    }
+    for (std::size_t r = 0; r < kRows; ++r) {
+      store(tile[r], sq_dist(rows.norm[r], cols.norms.data() + j, a[r]));
+      const std::size_t i = i0 + r;
+      for (std::size_t l = 0; l < kLanes; ++l) {
+        const std::size_t jl = j + l;
+        if (!(jl > i && jl < n)) continue;
+        const double v = tile[r][l];
+        if (v < lo) ++edge_count;
+        if (v >= lo && v <= hi) out[pos++] = v;
+      }
+    }
+  }
+  *size = pos;
+  std::uint64_t total = edge_count;
+  for (std::size_t l = 0; l < kLanes; ++l) total += count[l];
+  *below += total;
+}
+
+/// KSD row sums for the 4 rows i0..i0+3: rowsum[r] = Σ_{j>i} u(x_i, x_j).
+/// xs/sx columns: the transposed positions and scores; self_xs[j] = x_j·s_j.
+BOLTZLAB_MULTIVERSION
+void ksd_block(const RowBlock& xrows, const RowBlock& srows, const Columns& xcols, const Columns& scols,
+               const double* self_xs, std::size_t i0, std::size_t n, double c2, double* rowsum) {
+  const std::size_t d = xcols.d;
+  v8d total[kRows];
+  for (std::size_t r = 0; r < kRows; ++r) total[r] = splat(0.0);
+  const v8d vc2 = splat(c2), vd = splat(static_cast<double>(d));
+  for (std::size_t j = i0 / kLanes * kLanes; j < xcols.mp; j += kLanes) {
+    v8d xx[kRows], ss[kRows], xs[kRows], sx[kRows];
+    for (std::size_t r = 0; r < kRows; ++r) xx[r] = ss[r] = xs[r] = sx[r] = splat(0.0);
+    for (std::size_t k = 0; k < d; ++k) {
+      const v8d yx = load(xcols.yt.data() + k * xcols.mp + j);
+      const v8d ys = load(scols.yt.data() + k * scols.mp + j);
+      for (std::size_t r = 0; r < kRows; ++r) {
+        const v8d xr = splat(xrows.x[r][k]), sr = splat(srows.x[r][k]);
+        xx[r] += xr * yx;
+        ss[r] += sr * ys;
+        xs[r] += xr * ys;
+        sx[r] += sr * yx;
+      }
+    }
+    const v8d self_j = load(self_xs + j);
+    for (std::size_t r = 0; r < kRows; ++r) {
+      const std::size_t i = i0 + r;
+      const v8d r2 = sq_dist(xrows.norm[r], xcols.norms.data() + j, xx[r]);
+      const v8d q = vc2 + r2;
+      double qa[kLanes], ka[kLanes];
+      store(qa, q);
+      for (std::size_t l = 0; l < kLanes; ++l) ka[l] = 1.0 / std::sqrt(qa[l]);
+      const v8d k = load(ka);
+      const v8d kq = k / q;
+      // (s_i − s_j)·(x_i − x_j) = s_i·x_i − s_i·x_j − x_i·s_j + s_j·x_j
+      const v8d g = (splat(srows.norm[r]) - sx[r]) - xs[r] + self_j;
+      const v8d u = k * ss[r] + kq * g + vd * kq - splat(3.0) * r2 * kq / q;
+      double ua[kLanes];
+      store(ua, u);
+      for (std::size_t l = 0; l < kLanes; ++l) {
+        const std::size_t jl = j + l;
+        if (!(jl > i && jl < n)) ua[l] = 0.0;
+      }
+      total[r] += load(ua);
+    }
+  }
+  for (std::size_t r = 0; r < kRows; ++r) {
+    double t[kLanes];
+    store(t, total[r]);
+    double s = 0.0;
+    for (std::size_t l = 0; l < kLanes; ++l) s += t[l];
+    rowsum[r] = s;
+  }
+}
+
+}  // namespace kernel_detail
+
+namespace {
+using namespace kernel_detail;
+
+std::size_t rows_of(const RowMatrix& m) { return static_cast<std::size_t>(m.rows()); }
+std::size_t cols_of(const RowMatrix& m) { return static_cast<std::size_t>(m.cols()); }
+
+/// Register block of rows i0..i0+3 of x (rows past the end read `zeros`).
+RowBlock row_block(const RowMatrix& x, const std::vector<double>& norms, std::size_t i0,
+                   const std::vector<double>& zeros) {
+  RowBlock b;
+  const std::size_t n = rows_of(x);
+  for (std::size_t r = 0; r < kRows; ++r) {
+    const std::size_t i = i0 + r;
+    b.x[r] = i < n ? x.row(static_cast<Eigen::Index>(i)).data() : zeros.data();
+    b.norm[r] = i < n ? norms[i] : 0.0;
+  }
+  return b;
+}
+
+std::vector<double> row_norms(const RowMatrix& x) {
+  std::vector<double> out(rows_of(x));
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const double* row = x.row(static_cast<Eigen::Index>(i)).data();
+    double s = 0.0;
+    for (std::size_t k = 0; k < cols_of(x); ++k) s += row[k] * row[k];
+    out[i] = s;
+  }
+  return out;
+}
+
+constexpr std::size_t kGroupsPerTask = 4;  // 16 rows per oneTBB task
+}  // namespace
+
+double median_squared_distance(const RowMatrix& x, Execution exec) {
+  const std::size_t n = rows_of(x), d = cols_of(x);
+  if (n < 2) throw DomainError("median_squared_distance: needs at least 2 particles, got " + std::to_string(n));
+  // The full N×N matrix sorted is: N zeros, then each pair value t_(m) twice (m ranks the
+  // P = N(N−1)/2 pairs j > i). Its one or two middle entries map to pair ranks r1 ≤ r2.
+  const std::size_t total = n * n, pairs = n * (n - 1) / 2;
+  auto pair_rank = [&](std::size_t p) -> std::ptrdiff_t { return p < n ? -1 : static_cast<std::ptrdiff_t>((p - n) / 2); };
+  const std::ptrdiff_t r2 = pair_rank(total / 2);
+  const std::ptrdiff_t r1 = total % 2 ? r2 : pair_rank(total / 2 - 1);
+  if (r2 < 0) return 0.0;  // the middle entries are diagonal zeros
+  const std::size_t first = static_cast<std::size_t>(r1 < 0 ? r2 : r1), last = static_cast<std::size_t>(r2);
+
+  // Exact selection by sampling (Floyd & Rivest 1975): pivots lo ≤ hi from a fixed
+  // pseudo-random sample of pairs bracket ranks first..last with overwhelming
+  // probability; one pass recomputes every pair distance (no O(N²) storage), counts
+  // those < lo and keeps those in [lo, hi]; the ranks are then selected exactly among
+  // the kept ones. If the bracket missed, the pass is repeated with lo = −∞, hi = +∞.
+  // The value is the exact order statistic, so it depends neither on the sample nor on
+  // the thread count.
+  // Sample size: large enough that the bracket holds ~1–6 % of the pairs, small enough
+  // that drawing it costs little next to the pass.
+  const std::size_t kSample = std::min<std::size_t>(1 << 16, std::max<std::size_t>(1 << 12, pairs / 64));
+  double lo = -std::numeric_limits<double>::infinity(), hi = std::numeric_limits<double>::infinity();
+  if (pairs > 16 * kSample) {
+    Rng rng(0x6d656469616eULL, 0);
+    std::vector<double> sample(kSample);
+    for (double& v : sample) {
+      std::size_t i, j;
+      do {
+        i = static_cast<std::size_t>(rng.uniform() * static_cast<double>(n));
+        j = static_cast<std::size_t>(rng.uniform() * static_cast<double>(n));
+      } while (i == j || i >= n || j >= n);
+      const double* xi = x.row(static_cast<Eigen::Index>(i)).data();
+      const double* xj = x.row(static_cast<Eigen::Index>(j)).data();
+      double s2 = 0.0;
+      for (std::size_t k = 0; k < d; ++k) s2 += (xi[k] - xj[k]) * (xi[k] - xj[k]);
+      v = s2;
+    }
+    auto sample_at = [&](double rank_fraction, double shift) {
+      const double s = static_cast<double>(kSample);
+      const double centre = rank_fraction * s;
+      const double spread = 5.0 * std::sqrt(s * rank_fraction * (1.0 - rank_fraction)) + 16.0;
+      const double pos = std::min(s - 1.0, std::max(0.0, centre + shift * spread));
+      const std::size_t k = static_cast<std::size_t>(pos);
+      std::nth_element(sample.begin(), sample.begin() + static_cast<std::ptrdiff_t>(k), sample.end());
+      return sample[k];
+    };
+    lo = sample_at((static_cast<double>(first) + 0.5) / static_cast<double>(pairs), -1.0);
+    hi = sample_at((static_cast<double>(last) + 0.5) / static_cast<double>(pairs), +1.0);
+  }
+  const Columns cols = transpose_columns(x);
+  const std::vector<double> zeros(d + 1, 0.0);
+  const std::size_t groups = (n + kRows - 1) / kRows;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    struct Kept {
+      std::vector<double> values;
+      std::size_t size = 0;
+      std::uint64_t below = 0;
+    };
+    tbb::enumerable_thread_specific<Kept> local;
+    for_each_block(
+        groups, 1,
+        [&](std::size_t gb, std::size_t ge) {
+          Kept& k = local.local();
+          for (std::size_t g = gb; g < ge; ++g) {
+            const RowBlock rows = row_block(x, cols.norms, g * kRows, zeros);
+            count_pairs_block(rows, cols, g * kRows, n, lo, hi, &k.below, k.values, &k.size);
+          }
+        },
+        exec);
+    std::uint64_t below = 0;  // integer counts: exact, whatever the scheduling
+    std::vector<double> kept;
+    for (const Kept& k : local) {
+      below += k.below;
+      kept.insert(kept.end(), k.values.begin(), k.values.begin() + static_cast<std::ptrdiff_t>(k.size));
+    }
+    if (first < below || last >= below + kept.size()) {  // bracket missed: gather everything
+      lo = -std::numeric_limits<double>::infinity();
+      hi = std::numeric_limits<double>::infinity();
+      continue;
+    }
+    auto select = [&](std::size_t rank) {
+      const std::size_t local = rank - below;
+      std::nth_element(kept.begin(), kept.begin() + static_cast<std::ptrdiff_t>(local), kept.end());
+      return kept[local];
+    };
+    const double t1 = select(first);
+    if (r1 < 0) return 0.5 * t1;  // N² even, middle entries: a diagonal zero and t_(r2)
+    if (total % 2) return t1;
+    return 0.5 * (t1 + (last == first ? t1 : select(last)));
+  }
+  throw DomainError("median_squared_distance: non-finite squared distances");
+}
+
+void gaussian_kernel_sums(const RowMatrix& x, const RowMatrix& y, const RowMatrix& v, double c,
+                          RowMatrix& out, Execution exec) {
+  const std::size_t n = rows_of(x), m = rows_of(y), d = cols_of(x), p = cols_of(v);
+  if (cols_of(y) != d) {
+    throw DomainError("gaussian_kernel_sums: x has " + std::to_string(d) + " columns but y has " +
+                      std::to_string(cols_of(y)));
+  }
+  if (rows_of(v) != m) {
+    throw DomainError("gaussian_kernel_sums: v has " + std::to_string(rows_of(v)) + " rows but y has " +
+                      std::to_string(m));
+  }
+  if (!(c >= 0) || !std::isfinite(c)) {
+    throw DomainError("gaussian_kernel_sums: c is " + std::to_string(c) + ", but must be finite and >= 0");
+  }
+  out.resize(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(p));
+  if (n == 0 || p == 0) return;
+  const Columns cols = transpose_columns(y);
+  const std::size_t pp = (p + kLanes - 1) / kLanes * kLanes;
+  std::vector<double> vpad(cols.mp * pp, 0.0);
+  for (std::size_t j = 0; j < m; ++j)
+    for (std::size_t q = 0; q < p; ++q) vpad[j * pp + q] = v(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(q));
+  const std::vector<double> norms = row_norms(x);
+  const std::vector<double> zeros(d + 1, 0.0);
+  const std::size_t groups = (n + kRows - 1) / kRows;
+  for_each_block(
+      groups, kGroupsPerTask,
+      [&](std::size_t gb, std::size_t ge) {
+        std::vector<double> acc(kRows * pp), ktile(kRows * kColBlock);
+        for (std::size_t g = gb; g < ge; ++g) {
+          const RowBlock rows = row_block(x, norms, g * kRows, zeros);
+          kernel_sums_block(rows, cols, vpad.data(), pp, c, acc.data(), ktile.data());
+          for (std::size_t r = 0; r < kRows; ++r) {
+            const std::size_t i = g * kRows + r;
+            if (i >= n) break;
+            for (std::size_t q = 0; q < p; ++q) out(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(q)) = acc[r * pp + q];
+          }
+        }
+      },
+      exec);
+}
+
+void gaussian_kernel_sums_reference(const RowMatrix& x, const RowMatrix& y, const RowMatrix& v, double c,
+                                    RowMatrix& out) {
+  out = RowMatrix::Zero(x.rows(), v.cols());
+  for (Eigen::Index i = 0; i < x.rows(); ++i)
+    for (Eigen::Index j = 0; j < y.rows(); ++j) {
+      const double k = std::exp(-c * (x.row(i) - y.row(j)).squaredNorm());
+      out.row(i) += k * v.row(j);
+    }
+}
+
+double KsdResult::ksd() const { return std::sqrt(std::max(v_statistic, 0.0)); }
+
+void KsdOptions::validate() const {
+  if (!(c > 0) || !std::isfinite(c)) throw ConfigError("ksd: c is " + std::to_string(c) + ", but must be > 0");
+}
+
+namespace {
+double ksd_pair(const double* xi, const double* xj, const double* si, const double* sj, std::size_t d,
+                double c2) {
+  double r2 = 0, ss = 0, g = 0;
+  for (std::size_t k = 0; k < d; ++k) {
+    const double r = xi[k] - xj[k];
+    r2 += r * r;
+    ss += si[k] * sj[k];
+    g += (si[k] - sj[k]) * r;
+  }
+  const double q = c2 + r2, k = 1.0 / std::sqrt(q), kq = k / q;
+  return k * ss + kq * g + static_cast<double>(d) * kq - 3.0 * r2 * kq / q;
+}
+}  // namespace
+
+KsdResult kernel_stein_discrepancy(const RowMatrix& x, const RowMatrix& scores, const KsdOptions& options,
+                                   Execution exec) {
+  options.validate();
+  const std::size_t n = rows_of(x), d = cols_of(x);
+  if (rows_of(scores) != n || cols_of(scores) != d) {
+    throw DomainError("ksd: scores are " + std::to_string(scores.rows()) + "x" + std::to_string(scores.cols()) +
+                      " but positions are " + std::to_string(n) + "x" + std::to_string(d));
+  }
+  if (n < 2) throw DomainError("ksd: needs at least 2 particles, got " + std::to_string(n));
+  const double c2 = options.c * options.c;
+  const Columns xcols = transpose_columns(x), scols = transpose_columns(scores);
+  std::vector<double> self_xs(xcols.mp, 0.0);
+  for (std::size_t i = 0; i < n; ++i)
+    self_xs[i] = x.row(static_cast<Eigen::Index>(i)).dot(scores.row(static_cast<Eigen::Index>(i)));
+  const std::vector<double> zeros(d + 1, 0.0);
+  const std::size_t groups = (n + kRows - 1) / kRows;
+  std::vector<double> rowsum(groups * kRows, 0.0);
+  for_each_block(
+      groups, 1,
+      [&](std::size_t gb, std::size_t ge) {
+        for (std::size_t g = gb; g < ge; ++g) {
+          RowBlock xr = row_block(x, xcols.norms, g * kRows, zeros);
+          // For the score rows, RowBlock::norm carries x_i·s_i (used in g).
+          RowBlock sr = row_block(scores, self_xs, g * kRows, zeros);
+          ksd_block(xr, sr, xcols, scols, self_xs.data(), g * kRows, n, c2, rowsum.data() + g * kRows);
+        }
+      },
+      exec);
+  double off = 0.0, diag = 0.0;
+  for (std::size_t i = 0; i < n; ++i) off += rowsum[i];
+  // u(x,x) = |s|²/c + d/c³.
+  for (std::size_t i = 0; i < n; ++i)
+    diag += scores.row(static_cast<Eigen::Index>(i)).squaredNorm() / options.c +
+            static_cast<double>(d) / (c2 * options.c);
+  const double nn = static_cast<double>(n);
+  KsdResult res;
+  res.u_statistic = 2.0 * off / (nn * (nn - 1.0));
+  res.v_statistic = (2.0 * off + diag) / (nn * nn);
+  return res;
+}
+
+KsdResult kernel_stein_discrepancy(const RowMatrix& x, const Target& target, double beta,
+                                   const KsdOptions& options, Execution exec) {
+  if (cols_of(x) != target.dim()) {
+    throw DomainError("ksd: particles have " + std::to_string(x.cols()) + " coordinates, but target '" +
+                      target.name() + "' has dimension " + std::to_string(target.dim()));
+  }
+  Eigen::VectorXd u;
+  RowMatrix grad;
+  const BatchStats stats = target.evaluate_batch(x, u, &grad, exec);
+  if (stats.non_finite > 0) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    return KsdResult{nan, nan};
+  }
+  grad *= -beta;
+  return kernel_stein_discrepancy(x, grad, options, exec);
+}
+
+KsdResult kernel_stein_discrepancy_reference(const RowMatrix& x, const RowMatrix& scores,
+                                             const KsdOptions& options) {
+  const std::size_t n = rows_of(x), d = cols_of(x);
+  const double c2 = options.c * options.c;
+  double off = 0.0, diag = 0.0;
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      const double u = ksd_pair(x.row(static_cast<Eigen::Index>(i)).data(), x.row(static_cast<Eigen::Index>(j)).data(),
+                                scores.row(static_cast<Eigen::Index>(i)).data(),
+                                scores.row(static_cast<Eigen::Index>(j)).data(), d, c2);
+      (i == j ? diag : off) += u;
+    }
+  const double nn = static_cast<double>(n);
+  return KsdResult{off / (nn * (nn - 1.0)), (off + diag) / (nn * nn)};
+}
+
+}  // namespace boltzlab

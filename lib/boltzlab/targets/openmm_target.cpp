@@ -1,0 +1,394 @@
+#include "boltzlab/targets/openmm_target.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <mutex>
+#include <sstream>
+
+#include <OpenMM.h>
+#include <tbb/enumerable_thread_specific.h>
+
+#include "boltzlab/core/error.hpp"
+#include "boltzlab/io/npy.hpp"
+#include "boltzlab/io/pdb.hpp"
+
+namespace fs = std::filesystem;
+
+namespace boltzlab {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// OpenMM's CPU and OpenCL platforms are plugins; load them once per process.
+void load_openmm_plugins() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    try {
+      OpenMM::Platform::loadPluginsFromDirectory(OpenMM::Platform::getDefaultPluginsDirectory());
+    } catch (const std::exception&) {
+      // A plugin directory that cannot be read leaves the built-in Reference platform.
+    }
+  });
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+std::string read_text(const fs::path& path, const std::string& field, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in || fs::is_directory(path)) throw IoError(field + ": cannot open " + what + " '" + path.string() + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The first element of an XML document (skipping the declaration and comments).
+std::string root_element(const std::string& text) {
+  std::size_t pos = 0;
+  while (true) {
+    pos = text.find('<', pos);
+    if (pos == std::string::npos) return "";
+    if (text.compare(pos, 2, "<?") == 0 || text.compare(pos, 4, "<!--") == 0 || text.compare(pos, 2, "<!") == 0) {
+      pos = text.find('>', pos);
+      if (pos == std::string::npos) return "";
+      continue;
+    }
+    std::size_t end = pos + 1;
+    while (end < text.size() && !std::isspace(static_cast<unsigned char>(text[end])) && text[end] != '>' &&
+           text[end] != '/')
+      ++end;
+    return text.substr(pos + 1, end - pos - 1);
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> openmm_platform_names() {
+  load_openmm_plugins();
+  std::vector<std::string> names;
+  for (int i = 0; i < OpenMM::Platform::getNumPlatforms(); ++i) names.push_back(OpenMM::Platform::getPlatform(i).getName());
+  return names;
+}
+
+void OpenMMTargetOptions::validate() const {
+  if (!(temperature > 0) || !std::isfinite(temperature)) {
+    throw ConfigError("temperature: is " + std::to_string(temperature) + " K, but must be > 0");
+  }
+  if (energy_cut && !std::isfinite(*energy_cut)) throw ConfigError("energy_cut: must be a finite number");
+  if (energy_max && std::isnan(*energy_max)) throw ConfigError("energy_max: must be a number");
+  if (system_xml.empty()) throw ConfigError("system: missing path of the OpenMM System XML");
+  if (pdb.empty()) throw ConfigError("pdb: missing path of the PDB file");
+}
+
+OpenMMContext::OpenMMContext() = default;
+OpenMMContext::~OpenMMContext() {
+  context.reset();  // a Context refers to its System and Integrator: destroy it first
+  integrator.reset();
+  system.reset();
+}
+OpenMMContext::OpenMMContext(OpenMMContext&&) noexcept = default;
+OpenMMContext& OpenMMContext::operator=(OpenMMContext&& other) noexcept {
+  if (this != &other) {
+    context.reset();
+    integrator.reset();
+    system.reset();
+    system = std::move(other.system);
+    integrator = std::move(other.integrator);
+    context = std::move(other.context);
+  }
+  return *this;
+}
+
+/// Per-thread evaluation state: a Context and a reusable position buffer.
+struct OpenMMTarget::ThreadState {
+  OpenMMContext ctx;
+  std::vector<OpenMM::Vec3> positions;
+};
+
+struct OpenMMTarget::Impl {
+  OpenMM::Platform* platform = nullptr;
+  std::map<std::string, std::string> properties;
+  std::mutex create_mutex;  // Context creation is rare; serialize it to be safe
+  std::atomic<std::size_t> contexts_created{0};
+  tbb::enumerable_thread_specific<std::unique_ptr<ThreadState>> states;
+};
+
+OpenMMTarget::OpenMMTarget(OpenMMTargetOptions options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {
+  options_.validate();
+  name_ = options_.system_xml.stem().string();
+
+  // The System.
+  system_xml_text_ = read_text(options_.system_xml, "system", "OpenMM System XML");
+  const std::string root = root_element(system_xml_text_);
+  if (root != "System") {
+    throw IoError("system: '" + options_.system_xml.string() + "' is not a serialized OpenMM System (root element '" +
+                  root + "')");
+  }
+  try {
+    std::istringstream in(system_xml_text_);
+    system_.reset(OpenMM::XmlSerializer::deserialize<OpenMM::System>(in));
+  } catch (const std::exception& e) {
+    throw IoError("system: malformed OpenMM System XML '" + options_.system_xml.string() + "': " + e.what());
+  }
+  if (!system_) throw IoError("system: malformed OpenMM System XML '" + options_.system_xml.string() + "'");
+  atoms_ = static_cast<std::size_t>(system_->getNumParticles());
+  if (atoms_ == 0) throw IoError("system: '" + options_.system_xml.string() + "' has no particles");
+
+  // Topology and coordinates.
+  PdbStructure pdb;
+  try {
+    pdb = read_pdb(options_.pdb);
+  } catch (const IoError& e) {
+    throw IoError(std::string("pdb: ") + e.what());
+  }
+  if (pdb.topology.atoms() != atoms_) {
+    throw ConfigError("pdb: '" + options_.pdb.string() + "' has " + std::to_string(pdb.topology.atoms()) +
+                      " atoms, but the System '" + options_.system_xml.string() + "' has " + std::to_string(atoms_) +
+                      " particles");
+  }
+  topology_ = std::move(pdb.topology);
+  initial_positions_ = std::move(pdb.positions_nm);
+  if (!options_.coordinates.empty()) {
+    std::vector<double> x;
+    try {
+      if (options_.coordinates.extension() == ".npy") {
+        const auto arr = read_npy(options_.coordinates);
+        x = arr.data;
+      } else {
+        x = read_amber_coordinates(options_.coordinates);
+      }
+    } catch (const IoError& e) {
+      throw IoError(std::string("coordinates: ") + e.what());
+    }
+    if (x.size() != 3 * atoms_) {
+      throw ConfigError("coordinates: '" + options_.coordinates.string() + "' has " + std::to_string(x.size()) +
+                        " numbers, but the System has " + std::to_string(atoms_) + " particles (" +
+                        std::to_string(3 * atoms_) + " coordinates)");
+    }
+    initial_positions_ = std::move(x);
+  }
+  kT_ = kBoltzmannKJPerMolK * options_.temperature;
+
+  // The platform.
+  const auto names = openmm_platform_names();
+  bool known = false;
+  for (const auto& n : names) known = known || n == options_.platform;
+  if (!known && (options_.platform == "OpenCL" || options_.platform == "CUDA" || options_.platform == "HIP")) {
+    throw ConfigError("platform: OpenMM platform '" + options_.platform +
+                      "' is not available on this machine (no device or driver, or its plugin did not load from " +
+                      OpenMM::Platform::getDefaultPluginsDirectory() + "); available: " + join(names));
+  }
+  if (!known) {
+    std::string msg = "platform: unknown OpenMM platform '" + options_.platform + "'";
+    const std::string guess = closest_key(options_.platform, names);
+    if (!guess.empty()) msg += " (did you mean '" + guess + "'?)";
+    throw ConfigError(msg + "; available: " + join(names));
+  }
+  impl_->platform = &OpenMM::Platform::getPlatformByName(options_.platform);
+  impl_->properties = options_.platform_properties;
+  if (options_.platform == "CPU" && !impl_->properties.count("Threads")) impl_->properties["Threads"] = "1";
+  const auto& allowed = impl_->platform->getPropertyNames();
+  for (const auto& [key, value] : impl_->properties) {
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      throw ConfigError("platform_properties: '" + key + "' is not a property of platform " + options_.platform +
+                        "; known: " + join(allowed));
+    }
+  }
+  // Create this thread's Context now: it proves that the platform works.
+  local_state();
+}
+
+OpenMMTarget::~OpenMMTarget() = default;
+
+OpenMMContext OpenMMTarget::make_context(std::unique_ptr<OpenMM::Integrator> integrator) const {
+  std::lock_guard<std::mutex> lock(impl_->create_mutex);
+  OpenMMContext c;
+  try {
+    c.system.reset(OpenMM::XmlSerializer::clone<OpenMM::System>(*system_));
+    c.integrator = std::move(integrator);
+    c.context = std::make_unique<OpenMM::Context>(*c.system, *c.integrator, *impl_->platform, impl_->properties);
+  } catch (const std::exception& e) {
+    throw BackendError("platform: OpenMM platform '" + options_.platform + "' cannot create a Context for '" +
+                       options_.system_xml.string() + "': " + e.what());
+  }
+  impl_->contexts_created.fetch_add(1, std::memory_order_relaxed);
+  return c;
+}
+
+OpenMMTarget::ThreadState& OpenMMTarget::local_state() const {
+  auto& slot = impl_->states.local();
+  if (!slot) {
+    auto state = std::make_unique<ThreadState>();
+    state->ctx = make_context(std::make_unique<OpenMM::VerletIntegrator>(0.001));
+    state->positions.resize(atoms_);
+    slot = std::move(state);
+  }
+  return *slot;
+}
+
+double OpenMMTarget::potential_energy_with(ThreadState& state, const double* x, double* forces) const {
+  for (std::size_t i = 0; i < atoms_; ++i) {
+    const double a = x[3 * i], b = x[3 * i + 1], c = x[3 * i + 2];
+    if (!std::isfinite(a) || !std::isfinite(b) || !std::isfinite(c)) return kNaN;  // OpenMM may throw or loop on NaN
+    state.positions[i] = OpenMM::Vec3(a, b, c);
+  }
+  try {
+    state.ctx.context->setPositions(state.positions);
+    const OpenMM::State s =
+        state.ctx.context->getState(forces ? OpenMM::State::Energy | OpenMM::State::Forces : OpenMM::State::Energy);
+    if (forces) {
+      const std::vector<OpenMM::Vec3>& f = s.getForces();
+      for (std::size_t i = 0; i < atoms_; ++i) {
+        forces[3 * i] = f[i][0];
+        forces[3 * i + 1] = f[i][1];
+        forces[3 * i + 2] = f[i][2];
+      }
+    }
+    return s.getPotentialEnergy();
+  } catch (const std::exception&) {
+    openmm_errors_.fetch_add(1, std::memory_order_relaxed);
+    return kNaN;
+  }
+}
+
+double OpenMMTarget::potential_energy(const double* x, double* forces) const {
+  return potential_energy_with(local_state(), x, forces);
+}
+
+double OpenMMTarget::reduced_energy_with(ThreadState& state, const double* x, double* grad) const {
+  const double energy = potential_energy_with(state, x, grad);
+  const std::size_t d = dim();
+  double u = energy / kT_;
+  bool finite = std::isfinite(u);
+  if (grad && finite) {
+    // ∇u = ∇E / kT = −F / kT (grad holds F here).
+    const double scale = -1.0 / kT_;
+    for (std::size_t k = 0; k < d; ++k) {
+      grad[k] *= scale;
+      finite = finite && std::isfinite(grad[k]);
+    }
+  }
+  auto reject = [&](std::atomic<std::size_t>& counter) {
+    counter.fetch_add(1, std::memory_order_relaxed);
+    if (grad) std::fill(grad, grad + d, 0.0);
+    return kInf;
+  };
+  if (!finite) return reject(non_finite_);
+  if (options_.energy_max && u > *options_.energy_max) return reject(above_max_);
+  if (options_.energy_cut && u > *options_.energy_cut) {
+    // ũ = c + log(1 + u − c), dũ/du = 1 / (1 + u − c).
+    const double excess = 1.0 + u - *options_.energy_cut;
+    cut_.fetch_add(1, std::memory_order_relaxed);
+    if (grad)
+      for (std::size_t k = 0; k < d; ++k) grad[k] /= excess;
+    u = *options_.energy_cut + std::log(excess);
+  }
+  return u;
+}
+
+double OpenMMTarget::reduced_energy(const double* x, double* grad) const {
+  return reduced_energy_with(local_state(), x, grad);
+}
+
+BatchStats OpenMMTarget::evaluate_batch(const RowMatrix& x, Eigen::VectorXd& u, RowMatrix* grad,
+                                        Execution exec) const {
+  const std::size_t n = static_cast<std::size_t>(x.rows());
+  const std::size_t d = dim();
+  if (static_cast<std::size_t>(x.cols()) != d) {
+    throw DomainError(name() + ": configurations have " + std::to_string(x.cols()) +
+                      " coordinates, but the target has dimension " + std::to_string(d));
+  }
+  u.resize(static_cast<Eigen::Index>(n));
+  if (grad) grad->resize(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
+  std::atomic<std::size_t> bad{0};
+  // Blocks of 8: enough to amortize the thread-local lookup, small enough to balance.
+  for_each_block(
+      n, 8,
+      [&](std::size_t b, std::size_t e) {
+        ThreadState& state = local_state();
+        std::size_t local_bad = 0;
+        for (std::size_t i = b; i < e; ++i) {
+          const auto row = static_cast<Eigen::Index>(i);
+          double* g = grad ? grad->row(row).data() : nullptr;
+          double value = reduced_energy_with(state, x.row(row).data(), g);
+          if (!sanitize_energy(value, g, d)) ++local_bad;
+          u[row] = value;
+        }
+        if (local_bad) bad.fetch_add(local_bad, std::memory_order_relaxed);
+      },
+      exec);
+  return BatchStats{n, bad.load()};
+}
+
+OpenMMTarget::Counters OpenMMTarget::counters() const {
+  return Counters{non_finite_.load(), openmm_errors_.load(), above_max_.load(), cut_.load()};
+}
+
+nlohmann::json OpenMMTarget::describe() const {
+  nlohmann::json j;
+  j["name"] = name_;
+  j["type"] = "openmm";
+  j["system"] = options_.system_xml.string();
+  j["pdb"] = options_.pdb.string();
+  if (!options_.coordinates.empty()) j["coordinates"] = options_.coordinates.string();
+  j["atoms"] = atoms_;
+  j["dim"] = dim();
+  j["temperature_K"] = options_.temperature;
+  j["kT_kJ_per_mol"] = kT_;
+  j["platform"] = options_.platform;
+  j["platform_properties"] = impl_->properties;
+  j["openmm_version"] = OpenMM::Platform::getOpenMMVersion();
+  j["energy_cut"] = options_.energy_cut ? nlohmann::json(*options_.energy_cut) : nlohmann::json(nullptr);
+  j["energy_max"] = options_.energy_max ? nlohmann::json(*options_.energy_max) : nlohmann::json(nullptr);
+  nlohmann::json forces = nlohmann::json::array();
+  for (int i = 0; i < system_->getNumForces(); ++i) forces.push_back(system_->getForce(i).getName());
+  j["forces"] = forces;
+  const Counters c = counters();
+  j["counters"] = {{"non_finite", c.non_finite},
+                   {"openmm_errors", c.openmm_errors},
+                   {"above_energy_max", c.above_max},
+                   {"energy_cut_applied", c.cut},
+                   {"contexts_created", impl_->contexts_created.load()}};
+  return j;
+}
+
+std::unique_ptr<Target> make_openmm(JsonReader& params, const fs::path& dir) {
+  auto resolve = [&](const std::string& p) { return fs::path(p).is_absolute() ? fs::path(p) : dir / p; };
+  OpenMMTargetOptions o;
+  o.system_xml = resolve(params.get_string("system"));
+  o.pdb = resolve(params.get_string("pdb"));
+  if (params.has("coordinates")) o.coordinates = resolve(params.get_string("coordinates"));
+  o.temperature = params.get_double("temperature");
+  o.platform = params.get_string("platform", "Reference");
+  if (params.has("platform_properties")) {
+    const Json& props = params.get_json("platform_properties");
+    if (!props.is_object()) params.fail("platform_properties", "expected an object of strings, got " + props.dump());
+    for (const auto& [k, v] : props.items()) {
+      if (!v.is_string()) params.fail("platform_properties", "value of '" + k + "' must be a string, got " + v.dump());
+      o.platform_properties[k] = v.get<std::string>();
+    }
+  }
+  if (params.has("energy_cut") && !params.get_json("energy_cut").is_null()) o.energy_cut = params.get_double("energy_cut");
+  if (params.has("energy_max") && !params.get_json("energy_max").is_null()) o.energy_max = params.get_double("energy_max");
+  params.finish();  // unknown keys are reported before any file is read
+  // Errors from the target start with the field name ("pdb: ..."); prefix the file's context.
+  const std::string where = params.context() + ".";
+  try {
+    return std::make_unique<OpenMMTarget>(std::move(o));
+  } catch (const ConfigError& e) {
+    throw ConfigError(where + e.what());
+  } catch (const IoError& e) {
+    throw IoError(where + e.what());
+  } catch (const BackendError& e) {
+    throw BackendError(where + e.what());
+  }
+}
+
+}  // namespace boltzlab

@@ -1,0 +1,110 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "boltzlab/core/error.hpp"
+#include "boltzlab/core/rng.hpp"
+#include "boltzlab/flows/kernels.hpp"
+#include "boltzlab/targets/gaussian.hpp"
+
+using namespace boltzlab;
+
+namespace {
+RowMatrix normal_matrix(std::size_t n, std::size_t d, std::uint64_t seed, double scale = 1.0) {
+  RowMatrix x(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
+  for (std::size_t i = 0; i < n; ++i) {
+    Rng rng = stream_for(seed, i);
+    for (std::size_t k = 0; k < d; ++k) x(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(k)) = scale * rng.normal();
+  }
+  return x;
+}
+bool bit_identical(const RowMatrix& a, const RowMatrix& b) {
+  return a.rows() == b.rows() && a.cols() == b.cols() &&
+         std::equal(a.data(), a.data() + a.size(), b.data());
+}
+}  // namespace
+
+TEST_CASE("kernels: Gaussian kernel sums match the scalar reference, odd sizes, any thread count") {
+  // Sizes not multiples of the 4-row / 8-lane / 256-column blocking, p spanning the
+  // 16- and 8-wide weight paths, and distances spanning exp's range down to underflow.
+  for (auto [n, m, d, p] : {std::array<std::size_t, 4>{1, 1, 1, 1}, {7, 13, 3, 4}, {37, 300, 5, 23},
+                            {130, 517, 39, 40}}) {
+    const RowMatrix x = normal_matrix(n, d, 1, 1.5), y = normal_matrix(m, d, 2, 1.5), v = normal_matrix(m, p, 3);
+    for (double c : {0.0, 0.05, 0.7, 40.0}) {
+      RowMatrix fast, ref, serial;
+      gaussian_kernel_sums(x, y, v, c, fast);
+      gaussian_kernel_sums_reference(x, y, v, c, ref);
+      gaussian_kernel_sums(x, y, v, c, serial, Execution::kSerial);
+      CHECK(bit_identical(fast, serial));
+      // Each term has relative error ~1e-15 (distance via norms: absolute error ~1e-15·|x|²·c
+      // in the exponent); the sums have |terms| ≤ |v| ≤ ~4, so 1e-11 absolute is ample.
+      const double scale = 1.0 + ref.cwiseAbs().maxCoeff();
+      CHECK((fast - ref).cwiseAbs().maxCoeff() < 1e-11 * scale);
+    }
+  }
+  const RowMatrix x = normal_matrix(3, 2, 1), y = normal_matrix(4, 3, 2), v = normal_matrix(4, 1, 3);
+  RowMatrix out;
+  CHECK_THROWS_AS(gaussian_kernel_sums(x, y, v, 1.0, out), DomainError);
+}
+
+TEST_CASE("kernels: exact median of the full squared-distance matrix (numpy.median convention)") {
+  // n ≥ 800 takes the sampled-bracket path (pairs > 16·4096); the lattice has massive ties.
+  for (std::size_t n : {2, 3, 4, 5, 64, 257, 801, 900}) {
+    RowMatrix x = normal_matrix(n, 3, 7 + n);
+    if (n == 900) x = (x * 2.0).array().round().matrix();
+    std::vector<double> all;
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < n; ++j)
+        all.push_back((x.row(static_cast<Eigen::Index>(i)) - x.row(static_cast<Eigen::Index>(j))).squaredNorm());
+    std::sort(all.begin(), all.end());
+    const std::size_t t = all.size();
+    const double expected = t % 2 ? all[t / 2] : 0.5 * (all[t / 2 - 1] + all[t / 2]);
+    const double got = median_squared_distance(x);
+    CHECK(got == doctest::Approx(expected).epsilon(1e-13));
+    CHECK(got == median_squared_distance(x, Execution::kSerial));
+  }
+  CHECK_THROWS_AS(median_squared_distance(normal_matrix(1, 2, 1)), DomainError);
+}
+
+TEST_CASE("kernels: KSD pair sums match the all-pairs reference; serial == parallel") {
+  for (auto [n, d] : {std::array<std::size_t, 2>{2, 1}, {11, 3}, {203, 10}}) {
+    const RowMatrix x = normal_matrix(n, d, 11), s = normal_matrix(n, d, 12);
+    for (double c : {0.5, 1.0, 3.0}) {
+      KsdOptions o;
+      o.c = c;
+      const KsdResult fast = kernel_stein_discrepancy(x, s, o);
+      const KsdResult serial = kernel_stein_discrepancy(x, s, o, Execution::kSerial);
+      const KsdResult ref = kernel_stein_discrepancy_reference(x, s, o);
+      CHECK(fast.u_statistic == serial.u_statistic);
+      CHECK(fast.v_statistic == serial.v_statistic);
+      CHECK(fast.u_statistic == doctest::Approx(ref.u_statistic).epsilon(1e-10).scale(1.0));
+      CHECK(fast.v_statistic == doctest::Approx(ref.v_statistic).epsilon(1e-10));
+    }
+  }
+  KsdOptions bad;
+  bad.c = 0.0;
+  CHECK_THROWS_AS(bad.validate(), ConfigError);
+}
+
+TEST_CASE("kernels: KSD of exact samples is centred at 0 (U) and detects a shifted or squeezed sample") {
+  // Stein identity: E_{x,y iid π} u(x,y) = 0, so over R replicates of N exact samples
+  // the mean U-statistic must be 0 within 4 standard errors of the replicate mean.
+  // A sample shifted by 0.5 or with standard deviation 0.7 must give a U-statistic
+  // far above the spread of the exact-sample replicates (here > mean + 6 sd).
+  const std::size_t d = 3, n = 200, replicates = 60;
+  GaussianTarget target(Eigen::VectorXd::Zero(d), Eigen::MatrixXd::Identity(d, d));
+  std::vector<double> u;
+  for (std::size_t r = 0; r < replicates; ++r) u.push_back(kernel_stein_discrepancy(normal_matrix(n, d, 100 + r), target).u_statistic);
+  double mean = 0, var = 0;
+  for (double a : u) mean += a / replicates;
+  for (double a : u) var += (a - mean) * (a - mean) / (replicates - 1);
+  const double sd = std::sqrt(var);
+  CHECK(std::abs(mean) < 4.0 * sd / std::sqrt(static_cast<double>(replicates)));
+  RowMatrix shifted = normal_matrix(n, d, 999);
+  shifted.array() += 0.5;
+  const RowMatrix squeezed = 0.7 * normal_matrix(n, d, 998);
+  CHECK(kernel_stein_discrepancy(shifted, target).u_statistic > mean + 6 * sd);
+  CHECK(kernel_stein_discrepancy(squeezed, target).u_statistic > mean + 6 * sd);
+}
