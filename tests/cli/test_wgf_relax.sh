@@ -93,6 +93,22 @@ expect_error "init/particles mismatch" "has 10 rows" --potential "$T/g3.json" --
 touch "$T/afile"
 expect_error "unwritable --out" "afile" --potential "$T/g3.json" --out "$T/afile/run" -q
 expect_error "missing potential" "nope.json" --potential "$T/nope.json" --out "$T/good" -q
+# Non-finite energies: all of them → error; some → one warning line, counted in summary.json.
+/usr/bin/python3 -c "
+import numpy as np
+np.save('$T/dw4_zeros.npy', np.zeros((8, 8)))
+a = np.zeros((8, 8)); a[4:] = [0, 0, 3, 0, 0, 3, 3, 3]; np.save('$T/dw4_half.npy', a)
+"
+expect_error "all energies non-finite" "non-finite" --potential "$SRC/potentials/dw4.json" --init "$T/dw4_zeros.npy" --out "$T/good" -q
+"$W" --potential "$SRC/potentials/dw4.json" --init "$T/dw4_half.npy" --out "$T/half" --steps 20 --no-plots >/dev/null 2>"$T/err.txt" || err "half non-finite run failed"
+grep -q "warning: 4 of 8" "$T/err.txt" || err "no warning for 4 of 8 non-finite: $(cat "$T/err.txt")"
+/usr/bin/python3 -c "
+import json, numpy as np
+s = json.load(open('$T/half/summary.json'))
+assert s['counts']['non_finite_energies'] == 4, s['counts']
+assert s['counts']['non_finite_evaluations'] > 0
+u = np.load('$T/half/reduced_energies.npy'); assert np.isinf(u).sum() == 4 and np.isfinite(u).sum() == 4
+" || err "non-finite counts"
 # float32 --init is accepted and its rows set the particle count.
 "$W" --potential "$T/g3.json" --init "$T/ok.npy" --out "$T/from_init" --steps 5 --warmup 0 -q --no-plots >/dev/null || err "--init ok.npy failed"
 /usr/bin/python3 -c "import numpy as np; assert np.load('$T/from_init/samples.npy').shape == (10, 3)" || err "--init rows"

@@ -143,7 +143,7 @@ TEST_CASE("ula: stationary variance on a Gaussian is sigma^2/(1 - tau/(2 sigma^2
   }
 }
 
-TEST_CASE("mala: exact moments of a correlated Gaussian; adapted acceptance near 0.574") {
+TEST_CASE("mala: exact moments of a correlated Gaussian and adapted acceptance near 0.574") {
   Eigen::VectorXd mu(3);
   mu << 0.5, -2.0, 1.0;
   Eigen::MatrixXd cov(3, 3);
@@ -238,7 +238,7 @@ TEST_CASE("mala: one step from exact samples is stationary and reversible (tilte
   CHECK(std::fabs(m2.mean) > 8 * m2.se);
 }
 
-TEST_CASE("baoab: exact configurational variance on a harmonic target; kinetic temperature 1 - h^2 w^2/4") {
+TEST_CASE("baoab: exact configurational variance on a harmonic target and kinetic temperature 1 - h^2 w^2/4") {
   // For u = x²/(2σ²) and mass m (ω² = 1/(mσ²)), BAOAB's stationary position variance is
   // exactly σ² for any stable h (Leimkuhler & Matthews 2013), while ⟨p²⟩/m = 1 − h²ω²/4
   // (checked against the discrete Lyapunov equation of the linear BAOAB map).

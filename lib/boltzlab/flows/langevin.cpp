@@ -328,7 +328,7 @@ DriverOutcome drive(Kernel& kernel, ChainState& st, const FlowOptions& opt, cons
     record_monitor(0.0, one);
   }
 
-  Progress progress(cfg.label, total, opt.progress);
+  Progress progress(cfg.label + " (" + std::to_string(n) + " particles)", total, opt.progress);
   std::vector<MonitorAcc> accs;
   std::vector<int> slot_of;   // per step of the segment: monitor slot or −1
   std::vector<long> frame_of; // per step of the segment: frame index or −1

@@ -247,14 +247,17 @@ RelaxReport run_relax(const RelaxOptions& opt) {
   }
   const std::size_t n = ens.size();
   {
+    // u and ∇u: a finite energy with a NaN gradient (e.g. coincident particles) is
+    // just as unusable for a gradient flow.
     Eigen::VectorXd u0;
-    const BatchStats st = target.evaluate_batch(ens.positions, u0, nullptr);
+    RowMatrix g0;
+    const BatchStats st = target.evaluate_batch(ens.positions, u0, &g0);
     if (st.non_finite == n) {
       throw DomainError(opt.potential.string() + ": all " + std::to_string(n) +
-                        " initial energies are non-finite (initial ensemble: " + init_desc + ")");
+                        " initial energies or gradients are non-finite (initial ensemble: " + init_desc + ")");
     }
     if (st.non_finite > 0 && !opt.quiet) {
-      std::fprintf(stderr, "wgf-relax: warning: %zu of %zu initial energies are non-finite (counted in summary.json)\n",
+      std::fprintf(stderr, "wgf-relax: warning: %zu of %zu initial energies or gradients are non-finite (counted in summary.json)\n",
                    st.non_finite, n);
     }
   }

@@ -301,7 +301,8 @@ nlohmann::json write_run(const RunDirectory& run, const RunOutputs& o) {
   s["format_version"] = kRunFormatVersion;
   nlohmann::json check = s;
   if (sanitize_non_finite(check) > 0) {
-    notes.push_back("null numbers in this file stand for non-finite values (NaN/inf; JSON has neither)");
+    notes.push_back("null numbers in this file stand for undefined or non-finite values (NaN/inf, e.g. an "
+                    "acceptance rate at step 0 or a mean over no finite energies; JSON has neither)");
   }
   s["notes"] = notes;
   files.push_back("summary.json");
