@@ -56,7 +56,7 @@ int run(const CLI::App& app, Options& o) {
   o.run.progress = !o.quiet;
   const Json summary = run_md_reference(o.run);
   std::cout << "md-reference: " << summary["counts"]["frames"] << " frames in " << o.run.out.string() << " ("
-            << summary["timings"]["md_wall_seconds"] << " s of MD)\n";
+            << summary["timings"]["md"] << " s of MD)\n";
   return summary["counts"]["failed_replicas"].get<std::size_t>() == 0 ? 0 : 2;
 }
 

@@ -14,7 +14,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 "$BIN/md-reference" --potential "$SRC/potentials/alanine_dipeptide_vacuum.json" --out "$TMP/run" \
   --production-ns 0.005 --equilibration-ps 1 --frame-interval-ps 0.05 --seed 3 --quiet >"$TMP/out.txt" 2>&1 ||
   fail "md-reference exited non-zero: $(cat "$TMP/out.txt")"
-for f in samples.npy reduced_energies.npy potential_energies.npy summary.json trajectory.dcd topology.pdb \
+for f in samples.npy reduced_energies.npy potential_energies.npy replica.npy summary.json trajectory.dcd topology.pdb energy_trace.png \
          trajectory.pdb dihedrals.npy ramachandran_histogram.npy ramachandran_free_energy.npy; do
   [[ -s "$TMP/run/$f" ]] || fail "missing $f"
 done
@@ -24,7 +24,7 @@ run = sys.argv[1]
 s = json.load(open(run + "/summary.json"))
 x = np.load(run + "/samples.npy"); u = np.load(run + "/reduced_energies.npy"); e = np.load(run + "/potential_energies.npy")
 assert x.shape == (100, 66), x.shape
-assert s["counts"]["frames"] == 100 and s["counts"]["non_finite"] == 0
+assert s["counts"]["frames"] == 100 and s["counts"]["non_finite_energies"] == 0 and s["tool"] == "md-reference"
 # u = E / kT at 300 K (the MD Context's energies and the target's agree).
 assert np.allclose(u, e / (0.0083144626 * 300.0), rtol=1e-9), np.abs(u - e / 2.49433878).max()
 h = np.load(run + "/ramachandran_histogram.npy")
@@ -47,7 +47,22 @@ fi
   fail "second run"
 cmp -s "$TMP/run/samples.npy" "$TMP/run2/samples.npy" || fail "same seed gave different frames"
 
-# 4. Bad input: one line naming the file or field, non-zero exit, no output directory.
+# 4. The same integrator as a flow: wgf-relax --flow openmm-langevin from MD configurations.
+if [[ -x "$BIN/wgf-relax" ]]; then
+  /usr/bin/python3 -c "import numpy as np; np.save('$TMP/init.npy', np.load('$SRC/tests/data/ala2_vacuum_positions.npy')[:3])"
+  "$BIN/wgf-relax" --flow openmm-langevin --potential "$SRC/potentials/alanine_dipeptide_vacuum.json" \
+    --init "$TMP/init.npy" --steps 300 --warmup 100 --thin 100 --seed 2 --out "$TMP/relax" --quiet >"$TMP/relax.txt" 2>&1 ||
+    fail "wgf-relax --flow openmm-langevin: $(cat "$TMP/relax.txt")"
+  /usr/bin/python3 - "$TMP/relax" <<'EOF' || fail "wgf-relax openmm-langevin run directory"
+import json, sys, numpy as np
+s = json.load(open(sys.argv[1] + "/summary.json"))
+assert s["counts"]["particles"] == 3 and s["counts"]["non_finite_energies"] == 0, s["counts"]
+assert np.load(sys.argv[1] + "/frames.npy").shape == (3, 3, 66)
+assert s["molecular"]["frames"] == 3
+EOF
+fi
+
+# 5. Bad input: one line naming the file or field, non-zero exit, no output directory.
 expect_error() {  # name, expected substring, potential file
   local out="$TMP/bad_$1"
   "$BIN/md-reference" --potential "$3" --out "$out" --production-ns 0.001 --quiet >"$TMP/err.txt" 2>&1

@@ -36,6 +36,8 @@ struct ZigguratTables {
   static constexpr double kV = 0.00492867323399;          ///< area of each layer
   std::array<double, kLayers + 1> edge{};
   std::array<double, kLayers> ratio{};
+  std::array<double, kLayers + 1> height{};  ///< f(edge[i])
+  std::array<double, kLayers> chord_slope{};  ///< (f(edge[i+1]) − f(edge[i]))/(edge[i] − edge[i+1])
   ZigguratTables() {
     double f = std::exp(-0.5 * kR * kR);
     edge[0] = kV / f;
@@ -46,6 +48,8 @@ struct ZigguratTables {
     }
     edge[kLayers] = 0.0;
     for (int i = 0; i < kLayers; ++i) ratio[i] = edge[i + 1] / edge[i];
+    for (int i = 0; i <= kLayers; ++i) height[i] = std::exp(-0.5 * edge[i] * edge[i]);
+    for (int i = 0; i < kLayers; ++i) chord_slope[i] = (height[i + 1] - height[i]) / (edge[i] - edge[i + 1]);
   }
 };
 
@@ -118,26 +122,58 @@ class Rng {
 
   /// As normal_ziggurat(), with the tables passed in (hot loops fetch them once).
   double normal_ziggurat(const ZigguratTables& t) {
-    for (;;) {
-      const std::uint64_t bits = (*this)();
-      const int layer = static_cast<int>(bits & 0xFF);
-      // Arithmetic shift keeps the sign: an integer in [−2⁵², 2⁵²) scaled to [−1, 1).
-      const double u = static_cast<double>(static_cast<std::int64_t>(bits) >> 11) * 0x1.0p-52;
-      if (std::fabs(u) < t.ratio[layer]) return u * t.edge[layer];
-      const double r = normal_ziggurat_slow(t, layer, u);
-      if (r == r) return r;  // NaN: rejected wedge point, draw again
-    }
+    const std::uint64_t bits = (*this)();
+    const int layer = static_cast<int>(bits & 0xFF);
+    // Arithmetic shift keeps the sign: an integer in [−2⁵², 2⁵²) scaled to [−1, 1).
+    const double u = static_cast<double>(static_cast<std::int64_t>(bits) >> 11) * 0x1.0p-52;
+    if (__builtin_expect(std::fabs(u) < t.ratio[layer], 1)) return u * t.edge[layer];
+    return normal_ziggurat_slow(t, layer, u);
   }
 
   /// Fills out[0..n) with independent N(0, 1) draws (ziggurat), in order.
+  /// Same values as n calls of normal_ziggurat(); the generator state is kept in
+  /// registers for the fast path.
   void fill_normal(double* out, std::size_t n) {
     const ZigguratTables& t = ziggurat_tables();
-    for (std::size_t k = 0; k < n; ++k) out[k] = normal_ziggurat(t);
+    std::uint64_t s0 = s_[0], s1 = s_[1], s2 = s_[2], s3 = s_[3];
+    for (std::size_t k = 0; k < n; ++k) {
+      const std::uint64_t bits = rotl(s0 + s3, 23) + s0;
+      const std::uint64_t tt = s1 << 17;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= tt;
+      s3 = rotl(s3, 45);
+      const int layer = static_cast<int>(bits & 0xFF);
+      const double u = static_cast<double>(static_cast<std::int64_t>(bits) >> 11) * 0x1.0p-52;
+      if (__builtin_expect(std::fabs(u) < t.ratio[layer], 1)) {
+        out[k] = u * t.edge[layer];
+      } else {
+        s_[0] = s0, s_[1] = s1, s_[2] = s2, s_[3] = s3;
+        out[k] = normal_ziggurat_slow(t, layer, u);
+        s0 = s_[0], s1 = s_[1], s2 = s_[2], s3 = s_[3];
+      }
+    }
+    s_[0] = s0, s_[1] = s1, s_[2] = s2, s_[3] = s3;
   }
 
  private:
-  // Slow path of the ziggurat: the tail (layer 0) or a wedge; NaN means "rejected".
-  double normal_ziggurat_slow(const ZigguratTables& t, int layer, double u) {
+  // Slow path of the ziggurat (≈ 1 % of draws), kept out of line so that the fast
+  // path inlines into tight loops: the tail (layer 0), or a wedge point accepted with
+  // the right probability; a rejected wedge point starts over with a fresh draw.
+  __attribute__((noinline, cold)) double normal_ziggurat_slow(const ZigguratTables& t, int layer, double u) {
+    for (;;) {
+      const double r = ziggurat_tail_or_wedge(t, layer, u);
+      if (r == r) return r;  // NaN: rejected wedge point, draw again
+      const std::uint64_t bits = (*this)();
+      layer = static_cast<int>(bits & 0xFF);
+      u = static_cast<double>(static_cast<std::int64_t>(bits) >> 11) * 0x1.0p-52;
+      if (std::fabs(u) < t.ratio[layer]) return u * t.edge[layer];
+    }
+  }
+
+  double ziggurat_tail_or_wedge(const ZigguratTables& t, int layer, double u) {
     if (layer == 0) {
       // Tail beyond R: x = −log(U1)/R, accept when −2 log(U2) > x² (Marsaglia 1964).
       double x, y;
@@ -148,10 +184,17 @@ class Rng {
       return u < 0 ? -(ZigguratTables::kR + x) : ZigguratTables::kR + x;
     }
     const double x = u * t.edge[layer];
-    // Point height uniform between f(edge[i]) and f(edge[i+1]); both scaled by 1/f(x).
-    const double f_outer = std::exp(-0.5 * (t.edge[layer] * t.edge[layer] - x * x));
-    const double f_inner = std::exp(-0.5 * (t.edge[layer + 1] * t.edge[layer + 1] - x * x));
-    if (f_outer + uniform() * (f_inner - f_outer) < 1.0) return x;
+    // Wedge: a point of height uniform between f(edge[i]) and f(edge[i+1]) is under
+    // the curve with probability given by f(x).
+    const double y = t.height[layer] + uniform() * (t.height[layer + 1] - t.height[layer]);
+    // Chord pre-test (saves the exp for about half of the wedge points): between the
+    // layer's corners f lies below the chord where f is convex (|x| ≥ 1) and above it
+    // where f is concave (|x| ≤ 1).
+    const double ax = std::fabs(x);
+    const double chord = t.height[layer] + (t.edge[layer] - ax) * t.chord_slope[layer];
+    if (t.edge[layer + 1] >= 1.0 && y >= chord) return std::numeric_limits<double>::quiet_NaN();
+    if (t.edge[layer] <= 1.0 && y <= chord) return x;
+    if (y < std::exp(-0.5 * x * x)) return x;
     return std::numeric_limits<double>::quiet_NaN();
   }
 

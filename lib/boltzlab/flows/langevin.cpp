@@ -73,7 +73,15 @@ struct ChainState {
   double evaluate(const double* xp, double* gp, Tally& tally) const {
     double e = target.reduced_energy(xp, gp);
     ++tally.evaluations;
-    if (!sanitize_energy(e, gp, d)) ++tally.non_finite;
+    // Branch-free finiteness test of ∇u: |g| <= DBL_MAX is false exactly for ±inf and
+    // NaN. An integer OR reduction vectorizes (unlike a loop with an early exit, or a
+    // floating-point sum, which the compiler may not reorder).
+    int bad = 0;
+    for (std::size_t k = 0; k < d; ++k) bad |= !(std::fabs(gp[k]) <= std::numeric_limits<double>::max());
+    if (!std::isfinite(e) || bad) {
+      e = std::numeric_limits<double>::infinity();
+      ++tally.non_finite;
+    }
     return e;
   }
 };

@@ -4,6 +4,7 @@
 #include "boltzlab/flows/blob.hpp"
 #include "boltzlab/flows/flow.hpp"
 #include "boltzlab/flows/langevin.hpp"
+#include "boltzlab/flows/openmm_langevin.hpp"
 #include "boltzlab/flows/mmd.hpp"
 #include "boltzlab/flows/svgd.hpp"
 
@@ -43,6 +44,7 @@ const std::map<std::string, FlowFactory>& factories() {
       {"mmd", make_mmd},
       {"svgd", make_svgd},
       {"ula", make_ula},
+      {"openmm-langevin", make_openmm_langevin},
   };
   return table;
 }

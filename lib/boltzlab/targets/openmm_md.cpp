@@ -13,6 +13,7 @@
 #include "boltzlab/io/molecular.hpp"
 #include "boltzlab/io/plot.hpp"
 #include "boltzlab/io/run_directory.hpp"
+#include "boltzlab/io/run_outputs.hpp"
 
 namespace fs = std::filesystem;
 
@@ -207,8 +208,13 @@ nlohmann::json run_md_reference(const MdReferenceOptions& options) {
 
   const double t0 = wall_seconds();
   std::vector<LangevinMdResult> results(options.replicas);
-  for_each_index(options.replicas,
-                 [&](std::size_t r) { results[r] = run_langevin_md(*target, target->initial_positions(), md, r); });
+  // The Reference platform's integrators draw from one process-global random
+  // generator (SimTKOpenMMUtilities): concurrent trajectories would race on it, so
+  // Reference replicas run one after another (each still has its own seed).
+  const bool serial = target->options().platform == "Reference";
+  for_each_index(
+      options.replicas, [&](std::size_t r) { results[r] = run_langevin_md(*target, target->initial_positions(), md, r); },
+      serial ? Execution::kSerial : Execution::kParallel);
   const double md_seconds = wall_seconds() - t0;
 
   Eigen::Index total = 0;
@@ -216,23 +222,20 @@ nlohmann::json run_md_reference(const MdReferenceOptions& options) {
   RowMatrix samples(total, static_cast<Eigen::Index>(target->dim()));
   Eigen::VectorXd energies(total), replica_index(total);
   Eigen::Index row = 0;
-  std::vector<Series> energy_series;
   nlohmann::json replicas = nlohmann::json::array();
-  std::size_t failed = 0;
+  std::size_t failed = 0, md_steps = 0, longest = 0;
+  double mean_t = 0.0;
   for (std::size_t k = 0; k < results.size(); ++k) {
     const auto& r = results[k];
     samples.middleRows(row, r.frames.rows()) = r.frames;
     energies.segment(row, r.frames.rows()) = r.potential_energies;
     replica_index.segment(row, r.frames.rows()).setConstant(static_cast<double>(k));
     row += r.frames.rows();
-    Series s;
-    s.title = "replica " + std::to_string(k);
-    for (Eigen::Index f = 0; f < r.frames.rows(); ++f) {
-      s.x.push_back((static_cast<double>(f) + 1) * md.frame_interval_ps / 1000.0);
-      s.y.push_back(r.potential_energies[f]);
-    }
-    if (k < 4) energy_series.push_back(std::move(s));
     failed += r.failed ? 1 : 0;
+    md_steps += r.equilibration_steps + r.production_steps;
+    longest = std::max(longest, static_cast<std::size_t>(r.frames.rows()));
+    mean_t += r.mean_kinetic_temperature / static_cast<double>(results.size());
+    const double steps = static_cast<double>(r.production_steps + r.equilibration_steps);
     nlohmann::json rep = {{"replica", k},
                           {"frames", r.frames.rows()},
                           {"start_energy_kJ_per_mol", r.start_energy},
@@ -241,9 +244,7 @@ nlohmann::json run_md_reference(const MdReferenceOptions& options) {
                           {"production_steps", r.production_steps},
                           {"mean_kinetic_temperature_K", r.mean_kinetic_temperature},
                           {"wall_seconds", r.wall_seconds},
-                          {"ns_per_day", r.wall_seconds > 0 ? (r.production_steps + r.equilibration_steps) *
-                                                                  md.timestep_fs * 1e-6 / (r.wall_seconds / 86400.0)
-                                                            : 0.0}};
+                          {"ns_per_day", r.wall_seconds > 0 ? steps * md.timestep_fs * 1e-6 / (r.wall_seconds / 86400.0) : 0.0}};
     if (r.failed) rep["failure"] = r.failure;
     replicas.push_back(rep);
   }
@@ -251,60 +252,60 @@ nlohmann::json run_md_reference(const MdReferenceOptions& options) {
   // u of the frames through the target (identical to E/kT unless a cut/cap is set).
   Eigen::VectorXd u;
   const BatchStats stats = target->evaluate_batch(samples, u, nullptr);
-  run.write_array("samples.npy", samples);
-  run.write_array("reduced_energies.npy", u);
+  // Trace: mean u over replicas at each frame time.
+  std::vector<double> trace_steps, trace_u;
+  for (std::size_t f = 0; f < longest; ++f) {
+    double sum = 0.0;
+    std::size_t count = 0;
+    Eigen::Index offset = 0;
+    for (const auto& r : results) {
+      if (static_cast<Eigen::Index>(f) < r.frames.rows() && std::isfinite(u[offset + static_cast<Eigen::Index>(f)])) {
+        sum += u[offset + static_cast<Eigen::Index>(f)];
+        ++count;
+      }
+      offset += r.frames.rows();
+    }
+    trace_steps.push_back(static_cast<double>((f + 1) * md.steps_per_frame()));
+    trace_u.push_back(count ? sum / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN());
+  }
   run.write_array("potential_energies.npy", energies);
   run.write_array("replica.npy", replica_index);
 
-  nlohmann::json summary;
-  summary["tool"] = "md-reference";
-  summary["potential"] = options.potential.string();
-  summary["target"] = target->describe();
-  summary["seed"] = md.seed;
-  summary["threads"] = num_threads();
-  summary["options"] = {{"integrator", "LangevinMiddleIntegrator"},
-                        {"timestep_fs", md.timestep_fs},
-                        {"friction_per_ps", md.friction_per_ps},
-                        {"temperature_K", md.temperature > 0 ? md.temperature : target->temperature()},
-                        {"minimize", md.minimize},
-                        {"minimize_tolerance_kJ_per_mol_nm", md.minimize_tolerance},
-                        {"equilibration_ps", md.equilibration_ps},
-                        {"production_ns", md.production_ps / 1000.0},
-                        {"frame_interval_ps", md.frame_interval_ps},
-                        {"replicas", options.replicas},
-                        {"platform", target->options().platform}};
-  summary["counts"] = {{"frames", total},
-                       {"replicas", options.replicas},
-                       {"failed_replicas", failed},
-                       {"non_finite", stats.non_finite},
-                       {"md_steps", [&] {
-                          std::size_t s = 0;
-                          for (const auto& r : results) s += r.equilibration_steps + r.production_steps;
-                          return s;
-                        }()}};
-  double mean_u = 0.0, mean_t = 0.0;
-  std::size_t finite = 0;
-  for (Eigen::Index i = 0; i < u.size(); ++i)
-    if (std::isfinite(u[i])) {
-      mean_u += u[i];
-      ++finite;
-    }
-  for (const auto& r : results) mean_t += r.mean_kinetic_temperature / static_cast<double>(results.size());
-  summary["statistics"] = {{"mean_reduced_energy", finite ? mean_u / static_cast<double>(finite) : 0.0},
-                           {"mean_potential_energy_kJ_per_mol", total ? energies.mean() : 0.0},
-                           {"mean_kinetic_temperature_K", mean_t},
-                           {"replicas", replicas}};
-  summary["timings"] = {{"md_wall_seconds", md_seconds}};
-  const PlotResult plot =
-      plot_lines(energy_series, target->name() + ": potential energy", "time (ns)", "E (kJ/mol)", run.path("energy.png"));
-  nlohmann::json notes = nlohmann::json::array();
-  if (!plot.ok) notes.push_back(plot.note);
-  if (failed) notes.push_back(std::to_string(failed) + " replica(s) stopped early on an OpenMM error (see statistics.replicas)");
-  write_molecular_outputs(run, *target, samples, nullptr, summary);
-  summary["timings"]["total_wall_seconds"] = wall_seconds() - t0;
-  if (!notes.empty()) summary["notes"] = notes;
-  sanitize_non_finite(summary);
-  run.write_summary(summary);
+  RunOutputs o;
+  o.tool = "md-reference";
+  o.potential_path = options.potential;
+  o.potential_name = potential.name;
+  o.target = target;
+  o.seed = md.seed;
+  o.options = {{"integrator", "LangevinMiddleIntegrator (OpenMM)"},
+               {"timestep_fs", md.timestep_fs},
+               {"friction_per_ps", md.friction_per_ps},
+               {"temperature_K", md.temperature > 0 ? md.temperature : target->temperature()},
+               {"minimize", md.minimize},
+               {"minimize_tolerance_kJ_per_mol_nm", md.minimize_tolerance},
+               {"equilibration_ps", md.equilibration_ps},
+               {"production_ns", md.production_ps / 1000.0},
+               {"frame_interval_ps", md.frame_interval_ps},
+               {"replicas", options.replicas},
+               {"replicas_in_parallel", !serial && options.replicas > 1},
+               {"platform", target->options().platform}};
+  o.samples = &samples;
+  o.reduced_energies = &u;
+  o.counts = {{"frames", total}, {"replicas", options.replicas}, {"failed_replicas", failed},
+              {"md_steps", md_steps}, {"non_finite_evaluations", stats.non_finite}};
+  o.timings = {{"md", md_seconds}};
+  o.statistics = {{"mean_potential_energy_kJ_per_mol", total ? energies.mean() : 0.0},
+                  {"mean_kinetic_temperature_K", mean_t},
+                  {"kinetic_temperature_note",
+                   "from OpenMM's LangevinMiddle velocities, which are half a step off the positions: a few % "
+                   "above the bath at 1 fs with hydrogen vibrations; the sampled positions are unaffected"},
+                  {"replicas", replicas}};
+  o.trace_steps = trace_steps;
+  o.traces["mean_energy"] = trace_u;
+  o.extra = {{"md_files", {{"potential_energies.npy", "E of each frame (kJ/mol), from the MD Context"},
+                           {"replica.npy", "replica index of each frame"}}}};
+  if (failed) o.notes.push_back(std::to_string(failed) + " replica(s) stopped early on an OpenMM error (see statistics.replicas)");
+  nlohmann::json summary = write_run(run, o);
   run.commit();
   return summary;
 }

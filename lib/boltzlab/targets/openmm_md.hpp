@@ -54,7 +54,10 @@ struct LangevinMdResult {
   double minimized_energy = 0.0;        ///< E after minimization (kJ/mol; = start when off)
   std::size_t equilibration_steps = 0;
   std::size_t production_steps = 0;     ///< production steps actually run
-  double mean_kinetic_temperature = 0;  ///< ⟨2 KE / (k_B · dof)⟩ over frames (K); dof = 3n − 3
+  /// ⟨2 KE / (k_B · dof)⟩ over frames (K), dof = 3n − 3. OpenMM reports LangevinMiddle
+  /// velocities half a step off the positions, which biases this a few % high at 1 fs
+  /// with hydrogen vibrations; positions (what is sampled) are unaffected.
+  double mean_kinetic_temperature = 0;
   double wall_seconds = 0.0;            ///< wall time of equilibration + production
   bool failed = false;                  ///< OpenMM raised an error (e.g. NaN positions): run stopped
   std::string failure;                  ///< its message
@@ -81,15 +84,17 @@ struct MdReferenceOptions {
   /// "reference" section, e.g. from command-line flags.
   Json protocol = Json::object();
   bool progress = true;             ///< progress lines on stderr
-  std::size_t replicas = 1;         ///< independent trajectories, run in parallel
+  std::size_t replicas = 1;         ///< independent trajectories
   int threads = 0;                  ///< worker threads (0: all cores)
   void validate() const;
 };
 
-/// Runs `replicas` trajectories and writes the run directory: samples.npy (all frames,
-/// replica-major), reduced_energies.npy (u of the frames), potential_energies.npy
-/// (kJ/mol), replica.npy (replica index per frame), energy.png, summary.json and the
-/// molecular outputs (trajectory.dcd/.pdb, dihedrals, Ramachandran histogram and plot).
+/// Runs `replicas` trajectories (in parallel, except on the Reference platform whose
+/// integrators share one global random generator) and writes the standard run
+/// directory through io/run_outputs (samples.npy = all frames, replica-major;
+/// reduced_energies.npy = u of the frames; energy_trace.png; summary.json; molecular
+/// outputs: trajectory.dcd/.pdb, dihedrals, Ramachandran histogram and plot), plus
+/// potential_energies.npy (kJ/mol) and replica.npy (replica index per frame).
 /// Returns the summary. \throws ConfigError/IoError/BackendError naming what failed.
 nlohmann::json run_md_reference(const MdReferenceOptions& options);
 

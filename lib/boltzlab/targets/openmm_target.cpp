@@ -180,6 +180,11 @@ OpenMMTarget::OpenMMTarget(OpenMMTargetOptions options) : options_(std::move(opt
   const auto names = openmm_platform_names();
   bool known = false;
   for (const auto& n : names) known = known || n == options_.platform;
+  if (!known && (options_.platform == "OpenCL" || options_.platform == "CUDA" || options_.platform == "HIP")) {
+    throw ConfigError("platform: OpenMM platform '" + options_.platform +
+                      "' is not available on this machine (no device or driver, or its plugin did not load from " +
+                      OpenMM::Platform::getDefaultPluginsDirectory() + "); available: " + join(names));
+  }
   if (!known) {
     std::string msg = "platform: unknown OpenMM platform '" + options_.platform + "'";
     const std::string guess = closest_key(options_.platform, names);

@@ -16,7 +16,8 @@
 ///
 /// Optional safeguards for training (both off by default):
 ///   - energy_max: u > energy_max (clashes) is reported as +inf (counted as non-finite);
-///   - energy_cut: lin-log cut of high energies (Köhler et al./bgflow "linlogcut"):
+///   - energy_cut: lin-log cut of high energies, as used to train Boltzmann generators
+///     (Noé, Olsson, Köhler & Wu, Science 365, eaaw1147 (2019); bgflow's "linlogcut"):
 ///       ũ = u                      for u ≤ c,
 ///       ũ = c + log(1 + u − c)     for u > c,      ∇ũ = ∇u / (1 + u − c).
 #include <atomic>

@@ -1,0 +1,364 @@
+#include "boltzlab/generators/bg_run.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "boltzlab/core/error.hpp"
+#include "boltzlab/core/parallel.hpp"
+#include "boltzlab/generators/generator.hpp"
+#include "boltzlab/generators/trainer.hpp"
+#include "boltzlab/io/molecular.hpp"
+#include "boltzlab/io/npy.hpp"
+#include "boltzlab/io/plot.hpp"
+#include "boltzlab/io/run_directory.hpp"
+#include "boltzlab/targets/registry.hpp"
+
+namespace fs = std::filesystem;
+
+namespace boltzlab::generators {
+
+void BgSampleOptions::validate() const {
+  if (evaluate.empty() && potential.empty())
+    throw ConfigError("bg-sample: --potential is required (or --model with --evaluate)");
+  if (!evaluate.empty() && model.empty())
+    throw ConfigError("bg-sample: --evaluate needs --model");
+  if (samples && *samples < 2)
+    throw ConfigError("bg-sample: --samples is " + std::to_string(*samples) + ", but must be >= 2");
+  if (threads < 0) throw ConfigError("bg-sample: --threads must be >= 0");
+  if (iterations && *iterations < 0) throw ConfigError("bg-sample: --iterations must be >= 0");
+  if (out.empty()) throw ConfigError("bg-sample: --out is empty");
+}
+
+void set_generator_threads(int threads) {
+  set_num_threads(threads);
+  // The generators parallelize over fixed batch chunks with oneTBB (deterministic,
+  // thread-count independent); LibTorch's own intra-op pool would oversubscribe the
+  // same cores (and its OpenMP barriers stall badly on a loaded machine), so each
+  // oneTBB task runs LibTorch ops on one thread. Inter-op threads follow `threads`.
+  torch::set_num_threads(1);
+  static bool interop_set = false;  // LibTorch allows setting inter-op threads once
+  if (!interop_set) {
+    try {
+      torch::set_num_interop_threads(num_threads());
+    } catch (const c10::Error&) {
+      // already started by an earlier parallel region: keep its setting
+    }
+    interop_set = true;
+  }
+}
+
+nlohmann::json importance_summary(const Eigen::VectorXd& log_weights) {
+  const Eigen::Index n = log_weights.size();
+  std::vector<double> finite;
+  finite.reserve(n);
+  for (Eigen::Index i = 0; i < n; ++i)
+    if (std::isfinite(log_weights[i])) finite.push_back(log_weights[i]);
+  nlohmann::json j;
+  j["n"] = n;
+  j["non_finite_weights"] = n - static_cast<Eigen::Index>(finite.size());
+  if (finite.empty()) {
+    j["ess"] = 0.0;
+    j["note"] = "no finite log-weight";
+    return j;
+  }
+  j["ess"] = kish_ess_fraction(log_weights);
+  // Clip the largest ⌈1e-4·N⌉ log-weights to the value of the next largest.
+  const std::size_t k = static_cast<std::size_t>(std::ceil(1e-4 * static_cast<double>(n)));
+  Eigen::VectorXd clipped = log_weights;
+  if (finite.size() > k) {
+    std::vector<double> sorted = finite;
+    std::nth_element(sorted.begin(), sorted.end() - static_cast<long>(k) - 1, sorted.end());
+    const double threshold = *(sorted.end() - static_cast<long>(k) - 1);
+    for (Eigen::Index i = 0; i < n; ++i)
+      if (std::isfinite(clipped[i])) clipped[i] = std::min(clipped[i], threshold);
+  }
+  j["ess_clipped_1e-4"] = kish_ess_fraction(clipped);
+  const double mx = *std::max_element(finite.begin(), finite.end());
+  double s1 = 0.0, s2 = 0.0;
+  for (double lw : finite) {
+    const double w = std::exp(lw - mx);
+    s1 += w;
+    s2 += w * w;
+  }
+  const double nn = static_cast<double>(n);
+  const double mean = s1 / nn;
+  const double var = std::max(0.0, s2 / nn - mean * mean) * nn / std::max(1.0, nn - 1.0);
+  j["log_z"] = mx + std::log(mean);
+  j["log_z_se"] = std::sqrt(var / nn) / mean;
+  j["max_log_weight"] = mx;
+  return j;
+}
+
+namespace {
+
+struct GeneratorConfig {
+  GeneratorOptions model;
+  TrainOptions train;
+  fs::path data;
+  std::optional<Eigen::VectorXd> scale, shift;
+  long long samples = 100000;
+};
+
+Eigen::VectorXd read_vector_or_scalar(JsonReader& r, const std::string& key, int dim) {
+  const Json& v = r.get_json(key);
+  Eigen::VectorXd out(dim);
+  if (v.is_number()) {
+    out.setConstant(v.get<double>());
+  } else if (v.is_array() && static_cast<int>(v.size()) == dim) {
+    for (int k = 0; k < dim; ++k) {
+      if (!v[k].is_number()) r.fail(key, "entries must be numbers");
+      out[k] = v[k].get<double>();
+    }
+  } else {
+    r.fail(key, "must be a number or an array of length " + std::to_string(dim));
+  }
+  return out;
+}
+
+GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOptions& flags, bool have_data_flag) {
+  GeneratorConfig c;
+  const Json empty = Json::object();
+  const Json& section = pot.generator.is_null() ? empty : pot.generator;
+  if (!section.is_object()) throw ConfigError(pot.path.string() + ": generator: must be an object");
+  JsonReader r(section, pot.path.string() + ": generator");
+  const Target& target = *pot.target;
+  const int dim = static_cast<int>(target.dim());
+  c.model.potential.dim = dim;
+  const auto [np, sd] = target.particle_layout();
+  c.model.potential.n_particles = static_cast<int>(np);
+  c.model.potential.spatial_dim = static_cast<int>(sd);
+  c.model.potential.width = static_cast<int>(r.get_int("width", 32));
+  c.model.potential.layers = static_cast<int>(r.get_int("layers", 2));
+  c.model.potential.rank = static_cast<int>(r.get_int("rank", -1));
+  c.model.time = r.get_double("time", 1.0);
+  c.model.steps = static_cast<int>(r.get_int("steps", 8));
+  c.model.sample_steps = static_cast<int>(r.get_int("sample_steps", c.model.steps));
+  if (r.has("data")) c.data = pot.path.parent_path() / r.get_string("data");
+  if (r.has("scale")) c.scale = read_vector_or_scalar(r, "scale", dim);
+  if (r.has("shift")) c.shift = read_vector_or_scalar(r, "shift", dim);
+  c.samples = r.get_int("samples", 100000);
+  if (!flags.data.empty()) c.data = flags.data;
+  const bool have_data = have_data_flag || !c.data.empty();
+  c.train.read(r, have_data);
+  r.finish();
+  if (flags.preset) {
+    c.train.preset = *flags.preset;
+    const LossWeights p = LossWeights::preset(*flags.preset, have_data);
+    c.train.weights = p;
+  }
+  if (flags.lambda) c.train.weights.lambda = *flags.lambda;
+  if (flags.iterations) c.train.iterations = *flags.iterations;
+  if (flags.samples) c.samples = *flags.samples;
+  c.model.validate();
+  return c;
+}
+
+void plot_training(const RunDirectory& run, const TrainHistory& h, nlohmann::json& notes) {
+  std::vector<Series> loss = {{"loss", {}, h.loss}};
+  std::vector<double> fkl, rkl;
+  bool any_f = false, any_r = false;
+  for (double v : h.forward_kl) any_f |= std::isfinite(v);
+  for (double v : h.reverse_kl) any_r |= std::isfinite(v);
+  if (any_f) loss.push_back({"forward KL (NLL)", {}, h.forward_kl});
+  if (any_r) loss.push_back({"reverse KL - log Z", {}, h.reverse_kl});
+  auto r1 = plot_lines(loss, "training loss", "iteration", "value", run.path("training_loss.png"));
+  if (!r1.ok) notes.push_back(r1.note);
+  std::vector<Series> costs = {{"transport", {}, h.transport}, {"HJB residual", {}, h.hjb}};
+  auto r2 = plot_lines(costs, "path costs", "iteration", "value", run.path("training_costs.png"));
+  if (!r2.ok) notes.push_back(r2.note);
+  if (!h.eval_ess.empty()) {
+    auto r3 = plot_lines({{"running ESS", h.eval_iteration, h.eval_ess}}, "running Kish ESS (small batches)",
+                         "iteration", "ESS / N", run.path("training_ess.png"));
+    if (!r3.ok) notes.push_back(r3.note);
+  }
+}
+
+/// 2-D density plot: target exp(−u) and model q on the same grid, with samples.
+void plot_density_2d(const RunDirectory& run, const Target& target, BoltzmannGenerator& model,
+                     const RowMatrix& samples, nlohmann::json& notes) {
+  const int n = 80;
+  const Eigen::Index ns = std::min<Eigen::Index>(samples.rows(), 2000);
+  double lo0 = samples.col(0).minCoeff(), hi0 = samples.col(0).maxCoeff();
+  double lo1 = samples.col(1).minCoeff(), hi1 = samples.col(1).maxCoeff();
+  const double p0 = 0.1 * (hi0 - lo0), p1 = 0.1 * (hi1 - lo1);
+  lo0 -= p0; hi0 += p0; lo1 -= p1; hi1 += p1;
+  RowMatrix grid(n * n, 2);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) {
+      grid(i * n + j, 0) = lo0 + (i + 0.5) * (hi0 - lo0) / n;
+      grid(i * n + j, 1) = lo1 + (j + 0.5) * (hi1 - lo1) / n;
+    }
+  Eigen::VectorXd u;
+  target.evaluate_batch(grid, u, nullptr);
+  const Eigen::VectorXd lq = model.log_q(grid);
+  std::vector<double> gx(n * n), gy(n * n), pt(n * n), pq(n * n), sx(ns), sy(ns);
+  const double umin = u.minCoeff();
+  for (int k = 0; k < n * n; ++k) {
+    gx[k] = grid(k, 0);
+    gy[k] = grid(k, 1);
+    pt[k] = std::isfinite(u[k]) ? std::exp(-(u[k] - umin)) : 0.0;
+    pq[k] = std::exp(lq[k]);
+  }
+  for (Eigen::Index i = 0; i < ns; ++i) {
+    sx[i] = samples(i, 0);
+    sy[i] = samples(i, 1);
+  }
+  std::ostringstream s;
+  s << gnuplot_datablock("t", {gx, gy, pt}) << gnuplot_datablock("q", {gx, gy, pq})
+    << gnuplot_datablock("s", {sx, sy});
+  s << "set xrange [" << lo0 << ":" << hi0 << "]\nset yrange [" << lo1 << ":" << hi1 << "]\n";
+  s << "set multiplot layout 1,2\nset view map\nunset key\nset size ratio -1\n"
+       "set title 'target exp(-u) (unnormalized)'\nplot $t using 1:2:3 with image\n"
+       "set title 'generator q with 2000 samples'\nplot $q using 1:2:3 with image, "
+       "$s using 1:2 with points pt 7 ps 0.2 lc rgb 'white'\nunset multiplot\n";
+  auto r = run_gnuplot(s.str(), run.path("density.png"), 1200, 560);
+  if (!r.ok) notes.push_back(r.note);
+}
+
+nlohmann::json run_evaluate(const BgSampleOptions& o) {
+  const double t0 = wall_seconds();
+  nlohmann::json meta;
+  BoltzmannGenerator model = BoltzmannGenerator::load(o.model, &meta);
+  const RowMatrix x = read_npy_matrix(o.evaluate, static_cast<std::size_t>(model.dim()));
+  RunDirectory run(o.out);
+  const Eigen::VectorXd lq = model.log_q(x);
+  std::size_t non_finite = 0;
+  double sum = 0.0, sum2 = 0.0;
+  for (Eigen::Index i = 0; i < lq.size(); ++i) {
+    if (!std::isfinite(lq[i])) { ++non_finite; continue; }
+    sum += lq[i];
+    sum2 += lq[i] * lq[i];
+  }
+  const double m = static_cast<double>(lq.size() - static_cast<Eigen::Index>(non_finite));
+  run.write_array("log_q.npy", lq);
+  nlohmann::json summary = {{"tool", "bg-sample"},
+                            {"mode", "evaluate"},
+                            {"model", o.model.string()},
+                            {"model_format_version", kModelFormatVersion},
+                            {"configurations", o.evaluate.string()},
+                            {"threads", num_threads()},
+                            {"count", lq.size()},
+                            {"non_finite_log_q", non_finite}};
+  if (m > 0) {
+    const double mean = sum / m;
+    summary["nll"] = -mean;
+    summary["nll_se"] = m > 1 ? std::sqrt(std::max(0.0, sum2 / m - mean * mean) / (m - 1)) : 0.0;
+  }
+  summary["wall_seconds"] = wall_seconds() - t0;
+  sanitize_non_finite(summary);
+  run.write_summary(summary);
+  run.commit();
+  return summary;
+}
+
+}  // namespace
+
+nlohmann::json run_bg_sample(const BgSampleOptions& o) {
+  o.validate();
+  set_generator_threads(o.threads);
+  if (!o.evaluate.empty()) return run_evaluate(o);
+
+  const double t_start = wall_seconds();
+  Potential pot = load_potential(o.potential);
+  const Target& target = *pot.target;
+  GeneratorConfig cfg = read_generator_config(pot, o, !o.data.empty());
+
+  RowMatrix data;
+  const bool have_data = !cfg.data.empty();
+  if (have_data) data = read_npy_matrix(cfg.data, target.dim());
+
+  nlohmann::json summary = {{"tool", "bg-sample"},
+                            {"potential", o.potential.string()},
+                            {"target", target.describe()},
+                            {"seed", o.seed},
+                            {"threads", num_threads()}};
+  nlohmann::json notes = nlohmann::json::array();
+  const fs::path checkpoint = fs::path(o.out.string() + ".checkpoint.pt");
+
+  std::optional<BoltzmannGenerator> model;
+  TrainHistory history;
+  bool trained = false;
+  if (!o.model.empty()) {
+    nlohmann::json meta;
+    model.emplace(BoltzmannGenerator::load(o.model, &meta));
+    if (model->dim() != static_cast<int>(target.dim()))
+      throw ConfigError(o.model.string() + ": model dim " + std::to_string(model->dim()) +
+                        " does not match target dim " + std::to_string(target.dim()));
+    summary["model"] = o.model.string();
+    summary["model_metadata"] = meta;
+  } else {
+    cfg.train.seed = o.seed;
+    cfg.train.progress = o.progress;
+    cfg.train.checkpoint = checkpoint;
+    if (cfg.train.checkpoint_every == 0) cfg.train.checkpoint_every = std::max(1, cfg.train.iterations / 10);
+    cfg.train.resume = o.resume;
+    cfg.train.validate(have_data);
+    model.emplace(cfg.model, o.seed);
+    if (have_data) {
+      model->standardize_from_data(data);
+    } else if (cfg.scale || cfg.shift) {
+      model->set_standardization(cfg.shift.value_or(Eigen::VectorXd::Zero(target.dim())),
+                                 cfg.scale.value_or(Eigen::VectorXd::Ones(target.dim())));
+    }
+    history = train(*model, target, have_data ? &data : nullptr, cfg.train);
+    trained = true;
+    summary["training"] = {{"options", cfg.train.to_json()},
+                           {"data", have_data ? cfg.data.string() : ""},
+                           {"data_count", have_data ? data.rows() : 0},
+                           {"iterations", history.iterations_done},
+                           {"energy_evaluations", history.energy_evaluations},
+                           {"non_finite_energies", history.non_finite},
+                           {"cut_energies", history.cut},
+                           {"wall_seconds", history.wall_seconds},
+                           {"history", history.to_json()}};
+  }
+  summary["generator"] = model->options().to_json();
+
+  // Sampling and importance weights.
+  const double t_sample = wall_seconds();
+  const GeneratedSamples s = model->sample(cfg.samples, o.seed);
+  EnergyCounters counters;
+  const Eigen::VectorXd u = target_energy_values(s.x, target, &counters);
+  Eigen::VectorXd lw(u.size());
+  for (Eigen::Index i = 0; i < u.size(); ++i)
+    lw[i] = std::isfinite(u[i]) && std::isfinite(s.log_q[i]) ? -u[i] - s.log_q[i]
+                                                             : -std::numeric_limits<double>::infinity();
+  summary["samples"] = cfg.samples;
+  summary["sampling_seconds"] = wall_seconds() - t_sample;
+  summary["sampling_energy_evaluations"] = counters.evaluations.load();
+  summary["non_finite_energies"] = counters.non_finite.load();
+  summary["importance"] = importance_summary(lw);
+  if (auto lz = target.log_z()) {
+    summary["log_z_exact"] = *lz;
+    if (summary["importance"].contains("log_z"))
+      summary["log_z_error"] = summary["importance"]["log_z"].get<double>() - *lz;
+  }
+
+  RunDirectory run(o.out);
+  run.write_array("samples.npy", s.x);
+  run.write_array("log_q.npy", s.log_q);
+  run.write_array("reduced_energies.npy", u);
+  run.write_array("log_weights.npy", lw);
+  nlohmann::json meta = {{"potential", o.potential.string()}, {"seed", o.seed}};
+  if (trained) meta["training"] = {{"iterations", history.iterations_done},
+                                   {"energy_evaluations", history.energy_evaluations},
+                                   {"preset", cfg.train.preset}};
+  model->save(run.path("model.pt"), meta);
+  summary["model_file"] = (o.out / "model.pt").string();
+  if (trained) plot_training(run, history, notes);
+  if (target.dim() == 2 && target.particle_layout().first == 0) plot_density_2d(run, target, *model, s.x, notes);
+  write_molecular_outputs(run, target, s.x, &lw, summary);
+  summary["plot_notes"] = notes;
+  summary["wall_seconds"] = wall_seconds() - t_start;
+  sanitize_non_finite(summary);
+  run.write_summary(summary);
+  run.commit();
+  return summary;
+}
+
+}  // namespace boltzlab::generators

@@ -1,0 +1,67 @@
+#pragma once
+/// \file bg_run.hpp
+/// The logic of the `bg-sample` tool (the tool itself only parses flags):
+///
+///   bg-sample --potential P.json [--model M] [--samples N] [--data D.npy] [--out DIR]
+///             [--seed S] [--threads T]
+///     trains an OT-Boltzmann generator on P (settings from P's "generator" section,
+///     overridable by flags) unless a model is given, samples N configurations with
+///     exact log q, and writes the run directory: samples.npy, log_q.npy,
+///     reduced_energies.npy, log_weights.npy (log w = −u − log q), model.pt,
+///     summary.json (ESS, clipped ESS, log Z ± se, training history, counters) and
+///     plots (training curves; density for 2-D; molecular outputs for molecules).
+///
+///   bg-sample --model M --evaluate X.npy --out DIR
+///     writes log_q.npy for given configurations (held-out likelihood).
+///
+/// "generator" section keys (all optional): model — "width", "layers", "rank",
+/// "time", "steps", "sample_steps"; data/standardization — "data" (.npy relative to
+/// the potential file), "scale" (number or array), "shift" (array); run — "samples";
+/// training — see TrainOptions::read ("preset", "lambda", "alpha_transport",
+/// "alpha_hjb", "iterations", "batch_size", "learning_rate", ...). Unknown keys are
+/// rejected naming the file.
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include <Eigen/Core>
+#include <nlohmann/json.hpp>
+
+namespace boltzlab::generators {
+
+/// Flags of bg-sample. Optional fields override the potential file's "generator" section.
+struct BgSampleOptions {
+  std::filesystem::path potential;  ///< potential file (required unless --evaluate)
+  std::filesystem::path model;      ///< trained model (empty: train)
+  std::filesystem::path data;       ///< samples of π for the forward KL (empty: generator.data)
+  std::filesystem::path evaluate;   ///< configurations for log q (evaluate mode)
+  std::filesystem::path out = "bg-run";  ///< run directory
+  std::optional<long long> samples;       ///< N (default generator.samples or 100000)
+  std::uint64_t seed = 1;
+  int threads = 0;                  ///< 0: all cores (oneTBB and LibTorch alike)
+  std::optional<int> iterations;    ///< override generator.iterations
+  std::optional<std::string> preset;  ///< override generator.preset
+  std::optional<double> lambda;     ///< override generator.lambda
+  bool resume = false;              ///< resume training from <out>.checkpoint.pt
+  bool progress = true;
+  void validate() const;
+};
+
+/// The one thread setting of the generators: oneTBB gets `threads` (0: all cores)
+/// and parallelizes over fixed batch chunks; LibTorch's intra-op pool is set to 1
+/// thread (no oversubscription, results independent of `threads`) and its inter-op
+/// pool to `threads` (settable once per process; later calls leave it).
+void set_generator_threads(int threads);
+
+/// Runs bg-sample; returns the summary written. \throws boltzlab::Error subclasses
+/// with one clear line; nothing is left half-written (RunDirectory staging).
+nlohmann::json run_bg_sample(const BgSampleOptions& options);
+
+/// Importance-sampling summary of log-weights log w = −u − log q: normalized Kish
+/// ESS, the variant with the largest ⌈10⁻⁴ N⌉ log-weights clipped to the next
+/// largest, log Z = log mean w with its delta-method standard error
+/// sd(w)/(√N mean w), and the count of non-finite weights.
+nlohmann::json importance_summary(const Eigen::VectorXd& log_weights);
+
+}  // namespace boltzlab::generators

@@ -1,0 +1,65 @@
+#include "boltzlab/generators/cnf.hpp"
+
+#include <cmath>
+#include <string>
+
+#include "boltzlab/core/error.hpp"
+
+namespace boltzlab::generators {
+
+namespace {
+
+struct Rates {
+  torch::Tensor dx, dlog_det, dtransport, dhjb;
+};
+
+Rates rates(OtPotentialImpl& phi, const torch::Tensor& x, double t, bool with_costs) {
+  const auto der = phi.derivatives(x, t, /*with_laplacian=*/true);
+  Rates r;
+  r.dx = -der.grad_x;
+  r.dlog_det = -der.laplacian;
+  if (with_costs) {
+    const auto half_sq = 0.5 * (der.grad_x * der.grad_x).sum(1);
+    r.dtransport = half_sq;
+    r.dhjb = (der.dt - half_sq).abs();
+  }
+  return r;
+}
+
+}  // namespace
+
+CnfState integrate(OtPotentialImpl& phi, const torch::Tensor& x0, double t0, double t1, int steps,
+                   bool with_costs) {
+  if (steps < 1) throw ConfigError("cnf: steps is " + std::to_string(steps) + ", but must be >= 1");
+  if (x0.dim() != 2 || x0.size(1) != phi.options().dim)
+    throw DomainError("cnf: points have shape [" + std::to_string(x0.size(0)) + ", " +
+                      std::to_string(x0.dim() == 2 ? x0.size(1) : -1) + "], expected [B, " +
+                      std::to_string(phi.options().dim) + "]");
+  const double dt = (t1 - t0) / steps;
+  const double adt = std::abs(dt);
+  const auto batch = x0.size(0);
+  CnfState s;
+  s.x = x0;
+  s.log_det = torch::zeros({batch}, x0.options());
+  s.transport = torch::zeros({batch}, x0.options());
+  s.hjb = torch::zeros({batch}, x0.options());
+  double t = t0;
+  for (int k = 0; k < steps; ++k) {
+    const Rates k1 = rates(phi, s.x, t, with_costs);
+    const Rates k2 = rates(phi, s.x + (0.5 * dt) * k1.dx, t + 0.5 * dt, with_costs);
+    const Rates k3 = rates(phi, s.x + (0.5 * dt) * k2.dx, t + 0.5 * dt, with_costs);
+    const Rates k4 = rates(phi, s.x + dt * k3.dx, t + dt, with_costs);
+    s.x = s.x + (dt / 6.0) * (k1.dx + 2.0 * k2.dx + 2.0 * k3.dx + k4.dx);
+    s.log_det = s.log_det + (dt / 6.0) * (k1.dlog_det + 2.0 * k2.dlog_det + 2.0 * k3.dlog_det +
+                                          k4.dlog_det);
+    if (with_costs) {
+      s.transport = s.transport + (adt / 6.0) * (k1.dtransport + 2.0 * k2.dtransport +
+                                                 2.0 * k3.dtransport + k4.dtransport);
+      s.hjb = s.hjb + (adt / 6.0) * (k1.dhjb + 2.0 * k2.dhjb + 2.0 * k3.dhjb + k4.dhjb);
+    }
+    t = t0 + (k + 1) * dt;
+  }
+  return s;
+}
+
+}  // namespace boltzlab::generators

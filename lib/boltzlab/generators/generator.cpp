@@ -1,0 +1,274 @@
+#include "boltzlab/generators/generator.hpp"
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "boltzlab/core/error.hpp"
+#include "boltzlab/core/parallel.hpp"
+#include "boltzlab/core/rng.hpp"
+#include "boltzlab/generators/target_bridge.hpp"
+#include "boltzlab/io/config.hpp"
+
+namespace boltzlab::generators {
+
+namespace {
+const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
+constexpr double kLog2Pi = 1.8378770664093454835606594728112;
+
+torch::Tensor vector_tensor(const Eigen::VectorXd& v) {
+  auto t = torch::empty({v.size()}, kF64);
+  std::copy(v.data(), v.data() + v.size(), t.data_ptr<double>());
+  return t;
+}
+}  // namespace
+
+void GeneratorOptions::validate() const {
+  potential.validate();
+  if (!(time > 0.0) || !std::isfinite(time))
+    throw ConfigError("generator: time is " + std::to_string(time) + ", but must be > 0");
+  if (steps < 1) throw ConfigError("generator: steps is " + std::to_string(steps) + ", but must be >= 1");
+  if (sample_steps < 1)
+    throw ConfigError("generator: sample_steps is " + std::to_string(sample_steps) + ", but must be >= 1");
+}
+
+nlohmann::json GeneratorOptions::to_json() const {
+  return {{"potential", potential.to_json()}, {"time", time}, {"steps", steps},
+          {"sample_steps", sample_steps}};
+}
+
+GeneratorOptions GeneratorOptions::from_json(const nlohmann::json& j) {
+  JsonReader r(j, "generator model");
+  GeneratorOptions o;
+  o.potential = OtPotentialOptions::from_json(r.get_json("potential"));
+  o.time = r.get_double("time");
+  o.steps = static_cast<int>(r.get_int("steps"));
+  o.sample_steps = static_cast<int>(r.get_int("sample_steps"));
+  r.finish();
+  o.validate();
+  return o;
+}
+
+BoltzmannGenerator::BoltzmannGenerator(const GeneratorOptions& options, std::uint64_t seed)
+    : options_(options), phi_(options.potential) {
+  options_.validate();
+  options_.potential = phi_->options();  // rank resolved
+  phi_->reset_parameters(seed);
+  set_standardization(Eigen::VectorXd::Zero(dim()), Eigen::VectorXd::Ones(dim()));
+}
+
+int BoltzmannGenerator::degrees_of_freedom() const {
+  const auto& p = options_.potential;
+  return p.n_particles > 0 ? (p.n_particles - 1) * p.spatial_dim : p.dim;
+}
+
+void BoltzmannGenerator::set_standardization(const Eigen::VectorXd& shift, const Eigen::VectorXd& scale) {
+  if (shift.size() != dim() || scale.size() != dim())
+    throw DomainError("generator: standardization has size " + std::to_string(shift.size()) + "/" +
+                      std::to_string(scale.size()) + ", expected " + std::to_string(dim()));
+  for (Eigen::Index k = 0; k < scale.size(); ++k)
+    if (!(scale[k] > 0.0) || !std::isfinite(scale[k]) || !std::isfinite(shift[k]))
+      throw DomainError("generator: standardization scale[" + std::to_string(k) + "] = " +
+                        std::to_string(scale[k]) + " (must be finite and > 0)");
+  if (options_.potential.n_particles > 0) {
+    if (shift.cwiseAbs().maxCoeff() != 0.0 || scale.maxCoeff() != scale.minCoeff())
+      throw DomainError("generator: particle systems need shift 0 and an isotropic scale");
+  }
+  shift_ = shift;
+  scale_ = scale;
+  shift_t_ = vector_tensor(shift_);
+  scale_t_ = vector_tensor(scale_);
+}
+
+void BoltzmannGenerator::standardize_from_data(const RowMatrix& data) {
+  if (data.rows() < 2 || data.cols() != dim())
+    throw DomainError("generator: standardization needs >= 2 rows of dimension " + std::to_string(dim()));
+  const double n = static_cast<double>(data.rows());
+  if (options_.potential.n_particles > 0) {
+    // Centred coordinates: rms over all coordinates of (x − centre of mass).
+    RowMatrix c = data;
+    const int np = options_.potential.n_particles, sd = options_.potential.spatial_dim;
+    double sq = 0.0;
+    for (Eigen::Index i = 0; i < c.rows(); ++i) {
+      remove_center_of_mass(c.row(i).data(), np, sd);
+      sq += c.row(i).squaredNorm();
+    }
+    const double rms = std::sqrt(sq / (n * degrees_of_freedom()));
+    set_standardization(Eigen::VectorXd::Zero(dim()), Eigen::VectorXd::Constant(dim(), rms));
+    return;
+  }
+  const Eigen::VectorXd mean = data.colwise().mean().transpose();
+  Eigen::VectorXd sd(dim());
+  for (int k = 0; k < dim(); ++k) {
+    const double var = (data.col(k).array() - mean[k]).square().sum() / (n - 1.0);
+    sd[k] = var > 0.0 ? std::sqrt(var) : 1.0;
+  }
+  set_standardization(mean, sd);
+}
+
+double BoltzmannGenerator::log_scale_sum() const {
+  if (options_.potential.n_particles > 0) return degrees_of_freedom() * std::log(scale_[0]);
+  return scale_.array().log().sum();
+}
+
+torch::Tensor BoltzmannGenerator::to_flow_space(const torch::Tensor& x) const {
+  return (x - shift_t_) / scale_t_;
+}
+
+torch::Tensor BoltzmannGenerator::from_flow_space(const torch::Tensor& y) const {
+  return y * scale_t_ + shift_t_;
+}
+
+torch::Tensor BoltzmannGenerator::base_sample(std::int64_t n, std::uint64_t seed,
+                                              std::int64_t first_index) const {
+  const int d = dim();
+  auto z = torch::empty({n, d}, kF64);
+  double* p = z.data_ptr<double>();
+  const auto& po = options_.potential;
+  for (std::int64_t i = 0; i < n; ++i) {
+    Rng rng = stream_for(seed, static_cast<std::uint64_t>(first_index + i));
+    for (int k = 0; k < d; ++k) p[i * d + k] = rng.normal();
+    if (po.n_particles > 0) remove_center_of_mass(p + i * d, po.n_particles, po.spatial_dim);
+  }
+  return z;
+}
+
+torch::Tensor BoltzmannGenerator::base_log_density(const torch::Tensor& z) const {
+  // On the centre-of-mass-free subspace |z| is the norm in orthonormal coordinates.
+  return -0.5 * (z * z).sum(1) - 0.5 * degrees_of_freedom() * kLog2Pi;
+}
+
+FlowBatch BoltzmannGenerator::forward(const torch::Tensor& z, int steps, bool with_costs) {
+  const CnfState s = integrate(*phi_, z, 0.0, options_.time, steps, with_costs);
+  FlowBatch out;
+  out.x = from_flow_space(s.x);
+  out.log_q = base_log_density(z) - s.log_det - log_scale_sum();
+  out.transport = s.transport;
+  out.hjb = s.hjb;
+  return out;
+}
+
+FlowBatch BoltzmannGenerator::reverse(const torch::Tensor& x, int steps, bool with_costs) {
+  auto y = to_flow_space(x);
+  const auto& po = options_.potential;
+  if (po.n_particles > 0) {
+    // Data may carry a centre of mass: project it out (densities live on the subspace).
+    y = y - y.reshape({y.size(0), po.n_particles, po.spatial_dim})
+                .mean(1, true)
+                .expand({y.size(0), po.n_particles, po.spatial_dim})
+                .reshape({y.size(0), dim()});
+  }
+  const CnfState s = integrate(*phi_, y, options_.time, 0.0, steps, with_costs);
+  FlowBatch out;
+  out.x = x;
+  out.log_q = base_log_density(s.x) + s.log_det - log_scale_sum();
+  out.transport = s.transport;
+  out.hjb = s.hjb;
+  return out;
+}
+
+GeneratedSamples BoltzmannGenerator::sample(std::int64_t n, std::uint64_t seed, std::int64_t chunk) {
+  GeneratedSamples out;
+  out.x.resize(n, dim());
+  out.log_q.resize(n);
+  const std::int64_t chunks = (n + chunk - 1) / chunk;
+  // Chunks as oneTBB tasks (grad mode is thread-local: each task disables it).
+  for_each_index(static_cast<std::size_t>(chunks), [&](std::size_t c) {
+    torch::NoGradGuard no_grad;
+    const std::int64_t b = static_cast<std::int64_t>(c) * chunk;
+    const std::int64_t m = std::min(chunk, n - b);
+    const auto z = base_sample(m, seed, b);
+    const FlowBatch f = forward(z, options_.sample_steps, false);
+    out.x.middleRows(b, m) = to_matrix(f.x);
+    out.log_q.segment(b, m) = to_vector(f.log_q);
+  });
+  return out;
+}
+
+Eigen::VectorXd BoltzmannGenerator::log_q(const RowMatrix& x, std::int64_t chunk) {
+  if (x.cols() != dim())
+    throw DomainError("generator: configurations have " + std::to_string(x.cols()) +
+                      " columns, the model has dim " + std::to_string(dim()));
+  Eigen::VectorXd out(x.rows());
+  const std::int64_t n = x.rows();
+  const std::int64_t chunks = (n + chunk - 1) / chunk;
+  for_each_index(static_cast<std::size_t>(chunks), [&](std::size_t c) {
+    torch::NoGradGuard no_grad;
+    const std::int64_t b = static_cast<std::int64_t>(c) * chunk;
+    const std::int64_t m = std::min(chunk, n - b);
+    const FlowBatch f = reverse(to_tensor(x.middleRows(b, m)), options_.sample_steps, false);
+    out.segment(b, m) = to_vector(f.log_q);
+  });
+  return out;
+}
+
+void BoltzmannGenerator::write(torch::serialize::OutputArchive& archive) const {
+  archive.write("format_version", c10::IValue(static_cast<int64_t>(kModelFormatVersion)));
+  archive.write("options", c10::IValue(options_.to_json().dump()));
+  archive.write("shift", shift_t_);
+  archive.write("scale", scale_t_);
+  torch::serialize::OutputArchive params;
+  phi_->save(params);
+  archive.write("potential", params);
+}
+
+BoltzmannGenerator BoltzmannGenerator::read(torch::serialize::InputArchive& archive,
+                                            const std::string& where) {
+  c10::IValue version;
+  if (!archive.try_read("format_version", version) || !version.isInt())
+    throw IoError(where + ": not a boltzlab generator model (no format_version)");
+  if (version.toInt() != kModelFormatVersion)
+    throw ConfigError(where + ": model format_version " + std::to_string(version.toInt()) +
+                      " is not supported (expected " + std::to_string(kModelFormatVersion) + ")");
+  c10::IValue options;
+  archive.read("options", options);
+  const GeneratorOptions opts = GeneratorOptions::from_json(nlohmann::json::parse(options.toStringRef()));
+  BoltzmannGenerator g(opts, 0);
+  torch::Tensor shift, scale;
+  archive.read("shift", shift);
+  archive.read("scale", scale);
+  torch::serialize::InputArchive params;
+  archive.read("potential", params);
+  g.phi_->load(params);
+  g.set_standardization(to_vector(shift), to_vector(scale));
+  return g;
+}
+
+void BoltzmannGenerator::save(const std::filesystem::path& path, const nlohmann::json& metadata) const {
+  try {
+    torch::serialize::OutputArchive archive;
+    write(archive);
+    archive.write("metadata", c10::IValue(metadata.dump()));
+    const auto tmp = path.string() + ".tmp";
+    archive.save_to(tmp);
+    std::filesystem::rename(tmp, path);
+  } catch (const c10::Error& e) {
+    throw IoError(path.string() + ": cannot write model (" + e.what_without_backtrace() + ")");
+  } catch (const std::filesystem::filesystem_error& e) {
+    throw IoError(path.string() + ": cannot write model (" + e.what() + ")");
+  }
+}
+
+BoltzmannGenerator BoltzmannGenerator::load(const std::filesystem::path& path, nlohmann::json* metadata) {
+  if (!std::filesystem::is_regular_file(path))
+    throw IoError(path.string() + ": model file not found");
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path.string());
+  } catch (const c10::Error& e) {
+    throw IoError(path.string() + ": not a readable model archive (" + e.what_without_backtrace() + ")");
+  }
+  try {
+    BoltzmannGenerator g = read(archive, path.string());
+    if (metadata) {
+      c10::IValue meta;
+      *metadata = archive.try_read("metadata", meta) ? nlohmann::json::parse(meta.toStringRef())
+                                                       : nlohmann::json::object();
+    }
+    return g;
+  } catch (const c10::Error& e) {
+    throw IoError(path.string() + ": malformed model (" + e.what_without_backtrace() + ")");
+  }
+}
+
+}  // namespace boltzlab::generators

@@ -1,0 +1,101 @@
+#pragma once
+/// \file ot_potential.hpp
+/// The OT-Flow potential Φ(x, t; θ) (Onken, Wu Fung, Li & Ruthotto, "OT-Flow: Fast
+/// and accurate continuous normalizing flows via optimal transport", AAAI 2021):
+///
+///   Φ(s; θ) = wᵀ N(s) + ½ sᵀ AᵀA s + bᵀ s + c,    s = (x, t) ∈ R^{d+1},
+///
+/// with A ∈ R^{r×(d+1)}, r = min(10, d+1), and N a ResNet of `layers` = nTh layers
+/// of width m (paper eq. 10):
+///
+///   u₀ = σ(K₀ s + b₀),   u_i = u_{i−1} + h σ(K_i u_{i−1} + b_i)  (i = 1..nTh−1),
+///   h = 1/(nTh−1),   σ(a) = log(2 cosh a),  σ' = tanh,  σ'' = 1 − tanh².
+///
+/// The velocity of the flow is v = −∇ₓΦ (seed paper §3.4.1, eq. 28: the optimal
+/// control of the MFG with running cost ½|v|² is the gradient of the value function).
+///
+/// Closed-form derivatives (paper eqs. 11–17), computed by one backward sweep:
+///   z_{nTh} = w,   z_i = z_{i+1} + h K_iᵀ (tanh(a_i) ⊙ z_{i+1})      (i = nTh−1..1),
+///   ∇_s Φ = K₀ᵀ (tanh(a₀) ⊙ z₁) + AᵀA s + b,
+/// and the exact Laplacian in x (trace of the x-block of the Hessian) in O(m²·d):
+///   tr₀ = Σ_j (1 − tanh²(a₀ⱼ)) z₁ⱼ ‖K₀ⱼ,ₓ‖²,       J₀ = diag(tanh a₀) K₀,ₓ,
+///   tr_i = h Σ_j (1 − tanh²(a_iⱼ)) z_{i+1,j} ‖(K_i J_{i−1})ⱼ‖²,
+///   J_i = J_{i−1} + h diag(tanh a_i) K_i J_{i−1},
+///   ΔₓΦ = Σ_i tr_i + ‖Aₓ‖²_F.
+///
+/// Particle systems (centre-of-mass convention of targets/target.hpp): with
+/// `particles` = {n, s} the potential is Φ(P x, t) with P the projector removing the
+/// centre of mass (applied to the x-columns of K₀, A and b). Then ∇ₓΦ = P ∇Φ̃ keeps the flow on the centre-of-mass-free
+/// subspace, and the Laplacian above (with K₀,ₓ P and Aₓ P in place of K₀,ₓ and Aₓ)
+/// is the divergence of v on that subspace.
+///
+/// All tensors are float64. Every operation is a LibTorch op, so autograd through
+/// value() and derivatives() gives parameter gradients (the tests check the closed
+/// forms against autograd).
+#include <cstdint>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+namespace boltzlab::generators {
+
+/// Architecture of the OT-Flow potential.
+struct OtPotentialOptions {
+  int dim = 2;          ///< d: spatial dimension of x (flattened)
+  int width = 32;       ///< m: ResNet width
+  int layers = 2;       ///< nTh ≥ 2: number of ResNet layers (OT-Flow default 2)
+  int rank = -1;        ///< r of A; −1: min(10, d+1)
+  int n_particles = 0;  ///< >0: particle system, centre of mass projected out
+  int spatial_dim = 0;  ///< spatial dimension per particle (with n_particles)
+  double init_scale = 0.1;  ///< scale of the random initial K_i, A (w = 1, b = c = 0)
+
+  /// \throws ConfigError for invalid sizes.
+  void validate() const;
+  nlohmann::json to_json() const;
+  static OtPotentialOptions from_json(const nlohmann::json& j);
+};
+
+/// ∇Φ and ΔΦ at a batch of points.
+struct PotentialDerivatives {
+  torch::Tensor grad_x;     ///< B×d: ∇ₓΦ
+  torch::Tensor dt;         ///< B: ∂ₜΦ
+  torch::Tensor laplacian;  ///< B: ΔₓΦ = tr ∇²ₓΦ (empty when not requested)
+};
+
+/// The OT-Flow potential as a LibTorch module (parameters float64).
+class OtPotentialImpl : public torch::nn::Module {
+ public:
+  explicit OtPotentialImpl(const OtPotentialOptions& options);
+
+  const OtPotentialOptions& options() const { return options_; }
+
+  /// Φ(x, t) for x: B×d and t: a scalar time (same for the batch). Returns B.
+  torch::Tensor value(const torch::Tensor& x, double t);
+
+  /// Closed-form ∇ₓΦ, ∂ₜΦ and (when `with_laplacian`) ΔₓΦ, eqs. 11–17 of Onken et al.
+  PotentialDerivatives derivatives(const torch::Tensor& x, double t, bool with_laplacian = true);
+
+  /// Re-initializes the parameters from a seed (deterministic).
+  void reset_parameters(std::uint64_t seed);
+
+ private:
+  /// K₀, A (and bᵀ as a row) with the centre-of-mass projection applied to their x-columns.
+  torch::Tensor effective_input_weights(const torch::Tensor& w) const;
+  torch::Tensor input(const torch::Tensor& x, double t) const;
+
+  OtPotentialOptions options_;
+  double h_ = 1.0;
+  torch::Tensor k0_, b0_;              ///< opening layer: m×(d+1), m
+  std::vector<torch::Tensor> k_, bk_;  ///< ResNet layers: m×m, m
+  torch::Tensor w_;                    ///< m
+  torch::Tensor a_;                    ///< r×(d+1)
+  torch::Tensor b_;                    ///< d+1
+  torch::Tensor c_;                    ///< 1
+};
+TORCH_MODULE(OtPotential);
+
+/// σ(a) = log(2 cosh a), evaluated stably as |a| + log1p(exp(−2|a|)).
+torch::Tensor log_2cosh(const torch::Tensor& a);
+
+}  // namespace boltzlab::generators

@@ -1,0 +1,390 @@
+#include "boltzlab/generators/trainer.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "boltzlab/core/error.hpp"
+#include "boltzlab/core/progress.hpp"
+#include "boltzlab/core/rng.hpp"
+#include "boltzlab/io/run_directory.hpp"
+
+namespace boltzlab::generators {
+
+namespace {
+constexpr double kPi = 3.14159265358979323846;
+
+// Stream offsets so that data batches, training draws and evaluation draws never
+// share a random stream.
+constexpr std::uint64_t kDataStream = 0x1000000000ULL;
+constexpr std::uint64_t kEvalSeedMix = 0x5DEECE66DULL;
+}  // namespace
+
+LossWeights LossWeights::preset(const std::string& name, bool have_data) {
+  LossWeights w;
+  if (name == "cnf") {
+    w = {1.0, 0.0, 0.0};
+  } else if (name == "ot-flow") {
+    w = {1.0, 0.01, 0.05};
+  } else if (name == "bg") {
+    w = {have_data ? 0.5 : 0.0, 0.0, 0.0};
+  } else if (name == "ot-bg") {
+    w = {have_data ? 0.5 : 0.0, 0.01, 0.05};
+  } else {
+    std::string msg = "generator.preset: unknown preset '" + name + "'";
+    const auto guess = closest_key(name, preset_names());
+    if (!guess.empty()) msg += " (did you mean '" + guess + "'?)";
+    throw ConfigError(msg + "; known: cnf, ot-flow, bg, ot-bg");
+  }
+  return w;
+}
+
+std::vector<std::string> LossWeights::preset_names() { return {"bg", "cnf", "ot-bg", "ot-flow"}; }
+
+void LossWeights::validate() const {
+  if (!(lambda >= 0.0 && lambda <= 1.0))
+    throw ConfigError("generator.lambda is " + std::to_string(lambda) + ", but must be in [0, 1]");
+  if (!(alpha_transport >= 0.0) || !std::isfinite(alpha_transport))
+    throw ConfigError("generator.alpha_transport must be finite and >= 0");
+  if (!(alpha_hjb >= 0.0) || !std::isfinite(alpha_hjb))
+    throw ConfigError("generator.alpha_hjb must be finite and >= 0");
+}
+
+nlohmann::json LossWeights::to_json() const {
+  return {{"lambda", lambda}, {"alpha_transport", alpha_transport}, {"alpha_hjb", alpha_hjb}};
+}
+
+void TrainOptions::read(JsonReader& r, bool have_data) {
+  preset = r.get_string("preset", preset);
+  weights = LossWeights::preset(preset, have_data);
+  weights.lambda = r.get_double("lambda", weights.lambda);
+  weights.alpha_transport = r.get_double("alpha_transport", weights.alpha_transport);
+  weights.alpha_hjb = r.get_double("alpha_hjb", weights.alpha_hjb);
+  iterations = static_cast<int>(r.get_int("iterations", iterations));
+  batch_size = static_cast<int>(r.get_int("batch_size", batch_size));
+  chunk_size = static_cast<int>(r.get_int("chunk_size", chunk_size));
+  learning_rate = r.get_double("learning_rate", learning_rate);
+  lr_final_ratio = r.get_double("lr_final_ratio", lr_final_ratio);
+  clip_grad_norm = r.get_double("clip_grad_norm", clip_grad_norm);
+  if (r.has("energy_cut")) {
+    JsonReader c(r.get_json("energy_cut"), r.context_of("energy_cut"));
+    energy_cut.high = c.get_double("high", energy_cut.high);
+    energy_cut.max = c.get_double("max", energy_cut.max);
+    c.finish();
+  }
+  eval_every = static_cast<int>(r.get_int("eval_every", eval_every));
+  eval_samples = static_cast<int>(r.get_int("eval_samples", eval_samples));
+  checkpoint_every = static_cast<int>(r.get_int("checkpoint_every", checkpoint_every));
+}
+
+void TrainOptions::validate(bool have_data) const {
+  weights.validate();
+  if (weights.lambda > 0.0 && !have_data)
+    throw ConfigError("generator.lambda is " + std::to_string(weights.lambda) +
+                      " (forward KL), but no data were given (--data or generator.data)");
+  if (iterations < 0) throw ConfigError("generator.iterations must be >= 0");
+  if (batch_size < 1) throw ConfigError("generator.batch_size must be >= 1");
+  if (chunk_size < 1) throw ConfigError("generator.chunk_size must be >= 1");
+  if (!(learning_rate > 0.0)) throw ConfigError("generator.learning_rate must be > 0");
+  if (!(lr_final_ratio > 0.0 && lr_final_ratio <= 1.0))
+    throw ConfigError("generator.lr_final_ratio must be in (0, 1]");
+  if (std::isnan(clip_grad_norm)) throw ConfigError("generator.clip_grad_norm is NaN");
+  energy_cut.validate();
+  if (eval_every < 0 || eval_samples < 2) throw ConfigError("generator.eval_every >= 0, eval_samples >= 2");
+  if (stop_after < 0) throw ConfigError("generator: stop_after must be >= 0");
+  if (checkpoint_every < 0) throw ConfigError("generator.checkpoint_every must be >= 0");
+  if ((checkpoint_every > 0 || resume) && checkpoint.empty())
+    throw ConfigError("generator: checkpointing needs a checkpoint path");
+}
+
+nlohmann::json TrainOptions::to_json() const {
+  return {{"preset", preset},
+          {"weights", weights.to_json()},
+          {"iterations", iterations},
+          {"batch_size", batch_size},
+          {"chunk_size", chunk_size},
+          {"learning_rate", learning_rate},
+          {"lr_final_ratio", lr_final_ratio},
+          {"clip_grad_norm", clip_grad_norm},
+          {"energy_cut", {{"high", energy_cut.high}, {"max", energy_cut.max}}},
+          {"eval_every", eval_every},
+          {"eval_samples", eval_samples},
+          {"checkpoint_every", checkpoint_every},
+          {"seed", seed}};
+}
+
+nlohmann::json TrainHistory::to_json() const {
+  nlohmann::json j = {{"loss", loss},
+                      {"forward_kl", forward_kl},
+                      {"reverse_kl", reverse_kl},
+                      {"transport", transport},
+                      {"hjb", hjb},
+                      {"grad_norm", grad_norm},
+                      {"learning_rate", learning_rate},
+                      {"eval_iteration", eval_iteration},
+                      {"eval_ess", eval_ess},
+                      {"iterations_done", iterations_done},
+                      {"energy_evaluations", energy_evaluations},
+                      {"non_finite", non_finite},
+                      {"cut", cut},
+                      {"wall_seconds", wall_seconds}};
+  sanitize_non_finite(j);
+  return j;
+}
+
+TrainHistory TrainHistory::from_json(const nlohmann::json& j) {
+  TrainHistory h;
+  auto vec = [&](const char* k) {
+    std::vector<double> v;
+    for (const auto& e : j.at(k)) v.push_back(e.is_null() ? std::numeric_limits<double>::quiet_NaN() : e.get<double>());
+    return v;
+  };
+  h.loss = vec("loss");
+  h.forward_kl = vec("forward_kl");
+  h.reverse_kl = vec("reverse_kl");
+  h.transport = vec("transport");
+  h.hjb = vec("hjb");
+  h.grad_norm = vec("grad_norm");
+  h.learning_rate = vec("learning_rate");
+  h.eval_iteration = vec("eval_iteration");
+  h.eval_ess = vec("eval_ess");
+  h.iterations_done = j.at("iterations_done").get<int>();
+  h.energy_evaluations = j.at("energy_evaluations").get<std::size_t>();
+  h.non_finite = j.at("non_finite").get<std::size_t>();
+  h.cut = j.at("cut").get<std::size_t>();
+  h.wall_seconds = j.at("wall_seconds").get<double>();
+  return h;
+}
+
+double kish_ess_fraction(const Eigen::VectorXd& log_weights) {
+  const Eigen::Index n = log_weights.size();
+  if (n == 0) return 0.0;
+  double mx = -std::numeric_limits<double>::infinity();
+  for (Eigen::Index i = 0; i < n; ++i)
+    if (std::isfinite(log_weights[i])) mx = std::max(mx, log_weights[i]);
+  if (!std::isfinite(mx)) return 0.0;
+  double s1 = 0.0, s2 = 0.0;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    if (!std::isfinite(log_weights[i])) continue;  // −inf (and NaN) weigh 0
+    const double w = std::exp(log_weights[i] - mx);
+    s1 += w;
+    s2 += w * w;
+  }
+  return s1 * s1 / (static_cast<double>(n) * s2);
+}
+
+namespace {
+
+void save_checkpoint(const std::filesystem::path& path, const BoltzmannGenerator& model,
+                     torch::optim::Adam& adam, const TrainHistory& history) {
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model_archive, adam_archive;
+  model.write(model_archive);
+  adam.save(adam_archive);
+  archive.write("checkpoint_format_version", c10::IValue(static_cast<int64_t>(kModelFormatVersion)));
+  archive.write("model", model_archive);
+  archive.write("adam", adam_archive);
+  archive.write("history", c10::IValue(history.to_json().dump()));
+  const auto tmp = path.string() + ".tmp";
+  try {
+    archive.save_to(tmp);
+    std::filesystem::rename(tmp, path);
+  } catch (const std::exception& e) {
+    throw IoError(path.string() + ": cannot write checkpoint (" + e.what() + ")");
+  }
+}
+
+}  // namespace
+
+TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMatrix* data,
+                   const TrainOptions& options) {
+  const bool have_data = data != nullptr && data->rows() > 0;
+  options.validate(have_data);
+  if (static_cast<int>(target.dim()) != model.dim())
+    throw DomainError("train: target '" + target.name() + "' has dim " + std::to_string(target.dim()) +
+                      ", the model " + std::to_string(model.dim()));
+  if (have_data && data->cols() != model.dim())
+    throw DomainError("train: data have " + std::to_string(data->cols()) + " columns, expected " +
+                      std::to_string(model.dim()));
+  const LossWeights& w = options.weights;
+  const int steps = model.options().steps;
+  const std::int64_t batch = options.batch_size;
+
+  TrainHistory history;
+  const double t_start = wall_seconds();
+  const bool resuming = options.resume && std::filesystem::exists(options.checkpoint);
+  torch::serialize::InputArchive checkpoint_archive;
+  if (resuming) {
+    try {
+      checkpoint_archive.load_from(options.checkpoint.string());
+    } catch (const c10::Error& e) {
+      throw IoError(options.checkpoint.string() + ": unreadable checkpoint (" +
+                    e.what_without_backtrace() + ")");
+    }
+    torch::serialize::InputArchive model_archive;
+    checkpoint_archive.read("model", model_archive);
+    model = BoltzmannGenerator::read(model_archive, options.checkpoint.string());
+    c10::IValue hist;
+    checkpoint_archive.read("history", hist);
+    history = TrainHistory::from_json(nlohmann::json::parse(hist.toStringRef()));
+  }
+  torch::optim::Adam adam(model.potential()->parameters(),
+                          torch::optim::AdamOptions(options.learning_rate));
+  if (resuming) {
+    torch::serialize::InputArchive adam_archive;
+    checkpoint_archive.read("adam", adam_archive);
+    adam.load(adam_archive);
+  }
+  const double wall_before = history.wall_seconds;
+
+  EnergyCounters counters;
+  Progress progress("bg-train", static_cast<std::size_t>(options.iterations), options.progress);
+  double last_ess = std::numeric_limits<double>::quiet_NaN();
+  const auto params = model.potential()->parameters();
+
+  for (int it = history.iterations_done; it < options.iterations; ++it) {
+    // Cosine schedule from lr to lr·ratio.
+    const double frac = options.iterations > 1 ? static_cast<double>(it) / (options.iterations - 1) : 1.0;
+    const double lr = options.learning_rate *
+                      (options.lr_final_ratio + (1.0 - options.lr_final_ratio) * 0.5 * (1.0 + std::cos(kPi * frac)));
+    for (auto& group : adam.param_groups())
+      static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+
+    const double t_step = wall_seconds();
+    adam.zero_grad();
+    const bool costs = w.alpha_transport > 0.0 || w.alpha_hjb > 0.0;
+    // Mini-batches: data rows drawn with replacement from stream (seed, data, it);
+    // base draws from streams it·B .. it·B + B − 1.
+    torch::Tensor xb, zb;
+    if (w.lambda > 0.0) {
+      Rng rng(options.seed, kDataStream + static_cast<std::uint64_t>(it));
+      RowMatrix rows(batch, model.dim());
+      for (std::int64_t i = 0; i < batch; ++i)
+        rows.row(i) = data->row(static_cast<Eigen::Index>(rng.uniform() * data->rows()) % data->rows());
+      xb = to_tensor(rows);
+    }
+    if (w.lambda < 1.0) zb = model.base_sample(batch, options.seed, static_cast<std::int64_t>(it) * batch);
+
+    // Fixed chunks of the batch run as oneTBB tasks, each with its own autograd
+    // graph; their gradients are summed in chunk order, so the result does not
+    // depend on the thread count (LibTorch intra-op threads are 1, see
+    // set_generator_threads).
+    const std::int64_t chunk = std::max<std::int64_t>(1, options.chunk_size);
+    const std::int64_t n_chunks = (batch + chunk - 1) / chunk;
+    struct ChunkResult {
+      double fwd = 0, rev = 0, transport = 0, hjb = 0;
+      std::vector<torch::Tensor> grads;
+    };
+    const int n_terms = (w.lambda > 0.0 ? 1 : 0) + (w.lambda < 1.0 ? 1 : 0);
+    std::vector<ChunkResult> results(static_cast<std::size_t>(n_terms * n_chunks));
+    const double inv_b = 1.0 / static_cast<double>(batch);
+    for_each_index(
+        results.size(),
+        [&](std::size_t task) {
+          const bool data_term = w.lambda > 0.0 && static_cast<std::int64_t>(task) < n_chunks;
+          const std::int64_t c = static_cast<std::int64_t>(task) % n_chunks;
+          const std::int64_t b0 = c * chunk, m = std::min(chunk, batch - b0);
+          ChunkResult& r = results[task];
+          torch::Tensor loss_c;
+          FlowBatch f;
+          double weight;
+          if (data_term) {
+            weight = w.lambda;
+            f = model.reverse(xb.narrow(0, b0, m), steps, costs);
+            const auto nll = -f.log_q.sum();
+            r.fwd = nll.item<double>();
+            loss_c = weight * inv_b * nll;
+          } else {
+            weight = 1.0 - w.lambda;
+            f = model.forward(zb.narrow(0, b0, m), steps, costs);
+            const auto u = target_energy(f.x, target, options.energy_cut, &counters, options.exec);
+            const auto rkl = (f.log_q + u).sum();
+            r.rev = rkl.item<double>();
+            loss_c = weight * inv_b * rkl;
+          }
+          if (costs) {
+            const auto tr = f.transport.sum(), hj = f.hjb.sum();
+            r.transport = weight * inv_b * tr.item<double>();
+            r.hjb = weight * inv_b * hj.item<double>();
+            loss_c = loss_c + (w.alpha_transport * weight * inv_b) * tr + (w.alpha_hjb * weight * inv_b) * hj;
+          }
+          r.grads = torch::autograd::grad({loss_c}, params, {}, false, false, /*allow_unused=*/true);
+        },
+        options.exec);
+    double fwd_value = std::numeric_limits<double>::quiet_NaN();
+    double rev_value = std::numeric_limits<double>::quiet_NaN();
+    double transport_value = 0.0, hjb_value = 0.0, loss_value = 0.0;
+    {
+      torch::NoGradGuard ng;
+      double fwd_sum = 0, rev_sum = 0;
+      for (std::size_t task = 0; task < results.size(); ++task) {
+        const ChunkResult& r = results[task];
+        fwd_sum += r.fwd;
+        rev_sum += r.rev;
+        transport_value += r.transport;
+        hjb_value += r.hjb;
+        for (std::size_t k = 0; k < params.size(); ++k) {
+          if (!r.grads[k].defined()) continue;
+          auto& g = params[k].mutable_grad();
+          if (!g.defined()) g = r.grads[k].clone();
+          else g.add_(r.grads[k]);
+        }
+      }
+      if (w.lambda > 0.0) fwd_value = fwd_sum * inv_b;
+      if (w.lambda < 1.0) rev_value = rev_sum * inv_b;
+      loss_value = (w.lambda > 0.0 ? w.lambda * fwd_value : 0.0) +
+                   (w.lambda < 1.0 ? (1.0 - w.lambda) * rev_value : 0.0) +
+                   w.alpha_transport * transport_value + w.alpha_hjb * hjb_value;
+    }
+    double gnorm = 0.0;
+    for (const auto& p : params)
+      if (p.grad().defined()) gnorm += p.grad().pow(2).sum().item<double>();
+    gnorm = std::sqrt(gnorm);
+    if (std::isfinite(gnorm) && std::isfinite(loss_value)) {
+      if (options.clip_grad_norm > 0.0 && gnorm > options.clip_grad_norm) {
+        torch::NoGradGuard ng;
+        for (const auto& p : params)
+          if (p.grad().defined()) p.grad().mul_(options.clip_grad_norm / gnorm);
+      }
+      adam.step();
+    }  // else: the step is skipped (recorded as a non-finite loss/gradient)
+    history.loss.push_back(loss_value);
+    history.forward_kl.push_back(fwd_value);
+    history.reverse_kl.push_back(rev_value);
+    history.transport.push_back(transport_value);
+    history.hjb.push_back(hjb_value);
+    history.grad_norm.push_back(gnorm);
+    history.learning_rate.push_back(lr);
+    history.iterations_done = it + 1;
+    history.step_seconds.push_back(wall_seconds() - t_step);
+
+    const bool last = it + 1 == options.iterations;
+    if (options.eval_every > 0 && ((it + 1) % options.eval_every == 0 || last)) {
+      const GeneratedSamples s = model.sample(options.eval_samples, options.seed ^ kEvalSeedMix);
+      const Eigen::VectorXd u = target_energy_values(s.x, target, &counters, options.exec);
+      const Eigen::VectorXd lw = -u - s.log_q;
+      last_ess = kish_ess_fraction(lw);
+      history.eval_iteration.push_back(it + 1);
+      history.eval_ess.push_back(last_ess);
+    }
+    history.energy_evaluations += counters.evaluations.exchange(0);
+    history.non_finite += counters.non_finite.exchange(0);
+    history.cut += counters.cut.exchange(0);
+    history.wall_seconds = wall_before + (wall_seconds() - t_start);
+    if (options.checkpoint_every > 0 && ((it + 1) % options.checkpoint_every == 0 || last))
+      save_checkpoint(options.checkpoint, model, adam, history);
+    char status[200];
+    std::snprintf(status, sizeof status, "loss %.4g  fKL %.4g  rKL %.4g  L %.3g  HJB %.3g  ESS %.3g",
+                  loss_value, fwd_value, rev_value, history.transport.back(), history.hjb.back(),
+                  last_ess);
+    progress.update(static_cast<std::size_t>(it + 1), status);
+    if (options.stop_after > 0 && it + 1 >= options.stop_after && !last) {
+      if (options.checkpoint_every > 0) save_checkpoint(options.checkpoint, model, adam, history);
+      break;
+    }
+  }
+  progress.finish();
+  return history;
+}
+
+}  // namespace boltzlab::generators

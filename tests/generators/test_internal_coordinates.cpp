@@ -1,0 +1,540 @@
+// Tests for lib/boltzlab/generators/internal_coordinates.*: round trips, the exact
+// log|det J| against autograd Jacobians (including the six removed rigid-motion
+// degrees of freedom), the alanine-dipeptide Z-matrix, chirality, Z-matrix
+// validation, the normalization layer and the base density.
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <set>
+#include <string>
+
+#include "support/torch_doctest.hpp"  // torch first: its CHECK macro must not shadow doctest's
+
+#include "boltzlab/core/error.hpp"
+#include "boltzlab/core/parallel.hpp"
+#include "boltzlab/generators/internal_coordinates.hpp"
+#include "boltzlab/io/npy.hpp"
+#include "boltzlab/targets/dihedrals.hpp"
+#include "boltzlab/targets/registry.hpp"
+
+using namespace boltzlab;
+using namespace boltzlab::generators;
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+// Coordinates (Å) of /work/shared/data/alanine_dipeptide/alanine_dipeptide.pdb, the
+// project's reference ACE-ALA-NME structure, in its atom order.
+const double kAlanineXyz[66] = {
+    15.908, 11.969, 16.089,  // 0 H1 ACE
+    15.377, 12.899, 15.886,  // 1 CH3 ACE
+    14.471, 12.94,  16.49,   // 2 H2 ACE
+    15.112, 12.945, 14.83,   // 3 H3 ACE
+    16.244, 14.114, 16.225,  // 4 C ACE
+    17.382, 13.964, 16.665,  // 5 O ACE
+    15.699, 15.314, 16.018,  // 6 N ALA
+    14.759, 15.386, 15.655,  // 7 H ALA
+    16.418, 16.541, 16.3,    // 8 CA ALA
+    16.683, 16.572, 17.357,  // 9 HA ALA
+    17.696, 16.63,  15.473,  // 10 CB ALA
+    17.446, 16.609, 14.413,  // 11 HB1 ALA
+    18.215, 17.56,  15.705,  // 12 HB2 ALA
+    18.343, 15.785, 15.711,  // 13 HB3 ALA
+    15.568, 17.761, 15.975,  // 14 C ALA
+    14.428, 17.628, 15.534,  // 15 O ALA
+    16.126, 18.953, 16.194,  // 16 N NME
+    17.066, 19.012, 16.558,  // 17 H NME
+    15.42,  20.19,  15.926,  // 18 C NME
+    14.425, 19.965, 15.54,   // 19 H1 NME
+    15.33,  20.766, 16.847,  // 20 H2 NME
+    15.972, 20.771, 15.187,  // 21 H3 NME
+};
+
+torch::TensorOptions f64() { return torch::TensorOptions().dtype(torch::kDouble); }
+
+torch::Tensor alanine_pdb() { return torch::from_blob(const_cast<double*>(kAlanineXyz), {1, 66}, f64()).clone(); }
+
+/// Rotation R = Rz(α) Ry(β) Rz(γ) (ZYZ Euler angles) from 0-d tensors, differentiable.
+torch::Tensor euler_zyz(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& g) {
+  auto rz = [](const torch::Tensor& t) {
+    auto c = torch::cos(t), s = torch::sin(t), o = torch::zeros_like(t), l = torch::ones_like(t);
+    return torch::stack({torch::stack({c, -s, o}), torch::stack({s, c, o}), torch::stack({o, o, l})});
+  };
+  auto ry = [](const torch::Tensor& t) {
+    auto c = torch::cos(t), s = torch::sin(t), o = torch::zeros_like(t), l = torch::ones_like(t);
+    return torch::stack({torch::stack({c, o, s}), torch::stack({o, l, o}), torch::stack({-s, o, c})});
+  };
+  return torch::matmul(rz(a), torch::matmul(ry(b), rz(g)));
+}
+
+/// B perturbed copies of the PDB structure (Gaussian noise `sigma` Å per coordinate),
+/// each rigidly rotated and translated, so nothing is in the anchor frame by accident.
+torch::Tensor perturbed_alanine(std::int64_t batch, double sigma, std::uint64_t seed) {
+  torch::manual_seed(seed);
+  auto x = alanine_pdb().repeat({batch, 1}) + sigma * torch::randn({batch, 66}, f64());
+  std::vector<torch::Tensor> out;
+  for (std::int64_t b = 0; b < batch; ++b) {
+    auto angles = torch::rand({3}, f64()) * 2.0 * kPi;
+    auto r = euler_zyz(angles[0], angles[1] * 0.5, angles[2]);
+    auto xyz = x[b].view({22, 3});
+    out.push_back((torch::matmul(xyz, r.t()) + torch::randn({3}, f64()) * 5.0).reshape({66}));
+  }
+  return torch::stack(out);
+}
+
+/// Dense Jacobian ∂f/∂p (m × d) of f: ℝ^d → ℝ^m by one reverse pass per output.
+torch::Tensor autograd_jacobian(const std::function<torch::Tensor(const torch::Tensor&)>& f,
+                                const torch::Tensor& p) {
+  auto x = p.detach().clone().requires_grad_(true);
+  auto y = f(x);
+  std::vector<torch::Tensor> rows;
+  for (std::int64_t i = 0; i < y.size(0); ++i) {
+    rows.push_back(torch::autograd::grad({y[i]}, {x}, {}, /*retain_graph=*/true)[0]);
+  }
+  return torch::stack(rows);
+}
+
+double logabsdet(const torch::Tensor& m) { return std::get<1>(torch::linalg::slogdet(m)).item<double>(); }
+
+double max_abs(const torch::Tensor& t) { return t.abs().max().item<double>(); }
+
+/// Angle differences modulo 2π, in [−π, π).
+torch::Tensor circular_difference(const torch::Tensor& a, const torch::Tensor& b) {
+  auto d = a - b;
+  return d - 2.0 * kPi * torch::floor((d + kPi) / (2.0 * kPi));
+}
+
+template <class Fn>
+void check_config_error(Fn&& fn, const std::string& fragment) {
+  try {
+    fn();
+    FAIL("expected ConfigError containing '" << fragment << "'");
+  } catch (const ConfigError& e) {
+    INFO("message: " << e.what());
+    CHECK(std::string(e.what()).find(fragment) != std::string::npos);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("internal coordinates: alanine dipeptide z-matrix covers every atom once and has phi, psi") {
+  const auto ic = InternalCoordinates::alanine_dipeptide();
+  CHECK(ic.n_atoms() == 22);
+  CHECK(ic.n_internal() == 60);
+  CHECK(ic.torsion_indices().size() == 19);
+  std::multiset<std::int64_t> atoms(ic.zmatrix().anchors.begin(), ic.zmatrix().anchors.end());
+  for (const auto& r : ic.zmatrix().rows) atoms.insert(r.atom);
+  CHECK(atoms.size() == 22);
+  for (std::int64_t a = 0; a < 22; ++a) CHECK(atoms.count(a) == 1);
+  const auto phi = ic.find_torsion(4, 6, 8, 14);
+  const auto psi = ic.find_torsion(6, 8, 14, 16);
+  REQUIRE(phi >= 0);
+  REQUIRE(psi >= 0);
+  CHECK(phi == ic.torsion_column_of_atom(4));
+  CHECK(psi == ic.torsion_column_of_atom(16));
+  const auto t = ic.torsion_indices();
+  CHECK(std::find(t.begin(), t.end(), phi) != t.end());
+  CHECK(ic.torsion_mask().sum().item<std::int64_t>() == 19);
+  CHECK_THROWS_AS(ic.torsion_column_of_atom(8), DomainError);  // an anchor has no torsion
+
+  // φ, ψ of the PDB structure against mdtraj.compute_dihedrals (float32) on the same file:
+  // φ = 3.1415336, ψ = −3.1411192 (the extended structure).
+  const auto [z, logdet] = ic.to_internal(alanine_pdb());
+  const auto pp = alanine_phi_psi(ic, z);
+  CHECK(std::abs(circular_difference(pp[0][0], torch::tensor(3.1415336, f64())).item<double>()) < 2e-5);
+  CHECK(std::abs(circular_difference(pp[0][1], torch::tensor(-3.1411192, f64())).item<double>()) < 2e-5);
+  // The free dihedral() agrees with the internal coordinate.
+  CHECK(std::abs(circular_difference(dihedral(alanine_pdb(), 4, 6, 8, 14)[0], pp[0][0]).item<double>()) < 1e-12);
+}
+
+TEST_CASE("internal coordinates: round trips to 1e-10 and log-dets cancel") {
+  const auto ic = InternalCoordinates::alanine_dipeptide();
+  const auto x = perturbed_alanine(32, 0.05, 11);
+  const auto [z, ld_fwd] = ic.to_internal(x);
+  const auto [x2, ld_inv] = ic.to_cartesian(z);
+  // Cartesian → internal → Cartesian gives x up to the removed rigid motion.
+  CHECK(max_abs(x2 - ic.standard_orientation(x)) < 1e-10);
+  // standard_orientation is rigid: all pairwise distances are preserved.
+  auto dist = [](const torch::Tensor& c) {
+    auto xyz = c.view({c.size(0), 22, 3});
+    return torch::cdist(xyz, xyz);
+  };
+  CHECK(max_abs(dist(x2) - dist(x)) < 1e-10);
+  // Internal → Cartesian → internal is the identity (torsions compared on the circle).
+  const auto [z2, ld_fwd2] = ic.to_internal(x2);
+  CHECK(max_abs(z2 - z) < 1e-10);
+  CHECK(max_abs(ld_fwd + ld_inv) < 1e-12);
+  CHECK(max_abs(ld_fwd2 - ld_fwd) < 1e-10);
+  // Torsions are in [−π, π), bonds positive, angles in (0, π).
+  const auto mask = ic.torsion_mask();
+  CHECK(z.index({torch::indexing::Slice(), mask}).min().item<double>() >= -kPi);
+  CHECK(z.index({torch::indexing::Slice(), mask}).max().item<double>() < kPi);
+  CHECK(ic.in_domain(z).all().item<bool>());
+  // The placement is 2π-periodic in every torsion.
+  const auto shifted = z + torch::where(mask, torch::full_like(z, 2.0 * kPi), torch::zeros_like(z));
+  CHECK(max_abs(ic.to_cartesian(shifted).first - x2) < 1e-10);
+  CHECK(max_abs(ic.wrap_torsions(shifted) - z) < 1e-10);
+}
+
+TEST_CASE("internal coordinates: log|det J| of the full map (internal, translation, rotation) vs autograd") {
+  // x = R(α, β, γ) X(z) + t with ZYZ Euler angles: d^{3n}x = J(z) dz dt dR and the Haar
+  // measure is dR = sin β dα dβ dγ, so |det ∂x/∂(z, t, α, β, γ)| = J(z) sin β.
+  // This checks the anchor part of log J, not only the Z-matrix rows.
+  const auto ic = InternalCoordinates::alanine_dipeptide();
+  const auto x = perturbed_alanine(3, 0.05, 5);
+  const auto [z, ld_fwd] = ic.to_internal(x);
+  const auto ld_inv = ic.to_cartesian(z).second;
+  const double euler[3][3] = {{0.3, 1.1, -2.0}, {2.5, 0.4, 0.9}, {-1.2, 2.6, 0.1}};
+  for (std::int64_t b = 0; b < 3; ++b) {
+    auto full_map = [&](const torch::Tensor& p) {
+      auto zz = p.narrow(0, 0, 60).unsqueeze(0);
+      auto t = p.narrow(0, 60, 3);
+      auto r = euler_zyz(p[63], p[64], p[65]);
+      auto xyz = ic.to_cartesian(zz).first.view({22, 3});
+      return (torch::matmul(xyz, r.t()) + t).reshape({66});
+    };
+    auto p = torch::cat({z[b], torch::tensor({0.7, -1.3, 2.2}, f64()),
+                         torch::tensor({euler[b][0], euler[b][1], euler[b][2]}, f64())});
+    const double expected = ld_inv[b].item<double>() + std::log(std::sin(euler[b][1]));
+    CHECK(std::abs(logabsdet(autograd_jacobian(full_map, p)) - expected) < 1e-8);
+  }
+}
+
+TEST_CASE("internal coordinates: forward log-det vs autograd in the anchor frame") {
+  // In the anchor frame the free Cartesian coordinates are a1.x, a2.x, a2.y and the other
+  // atoms' xyz (3n − 6 in all). Relative to them, (r_a1, r_a2, θ_a2) have Jacobian r_a2, so
+  // log|det ∂z/∂y| = logdet_forward + 2 log r_a1 + log r_a2 + log sin θ_a2.
+  const auto ic = InternalCoordinates::alanine_dipeptide();
+  const auto& anchors = ic.zmatrix().anchors;
+  const auto xc = ic.standard_orientation(perturbed_alanine(3, 0.05, 7));
+  const auto [z, ld_fwd] = ic.to_internal(xc);
+  std::vector<std::int64_t> others;
+  for (std::int64_t a = 0; a < 22; ++a) {
+    if (a != anchors[0] && a != anchors[1] && a != anchors[2]) others.push_back(a);
+  }
+  for (std::int64_t b = 0; b < 3; ++b) {
+    const auto xyz = xc[b].view({22, 3});
+    std::vector<torch::Tensor> parts{xyz[anchors[1]].narrow(0, 0, 1), xyz[anchors[2]].narrow(0, 0, 2)};
+    for (auto a : others) parts.push_back(xyz[a]);
+    auto reduced_to_internal = [&](const torch::Tensor& y) {
+      std::vector<torch::Tensor> atoms(22);
+      auto zero = torch::zeros({1}, f64());
+      atoms[anchors[0]] = torch::zeros({3}, f64());
+      atoms[anchors[1]] = torch::cat({y.narrow(0, 0, 1), zero, zero});
+      atoms[anchors[2]] = torch::cat({y.narrow(0, 1, 2), zero});
+      for (std::size_t q = 0; q < others.size(); ++q) atoms[others[q]] = y.narrow(0, 3 + 3 * q, 3);
+      return ic.to_internal(torch::stack(atoms).reshape({1, 66})).first[0];
+    };
+    const auto jac = autograd_jacobian(reduced_to_internal, torch::cat(parts));
+    const double expected = ld_fwd[b].item<double>() + 2.0 * std::log(z[b][0].item<double>()) +
+                            std::log(z[b][1].item<double>()) + std::log(std::sin(z[b][21].item<double>()));
+    CHECK(std::abs(logabsdet(jac) - expected) < 1e-8);
+  }
+}
+
+TEST_CASE("internal coordinates: chirality of the PDB structure is L, of its mirror image D") {
+  // L-amino acids obey the CORN rule: viewed from HA towards CA, CO → R(CB) → N run
+  // clockwise. With HA on +z (towards the viewer), clockwise means decreasing polar angle,
+  // e.g. C = (0, 1, −h), CB = (cos(−30°), sin(−30°), −h), N = (cos 210°, sin 210°, −h)
+  // relative to CA (h > 0: the three point away from HA); then
+  // (N − CA)·((C − CA) × (CB − CA)) = 3√3/2 · h > 0. So L ⇔ positive triple product.
+  const auto ic = InternalCoordinates::alanine_dipeptide();
+  const auto x = alanine_pdb();
+  CHECK(chirality_triple_product(x, ic.zmatrix().chiral_centers.at(0)).item<double>() > 0);
+  CHECK(ic.chirality_ok(x).all().item<bool>());
+  CHECK(ic.count_wrong_chirality(x) == 0);
+  auto mirror = x.clone();
+  mirror.view({22, 3}).select(1, 0).mul_(-1.0);  // x → −x: the enantiomer
+  CHECK(ic.count_wrong_chirality(mirror) == 1);
+  // Rigid motions keep it; the perturbed batch stays L.
+  CHECK(ic.count_wrong_chirality(perturbed_alanine(16, 0.05, 3)) == 0);
+  // In internal coordinates the handedness is the CB torsion about CA–N: exchanging
+  // the torsions of CB and HA makes the D enantiomer (a failure mode of a flow on torsions).
+  auto z = ic.to_internal(x).first;
+  const auto cb = ic.torsion_column_of_atom(10), ha = ic.torsion_column_of_atom(9);
+  auto swapped = z.clone();
+  swapped.index_put_({0, cb}, z[0][ha]);
+  swapped.index_put_({0, ha}, z[0][cb]);
+  auto mixed = torch::cat({ic.to_cartesian(z).first, ic.to_cartesian(swapped).first});
+  const auto ok = ic.chirality_ok(mixed);
+  CHECK(ok[0].item<bool>());
+  CHECK_FALSE(ok[1].item<bool>());
+  CHECK(ic.count_wrong_chirality(mixed) == 1);
+}
+
+TEST_CASE("internal coordinates: z-matrix JSON round trip and invalid z-matrices") {
+  const auto ala = InternalCoordinates::alanine_dipeptide();
+  const auto again = InternalCoordinates::from_json(ala.to_json(), "ala.json");
+  const auto x = perturbed_alanine(4, 0.05, 2);
+  CHECK(max_abs(again.to_internal(x).first - ala.to_internal(x).first) == 0.0);
+  CHECK(again.count_wrong_chirality(x) == 0);
+  // The same Z-matrix written by hand as a file (the format for adding molecules).
+  const auto from_file =
+      InternalCoordinates::from_json_file(std::string(BOLTZLAB_TEST_DATA) + "/zmatrix_alanine_dipeptide.json");
+  CHECK(max_abs(from_file.to_internal(x).first - ala.to_internal(x).first) == 0.0);
+  CHECK(from_file.to_json() == ala.to_json());
+
+  auto json = [](const std::string& s) { return Json::parse(s); };
+  const std::string ok = R"({"n_atoms": 5, "anchors": [0, 1, 2], "z_matrix": [[3, 2, 1, 0], [4, 3, 2, 1]]})";
+  CHECK(InternalCoordinates::from_json(json(ok), "ok.json").n_internal() == 9);
+  check_config_error([&] {
+    InternalCoordinates::from_json(json(R"({"n_atoms": 5, "anchors": [0, 1, 2],
+        "z_matrix": [[3, 2, 1, 4], [4, 3, 2, 1]]})"), "later.json");
+  }, "later.json: z_matrix[0] (atom 3): torsion partner 4 is not placed before it");
+  check_config_error([&] {
+    InternalCoordinates::from_json(json(R"({"n_atoms": 5, "anchors": [0, 1, 2],
+        "z_matrix": [[3, 2, 1, 0], [3, 2, 1, 0]]})"), "dup.json");
+  }, "atom 3 is placed twice");
+  check_config_error([&] {
+    InternalCoordinates::from_json(json(R"({"n_atoms": 5, "anchors": [0, 1, 1],
+        "z_matrix": [[3, 2, 1, 0], [4, 3, 2, 1]]})"), "anchors.json");
+  }, "anchor atom 1 is listed twice");
+  check_config_error([&] {
+    InternalCoordinates::from_json(json(R"({"n_atoms": 5, "anchors": [0, 1, 2],
+        "z_matrix": [[3, 2, 1, 0]]})"), "missing.json");
+  }, "z_matrix has 1 rows");
+  check_config_error([&] {
+    InternalCoordinates::from_json(json(R"({"n_atoms": 5, "anchors": [0, 1, 2],
+        "z_matrix": [[3, 2, 2, 0], [4, 3, 2, 1]]})"), "same.json");
+  }, "must be distinct");
+  check_config_error([&] {
+    InternalCoordinates::from_json(json(R"({"n_atoms": 5, "anchors": [0, 1, 2],
+        "z_matrix": [[3, 2, 1], [4, 3, 2, 1]]})"), "short.json");
+  }, "short.json.z_matrix[0]: must be an array of 4 integers");
+  check_config_error([&] {
+    InternalCoordinates::from_json(json(R"({"n_atoms": 5, "anchors": [0, 1, 2], "zmatrix": [],
+        "z_matrix": [[3, 2, 1, 0], [4, 3, 2, 1]]})"), "typo.json");
+  }, "zmatrix");
+  check_config_error([&] {
+    InternalCoordinates::from_json(json(R"({"n_atoms": 5, "anchors": [0, 1, 2],
+        "z_matrix": [[3, 2, 1, 0], [4, 3, 2, 1]],
+        "chiral_centers": [{"center": 1, "neighbors": [0, 2, 3], "sign": 2}]})"), "chiral.json");
+  }, "sign is 2");
+}
+
+TEST_CASE("internal coordinates: shapes and the bijective domain") {
+  const auto ic = InternalCoordinates::alanine_dipeptide();
+  CHECK_THROWS_AS(ic.to_internal(torch::zeros({2, 65}, f64())), DomainError);
+  CHECK_THROWS_AS(ic.to_cartesian(torch::zeros({2, 66}, f64())), DomainError);
+  CHECK_THROWS_AS(ic.to_internal(torch::zeros({2, 66}, torch::TensorOptions().dtype(torch::kFloat))), DomainError);
+  auto z = ic.to_internal(perturbed_alanine(3, 0.05, 1)).first;
+  z.index_put_({1, 0}, -0.1);                   // negative bond
+  z.index_put_({2, ic.n_bonds() + 4}, 3.2);     // angle > π
+  const auto ok = ic.in_domain(z);
+  CHECK(ok[0].item<bool>());
+  CHECK_FALSE(ok[1].item<bool>());
+  CHECK_FALSE(ok[2].item<bool>());
+}
+
+TEST_CASE("internal coordinates: normalization standardizes bonds/angles, rotates torsions, exact log-det") {
+  const auto ic = InternalCoordinates::alanine_dipeptide();
+  const auto z = ic.to_internal(perturbed_alanine(200, 0.05, 21)).first;
+  const auto norm = InternalNormalization::fit(z, ic.torsion_mask());
+  const auto [y, ld] = norm.forward(z);
+  const auto mask = ic.torsion_mask();
+  const auto y_np = y.index({torch::indexing::Slice(), ~mask});
+  CHECK(max_abs(y_np.mean(0)) < 1e-10);
+  CHECK(max_abs(y_np.std(0) - 1.0) < 1e-10);
+  const auto y_t = y.index({torch::indexing::Slice(), mask});
+  CHECK(y_t.min().item<double>() >= -kPi);
+  CHECK(y_t.max().item<double>() < kPi);
+  // The circular mean of the rotated torsions is 0.
+  CHECK(max_abs(torch::atan2(torch::sin(y_t).mean(0), torch::cos(y_t).mean(0))) < 1e-10);
+  const auto [z_back, ld_back] = norm.inverse(y);
+  CHECK(max_abs(circular_difference(z_back, z)) < 1e-10);
+  CHECK(max_abs(ld + ld_back) < 1e-12);
+  // log-det vs the autograd Jacobian of the forward map at one sample.
+  auto fwd = [&](const torch::Tensor& p) { return norm.forward(p.unsqueeze(0)).first[0]; };
+  CHECK(std::abs(logabsdet(autograd_jacobian(fwd, z[0])) - ld[0].item<double>()) < 1e-9);
+  // JSON round trip.
+  const auto again = InternalNormalization::from_json(norm.to_json(), "norm");
+  CHECK(max_abs(again.forward(z).first - y) == 0.0);
+  check_config_error([&] { InternalNormalization::from_json(Json{{"mean", {0.0}}, {"std", {-1.0}},
+                                                                 {"torsion_mask", {false}}}, "norm.json"); },
+                     "std must be finite and > 0");
+}
+
+TEST_CASE("internal coordinates: base density normalizes and von Mises samples have the right moments") {
+  // m = 2: one Gaussian coordinate and one von Mises torsion (μ = 1, κ = 2).
+  const auto mask = torch::tensor({0, 1}, torch::TensorOptions().dtype(torch::kLong)).to(torch::kBool);
+  const BaseDensity vm(mask, torch::tensor({0.0, 1.0}, f64()), torch::tensor({0.0, 2.0}, f64()));
+  const BaseDensity uni(mask);
+  // ∫∫ p = 1 by the midpoint rule: spectrally accurate on the circle, and the Gaussian
+  // tail beyond ±12 is < 1e-30.
+  const int ng = 2400, nt = 400;
+  auto g = (torch::arange(ng, f64()) + 0.5) * (24.0 / ng) - 12.0;
+  auto t = (torch::arange(nt, f64()) + 0.5) * (2.0 * kPi / nt) - kPi;
+  auto grid = torch::stack(torch::meshgrid({g, t}, "ij"), -1).reshape({-1, 2});
+  const double cell = (24.0 / ng) * (2.0 * kPi / nt);
+  CHECK(std::abs(torch::exp(vm.log_prob(grid)).sum().item<double>() * cell - 1.0) < 1e-10);
+  CHECK(std::abs(torch::exp(uni.log_prob(grid)).sum().item<double>() * cell - 1.0) < 1e-10);
+
+  // Sampling: E cos(τ − μ) = I1(κ)/I0(κ) and Var cos(τ − μ) = (1 + I2/I0)/2 − (I1/I0)²;
+  // the sample mean over n draws must lie within 4 standard errors (fails by chance with
+  // probability 6e-5 for a fixed seed; it is deterministic here).
+  const std::int64_t n = 40000;
+  const auto s = vm.sample(n, 1234);
+  const double i0 = std::cyl_bessel_i(0.0, 2.0), i1 = std::cyl_bessel_i(1.0, 2.0), i2 = std::cyl_bessel_i(2.0, 2.0);
+  const double mean_cos = i1 / i0, var_cos = 0.5 * (1.0 + i2 / i0) - mean_cos * mean_cos;
+  const auto c = torch::cos(s.select(1, 1) - 1.0);
+  CHECK(std::abs(c.mean().item<double>() - mean_cos) < 4.0 * std::sqrt(var_cos / n));
+  // E sin(τ − μ) = 0 with Var = 1 − E cos² = (1 − I2/I0)/2.
+  CHECK(std::abs(torch::sin(s.select(1, 1) - 1.0).mean().item<double>()) < 4.0 * std::sqrt(0.5 * (1 - i2 / i0) / n));
+  // Gaussian coordinate: mean 0 (SE 1/√n), variance 1 (SE √(2/n)).
+  CHECK(std::abs(s.select(1, 0).mean().item<double>()) < 4.0 / std::sqrt(double(n)));
+  CHECK(std::abs(s.select(1, 0).var().item<double>() - 1.0) < 4.0 * std::sqrt(2.0 / n));
+  CHECK(s.select(1, 1).min().item<double>() >= -kPi);
+  CHECK(s.select(1, 1).max().item<double>() < kPi);
+  // Streams are tied to the sample index: the thread count does not change the draws.
+  set_num_threads(1);
+  const auto s1 = vm.sample(1000, 99);
+  set_num_threads(2);
+  const auto s2 = vm.sample(1000, 99);
+  CHECK(torch::equal(s1, s2));
+  const auto su = uni.sample(n, 5).select(1, 1);
+  CHECK(std::abs(su.mean().item<double>()) < 4.0 * kPi / std::sqrt(3.0 * n));  // Var U(−π, π) = π²/3
+}
+
+TEST_CASE("internal coordinates: the centre-of-mass-free density integrates to one") {
+  // A triatomic (n = 3, no Z-matrix rows): q_int = independent Gaussians on (r1, r2, θ)
+  // (mass outside r > 0, θ ∈ (0, π) below 1e-6). The induced density on the 6-dimensional
+  // centre-of-mass-free subspace, q_cf = q_int · exp(logdet_forward + offset), must
+  // integrate to one. Importance sampling from g = isotropic Gaussian on that subspace
+  // (centred iid N(0, σ²) in ℝ⁹, density (2πσ²)^{−3} exp(−|y|²/2σ²)): mean of q_cf/g = 1
+  // within 4 standard errors estimated from the same draws. A wrong constant (8π² vs
+  // 4π², n^{3/2} vs n) changes the mean by a factor ≥ 1.7.
+  ZMatrix zm;
+  zm.n_atoms = 3;
+  zm.anchors = {0, 1, 2};
+  const InternalCoordinates ic(zm);
+  const std::int64_t n = 200000;
+  const double sigma = 0.55;
+  torch::manual_seed(17);
+  auto x = sigma * torch::randn({n, 9}, f64());
+  auto y = (x.view({n, 3, 3}) - x.view({n, 3, 3}).mean(1, true)).reshape({n, 9});
+  const auto log_g = -3.0 * std::log(2.0 * kPi * sigma * sigma) - 0.5 * (y * y).sum(1) / (sigma * sigma);
+  const auto [z, ld] = ic.to_internal(y);
+  const auto mean = torch::tensor({1.0, 1.0, 1.6}, f64());
+  const auto sd = torch::tensor({0.2, 0.2, 0.3}, f64());
+  const auto log_q_int = (-0.5 * ((z - mean) / sd).pow(2) - 0.5 * std::log(2.0 * kPi) - torch::log(sd)).sum(1);
+  const auto ratio = torch::exp(log_q_int + ld + ic.com_free_log_density_offset() - log_g);
+  const double est = ratio.mean().item<double>();
+  const double se = ratio.std().item<double>() / std::sqrt(double(n));
+  INFO("integral " << est << " +- " << se);
+  CHECK(se < 0.05);
+  CHECK(std::abs(est - 1.0) < 4.0 * se);
+}
+
+TEST_CASE("internal coordinates: molecular flow space round trip, log q bookkeeping and log weights") {
+  const auto ic = InternalCoordinates::alanine_dipeptide();
+  const auto data = perturbed_alanine(100, 0.04, 31);
+  const auto space = MolecularFlowSpace::fit(ic, data);
+  CHECK(space.dim() == 60);
+  const auto x = perturbed_alanine(8, 0.04, 32);
+  const auto [y, ld_to] = space.to_flow(x);
+  const auto d = space.from_flow(y);
+  CHECK(max_abs(d.cartesian - ic.standard_orientation(x)) < 1e-10);
+  CHECK(max_abs(d.logdet + ld_to) < 1e-10);
+  CHECK(d.valid.all().item<bool>());
+  CHECK(d.chirality_ok.all().item<bool>());
+  // Both directions give the same Cartesian density for the same points.
+  const BaseDensity base(space.torsion_mask());
+  const auto log_q_y = base.log_prob(y);
+  const auto from_data = log_q_y + ld_to + ic.com_free_log_density_offset();
+  CHECK(max_abs(space.log_q_cartesian(log_q_y, d) - from_data) < 1e-10);
+  // log w = −u − log q_cf; −∞ outside the domain, for the wrong enantiomer, for u = +∞.
+  auto u = torch::linspace(-5.0, 5.0, 8, f64());
+  auto log_w = space.log_weights(u, log_q_y, d);
+  CHECK(max_abs(log_w + u + from_data) < 1e-10);
+  auto y_bad = y.clone();
+  y_bad.index_put_({1, 0}, -1e6);  // bond a1 far below zero
+  const auto cb = ic.torsion_column_of_atom(10), ha = ic.torsion_column_of_atom(9);
+  y_bad.index_put_({2, cb}, y[2][ha] + (space.normalization().mean()[ha] - space.normalization().mean()[cb]));
+  y_bad.index_put_({2, ha}, y[2][cb] + (space.normalization().mean()[cb] - space.normalization().mean()[ha]));
+  u.index_put_({3}, std::numeric_limits<double>::infinity());
+  const auto d_bad = space.from_flow(y_bad);
+  CHECK_FALSE(d_bad.valid[1].item<bool>());
+  CHECK_FALSE(d_bad.chirality_ok[2].item<bool>());
+  log_w = space.log_weights(u, base.log_prob(y_bad), d_bad);
+  const auto finite = torch::isfinite(log_w);
+  CHECK_FALSE(finite[1].item<bool>());
+  CHECK_FALSE(finite[2].item<bool>());
+  CHECK_FALSE(finite[3].item<bool>());
+  CHECK(finite.sum().item<std::int64_t>() == 5);
+  CHECK(torch::isfinite(space.log_weights(u, base.log_prob(y_bad), d_bad, false))[2].item<bool>());
+  // Saved with a model and loaded again: the same map.
+  const auto again = MolecularFlowSpace::from_json(space.to_json(), "model.json");
+  CHECK(max_abs(again.to_flow(x).first - y) == 0.0);
+  auto broken = space.to_json();
+  broken["normalization"]["mean"].erase(0);
+  CHECK_THROWS_AS(MolecularFlowSpace::from_json(broken, "model.json"), ConfigError);
+}
+
+TEST_CASE("internal coordinates: von Mises base fitted by maximum likelihood recovers the concentration") {
+  // Draw from von Mises (κ = 2, μ = 1) and (κ = 150, μ = −3, next to the cut), refit.
+  // The MLE κ̂ has asymptotic variance 1/(n A'(κ)), A'(κ) = 1 − A/κ − A², A = I₁/I₀;
+  // μ̂ has variance 1/(n κ A). Accept within 4 standard errors.
+  const auto mask = torch::tensor({0, 1, 1}, torch::TensorOptions().dtype(torch::kLong)).to(torch::kBool);
+  const BaseDensity truth(mask, torch::tensor({0.0, 1.0, -3.0}, f64()), torch::tensor({0.0, 2.0, 150.0}, f64()));
+  const std::int64_t n = 20000;
+  const auto s = truth.sample(n, 77);
+  const auto fit = BaseDensity::fit_von_mises(s, mask);
+  CHECK(fit.von_mises());
+  const double kappas[2] = {2.0, 150.0}, mus[2] = {1.0, -3.0};
+  for (int q = 0; q < 2; ++q) {
+    const double k = kappas[q];
+    const double a = std::cyl_bessel_i(1.0, k) / std::cyl_bessel_i(0.0, k);
+    const double se_kappa = std::sqrt(1.0 / (n * (1.0 - a / k - a * a)));
+    const double se_mu = std::sqrt(1.0 / (n * k * a));
+    INFO("kappa " << fit.kappa()[q + 1].item<double>() << " (se " << se_kappa << "), mu " << fit.mu()[q + 1].item<double>());
+    CHECK(std::abs(fit.kappa()[q + 1].item<double>() - k) < 4.0 * se_kappa);
+    CHECK(std::abs(circular_difference(fit.mu()[q + 1], torch::tensor(mus[q], f64())).item<double>()) < 4.0 * se_mu);
+  }
+  CHECK(fit.kappa()[0].item<double>() == 0.0);  // the Gaussian column is untouched
+  // The fitted base has a higher average log-likelihood on fresh draws than the uniform one.
+  const auto fresh = truth.sample(2000, 78);
+  CHECK(fit.log_prob(fresh).mean().item<double>() > BaseDensity(mask).log_prob(fresh).mean().item<double>() + 1.0);
+}
+
+TEST_CASE("internal coordinates: thermal OBC2 configurations — chirality, round trip, energy, phi/psi") {
+  // 100 frames of 300 K Langevin MD (tests/data/ala2_obc2_positions.npy, nm) and the
+  // project's OBC2 target: the reconstruction from internal coordinates is a rigid motion
+  // of the frame, so the (rigid-invariant) energy must agree to double precision; the
+  // Z-matrix torsions must be the topology's backbone φ/ψ and agree with the independent
+  // targets/dihedrals implementation.
+  const auto frames = read_npy_matrix(std::string(BOLTZLAB_TEST_DATA) + "/ala2_obc2_positions.npy", 66);
+  const auto x = torch::from_blob(const_cast<double*>(frames.data()), {frames.rows(), 66}, f64()).clone();
+  const auto ic = InternalCoordinates::alanine_dipeptide();
+  CHECK(ic.count_wrong_chirality(x) == 0);
+  const auto [z, ld] = ic.to_internal(x);
+  CHECK(ic.in_domain(z).all().item<bool>());
+  const auto back = ic.to_cartesian(z).first.contiguous();
+  CHECK(max_abs(back - ic.standard_orientation(x)) < 1e-12);
+
+  const auto potential = load_potential(std::string(BOLTZLAB_SOURCE_DIR) + "/potentials/alanine_dipeptide.json");
+  const Target& target = *potential.target;
+  REQUIRE(target.topology() != nullptr);
+  const auto backbone = ramachandran_dihedrals(*target.topology());
+  REQUIRE(backbone.has_value());
+  const auto& [phi, psi] = *backbone;
+  CHECK(ic.find_torsion(phi.atoms[0], phi.atoms[1], phi.atoms[2], phi.atoms[3]) >= 0);
+  CHECK(ic.find_torsion(psi.atoms[0], psi.atoms[1], psi.atoms[2], psi.atoms[3]) >= 0);
+  const auto pp = alanine_phi_psi(ic, z);
+  double worst_energy = 0.0, worst_angle = 0.0;
+  for (std::int64_t b = 0; b < x.size(0); ++b) {
+    const double* xb = frames.data() + b * 66;
+    const double u0 = target.reduced_energy(xb, nullptr);
+    const double u1 = target.reduced_energy(back.data_ptr<double>() + b * 66, nullptr);
+    worst_energy = std::max(worst_energy, std::abs(u1 - u0) / (1.0 + std::abs(u0)));
+    const double ref[2] = {dihedral_angle(xb, phi.atoms[0], phi.atoms[1], phi.atoms[2], phi.atoms[3]),
+                           dihedral_angle(xb, psi.atoms[0], psi.atoms[1], psi.atoms[2], psi.atoms[3])};
+    for (int a = 0; a < 2; ++a) {
+      const double d = std::remainder(pp[b][a].item<double>() - ref[a], 2.0 * kPi);
+      worst_angle = std::max(worst_angle, std::abs(d));
+    }
+  }
+  INFO("max relative energy change " << worst_energy << ", max phi/psi difference " << worst_angle);
+  CHECK(worst_energy < 1e-9);
+  CHECK(worst_angle < 1e-12);
+}

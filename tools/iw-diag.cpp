@@ -1,0 +1,190 @@
+// iw-diag: importance-weight and MCMC diagnostics of a run directory or of plain
+// arrays. Thin CLI: flags → IwDiagInput/IwDiagOptions; the analysis lives in
+// lib/boltzlab/estimators/iw_diag.* (and, for --potential, the energies are
+// evaluated here through the target registry).
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include "boltzlab/core/error.hpp"
+#include "boltzlab/core/parallel.hpp"
+#include "boltzlab/estimators/iw_diag.hpp"
+#include "boltzlab/io/npy.hpp"
+#include "boltzlab/io/run_directory.hpp"
+#include "boltzlab/targets/dihedrals.hpp"
+#include "boltzlab/targets/registry.hpp"
+
+namespace fs = std::filesystem;
+using namespace boltzlab;
+
+namespace {
+
+struct Options {
+  fs::path run, log_weights, chains, samples, log_q, potential, out;
+  IwDiagOptions analysis;
+  std::string fes_columns = "0,1";
+  bool interacting = false, independent = false, no_plots = false, print_json = false;
+  int threads = 0;
+};
+
+void setup(CLI::App& app, Options& o) {
+  app.description(
+      "Importance-weight diagnostics (Kish ESS, PSIS k-hat, log Z, reweighted free energies) and MCMC "
+      "diagnostics (rank-normalized split R-hat, bulk/tail ESS, autocorrelation time).\n"
+      "Inputs: --run DIR | --log-weights LW.npy | --chains C.npy | --samples X.npy [--log-q Q.npy --potential P.json]");
+  app.add_option("--run", o.run, "run directory (samples.npy, reduced_energies.npy, log_q.npy, log_weights.npy, "
+                                 "dihedrals.npy, chains.npy/frames.npy, summary.json)");
+  app.add_option("--log-weights", o.log_weights, "log importance weights, shape (N,)");
+  app.add_option("--chains", o.chains, "Markov chains, shape (chains, draws) or (chains, draws, params)");
+  app.add_option("--samples", o.samples, "samples, shape (N, d); with --log-q and --potential u is evaluated here");
+  app.add_option("--log-q", o.log_q, "proposal log-densities log q(x_i), shape (N,) (needs --samples, --potential)");
+  app.add_option("--potential", o.potential, "potential file to evaluate u(x) of --samples");
+  app.add_option("--out", o.out, "output directory (summary.json, arrays, plots), written atomically");
+  app.add_option("--r-eff", o.analysis.r_eff, "relative efficiency ESS/S of the draws for PSIS")->capture_default_str();
+  app.add_option("--clip-fraction", o.analysis.clip_fraction, "fraction of largest log-weights clipped for the clipped ESS")
+      ->capture_default_str();
+  app.add_option("--level", o.analysis.level, "confidence level of the log Z interval")->capture_default_str();
+  app.add_option("--region", o.analysis.regions,
+                 "region for a free-energy difference, e.g. 'phi<0' or 'A:x0<0&x1>1'; give twice (A then B)");
+  app.add_option("--bins", o.analysis.bins, "histogram bins per axis (default 64 for phi/psi, else 50)");
+  app.add_option("--fes-columns", o.fes_columns, "two sample columns for the generic 2-D free energy")->capture_default_str();
+  app.add_flag("--interacting", o.interacting, "chains are interacting particles (independence violated)");
+  app.add_flag("--independent", o.independent, "chains are independent (overrides the run's flow)");
+  app.add_flag("--no-plots", o.no_plots, "do not draw PNG plots");
+  app.add_flag("--json", o.print_json, "print summary.json to stdout instead of the table");
+  app.add_option("--threads", o.threads, "threads for energy evaluation (0: all cores)")->capture_default_str();
+}
+
+std::vector<std::size_t> parse_columns(const std::string& text) {
+  std::vector<std::size_t> cols;
+  std::stringstream in(text);
+  std::string part;
+  while (std::getline(in, part, ',')) {
+    try {
+      std::size_t used = 0;
+      const long v = std::stol(part, &used);
+      if (used != part.size() || v < 0) throw std::invalid_argument("bad");
+      cols.push_back(static_cast<std::size_t>(v));
+    } catch (const std::exception&) {
+      throw ConfigError("iw-diag: --fes-columns '" + text + "' must be two column indices like 0,1");
+    }
+  }
+  return cols;
+}
+
+int run(const Options& o) {
+  if (o.threads < 0) throw ConfigError("iw-diag: --threads is " + std::to_string(o.threads) + ", but must be ≥ 0");
+  if (o.threads > 0) set_num_threads(o.threads);
+  if (o.interacting && o.independent) throw ConfigError("iw-diag: --interacting and --independent exclude each other");
+  if (!o.run.empty() && (!o.log_weights.empty() || !o.samples.empty() || !o.log_q.empty() || !o.potential.empty())) {
+    throw ConfigError("iw-diag: --run reads the arrays of the run directory; do not combine it with "
+                      "--log-weights, --samples, --log-q or --potential");
+  }
+  if (!o.log_q.empty() && (o.samples.empty() || o.potential.empty())) {
+    throw ConfigError("iw-diag: --log-q needs --samples and --potential (u is evaluated from the potential)");
+  }
+  if (!o.potential.empty() && o.samples.empty()) throw ConfigError("iw-diag: --potential needs --samples");
+  if (o.run.empty() && o.log_weights.empty() && o.chains.empty() && o.samples.empty()) {
+    throw ConfigError("iw-diag: nothing to analyse: give --run DIR, --log-weights, --chains or --samples (see --help)");
+  }
+  if (!o.log_q.empty() && !o.log_weights.empty()) {
+    throw ConfigError("iw-diag: give either --log-weights or --log-q with --potential, not both");
+  }
+  IwDiagOptions analysis = o.analysis;
+  analysis.fes_columns = parse_columns(o.fes_columns);
+  analysis.plots = !o.no_plots;
+  analysis.validate();
+
+  IwDiagInput in;
+  if (!o.run.empty()) {
+    in = load_run_directory(o.run);
+  } else {
+    std::vector<std::string> parts;
+    if (!o.log_weights.empty()) {
+      in.log_weights = read_npy_vector(o.log_weights);
+      parts.push_back("log-weights " + o.log_weights.string());
+    }
+    if (!o.samples.empty()) {
+      in.samples = read_npy_matrix(o.samples);
+      if (in.samples->rows() == 0) throw DomainError(o.samples.string() + ": empty array (no samples)");
+      parts.push_back("samples " + o.samples.string());
+    }
+    if (!o.potential.empty()) {
+      Potential p = load_potential(o.potential);
+      const Target& target = *p.target;
+      if (static_cast<std::size_t>(in.samples->cols()) != target.dim()) {
+        throw DomainError(o.samples.string() + ": samples have " + std::to_string(in.samples->cols()) +
+                          " columns but potential '" + p.name + "' has dimension " + std::to_string(target.dim()));
+      }
+      Eigen::VectorXd u;
+      target.evaluate_batch(*in.samples, u, nullptr, Execution::kParallel);
+      in.reduced_energies = u;
+      if (target.topology()) {
+        in.kt_kj_mol = target.kT();
+        // Molecules: backbone φ/ψ for the (reweighted) Ramachandran free energy.
+        if (const auto pair = ramachandran_dihedrals(*target.topology())) {
+          RowMatrix d(in.samples->rows(), 2);
+          d.col(0) = dihedral_series(*in.samples, pair->first);
+          d.col(1) = dihedral_series(*in.samples, pair->second);
+          in.dihedrals = d;
+        }
+      }
+      in.exact_log_z = target.log_z();
+      parts.push_back("potential " + o.potential.string());
+    }
+    if (!o.log_q.empty()) {
+      in.log_q = read_npy_vector(o.log_q);
+      parts.push_back("log q " + o.log_q.string());
+    }
+    std::string d;
+    for (const auto& part : parts) d += (d.empty() ? "" : ", ") + part;
+    in.description = d;
+  }
+  if (!o.chains.empty()) {
+    in.chains = read_chains_npy(o.chains);
+    in.chains_source = o.chains.string();
+    in.description += (in.description.empty() ? "" : ", ") + std::string("chains ") + o.chains.string();
+  }
+  if (o.interacting) in.interacting = true;
+  if (o.independent) in.interacting = false;
+
+  nlohmann::json summary;
+  if (!o.out.empty()) {
+    RunDirectory out(o.out);
+    summary = iw_diagnose(in, analysis, &out);
+    out.commit();
+  } else {
+    summary = iw_diagnose(in, analysis, nullptr);
+  }
+  if (o.print_json) {
+    sanitize_non_finite(summary);
+    std::cout << summary.dump(2) << "\n";
+  } else {
+    std::cout << format_report(summary);
+    if (!o.out.empty()) std::cout << "\nWrote " << o.out.string() << "/summary.json\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"iw-diag"};
+  Options options;
+  setup(app, options);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    return run(options);
+  } catch (const std::exception& e) {
+    std::string message = e.what();
+    if (message.rfind("iw-diag: ", 0) == 0) message = message.substr(9);
+    std::cerr << "iw-diag: error: " << message << "\n";
+    return 1;
+  }
+}
