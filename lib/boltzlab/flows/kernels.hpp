@@ -87,6 +87,12 @@ KsdResult kernel_stein_discrepancy(const RowMatrix& x, const Target& target, dou
                                    const KsdOptions& options = {},
                                    Execution exec = Execution::kParallel);
 
+/// KSD of an ensemble's positions against π ∝ exp(−β u) (convenience for the above).
+inline KsdResult ksd(const Ensemble& ensemble, const Target& target, double beta = 1.0,
+                     const KsdOptions& options = {}, Execution exec = Execution::kParallel) {
+  return kernel_stein_discrepancy(ensemble.positions, target, beta, options, exec);
+}
+
 /// Scalar reference of the KSD (all N² ordered pairs, plain loops) for tests.
 KsdResult kernel_stein_discrepancy_reference(const RowMatrix& x, const RowMatrix& scores,
                                              const KsdOptions& options = {});
