@@ -102,9 +102,10 @@ TEST_CASE("kernels: KSD of exact samples is centred at 0 (U) and detects a shift
   for (double a : u) var += (a - mean) * (a - mean) / (replicates - 1);
   const double sd = std::sqrt(var);
   CHECK(std::abs(mean) < 4.0 * sd / std::sqrt(static_cast<double>(replicates)));
-  RowMatrix shifted = normal_matrix(n, d, 999);
-  shifted.array() += 0.5;
+  Ensemble shifted(n, d);
+  shifted.positions = normal_matrix(n, d, 999);
+  shifted.positions.array() += 0.5;
   const RowMatrix squeezed = 0.7 * normal_matrix(n, d, 998);
-  CHECK(kernel_stein_discrepancy(shifted, target).u_statistic > mean + 6 * sd);
+  CHECK(ksd(shifted, target).u_statistic > mean + 6 * sd);
   CHECK(kernel_stein_discrepancy(squeezed, target).u_statistic > mean + 6 * sd);
 }

@@ -1,0 +1,162 @@
+/// \file bench_svgd.cpp
+/// SVGD step time of boltzlab (SvgdFlow::stein_direction: exact median heuristic +
+/// fused Gaussian kernel sums, plus the scores and the position update) against a
+/// vectorized PyTorch implementation of the same update (benchmarks/svgd_torch.py,
+/// /usr/bin/python3, torch.set_num_threads(2)) run in the same invocation, at
+/// N = 1000, d = 39 (LJ13-sized) and N = 4096, d = 2.
+///
+/// Target (both sides): Gaussian, mean 0, diagonal variances 1 + 0.5 (k mod 3); the
+/// start is N(0, 1.5² I) written to a temporary .npy that both sides read. Before
+/// timing, φ at the start is compared between the two implementations (max relative
+/// difference), so the ratio compares the same update.
+///
+/// Reported: seconds per step (best and median of --rounds rounds of --steps steps;
+/// rounds of C++ at 1 thread, C++ at 2 threads are interleaved, PyTorch runs after),
+/// the ratio PyTorch / boltzlab (2 threads vs 2 threads), and GFLOP/s counting the
+/// multiply-adds of the kernel sums as 2 flops each:
+///   median pass  N(N−1)/2 · 2d      (pair dot products)
+///   kernel pass  N² · (2d + 2(d+1)) (dot products + weighted sums of [s − x/h², 1])
+/// (exp, scores and O(N d) work not counted).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "boltzlab/core/error.hpp"
+#include "boltzlab/core/parallel.hpp"
+#include "boltzlab/core/rng.hpp"
+#include "boltzlab/flows/svgd.hpp"
+#include "boltzlab/io/npy.hpp"
+#include "boltzlab/targets/gaussian.hpp"
+
+using namespace boltzlab;
+namespace fs = std::filesystem;
+
+namespace {
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+struct Config {
+  std::size_t n, d;
+};
+
+GaussianTarget bench_target(std::size_t d) {
+  Eigen::VectorXd var(static_cast<Eigen::Index>(d));
+  for (std::size_t k = 0; k < d; ++k) var[static_cast<Eigen::Index>(k)] = 1.0 + 0.5 * static_cast<double>(k % 3);
+  return GaussianTarget(Eigen::VectorXd::Zero(static_cast<Eigen::Index>(d)), Eigen::MatrixXd(var.asDiagonal()));
+}
+
+/// One SVGD step as a flow step: scores (one gradient per particle), φ, x += εφ.
+double svgd_step(const Target& target, RowMatrix& x, double eps) {
+  Eigen::VectorXd u;
+  RowMatrix grad, phi;
+  target.evaluate_batch(x, u, &grad);
+  grad *= -1.0;
+  const double h = SvgdFlow::stein_direction(x, grad, 0.0, phi, Execution::kParallel);
+  x += eps * phi;
+  return h;
+}
+
+std::string run_command(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) throw BackendError("cannot run: " + cmd);
+  char buf[4096];
+  while (fgets(buf, sizeof buf, p)) out += buf;
+  const int rc = pclose(p);
+  if (rc != 0) throw BackendError("failed (status " + std::to_string(rc) + "): " + cmd);
+  return out;
+}
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bench_svgd: boltzlab SVGD step vs vectorized PyTorch"};
+  int steps = 10, rounds = 5;
+  bool no_torch = false;
+  std::string python = "/usr/bin/python3";
+  app.add_option("--steps", steps, "steps per timed round");
+  app.add_option("--rounds", rounds, "timed rounds (best and median reported)");
+  app.add_option("--python", python, "Python with torch (Debian python3-torch)");
+  app.add_flag("--no-torch", no_torch, "skip the PyTorch baseline");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    const fs::path script = fs::path(BOLTZLAB_SOURCE_DIR) / "benchmarks" / "svgd_torch.py";
+    const fs::path tmp = fs::temp_directory_path() / ("bench_svgd_" + std::to_string(::getpid()));
+    fs::create_directories(tmp);
+    std::printf("bench_svgd: %d rounds x %d steps; wall-clock seconds per step (best / median of rounds)\n", rounds, steps);
+    for (const Config c : {Config{1000, 39}, Config{4096, 2}}) {
+      const GaussianTarget target = bench_target(c.d);
+      RowMatrix x0(static_cast<Eigen::Index>(c.n), static_cast<Eigen::Index>(c.d));
+      for (std::size_t i = 0; i < c.n; ++i) {
+        Rng rng = stream_for(42, i);
+        for (std::size_t k = 0; k < c.d; ++k) x0(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(k)) = 1.5 * rng.normal();
+      }
+      const fs::path xfile = tmp / "x0.npy", check = tmp / "phi_torch.npy";
+      write_npy(xfile, x0);
+      const double nn = static_cast<double>(c.n), dd = static_cast<double>(c.d);
+      const double flops = nn * (nn - 1) / 2 * 2 * dd + nn * nn * (2 * dd + 2 * (dd + 1));
+
+      // C++: 1 and 2 threads, rounds interleaved.
+      std::vector<double> t1, t2;
+      RowMatrix x1 = x0, x2 = x0;
+      for (int r = 0; r <= rounds; ++r) {
+        for (int threads : {1, 2}) {
+          set_num_threads(threads);
+          RowMatrix& x = threads == 1 ? x1 : x2;
+          const double start = now();
+          for (int s = 0; s < steps; ++s) svgd_step(target, x, 0.05);
+          const double per = (now() - start) / steps;
+          if (r > 0) (threads == 1 ? t1 : t2).push_back(per);  // round 0: warm-up
+        }
+      }
+      const bool same = x1 == x2;
+      std::printf("\nN = %zu, d = %zu  (%.1f MFLOP per step in the kernel sums)\n", c.n, c.d, flops * 1e-6);
+      std::printf("  boltzlab 1 thread : %8.2f ms / %8.2f ms   %6.1f GFLOP/s (best)\n", 1e3 * *std::min_element(t1.begin(), t1.end()),
+                  1e3 * median_of(t1), flops / *std::min_element(t1.begin(), t1.end()) * 1e-9);
+      std::printf("  boltzlab 2 threads: %8.2f ms / %8.2f ms   %6.1f GFLOP/s (best)   [1 vs 2 threads bit-identical: %s]\n",
+                  1e3 * *std::min_element(t2.begin(), t2.end()), 1e3 * median_of(t2),
+                  flops / *std::min_element(t2.begin(), t2.end()) * 1e-9, same ? "yes" : "NO");
+      if (no_torch) continue;
+      const std::string out = run_command(python + " " + script.string() + " --x " + xfile.string() + " --check " +
+                                          check.string() + " --steps " + std::to_string(steps) + " --rounds " +
+                                          std::to_string(rounds) + " --threads 2");
+      const nlohmann::json j = nlohmann::json::parse(out.substr(out.find('{')));
+      const std::vector<double> tt = j.at("seconds_per_step").get<std::vector<double>>();
+      // Same update? φ at the start from both implementations.
+      set_num_threads(2);
+      RowMatrix grad, phi;
+      Eigen::VectorXd u;
+      target.evaluate_batch(x0, u, &grad);
+      grad *= -1.0;
+      SvgdFlow::stein_direction(x0, grad, 0.0, phi, Execution::kParallel);
+      const RowMatrix phi_torch = read_npy_matrix(check, c.d);
+      const double rel = (phi - phi_torch).cwiseAbs().maxCoeff() / phi.cwiseAbs().maxCoeff();
+      const double best_t = *std::min_element(tt.begin(), tt.end()), best_2 = *std::min_element(t2.begin(), t2.end());
+      std::printf("  PyTorch %s, %d threads: %8.2f ms / %8.2f ms   %6.1f GFLOP/s (best)   [max |phi - phi_torch| / max |phi| = %.1e]\n",
+                  j.at("torch").get<std::string>().c_str(), j.at("threads").get<int>(), 1e3 * best_t, 1e3 * median_of(tt),
+                  flops / best_t * 1e-9, rel);
+      std::printf("  speed-up boltzlab (2 threads) vs PyTorch (2 threads): %.1fx best, %.1fx median  (goal >= 15x)\n",
+                  best_t / best_2, median_of(tt) / median_of(t2));
+    }
+    fs::remove_all(tmp);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "bench_svgd: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
