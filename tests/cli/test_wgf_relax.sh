@@ -112,4 +112,18 @@ u = np.load('$T/half/reduced_energies.npy'); assert np.isinf(u).sum() == 4 and n
 # float32 --init is accepted and its rows set the particle count.
 "$W" --potential "$T/g3.json" --init "$T/ok.npy" --out "$T/from_init" --steps 5 --warmup 0 -q --no-plots >/dev/null || err "--init ok.npy failed"
 /usr/bin/python3 -c "import numpy as np; assert np.load('$T/from_init/samples.npy').shape == (10, 3)" || err "--init rows"
+# Molecules start from their reference structure (PDB) by default, and get the
+# molecular outputs (trajectory, Ramachandran histogram and plot).
+"$W" --potential "$SRC/potentials/alanine_dipeptide_vacuum.json" --flow mala --particles 8 --steps 30 \
+  --out "$T/ala" -q >/dev/null 2>"$T/err.txt" || err "molecular default init failed: $(cat "$T/err.txt")"
+for f in samples.npy trajectory.dcd topology.pdb dihedrals.npy; do
+  [ -f "$T/ala/$f" ] || err "molecular run lacks $f"
+done
+/usr/bin/python3 -c "
+import json, numpy as np
+s = json.load(open('$T/ala/summary.json'))
+assert s['counts']['non_finite_energies'] == 0, s['counts']
+assert 'reference' in s['options']['init'], s['options']['init']
+u = np.load('$T/ala/reduced_energies.npy'); assert np.all(np.isfinite(u)) and u.max() < 0, u
+" || err "molecular run summary"
 exit $fail

@@ -66,7 +66,7 @@ TEST_CASE("estimators.free_energy: reweighted 1-D profile matches the exact Gaus
   CHECK(f.free_energy.minCoeff() == 0);
 }
 
-TEST_CASE("estimators.free_energy: unweighted histograms have binomial errors; empty bins are +inf and null in JSON") {
+TEST_CASE("estimators.free_energy: unweighted histograms have binomial errors, empty bins are +inf and null in JSON") {
   Eigen::VectorXd x(10);
   x << 0.1, 0.1, 0.2, 0.3, 0.6, 0.6, 0.7, 0.7, 0.7, 1.5;
   HistogramAxis axis;

@@ -27,7 +27,7 @@ Eigen::VectorXd normal_log_weights(int n, double scale, std::uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("estimators.report: importance section has the contract keys; S = 1 gives null log Z with a reason") {
+TEST_CASE("estimators.report: importance section has the contract keys, S = 1 gives null log Z with a reason") {
   ImportanceReportOptions o;
   o.kt_kj_mol = 2.494;
   o.exact_log_z = 0.0;

@@ -68,7 +68,7 @@ TEST_CASE("blob: smaller fixed epsilon approaches pi (1-D, N = 400)") {
   }
 }
 
-TEST_CASE("blob: 10-D correlated Gaussian: mean exact; covariance -> S(eps) as N grows") {
+TEST_CASE("blob: 10-D correlated Gaussian: mean exact, covariance -> S(eps) as N grows") {
   // ε = 1 fixed (ε² < 2λ_min, so S(ε) is positive definite). In 10-D the particle spacing
   // at N ≤ 300 is comparable to ε, and the self term φ_ε(0) dominates Σ_k φ_ε(X_i − X_k):
   // a further finite-N underestimate of the variance, which must shrink as N grows.

@@ -68,7 +68,7 @@ TEST_CASE("kernels: exact median of the full squared-distance matrix (numpy.medi
   CHECK_THROWS_AS(median_squared_distance(normal_matrix(1, 2, 1)), DomainError);
 }
 
-TEST_CASE("kernels: KSD pair sums match the all-pairs reference; serial == parallel") {
+TEST_CASE("kernels: KSD pair sums match the all-pairs reference, serial == parallel") {
   for (auto [n, d] : {std::array<std::size_t, 2>{2, 1}, {11, 3}, {203, 10}}) {
     const RowMatrix x = normal_matrix(n, d, 11), s = normal_matrix(n, d, 12);
     for (double c : {0.5, 1.0, 3.0}) {

@@ -58,7 +58,7 @@ TEST_CASE("mmd: the noise-free flow decreases MMD^2 to the target samples monoto
   CHECK(r.monitors.at("bandwidth").back() == 1.0);
 }
 
-TEST_CASE("mmd: particles perturbed off the samples are pulled back; noise injection keeps it deterministic") {
+TEST_CASE("mmd: particles perturbed off the samples are pulled back, noise injection keeps it deterministic") {
   const GaussianTarget g = anisotropic_2d();
   const RowMatrix samples = exact_samples(g, 200, 41);
   const TempSamples y(samples, "back");

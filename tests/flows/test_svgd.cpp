@@ -87,7 +87,7 @@ TEST_CASE("svgd: 10-D correlated Gaussian: exact mean, known variance collapse s
   CHECK(mean_ratio[1] > mean_ratio[0] + 0.03);
 }
 
-TEST_CASE("svgd: annealing: constant beta scales the covariance by 1/beta; a schedule ends at pi") {
+TEST_CASE("svgd: annealing: constant beta scales the covariance by 1/beta, a schedule ends at pi") {
   const GaussianTarget g = anisotropic_2d();
   FlowOptions o = quiet(1200, 0.2);
   o.beta.start = o.beta.end = 0.5;  // π_β = N(μ, Σ/β)
@@ -111,7 +111,7 @@ TEST_CASE("svgd: annealing: constant beta scales the covariance by 1/beta; a sch
   CHECK(beta.back() == 1.0);
 }
 
-TEST_CASE("svgd: adaptive (RMSProp) step also converges; tolerance stop before the step budget") {
+TEST_CASE("svgd: adaptive (RMSProp) step also converges, tolerance stop before the step budget") {
   const GaussianTarget g = anisotropic_2d();
   Ensemble e(150, 2);
   e.positions = normal_rows(150, 2, 21, 3.0, 2.0);

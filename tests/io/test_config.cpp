@@ -25,3 +25,10 @@ TEST_CASE("config: optional keys count as known, type errors name the key") {
   CHECK_THROWS_WITH_AS(r.get_int("n"), "ctx.n: expected an integer, got \"x\"", ConfigError);
   CHECK_THROWS_WITH_AS(r.finish(), "ctx.stepsize: unknown key (did you mean 'step_size'?)", ConfigError);
 }
+
+TEST_CASE("config: keys probed with has() are suggested for typos") {
+  Json j = Json::parse(R"({"sdt": 1.0})");
+  JsonReader r(j, "ctx");
+  CHECK_FALSE(r.has("std"));
+  CHECK_THROWS_WITH_AS(r.finish(), "ctx.sdt: unknown key (did you mean 'std'?)", ConfigError);
+}

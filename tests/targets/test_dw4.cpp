@@ -36,7 +36,7 @@ TEST_CASE("dw4: energy of a square by hand") {
   CHECK(Dw4Target(o).reduced_energy(x, nullptr) == doctest::Approx(-4 * t * t + 0.9 * t * t * t * t).epsilon(1e-14));
 }
 
-TEST_CASE("dw4: translation and rotation invariance; gradient sums to zero") {
+TEST_CASE("dw4: translation and rotation invariance, gradient sums to zero") {
   Dw4Target dw;
   for (auto x : testing::random_points(8, 10, 2.0, 3)) {
     double g[8];

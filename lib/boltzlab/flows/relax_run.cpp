@@ -52,8 +52,8 @@ void RelaxOptions::validate() const {
 }
 
 void InitSpec::validate(const std::string& context) const {
-  if (kind != "normal" && kind != "lattice") {
-    throw ConfigError(context + ".kind: '" + kind + "' is not 'normal' or 'lattice'");
+  if (kind != "normal" && kind != "lattice" && kind != "reference") {
+    throw ConfigError(context + ".kind: '" + kind + "' is not 'normal', 'lattice' or 'reference'");
   }
   if (!(scale > 0) || !std::isfinite(scale)) throw ConfigError(context + ".scale: " + num(scale) + ", but must be > 0");
   if (!std::isfinite(mean)) throw ConfigError(context + ".mean: must be finite");
@@ -70,6 +70,11 @@ Ensemble make_initial_ensemble(const Target& target, std::size_t n, const InitSp
   const auto [np, s] = target.particle_layout();
   if (spec.kind == "lattice" && np == 0) {
     throw ConfigError("init: kind 'lattice' needs a particle system, but target '" + target.name() + "' is not one");
+  }
+  const std::vector<double> reference = target.reference_configuration();
+  if (spec.kind == "reference" && reference.size() != d) {
+    throw ConfigError("init: kind 'reference' needs a target with a reference configuration, but target '" +
+                      target.name() + "' has none");
   }
   Ensemble e(n, d);
   // Lattice sites: the first np points of the smallest s-dimensional cubic grid.
@@ -95,6 +100,8 @@ Ensemble make_initial_ensemble(const Target& target, std::size_t n, const InitSp
         rng.fill_normal(x, d);
         if (spec.kind == "lattice") {
           for (std::size_t k = 0; k < d; ++k) x[k] = sites[k] + spec.jitter * spec.spacing * x[k];
+        } else if (spec.kind == "reference") {
+          for (std::size_t k = 0; k < d; ++k) x[k] = reference[k] + spec.scale * x[k];
         } else {
           for (std::size_t k = 0; k < d; ++k) x[k] = spec.mean + spec.scale * x[k];
         }
@@ -164,6 +171,11 @@ RelaxReport run_relax(const RelaxOptions& opt) {
   const double tolerance = from_d(opt.tolerance, "tolerance", 0.0);
   const std::string beta_kind = sampler.get_string("beta_schedule", "geometric");
   InitSpec init_spec;
+  if (!target.reference_configuration().empty()) {
+    // Molecules: start at the reference structure (PDB/crd), jittered by 1e-3 nm.
+    init_spec.kind = "reference";
+    init_spec.scale = 1e-3;
+  }
   if (sampler.has("init")) {
     JsonReader init(sampler.get_json("init"), sampler.context_of("init"));
     init_spec.kind = init.get_string("kind", init_spec.kind);
@@ -243,6 +255,8 @@ RelaxReport run_relax(const RelaxOptions& opt) {
     ens = make_initial_ensemble(target, static_cast<std::size_t>(n), init_spec, fo.seed);
     init_desc = init_spec.kind == "normal"
                     ? "normal(mean " + num(init_spec.mean) + ", scale " + num(init_spec.scale) + ")"
+                : init_spec.kind == "reference"
+                    ? "reference configuration + N(0, " + num(init_spec.scale) + "^2)"
                     : "lattice(spacing " + num(init_spec.spacing) + ", jitter " + num(init_spec.jitter) + ")";
   }
   const std::size_t n = ens.size();

@@ -14,7 +14,8 @@
 ///       "beta_start": 0.1, "beta_steps": 500, "beta_schedule": "geometric",
 ///       "tolerance": 0.0, "seed": 0,
 ///       "init": {"kind": "normal", "scale": 1.0, "mean": 0.0}   // or
-///               {"kind": "lattice", "spacing": 1.1, "jitter": 0.05},
+///               {"kind": "lattice", "spacing": 1.1, "jitter": 0.05}   // or
+///               {"kind": "reference", "scale": 0.001},  // target's reference configuration + scale·ξ
 ///       "params": {"mala": {"target_acceptance": 0.574}, "baoab": {"friction": 1.0}}
 ///     }
 ///
@@ -22,7 +23,8 @@
 /// the flow's default step size, no frames, β = 1, no tolerance, seed 0.
 /// Initial ensemble: --init X.npy (N×d float64/float32, finite; its row count is
 /// the particle count, and --particles must agree when given), else "init" from the
-/// sampler section, else N(0, I). "normal": x = mean + scale·ξ; "lattice" (particle
+/// sampler section, else the target's reference configuration (molecules: the PDB/crd
+/// structure) jittered by N(0, 0.001²) when it has one, else N(0, I). "normal": x = mean + scale·ξ; "lattice" (particle
 /// systems): the n particles on the first n points of a cubic grid of the given
 /// spacing, plus jitter·spacing·ξ. Initial draws use streams stream_for(seed', i) with
 /// seed' = seed + 0x9E3779B97F4A7C15 (disjoint from the flow's stream_for(seed, i)),
@@ -71,7 +73,7 @@ struct RelaxOptions {
 
 /// Initial-ensemble recipe (sampler.init or the default).
 struct InitSpec {
-  std::string kind = "normal";  ///< "normal" or "lattice"
+  std::string kind = "normal";  ///< "normal", "lattice" or "reference"
   double scale = 1.0;           ///< normal: standard deviation
   double mean = 0.0;            ///< normal: mean of every coordinate
   double spacing = 1.0;         ///< lattice: grid spacing

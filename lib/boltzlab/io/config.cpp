@@ -56,7 +56,10 @@ JsonReader::JsonReader(const Json& object, std::string context)
   }
 }
 
-bool JsonReader::has(const std::string& key) const { return object_.contains(key); }
+bool JsonReader::has(const std::string& key) const {
+  read_.insert(key);  // asking about a key makes it a known one (for "did you mean")
+  return object_.contains(key);
+}
 
 std::string JsonReader::context_of(const std::string& key) const {
   return context_.empty() ? key : context_ + "." + key;

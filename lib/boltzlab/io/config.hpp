@@ -62,7 +62,7 @@ class JsonReader {
   const Json& find(const std::string& key);
   const Json& object_;
   std::string context_;
-  std::set<std::string> read_;  // keys asked for (present or not): the known keys
+  mutable std::set<std::string> read_;  // keys asked for (present or not): the known keys
 };
 
 }  // namespace boltzlab

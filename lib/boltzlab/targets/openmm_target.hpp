@@ -100,6 +100,7 @@ class OpenMMTarget : public Target {
 
   /// Starting coordinates (flat 3n, nm) from the PDB or the coordinates file.
   const std::vector<double>& initial_positions() const { return initial_positions_; }
+  std::vector<double> reference_configuration() const override { return initial_positions_; }
   double temperature() const { return options_.temperature; }
   const OpenMMTargetOptions& options() const { return options_; }
   /// The target's System (read-only; never pass it to a Context yourself, use make_context).

@@ -65,6 +65,10 @@ class Target {
   /// targets); 1 for dimensionless targets.
   virtual double kT() const { return 1.0; }
 
+  /// A representative configuration (e.g. a molecule's PDB coordinates), length
+  /// dim(), or empty when the target has none. Samplers start from it by default.
+  virtual std::vector<double> reference_configuration() const { return {}; }
+
   /// Parameters as JSON (for summary.json).
   virtual nlohmann::json describe() const { return {{"name", name()}}; }
 
