@@ -10,6 +10,8 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/parallel.hpp"
+#include "boltzlab/estimators/importance.hpp"
+#include "boltzlab/estimators/report.hpp"
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/trainer.hpp"
 #include "boltzlab/io/npy.hpp"
@@ -52,46 +54,18 @@ void set_generator_threads(int threads) {
   }
 }
 
-nlohmann::json importance_summary(const Eigen::VectorXd& log_weights) {
-  const Eigen::Index n = log_weights.size();
-  std::vector<double> finite;
-  finite.reserve(n);
-  for (Eigen::Index i = 0; i < n; ++i)
-    if (std::isfinite(log_weights[i])) finite.push_back(log_weights[i]);
-  nlohmann::json j;
-  j["n"] = n;
-  j["non_finite_weights"] = n - static_cast<Eigen::Index>(finite.size());
-  if (finite.empty()) {
-    j["ess"] = 0.0;
-    j["note"] = "no finite log-weight";
-    return j;
-  }
-  j["ess"] = kish_ess_fraction(log_weights);
-  // Clip the largest ⌈1e-4·N⌉ log-weights to the value of the next largest.
-  const std::size_t k = static_cast<std::size_t>(std::ceil(1e-4 * static_cast<double>(n)));
-  Eigen::VectorXd clipped = log_weights;
-  if (finite.size() > k) {
-    std::vector<double> sorted = finite;
-    std::nth_element(sorted.begin(), sorted.end() - static_cast<long>(k) - 1, sorted.end());
-    const double threshold = *(sorted.end() - static_cast<long>(k) - 1);
-    for (Eigen::Index i = 0; i < n; ++i)
-      if (std::isfinite(clipped[i])) clipped[i] = std::min(clipped[i], threshold);
-  }
-  j["ess_clipped_1e-4"] = kish_ess_fraction(clipped);
-  const double mx = *std::max_element(finite.begin(), finite.end());
-  double s1 = 0.0, s2 = 0.0;
-  for (double lw : finite) {
-    const double w = std::exp(lw - mx);
-    s1 += w;
-    s2 += w * w;
-  }
-  const double nn = static_cast<double>(n);
-  const double mean = s1 / nn;
-  const double var = std::max(0.0, s2 / nn - mean * mean) * nn / std::max(1.0, nn - 1.0);
-  j["log_z"] = mx + std::log(mean);
-  j["log_z_se"] = std::sqrt(var / nn) / mean;
-  j["max_log_weight"] = mx;
-  return j;
+nlohmann::json generator_importance_report(const Eigen::VectorXd& log_weights, std::size_t non_finite_energies,
+                                           const Target& target) {
+  ImportanceReportOptions opts;
+  opts.exact_log_z = target.log_z();
+  if (target.topology()) opts.kt_kj_mol = target.kT();
+  bool any_finite = false;
+  for (Eigen::Index i = 0; i < log_weights.size(); ++i) any_finite |= std::isfinite(log_weights[i]);
+  if (!any_finite)
+    return {{"samples", log_weights.size()},
+            {"ess_fraction", 0.0},
+            {"note", "no finite log-weight (every sample has zero weight)"}};
+  return importance_report(log_weights, non_finite_energies, opts);
 }
 
 namespace {
@@ -324,20 +298,13 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
   const GeneratedSamples s = model->sample(cfg.samples, o.seed);
   EnergyCounters counters;
   const Eigen::VectorXd u = target_energy_values(s.x, target, &counters);
-  Eigen::VectorXd lw(u.size());
-  for (Eigen::Index i = 0; i < u.size(); ++i)
-    lw[i] = std::isfinite(u[i]) && std::isfinite(s.log_q[i]) ? -u[i] - s.log_q[i]
-                                                             : -std::numeric_limits<double>::infinity();
+  std::size_t non_finite_u = 0;
+  const Eigen::VectorXd lw = log_importance_weights(u, s.log_q, &non_finite_u);
   summary["samples"] = cfg.samples;
   summary["sampling_seconds"] = wall_seconds() - t_sample;
   summary["sampling_energy_evaluations"] = counters.evaluations.load();
   summary["non_finite_energies"] = counters.non_finite.load();
-  summary["importance"] = importance_summary(lw);
-  if (auto lz = target.log_z()) {
-    summary["log_z_exact"] = *lz;
-    if (summary["importance"].contains("log_z"))
-      summary["log_z_error"] = summary["importance"]["log_z"].get<double>() - *lz;
-  }
+  summary["importance"] = generator_importance_report(lw, non_finite_u, target);
 
   nlohmann::json meta = {{"potential", o.potential.string()}, {"seed", o.seed}};
   if (trained) meta["training"] = {{"iterations", history.iterations_done},

@@ -98,8 +98,5 @@ struct TrainHistory {
 TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMatrix* data,
                    const TrainOptions& options);
 
-/// Normalized Kish ESS (Σw)²/(N·Σw²) ∈ [0, 1] from log-weights (−inf allowed;
-/// NaN counts as −inf). 0 when no weight is finite.
-double kish_ess_fraction(const Eigen::VectorXd& log_weights);
 
 }  // namespace boltzlab::generators
