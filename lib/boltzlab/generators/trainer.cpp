@@ -184,7 +184,10 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
                    const TrainOptions& options) {
   const bool have_data = data != nullptr && data->rows() > 0;
   options.validate(have_data);
-  if (static_cast<int>(target.dim()) != model.dim())
+  // The target is only evaluated for the reverse KL and the running ESS; a model
+  // trained on data alone (λ = 1, e.g. in internal coordinates) may differ in dim.
+  const bool uses_target = options.weights.lambda < 1.0 || options.eval_every > 0;
+  if (uses_target && static_cast<int>(target.dim()) != model.dim())
     throw DomainError("train: target '" + target.name() + "' has dim " + std::to_string(target.dim()) +
                       ", the model " + std::to_string(model.dim()));
   if (have_data && data->cols() != model.dim())
