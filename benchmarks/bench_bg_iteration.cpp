@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   CLI::App app{"bench_bg_iteration"};
   int threads = 2, reps = 10, batch = 1024, width = 32, steps = 8, dim = 2, layers = 2;
   bool skip_python = false;
+  int chunk = 256;
   app.add_option("--threads", threads, "threads (oneTBB, LibTorch, and PyTorch baseline)");
   app.add_option("--reps", reps, "timed iterations (median reported)");
   app.add_option("--batch", batch);
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   app.add_option("--steps", steps);
   app.add_option("--dim", dim);
   app.add_option("--layers", layers);
+  app.add_option("--chunk", chunk, "batch rows per oneTBB task (TrainOptions::chunk_size)");
   app.add_flag("--skip-python", skip_python, "do not run the PyTorch baseline");
   CLI11_PARSE(app, argc, argv);
 
@@ -64,6 +66,7 @@ int main(int argc, char** argv) {
   t.weights = bg::LossWeights::preset("ot-flow", true);
   t.iterations = reps + 1;
   t.batch_size = batch;
+  t.chunk_size = chunk;
   t.learning_rate = 1e-3;
   t.eval_every = 0;
   t.progress = false;

@@ -23,6 +23,7 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/rng.hpp"
+#include "boltzlab/estimators/importance.hpp"
 #include "boltzlab/generators/bg_run.hpp"
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/trainer.hpp"
@@ -169,10 +170,9 @@ int main(int argc, char** argv) {
     const bg::GeneratedSamples s = model.sample(samples, seed + 1000003);
     bg::EnergyCounters counters;
     const Eigen::VectorXd u = bg::target_energy_values(s.x, target, &counters);
-    Eigen::VectorXd lw = -u - s.log_q;
-    for (Eigen::Index i = 0; i < lw.size(); ++i)
-      if (!std::isfinite(lw[i])) lw[i] = -std::numeric_limits<double>::infinity();
-    nlohmann::json imp = bg::importance_summary(lw);
+    std::size_t non_finite_u = 0;
+    const Eigen::VectorXd lw = boltzlab::log_importance_weights(u, s.log_q, &non_finite_u);
+    nlohmann::json imp = bg::generator_importance_report(lw, non_finite_u, target);
     const double sample_seconds = boltzlab::wall_seconds() - t0;
 
     nlohmann::json r;
@@ -190,7 +190,7 @@ int main(int argc, char** argv) {
     r["eval_samples"] = samples;
     r["eval_seconds"] = sample_seconds;
     r["importance"] = imp;
-    if (auto lz = target.log_z(); lz && imp.contains("log_z")) r["log_z_error"] = imp["log_z"].get<double>() - *lz;
+    if (auto lz = target.log_z(); lz && imp.contains("log_z")) r["log_z_error"] = imp["log_z"]["estimate"].get<double>() - *lz;
     if (held_out.rows() > 0) {
       const Eigen::VectorXd lq = model.log_q(held_out);
       r["heldout_nll"] = -lq.mean();
@@ -210,9 +210,10 @@ int main(int argc, char** argv) {
         const double dx = (f.x - ref.x).norm(2, {1}).mean().item<double>();
         const double dl = (f.log_q - ref.log_q).abs().mean().item<double>();
         const Eigen::VectorXd ue = bg::target_energy_values(bg::to_matrix(f.x), target, nullptr);
-        const Eigen::VectorXd lwe = -ue - bg::to_vector(f.log_q);
+        const Eigen::VectorXd lwe = boltzlab::log_importance_weights(ue, bg::to_vector(f.log_q));
+        const bool any = lwe.maxCoeff() > -std::numeric_limits<double>::infinity();
         acc.push_back({{"steps", st}, {"nfe", 4 * st}, {"mean_dx", dx}, {"mean_dlogq", dl},
-                       {"ess_4096", bg::kish_ess_fraction(lwe)}});
+                       {"ess_4096", any ? boltzlab::kish_ess(lwe) / 4096.0 : 0.0}});
       }
       r["integration"] = acc;
     }

@@ -38,15 +38,14 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     const auto summary = boltzlab::generators::run_bg_sample(options);
-    if (summary.contains("importance")) {
-      const auto& imp = summary["importance"];
-      std::cerr << "bg-sample: wrote " << options.out.string() << "  ESS " << imp.value("ess", 0.0);
-      if (imp.contains("log_z") && !imp["log_z"].is_null())
-        std::cerr << "  log Z " << imp["log_z"].get<double>() << " ± " << imp["log_z_se"].get<double>();
-      std::cerr << "\n";
-    } else {
-      std::cerr << "bg-sample: wrote " << options.out.string() << "\n";
-    }
+    const auto& st = summary.value("statistics", nlohmann::json::object());
+    std::cerr << "bg-sample: wrote " << options.out.string();
+    if (st.contains("ess_fraction") && st["ess_fraction"].is_number())
+      std::cerr << "  ESS " << st["ess_fraction"].get<double>();
+    if (st.contains("log_z") && st["log_z"].is_object() && st["log_z"]["estimate"].is_number())
+      std::cerr << "  log Z " << st["log_z"]["estimate"].get<double>() << " +- "
+                << st["log_z"]["stderr"].get<double>();
+    std::cerr << "\n";
   } catch (const boltzlab::Error& e) {
     std::cerr << "bg-sample: " << e.what() << "\n";
     return 1;

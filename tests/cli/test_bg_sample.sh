@@ -27,7 +27,8 @@ uu = 0.5 * np.einsum("ni,ij,nj->n", x - mu, P, x - mu)
 assert np.allclose(u, uu, atol=1e-10)
 assert s["format_version"] >= 1 and s["training"]["iterations"] == 20
 assert s["training"]["energy_evaluations"] > 0
-assert 0 < s["importance"]["ess"] <= 1
+assert 0 < s["statistics"]["ess_fraction"] <= 1 and "psis_khat" in s["statistics"]
+assert abs(s["statistics"]["log_z"]["exact"] - 1.9248537199710642) < 1e-9
 PY
 
 # Reload: the same seed gives the same samples; evaluate mode gives their log q.

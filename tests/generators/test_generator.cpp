@@ -155,9 +155,11 @@ TEST_CASE("generator: particle systems stay on the centre-of-mass-free subspace"
   o.potential.dim = 8;
   o.potential.n_particles = 4;
   o.potential.spatial_dim = 2;
+  o.sample_steps = 32;
   bg::BoltzmannGenerator g(o, 2);
   {
     torch::NoGradGuard ng;
+    torch::manual_seed(21);  // deterministic perturbation
     for (auto& p : g.potential()->parameters()) p.add_(0.3 * torch::randn(p.sizes(), kF64));
   }
   CHECK(g.degrees_of_freedom() == 6);
@@ -168,7 +170,10 @@ TEST_CASE("generator: particle systems stay on the centre-of-mass-free subspace"
       for (int p = 0; p < 4; ++p) c += s.x(i, p * 2 + a);
       CHECK(std::abs(c) < 1e-12);
     }
-  CHECK((g.log_q(s.x) - s.log_q).cwiseAbs().maxCoeff() < 1e-3);
+  // Forward and reverse RK4 log q differ by the O(dt⁴) integration error of both
+  // passes: at 8 steps this random (non-trained, steep) flow shows ~1e-3, so with
+  // 32 steps (256× smaller) ~4e-6 is expected; 1e-4 leaves a 25× margin.
+  CHECK((g.log_q(s.x) - s.log_q).cwiseAbs().maxCoeff() < 1e-4);
   CHECK_THROWS_AS(g.set_standardization(Eigen::VectorXd::Ones(8), Eigen::VectorXd::Ones(8)),
                   boltzlab::DomainError);
 }

@@ -10,12 +10,17 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/parallel.hpp"
+#include "boltzlab/estimators/importance.hpp"
+#include "boltzlab/estimators/report.hpp"
 #include "boltzlab/generators/generator.hpp"
+#include "boltzlab/generators/internal_coordinates.hpp"
 #include "boltzlab/generators/trainer.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/io/plot.hpp"
 #include "boltzlab/io/run_directory.hpp"
 #include "boltzlab/io/run_outputs.hpp"
+#include "boltzlab/targets/openmm_md.hpp"
+#include "boltzlab/targets/openmm_target.hpp"
 #include "boltzlab/targets/registry.hpp"
 
 namespace fs = std::filesystem;
@@ -52,51 +57,31 @@ void set_generator_threads(int threads) {
   }
 }
 
-nlohmann::json importance_summary(const Eigen::VectorXd& log_weights) {
-  const Eigen::Index n = log_weights.size();
-  std::vector<double> finite;
-  finite.reserve(n);
-  for (Eigen::Index i = 0; i < n; ++i)
-    if (std::isfinite(log_weights[i])) finite.push_back(log_weights[i]);
-  nlohmann::json j;
-  j["n"] = n;
-  j["non_finite_weights"] = n - static_cast<Eigen::Index>(finite.size());
-  if (finite.empty()) {
-    j["ess"] = 0.0;
-    j["note"] = "no finite log-weight";
-    return j;
-  }
-  j["ess"] = kish_ess_fraction(log_weights);
-  // Clip the largest ⌈1e-4·N⌉ log-weights to the value of the next largest.
-  const std::size_t k = static_cast<std::size_t>(std::ceil(1e-4 * static_cast<double>(n)));
-  Eigen::VectorXd clipped = log_weights;
-  if (finite.size() > k) {
-    std::vector<double> sorted = finite;
-    std::nth_element(sorted.begin(), sorted.end() - static_cast<long>(k) - 1, sorted.end());
-    const double threshold = *(sorted.end() - static_cast<long>(k) - 1);
-    for (Eigen::Index i = 0; i < n; ++i)
-      if (std::isfinite(clipped[i])) clipped[i] = std::min(clipped[i], threshold);
-  }
-  j["ess_clipped_1e-4"] = kish_ess_fraction(clipped);
-  const double mx = *std::max_element(finite.begin(), finite.end());
-  double s1 = 0.0, s2 = 0.0;
-  for (double lw : finite) {
-    const double w = std::exp(lw - mx);
-    s1 += w;
-    s2 += w * w;
-  }
-  const double nn = static_cast<double>(n);
-  const double mean = s1 / nn;
-  const double var = std::max(0.0, s2 / nn - mean * mean) * nn / std::max(1.0, nn - 1.0);
-  j["log_z"] = mx + std::log(mean);
-  j["log_z_se"] = std::sqrt(var / nn) / mean;
-  j["max_log_weight"] = mx;
-  return j;
+nlohmann::json generator_importance_report(const Eigen::VectorXd& log_weights, std::size_t non_finite_energies,
+                                           const Target& target) {
+  ImportanceReportOptions opts;
+  opts.exact_log_z = target.log_z();
+  if (target.topology()) opts.kt_kj_mol = target.kT();
+  bool any_finite = false;
+  for (Eigen::Index i = 0; i < log_weights.size(); ++i) any_finite |= std::isfinite(log_weights[i]);
+  if (!any_finite)
+    return {{"samples", log_weights.size()},
+            {"ess_fraction", 0.0},
+            {"note", "no finite log-weight (every sample has zero weight)"}};
+  return importance_report(log_weights, non_finite_energies, opts);
 }
 
 namespace {
 
+/// Short MD run providing training frames for molecular targets without data.
+struct MolecularDefaults {
+  double equilibration_ps = 5.0;
+  double production_ps = 50.0;
+  double frame_interval_ps = 0.025;
+};
+
 struct GeneratorConfig {
+  MolecularDefaults md;
   GeneratorOptions model;
   TrainOptions train;
   fs::path data;
@@ -142,8 +127,15 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   if (r.has("scale")) c.scale = read_vector_or_scalar(r, "scale", dim);
   if (r.has("shift")) c.shift = read_vector_or_scalar(r, "shift", dim);
   c.samples = r.get_int("samples", 100000);
+  c.md.equilibration_ps = r.get_double("md_equilibration_ps", c.md.equilibration_ps);
+  c.md.production_ps = r.get_double("md_production_ps", c.md.production_ps);
+  c.md.frame_interval_ps = r.get_double("md_frame_interval_ps", c.md.frame_interval_ps);
   if (!flags.data.empty()) c.data = flags.data;
-  const bool have_data = have_data_flag || !c.data.empty();
+  // Molecular targets train on data (given, or frames of a short MD run): the
+  // default preset is OT-Flow (λ = 1).
+  const bool molecular = target.topology() != nullptr;
+  const bool have_data = have_data_flag || !c.data.empty() || molecular;
+  if (molecular) c.train.preset = "ot-flow";
   c.train.read(r, have_data);
   r.finish();
   if (flags.preset) {
@@ -256,6 +248,156 @@ nlohmann::json run_evaluate(const BgSampleOptions& o) {
   return summary;
 }
 
+
+/// Molecular targets: the flow lives on normalized internal coordinates y (3n − 6)
+/// of MolecularFlowSpace (generators/internal_coordinates.hpp) and is trained on data
+/// (λ = 1: forward KL of MD frames; reverse KL in internal coordinates is not wired
+/// yet). Torsion columns of y are treated as real numbers with the Gaussian base; a
+/// sample whose torsions leave [−π, π) gets weight 0, which keeps the estimators
+/// exact (E_q[w·1_in] = ∫_in e^{−u}), at the price of the discarded mass.
+/// Without --data/generator.data a short Langevin MD run (targets/openmm_md.hpp)
+/// from the target's initial positions provides the frames.
+nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, GeneratorConfig& cfg,
+                             RunDirectory& run, nlohmann::json summary, double t_start) {
+  const MolecularDefaults& md = cfg.md;
+  const Target& target = *pot.target;
+  const auto* omm = dynamic_cast<const OpenMMTarget*>(&target);
+  if (target.topology() == nullptr || target.topology()->atoms() != 22)
+    throw ConfigError(pot.path.string() + ": generator: internal coordinates are defined for alanine "
+                      "dipeptide (22 atoms) only");
+  if (cfg.train.weights.lambda < 1.0)
+    throw ConfigError(pot.path.string() + ": generator.lambda is " + std::to_string(cfg.train.weights.lambda) +
+                      ": molecular targets are trained on data only (lambda = 1) in this version");
+  nlohmann::json notes = nlohmann::json::array();
+  std::optional<MolecularFlowSpace> space;
+  std::optional<BoltzmannGenerator> model;
+  TrainHistory history;
+  bool trained = false;
+  nlohmann::json data_info;
+  if (!o.model.empty()) {
+    nlohmann::json meta;
+    model.emplace(BoltzmannGenerator::load(o.model, &meta));
+    if (!meta.contains("molecular_space"))
+      throw ConfigError(o.model.string() + ": not a molecular (internal-coordinate) model");
+    space.emplace(MolecularFlowSpace::from_json(meta["molecular_space"], o.model.string() + ": molecular_space"));
+    if (model->dim() != space->dim())
+      throw ConfigError(o.model.string() + ": model dim does not match its molecular space");
+    summary["model"] = o.model.string();
+  } else {
+    RowMatrix frames;
+    if (!cfg.data.empty()) {
+      frames = read_npy_matrix(cfg.data, target.dim());
+      data_info = {{"source", cfg.data.string()}, {"frames", frames.rows()}};
+    } else {
+      if (omm == nullptr) throw ConfigError(pot.path.string() + ": no data for a molecular target");
+      LangevinMdOptions mdo;
+      mdo.equilibration_ps = md.equilibration_ps;
+      mdo.production_ps = md.production_ps;
+      mdo.frame_interval_ps = md.frame_interval_ps;
+      mdo.seed = o.seed;
+      mdo.validate();
+      const LangevinMdResult r = run_langevin_md(*omm, omm->initial_positions(), mdo);
+      if (r.failed) throw BackendError(pot.path.string() + ": reference MD failed: " + r.failure);
+      frames = r.frames;
+      data_info = {{"source", "langevin_md"}, {"frames", frames.rows()},
+                   {"equilibration_ps", md.equilibration_ps}, {"production_ps", md.production_ps},
+                   {"frame_interval_ps", md.frame_interval_ps}, {"md_wall_seconds", r.wall_seconds},
+                   {"md_steps", r.equilibration_steps + r.production_steps}};
+      notes.push_back("training data: " + std::to_string(frames.rows()) + " frames of a short Langevin MD run (" +
+                      std::to_string(md.production_ps) + " ps); pass --data for a long reference run");
+    }
+    const torch::Tensor cart = to_tensor(frames);
+    space.emplace(MolecularFlowSpace::fit(InternalCoordinates::alanine_dipeptide(), cart));
+    const RowMatrix y_rows = to_matrix(space->to_flow(cart).first);
+    GeneratorOptions mo = cfg.model;
+    mo.potential.dim = static_cast<int>(space->dim());
+    mo.potential.n_particles = 0;
+    mo.potential.spatial_dim = 0;
+    model.emplace(mo, o.seed);
+    cfg.train.seed = o.seed;
+    cfg.train.progress = o.progress;
+    cfg.train.eval_every = 0;  // the running ESS needs Cartesian decoding; reported below instead
+    cfg.train.checkpoint = fs::path(o.out.string() + ".checkpoint.pt");
+    if (cfg.train.checkpoint_every == 0) cfg.train.checkpoint_every = std::max(1, cfg.train.iterations / 10);
+    cfg.train.resume = o.resume;
+    history = train(*model, target, &y_rows, cfg.train);
+    trained = true;
+  }
+  const MolecularFlowSpace& use_space = *space;
+  const torch::Tensor torsions = use_space.torsion_mask();
+
+  // Sample in y, decode, weight.
+  const double t_sample = wall_seconds();
+  const GeneratedSamples s = model->sample(cfg.samples, o.seed);
+  const torch::Tensor ys = to_tensor(s.x);
+  const auto dec = use_space.from_flow(ys);
+  torch::Tensor lq_y = torch::empty({s.log_q.size()}, torch::kFloat64);
+  std::copy(s.log_q.data(), s.log_q.data() + s.log_q.size(), lq_y.data_ptr<double>());
+  const torch::Tensor lq_cart = use_space.log_q_cartesian(lq_y, dec);
+  const RowMatrix x = to_matrix(dec.cartesian);
+  EnergyCounters counters;
+  Eigen::VectorXd u = target_energy_values(x, target, &counters);
+  const auto in_range = ((ys.index({torch::indexing::Slice(), torsions}) >= -M_PI) &
+                         (ys.index({torch::indexing::Slice(), torsions}) < M_PI)).all(1);
+  const auto keep = dec.valid & dec.chirality_ok & in_range;
+  Eigen::VectorXd log_q = to_vector(lq_cart);
+  const Eigen::VectorXd keep_v = to_vector(keep.to(torch::kFloat64));
+  std::size_t non_finite_u = 0;
+  Eigen::VectorXd lw(u.size());
+  std::size_t dropped = 0;
+  for (Eigen::Index i = 0; i < u.size(); ++i) {
+    if (!std::isfinite(u[i])) ++non_finite_u;
+    if (keep_v[i] == 0.0) ++dropped;
+    lw[i] = keep_v[i] != 0.0 && std::isfinite(u[i]) && std::isfinite(log_q[i])
+                ? -u[i] - log_q[i]
+                : -std::numeric_limits<double>::infinity();
+    if (!std::isfinite(log_q[i])) log_q[i] = std::numeric_limits<double>::quiet_NaN();
+  }
+  summary["molecular_generator"] = {
+      {"coordinates", "internal (alanine dipeptide Z-matrix), torsions as reals, weight 0 outside [-pi, pi)"},
+      {"flow_dim", use_space.dim()},
+      {"data", data_info},
+      {"zero_weight_domain_chirality_torsion", dropped},
+      {"wrong_chirality", (~dec.chirality_ok).sum().item<int64_t>()},
+      {"outside_domain", (~dec.valid).sum().item<int64_t>()},
+      {"torsion_out_of_range", (~in_range).sum().item<int64_t>()}};
+  summary["samples"] = cfg.samples;
+  summary["sampling_seconds"] = wall_seconds() - t_sample;
+  summary["importance"] = generator_importance_report(lw, non_finite_u, target);
+  if (trained)
+    summary["training"] = {{"options", cfg.train.to_json()},
+                           {"iterations", history.iterations_done},
+                           {"wall_seconds", history.wall_seconds},
+                           {"history", history.to_json()}};
+  nlohmann::json meta = {{"potential", o.potential.string()}, {"seed", o.seed},
+                         {"molecular_space", use_space.to_json()}};
+  model->save(run.path("model.pt"), meta);
+  if (trained) plot_training(run, history, notes);
+
+  RunOutputs out;
+  out.tool = "bg-sample";
+  out.potential_path = o.potential;
+  out.potential_name = pot.name;
+  out.target = &target;
+  out.options = {{"samples", cfg.samples}, {"generator", model->options().to_json()}};
+  out.seed = o.seed;
+  out.samples = &x;
+  out.reduced_energies = &u;
+  out.log_q = &log_q;
+  out.log_weights = &lw;
+  out.counts = {{"sampling_energy_evaluations", counters.evaluations.load()}};
+  out.timings = {{"training", trained ? history.wall_seconds : 0.0},
+                 {"sampling", summary["sampling_seconds"]},
+                 {"total_before_write", wall_seconds() - t_start}};
+  out.statistics = summary["importance"];
+  for (const auto& n : notes) out.notes.push_back(n.get<std::string>());
+  for (const auto& [k, v] : summary.items())
+    if (k != "tool" && k != "seed" && k != "threads") out.extra[k] = v;
+  nlohmann::json written = write_run(run, out);
+  run.commit();
+  return written;
+}
+
 }  // namespace
 
 nlohmann::json run_bg_sample(const BgSampleOptions& o) {
@@ -270,13 +412,14 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
 
   RowMatrix data;
   const bool have_data = !cfg.data.empty();
-  if (have_data) data = read_npy_matrix(cfg.data, target.dim());
 
   RunDirectory run(o.out);  // fails early when `out` cannot be written
   nlohmann::json summary = {{"tool", "bg-sample"},
                             {"target", target.describe()},
                             {"seed", o.seed},
                             {"threads", num_threads()}};
+  if (target.topology() != nullptr) return run_molecular(o, pot, cfg, run, summary, t_start);
+  if (have_data) data = read_npy_matrix(cfg.data, target.dim());
   nlohmann::json notes = nlohmann::json::array();
   const fs::path checkpoint = fs::path(o.out.string() + ".checkpoint.pt");
 
@@ -324,20 +467,13 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
   const GeneratedSamples s = model->sample(cfg.samples, o.seed);
   EnergyCounters counters;
   const Eigen::VectorXd u = target_energy_values(s.x, target, &counters);
-  Eigen::VectorXd lw(u.size());
-  for (Eigen::Index i = 0; i < u.size(); ++i)
-    lw[i] = std::isfinite(u[i]) && std::isfinite(s.log_q[i]) ? -u[i] - s.log_q[i]
-                                                             : -std::numeric_limits<double>::infinity();
+  std::size_t non_finite_u = 0;
+  const Eigen::VectorXd lw = log_importance_weights(u, s.log_q, &non_finite_u);
   summary["samples"] = cfg.samples;
   summary["sampling_seconds"] = wall_seconds() - t_sample;
   summary["sampling_energy_evaluations"] = counters.evaluations.load();
   summary["non_finite_energies"] = counters.non_finite.load();
-  summary["importance"] = importance_summary(lw);
-  if (auto lz = target.log_z()) {
-    summary["log_z_exact"] = *lz;
-    if (summary["importance"].contains("log_z"))
-      summary["log_z_error"] = summary["importance"]["log_z"].get<double>() - *lz;
-  }
+  summary["importance"] = generator_importance_report(lw, non_finite_u, target);
 
   nlohmann::json meta = {{"potential", o.potential.string()}, {"seed", o.seed}};
   if (trained) meta["training"] = {{"iterations", history.iterations_done},

@@ -28,6 +28,8 @@
 #include <Eigen/Core>
 #include <nlohmann/json.hpp>
 
+#include "boltzlab/targets/target.hpp"
+
 namespace boltzlab::generators {
 
 /// Flags of bg-sample. Optional fields override the potential file's "generator" section.
@@ -58,10 +60,11 @@ void set_generator_threads(int threads);
 /// with one clear line; nothing is left half-written (RunDirectory staging).
 nlohmann::json run_bg_sample(const BgSampleOptions& options);
 
-/// Importance-sampling summary of log-weights log w = −u − log q: normalized Kish
-/// ESS, the variant with the largest ⌈10⁻⁴ N⌉ log-weights clipped to the next
-/// largest, log Z = log mean w with its delta-method standard error
-/// sd(w)/(√N mean w), and the count of non-finite weights.
-nlohmann::json importance_summary(const Eigen::VectorXd& log_weights);
+/// The importance section of a generator run (estimators/report.hpp
+/// importance_report: Kish ESS, clipped ESS, PSIS k̂, log Z with its standard error,
+/// compared with the exact log Z when the target knows it). When no weight is finite
+/// the section says so instead of throwing.
+nlohmann::json generator_importance_report(const Eigen::VectorXd& log_weights, std::size_t non_finite_energies,
+                                           const Target& target);
 
 }  // namespace boltzlab::generators

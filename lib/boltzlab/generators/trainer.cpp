@@ -7,6 +7,7 @@
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/progress.hpp"
 #include "boltzlab/core/rng.hpp"
+#include "boltzlab/estimators/importance.hpp"
 #include "boltzlab/io/run_directory.hpp"
 
 namespace boltzlab::generators {
@@ -156,23 +157,6 @@ TrainHistory TrainHistory::from_json(const nlohmann::json& j) {
   return h;
 }
 
-double kish_ess_fraction(const Eigen::VectorXd& log_weights) {
-  const Eigen::Index n = log_weights.size();
-  if (n == 0) return 0.0;
-  double mx = -std::numeric_limits<double>::infinity();
-  for (Eigen::Index i = 0; i < n; ++i)
-    if (std::isfinite(log_weights[i])) mx = std::max(mx, log_weights[i]);
-  if (!std::isfinite(mx)) return 0.0;
-  double s1 = 0.0, s2 = 0.0;
-  for (Eigen::Index i = 0; i < n; ++i) {
-    if (!std::isfinite(log_weights[i])) continue;  // −inf (and NaN) weigh 0
-    const double w = std::exp(log_weights[i] - mx);
-    s1 += w;
-    s2 += w * w;
-  }
-  return s1 * s1 / (static_cast<double>(n) * s2);
-}
-
 namespace {
 
 void save_checkpoint(const std::filesystem::path& path, const BoltzmannGenerator& model,
@@ -200,7 +184,10 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
                    const TrainOptions& options) {
   const bool have_data = data != nullptr && data->rows() > 0;
   options.validate(have_data);
-  if (static_cast<int>(target.dim()) != model.dim())
+  // The target is only evaluated for the reverse KL and the running ESS; a model
+  // trained on data alone (λ = 1, e.g. in internal coordinates) may differ in dim.
+  const bool uses_target = options.weights.lambda < 1.0 || options.eval_every > 0;
+  if (uses_target && static_cast<int>(target.dim()) != model.dim())
     throw DomainError("train: target '" + target.name() + "' has dim " + std::to_string(target.dim()) +
                       ", the model " + std::to_string(model.dim()));
   if (have_data && data->cols() != model.dim())
@@ -362,8 +349,12 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
     if (options.eval_every > 0 && ((it + 1) % options.eval_every == 0 || last)) {
       const GeneratedSamples s = model.sample(options.eval_samples, options.seed ^ kEvalSeedMix);
       const Eigen::VectorXd u = target_energy_values(s.x, target, &counters, options.exec);
-      const Eigen::VectorXd lw = -u - s.log_q;
-      last_ess = kish_ess_fraction(lw);
+      // Running ESS on a small batch: a progress indicator only (reported ESS comes
+      // from >= 1e5 samples through the estimators in bg-sample / the benchmarks).
+      const Eigen::VectorXd lw = log_importance_weights(u, s.log_q);
+      last_ess = lw.maxCoeff() > -std::numeric_limits<double>::infinity()
+                     ? kish_ess(lw) / static_cast<double>(lw.size())
+                     : 0.0;
       history.eval_iteration.push_back(it + 1);
       history.eval_ess.push_back(last_ess);
     }
