@@ -3,6 +3,9 @@
 // batch 1024, d = 2, width 32, nTh = 2, float64) with boltzlab's LibTorch generator,
 // against the same formulation in PyTorch (benchmarks/otflow_torch.py via
 // /usr/bin/python3) run in the same invocation with the same thread count.
+// With --fused also times the hand-fused forward + adjoint (fused_otflow.hpp: same loss,
+// gradients checked against autograd in tests/generators/test_fused_otflow.cpp) followed
+// by the same Adam step as the PyTorch baseline.
 // Prints medians and the ratio; never asserts on time.
 #include <algorithm>
 #include <chrono>
@@ -18,6 +21,7 @@
 
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/generators/bg_run.hpp"
+#include "boltzlab/generators/fused_otflow.hpp"
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/target_bridge.hpp"
 #include "boltzlab/generators/trainer.hpp"
@@ -28,7 +32,7 @@ namespace bg = boltzlab::generators;
 int main(int argc, char** argv) {
   CLI::App app{"bench_bg_iteration"};
   int threads = 2, reps = 10, batch = 1024, width = 32, steps = 8, dim = 2, layers = 2;
-  bool skip_python = false;
+  bool skip_python = false, fused = false;
   int chunk = 256;
   app.add_option("--threads", threads, "threads (oneTBB, LibTorch, and PyTorch baseline)");
   app.add_option("--reps", reps, "timed iterations (median reported)");
@@ -39,6 +43,7 @@ int main(int argc, char** argv) {
   app.add_option("--layers", layers);
   app.add_option("--chunk", chunk, "batch rows per oneTBB task (TrainOptions::chunk_size)");
   app.add_flag("--skip-python", skip_python, "do not run the PyTorch baseline");
+  app.add_flag("--fused", fused, "also time the hand-fused forward + adjoint path (nTh = 2)");
   CLI11_PARSE(app, argc, argv);
 
   bg::set_generator_threads(threads);
@@ -77,6 +82,33 @@ int main(int argc, char** argv) {
   const double median = times[times.size() / 2];
   std::printf("boltzlab (LibTorch C++): median %.4f s, min %.4f s per iteration (loss %.4f, %d threads)\n",
               median, times.front(), loss, threads);
+
+  double fused_median = 0.0, fused_min = 0.0;
+  if (fused) {
+    bg::FusedOtFlowOptions fo;
+    fo.t_end = o.time;
+    fo.steps = steps;
+    fo.alpha_transport = t.weights.alpha_transport;
+    fo.alpha_hjb = t.weights.alpha_hjb;
+    fo.chunk_size = chunk;
+    auto& phi = *model.potential();
+    torch::optim::Adam adam(phi.parameters(), torch::optim::AdamOptions(1e-3));
+    std::vector<double> ft;
+    double floss = 0.0;
+    for (int it = 0; it <= reps; ++it) {
+      const auto t0 = std::chrono::steady_clock::now();
+      adam.zero_grad();
+      floss = bg::fused_otflow_backward(phi, data, fo).loss;
+      adam.step();
+      const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (it > 0) ft.push_back(sec);  // first: warm-up
+    }
+    std::sort(ft.begin(), ft.end());
+    fused_median = ft[ft.size() / 2];
+    fused_min = ft.front();
+    std::printf("boltzlab fused (hand adjoint, Eigen): median %.4f s, min %.4f s per iteration (loss %.4f, %d threads)\n",
+                fused_median, fused_min, floss, threads);
+  }
   if (skip_python) return 0;
 
   const std::string cmd = "/usr/bin/python3 " BOLTZLAB_SOURCE_DIR "/benchmarks/otflow_torch.py batch=" +
@@ -100,6 +132,9 @@ int main(int argc, char** argv) {
                 j.at("loss").get<double>());
     std::printf("speed-up (median): %.2fx   (min/min: %.2fx)\n", py / median,
                 j.at("min_seconds").get<double>() / times.front());
+    if (fused)
+      std::printf("fused speed-up (median): %.2fx   (min/min: %.2fx)\n", py / fused_median,
+                  j.at("min_seconds").get<double>() / fused_min);
   } catch (const std::exception& e) {
     std::cerr << "bench_bg_iteration: baseline output not understood: " << out << "\n";
     return 1;
