@@ -322,8 +322,8 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
     mo.potential.dim = static_cast<int>(space->dim());
     mo.potential.n_particles = 0;
     mo.potential.spatial_dim = 0;
-    // PERIODIC-MERGE mo.potential.periodic.clear();
-    // PERIODIC-MERGE for (const auto c : space->coordinates().torsion_indices()) mo.potential.periodic.push_back(static_cast<int>(c));
+    mo.potential.periodic.clear();
+    for (const auto c : space->coordinates().torsion_indices()) mo.potential.periodic.push_back(static_cast<int>(c));
     model.emplace(mo, o.seed);
     model->set_base(cfg.base == "uniform" ? BaseDensity(space->torsion_mask())
                                           : BaseDensity::fit_von_mises(y_data, space->torsion_mask()));

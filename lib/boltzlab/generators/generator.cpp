@@ -1,5 +1,6 @@
 #include "boltzlab/generators/generator.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -138,6 +139,12 @@ void BoltzmannGenerator::set_base(const BaseDensity& base) {
   std::vector<std::int64_t> cols;
   for (std::int64_t c = 0; c < mask.size(0); ++c)
     if (mask[c].item<bool>()) cols.push_back(c);
+  std::vector<std::int64_t> phi_periodic(options_.potential.periodic.begin(), options_.potential.periodic.end());
+  std::sort(phi_periodic.begin(), phi_periodic.end());
+  if (phi_periodic != cols)
+    throw DomainError("generator: the base's periodic columns (" + std::to_string(cols.size()) +
+                      ") differ from the potential's periodic columns (" + std::to_string(phi_periodic.size()) +
+                      "): a torus base needs a potential periodic in exactly those columns");
   for (const auto c : cols)
     if (shift_[c] != 0.0 || scale_[c] != 1.0)
       throw DomainError("generator: periodic column " + std::to_string(c) +
