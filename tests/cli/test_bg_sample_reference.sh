@@ -74,4 +74,24 @@ assert r["reference_frames"] == 10000 and r["model_samples"] == 400
 print("noise floor KL %.4f TV %.4f; model KL %.3f TV %.3f" % (r["forward_kl"]["noise_floor"],
       r["total_variation"]["noise_floor"], r["forward_kl"]["model"], r["total_variation"]["model"]))
 PY
+
+# iw-diag computes the same comparison from the run directory.
+if [ -x "$BIN/iw-diag" ]; then
+  "$BIN/iw-diag" --run "$T/run" --reference "$REF" --json --no-plots > "$T/iw.json" 2> "$T/iw.err" \
+    || { cat "$T/iw.err"; fail "iw-diag --reference failed"; }
+  /usr/bin/python3 - "$T/run/summary.json" "$T/iw.json" <<'PY' || fail "iw-diag and bg-sample disagree"
+import json, sys
+a = json.load(open(sys.argv[1]))["ramachandran_vs_reference"]
+b = json.load(open(sys.argv[2]))["ramachandran_vs_reference"]
+for k in ("forward_kl", "total_variation"):
+    for m in ("model", "noise_floor"):
+        assert abs(a[k][m] - b[k][m]) <= 1e-12 * max(1, abs(a[k][m])), (k, m, a[k][m], b[k][m])
+assert a["phi_positive"]["model"] == b["phi_positive"]["model"]
+PY
+  /usr/bin/python3 -c "import numpy as np; np.save('$T/lw.npy', np.zeros(50))"
+  "$BIN/iw-diag" --log-weights "$T/lw.npy" --reference "$REF" > /dev/null 2> "$T/iw.err" && fail "iw-diag accepted --reference without dihedrals"
+  grep -q "needs dihedrals" "$T/iw.err" || { cat "$T/iw.err"; fail "iw-diag: unclear message"; }
+  "$BIN/iw-diag" --run "$T/run" --reference "$T/wide.npy" > /dev/null 2> "$T/iw.err" && fail "iw-diag accepted a wide reference"
+  grep -q -- "--reference: .*wide.npy" "$T/iw.err" || { cat "$T/iw.err"; fail "iw-diag: unclear message for wide.npy"; }
+fi
 echo ok
