@@ -380,9 +380,12 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
   summary["samples"] = cfg.samples;
   summary["sampling_seconds"] = wall_seconds() - t_sample;
   summary["importance"] = generator_importance_report(lw, non_finite_u, target);
-  if (reference)
-    summary["ramachandran_vs_reference"] =
-        ramachandran_vs_reference(*target.topology(), x, &lw, *reference, cfg.reference_dihedrals.string());
+  if (reference) {
+    auto& r = summary["ramachandran_vs_reference"];
+    r = ramachandran_vs_reference(*target.topology(), x, &lw, *reference, cfg.reference_dihedrals.string());
+    // Record the training data: frames of the reference run itself make the comparison in-sample.
+    r["training_data"] = data_info.is_object() ? data_info.value("source", std::string()) : std::string("(loaded model)");
+  }
   if (trained)
     summary["training"] = {{"options", cfg.train.to_json()},
                            {"iterations", history.iterations_done},
