@@ -40,7 +40,10 @@ p = json.load(open(src)); base = os.path.dirname(os.path.abspath(src))
 for k in ("system", "pdb"):
     p["parameters"][k] = os.path.join(base, p["parameters"][k])
 g = p["generator"]
-g.update({"data": os.path.join(base, g["data"]), "iterations": 3, "warmup_iterations": 1, "lambda": 0.5,
+for k in ("data", "reference_dihedrals"):  # paths relative to the potential file
+    if k in g:
+        g[k] = os.path.join(base, g[k])
+g.update({ "iterations": 3, "warmup_iterations": 1, "lambda": 0.5,
           "batch_size": 32, "chunk_size": 16, "eval_every": 2, "eval_samples": 64, "samples": 200,
           "base": "uniform"})
 json.dump(p, open(dst, "w"))

@@ -11,6 +11,7 @@
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/estimators/importance.hpp"
+#include "boltzlab/estimators/ramachandran_compare.hpp"
 #include "boltzlab/estimators/report.hpp"
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/internal_coordinates.hpp"
@@ -85,6 +86,8 @@ struct GeneratorConfig {
   GeneratorOptions model;
   TrainOptions train;
   fs::path data;
+  fs::path reference_dihedrals;  ///< reference φ/ψ (.npy N×2) for summary["ramachandran_vs_reference"]
+  std::string reference_field;   ///< where it was given (for error messages)
   std::optional<Eigen::VectorXd> scale, shift;
   std::string base = "von_mises";  ///< molecules: torsion base "von_mises" (fitted to the data) or "uniform"
   long long samples = 100000;
@@ -125,6 +128,16 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   c.model.steps = static_cast<int>(r.get_int("steps", 8));
   c.model.sample_steps = static_cast<int>(r.get_int("sample_steps", c.model.steps));
   if (r.has("data")) c.data = pot.path.parent_path() / r.get_string("data");
+  if (r.has("reference_dihedrals")) {
+    c.reference_dihedrals = pot.path.parent_path() / r.get_string("reference_dihedrals");
+    c.reference_field = pot.path.string() + ": generator.reference_dihedrals";
+  }
+  if (!flags.reference.empty()) {
+    c.reference_dihedrals = flags.reference;
+    c.reference_field = "--reference";
+  }
+  if (!c.reference_dihedrals.empty() && target.topology() == nullptr)
+    throw ConfigError(c.reference_field + ": reference dihedrals need a molecular target (with a topology)");
   if (r.has("scale")) c.scale = read_vector_or_scalar(r, "scale", dim);
   if (r.has("shift")) c.shift = read_vector_or_scalar(r, "shift", dim);
   c.samples = r.get_int("samples", 100000);
@@ -277,6 +290,9 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
     throw ConfigError(pot.path.string() + ": generator: internal coordinates are defined for alanine "
                       "dipeptide (22 atoms) only");
   nlohmann::json notes = nlohmann::json::array();
+  std::optional<RowMatrix> reference;  // read before training: bad input fails early
+  if (!cfg.reference_dihedrals.empty())
+    reference = read_reference_dihedrals(cfg.reference_dihedrals, cfg.reference_field);
   std::optional<MolecularFlowSpace> space;
   std::optional<BoltzmannGenerator> model;
   TrainHistory history;
@@ -383,6 +399,12 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
   summary["samples"] = cfg.samples;
   summary["sampling_seconds"] = wall_seconds() - t_sample;
   summary["importance"] = generator_importance_report(lw, non_finite_u, target);
+  if (reference) {
+    auto& r = summary["ramachandran_vs_reference"];
+    r = ramachandran_vs_reference(*target.topology(), x, &lw, *reference, cfg.reference_dihedrals.string());
+    // Record the training data: frames of the reference run itself make the comparison in-sample.
+    r["training_data"] = data_info.is_object() ? data_info.value("source", std::string()) : std::string("(loaded model)");
+  }
   if (trained)
     summary["training"] = {{"options", cfg.train.to_json()},
                            {"iterations", history.iterations_done},
