@@ -345,6 +345,16 @@ int main(int argc, char** argv) {
       const Eigen::VectorXd lq = model.log_q(held_out);
       r["heldout_nll"] = -lq.mean();
       r["heldout_count"] = held_out.rows();
+      if (auto lz = target.log_z()) {
+        // KL(π‖q) = E_π[log π − log q] = E_π[−u − log q] − log Z on the held-out draws,
+        // with its standard error from the per-sample spread.
+        const Eigen::VectorXd uh = bg::target_energy_values(held_out, target, nullptr);
+        const Eigen::ArrayXd term = -uh.array() - lq.array() - *lz;
+        const double m = term.mean();
+        const double sd = std::sqrt((term - m).square().sum() / (term.size() - 1.0));
+        r["heldout_forward_kl"] = m;
+        r["heldout_forward_kl_se"] = sd / std::sqrt(static_cast<double>(term.size()));
+      }
     }
     // Path costs on 4096 generated trajectories and the integration error of fewer
     // RK4 steps against 4·steps (NFE = 4 per step).
