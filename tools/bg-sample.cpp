@@ -22,6 +22,9 @@ void setup(CLI::App& app, boltzlab::generators::BgSampleOptions& o) {
   app.add_option("--seed", o.seed, "seed (training, base draws)");
   app.add_option("--threads", o.threads, "threads for oneTBB and LibTorch (0: all cores)");
   app.add_option("--evaluate", o.evaluate, "configurations (.npy) whose log q to write (needs --model)");
+  app.add_option("--reference", o.reference,
+                 "reference phi/psi (.npy, N x 2, radians) of a long MD run of the same system: "
+                 "Ramachandran KL/TV and phi>0 population in summary.json (overrides generator.reference_dihedrals)");
   app.add_option("--iterations", o.iterations, "override generator.iterations");
   app.add_option("--preset", o.preset, "override generator.preset (cnf, ot-flow, bg, ot-bg)");
   app.add_option("--lambda", o.lambda, "override generator.lambda (weight of the forward KL)");

@@ -11,6 +11,7 @@
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/estimators/iw_diag.hpp"
+#include "boltzlab/estimators/ramachandran_compare.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/io/run_directory.hpp"
 #include "boltzlab/targets/dihedrals.hpp"
@@ -22,7 +23,7 @@ using namespace boltzlab;
 namespace {
 
 struct Options {
-  fs::path run, log_weights, chains, samples, log_q, potential, out;
+  fs::path run, log_weights, chains, samples, log_q, potential, out, reference;
   IwDiagOptions analysis;
   std::string fes_columns = "0,1";
   bool interacting = false, independent = false, no_plots = false, print_json = false;
@@ -41,6 +42,9 @@ void setup(CLI::App& app, Options& o) {
   app.add_option("--samples", o.samples, "samples, shape (N, d); with --log-q and --potential u is evaluated here");
   app.add_option("--log-q", o.log_q, "proposal log-densities log q(x_i), shape (N,) (needs --samples, --potential)");
   app.add_option("--potential", o.potential, "potential file to evaluate u(x) of --samples");
+  app.add_option("--reference", o.reference,
+                 "reference MD phi/psi (.npy, N x 2, radians): Ramachandran KL/TV vs the reference, their "
+                 "noise floor (half vs half) and the phi>=0 population");
   app.add_option("--out", o.out, "output directory (summary.json, arrays, plots), written atomically");
   app.add_option("--r-eff", o.analysis.r_eff, "relative efficiency ESS/S of the draws for PSIS")->capture_default_str();
   app.add_option("--clip-fraction", o.analysis.clip_fraction, "fraction of largest log-weights clipped for the clipped ESS")
@@ -146,6 +150,10 @@ int run(const Options& o) {
     in.chains = read_chains_npy(o.chains);
     in.chains_source = o.chains.string();
     in.description += (in.description.empty() ? "" : ", ") + std::string("chains ") + o.chains.string();
+  }
+  if (!o.reference.empty()) {
+    in.reference_dihedrals = read_reference_dihedrals(o.reference, "iw-diag: --reference");
+    in.reference_source = o.reference.string();
   }
   if (o.interacting) in.interacting = true;
   if (o.independent) in.interacting = false;

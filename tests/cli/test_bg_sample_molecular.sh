@@ -23,7 +23,7 @@ assert x.shape == (300, 66)
 m = s["molecular_generator"]
 assert m["flow_dim"] == 60 and m["data"]["frames"] == 10000  # the shipped 10 ns reference (generator.data)
 zero = ~np.isfinite(lw)
-assert zero.sum() >= m["zero_weight_domain_chirality_torsion"]
+assert zero.sum() >= m["zero_weight_domain_chirality"]
 ok = np.isfinite(lw)
 assert np.allclose(lw[ok], -u[ok] - lq[ok], atol=1e-9)
 assert "molecular" in s
@@ -31,4 +31,37 @@ PY
 "$BIN/bg-sample" --potential "$P" --model "$T/run/model.pt" --out "$T/again" --samples 300 --no-progress 2>/dev/null \
   || fail "reload failed"
 cmp -s "$T/run/samples.npy" "$T/again/samples.npy" || fail "reloaded model gives different samples"
+# Two-stage schedule with reverse KL through the internal-coordinate map (1 warm-up step,
+# then lambda = 0.5) and the running ESS; uniform torsion base.
+/usr/bin/python3 - "$P" "$T/mixed.json" <<'PY' || fail "cannot write the mixed-schedule potential"
+import json, os, sys
+src, dst = sys.argv[1], sys.argv[2]
+p = json.load(open(src)); base = os.path.dirname(os.path.abspath(src))
+for k in ("system", "pdb"):
+    p["parameters"][k] = os.path.join(base, p["parameters"][k])
+g = p["generator"]
+for k in ("data", "reference_dihedrals"):  # paths relative to the potential file
+    if k in g:
+        g[k] = os.path.join(base, g[k])
+g.update({ "iterations": 3, "warmup_iterations": 1, "lambda": 0.5,
+          "batch_size": 32, "chunk_size": 16, "eval_every": 2, "eval_samples": 64, "samples": 200,
+          "base": "uniform"})
+json.dump(p, open(dst, "w"))
+PY
+"$BIN/bg-sample" --potential "$T/mixed.json" --out "$T/mixed" --threads 2 --no-progress 2> "$T/log2" \
+  || { cat "$T/log2"; fail "mixed-schedule run failed"; }
+/usr/bin/python3 - "$T/mixed" <<'PY' || fail "mixed-schedule summary inconsistent"
+import json, sys, math
+s = json.load(open(sys.argv[1] + "/summary.json"))
+t = s["training"]; h = t["history"]
+assert t["options"]["warmup_iterations"] == 1 and t["options"]["weights"]["lambda"] == 0.5
+assert h["reverse_kl"][0] is None and h["reverse_kl"][1] is not None  # warm-up step: forward KL only
+# 2 reverse-KL steps of 32 draws minus the masked ones, plus 2 running-ESS batches of 64
+# (valid draws only): every energy is counted, none outside those.
+n_rev = 2 * 32 - t["invalid_reverse_kl_draws"]
+assert n_rev < t["energy_evaluations"] <= n_rev + 2 * 64
+assert h["eval_iteration"] == [2, 3] and all(0 <= e <= 1 for e in h["eval_ess"])
+assert s["molecular_generator"]["base"] == "uniform"
+assert s["counts"]["energy_evaluations"] >= t["energy_evaluations"] + 200 - s["molecular_generator"]["zero_weight_domain_chirality"]
+PY
 echo ok

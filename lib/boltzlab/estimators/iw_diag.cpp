@@ -1,4 +1,5 @@
 #include "boltzlab/estimators/iw_diag.hpp"
+#include "boltzlab/estimators/ramachandran_compare.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -434,6 +435,18 @@ nlohmann::json iw_diagnose(const IwDiagInput& in, const IwDiagOptions& options, 
         }
       }
     }
+  }
+
+  // ---- comparison with reference MD dihedrals
+  if (in.reference_dihedrals) {
+    if (!in.dihedrals)
+      throw DomainError("iw-diag: --reference needs dihedrals (dihedrals.npy of a molecular run, or --samples "
+                        "with a molecular --potential)");
+    nlohmann::json r = {{"reference", in.reference_source}};
+    r.update(compare_ramachandran(in.dihedrals->col(0), in.dihedrals->col(1), lw ? &*lw : nullptr,
+                                  *in.reference_dihedrals)
+                 .to_json());
+    s["ramachandran_vs_reference"] = r;
   }
 
   // ---- region free-energy difference

@@ -13,6 +13,10 @@
 /// diagnostics; summary.json for kT, the exact log Z and the flow
 /// (interacting-particle flows are flagged).
 ///
+/// With reference dihedrals (--reference) the (weighted) φ/ψ are compared with the
+/// reference MD run: forward KL, total variation, their noise floor and the φ ≥ 0
+/// population (summary["ramachandran_vs_reference"]).
+///
 /// Output files: summary.json (see report.hpp for the keys), psis_log_weights.npy,
 /// weight_distribution.png, ess_curve.png, and free_energy.npy (+ _stderr) with
 /// free_energy.png (2-D) or ramachandran_free_energy.png (molecules).
@@ -39,6 +43,10 @@ struct IwDiagInput {
   std::optional<Eigen::VectorXd> log_q;
   std::optional<RowMatrix> samples;              ///< N×d, for the generic free-energy surface
   std::optional<RowMatrix> dihedrals;            ///< N×2 (φ, ψ) radians: Ramachandran free energy
+  /// N×2 (φ, ψ) radians of a reference MD run (--reference): summary["ramachandran_vs_reference"]
+  /// (estimators/ramachandran_compare.hpp); needs `dihedrals`
+  std::optional<RowMatrix> reference_dihedrals;
+  std::string reference_source;                  ///< where the reference came from
   std::optional<ChainArray> chains;
   std::vector<std::string> chain_names;          ///< parameter names (default x0, x1, ...)
   std::string chains_source;                     ///< e.g. "frames.npy (particles as chains)"

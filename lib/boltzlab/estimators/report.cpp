@@ -269,6 +269,20 @@ std::string format_report(const nlohmann::json& s) {
       o << "  (populations " << num(d["population_a"]) << " / " << num(d["population_b"]) << ")\n";
     }
   }
+  if (s.contains("ramachandran_vs_reference") && s["ramachandran_vs_reference"].contains("forward_kl")) {
+    const auto& r = s["ramachandran_vs_reference"];
+    const auto& pm = r["phi_positive"]["model"];
+    const auto& pr = r["phi_positive"]["reference"];
+    o << "\nRamachandran vs reference " << r.value("reference", std::string()) << " (" << num(r["reference_frames"])
+      << " frames; noise floor: first vs second half)\n";
+    o << "  " << pad("forward KL, 64² bins", 24) << num(r["forward_kl"]["model"]) << "  (noise floor "
+      << num(r["forward_kl"]["noise_floor"]) << ")\n";
+    o << "  " << pad("TV, 100² bins", 24) << num(r["total_variation"]["model"]) << "  (noise floor "
+      << num(r["total_variation"]["noise_floor"]) << ")\n";
+    o << "  " << pad("φ ≥ 0 population", 24) << num(pm["mean"]) << " ± " << num(pm["standard_error"], 2)
+      << "  (reference " << num(pr["mean"]) << " ± " << num(pr["standard_error"], 2) << ", z " << num(r["phi_positive"]["z"], 3)
+      << ")\n";
+  }
   if (s.contains("plots") && s["plots"].is_object() && !s["plots"].empty()) {
     o << "\nPlots:";
     for (const auto& [name, status] : s["plots"].items()) {

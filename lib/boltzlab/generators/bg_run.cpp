@@ -11,6 +11,7 @@
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/estimators/importance.hpp"
+#include "boltzlab/estimators/ramachandran_compare.hpp"
 #include "boltzlab/estimators/report.hpp"
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/internal_coordinates.hpp"
@@ -85,7 +86,10 @@ struct GeneratorConfig {
   GeneratorOptions model;
   TrainOptions train;
   fs::path data;
+  fs::path reference_dihedrals;  ///< reference φ/ψ (.npy N×2) for summary["ramachandran_vs_reference"]
+  std::string reference_field;   ///< where it was given (for error messages)
   std::optional<Eigen::VectorXd> scale, shift;
+  std::string base = "von_mises";  ///< molecules: torsion base "von_mises" (fitted to the data) or "uniform"
   long long samples = 100000;
 };
 
@@ -124,9 +128,25 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   c.model.steps = static_cast<int>(r.get_int("steps", 8));
   c.model.sample_steps = static_cast<int>(r.get_int("sample_steps", c.model.steps));
   if (r.has("data")) c.data = pot.path.parent_path() / r.get_string("data");
+  if (r.has("reference_dihedrals")) {
+    c.reference_dihedrals = pot.path.parent_path() / r.get_string("reference_dihedrals");
+    c.reference_field = pot.path.string() + ": generator.reference_dihedrals";
+  }
+  if (!flags.reference.empty()) {
+    c.reference_dihedrals = flags.reference;
+    c.reference_field = "--reference";
+  }
+  if (!c.reference_dihedrals.empty() && target.topology() == nullptr)
+    throw ConfigError(c.reference_field + ": reference dihedrals need a molecular target (with a topology)");
   if (r.has("scale")) c.scale = read_vector_or_scalar(r, "scale", dim);
   if (r.has("shift")) c.shift = read_vector_or_scalar(r, "shift", dim);
   c.samples = r.get_int("samples", 100000);
+  const bool is_molecular = target.topology() != nullptr;
+  if (r.has("base")) {
+    if (!is_molecular) r.fail("base", "is only used for molecular targets (torsion base)");
+    c.base = r.get_string("base");
+    if (c.base != "von_mises" && c.base != "uniform") r.fail("base", "must be \"von_mises\" or \"uniform\"");
+  }
   c.md.equilibration_ps = r.get_double("md_equilibration_ps", c.md.equilibration_ps);
   c.md.production_ps = r.get_double("md_production_ps", c.md.production_ps);
   c.md.frame_interval_ps = r.get_double("md_frame_interval_ps", c.md.frame_interval_ps);
@@ -250,11 +270,15 @@ nlohmann::json run_evaluate(const BgSampleOptions& o) {
 
 
 /// Molecular targets: the flow lives on normalized internal coordinates y (3n − 6)
-/// of MolecularFlowSpace (generators/internal_coordinates.hpp) and is trained on data
-/// (λ = 1: forward KL of MD frames; reverse KL in internal coordinates is not wired
-/// yet). Torsion columns of y are treated as real numbers with the Gaussian base; a
-/// sample whose torsions leave [−π, π) gets weight 0, which keeps the estimators
-/// exact (E_q[w·1_in] = ∫_in e^{−u}), at the price of the discarded mass.
+/// of MolecularFlowSpace (generators/internal_coordinates.hpp), a Boltzmann generator
+/// on ℝ^{2n−3} × T^{n−3}: Φ is 2π-periodic in the torsion columns
+/// (OtPotentialOptions::periodic), the base is a standard normal on the bonds/angles
+/// times a von Mises (fitted to the data; "base": "von_mises") or uniform ("uniform")
+/// density on the torsions, and samples are wrapped into [−π, π) — exact densities on
+/// the torus (generator.hpp). Training: λ·forward KL on the data frames (in y) +
+/// (1 − λ)·reverse KL through the map y → x (FlowSpaceMap: log π_y = −u(x(y)) + L(y)),
+/// with outside-domain and wrong-chirality draws masked out and counted; the running
+/// ESS uses the same map. Weights: −∞ outside the domain and for the wrong enantiomer.
 /// Without --data/generator.data a short Langevin MD run (targets/openmm_md.hpp)
 /// from the target's initial positions provides the frames.
 nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, GeneratorConfig& cfg,
@@ -265,10 +289,10 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
   if (target.topology() == nullptr || target.topology()->atoms() != 22)
     throw ConfigError(pot.path.string() + ": generator: internal coordinates are defined for alanine "
                       "dipeptide (22 atoms) only");
-  if (cfg.train.weights.lambda < 1.0)
-    throw ConfigError(pot.path.string() + ": generator.lambda is " + std::to_string(cfg.train.weights.lambda) +
-                      ": molecular targets are trained on data only (lambda = 1) in this version");
   nlohmann::json notes = nlohmann::json::array();
+  std::optional<RowMatrix> reference;  // read before training: bad input fails early
+  if (!cfg.reference_dihedrals.empty())
+    reference = read_reference_dihedrals(cfg.reference_dihedrals, cfg.reference_field);
   std::optional<MolecularFlowSpace> space;
   std::optional<BoltzmannGenerator> model;
   TrainHistory history;
@@ -308,23 +332,36 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
     }
     const torch::Tensor cart = to_tensor(frames);
     space.emplace(MolecularFlowSpace::fit(InternalCoordinates::alanine_dipeptide(), cart));
-    const RowMatrix y_rows = to_matrix(space->to_flow(cart).first);
+    const torch::Tensor y_data = space->to_flow(cart).first;
+    const RowMatrix y_rows = to_matrix(y_data);
     GeneratorOptions mo = cfg.model;
     mo.potential.dim = static_cast<int>(space->dim());
     mo.potential.n_particles = 0;
     mo.potential.spatial_dim = 0;
+    mo.potential.periodic.clear();
+    for (const auto c : space->coordinates().torsion_indices()) mo.potential.periodic.push_back(static_cast<int>(c));
     model.emplace(mo, o.seed);
+    model->set_base(cfg.base == "uniform" ? BaseDensity(space->torsion_mask())
+                                          : BaseDensity::fit_von_mises(y_data, space->torsion_mask()));
     cfg.train.seed = o.seed;
     cfg.train.progress = o.progress;
-    cfg.train.eval_every = 0;  // the running ESS needs Cartesian decoding; reported below instead
     cfg.train.checkpoint = fs::path(o.out.string() + ".checkpoint.pt");
     if (cfg.train.checkpoint_every == 0) cfg.train.checkpoint_every = std::max(1, cfg.train.iterations / 10);
     cfg.train.resume = o.resume;
-    history = train(*model, target, &y_rows, cfg.train);
+    const MolecularFlowSpace* sp = &*space;
+    FlowSpaceMap map;
+    map.map = [sp](const torch::Tensor& y) {
+      const auto d = sp->from_flow(y);
+      return FlowSpaceImage{d.cartesian, d.logdet, d.valid & d.chirality_ok};
+    };
+    history = train(*model, target, &y_rows, cfg.train, &map);
     trained = true;
   }
   const MolecularFlowSpace& use_space = *space;
-  const torch::Tensor torsions = use_space.torsion_mask();
+  if (model->base() == nullptr || !torch::equal(model->base()->torsion_mask(), use_space.torsion_mask()))
+    throw ConfigError((o.model.empty() ? pot.path.string() : o.model.string()) +
+                      ": molecular model without a torus base on the torsion columns (saved by an older "
+                      "version?); retrain it");
 
   // Sample in y, decode, weight.
   const double t_sample = wall_seconds();
@@ -337,9 +374,7 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
   const RowMatrix x = to_matrix(dec.cartesian);
   EnergyCounters counters;
   Eigen::VectorXd u = target_energy_values(x, target, &counters);
-  const auto in_range = ((ys.index({torch::indexing::Slice(), torsions}) >= -M_PI) &
-                         (ys.index({torch::indexing::Slice(), torsions}) < M_PI)).all(1);
-  const auto keep = dec.valid & dec.chirality_ok & in_range;
+  const auto keep = dec.valid & dec.chirality_ok;
   Eigen::VectorXd log_q = to_vector(lq_cart);
   const Eigen::VectorXd keep_v = to_vector(keep.to(torch::kFloat64));
   std::size_t non_finite_u = 0;
@@ -354,19 +389,29 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
     if (!std::isfinite(log_q[i])) log_q[i] = std::numeric_limits<double>::quiet_NaN();
   }
   summary["molecular_generator"] = {
-      {"coordinates", "internal (alanine dipeptide Z-matrix), torsions as reals, weight 0 outside [-pi, pi)"},
+      {"coordinates", "internal (alanine dipeptide Z-matrix), torsions periodic (flow on R^41 x T^19)"},
+      {"base", model->base()->von_mises() ? "von_mises" : "uniform"},
       {"flow_dim", use_space.dim()},
       {"data", data_info},
-      {"zero_weight_domain_chirality_torsion", dropped},
+      {"zero_weight_domain_chirality", dropped},
       {"wrong_chirality", (~dec.chirality_ok).sum().item<int64_t>()},
-      {"outside_domain", (~dec.valid).sum().item<int64_t>()},
-      {"torsion_out_of_range", (~in_range).sum().item<int64_t>()}};
+      {"outside_domain", (~dec.valid).sum().item<int64_t>()}};
   summary["samples"] = cfg.samples;
   summary["sampling_seconds"] = wall_seconds() - t_sample;
   summary["importance"] = generator_importance_report(lw, non_finite_u, target);
+  if (reference) {
+    auto& r = summary["ramachandran_vs_reference"];
+    r = ramachandran_vs_reference(*target.topology(), x, &lw, *reference, cfg.reference_dihedrals.string());
+    // Record the training data: frames of the reference run itself make the comparison in-sample.
+    r["training_data"] = data_info.is_object() ? data_info.value("source", std::string()) : std::string("(loaded model)");
+  }
   if (trained)
     summary["training"] = {{"options", cfg.train.to_json()},
                            {"iterations", history.iterations_done},
+                           {"energy_evaluations", history.energy_evaluations},
+                           {"invalid_reverse_kl_draws", history.invalid},
+                           {"non_finite_energies", history.non_finite},
+                           {"cut_energies", history.cut},
                            {"wall_seconds", history.wall_seconds},
                            {"history", history.to_json()}};
   nlohmann::json meta = {{"potential", o.potential.string()}, {"seed", o.seed},
@@ -385,7 +430,8 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
   out.reduced_energies = &u;
   out.log_q = &log_q;
   out.log_weights = &lw;
-  out.counts = {{"sampling_energy_evaluations", counters.evaluations.load()}};
+  out.counts = {{"energy_evaluations", (trained ? history.energy_evaluations : 0) + counters.evaluations.load()},
+                {"sampling_energy_evaluations", counters.evaluations.load()}};
   out.timings = {{"training", trained ? history.wall_seconds : 0.0},
                  {"sampling", summary["sampling_seconds"]},
                  {"total_before_write", wall_seconds() - t_start}};

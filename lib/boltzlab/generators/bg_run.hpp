@@ -3,7 +3,7 @@
 /// The logic of the `bg-sample` tool (the tool itself only parses flags):
 ///
 ///   bg-sample --potential P.json [--model M] [--samples N] [--data D.npy] [--out DIR]
-///             [--seed S] [--threads T]
+///             [--seed S] [--threads T] [--reference R.npy]
 ///     trains an OT-Boltzmann generator on P (settings from P's "generator" section,
 ///     overridable by flags) unless a model is given, samples N configurations with
 ///     exact log q, and writes the run directory: samples.npy, log_q.npy,
@@ -17,9 +17,16 @@
 /// "generator" section keys (all optional): model — "width", "layers", "rank",
 /// "time", "steps", "sample_steps"; data/standardization — "data" (.npy relative to
 /// the potential file), "scale" (number or array), "shift" (array); run — "samples";
+/// evaluation (molecules) — "reference_dihedrals" (.npy N×2 φ/ψ in radians of a long
+/// reference MD run of the same system, relative to the potential file; --reference
+/// overrides it): summary.json gets "ramachandran_vs_reference" (forward KL and TV
+/// against the reference, their noise floor, the φ ≥ 0 population with errors);
 /// training — see TrainOptions::read ("preset", "lambda", "alpha_transport",
-/// "alpha_hjb", "iterations", "batch_size", "learning_rate", ...). Unknown keys are
-/// rejected naming the file.
+/// "alpha_hjb", "iterations", "warmup_iterations", "batch_size", "learning_rate", ...);
+/// molecules — "base": "von_mises" (default: per-torsion von Mises fitted to the data)
+/// or "uniform" (torsion base of the flow on ℝ^{2n−3} × T^{n−3}). A two-stage schedule
+/// is "warmup_iterations": K with "lambda": λ < 1: K steps of forward KL on the data,
+/// then λ·forward + (1−λ)·reverse KL. Unknown keys are rejected naming the file.
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -38,6 +45,9 @@ struct BgSampleOptions {
   std::filesystem::path model;      ///< trained model (empty: train)
   std::filesystem::path data;       ///< samples of π for the forward KL (empty: generator.data)
   std::filesystem::path evaluate;   ///< configurations for log q (evaluate mode)
+  /// reference φ/ψ (.npy N×2, radians) overriding generator.reference_dihedrals:
+  /// summary["ramachandran_vs_reference"] (estimators/ramachandran_compare.hpp)
+  std::filesystem::path reference;
   std::filesystem::path out = "bg-run";  ///< run directory
   std::optional<long long> samples;       ///< N (default generator.samples or 100000)
   std::uint64_t seed = 1;

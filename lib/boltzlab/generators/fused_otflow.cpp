@@ -252,7 +252,9 @@ void FusedOtFlowOptions::validate() const {
     throw ConfigError("fused_otflow: alpha_transport and alpha_hjb must be >= 0");
 }
 
-bool fused_otflow_supports(const OtPotentialOptions& o) { return o.layers == 2 && o.n_particles == 0; }
+bool fused_otflow_supports(const OtPotentialOptions& o) {
+  return o.layers == 2 && o.n_particles == 0 && o.periodic.empty();
+}
 
 FusedOtFlowResult fused_otflow_loss(OtPotentialImpl& phi, const RowMatrix& x,
                                     const FusedOtFlowOptions& options) {

@@ -25,7 +25,7 @@
 /// do not depend on the thread count. The gradients are checked against LibTorch
 /// autograd through cnf.hpp's integrate() in tests/generators/test_fused_otflow.cpp.
 ///
-/// Scope: nTh = 2, no centre-of-mass projection (n_particles = 0); otherwise
+/// Scope: nTh = 2, no centre-of-mass projection (n_particles = 0), no periodic columns; otherwise
 /// supports() is false and the caller must use the autograd path.
 #include <vector>
 

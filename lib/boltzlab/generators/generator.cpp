@@ -1,5 +1,6 @@
 #include "boltzlab/generators/generator.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -15,6 +16,7 @@ namespace boltzlab::generators {
 namespace {
 const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
 constexpr double kLog2Pi = 1.8378770664093454835606594728112;
+constexpr double kPi = 3.14159265358979323846;
 
 torch::Tensor vector_tensor(const Eigen::VectorXd& v) {
   auto t = torch::empty({v.size()}, kF64);
@@ -74,6 +76,10 @@ void BoltzmannGenerator::set_standardization(const Eigen::VectorXd& shift, const
     if (shift.cwiseAbs().maxCoeff() != 0.0 || scale.maxCoeff() != scale.minCoeff())
       throw DomainError("generator: particle systems need shift 0 and an isotropic scale");
   }
+  for (const auto c : periodic_columns_)
+    if (shift[c] != 0.0 || scale[c] != 1.0)
+      throw DomainError("generator: periodic column " + std::to_string(c) +
+                        " needs the identity standardization (shift 0, scale 1)");
   shift_ = shift;
   scale_ = scale;
   shift_t_ = vector_tensor(shift_);
@@ -97,11 +103,15 @@ void BoltzmannGenerator::standardize_from_data(const RowMatrix& data) {
     set_standardization(Eigen::VectorXd::Zero(dim()), Eigen::VectorXd::Constant(dim(), rms));
     return;
   }
-  const Eigen::VectorXd mean = data.colwise().mean().transpose();
+  Eigen::VectorXd mean = data.colwise().mean().transpose();
   Eigen::VectorXd sd(dim());
   for (int k = 0; k < dim(); ++k) {
     const double var = (data.col(k).array() - mean[k]).square().sum() / (n - 1.0);
     sd[k] = var > 0.0 ? std::sqrt(var) : 1.0;
+  }
+  for (const auto c : periodic_columns_) {  // angles stay angles
+    mean[c] = 0.0;
+    sd[c] = 1.0;
   }
   set_standardization(mean, sd);
 }
@@ -119,8 +129,34 @@ torch::Tensor BoltzmannGenerator::from_flow_space(const torch::Tensor& y) const 
   return y * scale_t_ + shift_t_;
 }
 
+void BoltzmannGenerator::set_base(const BaseDensity& base) {
+  const auto& mask = base.torsion_mask();
+  if (mask.dim() != 1 || mask.size(0) != dim())
+    throw DomainError("generator: base density has " + std::to_string(mask.numel()) + " columns, the model " +
+                      std::to_string(dim()));
+  if (options_.potential.n_particles > 0)
+    throw DomainError("generator: a torus base is not available for particle systems");
+  std::vector<std::int64_t> cols;
+  for (std::int64_t c = 0; c < mask.size(0); ++c)
+    if (mask[c].item<bool>()) cols.push_back(c);
+  std::vector<std::int64_t> phi_periodic(options_.potential.periodic.begin(), options_.potential.periodic.end());
+  std::sort(phi_periodic.begin(), phi_periodic.end());
+  if (phi_periodic != cols)
+    throw DomainError("generator: the base's periodic columns (" + std::to_string(cols.size()) +
+                      ") differ from the potential's periodic columns (" + std::to_string(phi_periodic.size()) +
+                      "): a torus base needs a potential periodic in exactly those columns");
+  for (const auto c : cols)
+    if (shift_[c] != 0.0 || scale_[c] != 1.0)
+      throw DomainError("generator: periodic column " + std::to_string(c) +
+                        " needs the identity standardization (shift 0, scale 1)");
+  base_.emplace(base);
+  periodic_columns_ = std::move(cols);
+  periodic_mask_ = mask.to(torch::kBool).clone();
+}
+
 torch::Tensor BoltzmannGenerator::base_sample(std::int64_t n, std::uint64_t seed,
                                               std::int64_t first_index) const {
+  if (base_) return base_->sample(n, seed, first_index);
   const int d = dim();
   auto z = torch::empty({n, d}, kF64);
   double* p = z.data_ptr<double>();
@@ -134,6 +170,7 @@ torch::Tensor BoltzmannGenerator::base_sample(std::int64_t n, std::uint64_t seed
 }
 
 torch::Tensor BoltzmannGenerator::base_log_density(const torch::Tensor& z) const {
+  if (base_) return base_->log_prob(z);
   // On the centre-of-mass-free subspace |z| is the norm in orthonormal coordinates.
   return -0.5 * (z * z).sum(1) - 0.5 * degrees_of_freedom() * kLog2Pi;
 }
@@ -179,7 +216,10 @@ GeneratedSamples BoltzmannGenerator::sample(std::int64_t n, std::uint64_t seed, 
     const std::int64_t m = std::min(chunk, n - b);
     const auto z = base_sample(m, seed, b);
     const FlowBatch f = forward(z, options_.sample_steps, false);
-    out.x.middleRows(b, m) = to_matrix(f.x);
+    torch::Tensor x = f.x;
+    if (base_)  // wrap the periodic columns into [−π, π) (exact: see the file comment)
+      x = torch::where(periodic_mask_, x - (2.0 * kPi) * torch::floor((x + kPi) / (2.0 * kPi)), x);
+    out.x.middleRows(b, m) = to_matrix(x.contiguous());
     out.log_q.segment(b, m) = to_vector(f.log_q);
   });
   return out;
@@ -207,6 +247,7 @@ void BoltzmannGenerator::write(torch::serialize::OutputArchive& archive) const {
   archive.write("options", c10::IValue(options_.to_json().dump()));
   archive.write("shift", shift_t_);
   archive.write("scale", scale_t_);
+  archive.write("base", c10::IValue(base_ ? base_->to_json().dump() : std::string("null")));
   torch::serialize::OutputArchive params;
   phi_->save(params);
   archive.write("potential", params);
@@ -217,9 +258,9 @@ BoltzmannGenerator BoltzmannGenerator::read(torch::serialize::InputArchive& arch
   c10::IValue version;
   if (!archive.try_read("format_version", version) || !version.isInt())
     throw IoError(where + ": not a boltzlab generator model (no format_version)");
-  if (version.toInt() != kModelFormatVersion)
+  if (version.toInt() != 1 && version.toInt() != kModelFormatVersion)
     throw ConfigError(where + ": model format_version " + std::to_string(version.toInt()) +
-                      " is not supported (expected " + std::to_string(kModelFormatVersion) + ")");
+                      " is not supported (expected 1 or " + std::to_string(kModelFormatVersion) + ")");
   c10::IValue options;
   archive.read("options", options);
   const GeneratorOptions opts = GeneratorOptions::from_json(nlohmann::json::parse(options.toStringRef()));
@@ -231,6 +272,18 @@ BoltzmannGenerator BoltzmannGenerator::read(torch::serialize::InputArchive& arch
   archive.read("potential", params);
   g.phi_->load(params);
   g.set_standardization(to_vector(shift), to_vector(scale));
+  if (version.toInt() >= 2) {  // version 1: standard normal base
+    c10::IValue base;
+    archive.read("base", base);
+    const auto j = nlohmann::json::parse(base.toStringRef());
+    if (!j.is_null()) {
+      try {
+        g.set_base(BaseDensity::from_json(j, where + ": base"));
+      } catch (const DomainError& e) {
+        throw ConfigError(where + ": base: " + e.what());
+      }
+    }
+  }
   return g;
 }
 

@@ -11,11 +11,29 @@
 /// (n−1)·s (target.hpp convention): z is projected onto it, Φ is translation
 /// invariant, σ is isotropic and μ = 0, and densities refer to that subspace.
 ///
+/// Flows on ℝ^{d−p} × T^p (torsions): with a torus base (set_base, a BaseDensity:
+/// standard normal on the non-periodic columns, uniform or von Mises on the p periodic
+/// ones) and a potential Φ that is 2π-periodic in those columns
+/// (OtPotentialOptions::periodic, the network sees (cos, sin) features), the velocity
+/// v = −∇Φ is 2π-periodic there, so the time-T flow map F commutes with 2π shifts:
+/// F(z + 2πk) = F(z) + 2πk (k ∈ ℤ^p on the periodic columns). F therefore descends to a
+/// diffeomorphism of the torus with the same log-det, and the density of the wrapped
+/// samples w(F(z)) (w: wrap into [−π, π)) is exactly log ρ₀(z) − ℓ(0→T): any preimage
+/// z + 2πk of a point has the same base density (ρ₀ is periodic) and the same ℓ. So
+/// sample() wraps the periodic columns of its output into [−π, π), and log_q() accepts
+/// periodic columns in any representative. This is the construction "flow on ℝ^m with a
+/// periodic vector field, projected to the torus"; see Rezende et al., "Normalizing flows
+/// on tori and spheres", ICML 2020, for flows on tori in general (their circular
+/// coupling/Möbius layers are a discrete alternative).
+///
 /// Saved models are LibTorch archives carrying kModelFormatVersion, the options
-/// (JSON) and the parameters; load() rejects other versions.
+/// (JSON), the base density (JSON, version ≥ 2) and the parameters; load() accepts
+/// versions 1 (Gaussian base) and 2 and rejects others.
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <Eigen/Core>
 #include <nlohmann/json.hpp>
@@ -23,12 +41,13 @@
 
 #include "boltzlab/core/ensemble.hpp"
 #include "boltzlab/generators/cnf.hpp"
+#include "boltzlab/generators/internal_coordinates.hpp"
 #include "boltzlab/generators/ot_potential.hpp"
 
 namespace boltzlab::generators {
 
 /// Version of the saved model format.
-inline constexpr int kModelFormatVersion = 1;
+inline constexpr int kModelFormatVersion = 2;
 
 /// Model-level options (architecture and discretization).
 struct GeneratorOptions {
@@ -75,6 +94,16 @@ class BoltzmannGenerator {
   const Eigen::VectorXd& shift() const { return shift_; }
   const Eigen::VectorXd& scale() const { return scale_; }
 
+  /// Replaces the standard normal base by a density on ℝ^{d−p} × T^p (see the file
+  /// comment); its periodic columns must be those of the potential
+  /// (OtPotentialOptions::periodic) and have the identity standardization.
+  /// \throws DomainError on a mismatch or for particle systems.
+  void set_base(const BaseDensity& base);
+  /// The torus base, or null for the standard normal base.
+  const BaseDensity* base() const { return base_ ? &*base_ : nullptr; }
+  /// Columns wrapped into [−π, π) by sample() (those of the torus base; empty otherwise).
+  const std::vector<std::int64_t>& periodic_columns() const { return periodic_columns_; }
+
   /// Base draws: z_i from Rng stream (seed, first_index + i), projected for particle
   /// systems — independent of batching and thread count.
   torch::Tensor base_sample(std::int64_t n, std::uint64_t seed, std::int64_t first_index = 0) const;
@@ -86,7 +115,8 @@ class BoltzmannGenerator {
   /// Differentiable: data x → base, with log q(x) and the path costs.
   FlowBatch reverse(const torch::Tensor& x, int steps, bool with_costs);
 
-  /// N samples (no gradient); draws base stream indices 0..N−1 of `seed`. Chunks of
+  /// N samples (no gradient), periodic columns wrapped into [−π, π); draws base stream
+  /// indices 0..N−1 of `seed`. Chunks of
   /// `chunk` rows run as oneTBB tasks (rows are independent: results do not depend
   /// on the thread count or the chunk size).
   GeneratedSamples sample(std::int64_t n, std::uint64_t seed, std::int64_t chunk = 512);
@@ -110,6 +140,9 @@ class BoltzmannGenerator {
 
   GeneratorOptions options_;
   OtPotential phi_;
+  std::optional<BaseDensity> base_;
+  std::vector<std::int64_t> periodic_columns_;
+  torch::Tensor periodic_mask_;  // Bool d (defined with a torus base)
   Eigen::VectorXd shift_, scale_;
   torch::Tensor shift_t_, scale_t_;
 };

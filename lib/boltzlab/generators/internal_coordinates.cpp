@@ -577,7 +577,7 @@ torch::Tensor BaseDensity::log_prob(const torch::Tensor& y) const {
   return torch::where(torsion_mask_, circ, gauss).sum(1);
 }
 
-torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed) const {
+torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed, std::int64_t first_index) const {
   if (n < 0) throw DomainError("base density: sample count must be >= 0");
   const std::int64_t m = torsion_mask_.size(0);
   std::vector<char> periodic(static_cast<std::size_t>(m));
@@ -589,7 +589,7 @@ torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed) const {
   }
   std::vector<double> out(static_cast<std::size_t>(n * m));
   for_each_index(static_cast<std::size_t>(n), [&](std::size_t s) {
-    Rng rng = stream_for(seed, s);
+    Rng rng = stream_for(seed, static_cast<std::uint64_t>(first_index) + s);
     double* row = out.data() + s * static_cast<std::size_t>(m);
     for (std::int64_t c = 0; c < m; ++c) {
       if (!periodic[c]) {
@@ -618,6 +618,39 @@ torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed) const {
     }
   });
   return torch::from_blob(out.data(), {n, m}, f64()).clone();
+}
+
+Json BaseDensity::to_json() const {
+  auto vec = [](const torch::Tensor& t) {
+    const auto c = t.contiguous();
+    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+  };
+  std::vector<bool> mask;
+  for (std::int64_t c = 0; c < torsion_mask_.numel(); ++c) mask.push_back(torsion_mask_[c].item<bool>());
+  return Json{{"torsion_mask", mask}, {"von_mises", von_mises_}, {"mu", vec(mu_)}, {"kappa", vec(kappa_)}};
+}
+
+BaseDensity BaseDensity::from_json(const Json& object, const std::string& context) {
+  JsonReader reader(object, context);
+  const Json& mask_json = reader.get_json("torsion_mask");
+  const bool vm = reader.get_bool("von_mises");
+  const auto mu = reader.get_doubles("mu");
+  const auto kappa = reader.get_doubles("kappa");
+  reader.finish();
+  if (!mask_json.is_array() || mask_json.size() != mu.size() || kappa.size() != mu.size())
+    throw ConfigError(context + ": torsion_mask, mu and kappa must be arrays of one length");
+  std::vector<std::int64_t> mask;
+  for (const auto& e : mask_json) {
+    if (!e.is_boolean()) throw ConfigError(context + ".torsion_mask: entries must be true/false");
+    mask.push_back(e.get<bool>() ? 1 : 0);
+  }
+  const auto mask_t = torch::tensor(mask, i64()).to(torch::kBool);
+  try {
+    if (!vm) return BaseDensity(mask_t);
+    return BaseDensity(mask_t, torch::tensor(mu, f64()), torch::tensor(kappa, f64()));
+  } catch (const DomainError& e) {
+    throw ConfigError(context + ": " + e.what());
+  }
 }
 
 // ---------------------------------------------------------------- MolecularFlowSpace

@@ -289,9 +289,17 @@ class BaseDensity {
 
   /// log p(y) per sample (B). Torsion entries are read modulo 2π.
   torch::Tensor log_prob(const torch::Tensor& y) const;
-  /// n samples (n × m), torsions in [−π, π); sample s uses Rng stream (seed, s), so the
-  /// result does not depend on the thread count. Von Mises by Best & Fisher (1979).
-  torch::Tensor sample(std::int64_t n, std::uint64_t seed) const;
+  /// n samples (n × m), torsions in [−π, π); sample s uses Rng stream (seed, first_index + s),
+  /// so the result does not depend on the thread count or on how a long run of draws is
+  /// split into batches. Von Mises by Best & Fisher (1979).
+  torch::Tensor sample(std::int64_t n, std::uint64_t seed, std::int64_t first_index = 0) const;
+  /// Bool (m): the periodic columns.
+  const torch::Tensor& torsion_mask() const { return torsion_mask_; }
+
+  /// {"torsion_mask": [...], "von_mises": bool, "mu": [...], "kappa": [...]} (to save with a model).
+  Json to_json() const;
+  /// Inverse of to_json. \throws ConfigError naming `context`.
+  static BaseDensity from_json(const Json& object, const std::string& context);
 
  private:
   torch::Tensor torsion_mask_, mu_, kappa_;

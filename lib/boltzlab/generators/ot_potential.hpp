@@ -29,6 +29,21 @@
 /// subspace, and the Laplacian above (with K₀,ₓ P and Aₓ P in place of K₀,ₓ and Aₓ)
 /// is the divergence of v on that subspace.
 ///
+/// Periodic coordinates (torsions of molecules): with `periodic` = the x-columns that
+/// are angles (period 2π), the network input is the feature vector
+///   s = (f(x), t),  f(x) = (x_k for non-periodic k, cos x_k for periodic k | sin x_k for periodic k),
+/// of length F = d + p + 1 (p periodic columns; the sines follow the first d entries in
+/// the order of `periodic`). Φ, v = −∇ₓΦ and ΔₓΦ are then 2π-periodic in those columns,
+/// so the RK4 flow map commutes with 2π shifts and induces a diffeomorphism of
+/// ℝ^{d−p} × T^p with the same exact log-det (flows on tori: Rezende et al., "Normalizing
+/// flows on tori and spheres", ICML 2020). With G = ∂f/∂x (column k: e_k, or
+/// −sin x_k e_k + cos x_k e_{d+j} for the j-th periodic column k) and Φ̂ the potential
+/// as a function of the features,
+///   ∇ₓΦ = Gᵀ ∇_f Φ̂,
+///   ΔₓΦ = Σ_k g_kᵀ ∇²_f Φ̂ g_k − Σ_{periodic k} (cos x_k ∂Φ̂/∂c_k + sin x_k ∂Φ̂/∂s_k),
+/// and the first sum is the closed form above with the per-sample columns K₀ G (and A G)
+/// in place of K₀,ₓ (and Aₓ).
+///
 /// All tensors are float64. Every operation is a LibTorch op, so autograd through
 /// value() and derivatives() gives parameter gradients (the tests check the closed
 /// forms against autograd).
@@ -49,6 +64,11 @@ struct OtPotentialOptions {
   int n_particles = 0;  ///< >0: particle system, centre of mass projected out
   int spatial_dim = 0;  ///< spatial dimension per particle (with n_particles)
   double init_scale = 0.1;  ///< scale of the random initial K_i, A (w = 1, b = c = 0)
+  /// x-columns with period 2π (sorted, distinct, in [0, dim); not with particles).
+  std::vector<int> periodic;
+
+  /// F = dim + |periodic| + 1, the number of network inputs.
+  int n_features() const { return dim + static_cast<int>(periodic.size()) + 1; }
 
   /// \throws ConfigError for invalid sizes.
   void validate() const;
@@ -83,15 +103,23 @@ class OtPotentialImpl : public torch::nn::Module {
   /// K₀, A (and bᵀ as a row) with the centre-of-mass projection applied to their x-columns.
   torch::Tensor effective_input_weights(const torch::Tensor& w) const;
   torch::Tensor input(const torch::Tensor& x, double t) const;
+  /// Periodic case of derivatives(): ∇ₓΦ = Gᵀ∇_sΦ̂ and the Laplacian with per-sample K₀G, AG.
+  void periodic_derivatives(const torch::Tensor& x, const torch::Tensor& grad_s,
+                            const std::vector<torch::Tensor>& tanh_a, const std::vector<torch::Tensor>& z_above,
+                            const torch::Tensor& k0, const torch::Tensor& a, bool with_laplacian,
+                            PotentialDerivatives& out) const;
 
   OtPotentialOptions options_;
   double h_ = 1.0;
-  torch::Tensor k0_, b0_;              ///< opening layer: m×(d+1), m
+  torch::Tensor k0_, b0_;              ///< opening layer: m×F, m
   std::vector<torch::Tensor> k_, bk_;  ///< ResNet layers: m×m, m
   torch::Tensor w_;                    ///< m
-  torch::Tensor a_;                    ///< r×(d+1)
-  torch::Tensor b_;                    ///< d+1
+  torch::Tensor a_;                    ///< r×F
+  torch::Tensor b_;                    ///< F
   torch::Tensor c_;                    ///< 1
+  torch::Tensor periodic_index_;       ///< p (int64): the periodic columns
+  torch::Tensor periodic_mask_;        ///< 1×d (float64): 1 at the periodic columns
+  torch::Tensor scatter_;              ///< p×d (float64): row j = e_{periodic[j]}
 };
 TORCH_MODULE(OtPotential);
 

@@ -63,6 +63,7 @@ void TrainOptions::read(JsonReader& r, bool have_data) {
   weights.alpha_transport = r.get_double("alpha_transport", weights.alpha_transport);
   weights.alpha_hjb = r.get_double("alpha_hjb", weights.alpha_hjb);
   iterations = static_cast<int>(r.get_int("iterations", iterations));
+  warmup_iterations = static_cast<int>(r.get_int("warmup_iterations", warmup_iterations));
   batch_size = static_cast<int>(r.get_int("batch_size", batch_size));
   chunk_size = static_cast<int>(r.get_int("chunk_size", chunk_size));
   learning_rate = r.get_double("learning_rate", learning_rate);
@@ -92,6 +93,10 @@ void TrainOptions::validate(bool have_data) const {
     throw ConfigError("generator.lambda is " + std::to_string(weights.lambda) +
                       " (forward KL), but no data were given (--data or generator.data)");
   if (iterations < 0) throw ConfigError("generator.iterations must be >= 0");
+  if (warmup_iterations < 0) throw ConfigError("generator.warmup_iterations must be >= 0");
+  if (warmup_iterations > 0 && !have_data)
+    throw ConfigError("generator.warmup_iterations is " + std::to_string(warmup_iterations) +
+                      " (forward KL on data), but no data were given (--data or generator.data)");
   if (batch_size < 1) throw ConfigError("generator.batch_size must be >= 1");
   if (chunk_size < 1) throw ConfigError("generator.chunk_size must be >= 1");
   if (!(learning_rate > 0.0)) throw ConfigError("generator.learning_rate must be > 0");
@@ -104,14 +109,16 @@ void TrainOptions::validate(bool have_data) const {
   if (checkpoint_every < 0) throw ConfigError("generator.checkpoint_every must be >= 0");
   if ((checkpoint_every > 0 || resume) && checkpoint.empty())
     throw ConfigError("generator: checkpointing needs a checkpoint path");
-  if (fused == FusedMode::kOn && !(weights.lambda > 0.0))
-    throw ConfigError("generator.fused is true, but lambda is 0 (the fused path computes the forward-KL term)");
+  if (fused == FusedMode::kOn && !(weights.lambda > 0.0) && warmup_iterations == 0)
+    throw ConfigError("generator.fused is true, but lambda is 0 without warm-up (the fused path computes the "
+                      "forward-KL term)");
 }
 
 nlohmann::json TrainOptions::to_json() const {
   return {{"preset", preset},
           {"weights", weights.to_json()},
           {"iterations", iterations},
+          {"warmup_iterations", warmup_iterations},
           {"batch_size", batch_size},
           {"chunk_size", chunk_size},
           {"learning_rate", learning_rate},
@@ -139,6 +146,7 @@ nlohmann::json TrainHistory::to_json() const {
                       {"energy_evaluations", energy_evaluations},
                       {"non_finite", non_finite},
                       {"cut", cut},
+                      {"invalid", invalid},
                       {"wall_seconds", wall_seconds}};
   sanitize_non_finite(j);
   return j;
@@ -164,6 +172,7 @@ TrainHistory TrainHistory::from_json(const nlohmann::json& j) {
   h.energy_evaluations = j.at("energy_evaluations").get<std::size_t>();
   h.non_finite = j.at("non_finite").get<std::size_t>();
   h.cut = j.at("cut").get<std::size_t>();
+  h.invalid = j.value("invalid", std::size_t{0});
   h.wall_seconds = j.at("wall_seconds").get<double>();
   return h;
 }
@@ -202,8 +211,8 @@ struct FusedDataTerm {
   std::vector<torch::Tensor> grads;  ///< λ·∂J/∂θ, in phi.parameters() order
 };
 
-FusedDataTerm fused_data_term(BoltzmannGenerator& model, const RowMatrix& rows, const TrainOptions& options) {
-  const LossWeights& w = options.weights;
+FusedDataTerm fused_data_term(BoltzmannGenerator& model, const RowMatrix& rows, const TrainOptions& options,
+                              const LossWeights& w) {
   RowMatrix y = rows;
   const Eigen::VectorXd& mu = model.shift();
   const Eigen::VectorXd& sigma = model.scale();
@@ -228,33 +237,100 @@ FusedDataTerm fused_data_term(BoltzmannGenerator& model, const RowMatrix& rows, 
 }  // namespace
 
 bool uses_fused_data_term(const BoltzmannGenerator& model, const TrainOptions& options) {
-  if (options.fused == FusedMode::kOff || !(options.weights.lambda > 0.0)) {
+  const bool data_term = options.weights.lambda > 0.0 || options.warmup_iterations > 0;
+  if (options.fused == FusedMode::kOff || !data_term) {
     if (options.fused == FusedMode::kOn)
-      throw ConfigError("generator.fused is true, but lambda is 0 (the fused path computes the forward-KL term)");
+      throw ConfigError("generator.fused is true, but lambda is 0 without warm-up (the fused path computes "
+                        "the forward-KL term)");
     return false;
   }
-  const bool supported = fused_otflow_supports(model.options().potential);
+  // fused_otflow.hpp assumes the standard normal base (no torus base) and nTh = 2
+  // without particles or periodic columns.
+  const auto& po = model.options().potential;
+  const bool supported = fused_otflow_supports(po) && model.base() == nullptr;
   if (options.fused == FusedMode::kOn && !supported)
-    throw ConfigError("generator.fused is true, but the fused path needs layers = 2 without particles (layers = " +
-                      std::to_string(model.options().potential.layers) + ", n_particles = " +
-                      std::to_string(model.options().potential.n_particles) + ")");
+    throw ConfigError("generator.fused is true, but the fused path needs layers = 2 without particles, periodic "
+                      "columns or a torus base (layers = " + std::to_string(po.layers) + ", n_particles = " +
+                      std::to_string(po.n_particles) + ", periodic columns = " + std::to_string(po.periodic.size()) +
+                      ", torus base = " + (model.base() ? "yes" : "no") + ")");
   return supported;
 }
 
+ReverseKlTerm reverse_kl_term(BoltzmannGenerator& model, const torch::Tensor& z, int steps, bool with_costs,
+                              const Target& target, const EnergyCut& cut, const FlowSpaceMap* map,
+                              EnergyCounters* counters, Execution exec) {
+  const FlowBatch f = model.forward(z, steps, with_costs);
+  ReverseKlTerm out;
+  out.transport = f.transport;
+  out.hjb = f.hjb;
+  if (map == nullptr || !map->map) {
+    out.sum = (f.log_q + target_energy(f.x, target, cut, counters, exec)).sum();
+    out.valid = z.size(0);
+    return out;
+  }
+  // Validity from a gradient-free pass, then the map is differentiated at the valid rows
+  // only: an invalid row (e.g. θ ∉ (0, π), where log|sin θ| has an infinite derivative
+  // at the boundary) never enters the graph, so its derivatives cannot poison the sum.
+  torch::Tensor valid;
+  {
+    torch::NoGradGuard ng;
+    valid = map->map(f.x.detach()).valid.to(torch::kBool);
+  }
+  const auto idx = valid.nonzero().reshape({-1});
+  out.valid = idx.size(0);
+  out.invalid = z.size(0) - out.valid;
+  if (out.valid == 0) {
+    out.sum = 0.0 * f.log_q.sum();  // keeps the graph (zero gradient)
+    return out;
+  }
+  const FlowSpaceImage img = map->map(f.x.index_select(0, idx));
+  const auto u = target_energy(img.x, target, cut, counters, exec);
+  out.sum = (f.log_q.index_select(0, idx) + u - img.logdet).sum();
+  return out;
+}
+
+Eigen::VectorXd flow_log_weights(const RowMatrix& y, const Eigen::VectorXd& log_q_y, const Target& target,
+                                 const FlowSpaceMap* map, EnergyCounters* counters, std::size_t* invalid,
+                                 Execution exec) {
+  const double neg_inf = -std::numeric_limits<double>::infinity();
+  if (map == nullptr || !map->map) {
+    if (invalid) *invalid = 0;
+    const Eigen::VectorXd u = target_energy_values(y, target, counters, exec);
+    return log_importance_weights(u, log_q_y);
+  }
+  torch::NoGradGuard ng;
+  const FlowSpaceImage img = map->map(to_tensor(y));
+  const auto valid = img.valid.to(torch::kBool);
+  const auto idx = valid.nonzero().reshape({-1});
+  if (invalid) *invalid = static_cast<std::size_t>(y.rows() - idx.size(0));
+  Eigen::VectorXd lw = Eigen::VectorXd::Constant(y.rows(), neg_inf);
+  if (idx.size(0) == 0) return lw;
+  const RowMatrix x = to_matrix(img.x.index_select(0, idx).contiguous());
+  const Eigen::VectorXd u = target_energy_values(x, target, counters, exec);
+  const Eigen::VectorXd logdet = to_vector(img.logdet.index_select(0, idx).contiguous());
+  const auto* rows = idx.data_ptr<std::int64_t>();
+  for (Eigen::Index k = 0; k < u.size(); ++k) {
+    const auto i = static_cast<Eigen::Index>(rows[k]);
+    const double v = -u[k] + logdet[k] - log_q_y[i];
+    lw[i] = std::isfinite(v) ? v : neg_inf;
+  }
+  return lw;
+}
+
 TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMatrix* data,
-                   const TrainOptions& options) {
+                   const TrainOptions& options, const FlowSpaceMap* map) {
+  if (map != nullptr && !map->map) map = nullptr;
   const bool have_data = data != nullptr && data->rows() > 0;
   options.validate(have_data);
   // The target is only evaluated for the reverse KL and the running ESS; a model
   // trained on data alone (λ = 1, e.g. in internal coordinates) may differ in dim.
   const bool uses_target = options.weights.lambda < 1.0 || options.eval_every > 0;
-  if (uses_target && static_cast<int>(target.dim()) != model.dim())
+  if (uses_target && map == nullptr && static_cast<int>(target.dim()) != model.dim())
     throw DomainError("train: target '" + target.name() + "' has dim " + std::to_string(target.dim()) +
                       ", the model " + std::to_string(model.dim()));
   if (have_data && data->cols() != model.dim())
     throw DomainError("train: data have " + std::to_string(data->cols()) + " columns, expected " +
                       std::to_string(model.dim()));
-  const LossWeights& w = options.weights;
   const int steps = model.options().steps;
   const std::int64_t batch = options.batch_size;
 
@@ -290,7 +366,7 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
   double last_ess = std::numeric_limits<double>::quiet_NaN();
   const auto params = model.potential()->parameters();
   // Forward-KL term by the fused path (fused_data_term) or by autograd chunks below.
-  const bool fused_data = uses_fused_data_term(model, options);
+  const bool fused_path = uses_fused_data_term(model, options);
 
   for (int it = history.iterations_done; it < options.iterations; ++it) {
     // Cosine schedule from lr to lr·ratio.
@@ -302,7 +378,11 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
 
     const double t_step = wall_seconds();
     adam.zero_grad();
+    // Warm-up: forward KL only (λ = 1) for the first warmup_iterations steps.
+    LossWeights w = options.weights;
+    if (it < options.warmup_iterations) w.lambda = 1.0;
     const bool costs = w.alpha_transport > 0.0 || w.alpha_hjb > 0.0;
+    const bool fused_data = fused_path && w.lambda > 0.0;
     // Mini-batches: data rows drawn with replacement from stream (seed, data, it);
     // base draws from streams it·B .. it·B + B − 1.
     torch::Tensor xb, zb;
@@ -324,6 +404,7 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
     const std::int64_t n_chunks = (batch + chunk - 1) / chunk;
     struct ChunkResult {
       double fwd = 0, rev = 0, transport = 0, hjb = 0;
+      std::int64_t valid = 0, invalid = 0;
       std::vector<torch::Tensor> grads;
     };
     const bool autograd_data = w.lambda > 0.0 && !fused_data;
@@ -337,25 +418,30 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
           const std::int64_t c = static_cast<std::int64_t>(task) % n_chunks;
           const std::int64_t b0 = c * chunk, m = std::min(chunk, batch - b0);
           ChunkResult& r = results[task];
-          torch::Tensor loss_c;
-          FlowBatch f;
+          torch::Tensor loss_c, transport_c, hjb_c;
           double weight;
           if (data_term) {
             weight = w.lambda;
-            f = model.reverse(xb.narrow(0, b0, m), steps, costs);
+            const FlowBatch f = model.reverse(xb.narrow(0, b0, m), steps, costs);
             const auto nll = -f.log_q.sum();
             r.fwd = nll.item<double>();
             loss_c = weight * inv_b * nll;
+            transport_c = f.transport;
+            hjb_c = f.hjb;
           } else {
             weight = 1.0 - w.lambda;
-            f = model.forward(zb.narrow(0, b0, m), steps, costs);
-            const auto u = target_energy(f.x, target, options.energy_cut, &counters, options.exec);
-            const auto rkl = (f.log_q + u).sum();
-            r.rev = rkl.item<double>();
-            loss_c = weight * inv_b * rkl;
+            const ReverseKlTerm rk = reverse_kl_term(model, zb.narrow(0, b0, m), steps, costs, target,
+                                                     options.energy_cut, map, &counters, options.exec);
+            r.rev = rk.sum.item<double>();
+            r.valid = rk.valid;
+            r.invalid = rk.invalid;
+            // Invalid draws contribute 0: the mean is E_z[1_valid·(log q + ũ − L)].
+            loss_c = weight * inv_b * rk.sum;
+            transport_c = rk.transport;
+            hjb_c = rk.hjb;
           }
           if (costs) {
-            const auto tr = f.transport.sum(), hj = f.hjb.sum();
+            const auto tr = transport_c.sum(), hj = hjb_c.sum();
             r.transport = weight * inv_b * tr.item<double>();
             r.hjb = weight * inv_b * hj.item<double>();
             loss_c = loss_c + (w.alpha_transport * weight * inv_b) * tr + (w.alpha_hjb * weight * inv_b) * hj;
@@ -369,8 +455,9 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
     {
       torch::NoGradGuard ng;
       double fwd_sum = 0, rev_sum = 0;
+      std::int64_t n_valid = 0;
       if (fused_data) {  // data term first, as the autograd chunks order it
-        const FusedDataTerm f = fused_data_term(model, rows, options);
+        const FusedDataTerm f = fused_data_term(model, rows, options, w);
         fwd_sum = f.nll_mean * static_cast<double>(batch);
         if (costs) {
           transport_value += w.lambda * f.transport;
@@ -382,6 +469,8 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
         const ChunkResult& r = results[task];
         fwd_sum += r.fwd;
         rev_sum += r.rev;
+        n_valid += r.valid;
+        history.invalid += static_cast<std::size_t>(r.invalid);
         transport_value += r.transport;
         hjb_value += r.hjb;
         for (std::size_t k = 0; k < params.size(); ++k) {
@@ -392,9 +481,11 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
         }
       }
       if (w.lambda > 0.0) fwd_value = fwd_sum * inv_b;
-      if (w.lambda < 1.0) rev_value = rev_sum * inv_b;
+      // Reported reverse KL (− log Z): the mean over the valid draws; the loss uses the
+      // batch mean of 1_valid·(…), which is what the gradient follows.
+      if (w.lambda < 1.0 && n_valid > 0) rev_value = rev_sum / static_cast<double>(n_valid);
       loss_value = (w.lambda > 0.0 ? w.lambda * fwd_value : 0.0) +
-                   (w.lambda < 1.0 ? (1.0 - w.lambda) * rev_value : 0.0) +
+                   (w.lambda < 1.0 ? (1.0 - w.lambda) * rev_sum * inv_b : 0.0) +
                    w.alpha_transport * transport_value + w.alpha_hjb * hjb_value;
     }
     double gnorm = 0.0;
@@ -422,10 +513,9 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
     const bool last = it + 1 == options.iterations;
     if (options.eval_every > 0 && ((it + 1) % options.eval_every == 0 || last)) {
       const GeneratedSamples s = model.sample(options.eval_samples, options.seed ^ kEvalSeedMix);
-      const Eigen::VectorXd u = target_energy_values(s.x, target, &counters, options.exec);
       // Running ESS on a small batch: a progress indicator only (reported ESS comes
       // from >= 1e5 samples through the estimators in bg-sample / the benchmarks).
-      const Eigen::VectorXd lw = log_importance_weights(u, s.log_q);
+      const Eigen::VectorXd lw = flow_log_weights(s.x, s.log_q, target, map, &counters, nullptr, options.exec);
       last_ess = lw.maxCoeff() > -std::numeric_limits<double>::infinity()
                      ? kish_ess(lw) / static_cast<double>(lw.size())
                      : 0.0;

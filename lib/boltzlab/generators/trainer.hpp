@@ -20,6 +20,18 @@
 /// Without data, "bg" and "ot-bg" fall back to λ = 0 (reverse KL only); an explicit
 /// λ > 0 without data is a ConfigError. Any explicit key overrides the preset.
 ///
+/// Flow-space maps (molecules): when the flow lives on coordinates y that a fixed,
+/// differentiable map sends to the target's coordinates x(y) (e.g. normalized internal
+/// coordinates → Cartesian, MolecularFlowSpace), the target density on y is
+///   log π_y(y) = −u(x(y)) + L(y) + const,   L(y) = log|det ∂x/∂y|,
+/// and the reverse KL becomes E_z[log q_y(y) + ũ(x(y)) − L(y)] (FlowSpaceMap below);
+/// the data term is unchanged (data are given in y). Samples outside the map's valid set
+/// (outside the bijective domain, wrong chirality) are left out of the reverse-KL sum
+/// (the mean is over the whole batch, i.e. E_z[1_valid·(…)]) and counted.
+///
+/// Warm-up (a two-stage schedule): the first `warmup_iterations` steps use λ = 1
+/// (forward KL on the data only, no energies), then the configured λ applies.
+///
 /// Forward-KL term: by LibTorch autograd through cnf.hpp, or by the hand-fused
 /// loss + RK4 adjoint of fused_otflow.hpp (same discrete gradient, ≈ 5× faster;
 /// "fused": "auto" | true | false, see FusedMode). In a mixed loss (0 < λ < 1) the
@@ -30,6 +42,7 @@
 /// history) every `checkpoint_every` iterations, resumable.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -62,10 +75,49 @@ struct LossWeights {
 ///   kOff:  always autograd.
 enum class FusedMode { kAuto, kOn, kOff };
 
+/// Image of flow-space points y under a FlowSpaceMap.
+struct FlowSpaceImage {
+  torch::Tensor x;       ///< B×D target coordinates x(y) (differentiable in y)
+  torch::Tensor logdet;  ///< B: L(y) = log|det ∂x/∂y| (differentiable in y)
+  torch::Tensor valid;   ///< Bool B: y inside the map's valid set (bijective domain, chirality)
+};
+
+/// A fixed map from the flow's space y to the target's coordinates (see the file comment).
+/// `map` must be thread-safe (it is called from concurrent batch chunks), act row-wise,
+/// and return x, L finite and differentiable at valid rows; invalid rows may hold anything.
+struct FlowSpaceMap {
+  std::function<FlowSpaceImage(const torch::Tensor& y)> map;
+};
+
+/// The reverse-KL term of one batch of base draws z (B×d), summed over the valid rows:
+///   Σ_{i valid} [log q_y(y_i) + ũ(x(y_i)) − L(y_i)],   y_i = flow(z_i),
+/// (without a map: x = y, L = 0, every row valid). Differentiable in the model's
+/// parameters; invalid rows enter neither the value nor the gradient (they are selected
+/// out before the map is differentiated, so no NaN reaches the optimizer).
+struct ReverseKlTerm {
+  torch::Tensor sum;          ///< scalar: the sum above (+ nothing else)
+  torch::Tensor transport;    ///< B: ∫½|∇Φ|² (zeros without costs)
+  torch::Tensor hjb;          ///< B: HJB residual (zeros without costs)
+  std::int64_t valid = 0;     ///< rows in the sum
+  std::int64_t invalid = 0;   ///< rows left out
+};
+ReverseKlTerm reverse_kl_term(BoltzmannGenerator& model, const torch::Tensor& z, int steps, bool with_costs,
+                              const Target& target, const EnergyCut& cut, const FlowSpaceMap* map,
+                              EnergyCounters* counters, Execution exec = Execution::kParallel);
+
+/// Importance log-weights of generated flow-space samples (no gradient):
+/// log w = −u(x(y)) + L(y) − log q_y(y) (−∞ at invalid rows or non-finite u); without a
+/// map x = y, L = 0. Energies are evaluated at valid rows only. `invalid` (may be null)
+/// receives the number of invalid rows.
+Eigen::VectorXd flow_log_weights(const RowMatrix& y, const Eigen::VectorXd& log_q_y, const Target& target,
+                                 const FlowSpaceMap* map, EnergyCounters* counters, std::size_t* invalid,
+                                 Execution exec = Execution::kParallel);
+
 struct TrainOptions {
   std::string preset = "ot-bg";  ///< row of Table 3 (see above)
   LossWeights weights;           ///< resolved from preset + overrides
   int iterations = 1000;         ///< optimizer steps
+  int warmup_iterations = 0;     ///< first steps with λ = 1 (forward KL only; needs data)
   int batch_size = 512;          ///< samples per KL term per step
   int chunk_size = 256;          ///< batch rows per oneTBB task (fixed: results independent of threads)
   double learning_rate = 5e-3;   ///< Adam initial learning rate
@@ -85,7 +137,7 @@ struct TrainOptions {
 
   /// Reads the training keys of a "generator" section ("preset", "lambda",
   /// "alpha_transport", "alpha_hjb", "iterations", "batch_size", "learning_rate",
-  /// "lr_final_ratio", "clip_grad_norm", "energy_cut": {"high", "max"},
+  /// "lr_final_ratio", "clip_grad_norm", "energy_cut": {"high", "max"}, "warmup_iterations",
   /// "eval_every", "eval_samples", "checkpoint_every", "chunk_size", "fused"); other keys are left to the caller.
   void read(JsonReader& r, bool have_data);
   void validate(bool have_data) const;
@@ -101,6 +153,7 @@ struct TrainHistory {
   std::size_t energy_evaluations = 0;
   std::size_t non_finite = 0;
   std::size_t cut = 0;
+  std::size_t invalid = 0;  ///< reverse-KL draws outside the flow-space map's valid set
   double wall_seconds = 0.0;
   nlohmann::json to_json() const;
   static TrainHistory from_json(const nlohmann::json& j);
@@ -110,10 +163,12 @@ struct TrainHistory {
 /// \throws ConfigError for FusedMode::kOn with an unsupported architecture or λ = 0.
 bool uses_fused_data_term(const BoltzmannGenerator& model, const TrainOptions& options);
 
-/// Trains `model` in place. `data` (N×d, may be null when λ = 0) are samples of π.
+/// Trains `model` in place. `data` (N×d, may be null when λ = 0) are samples of π
+/// (in the flow space when a `map` is given: the reverse KL and the running ESS then
+/// evaluate the target at x(y), see FlowSpaceMap).
 /// \throws ConfigError for invalid options, DomainError for data of the wrong shape.
 TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMatrix* data,
-                   const TrainOptions& options);
+                   const TrainOptions& options, const FlowSpaceMap* map = nullptr);
 
 
 }  // namespace boltzlab::generators

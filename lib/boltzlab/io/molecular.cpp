@@ -17,24 +17,25 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
-std::size_t angle_bin(double angle) {
-  // [−π, π) split into kRamachandranBins bins; atan2 returns (−π, π], so π wraps to −π.
+std::size_t angle_bin(double angle, Eigen::Index bins) {
+  // [−π, π) split into `bins` bins; atan2 returns (−π, π], so π wraps to −π.
   double a = angle;
   if (a >= kPi) a -= 2 * kPi;
   if (a < -kPi) a += 2 * kPi;
-  auto b = static_cast<long long>(std::floor((a + kPi) / (2 * kPi) * kRamachandranBins));
-  return static_cast<std::size_t>(std::clamp<long long>(b, 0, kRamachandranBins - 1));
+  auto b = static_cast<long long>(std::floor((a + kPi) / (2 * kPi) * static_cast<double>(bins)));
+  return static_cast<std::size_t>(std::clamp<long long>(b, 0, static_cast<long long>(bins) - 1));
 }
 
 }  // namespace
 
 RamachandranHistogram ramachandran_histogram(const Eigen::VectorXd& phi, const Eigen::VectorXd& psi,
-                                             const Eigen::VectorXd* log_weights) {
+                                             const Eigen::VectorXd* log_weights, Eigen::Index bins) {
   if (phi.size() != psi.size() || (log_weights && log_weights->size() != phi.size())) {
     throw DomainError("ramachandran_histogram: phi, psi and log_weights have different lengths");
   }
+  if (bins < 1) throw DomainError("ramachandran_histogram: bins is " + std::to_string(bins) + ", but must be >= 1");
   RamachandranHistogram h;
-  h.weights = RowMatrix::Zero(kRamachandranBins, kRamachandranBins);
+  h.weights = RowMatrix::Zero(bins, bins);
   h.weighted = log_weights != nullptr;
   // Weights exp(log w − max log w) for numerical range; non-finite log w count as 0.
   double max_lw = -std::numeric_limits<double>::infinity();
@@ -57,7 +58,7 @@ RamachandranHistogram ramachandran_histogram(const Eigen::VectorXd& phi, const E
       }
       w = std::exp(lw - max_lw);
     }
-    h.weights(static_cast<Eigen::Index>(angle_bin(phi[i])), static_cast<Eigen::Index>(angle_bin(psi[i]))) += w;
+    h.weights(static_cast<Eigen::Index>(angle_bin(phi[i], bins)), static_cast<Eigen::Index>(angle_bin(psi[i], bins))) += w;
     sum_w += w;
     sum_w2 += w * w;
     // Basins (radians): φ > 0 is C7ax/αL; for φ < 0, αR is −2.2 ≤ ψ < 0.5 (−126°..29°),
@@ -74,10 +75,10 @@ RamachandranHistogram ramachandran_histogram(const Eigen::VectorXd& phi, const E
     h.beta_c7eq /= sum_w;
   }
   // F = −log p per bin (kT), p = bin weight / total; +inf for empty bins.
-  h.free_energy = RowMatrix::Constant(kRamachandranBins, kRamachandranBins, std::numeric_limits<double>::infinity());
+  h.free_energy = RowMatrix::Constant(bins, bins, std::numeric_limits<double>::infinity());
   if (sum_w > 0) {
-    for (Eigen::Index a = 0; a < kRamachandranBins; ++a)
-      for (Eigen::Index b = 0; b < kRamachandranBins; ++b)
+    for (Eigen::Index a = 0; a < bins; ++a)
+      for (Eigen::Index b = 0; b < bins; ++b)
         if (h.weights(a, b) > 0) h.free_energy(a, b) = -std::log(h.weights(a, b) / sum_w);
   }
   return h;
@@ -87,10 +88,11 @@ PlotResult plot_ramachandran(const RamachandranHistogram& h, const std::filesyst
   double f_min = std::numeric_limits<double>::infinity();
   for (Eigen::Index k = 0; k < h.free_energy.size(); ++k) f_min = std::min(f_min, h.free_energy.data()[k]);
   std::vector<double> xs, ys, fs;
-  const double width = 360.0 / kRamachandranBins;
+  const Eigen::Index bins = h.weights.rows();
+  const double width = 360.0 / static_cast<double>(bins);
   // Scan order for "with image": x (φ) fastest.
-  for (Eigen::Index b = 0; b < kRamachandranBins; ++b) {
-    for (Eigen::Index a = 0; a < kRamachandranBins; ++a) {
+  for (Eigen::Index b = 0; b < bins; ++b) {
+    for (Eigen::Index a = 0; a < bins; ++a) {
       xs.push_back(-180.0 + (static_cast<double>(a) + 0.5) * width);
       ys.push_back(-180.0 + (static_cast<double>(b) + 0.5) * width);
       const double f = h.free_energy(a, b);

@@ -23,8 +23,8 @@ inline constexpr std::size_t kMaxPdbModels = 1000;
 
 /// A (weighted) Ramachandran histogram and basin populations.
 struct RamachandranHistogram {
-  RowMatrix weights;         ///< 64×64, rows φ bins, columns ψ bins: counts or Σ w
-  RowMatrix free_energy;     ///< F = −log p per bin, kT; +inf where empty
+  RowMatrix weights;         ///< bins×bins (64×64 by default), rows φ, columns ψ: counts or Σ w
+  RowMatrix free_energy;     ///< F = −log p per bin, kT; +inf where empty (same shape)
   bool weighted = false;     ///< importance weights were used
   double total_weight = 0;   ///< Σ w over the frames used (w = exp(log w − max log w))
   double effective_sample_size = 0;  ///< Kish (Σw)² / Σw²
@@ -35,10 +35,13 @@ struct RamachandranHistogram {
   double beta_c7eq = 0;      ///< φ < 0, other ψ
 };
 
-/// Histogram of (φ, ψ) in radians, weighted by exp(log_weights) when given.
-/// p_bin = Σ_{i∈bin} w_i / Σ_i w_i, F_bin = −log p_bin. \throws DomainError on length mismatch.
+/// Histogram of (φ, ψ) in radians on `bins`×`bins` equal bins of [−π, π)² (an angle
+/// of exactly π falls in the first bin), weighted by exp(log_weights) when given.
+/// p_bin = Σ_{i∈bin} w_i / Σ_i w_i, F_bin = −log p_bin.
+/// \throws DomainError on length mismatch or bins < 1.
 RamachandranHistogram ramachandran_histogram(const Eigen::VectorXd& phi, const Eigen::VectorXd& psi,
-                                             const Eigen::VectorXd* log_weights = nullptr);
+                                             const Eigen::VectorXd* log_weights = nullptr,
+                                             Eigen::Index bins = kRamachandranBins);
 
 /// Heat map of F − min F (kT, capped at 10) over φ, ψ in degrees (gnuplot).
 PlotResult plot_ramachandran(const RamachandranHistogram& h, const std::filesystem::path& png, const std::string& title);
