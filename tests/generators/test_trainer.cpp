@@ -2,6 +2,9 @@
 // a Gaussian (ESS and log Z against the exact value), checkpoint/resume, config errors.
 #include <cmath>
 #include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "support/torch_doctest.hpp"
 
@@ -230,9 +233,14 @@ TEST_CASE("trainer: the fused forward-KL step gives the autograd step's paramete
   mo.potential.width = 10;
   mo.time = 0.7;
   mo.steps = 3;
-  for (const std::string preset : {"ot-flow", "ot-bg", "cnf"}) {
+  // (preset, warm-up steps): the warm-up runs λ = 1 before the preset's λ = ½.
+  for (const auto& config : std::vector<std::pair<std::string, int>>{
+           {"ot-flow", 0}, {"ot-bg", 0}, {"cnf", 0}, {"ot-bg", 3}}) {
+    const std::string preset = config.first;
+    const int warmup = config.second;
     bg::TrainOptions t;
     t.weights = bg::LossWeights::preset(preset, true);
+    t.warmup_iterations = warmup;
     t.iterations = 6;
     t.batch_size = 70;
     t.chunk_size = 32;  // several chunks on both paths
@@ -248,7 +256,7 @@ TEST_CASE("trainer: the fused forward-KL step gives the autograd step's paramete
     t.fused = bg::FusedMode::kAuto;
     CHECK(bg::uses_fused_data_term(b, t));
     const auto hb = bg::train(b, target, &data, t);
-    INFO("preset " << preset);
+    INFO("preset " << preset << ", warm-up " << warmup);
     for (int it = 0; it < 6; ++it) {
       CHECK(std::abs(ha.loss[it] - hb.loss[it]) <= 1e-10 * (1.0 + std::abs(ha.loss[it])));
       CHECK(std::abs(ha.forward_kl[it] - hb.forward_kl[it]) <= 1e-10 * (1.0 + std::abs(ha.forward_kl[it])));
@@ -263,7 +271,7 @@ TEST_CASE("trainer: the fused forward-KL step gives the autograd step's paramete
       diff = std::max(diff, (pa[k] - pb[k]).abs().max().item<double>());
       moved = std::max(moved, (pa[k] - p0[k]).abs().max().item<double>());
     }
-    MESSAGE(preset << ": max |θ_fused − θ_autograd| = " << diff << " after parameters moved by " << moved);
+    MESSAGE(preset << " (warm-up " << warmup << "): max |θ_fused − θ_autograd| = " << diff << " after parameters moved by " << moved);
     CHECK(moved > 1e-2);  // the steps did something
     CHECK(diff <= 1e-9);
   }
