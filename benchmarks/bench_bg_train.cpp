@@ -9,12 +9,26 @@
 // Target samples ("data") for the forward KL and the held-out NLL: exact draws for
 // gaussian_mixture (GMM-40) and manywell (ManyWell-32: x1 by inverse CDF on a fine
 // grid of exp(−x1⁴ + 6x1² + 0.5x1), x2 ~ N(0, 1)); other targets need --data.
+// Training on exact samples is the "forward KL on reference samples" setting, not
+// the sample-free setting of FAB (Midgley et al. 2023).
+//
+// Stages: stage 1 (--preset, --iterations, …; the forward-KL term by the fused path
+// when supported, --fused) optionally followed by stage 2 (--stage2-preset,
+// --stage2-iterations, --stage2-lambda, --stage2-lr: e.g. ot-bg fine-tuning with the
+// reverse KL) with a fresh Adam; --load starts from a saved model, --save writes the
+// result. --sample-steps sets the RK4 steps of sampling / evaluation. For ManyWell the
+// mode coverage is reported: per-coordinate fractions of x1 > 0 (raw and reweighted)
+// vs the exact 0.84431, and the number of distinct sign patterns of the x1's among
+// the samples vs its expectation under π (Σ_patterns 1 − (1 − p_pattern)^N).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <unordered_map>
 #include <vector>
+
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <Eigen/Cholesky>
@@ -89,6 +103,65 @@ RowMatrix draw_manywell(int dim, int n, std::uint64_t seed) {
   return x;
 }
 
+/// CPU seconds (user + system) of this process so far.
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+/// Mode coverage of ManyWell samples (see the file comment). `lw` are the log-weights.
+nlohmann::json manywell_coverage(const RowMatrix& x, const Eigen::VectorXd& lw) {
+  constexpr double kP = 0.84431;  // mass of x1 > 0 per pair (potentials/manywell32.json)
+  const int pairs = static_cast<int>(x.cols() / 2);
+  const Eigen::Index n = x.rows();
+  const double mx = lw.maxCoeff();
+  Eigen::VectorXd wt = (lw.array() - mx).exp();
+  for (Eigen::Index i = 0; i < n; ++i)
+    if (!std::isfinite(wt[i])) wt[i] = 0.0;
+  const double wsum = wt.sum();
+  nlohmann::json raw = nlohmann::json::array(), weighted = nlohmann::json::array();
+  double mean_raw = 0, min_raw = 1, max_raw = 0;
+  for (int p = 0; p < pairs; ++p) {
+    double c = 0, cw = 0;
+    for (Eigen::Index i = 0; i < n; ++i)
+      if (x(i, 2 * p) > 0) {
+        c += 1;
+        cw += wt[i];
+      }
+    const double f = c / static_cast<double>(n);
+    raw.push_back(f);
+    weighted.push_back(wsum > 0 ? cw / wsum : 0.0);
+    mean_raw += f / pairs;
+    min_raw = std::min(min_raw, f);
+    max_raw = std::max(max_raw, f);
+  }
+  std::unordered_map<std::uint64_t, int> patterns;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    std::uint64_t key = 0;
+    for (int p = 0; p < pairs; ++p) key |= static_cast<std::uint64_t>(x(i, 2 * p) > 0) << p;
+    ++patterns[key];
+  }
+  // Expected distinct patterns among n exact draws: C(pairs, k) patterns with k
+  // negative x1's, each of probability P^(pairs−k)(1−P)^k.
+  double expected = 0, binom = 1;
+  for (int k = 0; k <= pairs; ++k) {
+    const double pk = std::pow(kP, pairs - k) * std::pow(1 - kP, k);
+    expected += binom * -std::expm1(static_cast<double>(n) * std::log1p(-pk));
+    binom = binom * (pairs - k) / (k + 1);
+  }
+  return {{"exact_fraction_positive", kP},
+          {"binomial_se", std::sqrt(kP * (1 - kP) / static_cast<double>(n))},
+          {"fraction_positive_raw", raw},
+          {"fraction_positive_weighted", weighted},
+          {"fraction_positive_raw_mean", mean_raw},
+          {"fraction_positive_raw_min", min_raw},
+          {"fraction_positive_raw_max", max_raw},
+          {"distinct_sign_patterns", patterns.size()},
+          {"expected_distinct_sign_patterns", expected},
+          {"total_sign_patterns", std::ldexp(1.0, pairs)}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -98,6 +171,23 @@ int main(int argc, char** argv) {
   long long samples = 100000;
   double lr = 5e-3, lambda = -1, alpha_l = -1, alpha_hjb = -1;
   std::uint64_t seed = 1;
+  std::string fused = "auto", stage2_preset = "ot-bg", load_path, save_path;
+  int sample_steps = 0, stage2_iterations = 0, stage2_batch = 0, eval_every = 0;
+  double time_horizon = 1.0, lr_final_ratio = 0.05, stage2_lambda = -1, stage2_lr = 1e-3, clip = 10.0;
+  app.add_option("--fused", fused, "forward-KL term: auto | on | off (hand-fused path vs autograd)")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
+  app.add_option("--sample-steps", sample_steps, "RK4 steps for sampling / log q (default: --steps)");
+  app.add_option("--time", time_horizon, "flow time horizon T");
+  app.add_option("--lr-final-ratio", lr_final_ratio, "cosine schedule end ratio");
+  app.add_option("--clip", clip, "gradient-norm clip (<= 0: none)");
+  app.add_option("--eval-every", eval_every, "running-ESS interval (0: iterations/10)");
+  app.add_option("--stage2-preset", stage2_preset, "stage-2 preset (fine-tuning)");
+  app.add_option("--stage2-iterations", stage2_iterations, "stage-2 iterations (0: no stage 2)");
+  app.add_option("--stage2-lambda", stage2_lambda, "stage-2 lambda (default: the preset's)");
+  app.add_option("--stage2-lr", stage2_lr, "stage-2 Adam learning rate");
+  app.add_option("--stage2-batch", stage2_batch, "stage-2 batch (default: --batch)");
+  app.add_option("--load", load_path, "start from this saved model (architecture flags are then ignored)");
+  app.add_option("--save", save_path, "save the trained model here");
   app.add_option("--potential", potential)->required();
   app.add_option("--preset", preset);
   app.add_option("--lambda", lambda, "override the preset's lambda");
@@ -147,9 +237,29 @@ int main(int argc, char** argv) {
     o.potential.n_particles = static_cast<int>(np);
     o.potential.spatial_dim = static_cast<int>(sd);
     o.steps = steps;
-    o.sample_steps = steps;
+    o.sample_steps = sample_steps > 0 ? sample_steps : steps;
+    o.time = time_horizon;
     bg::BoltzmannGenerator model(o, seed);
-    if (have_data) model.standardize_from_data(data);
+    if (!load_path.empty()) {
+      bg::BoltzmannGenerator loaded = bg::BoltzmannGenerator::load(load_path);
+      // Same parameters and standardization; training/sampling steps from the flags.
+      bg::GeneratorOptions lo = loaded.options();
+      lo.steps = steps;
+      lo.sample_steps = sample_steps > 0 ? sample_steps : loaded.options().sample_steps;
+      bg::BoltzmannGenerator m2(lo, seed);
+      {
+        torch::NoGradGuard ng;
+        auto src = loaded.potential()->parameters();
+        auto dst = m2.potential()->parameters();
+        for (std::size_t k = 0; k < dst.size(); ++k) dst[k].copy_(src[k]);
+      }
+      m2.set_standardization(loaded.shift(), loaded.scale());
+      model = std::move(m2);
+      o = model.options();
+    } else if (have_data) {
+      model.standardize_from_data(data);
+    }
+    const double cpu0 = cpu_seconds();
 
     bg::TrainOptions t;
     t.preset = preset;
@@ -160,10 +270,35 @@ int main(int argc, char** argv) {
     t.iterations = iterations;
     t.batch_size = batch;
     t.learning_rate = lr;
-    t.eval_every = std::max(1, iterations / 10);
+    t.lr_final_ratio = lr_final_ratio;
+    t.clip_grad_norm = clip;
+    t.eval_every = eval_every > 0 ? eval_every : std::max(1, iterations / 10);
     t.eval_samples = 2048;
     t.seed = seed;
-    const bg::TrainHistory h = bg::train(model, target, have_data ? &data : nullptr, t);
+    t.fused = fused == "on" ? bg::FusedMode::kOn : fused == "off" ? bg::FusedMode::kOff : bg::FusedMode::kAuto;
+    const bool fused_used = iterations > 0 && bg::uses_fused_data_term(model, t);
+    bg::TrainHistory h;
+    if (iterations > 0) h = bg::train(model, target, have_data ? &data : nullptr, t);
+    const double cpu1 = cpu_seconds();
+    bg::TrainHistory h2;
+    bg::TrainOptions t2 = t;
+    bool fused2_used = false;
+    if (stage2_iterations > 0) {
+      t2.preset = stage2_preset;
+      t2.weights = bg::LossWeights::preset(stage2_preset, have_data);
+      if (stage2_lambda >= 0) t2.weights.lambda = stage2_lambda;
+      if (alpha_l >= 0) t2.weights.alpha_transport = alpha_l;
+      if (alpha_hjb >= 0) t2.weights.alpha_hjb = alpha_hjb;
+      t2.iterations = stage2_iterations;
+      t2.batch_size = stage2_batch > 0 ? stage2_batch : batch;
+      t2.learning_rate = stage2_lr;
+      t2.eval_every = eval_every > 0 ? eval_every : std::max(1, stage2_iterations / 10);
+      t2.seed = seed + 7919;  // fresh mini-batch and base streams
+      fused2_used = bg::uses_fused_data_term(model, t2);
+      h2 = bg::train(model, target, have_data ? &data : nullptr, t2);
+    }
+    const double cpu2 = cpu_seconds();
+    if (!save_path.empty()) model.save(save_path, {{"potential", potential}, {"seed", seed}});
 
     // Evaluation on `samples` fresh draws (a seed not used in training).
     const double t0 = boltzlab::wall_seconds();
@@ -183,18 +318,43 @@ int main(int argc, char** argv) {
     r["iterations"] = h.iterations_done;
     r["batch"] = batch;
     r["threads"] = threads;
-    r["train_wall_seconds"] = h.wall_seconds;
-    r["train_energy_evaluations"] = h.energy_evaluations;
-    r["train_non_finite"] = h.non_finite;
+    r["fused"] = fused_used;
+    r["loaded_from"] = load_path;
+    r["train_wall_seconds"] = h.wall_seconds + h2.wall_seconds;
+    r["train_cpu_seconds"] = cpu2 - cpu0;
+    r["train_energy_evaluations"] = h.energy_evaluations + h2.energy_evaluations;
+    r["train_non_finite"] = h.non_finite + h2.non_finite;
+    r["stage1"] = {{"preset", preset}, {"iterations", h.iterations_done}, {"wall_seconds", h.wall_seconds},
+                   {"cpu_seconds", cpu1 - cpu0}, {"energy_evaluations", h.energy_evaluations},
+                   {"fused", fused_used}, {"lr", lr}, {"final_loss", h.loss.empty() ? 0.0 : h.loss.back()},
+                   {"final_forward_kl", h.forward_kl.empty() ? 0.0 : h.forward_kl.back()}};
+    if (stage2_iterations > 0)
+      r["stage2"] = {{"preset", stage2_preset}, {"weights", t2.weights.to_json()},
+                     {"iterations", h2.iterations_done}, {"batch", t2.batch_size}, {"lr", stage2_lr},
+                     {"wall_seconds", h2.wall_seconds}, {"cpu_seconds", cpu2 - cpu1},
+                     {"energy_evaluations", h2.energy_evaluations}, {"fused", fused2_used},
+                     {"history_eval_ess", h2.eval_ess},
+                     {"final_loss", h2.loss.empty() ? 0.0 : h2.loss.back()}};
     r["data_samples"] = data.rows();
     r["eval_samples"] = samples;
     r["eval_seconds"] = sample_seconds;
     r["importance"] = imp;
+    if (dynamic_cast<const boltzlab::ManyWellTarget*>(&target)) r["manywell_coverage"] = manywell_coverage(s.x, lw);
     if (auto lz = target.log_z(); lz && imp.contains("log_z")) r["log_z_error"] = imp["log_z"]["estimate"].get<double>() - *lz;
     if (held_out.rows() > 0) {
       const Eigen::VectorXd lq = model.log_q(held_out);
       r["heldout_nll"] = -lq.mean();
       r["heldout_count"] = held_out.rows();
+      if (auto lz = target.log_z()) {
+        // KL(π‖q) = E_π[log π − log q] = E_π[−u − log q] − log Z on the held-out draws,
+        // with its standard error from the per-sample spread.
+        const Eigen::VectorXd uh = bg::target_energy_values(held_out, target, nullptr);
+        const Eigen::ArrayXd term = -uh.array() - lq.array() - *lz;
+        const double m = term.mean();
+        const double sd = std::sqrt((term - m).square().sum() / (term.size() - 1.0));
+        r["heldout_forward_kl"] = m;
+        r["heldout_forward_kl_se"] = sd / std::sqrt(static_cast<double>(term.size()));
+      }
     }
     // Path costs on 4096 generated trajectories and the integration error of fewer
     // RK4 steps against 4·steps (NFE = 4 per step).

@@ -2,6 +2,9 @@
 // a Gaussian (ESS and log Z against the exact value), checkpoint/resume, config errors.
 #include <cmath>
 #include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "support/torch_doctest.hpp"
 
@@ -208,4 +211,93 @@ TEST_CASE("trainer: configuration errors name the key") {
   const auto o = bg::LossWeights::preset("ot-flow", true);
   CHECK(o.lambda == 1.0);
   CHECK(o.alpha_hjb > 0.0);
+}
+
+TEST_CASE("trainer: the fused forward-KL step gives the autograd step's parameters") {
+  // Both paths differentiate the same discrete RK4 map (fused_otflow.hpp), so after a
+  // few Adam steps the parameters agree to rounding error. A non-trivial
+  // standardization (μ, σ from data) and T ≠ 1 check that the fused step uses the
+  // model's conventions (y = (x − μ)/σ at t = T, standard normal at t = 0); the mixed
+  // loss (λ = ½) checks that λ·(fused data gradient) + autograd reverse-KL gradient
+  // equals the all-autograd gradient.
+  const auto target = correlated_gaussian();
+  RowMatrix data(300, 2);
+  boltzlab::Rng rng(4, 0);
+  Eigen::Matrix2d chol = target.covariance().llt().matrixL();
+  for (int i = 0; i < 300; ++i) {
+    Eigen::Vector2d e(rng.normal(), rng.normal());
+    data.row(i) = (target.mean() + chol * e).transpose();
+  }
+  bg::GeneratorOptions mo = small_model();
+  mo.potential.layers = 2;
+  mo.potential.width = 10;
+  mo.time = 0.7;
+  mo.steps = 3;
+  // (preset, warm-up steps): the warm-up runs λ = 1 before the preset's λ = ½.
+  for (const auto& config : std::vector<std::pair<std::string, int>>{
+           {"ot-flow", 0}, {"ot-bg", 0}, {"cnf", 0}, {"ot-bg", 3}}) {
+    const std::string preset = config.first;
+    const int warmup = config.second;
+    bg::TrainOptions t;
+    t.weights = bg::LossWeights::preset(preset, true);
+    t.warmup_iterations = warmup;
+    t.iterations = 6;
+    t.batch_size = 70;
+    t.chunk_size = 32;  // several chunks on both paths
+    t.learning_rate = 2e-2;
+    t.eval_every = 0;
+    t.progress = false;
+    bg::BoltzmannGenerator a(mo, 3), b(mo, 3);
+    a.standardize_from_data(data);
+    b.standardize_from_data(data);
+    t.fused = bg::FusedMode::kOff;
+    CHECK_FALSE(bg::uses_fused_data_term(a, t));
+    const auto ha = bg::train(a, target, &data, t);
+    t.fused = bg::FusedMode::kAuto;
+    CHECK(bg::uses_fused_data_term(b, t));
+    const auto hb = bg::train(b, target, &data, t);
+    INFO("preset " << preset << ", warm-up " << warmup);
+    for (int it = 0; it < 6; ++it) {
+      CHECK(std::abs(ha.loss[it] - hb.loss[it]) <= 1e-10 * (1.0 + std::abs(ha.loss[it])));
+      CHECK(std::abs(ha.forward_kl[it] - hb.forward_kl[it]) <= 1e-10 * (1.0 + std::abs(ha.forward_kl[it])));
+      CHECK(std::abs(ha.transport[it] - hb.transport[it]) <= 1e-10 * (1.0 + ha.transport[it]));
+      CHECK(std::abs(ha.hjb[it] - hb.hjb[it]) <= 1e-10 * (1.0 + ha.hjb[it]));
+    }
+    const auto pa = a.potential()->parameters(), pb = b.potential()->parameters();
+    double diff = 0, moved = 0;
+    bg::BoltzmannGenerator init(mo, 3);
+    const auto p0 = init.potential()->parameters();
+    for (std::size_t k = 0; k < pa.size(); ++k) {
+      diff = std::max(diff, (pa[k] - pb[k]).abs().max().item<double>());
+      moved = std::max(moved, (pa[k] - p0[k]).abs().max().item<double>());
+    }
+    MESSAGE(preset << " (warm-up " << warmup << "): max |θ_fused − θ_autograd| = " << diff << " after parameters moved by " << moved);
+    CHECK(moved > 1e-2);  // the steps did something
+    CHECK(diff <= 1e-9);
+  }
+}
+
+TEST_CASE("trainer: the \"fused\" key and its errors") {
+  auto read = [](const nlohmann::json& v) {
+    nlohmann::json j = {{"fused", v}};
+    boltzlab::JsonReader r(j, "pot.json: generator");
+    bg::TrainOptions t;
+    t.read(r, true);
+    r.finish();
+    return t;
+  };
+  CHECK(read("auto").fused == bg::FusedMode::kAuto);
+  CHECK(read(true).fused == bg::FusedMode::kOn);
+  CHECK(read(false).fused == bg::FusedMode::kOff);
+  CHECK_THROWS_WITH(read("yes"), doctest::Contains("fused"));
+  // Forced on: refused for an unsupported architecture (nTh = 3) and without a data term.
+  bg::BoltzmannGenerator deep(small_model(), 1);
+  bg::TrainOptions t = read(true);
+  t.weights = bg::LossWeights::preset("ot-flow", true);
+  CHECK_THROWS_WITH(bg::uses_fused_data_term(deep, t), doctest::Contains("layers = 2"));
+  t.weights.lambda = 0.0;
+  CHECK_THROWS_WITH(t.validate(true), doctest::Contains("lambda is 0"));
+  t.fused = bg::FusedMode::kAuto;  // auto falls back to autograd
+  t.weights.lambda = 1.0;
+  CHECK_FALSE(bg::uses_fused_data_term(deep, t));
 }

@@ -8,6 +8,7 @@
 #include "boltzlab/core/progress.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/estimators/importance.hpp"
+#include "boltzlab/generators/fused_otflow.hpp"
 #include "boltzlab/io/run_directory.hpp"
 
 namespace boltzlab::generators {
@@ -77,6 +78,13 @@ void TrainOptions::read(JsonReader& r, bool have_data) {
   eval_every = static_cast<int>(r.get_int("eval_every", eval_every));
   eval_samples = static_cast<int>(r.get_int("eval_samples", eval_samples));
   checkpoint_every = static_cast<int>(r.get_int("checkpoint_every", checkpoint_every));
+  if (r.has("fused")) {
+    const auto& f = r.get_json("fused");
+    if (f.is_boolean()) fused = f.get<bool>() ? FusedMode::kOn : FusedMode::kOff;
+    else if (f.is_string() && f.get<std::string>() == "auto") fused = FusedMode::kAuto;
+    else
+      throw ConfigError(r.context_of("fused") + " is " + f.dump() + ", but must be \"auto\", true or false");
+  }
 }
 
 void TrainOptions::validate(bool have_data) const {
@@ -101,6 +109,9 @@ void TrainOptions::validate(bool have_data) const {
   if (checkpoint_every < 0) throw ConfigError("generator.checkpoint_every must be >= 0");
   if ((checkpoint_every > 0 || resume) && checkpoint.empty())
     throw ConfigError("generator: checkpointing needs a checkpoint path");
+  if (fused == FusedMode::kOn && !(weights.lambda > 0.0) && warmup_iterations == 0)
+    throw ConfigError("generator.fused is true, but lambda is 0 without warm-up (the fused path computes the "
+                      "forward-KL term)");
 }
 
 nlohmann::json TrainOptions::to_json() const {
@@ -117,6 +128,7 @@ nlohmann::json TrainOptions::to_json() const {
           {"eval_every", eval_every},
           {"eval_samples", eval_samples},
           {"checkpoint_every", checkpoint_every},
+          {"fused", fused == FusedMode::kAuto ? nlohmann::json("auto") : nlohmann::json(fused == FusedMode::kOn)},
           {"seed", seed}};
 }
 
@@ -186,7 +198,63 @@ void save_checkpoint(const std::filesystem::path& path, const BoltzmannGenerator
   }
 }
 
+/// Forward-KL part of one step by the fused path (fused_otflow.hpp): loss parts and
+/// ∂/∂θ of  λ·[(1/B) Σ_b −log q(x_b) + α_L (1/B) Σ_b L_b + α_HJB (1/B) Σ_b R_b]  for the
+/// data batch `rows` (model coordinates). Conventions as BoltzmannGenerator::reverse:
+/// y = (x − μ)/σ is integrated from t = T (data) to t = 0 (standard-normal base) with
+/// the training RK4 steps, and log q(x) = log q_flow(y) − Σ_k log σ_k; the constant
+/// Σ log σ shifts the NLL, not the gradient (μ, σ are fixed during training).
+struct FusedDataTerm {
+  double nll_mean = 0.0;   ///< (1/B) Σ −log q(x_b) in model coordinates
+  double transport = 0.0;  ///< (1/B) Σ L_b
+  double hjb = 0.0;        ///< (1/B) Σ R_b
+  std::vector<torch::Tensor> grads;  ///< λ·∂J/∂θ, in phi.parameters() order
+};
+
+FusedDataTerm fused_data_term(BoltzmannGenerator& model, const RowMatrix& rows, const TrainOptions& options,
+                              const LossWeights& w) {
+  RowMatrix y = rows;
+  const Eigen::VectorXd& mu = model.shift();
+  const Eigen::VectorXd& sigma = model.scale();
+  for (Eigen::Index i = 0; i < y.rows(); ++i)
+    y.row(i) = ((y.row(i).transpose() - mu).array() / sigma.array()).matrix().transpose();
+  FusedOtFlowOptions fo;
+  fo.t_end = model.options().time;
+  fo.steps = model.options().steps;
+  fo.alpha_transport = w.alpha_transport;
+  fo.alpha_hjb = w.alpha_hjb;
+  fo.chunk_size = options.chunk_size;
+  FusedOtFlowResult r = fused_otflow_loss(*model.potential(), y, fo);
+  FusedDataTerm out;
+  out.nll_mean = r.neg_log_q + sigma.array().log().sum();
+  out.transport = r.transport;
+  out.hjb = r.hjb;
+  out.grads = std::move(r.grads);
+  for (auto& g : out.grads) g.mul_(w.lambda);
+  return out;
+}
+
 }  // namespace
+
+bool uses_fused_data_term(const BoltzmannGenerator& model, const TrainOptions& options) {
+  const bool data_term = options.weights.lambda > 0.0 || options.warmup_iterations > 0;
+  if (options.fused == FusedMode::kOff || !data_term) {
+    if (options.fused == FusedMode::kOn)
+      throw ConfigError("generator.fused is true, but lambda is 0 without warm-up (the fused path computes "
+                        "the forward-KL term)");
+    return false;
+  }
+  // fused_otflow.hpp assumes the standard normal base (no torus base) and nTh = 2
+  // without particles or periodic columns.
+  const auto& po = model.options().potential;
+  const bool supported = fused_otflow_supports(po) && model.base() == nullptr;
+  if (options.fused == FusedMode::kOn && !supported)
+    throw ConfigError("generator.fused is true, but the fused path needs layers = 2 without particles, periodic "
+                      "columns or a torus base (layers = " + std::to_string(po.layers) + ", n_particles = " +
+                      std::to_string(po.n_particles) + ", periodic columns = " + std::to_string(po.periodic.size()) +
+                      ", torus base = " + (model.base() ? "yes" : "no") + ")");
+  return supported;
+}
 
 ReverseKlTerm reverse_kl_term(BoltzmannGenerator& model, const torch::Tensor& z, int steps, bool with_costs,
                               const Target& target, const EnergyCut& cut, const FlowSpaceMap* map,
@@ -297,6 +365,8 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
   Progress progress("bg-train", static_cast<std::size_t>(options.iterations), options.progress);
   double last_ess = std::numeric_limits<double>::quiet_NaN();
   const auto params = model.potential()->parameters();
+  // Forward-KL term by the fused path (fused_data_term) or by autograd chunks below.
+  const bool fused_path = uses_fused_data_term(model, options);
 
   for (int it = history.iterations_done; it < options.iterations; ++it) {
     // Cosine schedule from lr to lr·ratio.
@@ -312,15 +382,17 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
     LossWeights w = options.weights;
     if (it < options.warmup_iterations) w.lambda = 1.0;
     const bool costs = w.alpha_transport > 0.0 || w.alpha_hjb > 0.0;
+    const bool fused_data = fused_path && w.lambda > 0.0;
     // Mini-batches: data rows drawn with replacement from stream (seed, data, it);
     // base draws from streams it·B .. it·B + B − 1.
     torch::Tensor xb, zb;
+    RowMatrix rows;
     if (w.lambda > 0.0) {
       Rng rng(options.seed, kDataStream + static_cast<std::uint64_t>(it));
-      RowMatrix rows(batch, model.dim());
+      rows.resize(batch, model.dim());
       for (std::int64_t i = 0; i < batch; ++i)
         rows.row(i) = data->row(static_cast<Eigen::Index>(rng.uniform() * data->rows()) % data->rows());
-      xb = to_tensor(rows);
+      if (!fused_data) xb = to_tensor(rows);
     }
     if (w.lambda < 1.0) zb = model.base_sample(batch, options.seed, static_cast<std::int64_t>(it) * batch);
 
@@ -335,13 +407,14 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
       std::int64_t valid = 0, invalid = 0;
       std::vector<torch::Tensor> grads;
     };
-    const int n_terms = (w.lambda > 0.0 ? 1 : 0) + (w.lambda < 1.0 ? 1 : 0);
+    const bool autograd_data = w.lambda > 0.0 && !fused_data;
+    const int n_terms = (autograd_data ? 1 : 0) + (w.lambda < 1.0 ? 1 : 0);
     std::vector<ChunkResult> results(static_cast<std::size_t>(n_terms * n_chunks));
     const double inv_b = 1.0 / static_cast<double>(batch);
     for_each_index(
         results.size(),
         [&](std::size_t task) {
-          const bool data_term = w.lambda > 0.0 && static_cast<std::int64_t>(task) < n_chunks;
+          const bool data_term = autograd_data && static_cast<std::int64_t>(task) < n_chunks;
           const std::int64_t c = static_cast<std::int64_t>(task) % n_chunks;
           const std::int64_t b0 = c * chunk, m = std::min(chunk, batch - b0);
           ChunkResult& r = results[task];
@@ -383,6 +456,15 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
       torch::NoGradGuard ng;
       double fwd_sum = 0, rev_sum = 0;
       std::int64_t n_valid = 0;
+      if (fused_data) {  // data term first, as the autograd chunks order it
+        const FusedDataTerm f = fused_data_term(model, rows, options, w);
+        fwd_sum = f.nll_mean * static_cast<double>(batch);
+        if (costs) {
+          transport_value += w.lambda * f.transport;
+          hjb_value += w.lambda * f.hjb;
+        }
+        for (std::size_t k = 0; k < params.size(); ++k) params[k].mutable_grad() = f.grads[k];
+      }
       for (std::size_t task = 0; task < results.size(); ++task) {
         const ChunkResult& r = results[task];
         fwd_sum += r.fwd;

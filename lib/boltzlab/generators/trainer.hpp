@@ -32,6 +32,11 @@
 /// Warm-up (a two-stage schedule): the first `warmup_iterations` steps use λ = 1
 /// (forward KL on the data only, no energies), then the configured λ applies.
 ///
+/// Forward-KL term: by LibTorch autograd through cnf.hpp, or by the hand-fused
+/// loss + RK4 adjoint of fused_otflow.hpp (same discrete gradient, ≈ 5× faster;
+/// "fused": "auto" | true | false, see FusedMode). In a mixed loss (0 < λ < 1) the
+/// fused data-term gradient, times λ, is added to the autograd reverse-KL gradient.
+///
 /// Stability: lin-log energy cut (target_bridge.hpp), global gradient-norm clipping,
 /// Adam with a cosine learning-rate schedule, checkpoints (model + Adam state +
 /// history) every `checkpoint_every` iterations, resumable.
@@ -62,6 +67,13 @@ struct LossWeights {
   void validate() const;
   nlohmann::json to_json() const;
 };
+
+/// Which path computes the forward-KL (data) term and its gradient.
+///   kAuto: the fused path when fused_otflow_supports() the architecture (nTh = 2, no
+///          particles) and λ > 0; autograd otherwise.
+///   kOn:   the fused path; a ConfigError when unsupported or λ = 0.
+///   kOff:  always autograd.
+enum class FusedMode { kAuto, kOn, kOff };
 
 /// Image of flow-space points y under a FlowSpaceMap.
 struct FlowSpaceImage {
@@ -121,11 +133,12 @@ struct TrainOptions {
   std::uint64_t seed = 0;        ///< mini-batch and base-draw seed
   bool progress = true;          ///< progress lines on stderr
   Execution exec = Execution::kParallel;  ///< target evaluations
+  FusedMode fused = FusedMode::kAuto;     ///< forward-KL path (JSON "fused": "auto" | true | false)
 
   /// Reads the training keys of a "generator" section ("preset", "lambda",
   /// "alpha_transport", "alpha_hjb", "iterations", "batch_size", "learning_rate",
   /// "lr_final_ratio", "clip_grad_norm", "energy_cut": {"high", "max"}, "warmup_iterations",
-  /// "eval_every", "eval_samples", "checkpoint_every", "chunk_size"); other keys are left to the caller.
+  /// "eval_every", "eval_samples", "checkpoint_every", "chunk_size", "fused"); other keys are left to the caller.
   void read(JsonReader& r, bool have_data);
   void validate(bool have_data) const;
   nlohmann::json to_json() const;
@@ -145,6 +158,10 @@ struct TrainHistory {
   nlohmann::json to_json() const;
   static TrainHistory from_json(const nlohmann::json& j);
 };
+
+/// True when train() computes the forward-KL term of `model` by the fused path.
+/// \throws ConfigError for FusedMode::kOn with an unsupported architecture or λ = 0.
+bool uses_fused_data_term(const BoltzmannGenerator& model, const TrainOptions& options);
 
 /// Trains `model` in place. `data` (N×d, may be null when λ = 0) are samples of π
 /// (in the flow space when a `map` is given: the reverse KL and the running ESS then
