@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <string>
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/progress.hpp"
@@ -528,10 +529,19 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
     history.wall_seconds = wall_before + (wall_seconds() - t_start);
     if (options.checkpoint_every > 0 && ((it + 1) % options.checkpoint_every == 0 || last))
       save_checkpoint(options.checkpoint, model, adam, history);
-    char status[200];
-    std::snprintf(status, sizeof status, "loss %.4g  fKL %.4g  rKL %.4g  L %.3g  HJB %.3g  ESS %.3g",
-                  loss_value, fwd_value, rev_value, history.transport.back(), history.hjb.back(),
-                  last_ess);
+    // The reverse KL (λ = 1 steps) and the running ESS (before the first evaluation) may
+    // not be computed: shown as "-" then. The other terms are always computed and printed as is.
+    auto term = [](double v, const char* fmt) {
+      if (std::isnan(v)) return std::string("-");
+      char buf[32];
+      std::snprintf(buf, sizeof buf, fmt, v);
+      return std::string(buf);
+    };
+    char fixed[120];
+    std::snprintf(fixed, sizeof fixed, "loss %.4g  fKL %.4g  L %.3g  HJB %.3g", loss_value, fwd_value,
+                  history.transport.back(), history.hjb.back());
+    const std::string status =
+        std::string(fixed) + "  rKL " + term(rev_value, "%.4g") + "  ESS " + term(last_ess, "%.3g");
     progress.update(static_cast<std::size_t>(it + 1), status);
     if (options.stop_after > 0 && it + 1 >= options.stop_after && !last) {
       if (options.checkpoint_every > 0) save_checkpoint(options.checkpoint, model, adam, history);
