@@ -529,8 +529,9 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
     history.wall_seconds = wall_before + (wall_seconds() - t_start);
     if (options.checkpoint_every > 0 && ((it + 1) % options.checkpoint_every == 0 || last))
       save_checkpoint(options.checkpoint, model, adam, history);
-    // The reverse KL (λ = 1 steps) and the running ESS (before the first evaluation) may
-    // not be computed: shown as "-" then. The other terms are always computed and printed as is.
+    // The forward KL (λ = 0), the reverse KL (λ = 1 steps) and the running ESS (before the
+    // first evaluation) may not be computed: shown as "-" then. The loss and the path costs
+    // are always computed and printed as they are (a NaN there is a real divergence).
     auto term = [](double v, const char* fmt) {
       if (std::isnan(v)) return std::string("-");
       char buf[32];
@@ -538,10 +539,11 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
       return std::string(buf);
     };
     char fixed[120];
-    std::snprintf(fixed, sizeof fixed, "loss %.4g  fKL %.4g  L %.3g  HJB %.3g", loss_value, fwd_value,
-                  history.transport.back(), history.hjb.back());
-    const std::string status =
-        std::string(fixed) + "  rKL " + term(rev_value, "%.4g") + "  ESS " + term(last_ess, "%.3g");
+    std::snprintf(fixed, sizeof fixed, "  L %.3g  HJB %.3g", history.transport.back(), history.hjb.back());
+    char loss_text[40];
+    std::snprintf(loss_text, sizeof loss_text, "loss %.4g", loss_value);
+    const std::string status = std::string(loss_text) + "  fKL " + term(fwd_value, "%.4g") + std::string(fixed) +
+                               "  rKL " + term(rev_value, "%.4g") + "  ESS " + term(last_ess, "%.3g");
     progress.update(static_cast<std::size_t>(it + 1), status);
     if (options.stop_after > 0 && it + 1 >= options.stop_after && !last) {
       if (options.checkpoint_every > 0) save_checkpoint(options.checkpoint, model, adam, history);
