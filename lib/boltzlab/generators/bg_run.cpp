@@ -269,6 +269,50 @@ nlohmann::json run_evaluate(const BgSampleOptions& o) {
 }
 
 
+/// Arrays of a generated sample set (rows of `samples` ↔ entries of the vectors).
+struct GeneratedArrays {
+  const RowMatrix* samples;
+  const Eigen::VectorXd* reduced_energies;
+  const Eigen::VectorXd* log_q;
+  const Eigen::VectorXd* log_weights;
+};
+
+/// The run-directory contract of both bg-sample paths (plain and molecular): arrays,
+/// counts (training + sampling energy evaluations), timings, the importance report as
+/// `statistics`, notes, and every other summary entry as extra keys; then commits.
+/// `history` is null when the model was loaded instead of trained.
+nlohmann::json write_generator_run(RunDirectory& run, const BgSampleOptions& o, const Potential& pot,
+                                   const GeneratorConfig& cfg, const BoltzmannGenerator& model,
+                                   const TrainHistory* history, const EnergyCounters& counters,
+                                   const GeneratedArrays& arrays, const nlohmann::json& summary,
+                                   const nlohmann::json& notes, double t_start) {
+  RunOutputs out;
+  out.tool = "bg-sample";
+  out.potential_path = o.potential;
+  out.potential_name = pot.name;
+  out.target = pot.target.get();
+  out.options = {{"samples", cfg.samples}, {"generator", model.options().to_json()}};
+  if (history) out.options["training"] = cfg.train.to_json();
+  out.seed = o.seed;
+  out.samples = arrays.samples;
+  out.reduced_energies = arrays.reduced_energies;
+  out.log_q = arrays.log_q;
+  out.log_weights = arrays.log_weights;
+  const std::size_t sampling_evaluations = counters.evaluations.load();
+  out.counts = {{"energy_evaluations", (history ? history->energy_evaluations : 0) + sampling_evaluations},
+                {"sampling_energy_evaluations", sampling_evaluations}};
+  out.timings = {{"training", history ? history->wall_seconds : 0.0},
+                 {"sampling", summary["sampling_seconds"]},
+                 {"total_before_write", wall_seconds() - t_start}};
+  out.statistics = summary["importance"];
+  for (const auto& n : notes) out.notes.push_back(n.get<std::string>());
+  for (const auto& [k, v] : summary.items())
+    if (k != "tool" && k != "seed" && k != "threads") out.extra[k] = v;
+  nlohmann::json written = write_run(run, out);
+  run.commit();
+  return written;
+}
+
 /// Molecular targets: the flow lives on normalized internal coordinates y (3n − 6)
 /// of MolecularFlowSpace (generators/internal_coordinates.hpp), a Boltzmann generator
 /// on ℝ^{2n−3} × T^{n−3}: Φ is 2π-periodic in the torsion columns
@@ -419,29 +463,8 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
   model->save(run.path("model.pt"), meta);
   if (trained) plot_training(run, history, notes);
 
-  RunOutputs out;
-  out.tool = "bg-sample";
-  out.potential_path = o.potential;
-  out.potential_name = pot.name;
-  out.target = &target;
-  out.options = {{"samples", cfg.samples}, {"generator", model->options().to_json()}};
-  out.seed = o.seed;
-  out.samples = &x;
-  out.reduced_energies = &u;
-  out.log_q = &log_q;
-  out.log_weights = &lw;
-  out.counts = {{"energy_evaluations", (trained ? history.energy_evaluations : 0) + counters.evaluations.load()},
-                {"sampling_energy_evaluations", counters.evaluations.load()}};
-  out.timings = {{"training", trained ? history.wall_seconds : 0.0},
-                 {"sampling", summary["sampling_seconds"]},
-                 {"total_before_write", wall_seconds() - t_start}};
-  out.statistics = summary["importance"];
-  for (const auto& n : notes) out.notes.push_back(n.get<std::string>());
-  for (const auto& [k, v] : summary.items())
-    if (k != "tool" && k != "seed" && k != "threads") out.extra[k] = v;
-  nlohmann::json written = write_run(run, out);
-  run.commit();
-  return written;
+  return write_generator_run(run, o, pot, cfg, *model, trained ? &history : nullptr, counters,
+                             {&x, &u, &log_q, &lw}, summary, notes, t_start);
 }
 
 }  // namespace
@@ -530,30 +553,8 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
   if (trained) plot_training(run, history, notes);
   if (target.dim() == 2 && target.particle_layout().first == 0) plot_density_2d(run, target, *model, s.x, notes);
 
-  RunOutputs out;
-  out.tool = "bg-sample";
-  out.potential_path = o.potential;
-  out.potential_name = pot.name;
-  out.target = &target;
-  out.options = {{"samples", cfg.samples}, {"generator", model->options().to_json()}};
-  if (trained) out.options["training"] = cfg.train.to_json();
-  out.seed = o.seed;
-  out.samples = &s.x;
-  out.reduced_energies = &u;
-  out.log_q = &s.log_q;
-  out.log_weights = &lw;
-  out.counts = {{"energy_evaluations", (trained ? history.energy_evaluations : 0) + counters.evaluations.load()},
-                {"sampling_energy_evaluations", counters.evaluations.load()}};
-  out.timings = {{"training", trained ? history.wall_seconds : 0.0},
-                 {"sampling", summary["sampling_seconds"]},
-                 {"total_before_write", wall_seconds() - t_start}};
-  out.statistics = summary["importance"];
-  for (const auto& n : notes) out.notes.push_back(n.get<std::string>());
-  for (const auto& [k, v] : summary.items())
-    if (k != "tool" && k != "seed" && k != "threads") out.extra[k] = v;
-  summary = write_run(run, out);
-  run.commit();
-  return summary;
+  return write_generator_run(run, o, pot, cfg, *model, trained ? &history : nullptr, counters,
+                             {&s.x, &u, &s.log_q, &lw}, summary, notes, t_start);
 }
 
 }  // namespace boltzlab::generators
