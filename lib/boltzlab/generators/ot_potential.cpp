@@ -149,6 +149,21 @@ torch::Tensor OtPotentialImpl::value(const torch::Tensor& x, double t) {
   return torch::mv(u, w_) + 0.5 * (as * as).sum(1) + torch::mv(s, b) + c_;
 }
 
+torch::Tensor OtPotentialImpl::resnet_laplacian(torch::Tensor jac, const std::vector<torch::Tensor>& tanh_a,
+                                                const std::vector<torch::Tensor>& z_above) const {
+  // J stored transposed, B×d×m, so that K_i J is one (B·d)×m by m×m product.
+  const auto batch = jac.size(0), d = jac.size(1), m = jac.size(2);
+  const std::size_t n_res = tanh_a.size() - 1;
+  torch::Tensor lap = torch::zeros({batch}, jac.options());
+  for (std::size_t i = 1; i <= n_res; ++i) {
+    const auto kj = torch::mm(jac.reshape({batch * d, m}), k_[i - 1].t()).reshape({batch, d, m});
+    const auto sq = (kj * kj).sum(1);  // B×m: ‖(K_i J_{i−1})_j‖²
+    lap = lap + h_ * ((1.0 - tanh_a[i] * tanh_a[i]) * z_above[i] * sq).sum(1);
+    if (i < n_res) jac = jac + h_ * tanh_a[i].unsqueeze(1) * kj;
+  }
+  return lap;
+}
+
 PotentialDerivatives OtPotentialImpl::derivatives(const torch::Tensor& x, double t,
                                                   bool with_laplacian) {
   const int d = options_.dim;
@@ -192,18 +207,7 @@ PotentialDerivatives OtPotentialImpl::derivatives(const torch::Tensor& x, double
   // Laplacian: opening layer, then the ResNet layers with the Jacobian J (B×m×d).
   const auto k0x = k0.narrow(1, 0, d);
   auto lap = torch::mv((1.0 - tanh_a[0] * tanh_a[0]) * z_above[0], (k0x * k0x).sum(1));
-  if (n_res > 0) {
-    // J stored transposed, B×d×m, so that K_i J is one (B·d)×m by m×m product.
-    const auto batch = x.size(0);
-    const auto m = options_.width;
-    auto jac = tanh_a[0].unsqueeze(1) * k0x.t().unsqueeze(0);  // B×d×m
-    for (std::size_t i = 1; i <= n_res; ++i) {
-      const auto kj = torch::mm(jac.reshape({batch * d, m}), k_[i - 1].t()).reshape({batch, d, m});
-      const auto sq = (kj * kj).sum(1);  // B×m: ‖(K_i J_{i−1})_j‖²
-      lap = lap + h_ * ((1.0 - tanh_a[i] * tanh_a[i]) * z_above[i] * sq).sum(1);
-      if (i < n_res) jac = jac + h_ * tanh_a[i].unsqueeze(1) * kj;
-    }
-  }
+  if (n_res > 0) lap = lap + resnet_laplacian(tanh_a[0].unsqueeze(1) * k0x.t().unsqueeze(0), tanh_a, z_above);
   const auto ax = a.narrow(1, 0, d);
   out.laplacian = lap + (ax * ax).sum();
   return out;
@@ -216,8 +220,6 @@ void OtPotentialImpl::periodic_derivatives(const torch::Tensor& x, const torch::
                                            PotentialDerivatives& out) const {
   const int d = options_.dim;
   const auto p = periodic_index_.size(0);
-  const auto batch = x.size(0);
-  const auto m = options_.width;
   const auto sin_x = torch::sin(x), cos_x = torch::cos(x);
   const auto cos_p = cos_x.index_select(1, periodic_index_);  // B×p
   const auto sin_p = sin_x.index_select(1, periodic_index_);  // B×p
@@ -240,15 +242,7 @@ void OtPotentialImpl::periodic_derivatives(const torch::Tensor& x, const torch::
   // Opening layer: Σ_j σ''(a₀ⱼ) z₁ⱼ ‖(K₀G)ⱼ‖².
   auto lap = ((1.0 - tanh_a[0] * tanh_a[0]) * z_above[0] * (k0g * k0g).sum(2)).sum(1);
   const std::size_t n_res = tanh_a.size() - 1;
-  if (n_res > 0) {
-    auto jac = tanh_a[0].unsqueeze(1) * k0g.transpose(1, 2);  // B×d×m
-    for (std::size_t i = 1; i <= n_res; ++i) {
-      const auto kj = torch::mm(jac.reshape({batch * d, m}), k_[i - 1].t()).reshape({batch, d, m});
-      const auto sq = (kj * kj).sum(1);
-      lap = lap + h_ * ((1.0 - tanh_a[i] * tanh_a[i]) * z_above[i] * sq).sum(1);
-      if (i < n_res) jac = jac + h_ * tanh_a[i].unsqueeze(1) * kj;
-    }
-  }
+  if (n_res > 0) lap = lap + resnet_laplacian(tanh_a[0].unsqueeze(1) * k0g.transpose(1, 2), tanh_a, z_above);
   const auto ag = effective(a);  // B×r×d: the quadratic term's ‖A G‖²_F
   // Curvature of the feature map: ∂²(cos, sin)/∂x_k² = −(cos, sin).
   const auto curvature = (periodic_mask_ * cos_x * g_first).sum(1) + (sin_p * g_sin).sum(1);

@@ -103,6 +103,10 @@ class OtPotentialImpl : public torch::nn::Module {
   /// K₀, A (and bᵀ as a row) with the centre-of-mass projection applied to their x-columns.
   torch::Tensor effective_input_weights(const torch::Tensor& w) const;
   torch::Tensor input(const torch::Tensor& x, double t) const;
+  /// Σ_{i≥1} tr_i of the ResNet layers (file comment) from J₀ᵀ = `jac` (B×d×m: the
+  /// opening layer's diag(tanh a₀)·(input columns), per sample), shared by both cases.
+  torch::Tensor resnet_laplacian(torch::Tensor jac, const std::vector<torch::Tensor>& tanh_a,
+                                 const std::vector<torch::Tensor>& z_above) const;
   /// Periodic case of derivatives(): ∇ₓΦ = Gᵀ∇_sΦ̂ and the Laplacian with per-sample K₀G, AG.
   void periodic_derivatives(const torch::Tensor& x, const torch::Tensor& grad_s,
                             const std::vector<torch::Tensor>& tanh_a, const std::vector<torch::Tensor>& z_above,
