@@ -43,8 +43,9 @@ struct Setup {
 };
 
 /// A tiny model on the 60 flow coordinates, periodic in the torsions, with a von Mises
-/// base fitted to the frames; parameters perturbed so that the ResNet part is active.
-Setup tiny_setup(int width, int steps, double perturb) {
+/// base (or a von Mises mixture, `mixture`) fitted to the frames; parameters perturbed so
+/// that the ResNet part is active.
+Setup tiny_setup(int width, int steps, double perturb, bool mixture = false) {
   const auto frames = md_frames();
   auto space = bg::MolecularFlowSpace::fit(bg::InternalCoordinates::alanine_dipeptide(), frames);
   const auto y = space.to_flow(frames).first;
@@ -56,7 +57,8 @@ Setup tiny_setup(int width, int steps, double perturb) {
   o.steps = steps;
   o.sample_steps = steps;
   bg::BoltzmannGenerator g(o, 5);
-  g.set_base(bg::BaseDensity::fit_von_mises(y, space.torsion_mask()));
+  g.set_base(mixture ? bg::BaseDensity::fit_von_mises_mixture(y, space.torsion_mask())
+                     : bg::BaseDensity::fit_von_mises(y, space.torsion_mask()));
   {
     torch::NoGradGuard ng;
     torch::manual_seed(12);
@@ -188,9 +190,14 @@ TEST_CASE("molecular BG: invalid draws are masked out of the reverse KL and neve
 }
 
 TEST_CASE("molecular BG: log q is 2π-periodic in the torsions; wrapped samples re-evaluate to their log q") {
-  auto s = tiny_setup(8, 16, 0.1);
+  bool mixture = false;
+  SUBCASE("von Mises base") { mixture = false; }
+  SUBCASE("von Mises mixture base") { mixture = true; }
+  auto s = tiny_setup(8, 16, 0.1, mixture);
   const auto& model = s.model;
   REQUIRE(model.base() != nullptr);
+  // The MD frames have multimodal torsions (ψ, methyl rotors): BIC keeps several components.
+  if (mixture) CHECK(model.base()->components() > 1);
   const auto torsions = s.space.coordinates().torsion_indices();
   CHECK(model.periodic_columns() == torsions);
 
@@ -252,6 +259,7 @@ TEST_CASE("molecular BG: log q is 2π-periodic in the torsions; wrapped samples 
   std::filesystem::remove(path);
   REQUIRE(loaded.base() != nullptr);
   CHECK(loaded.base()->von_mises());
+  CHECK(loaded.base()->kind() == model.base()->kind());
   CHECK(loaded.periodic_columns() == torsions);
   const bg::GeneratedSamples again = loaded.sample(n, 17);
   CHECK((again.x - smp.x).cwiseAbs().maxCoeff() == 0.0);

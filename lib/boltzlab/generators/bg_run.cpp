@@ -89,7 +89,8 @@ struct GeneratorConfig {
   fs::path reference_dihedrals;  ///< reference φ/ψ (.npy N×2) for summary["ramachandran_vs_reference"]
   std::string reference_field;   ///< where it was given (for error messages)
   std::optional<Eigen::VectorXd> scale, shift;
-  std::string base = "von_mises";  ///< molecules: torsion base "von_mises" (fitted to the data) or "uniform"
+  std::string base = "von_mises";  ///< molecules: torsion base "von_mises", "von_mises_mixture" (fitted to the data) or "uniform"
+  int base_components = 4;         ///< "von_mises_mixture": most components per torsion (chosen by BIC)
   long long samples = 100000;
 };
 
@@ -145,7 +146,13 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   if (r.has("base")) {
     if (!is_molecular) r.fail("base", "is only used for molecular targets (torsion base)");
     c.base = r.get_string("base");
-    if (c.base != "von_mises" && c.base != "uniform") r.fail("base", "must be \"von_mises\" or \"uniform\"");
+    if (c.base != "von_mises" && c.base != "von_mises_mixture" && c.base != "uniform")
+      r.fail("base", "must be \"von_mises\", \"von_mises_mixture\" or \"uniform\"");
+  }
+  if (r.has("base_components")) {
+    if (c.base != "von_mises_mixture") r.fail("base_components", "is only used with \"base\": \"von_mises_mixture\"");
+    c.base_components = static_cast<int>(r.get_int("base_components"));
+    if (c.base_components < 1 || c.base_components > 8) r.fail("base_components", "must be between 1 and 8");
   }
   c.md.equilibration_ps = r.get_double("md_equilibration_ps", c.md.equilibration_ps);
   c.md.production_ps = r.get_double("md_production_ps", c.md.production_ps);
@@ -313,12 +320,22 @@ nlohmann::json write_generator_run(RunDirectory& run, const BgSampleOptions& o, 
   return written;
 }
 
+/// Mixture components per torsion column of a molecular base (for summary.json).
+std::vector<int> base_components_of_torsions(const BaseDensity& base) {
+  const auto per_column = base.components_per_column();
+  std::vector<int> out;
+  for (std::size_t c = 0; c < per_column.size(); ++c)
+    if (base.torsion_mask()[static_cast<std::int64_t>(c)].item<bool>()) out.push_back(per_column[c]);
+  return out;
+}
+
 /// Molecular targets: the flow lives on normalized internal coordinates y (3n − 6)
 /// of MolecularFlowSpace (generators/internal_coordinates.hpp), a Boltzmann generator
 /// on ℝ^{2n−3} × T^{n−3}: Φ is 2π-periodic in the torsion columns
 /// (OtPotentialOptions::periodic), the base is a standard normal on the bonds/angles
-/// times a von Mises (fitted to the data; "base": "von_mises") or uniform ("uniform")
-/// density on the torsions, and samples are wrapped into [−π, π) — exact densities on
+/// times a von Mises (fitted to the data; "base": "von_mises"), a mixture of up to
+/// "base_components" von Mises per torsion (EM + BIC on the data; "von_mises_mixture")
+/// or uniform ("uniform") density on the torsions, and samples are wrapped into [−π, π) — exact densities on
 /// the torus (generator.hpp). Training: λ·forward KL on the data frames (in y) +
 /// (1 − λ)·reverse KL through the map y → x (FlowSpaceMap: log π_y = −u(x(y)) + L(y)),
 /// with outside-domain and wrong-chirality draws masked out and counted; the running
@@ -385,8 +402,10 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
     mo.potential.periodic.clear();
     for (const auto c : space->coordinates().torsion_indices()) mo.potential.periodic.push_back(static_cast<int>(c));
     model.emplace(mo, o.seed);
-    model->set_base(cfg.base == "uniform" ? BaseDensity(space->torsion_mask())
-                                          : BaseDensity::fit_von_mises(y_data, space->torsion_mask()));
+    model->set_base(cfg.base == "uniform"     ? BaseDensity(space->torsion_mask())
+                    : cfg.base == "von_mises" ? BaseDensity::fit_von_mises(y_data, space->torsion_mask())
+                                              : BaseDensity::fit_von_mises_mixture(y_data, space->torsion_mask(),
+                                                                                   cfg.base_components));
     cfg.train.seed = o.seed;
     cfg.train.progress = o.progress;
     cfg.train.checkpoint = fs::path(o.out.string() + ".checkpoint.pt");
@@ -434,7 +453,8 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
   }
   summary["molecular_generator"] = {
       {"coordinates", "internal (alanine dipeptide Z-matrix), torsions periodic (flow on R^41 x T^19)"},
-      {"base", model->base()->von_mises() ? "von_mises" : "uniform"},
+      {"base", model->base()->kind()},
+      {"base_components_per_torsion", base_components_of_torsions(*model->base())},
       {"flow_dim", use_space.dim()},
       {"data", data_info},
       {"zero_weight_domain_chirality", dropped},

@@ -258,9 +258,9 @@ BoltzmannGenerator BoltzmannGenerator::read(torch::serialize::InputArchive& arch
   c10::IValue version;
   if (!archive.try_read("format_version", version) || !version.isInt())
     throw IoError(where + ": not a boltzlab generator model (no format_version)");
-  if (version.toInt() != 1 && version.toInt() != kModelFormatVersion)
+  if (version.toInt() < 1 || version.toInt() > kModelFormatVersion)
     throw ConfigError(where + ": model format_version " + std::to_string(version.toInt()) +
-                      " is not supported (expected 1 or " + std::to_string(kModelFormatVersion) + ")");
+                      " is not supported (expected 1 to " + std::to_string(kModelFormatVersion) + ")");
   c10::IValue options;
   archive.read("options", options);
   const GeneratorOptions opts = GeneratorOptions::from_json(nlohmann::json::parse(options.toStringRef()));

@@ -4,6 +4,10 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <utility>
+#include <vector>
+
+#include <Eigen/Core>
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/parallel.hpp"
@@ -509,11 +513,129 @@ InternalNormalization InternalNormalization::from_json(const Json& object, const
 
 // ---------------------------------------------------------------- BaseDensity
 
+namespace {
+
+/// log I₀(κ), stable for large κ (exponentially scaled Bessel function).
+torch::Tensor log_i0(const torch::Tensor& kappa) { return torch::log(torch::special::i0e(kappa)) + kappa; }
+
+/// A(κ) = I₁(κ)/I₀(κ).
+double bessel_ratio(double k) {
+  const auto kt = torch::tensor({k}, f64());
+  return (torch::special::i1e(kt) / torch::special::i0e(kt)).item<double>();
+}
+
+/// Maximum-likelihood concentration: the root of A(κ) = R̄, capped at max_kappa.
+double ml_kappa(double rbar, double max_kappa) {
+  const double r = std::clamp(rbar, 0.0, 1.0 - 1e-12);
+  // Start (Best & Fisher 1981; Fisher, Statistical Analysis of Circular Data, eq. 4.40).
+  double k = r < 0.53 ? 2 * r + r * r * r + 5 * std::pow(r, 5) / 6
+             : r < 0.85 ? -0.4 + 1.39 * r + 0.43 / (1 - r)
+                        : 1 / (r * r * r - 4 * r * r + 3 * r);
+  // Newton on A(κ) − R̄ = 0 with A'(κ) = 1 − A/κ − A².
+  for (int it = 0; it < 50 && k > 0 && k < max_kappa; ++it) {
+    const double a = bessel_ratio(k);
+    const double da = 1.0 - a / k - a * a;
+    const double step = (a - r) / da;
+    k = std::max(k - step, 0.5 * k);
+    if (std::abs(step) < 1e-12 * (1.0 + k)) break;
+  }
+  return std::clamp(k, 0.0, max_kappa);
+}
+
+/// log of the von Mises density at angles `t` (n) for parameters (μ, κ) of K components,
+/// plus log w_k: an n × K matrix (column k = log w_k + log f(t; μ_k, κ_k)).
+Eigen::MatrixXd vm_component_log_density(const Eigen::VectorXd& t, const std::vector<double>& mu,
+                                         const std::vector<double>& kappa, const std::vector<double>& w) {
+  const Eigen::Index n = t.size();
+  const auto k_count = static_cast<Eigen::Index>(mu.size());
+  Eigen::MatrixXd out(n, k_count);
+  for (Eigen::Index k = 0; k < k_count; ++k) {
+    const double li0 = log_i0(torch::tensor({kappa[k]}, f64())).item<double>();
+    const double c = std::log(w[k]) - std::log(kTwoPi) - li0;
+    for (Eigen::Index i = 0; i < n; ++i) out(i, k) = c + kappa[k] * std::cos(t[i] - mu[k]);
+  }
+  return out;
+}
+
+struct VmMixtureFit {
+  std::vector<double> mu, kappa, weight;
+  double log_likelihood = -std::numeric_limits<double>::infinity();
+};
+
+/// EM for a K-component von Mises mixture on angles t from the given start means.
+VmMixtureFit em_von_mises(const Eigen::VectorXd& t, std::vector<double> mu, double max_kappa) {
+  const auto k_count = mu.size();
+  const Eigen::Index n = t.size();
+  VmMixtureFit fit;
+  fit.mu = std::move(mu);
+  fit.kappa.assign(k_count, 4.0 * static_cast<double>(k_count));
+  fit.weight.assign(k_count, 1.0 / static_cast<double>(k_count));
+  double previous = -std::numeric_limits<double>::infinity();
+  for (int it = 0; it < 300; ++it) {
+    const Eigen::MatrixXd lp = vm_component_log_density(t, fit.mu, fit.kappa, fit.weight);
+    const Eigen::VectorXd mx = lp.rowwise().maxCoeff();
+    const Eigen::MatrixXd r = (lp.colwise() - mx).array().exp().matrix();
+    const Eigen::VectorXd norm = r.rowwise().sum();
+    const double ll = (mx.array() + norm.array().log()).sum();
+    fit.log_likelihood = ll;
+    if (std::abs(ll - previous) < 1e-9 * (1.0 + std::abs(ll))) break;
+    previous = ll;
+    const Eigen::MatrixXd resp = r.array().colwise() / norm.array();
+    for (std::size_t k = 0; k < k_count; ++k) {
+      const auto col = resp.col(static_cast<Eigen::Index>(k));
+      const double nk = col.sum();
+      if (nk < 1e-8 * static_cast<double>(n)) {  // an empty component: keep it harmless
+        fit.weight[k] = 1e-300;
+        fit.kappa[k] = 0.0;
+        continue;
+      }
+      const double s = (col.array() * t.array().sin()).sum(), c = (col.array() * t.array().cos()).sum();
+      fit.mu[k] = std::atan2(s, c);
+      fit.kappa[k] = ml_kappa(std::sqrt(s * s + c * c) / nk, max_kappa);
+      fit.weight[k] = nk / static_cast<double>(n);
+    }
+  }
+  return fit;
+}
+
+/// Start means for K components: the K highest local maxima of a smoothed circular
+/// histogram (72 bins, 3-bin circular box filter twice), padded with evenly spaced means.
+std::vector<double> histogram_peaks(const Eigen::VectorXd& t, std::size_t k_count) {
+  constexpr int kBins = 72;
+  std::vector<double> h(kBins, 0.0);
+  for (Eigen::Index i = 0; i < t.size(); ++i) {
+    const double a = t[i] - kTwoPi * std::floor((t[i] + kPi) / kTwoPi);
+    h[std::min(kBins - 1, static_cast<int>((a + kPi) / kTwoPi * kBins))] += 1.0;
+  }
+  for (int pass = 0; pass < 2; ++pass) {
+    std::vector<double> g(kBins);
+    for (int b = 0; b < kBins; ++b) g[b] = h[(b + kBins - 1) % kBins] + h[b] + h[(b + 1) % kBins];
+    h = g;
+  }
+  std::vector<std::pair<double, int>> peaks;
+  for (int b = 0; b < kBins; ++b)
+    if (h[b] > h[(b + kBins - 1) % kBins] && h[b] >= h[(b + 1) % kBins]) peaks.emplace_back(h[b], b);
+  std::sort(peaks.begin(), peaks.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<double> mu;
+  for (std::size_t p = 0; p < peaks.size() && mu.size() < k_count; ++p)
+    mu.push_back(-kPi + (peaks[p].second + 0.5) * kTwoPi / kBins);
+  for (std::size_t k = mu.size(); k < k_count; ++k) mu.push_back(-kPi + (k + 0.5) * kTwoPi / static_cast<double>(k_count));
+  return mu;
+}
+
+std::vector<double> tensor_values(const torch::Tensor& t) {
+  const auto c = t.to(torch::kDouble).contiguous();
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+}  // namespace
+
 BaseDensity::BaseDensity(torch::Tensor torsion_mask)
     : torsion_mask_(torsion_mask.to(torch::kBool).contiguous()) {
   if (torsion_mask_.dim() != 1) throw DomainError("base density: torsion mask must be a vector");
-  mu_ = torch::zeros({torsion_mask_.size(0)}, f64());
-  kappa_ = torch::zeros({torsion_mask_.size(0)}, f64());
+  mu_ = torch::zeros({1, torsion_mask_.size(0)}, f64());
+  kappa_ = torch::zeros({1, torsion_mask_.size(0)}, f64());
+  weight_ = torch::ones({1, torsion_mask_.size(0)}, f64());
 }
 
 BaseDensity::BaseDensity(torch::Tensor torsion_mask, torch::Tensor mu, torch::Tensor kappa)
@@ -521,13 +643,40 @@ BaseDensity::BaseDensity(torch::Tensor torsion_mask, torch::Tensor mu, torch::Te
   if (mu.sizes() != torsion_mask_.sizes() || kappa.sizes() != torsion_mask_.sizes()) {
     throw DomainError("base density: mu and kappa must have the length of the torsion mask");
   }
+  *this = BaseDensity(torsion_mask_, mu.unsqueeze(0), kappa.unsqueeze(0), torch::ones_like(mu, f64()).unsqueeze(0));
+}
+
+BaseDensity::BaseDensity(torch::Tensor torsion_mask, torch::Tensor mu, torch::Tensor kappa, torch::Tensor weight)
+    : BaseDensity(std::move(torsion_mask)) {
+  const std::int64_t m = torsion_mask_.size(0);
+  if (mu.dim() != 2 || mu.size(1) != m || mu.size(0) < 1 || kappa.sizes() != mu.sizes() || weight.sizes() != mu.sizes()) {
+    throw DomainError("base density: mixture mu, kappa and weight must be K x m with K >= 1 and m = " +
+                      std::to_string(m));
+  }
   mu_ = mu.to(torch::kDouble).contiguous();
   kappa_ = kappa.to(torch::kDouble).contiguous();
+  weight_ = weight.to(torch::kDouble).contiguous();
   if (!(kappa_ >= 0).all().item<bool>() || !torch::isfinite(kappa_).all().item<bool>() ||
       !torch::isfinite(mu_).all().item<bool>()) {
     throw DomainError("base density: von Mises kappa must be finite and >= 0, mu finite");
   }
+  if (!(weight_ >= 0).all().item<bool>() || !torch::isfinite(weight_).all().item<bool>() ||
+      (weight_.sum(0) - 1.0).abs().max().item<double>() > 1e-9) {
+    throw DomainError("base density: mixture weights must be >= 0 and sum to 1 in every column");
+  }
   von_mises_ = true;
+}
+
+std::string BaseDensity::kind() const {
+  if (!von_mises_) return "uniform";
+  return components() > 1 ? "von_mises_mixture" : "von_mises";
+}
+
+std::vector<int> BaseDensity::components_per_column() const {
+  const auto used = (weight_ > 1e-200).sum(0).contiguous();
+  std::vector<int> out;
+  for (std::int64_t c = 0; c < used.size(0); ++c) out.push_back(static_cast<int>(used[c].item<std::int64_t>()));
+  return out;
 }
 
 BaseDensity BaseDensity::fit_von_mises(const torch::Tensor& y, const torch::Tensor& torsion_mask, double max_kappa) {
@@ -543,23 +692,69 @@ BaseDensity BaseDensity::fit_von_mises(const torch::Tensor& y, const torch::Tens
   auto kappa = torch::zeros_like(mu);
   for (std::int64_t col = 0; col < mask.size(0); ++col) {
     if (!mask[col].item<bool>()) continue;
-    const double r = std::min(rbar[col].item<double>(), 1.0 - 1e-12);
-    // Start (Best & Fisher 1981; Fisher, Statistical Analysis of Circular Data, eq. 4.40).
-    double k = r < 0.53 ? 2 * r + r * r * r + 5 * std::pow(r, 5) / 6
-               : r < 0.85 ? -0.4 + 1.39 * r + 0.43 / (1 - r)
-                          : 1 / (r * r * r - 4 * r * r + 3 * r);
-    // Newton on A(κ) − R̄ = 0 with A'(κ) = 1 − A/κ − A²; A via exponentially scaled Bessels.
-    for (int it = 0; it < 50 && k > 0 && k < max_kappa; ++it) {
-      const auto kt = torch::tensor({k}, f64());
-      const double a = (torch::special::i1e(kt) / torch::special::i0e(kt)).item<double>();
-      const double da = 1.0 - a / k - a * a;
-      const double step = (a - r) / da;
-      k = std::max(k - step, 0.5 * k);
-      if (std::abs(step) < 1e-12 * (1.0 + k)) break;
-    }
-    kappa[col] = std::clamp(k, 0.0, max_kappa);
+    kappa[col] = ml_kappa(rbar[col].item<double>(), max_kappa);
   }
   return BaseDensity(mask, torch::where(mask, mu, torch::zeros_like(mu)), kappa);
+}
+
+BaseDensity BaseDensity::fit_von_mises_mixture(const torch::Tensor& y, const torch::Tensor& torsion_mask,
+                                               int max_components, double max_kappa) {
+  const auto mask = torsion_mask.to(torch::kBool).contiguous();
+  if (mask.dim() != 1 || y.dim() != 2 || y.size(1) != mask.size(0) || y.size(0) < 2) {
+    throw DomainError("base density: fit_von_mises_mixture needs data B x m (B >= 2) and a mask of length m");
+  }
+  if (max_components < 1) throw DomainError("base density: max_components must be >= 1");
+  if (!(max_kappa > 0)) throw DomainError("base density: max_kappa must be > 0");
+  const std::int64_t m = mask.size(0), n = y.size(0);
+  const auto data = y.to(torch::kDouble).detach().contiguous();
+  const auto kmax = static_cast<std::size_t>(max_components);
+  auto mu = torch::zeros({max_components, m}, f64());
+  auto kappa = torch::zeros({max_components, m}, f64());
+  auto weight = torch::zeros({max_components, m}, f64());
+  weight[0].fill_(1.0);
+  for (std::int64_t col = 0; col < m; ++col) {
+    if (!mask[col].item<bool>()) continue;
+    const auto column = data.select(1, col).contiguous();
+    const Eigen::VectorXd t = Eigen::Map<const Eigen::VectorXd>(column.data_ptr<double>(), n);
+    VmMixtureFit best;
+    double best_bic = std::numeric_limits<double>::infinity();
+    for (std::size_t k = 1; k <= kmax; ++k) {
+      std::vector<std::vector<double>> starts = {histogram_peaks(t, k)};
+      if (k > 1) {
+        std::vector<double> even;
+        for (std::size_t j = 0; j < k; ++j) even.push_back(-kPi + (j + 0.5) * kTwoPi / static_cast<double>(k));
+        starts.push_back(even);
+      }
+      for (const auto& start : starts) {
+        VmMixtureFit fit = em_von_mises(t, start, max_kappa);
+        const double bic = -2.0 * fit.log_likelihood + (3.0 * static_cast<double>(k) - 1.0) * std::log(double(n));
+        if (bic < best_bic) {
+          best_bic = bic;
+          best = std::move(fit);
+        }
+      }
+    }
+    // Components in order of decreasing weight; empty ones get weight 0.
+    std::vector<std::size_t> order(best.mu.size());
+    for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return best.weight[a] > best.weight[b]; });
+    double total = 0.0;
+    for (const auto k : order) total += best.weight[k] > 1e-200 ? best.weight[k] : 0.0;
+    weight[0][col] = 0.0;
+    for (std::size_t j = 0; j < order.size(); ++j) {
+      const auto k = order[j];
+      if (!(best.weight[k] > 1e-200)) continue;
+      mu[static_cast<std::int64_t>(j)][col] = best.mu[k];
+      kappa[static_cast<std::int64_t>(j)][col] = best.kappa[k];
+      weight[static_cast<std::int64_t>(j)][col] = best.weight[k] / total;
+    }
+  }
+  // Drop trailing components no column uses.
+  std::int64_t used = 1;
+  for (std::int64_t k = 0; k < max_components; ++k)
+    if ((weight[k] > 0).any().item<bool>()) used = k + 1;
+  using torch::indexing::Slice;
+  return BaseDensity(mask, mu.index({Slice(0, used)}), kappa.index({Slice(0, used)}), weight.index({Slice(0, used)}));
 }
 
 torch::Tensor BaseDensity::log_prob(const torch::Tensor& y) const {
@@ -567,12 +762,15 @@ torch::Tensor BaseDensity::log_prob(const torch::Tensor& y) const {
   const double log_2pi = std::log(kTwoPi);
   const auto gauss = -0.5 * y * y - 0.5 * log_2pi;
   torch::Tensor circ;
-  if (von_mises_) {
-    // log I0(κ) = log(i0e(κ)) + κ, stable for large κ.
-    const auto log_i0 = torch::log(torch::special::i0e(kappa_)) + kappa_;
-    circ = kappa_ * torch::cos(y - mu_) - log_2pi - log_i0;
-  } else {
+  if (!von_mises_) {
     circ = torch::full_like(y, -log_2pi);
+  } else if (components() == 1) {
+    circ = kappa_[0] * torch::cos(y - mu_[0]) - log_2pi - log_i0(kappa_[0]);
+  } else {
+    // log Σ_k w_k f_k(y): K × B × m, logsumexp over k (w_k = 0 gives −∞, a zero term).
+    const auto terms = torch::log(weight_).unsqueeze(1) + kappa_.unsqueeze(1) * torch::cos(y.unsqueeze(0) - mu_.unsqueeze(1)) -
+                       log_2pi - log_i0(kappa_).unsqueeze(1);
+    circ = torch::logsumexp(terms, 0);
   }
   return torch::where(torsion_mask_, circ, gauss).sum(1);
 }
@@ -580,13 +778,10 @@ torch::Tensor BaseDensity::log_prob(const torch::Tensor& y) const {
 torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed, std::int64_t first_index) const {
   if (n < 0) throw DomainError("base density: sample count must be >= 0");
   const std::int64_t m = torsion_mask_.size(0);
+  const std::int64_t k_count = components();
   std::vector<char> periodic(static_cast<std::size_t>(m));
-  std::vector<double> mu(static_cast<std::size_t>(m)), kappa(static_cast<std::size_t>(m));
-  for (std::int64_t c = 0; c < m; ++c) {
-    periodic[c] = torsion_mask_[c].item<bool>();
-    mu[c] = mu_[c].item<double>();
-    kappa[c] = kappa_[c].item<double>();
-  }
+  for (std::int64_t c = 0; c < m; ++c) periodic[c] = torsion_mask_[c].item<bool>();
+  const auto mu = tensor_values(mu_), kappa = tensor_values(kappa_), weight = tensor_values(weight_);  // K × m row-major
   std::vector<double> out(static_cast<std::size_t>(n * m));
   for_each_index(static_cast<std::size_t>(n), [&](std::size_t s) {
     Rng rng = stream_for(seed, static_cast<std::uint64_t>(first_index) + s);
@@ -594,11 +789,26 @@ torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed, std::int64
     for (std::int64_t c = 0; c < m; ++c) {
       if (!periodic[c]) {
         row[c] = rng.normal();
-      } else if (!von_mises_ || kappa[c] == 0.0) {
+        continue;
+      }
+      std::int64_t comp = 0;
+      if (von_mises_ && k_count > 1) {  // the component, by inversion of the cumulative weights
+        const double u = rng.uniform();
+        double cum = 0.0;
+        comp = -1;
+        for (std::int64_t k = 0; k < k_count; ++k) {
+          const double wk = weight[static_cast<std::size_t>(k * m + c)];
+          if (wk <= 0.0) continue;
+          comp = k;
+          cum += wk;
+          if (u < cum) break;
+        }
+      }
+      const double k = kappa[static_cast<std::size_t>(comp * m + c)];
+      if (!von_mises_ || k == 0.0) {
         row[c] = kTwoPi * rng.uniform() - kPi;
       } else {
         // Best & Fisher (1979), Appl. Statist. 28, 152: wrapped-Cauchy envelope.
-        const double k = kappa[c];
         const double t = 1.0 + std::sqrt(1.0 + 4.0 * k * k);
         const double rho = (t - std::sqrt(2.0 * t)) / (2.0 * k);
         const double r = (1.0 + rho * rho) / (2.0 * rho);
@@ -612,7 +822,7 @@ torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed, std::int64
           if (cc * (2.0 - cc) - u2 > 0.0 || std::log(cc / u2) + 1.0 - cc >= 0.0) break;
         }
         const double sign = rng.uniform() < 0.5 ? -1.0 : 1.0;
-        double v = mu[c] + sign * std::acos(std::clamp(f, -1.0, 1.0));
+        double v = mu[static_cast<std::size_t>(comp * m + c)] + sign * std::acos(std::clamp(f, -1.0, 1.0));
         row[c] = v - kTwoPi * std::floor((v + kPi) / kTwoPi);
       }
     }
@@ -621,13 +831,19 @@ torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed, std::int64
 }
 
 Json BaseDensity::to_json() const {
-  auto vec = [](const torch::Tensor& t) {
-    const auto c = t.contiguous();
-    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
-  };
   std::vector<bool> mask;
   for (std::int64_t c = 0; c < torsion_mask_.numel(); ++c) mask.push_back(torsion_mask_[c].item<bool>());
-  return Json{{"torsion_mask", mask}, {"von_mises", von_mises_}, {"mu", vec(mu_)}, {"kappa", vec(kappa_)}};
+  Json j{{"torsion_mask", mask}, {"von_mises", von_mises_}, {"mu", tensor_values(mu_[0])}, {"kappa", tensor_values(kappa_[0])}};
+  if (components() > 1) {
+    Json mix{{"mu", Json::array()}, {"kappa", Json::array()}, {"weight", Json::array()}};
+    for (std::int64_t k = 0; k < components(); ++k) {
+      mix["mu"].push_back(tensor_values(mu_[k]));
+      mix["kappa"].push_back(tensor_values(kappa_[k]));
+      mix["weight"].push_back(tensor_values(weight_[k]));
+    }
+    j["mixture"] = mix;
+  }
+  return j;
 }
 
 BaseDensity BaseDensity::from_json(const Json& object, const std::string& context) {
@@ -636,6 +852,7 @@ BaseDensity BaseDensity::from_json(const Json& object, const std::string& contex
   const bool vm = reader.get_bool("von_mises");
   const auto mu = reader.get_doubles("mu");
   const auto kappa = reader.get_doubles("kappa");
+  const Json mixture = reader.has("mixture") ? reader.get_json("mixture") : Json();
   reader.finish();
   if (!mask_json.is_array() || mask_json.size() != mu.size() || kappa.size() != mu.size())
     throw ConfigError(context + ": torsion_mask, mu and kappa must be arrays of one length");
@@ -645,8 +862,27 @@ BaseDensity BaseDensity::from_json(const Json& object, const std::string& contex
     mask.push_back(e.get<bool>() ? 1 : 0);
   }
   const auto mask_t = torch::tensor(mask, i64()).to(torch::kBool);
+  auto matrix = [&](const char* key) {
+    const std::string where = context + ".mixture." + key;
+    if (!mixture.contains(key) || !mixture[key].is_array() || mixture[key].empty())
+      throw ConfigError(where + ": must be a non-empty array of rows");
+    std::vector<double> flat;
+    for (const auto& row : mixture[key]) {
+      if (!row.is_array() || row.size() != mu.size())
+        throw ConfigError(where + ": every row must have " + std::to_string(mu.size()) + " numbers");
+      for (const auto& v : row) {
+        if (!v.is_number()) throw ConfigError(where + ": entries must be numbers, got " + v.dump());
+        flat.push_back(v.get<double>());
+      }
+    }
+    return torch::tensor(flat, f64()).view({static_cast<std::int64_t>(mixture[key].size()), static_cast<std::int64_t>(mu.size())});
+  };
   try {
     if (!vm) return BaseDensity(mask_t);
+    if (!mixture.is_null()) {
+      if (!mixture.is_object()) throw ConfigError(context + ".mixture: must be an object");
+      return BaseDensity(mask_t, matrix("mu"), matrix("kappa"), matrix("weight"));
+    }
     return BaseDensity(mask_t, torch::tensor(mu, f64()), torch::tensor(kappa, f64()));
   } catch (const DomainError& e) {
     throw ConfigError(context + ": " + e.what());

@@ -261,9 +261,12 @@ class InternalNormalization {
 };
 
 /// Base density of a flow on ℝ^{m−p} × T^p: independent standard normals on the
-/// non-periodic coordinates and, on each torsion, either the uniform density 1/(2π)
-/// or a von Mises density exp(κ cos(τ − μ)) / (2π I₀(κ)).
+/// non-periodic coordinates and, on each torsion, either the uniform density 1/(2π),
+/// a von Mises density exp(κ cos(τ − μ)) / (2π I₀(κ)), or a mixture of K von Mises
+/// densities Σ_k w_k exp(κ_k cos(τ − μ_k)) / (2π I₀(κ_k)) (independent across torsions):
 ///   log p(y) = Σ_{non-periodic} (−½ y_c² − ½ log 2π) + Σ_{torsions} log p_c(y_c).
+/// Any such p is 2π-periodic in the torsions, which is all the wrapped-flow construction
+/// (generator.hpp) needs, so log q stays exact with every variant.
 class BaseDensity {
  public:
   /// Uniform on the torsions (recommended with a periodic velocity field).
@@ -271,6 +274,11 @@ class BaseDensity {
   /// Von Mises on the torsions with locations `mu` and concentrations `kappa` (length m,
   /// read at the torsion columns; κ ≥ 0, κ = 0 is uniform).
   BaseDensity(torch::Tensor torsion_mask, torch::Tensor mu, torch::Tensor kappa);
+  /// Mixture of K von Mises per torsion: `mu`, `kappa`, `weight` are K × m (read at the
+  /// torsion columns); weights ≥ 0 and summing to 1 over k in every torsion column.
+  /// K = 1 is the plain von Mises base (same draws, same density).
+  /// \throws DomainError on wrong shapes, κ < 0, non-finite entries or bad weights.
+  BaseDensity(torch::Tensor torsion_mask, torch::Tensor mu, torch::Tensor kappa, torch::Tensor weight);
 
   /// Von Mises base fitted to data y (B × m, e.g. MolecularFlowSpace::to_flow of MD frames):
   /// per torsion μ = circular mean and κ the maximum-likelihood concentration, the root of
@@ -282,27 +290,50 @@ class BaseDensity {
   /// \throws DomainError for fewer than 2 rows or a wrong mask length.
   static BaseDensity fit_von_mises(const torch::Tensor& y, const torch::Tensor& torsion_mask,
                                    double max_kappa = 1e3);
+  /// Mixture-of-von-Mises base fitted to data y, per torsion: maximum likelihood by EM
+  /// for K = 1 … `max_components` (M-step: μ_k = weighted circular mean, κ_k from
+  /// A(κ_k) = R̄_k as in fit_von_mises; deterministic starts: the K highest peaks of a
+  /// smoothed 72-bin histogram, and K evenly spaced means), K chosen by BIC
+  /// (−2 log L + (3K − 1) log B). Rationale: the torsions that dominate the log-weight
+  /// variance of alanine dipeptide are multimodal — ψ (α/β), φ and the three-fold methyl
+  /// rotors — and a unimodal base leaves the flow to split those modes; a mixture base
+  /// has the right marginals before training and leaves the flow the correlations.
+  /// \throws DomainError for fewer than 2 rows, a wrong mask length or max_components < 1.
+  static BaseDensity fit_von_mises_mixture(const torch::Tensor& y, const torch::Tensor& torsion_mask,
+                                           int max_components = 4, double max_kappa = 1e3);
 
-  const torch::Tensor& mu() const { return mu_; }
-  const torch::Tensor& kappa() const { return kappa_; }
+  /// First component's μ and κ (length m; the von Mises parameters when K = 1).
+  torch::Tensor mu() const { return mu_[0]; }
+  torch::Tensor kappa() const { return kappa_[0]; }
+  /// K × m mixture parameters (K = 1 for the uniform and plain von Mises bases).
+  const torch::Tensor& mixture_mu() const { return mu_; }
+  const torch::Tensor& mixture_kappa() const { return kappa_; }
+  const torch::Tensor& mixture_weight() const { return weight_; }
+  /// Number of mixture components per torsion actually used (weight > 0), per column (m).
+  std::vector<int> components_per_column() const;
+  std::int64_t components() const { return mu_.size(0); }
   bool von_mises() const { return von_mises_; }
+  /// "uniform", "von_mises" or "von_mises_mixture" (K > 1).
+  std::string kind() const;
 
   /// log p(y) per sample (B). Torsion entries are read modulo 2π.
   torch::Tensor log_prob(const torch::Tensor& y) const;
   /// n samples (n × m), torsions in [−π, π); sample s uses Rng stream (seed, first_index + s),
   /// so the result does not depend on the thread count or on how a long run of draws is
-  /// split into batches. Von Mises by Best & Fisher (1979).
+  /// split into batches. Von Mises by Best & Fisher (1979); with K > 1 a torsion first
+  /// draws its component by one uniform.
   torch::Tensor sample(std::int64_t n, std::uint64_t seed, std::int64_t first_index = 0) const;
   /// Bool (m): the periodic columns.
   const torch::Tensor& torsion_mask() const { return torsion_mask_; }
 
-  /// {"torsion_mask": [...], "von_mises": bool, "mu": [...], "kappa": [...]} (to save with a model).
+  /// {"torsion_mask": [...], "von_mises": bool, "mu": [...], "kappa": [...]} plus, for K > 1,
+  /// "mixture": {"mu": K×m, "kappa": K×m, "weight": K×m} (to save with a model).
   Json to_json() const;
   /// Inverse of to_json. \throws ConfigError naming `context`.
   static BaseDensity from_json(const Json& object, const std::string& context);
 
  private:
-  torch::Tensor torsion_mask_, mu_, kappa_;
+  torch::Tensor torsion_mask_, mu_, kappa_, weight_;  // mu_, kappa_, weight_: K × m
   bool von_mises_ = false;
 };
 
