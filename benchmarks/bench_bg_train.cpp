@@ -171,7 +171,8 @@ int main(int argc, char** argv) {
   long long samples = 100000;
   double lr = 5e-3, lambda = -1, alpha_l = -1, alpha_hjb = -1;
   std::uint64_t seed = 1;
-  std::string fused = "auto", stage2_preset = "ot-bg", load_path, save_path;
+  std::string fused = "auto", stage2_preset = "ot-bg", load_path, save_path, base_mode = "normal";
+  int base_components = 4;
   int sample_steps = 0, stage2_iterations = 0, stage2_batch = 0, eval_every = 0;
   double time_horizon = 1.0, lr_final_ratio = 0.05, stage2_lambda = -1, stage2_lr = 1e-3, clip = 10.0;
   app.add_option("--fused", fused, "forward-KL term: auto | on | off (hand-fused path vs autograd)")
@@ -186,6 +187,12 @@ int main(int argc, char** argv) {
   app.add_option("--stage2-lambda", stage2_lambda, "stage-2 lambda (default: the preset's)");
   app.add_option("--stage2-lr", stage2_lr, "stage-2 Adam learning rate");
   app.add_option("--stage2-batch", stage2_batch, "stage-2 batch (default: --batch)");
+  app.add_option("--base", base_mode,
+                 "base density: normal (N(0, I) after standardization) or gaussian_mixture (per-coordinate "
+                 "Gaussian mixtures fitted to the standardized data by EM, K by BIC)")
+      ->check(CLI::IsMember({"normal", "gaussian_mixture"}));
+  app.add_option("--base-components", base_components, "gaussian_mixture: most components per coordinate")
+      ->check(CLI::Range(1, 8));
   app.add_option("--load", load_path, "start from this saved model (architecture flags are then ignored)");
   app.add_option("--save", save_path, "save the trained model here");
   app.add_option("--potential", potential)->required();
@@ -254,11 +261,21 @@ int main(int argc, char** argv) {
         for (std::size_t k = 0; k < dst.size(); ++k) dst[k].copy_(src[k]);
       }
       m2.set_standardization(loaded.shift(), loaded.scale());
+      if (loaded.base() != nullptr) m2.set_base(*loaded.base());
       model = std::move(m2);
       o = model.options();
     } else if (have_data) {
       model.standardize_from_data(data);
+      if (base_mode == "gaussian_mixture") {
+        RowMatrix y = data;
+        for (Eigen::Index i = 0; i < y.rows(); ++i)
+          y.row(i) = ((y.row(i).transpose() - model.shift()).array() / model.scale().array()).matrix().transpose();
+        const auto mask = torch::zeros({d}, torch::TensorOptions().dtype(torch::kBool));
+        model.set_base(bg::BaseDensity::fit_mixture(bg::to_tensor(y), mask, 1, base_components));
+      }
     }
+    if (base_mode != "normal" && model.base() == nullptr)
+      throw boltzlab::ConfigError("--base " + base_mode + " needs training data (or a loaded model with that base)");
     const double cpu0 = cpu_seconds();
 
     bg::TrainOptions t;
@@ -320,6 +337,7 @@ int main(int argc, char** argv) {
     r["threads"] = threads;
     r["fused"] = fused_used;
     r["loaded_from"] = load_path;
+    r["base"] = model.base() ? model.base()->kind() : std::string("standard_normal");
     r["train_wall_seconds"] = h.wall_seconds + h2.wall_seconds;
     r["train_cpu_seconds"] = cpu2 - cpu0;
     r["train_energy_evaluations"] = h.energy_evaluations + h2.energy_evaluations;

@@ -614,6 +614,69 @@ TEST_CASE("internal coordinates: von Mises mixture fitted by EM recovers the com
   CHECK_THROWS_AS(BaseDensity::fit_von_mises_mixture(data, mask, 0), DomainError);
 }
 
+TEST_CASE("internal coordinates: Gaussian-mixture base columns — normalization, moments, EM recovery") {
+  // m = 3: a Gaussian-mixture column, a torsion (von Mises κ = 2), a single Gaussian column.
+  const auto mask = torch::tensor({0, 1, 0}, torch::TensorOptions().dtype(torch::kLong)).to(torch::kBool);
+  const double w[2] = {0.3, 0.7}, m[2] = {-2.0, 1.5}, sd[2] = {0.4, 0.8};
+  const BaseDensity truth(mask, torch::tensor({{m[0], 1.0, 0.2}, {m[1], 0.0, 0.0}}, f64()),
+                          torch::tensor({{0.0, 2.0, 0.0}, {0.0, 0.0, 0.0}}, f64()),
+                          torch::tensor({{w[0], 1.0, 1.0}, {w[1], 0.0, 0.0}}, f64()),
+                          torch::tensor({{sd[0], 1.0, 1.3}, {sd[1], 1.0, 1.0}}, f64()));
+  CHECK(truth.gaussian_mixture());
+  CHECK(truth.kind() == "von_mises+gaussian_mixture");
+  // ∫ p = 1 over the first two columns (midpoint rule, ±12 covers all but < 1e-30 of the
+  // mass) with the third column fixed and its N(0.2, 1.3²) density divided out.
+  const int ng = 2400, nt = 200;
+  auto g = (torch::arange(ng, f64()) + 0.5) * (24.0 / ng) - 12.0;
+  auto t = (torch::arange(nt, f64()) + 0.5) * (2.0 * kPi / nt) - kPi;
+  auto grid2 = torch::stack(torch::meshgrid({g, t}, "ij"), -1).reshape({-1, 2});
+  auto grid = torch::cat({grid2, torch::full({grid2.size(0), 1}, 0.7, f64())}, 1);
+  const double log_n3 = -0.5 * std::pow((0.7 - 0.2) / 1.3, 2) - std::log(1.3) - 0.5 * std::log(2 * kPi);
+  const double cell = (24.0 / ng) * (2.0 * kPi / nt);
+  CHECK(std::abs(torch::exp(truth.log_prob(grid) - log_n3).sum().item<double>() * cell - 1.0) < 1e-10);
+
+  // Moments of the draws: mean Σ w μ and variance Σ w (s² + μ²) − mean², within 4 standard
+  // errors (se of the mean √(Var/n); of the variance √((μ₄ − Var²)/n), μ₄ from the draws).
+  const std::int64_t n = 20000;
+  const auto draws = truth.sample(n, 606);
+  const auto x0 = draws.select(1, 0);
+  double mean = 0.0, second = 0.0;
+  for (int j = 0; j < 2; ++j) {
+    mean += w[j] * m[j];
+    second += w[j] * (sd[j] * sd[j] + m[j] * m[j]);
+  }
+  const double var = second - mean * mean;
+  const auto centred = x0 - x0.mean();
+  const double mu4 = centred.pow(4).mean().item<double>();
+  CHECK(std::abs(x0.mean().item<double>() - mean) < 4.0 * std::sqrt(var / n));
+  CHECK(std::abs(x0.var().item<double>() - var) < 4.0 * std::sqrt((mu4 - var * var) / n));
+  const auto x2 = draws.select(1, 2);
+  CHECK(std::abs(x2.mean().item<double>() - 0.2) < 4.0 * 1.3 / std::sqrt(double(n)));
+
+  // EM + BIC on the draws: two components on column 0, one on column 2, the torsion left
+  // alone when torsion_components = 1 (one von Mises). The modes are 3.5 apart (≈ 6 pooled
+  // sds), so each is estimated as from its own n_k = w_k n draws: se(ŵ) = √(w(1−w)/n),
+  // se(μ̂) = s/√n_k, se(ŝ) = s/√(2 n_k). Accept 4 standard errors.
+  const auto fit = BaseDensity::fit_mixture(draws, mask, 1, 4);
+  CHECK(fit.components_per_column() == std::vector<int>{2, 1, 1});
+  for (int j = 0; j < 2; ++j) {
+    const int row = w[j] > 0.5 ? 0 : 1;  // components are sorted by weight
+    const double nk = w[j] * n;
+    INFO("component " << j);
+    CHECK(std::abs(fit.mixture_weight()[row][0].item<double>() - w[j]) < 4.0 * std::sqrt(w[j] * (1 - w[j]) / n));
+    CHECK(std::abs(fit.mixture_mu()[row][0].item<double>() - m[j]) < 4.0 * sd[j] / std::sqrt(nk));
+    CHECK(std::abs(fit.mixture_sd()[row][0].item<double>() - sd[j]) < 4.0 * sd[j] / std::sqrt(2.0 * nk));
+  }
+  CHECK(std::abs(fit.mixture_mu()[0][2].item<double>() - 0.2) < 4.0 * 1.3 / std::sqrt(double(n)));
+  CHECK(std::abs(fit.mixture_sd()[0][2].item<double>() - 1.3) < 4.0 * 1.3 / std::sqrt(2.0 * n));
+  // gaussian_components = 1 keeps N(0, 1) on the non-periodic columns.
+  CHECK_FALSE(BaseDensity::fit_mixture(draws, mask, 3, 1).gaussian_mixture());
+  // JSON round trip keeps the Gaussian mixture.
+  const auto again = BaseDensity::from_json(fit.to_json(), "model.base");
+  CHECK(max_abs(again.log_prob(grid) - fit.log_prob(grid)) == 0.0);
+  CHECK(torch::equal(again.sample(200, 7), fit.sample(200, 7)));
+}
+
 TEST_CASE("internal coordinates: thermal OBC2 configurations — chirality, round trip, energy, phi/psi") {
   // 100 frames of 300 K Langevin MD (tests/data/ala2_obc2_positions.npy, nm) and the
   // project's OBC2 target: the reconstruction from internal coordinates is a rigid motion

@@ -200,14 +200,22 @@ ChunkResult run_chunk(const Params& p, int d, const Mat& x_data, const FusedOtFl
     x += (dt / 6.0) * incr;
   }
   ChunkResult r;
-  const double log_norm = 0.5 * d * std::log(2.0 * M_PI);
-  r.neg_log_q = (0.5 * x.rowwise().squaredNorm().array() + log_norm - ell.array()).sum();
+  // −log ρ₀(x(0)) and its gradient, the adjoint's starting value (standard normal: x).
+  Mat base_grad;
+  Vec base_nll;
+  if (o.base_neg_log_density) {
+    base_nll = o.base_neg_log_density(x, base_grad);
+  } else {
+    base_nll = (0.5 * x.rowwise().squaredNorm()).array() + 0.5 * d * std::log(2.0 * M_PI);
+    base_grad = x;
+  }
+  r.neg_log_q = (base_nll - ell).sum();
   r.transport = cost_l.sum();
   r.hjb = cost_r.sum();
   r.grad = zeros_like(p);
 
-  // Adjoint: J = (1/B) Σ [½|x(0)|² − ℓ + α_L L + α_R R] + const.
-  Mat xbar = inv_total * x;
+  // Adjoint: J = (1/B) Σ [−log ρ₀(x(0)) − ℓ + α_L L + α_R R].
+  Mat xbar = inv_total * base_grad;
   const double ellbar = -inv_total, lbar_cost = o.alpha_transport * inv_total,
                rbar_cost = o.alpha_hjb * inv_total;
   for (int k = o.steps - 1; k >= 0; --k) {

@@ -27,6 +27,7 @@
 ///
 /// Scope: nTh = 2, no centre-of-mass projection (n_particles = 0), no periodic columns; otherwise
 /// supports() is false and the caller must use the autograd path.
+#include <functional>
 #include <vector>
 
 #include <torch/torch.h>
@@ -43,6 +44,10 @@ struct FusedOtFlowOptions {
   double alpha_transport = 0.01; ///< α_L
   double alpha_hjb = 0.05;       ///< α_R
   int chunk_size = 256;          ///< batch rows per parallel task (fixed ⇒ thread-independent)
+  /// Base density other than the standard normal: returns −log ρ₀(z) per row of z and
+  /// writes ∂(−log ρ₀)/∂z into `grad` (same shape). Empty: ρ₀ = N(0, I). Called once per
+  /// chunk, concurrently from several threads.
+  std::function<Eigen::VectorXd(const RowMatrix& z, RowMatrix& grad)> base_neg_log_density;
 
   /// \throws ConfigError for steps < 1, chunk_size < 1, T ≤ 0 or negative weights.
   void validate() const;

@@ -623,6 +623,87 @@ std::vector<double> histogram_peaks(const Eigen::VectorXd& t, std::size_t k_coun
   return mu;
 }
 
+struct GaussMixtureFit {
+  std::vector<double> mu, sd, weight;
+  double log_likelihood = -std::numeric_limits<double>::infinity();
+};
+
+/// EM for a K-component one-dimensional Gaussian mixture from the given start means
+/// (start sds: the column's sd / K; sds floored at `min_sd`).
+GaussMixtureFit em_gaussian(const Eigen::VectorXd& t, std::vector<double> mu, double min_sd) {
+  const auto k_count = mu.size();
+  const Eigen::Index n = t.size();
+  const double mean = t.mean();
+  const double sd_all = std::sqrt((t.array() - mean).square().mean());
+  GaussMixtureFit fit;
+  fit.mu = std::move(mu);
+  fit.sd.assign(k_count, std::max(min_sd, sd_all / static_cast<double>(k_count)));
+  fit.weight.assign(k_count, 1.0 / static_cast<double>(k_count));
+  double previous = -std::numeric_limits<double>::infinity();
+  for (int it = 0; it < 500; ++it) {
+    Eigen::MatrixXd lp(n, static_cast<Eigen::Index>(k_count));
+    for (std::size_t k = 0; k < k_count; ++k) {
+      const double c = std::log(fit.weight[k]) - std::log(fit.sd[k]) - 0.5 * std::log(kTwoPi);
+      lp.col(static_cast<Eigen::Index>(k)) = (c - 0.5 * ((t.array() - fit.mu[k]) / fit.sd[k]).square()).matrix();
+    }
+    const Eigen::VectorXd mx = lp.rowwise().maxCoeff();
+    const Eigen::MatrixXd r = (lp.colwise() - mx).array().exp().matrix();
+    const Eigen::VectorXd norm = r.rowwise().sum();
+    const double ll = (mx.array() + norm.array().log()).sum();
+    fit.log_likelihood = ll;
+    if (std::abs(ll - previous) < 1e-9 * (1.0 + std::abs(ll))) break;
+    previous = ll;
+    const Eigen::MatrixXd resp = r.array().colwise() / norm.array();
+    for (std::size_t k = 0; k < k_count; ++k) {
+      const auto col = resp.col(static_cast<Eigen::Index>(k));
+      const double nk = col.sum();
+      if (nk < 1e-8 * static_cast<double>(n)) {  // an empty component: keep it harmless
+        fit.weight[k] = 1e-300;
+        continue;
+      }
+      fit.mu[k] = (col.array() * t.array()).sum() / nk;
+      fit.sd[k] = std::max(min_sd, std::sqrt((col.array() * (t.array() - fit.mu[k]).square()).sum() / nk));
+      fit.weight[k] = nk / static_cast<double>(n);
+    }
+  }
+  return fit;
+}
+
+/// Start means for a K-component Gaussian mixture: the K highest local maxima of a smoothed
+/// 100-bin histogram over the data range, padded with quantiles.
+std::vector<double> gaussian_peak_starts(const Eigen::VectorXd& t, std::size_t k_count) {
+  constexpr int kBins = 100;
+  const double lo = t.minCoeff(), hi = t.maxCoeff(), width = (hi - lo) / kBins;
+  std::vector<double> h(kBins, 0.0);
+  if (!(width > 0)) return std::vector<double>(k_count, lo);
+  for (Eigen::Index i = 0; i < t.size(); ++i) h[std::min(kBins - 1, static_cast<int>((t[i] - lo) / width))] += 1.0;
+  for (int pass = 0; pass < 2; ++pass) {
+    std::vector<double> g(kBins);
+    for (int b = 0; b < kBins; ++b) g[b] = h[std::max(0, b - 1)] + h[b] + h[std::min(kBins - 1, b + 1)];
+    h = g;
+  }
+  std::vector<std::pair<double, int>> peaks;
+  for (int b = 0; b < kBins; ++b)
+    if ((b == 0 || h[b] > h[b - 1]) && (b == kBins - 1 || h[b] >= h[b + 1])) peaks.emplace_back(h[b], b);
+  std::sort(peaks.begin(), peaks.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<double> mu;
+  for (std::size_t p = 0; p < peaks.size() && mu.size() < k_count; ++p) mu.push_back(lo + (peaks[p].second + 0.5) * width);
+  std::vector<double> sorted(t.data(), t.data() + t.size());
+  std::sort(sorted.begin(), sorted.end());
+  for (std::size_t k = mu.size(); k < k_count; ++k)
+    mu.push_back(sorted[static_cast<std::size_t>((k + 0.5) / static_cast<double>(k_count) * (sorted.size() - 1))]);
+  return mu;
+}
+
+std::vector<double> quantile_starts(const Eigen::VectorXd& t, std::size_t k_count) {
+  std::vector<double> sorted(t.data(), t.data() + t.size());
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<double> mu;
+  for (std::size_t k = 0; k < k_count; ++k)
+    mu.push_back(sorted[static_cast<std::size_t>((k + 0.5) / static_cast<double>(k_count) * (sorted.size() - 1))]);
+  return mu;
+}
+
 std::vector<double> tensor_values(const torch::Tensor& t) {
   const auto c = t.to(torch::kDouble).contiguous();
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
@@ -636,6 +717,7 @@ BaseDensity::BaseDensity(torch::Tensor torsion_mask)
   mu_ = torch::zeros({1, torsion_mask_.size(0)}, f64());
   kappa_ = torch::zeros({1, torsion_mask_.size(0)}, f64());
   weight_ = torch::ones({1, torsion_mask_.size(0)}, f64());
+  sd_ = torch::ones({1, torsion_mask_.size(0)}, f64());
 }
 
 BaseDensity::BaseDensity(torch::Tensor torsion_mask, torch::Tensor mu, torch::Tensor kappa)
@@ -646,7 +728,8 @@ BaseDensity::BaseDensity(torch::Tensor torsion_mask, torch::Tensor mu, torch::Te
   *this = BaseDensity(torsion_mask_, mu.unsqueeze(0), kappa.unsqueeze(0), torch::ones_like(mu, f64()).unsqueeze(0));
 }
 
-BaseDensity::BaseDensity(torch::Tensor torsion_mask, torch::Tensor mu, torch::Tensor kappa, torch::Tensor weight)
+BaseDensity::BaseDensity(torch::Tensor torsion_mask, torch::Tensor mu, torch::Tensor kappa, torch::Tensor weight,
+                         torch::Tensor sd)
     : BaseDensity(std::move(torsion_mask)) {
   const std::int64_t m = torsion_mask_.size(0);
   if (mu.dim() != 2 || mu.size(1) != m || mu.size(0) < 1 || kappa.sizes() != mu.sizes() || weight.sizes() != mu.sizes()) {
@@ -665,11 +748,29 @@ BaseDensity::BaseDensity(torch::Tensor torsion_mask, torch::Tensor mu, torch::Te
     throw DomainError("base density: mixture weights must be >= 0 and sum to 1 in every column");
   }
   von_mises_ = true;
+  if (!sd.defined()) {
+    sd_ = torch::ones_like(mu_);
+    return;
+  }
+  if (sd.sizes() != mu.sizes()) throw DomainError("base density: mixture sd must be K x m like mu");
+  sd_ = sd.to(torch::kDouble).contiguous();
+  const auto gauss_cols = torsion_mask_.logical_not().unsqueeze(0).expand_as(sd_);
+  if (!(torch::isfinite(sd_) & (sd_ > 0)).logical_or(~gauss_cols).all().item<bool>())
+    throw DomainError("base density: mixture sd must be finite and > 0 on the non-periodic columns");
+  // Standard normal columns: one component (weight 1), μ = 0, s = 1.
+  const auto standard = (weight_[0] == 1.0) & (mu_[0] == 0.0) & (sd_[0] == 1.0);
+  gaussian_mixture_ = (~standard & torsion_mask_.logical_not()).any().item<bool>();
 }
 
 std::string BaseDensity::kind() const {
-  if (!von_mises_) return "uniform";
-  return components() > 1 ? "von_mises_mixture" : "von_mises";
+  std::string torsions;
+  if (torsion_mask_.any().item<bool>()) {
+    const bool multi = von_mises_ && (weight_.index({torch::indexing::Slice(1)}) > 0)
+                                         .logical_and(torsion_mask_.unsqueeze(0)).any().item<bool>();
+    torsions = !von_mises_ ? "uniform" : multi ? "von_mises_mixture" : "von_mises";
+  }
+  if (!gaussian_mixture_) return torsions.empty() ? "standard_normal" : torsions;
+  return torsions.empty() ? "gaussian_mixture" : torsions + "+gaussian_mixture";
 }
 
 std::vector<int> BaseDensity::components_per_column() const {
@@ -699,54 +800,95 @@ BaseDensity BaseDensity::fit_von_mises(const torch::Tensor& y, const torch::Tens
 
 BaseDensity BaseDensity::fit_von_mises_mixture(const torch::Tensor& y, const torch::Tensor& torsion_mask,
                                                int max_components, double max_kappa) {
+  return fit_mixture(y, torsion_mask, max_components, 1, max_kappa);
+}
+
+BaseDensity BaseDensity::fit_mixture(const torch::Tensor& y, const torch::Tensor& torsion_mask, int torsion_components,
+                                     int gaussian_components, double max_kappa) {
   const auto mask = torsion_mask.to(torch::kBool).contiguous();
   if (mask.dim() != 1 || y.dim() != 2 || y.size(1) != mask.size(0) || y.size(0) < 2) {
-    throw DomainError("base density: fit_von_mises_mixture needs data B x m (B >= 2) and a mask of length m");
+    throw DomainError("base density: fitting a mixture needs data B x m (B >= 2) and a mask of length m");
   }
-  if (max_components < 1) throw DomainError("base density: max_components must be >= 1");
+  if (torsion_components < 1 || gaussian_components < 1)
+    throw DomainError("base density: max_components must be >= 1");
   if (!(max_kappa > 0)) throw DomainError("base density: max_kappa must be > 0");
-  const std::int64_t m = mask.size(0), n = y.size(0);
-  const auto data = y.to(torch::kDouble).detach().contiguous();
-  const auto kmax = static_cast<std::size_t>(max_components);
+  const std::int64_t m = mask.size(0);
+  const int max_components = std::max(torsion_components, gaussian_components);
+  // At most kMaxFitRows rows (an even stride through the data): EM costs O(rows · K) per
+  // iteration and column, and the BIC choice is settled long before 2·10⁴ rows.
+  constexpr std::int64_t kMaxFitRows = 20000;
+  auto data = y.to(torch::kDouble).detach();
+  if (data.size(0) > kMaxFitRows)
+    data = data.index({torch::linspace(0, static_cast<double>(data.size(0) - 1), kMaxFitRows, f64()).to(torch::kLong)});
+  data = data.contiguous();
+  const std::int64_t n = data.size(0);
   auto mu = torch::zeros({max_components, m}, f64());
   auto kappa = torch::zeros({max_components, m}, f64());
   auto weight = torch::zeros({max_components, m}, f64());
+  auto sd = torch::ones({max_components, m}, f64());
   weight[0].fill_(1.0);
+  const double log_n = std::log(double(n));
+  // Stores a fit into column `col`, components in order of decreasing weight; empty ones get weight 0.
+  auto store = [&](std::int64_t col, const std::vector<double>& w, const std::vector<double>& loc,
+                   const std::vector<double>& conc, const std::vector<double>& scale) {
+    std::vector<std::size_t> order(w.size());
+    for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return w[a] > w[b]; });
+    double total = 0.0;
+    for (const auto k : order) total += w[k] > 1e-200 ? w[k] : 0.0;
+    weight[0][col] = 0.0;
+    std::int64_t j = 0;
+    for (const auto k : order) {
+      if (!(w[k] > 1e-200)) continue;
+      mu[j][col] = loc[k];
+      if (!conc.empty()) kappa[j][col] = conc[k];
+      if (!scale.empty()) sd[j][col] = scale[k];
+      weight[j][col] = w[k] / total;
+      ++j;
+    }
+  };
   for (std::int64_t col = 0; col < m; ++col) {
-    if (!mask[col].item<bool>()) continue;
+    const bool periodic = mask[col].item<bool>();
+    if (!periodic && gaussian_components == 1) continue;  // N(0, 1)
     const auto column = data.select(1, col).contiguous();
     const Eigen::VectorXd t = Eigen::Map<const Eigen::VectorXd>(column.data_ptr<double>(), n);
-    VmMixtureFit best;
     double best_bic = std::numeric_limits<double>::infinity();
-    for (std::size_t k = 1; k <= kmax; ++k) {
-      std::vector<std::vector<double>> starts = {histogram_peaks(t, k)};
-      if (k > 1) {
-        std::vector<double> even;
-        for (std::size_t j = 0; j < k; ++j) even.push_back(-kPi + (j + 0.5) * kTwoPi / static_cast<double>(k));
-        starts.push_back(even);
-      }
-      for (const auto& start : starts) {
-        VmMixtureFit fit = em_von_mises(t, start, max_kappa);
-        const double bic = -2.0 * fit.log_likelihood + (3.0 * static_cast<double>(k) - 1.0) * std::log(double(n));
-        if (bic < best_bic) {
-          best_bic = bic;
-          best = std::move(fit);
+    if (periodic) {
+      VmMixtureFit best;
+      for (std::size_t k = 1; k <= static_cast<std::size_t>(torsion_components); ++k) {
+        std::vector<std::vector<double>> starts = {histogram_peaks(t, k)};
+        if (k > 1) {
+          std::vector<double> even;
+          for (std::size_t j = 0; j < k; ++j) even.push_back(-kPi + (j + 0.5) * kTwoPi / static_cast<double>(k));
+          starts.push_back(even);
+        }
+        for (const auto& start : starts) {
+          VmMixtureFit fit = em_von_mises(t, start, max_kappa);
+          const double bic = -2.0 * fit.log_likelihood + (3.0 * static_cast<double>(k) - 1.0) * log_n;
+          if (bic < best_bic) {
+            best_bic = bic;
+            best = std::move(fit);
+          }
         }
       }
-    }
-    // Components in order of decreasing weight; empty ones get weight 0.
-    std::vector<std::size_t> order(best.mu.size());
-    for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
-    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return best.weight[a] > best.weight[b]; });
-    double total = 0.0;
-    for (const auto k : order) total += best.weight[k] > 1e-200 ? best.weight[k] : 0.0;
-    weight[0][col] = 0.0;
-    for (std::size_t j = 0; j < order.size(); ++j) {
-      const auto k = order[j];
-      if (!(best.weight[k] > 1e-200)) continue;
-      mu[static_cast<std::int64_t>(j)][col] = best.mu[k];
-      kappa[static_cast<std::int64_t>(j)][col] = best.kappa[k];
-      weight[static_cast<std::int64_t>(j)][col] = best.weight[k] / total;
+      store(col, best.weight, best.mu, best.kappa, {});
+    } else {
+      const double mean = t.mean();
+      const double min_sd = 1e-3 * std::max(1e-12, std::sqrt((t.array() - mean).square().mean()));
+      GaussMixtureFit best;
+      for (std::size_t k = 1; k <= static_cast<std::size_t>(gaussian_components); ++k) {
+        std::vector<std::vector<double>> starts = {quantile_starts(t, k)};
+        if (k > 1) starts.push_back(gaussian_peak_starts(t, k));
+        for (const auto& start : starts) {
+          GaussMixtureFit fit = em_gaussian(t, start, min_sd);
+          const double bic = -2.0 * fit.log_likelihood + (3.0 * static_cast<double>(k) - 1.0) * log_n;
+          if (bic < best_bic) {
+            best_bic = bic;
+            best = std::move(fit);
+          }
+        }
+      }
+      store(col, best.weight, best.mu, {}, best.sd);
     }
   }
   // Drop trailing components no column uses.
@@ -754,13 +896,22 @@ BaseDensity BaseDensity::fit_von_mises_mixture(const torch::Tensor& y, const tor
   for (std::int64_t k = 0; k < max_components; ++k)
     if ((weight[k] > 0).any().item<bool>()) used = k + 1;
   using torch::indexing::Slice;
-  return BaseDensity(mask, mu.index({Slice(0, used)}), kappa.index({Slice(0, used)}), weight.index({Slice(0, used)}));
+  return BaseDensity(mask, mu.index({Slice(0, used)}), kappa.index({Slice(0, used)}), weight.index({Slice(0, used)}),
+                     gaussian_components > 1 ? sd.index({Slice(0, used)}) : torch::Tensor());
 }
 
 torch::Tensor BaseDensity::log_prob(const torch::Tensor& y) const {
   check_batch(y, torsion_mask_.size(0), "y");
   const double log_2pi = std::log(kTwoPi);
-  const auto gauss = -0.5 * y * y - 0.5 * log_2pi;
+  torch::Tensor gauss;
+  if (gaussian_mixture_) {  // log Σ_k w_k N(y; μ_k, s_k²), K × B × m
+    const auto zk = (y.unsqueeze(0) - mu_.unsqueeze(1)) / sd_.unsqueeze(1);
+    gauss = torch::logsumexp(torch::log(weight_).unsqueeze(1) - 0.5 * zk * zk - torch::log(sd_).unsqueeze(1) -
+                                 0.5 * log_2pi,
+                             0);
+  } else {
+    gauss = -0.5 * y * y - 0.5 * log_2pi;
+  }
   torch::Tensor circ;
   if (!von_mises_) {
     circ = torch::full_like(y, -log_2pi);
@@ -781,18 +932,16 @@ torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed, std::int64
   const std::int64_t k_count = components();
   std::vector<char> periodic(static_cast<std::size_t>(m));
   for (std::int64_t c = 0; c < m; ++c) periodic[c] = torsion_mask_[c].item<bool>();
-  const auto mu = tensor_values(mu_), kappa = tensor_values(kappa_), weight = tensor_values(weight_);  // K × m row-major
+  const auto mu = tensor_values(mu_), kappa = tensor_values(kappa_), weight = tensor_values(weight_),
+             sd = tensor_values(sd_);  // K × m row-major
   std::vector<double> out(static_cast<std::size_t>(n * m));
   for_each_index(static_cast<std::size_t>(n), [&](std::size_t s) {
     Rng rng = stream_for(seed, static_cast<std::uint64_t>(first_index) + s);
     double* row = out.data() + s * static_cast<std::size_t>(m);
     for (std::int64_t c = 0; c < m; ++c) {
-      if (!periodic[c]) {
-        row[c] = rng.normal();
-        continue;
-      }
+      const bool mixture_column = periodic[c] ? von_mises_ && k_count > 1 : gaussian_mixture_;
       std::int64_t comp = 0;
-      if (von_mises_ && k_count > 1) {  // the component, by inversion of the cumulative weights
+      if (mixture_column) {  // the component, by inversion of the cumulative weights
         const double u = rng.uniform();
         double cum = 0.0;
         comp = -1;
@@ -803,6 +952,11 @@ torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed, std::int64
           cum += wk;
           if (u < cum) break;
         }
+      }
+      if (!periodic[c]) {
+        const auto at = static_cast<std::size_t>(comp * m + c);
+        row[c] = gaussian_mixture_ ? mu[at] + sd[at] * rng.normal() : rng.normal();
+        continue;
       }
       const double k = kappa[static_cast<std::size_t>(comp * m + c)];
       if (!von_mises_ || k == 0.0) {
@@ -834,12 +988,16 @@ Json BaseDensity::to_json() const {
   std::vector<bool> mask;
   for (std::int64_t c = 0; c < torsion_mask_.numel(); ++c) mask.push_back(torsion_mask_[c].item<bool>());
   Json j{{"torsion_mask", mask}, {"von_mises", von_mises_}, {"mu", tensor_values(mu_[0])}, {"kappa", tensor_values(kappa_[0])}};
-  if (components() > 1) {
+  if (components() > 1 || gaussian_mixture_) {
     Json mix{{"mu", Json::array()}, {"kappa", Json::array()}, {"weight", Json::array()}};
     for (std::int64_t k = 0; k < components(); ++k) {
       mix["mu"].push_back(tensor_values(mu_[k]));
       mix["kappa"].push_back(tensor_values(kappa_[k]));
       mix["weight"].push_back(tensor_values(weight_[k]));
+      if (gaussian_mixture_) {
+        if (!mix.contains("sd")) mix["sd"] = Json::array();
+        mix["sd"].push_back(tensor_values(sd_[k]));
+      }
     }
     j["mixture"] = mix;
   }
@@ -881,7 +1039,8 @@ BaseDensity BaseDensity::from_json(const Json& object, const std::string& contex
     if (!vm) return BaseDensity(mask_t);
     if (!mixture.is_null()) {
       if (!mixture.is_object()) throw ConfigError(context + ".mixture: must be an object");
-      return BaseDensity(mask_t, matrix("mu"), matrix("kappa"), matrix("weight"));
+      return BaseDensity(mask_t, matrix("mu"), matrix("kappa"), matrix("weight"),
+                         mixture.contains("sd") ? matrix("sd") : torch::Tensor());
     }
     return BaseDensity(mask_t, torch::tensor(mu, f64()), torch::tensor(kappa, f64()));
   } catch (const DomainError& e) {

@@ -260,8 +260,9 @@ class InternalNormalization {
   double log_det_ = 0.0;  // Σ_nonperiodic log σ
 };
 
-/// Base density of a flow on ℝ^{m−p} × T^p: independent standard normals on the
-/// non-periodic coordinates and, on each torsion, either the uniform density 1/(2π),
+/// Base density of a flow on ℝ^{m−p} × T^p: independent standard normals (or, optionally,
+/// one-dimensional Gaussian mixtures Σ_k w_k N(μ_k, s_k²)) on the non-periodic
+/// coordinates and, on each torsion, either the uniform density 1/(2π),
 /// a von Mises density exp(κ cos(τ − μ)) / (2π I₀(κ)), or a mixture of K von Mises
 /// densities Σ_k w_k exp(κ_k cos(τ − μ_k)) / (2π I₀(κ_k)) (independent across torsions):
 ///   log p(y) = Σ_{non-periodic} (−½ y_c² − ½ log 2π) + Σ_{torsions} log p_c(y_c).
@@ -278,7 +279,11 @@ class BaseDensity {
   /// torsion columns); weights ≥ 0 and summing to 1 over k in every torsion column.
   /// K = 1 is the plain von Mises base (same draws, same density).
   /// \throws DomainError on wrong shapes, κ < 0, non-finite entries or bad weights.
-  BaseDensity(torch::Tensor torsion_mask, torch::Tensor mu, torch::Tensor kappa, torch::Tensor weight);
+  /// `sd` (K × m, optional): the non-periodic columns then hold Gaussian mixtures with
+  /// means `mu`, standard deviations `sd` and weights `weight` (undefined: those columns
+  /// must be the standard normal, μ = 0 and a single component).
+  BaseDensity(torch::Tensor torsion_mask, torch::Tensor mu, torch::Tensor kappa, torch::Tensor weight,
+              torch::Tensor sd = {});
 
   /// Von Mises base fitted to data y (B × m, e.g. MolecularFlowSpace::to_flow of MD frames):
   /// per torsion μ = circular mean and κ the maximum-likelihood concentration, the root of
@@ -301,6 +306,16 @@ class BaseDensity {
   /// \throws DomainError for fewer than 2 rows, a wrong mask length or max_components < 1.
   static BaseDensity fit_von_mises_mixture(const torch::Tensor& y, const torch::Tensor& torsion_mask,
                                            int max_components = 4, double max_kappa = 1e3);
+  /// As fit_von_mises_mixture on the torsions (`torsion_components` ≥ 1) and, with
+  /// `gaussian_components` > 1, a one-dimensional Gaussian mixture on every non-periodic
+  /// column (EM, deterministic starts at quantiles and at histogram peaks, K by BIC,
+  /// s_k ≥ 10⁻³ of the column's sd); `gaussian_components` = 1 keeps N(0, 1) there.
+  /// Rationale: a factorized mixture base gives the flow the right one-dimensional
+  /// marginals of multimodal coordinates (e.g. the double wells of ManyWell) before
+  /// training; the flow then models the dependence and the shape within the modes.
+  /// Both fits use at most 2·10⁴ rows of y (an even stride).
+  static BaseDensity fit_mixture(const torch::Tensor& y, const torch::Tensor& torsion_mask, int torsion_components,
+                                 int gaussian_components, double max_kappa = 1e3);
 
   /// First component's μ and κ (length m; the von Mises parameters when K = 1).
   torch::Tensor mu() const { return mu_[0]; }
@@ -309,11 +324,15 @@ class BaseDensity {
   const torch::Tensor& mixture_mu() const { return mu_; }
   const torch::Tensor& mixture_kappa() const { return kappa_; }
   const torch::Tensor& mixture_weight() const { return weight_; }
+  const torch::Tensor& mixture_sd() const { return sd_; }
+  /// True when some non-periodic column is not the standard normal.
+  bool gaussian_mixture() const { return gaussian_mixture_; }
   /// Number of mixture components per torsion actually used (weight > 0), per column (m).
   std::vector<int> components_per_column() const;
   std::int64_t components() const { return mu_.size(0); }
   bool von_mises() const { return von_mises_; }
-  /// "uniform", "von_mises" or "von_mises_mixture" (K > 1).
+  /// Torsion part: "uniform", "von_mises" or "von_mises_mixture" (K > 1); "+gaussian_mixture"
+  /// is appended when the non-periodic columns are Gaussian mixtures.
   std::string kind() const;
 
   /// log p(y) per sample (B). Torsion entries are read modulo 2π.
@@ -327,14 +346,15 @@ class BaseDensity {
   const torch::Tensor& torsion_mask() const { return torsion_mask_; }
 
   /// {"torsion_mask": [...], "von_mises": bool, "mu": [...], "kappa": [...]} plus, for K > 1,
-  /// "mixture": {"mu": K×m, "kappa": K×m, "weight": K×m} (to save with a model).
+  /// "mixture": {"mu": K×m, "kappa": K×m, "weight": K×m[, "sd": K×m]} (to save with a model).
   Json to_json() const;
   /// Inverse of to_json. \throws ConfigError naming `context`.
   static BaseDensity from_json(const Json& object, const std::string& context);
 
  private:
-  torch::Tensor torsion_mask_, mu_, kappa_, weight_;  // mu_, kappa_, weight_: K × m
+  torch::Tensor torsion_mask_, mu_, kappa_, weight_, sd_;  // mu_, kappa_, weight_, sd_: K × m
   bool von_mises_ = false;
+  bool gaussian_mixture_ = false;
 };
 
 /// The flow's space for a molecule: Cartesian x (B × 3n) ⇄ internal z ⇄ normalized y

@@ -225,6 +225,16 @@ FusedDataTerm fused_data_term(BoltzmannGenerator& model, const RowMatrix& rows, 
   fo.alpha_transport = w.alpha_transport;
   fo.alpha_hjb = w.alpha_hjb;
   fo.chunk_size = options.chunk_size;
+  if (const BaseDensity* base = model.base()) {  // a fitted (mixture) base without torsions
+    fo.base_neg_log_density = [base](const RowMatrix& z, RowMatrix& grad) {
+      torch::AutoGradMode enable(true);
+      const auto zt = to_tensor(z).requires_grad_(true);
+      const auto log_p = base->log_prob(zt);
+      grad = to_matrix(-torch::autograd::grad({log_p.sum()}, {zt})[0]);
+      const auto lp = log_p.detach().contiguous();
+      return Eigen::VectorXd(-Eigen::Map<const Eigen::VectorXd>(lp.data_ptr<double>(), lp.numel()));
+    };
+  }
   FusedOtFlowResult r = fused_otflow_loss(*model.potential(), y, fo);
   FusedDataTerm out;
   out.nll_mean = r.neg_log_q + sigma.array().log().sum();
@@ -245,15 +255,15 @@ bool uses_fused_data_term(const BoltzmannGenerator& model, const TrainOptions& o
                         "the forward-KL term)");
     return false;
   }
-  // fused_otflow.hpp assumes the standard normal base (no torus base) and nTh = 2
-  // without particles or periodic columns.
+  // fused_otflow.hpp covers nTh = 2 without particles or periodic columns; a base other
+  // than N(0, I) enters through FusedOtFlowOptions::base_neg_log_density.
   const auto& po = model.options().potential;
-  const bool supported = fused_otflow_supports(po) && model.base() == nullptr;
+  const bool supported = fused_otflow_supports(po) && model.periodic_columns().empty();
   if (options.fused == FusedMode::kOn && !supported)
     throw ConfigError("generator.fused is true, but the fused path needs layers = 2 without particles, periodic "
                       "columns or a torus base (layers = " + std::to_string(po.layers) + ", n_particles = " +
                       std::to_string(po.n_particles) + ", periodic columns = " + std::to_string(po.periodic.size()) +
-                      ", torus base = " + (model.base() ? "yes" : "no") + ")");
+                      ", torus base = " + (model.periodic_columns().empty() ? "no" : "yes") + ")");
   return supported;
 }
 
