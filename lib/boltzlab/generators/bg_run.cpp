@@ -89,8 +89,9 @@ struct GeneratorConfig {
   fs::path reference_dihedrals;  ///< reference φ/ψ (.npy N×2) for summary["ramachandran_vs_reference"]
   std::string reference_field;   ///< where it was given (for error messages)
   std::optional<Eigen::VectorXd> scale, shift;
-  std::string base = "von_mises";  ///< molecules: torsion base "von_mises", "von_mises_mixture" (fitted to the data) or "uniform"
-  int base_components = 4;         ///< "von_mises_mixture": most components per torsion (chosen by BIC)
+  std::string base = "von_mises";  ///< molecules: torsion base "von_mises", "von_mises_mixture" (fitted to the data) or "uniform";
+                                   ///< other targets: "normal" or "gaussian_mixture" (per coordinate, fitted to the data)
+  int base_components = 4;         ///< mixtures: most components per torsion / coordinate (chosen by BIC)
   long long samples = 100000;
 };
 
@@ -143,14 +144,19 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   if (r.has("shift")) c.shift = read_vector_or_scalar(r, "shift", dim);
   c.samples = r.get_int("samples", 100000);
   const bool is_molecular = target.topology() != nullptr;
+  if (!is_molecular) c.base = "normal";
   if (r.has("base")) {
-    if (!is_molecular) r.fail("base", "is only used for molecular targets (torsion base)");
     c.base = r.get_string("base");
-    if (c.base != "von_mises" && c.base != "von_mises_mixture" && c.base != "uniform")
-      r.fail("base", "must be \"von_mises\", \"von_mises_mixture\" or \"uniform\"");
+    if (is_molecular && c.base != "von_mises" && c.base != "von_mises_mixture" && c.base != "uniform")
+      r.fail("base", "must be \"von_mises\", \"von_mises_mixture\" or \"uniform\" for a molecular target");
+    if (!is_molecular && c.base != "normal" && c.base != "gaussian_mixture")
+      r.fail("base", "must be \"normal\" or \"gaussian_mixture\" for this target");
+    if (c.base == "gaussian_mixture" && target.particle_layout().first > 0)
+      r.fail("base", "\"gaussian_mixture\" is not available for particle systems");
   }
   if (r.has("base_components")) {
-    if (c.base != "von_mises_mixture") r.fail("base_components", "is only used with \"base\": \"von_mises_mixture\"");
+    if (c.base != "von_mises_mixture" && c.base != "gaussian_mixture")
+      r.fail("base_components", "is only used with \"base\": \"von_mises_mixture\" or \"gaussian_mixture\"");
     c.base_components = static_cast<int>(r.get_int("base_components"));
     if (c.base_components < 1 || c.base_components > 8) r.fail("base_components", "must be between 1 and 8");
   }
@@ -530,9 +536,19 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
     if (cfg.train.checkpoint_every == 0) cfg.train.checkpoint_every = std::max(1, cfg.train.iterations / 10);
     cfg.train.resume = o.resume;
     cfg.train.validate(have_data);
+    if (cfg.base == "gaussian_mixture" && !have_data)
+      throw ConfigError(pot.path.string() + ": generator.base \"gaussian_mixture\" is fitted to data, but no data "
+                        "were given (--data or generator.data)");
     model.emplace(cfg.model, o.seed);
     if (have_data) {
       model->standardize_from_data(data);
+      if (cfg.base == "gaussian_mixture") {
+        RowMatrix y = data;
+        for (Eigen::Index i = 0; i < y.rows(); ++i)
+          y.row(i) = ((y.row(i).transpose() - model->shift()).array() / model->scale().array()).matrix().transpose();
+        const auto mask = torch::zeros({y.cols()}, torch::TensorOptions().dtype(torch::kBool));
+        model->set_base(BaseDensity::fit_mixture(to_tensor(y), mask, 1, cfg.base_components));
+      }
     } else if (cfg.scale || cfg.shift) {
       model->set_standardization(cfg.shift.value_or(Eigen::VectorXd::Zero(target.dim())),
                                  cfg.scale.value_or(Eigen::VectorXd::Ones(target.dim())));
@@ -550,6 +566,7 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
                            {"history", history.to_json()}};
   }
   summary["generator"] = model->options().to_json();
+  summary["base"] = model->base() != nullptr ? model->base()->kind() : std::string("standard_normal");
 
   // Sampling and importance weights.
   const double t_sample = wall_seconds();

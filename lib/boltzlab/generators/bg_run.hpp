@@ -23,8 +23,11 @@
 /// against the reference, their noise floor, the φ ≥ 0 population with errors);
 /// training — see TrainOptions::read ("preset", "lambda", "alpha_transport",
 /// "alpha_hjb", "iterations", "warmup_iterations", "batch_size", "learning_rate", ...);
-/// molecules — "base": "von_mises" (default: per-torsion von Mises fitted to the data)
-/// or "uniform" (torsion base of the flow on ℝ^{2n−3} × T^{n−3}). A two-stage schedule
+/// molecules — "base": "von_mises" (default: per-torsion von Mises fitted to the data),
+/// "von_mises_mixture" (up to "base_components" von Mises per torsion, EM + BIC) or
+/// "uniform" (torsion base of the flow on ℝ^{2n−3} × T^{n−3}); other targets — "base":
+/// "normal" (default, N(0, I) after standardization) or "gaussian_mixture" (per-coordinate
+/// Gaussian mixtures fitted to the standardized data; needs data). A two-stage schedule
 /// is "warmup_iterations": K with "lambda": λ < 1: K steps of forward KL on the data,
 /// then λ·forward + (1−λ)·reverse KL. Unknown keys are rejected naming the file.
 #include <cstdint>
