@@ -173,6 +173,7 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 1;
   std::string fused = "auto", stage2_preset = "ot-bg", load_path, save_path, base_mode = "normal";
   int base_components = 4;
+  double base_defensive = 0.0;
   int sample_steps = 0, stage2_iterations = 0, stage2_batch = 0, eval_every = 0;
   double time_horizon = 1.0, lr_final_ratio = 0.05, stage2_lambda = -1, stage2_lr = 1e-3, clip = 10.0;
   app.add_option("--fused", fused, "forward-KL term: auto | on | off (hand-fused path vs autograd)")
@@ -193,6 +194,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"normal", "gaussian_mixture"}));
   app.add_option("--base-components", base_components, "gaussian_mixture: most components per coordinate")
       ->check(CLI::Range(1, 8));
+  app.add_option("--base-defensive", base_defensive,
+                 "gaussian_mixture: weight of a broad defensive component per coordinate (0: none)")
+      ->check(CLI::Range(0.0, 0.49));
   app.add_option("--load", load_path, "start from this saved model (architecture flags are then ignored)");
   app.add_option("--save", save_path, "save the trained model here");
   app.add_option("--potential", potential)->required();
@@ -271,7 +275,7 @@ int main(int argc, char** argv) {
         for (Eigen::Index i = 0; i < y.rows(); ++i)
           y.row(i) = ((y.row(i).transpose() - model.shift()).array() / model.scale().array()).matrix().transpose();
         const auto mask = torch::zeros({d}, torch::TensorOptions().dtype(torch::kBool));
-        model.set_base(bg::BaseDensity::fit_mixture(bg::to_tensor(y), mask, 1, base_components));
+        model.set_base(bg::BaseDensity::fit_mixture(bg::to_tensor(y), mask, 1, base_components, 1e3, base_defensive));
       }
     }
     if (base_mode != "normal" && model.base() == nullptr)

@@ -669,6 +669,18 @@ TEST_CASE("internal coordinates: Gaussian-mixture base columns — normalization
   }
   CHECK(std::abs(fit.mixture_mu()[0][2].item<double>() - 0.2) < 4.0 * 1.3 / std::sqrt(double(n)));
   CHECK(std::abs(fit.mixture_sd()[0][2].item<double>() - 1.3) < 4.0 * 1.3 / std::sqrt(2.0 * n));
+  // A defensive component of weight ε = 0.01 per fitted column (the lightest, so last):
+  // N(mean, (2 sd)²) on Gaussian columns, uniform on the torsion; weights still sum to 1.
+  const auto def = BaseDensity::fit_mixture(draws, mask, 1, 4, 1e3, 0.01);
+  CHECK(def.components_per_column() == std::vector<int>{3, 2, 2});
+  CHECK(def.mixture_weight()[2][0].item<double>() == doctest::Approx(0.01).epsilon(1e-12));
+  CHECK(def.mixture_weight()[1][1].item<double>() == doctest::Approx(0.01).epsilon(1e-12));
+  CHECK(def.mixture_kappa()[1][1].item<double>() == 0.0);
+  CHECK(def.mixture_sd()[1][2].item<double>() == doctest::Approx(2.0 * x2.std(/*unbiased=*/false).item<double>()).epsilon(1e-2));
+  CHECK(max_abs(def.mixture_weight().sum(0) - 1.0) < 1e-12);
+  // Defensive bound: log q ≥ log ε + log of the broad density, everywhere (here at a far point).
+  const auto far = torch::tensor({{0.0, 0.0, 9.0}}, f64());
+  CHECK(def.log_prob(far).item<double>() > fit.log_prob(far).item<double>() + 5.0);
   // gaussian_components = 1 keeps N(0, 1) on the non-periodic columns.
   CHECK_FALSE(BaseDensity::fit_mixture(draws, mask, 3, 1).gaussian_mixture());
   // JSON round trip keeps the Gaussian mixture.

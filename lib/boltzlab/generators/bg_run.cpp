@@ -92,6 +92,7 @@ struct GeneratorConfig {
   std::string base = "von_mises";  ///< molecules: torsion base "von_mises", "von_mises_mixture" (fitted to the data) or "uniform";
                                    ///< other targets: "normal" or "gaussian_mixture" (per coordinate, fitted to the data)
   int base_components = 4;         ///< mixtures: most components per torsion / coordinate (chosen by BIC)
+  double base_defensive = 0.0;     ///< mixtures: weight of one broad defensive component per column
   long long samples = 100000;
 };
 
@@ -159,6 +160,12 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
       r.fail("base_components", "is only used with \"base\": \"von_mises_mixture\" or \"gaussian_mixture\"");
     c.base_components = static_cast<int>(r.get_int("base_components"));
     if (c.base_components < 1 || c.base_components > 8) r.fail("base_components", "must be between 1 and 8");
+  }
+  if (r.has("base_defensive")) {
+    if (c.base != "von_mises_mixture" && c.base != "gaussian_mixture")
+      r.fail("base_defensive", "is only used with \"base\": \"von_mises_mixture\" or \"gaussian_mixture\"");
+    c.base_defensive = r.get_double("base_defensive");
+    if (!(c.base_defensive >= 0.0 && c.base_defensive < 0.5)) r.fail("base_defensive", "must be in [0, 0.5)");
   }
   c.md.equilibration_ps = r.get_double("md_equilibration_ps", c.md.equilibration_ps);
   c.md.production_ps = r.get_double("md_production_ps", c.md.production_ps);
@@ -410,8 +417,8 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
     model.emplace(mo, o.seed);
     model->set_base(cfg.base == "uniform"     ? BaseDensity(space->torsion_mask())
                     : cfg.base == "von_mises" ? BaseDensity::fit_von_mises(y_data, space->torsion_mask())
-                                              : BaseDensity::fit_von_mises_mixture(y_data, space->torsion_mask(),
-                                                                                   cfg.base_components));
+                                              : BaseDensity::fit_mixture(y_data, space->torsion_mask(), cfg.base_components, 1,
+                                                                         1e3, cfg.base_defensive));
     cfg.train.seed = o.seed;
     cfg.train.progress = o.progress;
     cfg.train.checkpoint = fs::path(o.out.string() + ".checkpoint.pt");
@@ -547,7 +554,7 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
         for (Eigen::Index i = 0; i < y.rows(); ++i)
           y.row(i) = ((y.row(i).transpose() - model->shift()).array() / model->scale().array()).matrix().transpose();
         const auto mask = torch::zeros({y.cols()}, torch::TensorOptions().dtype(torch::kBool));
-        model->set_base(BaseDensity::fit_mixture(to_tensor(y), mask, 1, cfg.base_components));
+        model->set_base(BaseDensity::fit_mixture(to_tensor(y), mask, 1, cfg.base_components, 1e3, cfg.base_defensive));
       }
     } else if (cfg.scale || cfg.shift) {
       model->set_standardization(cfg.shift.value_or(Eigen::VectorXd::Zero(target.dim())),

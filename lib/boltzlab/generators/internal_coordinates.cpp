@@ -804,7 +804,7 @@ BaseDensity BaseDensity::fit_von_mises_mixture(const torch::Tensor& y, const tor
 }
 
 BaseDensity BaseDensity::fit_mixture(const torch::Tensor& y, const torch::Tensor& torsion_mask, int torsion_components,
-                                     int gaussian_components, double max_kappa) {
+                                     int gaussian_components, double max_kappa, double defensive) {
   const auto mask = torsion_mask.to(torch::kBool).contiguous();
   if (mask.dim() != 1 || y.dim() != 2 || y.size(1) != mask.size(0) || y.size(0) < 2) {
     throw DomainError("base density: fitting a mixture needs data B x m (B >= 2) and a mask of length m");
@@ -812,8 +812,9 @@ BaseDensity BaseDensity::fit_mixture(const torch::Tensor& y, const torch::Tensor
   if (torsion_components < 1 || gaussian_components < 1)
     throw DomainError("base density: max_components must be >= 1");
   if (!(max_kappa > 0)) throw DomainError("base density: max_kappa must be > 0");
+  if (!(defensive >= 0.0 && defensive < 0.5)) throw DomainError("base density: defensive weight must be in [0, 0.5)");
   const std::int64_t m = mask.size(0);
-  const int max_components = std::max(torsion_components, gaussian_components);
+  const int max_components = std::max(torsion_components, gaussian_components) + (defensive > 0.0 ? 1 : 0);
   // At most kMaxFitRows rows (an even stride through the data): EM costs O(rows · K) per
   // iteration and column, and the BIC choice is settled long before 2·10⁴ rows.
   constexpr std::int64_t kMaxFitRows = 20000;
@@ -871,6 +872,12 @@ BaseDensity BaseDensity::fit_mixture(const torch::Tensor& y, const torch::Tensor
           }
         }
       }
+      if (defensive > 0.0) {  // + ε · uniform
+        for (auto& wk : best.weight) wk *= 1.0 - defensive;
+        best.weight.push_back(defensive);
+        best.mu.push_back(0.0);
+        best.kappa.push_back(0.0);
+      }
       store(col, best.weight, best.mu, best.kappa, {});
     } else {
       const double mean = t.mean();
@@ -887,6 +894,12 @@ BaseDensity BaseDensity::fit_mixture(const torch::Tensor& y, const torch::Tensor
             best = std::move(fit);
           }
         }
+      }
+      if (defensive > 0.0) {  // + ε · N(mean, (2 sd)²)
+        for (auto& wk : best.weight) wk *= 1.0 - defensive;
+        best.weight.push_back(defensive);
+        best.mu.push_back(mean);
+        best.sd.push_back(2.0 * std::max(1e-12, std::sqrt((t.array() - mean).square().mean())));
       }
       store(col, best.weight, best.mu, {}, best.sd);
     }

@@ -314,8 +314,13 @@ class BaseDensity {
   /// marginals of multimodal coordinates (e.g. the double wells of ManyWell) before
   /// training; the flow then models the dependence and the shape within the modes.
   /// Both fits use at most 2·10⁴ rows of y (an even stride).
+  /// `defensive` = ε > 0 adds, to every fitted mixture column, one broad component of
+  /// weight ε (the others scaled by 1 − ε): N(mean, (2·sd)²) of the column's data on
+  /// Gaussian columns, the uniform density on torsions — defensive importance sampling
+  /// (Hesterberg, Technometrics 37, 185, 1995): p/q is then bounded where the fitted modes
+  /// are too light (barriers between wells), at a cost of ≈ ε per column in efficiency.
   static BaseDensity fit_mixture(const torch::Tensor& y, const torch::Tensor& torsion_mask, int torsion_components,
-                                 int gaussian_components, double max_kappa = 1e3);
+                                 int gaussian_components, double max_kappa = 1e3, double defensive = 0.0);
 
   /// First component's μ and κ (length m; the von Mises parameters when K = 1).
   torch::Tensor mu() const { return mu_[0]; }
