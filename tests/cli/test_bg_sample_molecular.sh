@@ -22,6 +22,10 @@ x, lq, u, lw = (np.load(d + "/" + f) for f in ["samples.npy", "log_q.npy", "redu
 assert x.shape == (300, 66)
 m = s["molecular_generator"]
 assert m["flow_dim"] == 60 and m["data"]["frames"] == 10000  # the shipped 10 ns reference (generator.data)
+# The shipped potential's torsion base: von Mises mixtures, K per torsion chosen by BIC;
+# psi and the methyl rotors are multimodal in the reference frames.
+assert m["base"] == "von_mises_mixture" and len(m["base_components_per_torsion"]) == 19
+assert max(m["base_components_per_torsion"]) > 1 and min(m["base_components_per_torsion"]) >= 1
 zero = ~np.isfinite(lw)
 assert zero.sum() >= m["zero_weight_domain_chirality"]
 ok = np.isfinite(lw)
