@@ -562,6 +562,35 @@ struct VmMixtureFit {
   double log_likelihood = -std::numeric_limits<double>::infinity();
 };
 
+/// The EM loop shared by the von Mises and the Gaussian mixture fits: `log_joint()` returns
+/// the n × K matrix log w_k + log f_k(t_i) of the current parameters, `m_step(k, r, n_k)`
+/// updates component k from its responsibilities r (n_k = Σ r > 0), `drop(k)` neutralizes an
+/// empty component. Stops when the log-likelihood changes by < 1e-9 relative; returns it.
+template <class LogJoint, class MStep, class Drop>
+double run_em(Eigen::Index n, std::size_t k_count, int max_iterations, LogJoint log_joint, MStep m_step, Drop drop) {
+  double previous = -std::numeric_limits<double>::infinity(), ll = previous;
+  for (int it = 0; it < max_iterations; ++it) {
+    const Eigen::MatrixXd lp = log_joint();
+    const Eigen::VectorXd mx = lp.rowwise().maxCoeff();
+    const Eigen::MatrixXd r = (lp.colwise() - mx).array().exp().matrix();
+    const Eigen::VectorXd norm = r.rowwise().sum();
+    ll = (mx.array() + norm.array().log()).sum();
+    if (std::abs(ll - previous) < 1e-9 * (1.0 + std::abs(ll))) break;
+    previous = ll;
+    const Eigen::MatrixXd resp = r.array().colwise() / norm.array();
+    for (std::size_t k = 0; k < k_count; ++k) {
+      const Eigen::VectorXd col = resp.col(static_cast<Eigen::Index>(k));
+      const double nk = col.sum();
+      if (nk < 1e-8 * static_cast<double>(n)) {
+        drop(k);
+      } else {
+        m_step(k, col, nk);
+      }
+    }
+  }
+  return ll;
+}
+
 /// EM for a K-component von Mises mixture on angles t from the given start means.
 VmMixtureFit em_von_mises(const Eigen::VectorXd& t, std::vector<double> mu, double max_kappa) {
   const auto k_count = mu.size();
@@ -570,31 +599,19 @@ VmMixtureFit em_von_mises(const Eigen::VectorXd& t, std::vector<double> mu, doub
   fit.mu = std::move(mu);
   fit.kappa.assign(k_count, 4.0 * static_cast<double>(k_count));
   fit.weight.assign(k_count, 1.0 / static_cast<double>(k_count));
-  double previous = -std::numeric_limits<double>::infinity();
-  for (int it = 0; it < 300; ++it) {
-    const Eigen::MatrixXd lp = vm_component_log_density(t, fit.mu, fit.kappa, fit.weight);
-    const Eigen::VectorXd mx = lp.rowwise().maxCoeff();
-    const Eigen::MatrixXd r = (lp.colwise() - mx).array().exp().matrix();
-    const Eigen::VectorXd norm = r.rowwise().sum();
-    const double ll = (mx.array() + norm.array().log()).sum();
-    fit.log_likelihood = ll;
-    if (std::abs(ll - previous) < 1e-9 * (1.0 + std::abs(ll))) break;
-    previous = ll;
-    const Eigen::MatrixXd resp = r.array().colwise() / norm.array();
-    for (std::size_t k = 0; k < k_count; ++k) {
-      const auto col = resp.col(static_cast<Eigen::Index>(k));
-      const double nk = col.sum();
-      if (nk < 1e-8 * static_cast<double>(n)) {  // an empty component: keep it harmless
+  const Eigen::ArrayXd sin_t = t.array().sin(), cos_t = t.array().cos();
+  fit.log_likelihood = run_em(
+      n, k_count, 300, [&] { return vm_component_log_density(t, fit.mu, fit.kappa, fit.weight); },
+      [&](std::size_t k, const Eigen::VectorXd& r, double nk) {
+        const double s = (r.array() * sin_t).sum(), c = (r.array() * cos_t).sum();
+        fit.mu[k] = std::atan2(s, c);
+        fit.kappa[k] = ml_kappa(std::sqrt(s * s + c * c) / nk, max_kappa);
+        fit.weight[k] = nk / static_cast<double>(n);
+      },
+      [&](std::size_t k) {  // an empty component: keep it harmless
         fit.weight[k] = 1e-300;
         fit.kappa[k] = 0.0;
-        continue;
-      }
-      const double s = (col.array() * t.array().sin()).sum(), c = (col.array() * t.array().cos()).sum();
-      fit.mu[k] = std::atan2(s, c);
-      fit.kappa[k] = ml_kappa(std::sqrt(s * s + c * c) / nk, max_kappa);
-      fit.weight[k] = nk / static_cast<double>(n);
-    }
-  }
+      });
   return fit;
 }
 
@@ -639,34 +656,33 @@ GaussMixtureFit em_gaussian(const Eigen::VectorXd& t, std::vector<double> mu, do
   fit.mu = std::move(mu);
   fit.sd.assign(k_count, std::max(min_sd, sd_all / static_cast<double>(k_count)));
   fit.weight.assign(k_count, 1.0 / static_cast<double>(k_count));
-  double previous = -std::numeric_limits<double>::infinity();
-  for (int it = 0; it < 500; ++it) {
-    Eigen::MatrixXd lp(n, static_cast<Eigen::Index>(k_count));
-    for (std::size_t k = 0; k < k_count; ++k) {
-      const double c = std::log(fit.weight[k]) - std::log(fit.sd[k]) - 0.5 * std::log(kTwoPi);
-      lp.col(static_cast<Eigen::Index>(k)) = (c - 0.5 * ((t.array() - fit.mu[k]) / fit.sd[k]).square()).matrix();
-    }
-    const Eigen::VectorXd mx = lp.rowwise().maxCoeff();
-    const Eigen::MatrixXd r = (lp.colwise() - mx).array().exp().matrix();
-    const Eigen::VectorXd norm = r.rowwise().sum();
-    const double ll = (mx.array() + norm.array().log()).sum();
-    fit.log_likelihood = ll;
-    if (std::abs(ll - previous) < 1e-9 * (1.0 + std::abs(ll))) break;
-    previous = ll;
-    const Eigen::MatrixXd resp = r.array().colwise() / norm.array();
-    for (std::size_t k = 0; k < k_count; ++k) {
-      const auto col = resp.col(static_cast<Eigen::Index>(k));
-      const double nk = col.sum();
-      if (nk < 1e-8 * static_cast<double>(n)) {  // an empty component: keep it harmless
-        fit.weight[k] = 1e-300;
-        continue;
-      }
-      fit.mu[k] = (col.array() * t.array()).sum() / nk;
-      fit.sd[k] = std::max(min_sd, std::sqrt((col.array() * (t.array() - fit.mu[k]).square()).sum() / nk));
-      fit.weight[k] = nk / static_cast<double>(n);
-    }
-  }
+  fit.log_likelihood = run_em(
+      n, k_count, 500,
+      [&] {
+        Eigen::MatrixXd lp(n, static_cast<Eigen::Index>(k_count));
+        for (std::size_t k = 0; k < k_count; ++k) {
+          const double c = std::log(fit.weight[k]) - std::log(fit.sd[k]) - 0.5 * std::log(kTwoPi);
+          lp.col(static_cast<Eigen::Index>(k)) = (c - 0.5 * ((t.array() - fit.mu[k]) / fit.sd[k]).square()).matrix();
+        }
+        return lp;
+      },
+      [&](std::size_t k, const Eigen::VectorXd& r, double nk) {
+        fit.mu[k] = (r.array() * t.array()).sum() / nk;
+        fit.sd[k] = std::max(min_sd, std::sqrt((r.array() * (t.array() - fit.mu[k]).square()).sum() / nk));
+        fit.weight[k] = nk / static_cast<double>(n);
+      },
+      [&](std::size_t k) { fit.weight[k] = 1e-300; });  // an empty component: keep it harmless
   return fit;
+}
+
+/// Means at the quantiles (k + ½)/K of the data: K-component start values.
+std::vector<double> quantile_starts(const Eigen::VectorXd& t, std::size_t k_count) {
+  std::vector<double> sorted(t.data(), t.data() + t.size());
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<double> mu;
+  for (std::size_t k = 0; k < k_count; ++k)
+    mu.push_back(sorted[static_cast<std::size_t>((k + 0.5) / static_cast<double>(k_count) * (sorted.size() - 1))]);
+  return mu;
 }
 
 /// Start means for a K-component Gaussian mixture: the K highest local maxima of a smoothed
@@ -688,19 +704,8 @@ std::vector<double> gaussian_peak_starts(const Eigen::VectorXd& t, std::size_t k
   std::sort(peaks.begin(), peaks.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   std::vector<double> mu;
   for (std::size_t p = 0; p < peaks.size() && mu.size() < k_count; ++p) mu.push_back(lo + (peaks[p].second + 0.5) * width);
-  std::vector<double> sorted(t.data(), t.data() + t.size());
-  std::sort(sorted.begin(), sorted.end());
-  for (std::size_t k = mu.size(); k < k_count; ++k)
-    mu.push_back(sorted[static_cast<std::size_t>((k + 0.5) / static_cast<double>(k_count) * (sorted.size() - 1))]);
-  return mu;
-}
-
-std::vector<double> quantile_starts(const Eigen::VectorXd& t, std::size_t k_count) {
-  std::vector<double> sorted(t.data(), t.data() + t.size());
-  std::sort(sorted.begin(), sorted.end());
-  std::vector<double> mu;
-  for (std::size_t k = 0; k < k_count; ++k)
-    mu.push_back(sorted[static_cast<std::size_t>((k + 0.5) / static_cast<double>(k_count) * (sorted.size() - 1))]);
+  const auto quantiles = quantile_starts(t, k_count);
+  for (std::size_t k = mu.size(); k < k_count; ++k) mu.push_back(quantiles[k]);
   return mu;
 }
 
