@@ -99,6 +99,7 @@ struct Settings {
   double step_size = 0.0, heldout_fraction = 0.2;
   std::string preset = "ot-bg";
   double lambda = -1, alpha_l = -1, alpha_hjb = -1, lr = 5e-3;
+  double flow_scale = 0.0;  ///< isotropic flow-space scale; 0: rms of the centred MCMC training frames
   int iterations = 1000, batch = 512, width = 32, layers = 2, steps_rk = 8, sample_steps = 0, threads = 2;
   long long samples = 100000;
   std::uint64_t seed = 1;
@@ -211,7 +212,11 @@ nlohmann::json train_and_evaluate(const boltzlab::Target& target, const Referenc
   o.steps = s.steps_rk;
   o.sample_steps = s.sample_steps > 0 ? s.sample_steps : s.steps_rk;
   bg::BoltzmannGenerator model(o, s.seed);
-  model.standardize_from_data(ref.train);  // isotropic rms scale of the centred MCMC frames
+  if (s.flow_scale > 0.0) {
+    model.set_standardization(Eigen::VectorXd::Zero(d), Eigen::VectorXd::Constant(d, s.flow_scale));
+  } else {
+    model.standardize_from_data(ref.train);  // isotropic rms scale of the centred MCMC frames
+  }
 
   bg::TrainOptions t;
   t.preset = preset;
@@ -389,6 +394,9 @@ int main(int argc, char** argv) {
   app.add_option("--samples", s.samples, "generator draws for ESS / energy-W2 (>= 1e5 for reported figures)")
       ->check(CLI::PositiveNumber);
   app.add_option("--seed", s.seed);
+  app.add_option("--flow-scale", s.flow_scale,
+                 "isotropic flow-space scale x = scale * y (0: rms of the centred MCMC training frames)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--json", json_out, "also write the result JSON here");
   CLI11_PARSE(app, argc, argv);
 
