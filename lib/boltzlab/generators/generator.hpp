@@ -95,8 +95,9 @@ class BoltzmannGenerator {
   const Eigen::VectorXd& scale() const { return scale_; }
 
   /// Replaces the standard normal base by a density on ℝ^{d−p} × T^p (see the file
-  /// comment); its periodic columns must be those of the potential
-  /// (OtPotentialOptions::periodic) and have the identity standardization.
+  /// comment; p = 0 is allowed, e.g. a fitted Gaussian-mixture base); its periodic columns
+  /// must be those of the potential (OtPotentialOptions::periodic) and have the identity
+  /// standardization.
   /// \throws DomainError on a mismatch or for particle systems.
   void set_base(const BaseDensity& base);
   /// The torus base, or null for the standard normal base.
