@@ -86,12 +86,7 @@ namespace {
 /// computed on these few draws, the reported ESS on --samples draws).
 constexpr int kPathDraws = 2048;
 
-double cpu_seconds() {
-  rusage r{};
-  getrusage(RUSAGE_SELF, &r);
-  return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
-         1e-6 * static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec);
-}
+using boltzlab::cpu_seconds;
 
 struct Settings {
   std::string sampler = "mala";

@@ -28,8 +28,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include <sys/resource.h>
-
 #include <CLI/CLI.hpp>
 #include <Eigen/Cholesky>
 #include <nlohmann/json.hpp>
@@ -103,12 +101,7 @@ RowMatrix draw_manywell(int dim, int n, std::uint64_t seed) {
   return x;
 }
 
-/// CPU seconds (user + system) of this process so far.
-double cpu_seconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-}
+using boltzlab::cpu_seconds;
 
 /// Mode coverage of ManyWell samples (see the file comment). `lw` are the log-weights.
 nlohmann::json manywell_coverage(const RowMatrix& x, const Eigen::VectorXd& lw) {
@@ -270,13 +263,7 @@ int main(int argc, char** argv) {
       o = model.options();
     } else if (have_data) {
       model.standardize_from_data(data);
-      if (base_mode == "gaussian_mixture") {
-        RowMatrix y = data;
-        for (Eigen::Index i = 0; i < y.rows(); ++i)
-          y.row(i) = ((y.row(i).transpose() - model.shift()).array() / model.scale().array()).matrix().transpose();
-        const auto mask = torch::zeros({d}, torch::TensorOptions().dtype(torch::kBool));
-        model.set_base(bg::BaseDensity::fit_mixture(bg::to_tensor(y), mask, 1, base_components, 1e3, base_defensive));
-      }
+      if (base_mode == "gaussian_mixture") model.fit_gaussian_mixture_base(data, base_components, base_defensive);
     }
     if (base_mode != "normal" && model.base() == nullptr)
       throw boltzlab::ConfigError("--base " + base_mode + " needs training data (or a loaded model with that base)");

@@ -549,13 +549,8 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
     model.emplace(cfg.model, o.seed);
     if (have_data) {
       model->standardize_from_data(data);
-      if (cfg.base == "gaussian_mixture") {
-        RowMatrix y = data;
-        for (Eigen::Index i = 0; i < y.rows(); ++i)
-          y.row(i) = ((y.row(i).transpose() - model->shift()).array() / model->scale().array()).matrix().transpose();
-        const auto mask = torch::zeros({y.cols()}, torch::TensorOptions().dtype(torch::kBool));
-        model->set_base(BaseDensity::fit_mixture(to_tensor(y), mask, 1, cfg.base_components, 1e3, cfg.base_defensive));
-      }
+      if (cfg.base == "gaussian_mixture")
+        model->fit_gaussian_mixture_base(data, cfg.base_components, cfg.base_defensive);
     } else if (cfg.scale || cfg.shift) {
       model->set_standardization(cfg.shift.value_or(Eigen::VectorXd::Zero(target.dim())),
                                  cfg.scale.value_or(Eigen::VectorXd::Ones(target.dim())));

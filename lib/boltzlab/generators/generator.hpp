@@ -100,6 +100,11 @@ class BoltzmannGenerator {
   /// standardization.
   /// \throws DomainError on a mismatch or for particle systems.
   void set_base(const BaseDensity& base);
+  /// Sets a base of per-coordinate Gaussian mixtures (BaseDensity::fit_mixture with up to
+  /// `components` per column and defensive weight `defensive`) fitted to `data` (model
+  /// coordinates) mapped into the flow space by the current standardization.
+  /// \throws DomainError for particle systems, periodic potentials or bad arguments.
+  void fit_gaussian_mixture_base(const RowMatrix& data, int components, double defensive = 0.0);
   /// The torus base, or null for the standard normal base.
   const BaseDensity* base() const { return base_ ? &*base_ : nullptr; }
   /// Columns wrapped into [−π, π) by sample() (those of the torus base; empty otherwise).
