@@ -709,6 +709,26 @@ std::vector<double> gaussian_peak_starts(const Eigen::VectorXd& t, std::size_t k
   return mu;
 }
 
+/// The fit with the lowest BIC = −2 log L + (3K − 1) log n over K = 1 … max_k and, for
+/// each K, every start of `starts(K)`; `fit(start)` runs EM (3K − 1 free parameters:
+/// K locations, K widths, K − 1 weights).
+template <class Fit, class Starts, class RunFit>
+Fit best_by_bic(int max_k, double log_n, Starts starts, RunFit fit) {
+  Fit best;
+  double best_bic = std::numeric_limits<double>::infinity();
+  for (std::size_t k = 1; k <= static_cast<std::size_t>(max_k); ++k) {
+    for (const auto& start : starts(k)) {
+      Fit f = fit(start);
+      const double bic = -2.0 * f.log_likelihood + (3.0 * static_cast<double>(k) - 1.0) * log_n;
+      if (bic < best_bic) {
+        best_bic = bic;
+        best = std::move(f);
+      }
+    }
+  }
+  return best;
+}
+
 std::vector<double> tensor_values(const torch::Tensor& t) {
   const auto c = t.to(torch::kDouble).contiguous();
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
@@ -858,25 +878,19 @@ BaseDensity BaseDensity::fit_mixture(const torch::Tensor& y, const torch::Tensor
     if (!periodic && gaussian_components == 1) continue;  // N(0, 1)
     const auto column = data.select(1, col).contiguous();
     const Eigen::VectorXd t = Eigen::Map<const Eigen::VectorXd>(column.data_ptr<double>(), n);
-    double best_bic = std::numeric_limits<double>::infinity();
     if (periodic) {
-      VmMixtureFit best;
-      for (std::size_t k = 1; k <= static_cast<std::size_t>(torsion_components); ++k) {
-        std::vector<std::vector<double>> starts = {histogram_peaks(t, k)};
-        if (k > 1) {
-          std::vector<double> even;
-          for (std::size_t j = 0; j < k; ++j) even.push_back(-kPi + (j + 0.5) * kTwoPi / static_cast<double>(k));
-          starts.push_back(even);
-        }
-        for (const auto& start : starts) {
-          VmMixtureFit fit = em_von_mises(t, start, max_kappa);
-          const double bic = -2.0 * fit.log_likelihood + (3.0 * static_cast<double>(k) - 1.0) * log_n;
-          if (bic < best_bic) {
-            best_bic = bic;
-            best = std::move(fit);
-          }
-        }
-      }
+      VmMixtureFit best = best_by_bic<VmMixtureFit>(
+          torsion_components, log_n,
+          [&](std::size_t k) {
+            std::vector<std::vector<double>> starts = {histogram_peaks(t, k)};
+            if (k > 1) {
+              std::vector<double> even;
+              for (std::size_t j = 0; j < k; ++j) even.push_back(-kPi + (j + 0.5) * kTwoPi / static_cast<double>(k));
+              starts.push_back(even);
+            }
+            return starts;
+          },
+          [&](const std::vector<double>& start) { return em_von_mises(t, start, max_kappa); });
       if (defensive > 0.0) {  // + ε · uniform
         for (auto& wk : best.weight) wk *= 1.0 - defensive;
         best.weight.push_back(defensive);
@@ -887,19 +901,14 @@ BaseDensity BaseDensity::fit_mixture(const torch::Tensor& y, const torch::Tensor
     } else {
       const double mean = t.mean();
       const double min_sd = 1e-3 * std::max(1e-12, std::sqrt((t.array() - mean).square().mean()));
-      GaussMixtureFit best;
-      for (std::size_t k = 1; k <= static_cast<std::size_t>(gaussian_components); ++k) {
-        std::vector<std::vector<double>> starts = {quantile_starts(t, k)};
-        if (k > 1) starts.push_back(gaussian_peak_starts(t, k));
-        for (const auto& start : starts) {
-          GaussMixtureFit fit = em_gaussian(t, start, min_sd);
-          const double bic = -2.0 * fit.log_likelihood + (3.0 * static_cast<double>(k) - 1.0) * log_n;
-          if (bic < best_bic) {
-            best_bic = bic;
-            best = std::move(fit);
-          }
-        }
-      }
+      GaussMixtureFit best = best_by_bic<GaussMixtureFit>(
+          gaussian_components, log_n,
+          [&](std::size_t k) {
+            std::vector<std::vector<double>> starts = {quantile_starts(t, k)};
+            if (k > 1) starts.push_back(gaussian_peak_starts(t, k));
+            return starts;
+          },
+          [&](const std::vector<double>& start) { return em_gaussian(t, start, min_sd); });
       if (defensive > 0.0) {  // + ε · N(mean, (2 sd)²)
         for (auto& wk : best.weight) wk *= 1.0 - defensive;
         best.weight.push_back(defensive);

@@ -248,22 +248,18 @@ FusedDataTerm fused_data_term(BoltzmannGenerator& model, const RowMatrix& rows, 
 }  // namespace
 
 bool uses_fused_data_term(const BoltzmannGenerator& model, const TrainOptions& options) {
+  // Without a data term there is nothing to fuse (TrainOptions::validate refuses "fused": true then).
   const bool data_term = options.weights.lambda > 0.0 || options.warmup_iterations > 0;
-  if (options.fused == FusedMode::kOff || !data_term) {
-    if (options.fused == FusedMode::kOn)
-      throw ConfigError("generator.fused is true, but lambda is 0 without warm-up (the fused path computes "
-                        "the forward-KL term)");
-    return false;
-  }
-  // fused_otflow.hpp covers nTh = 2 without particles or periodic columns; a base other
-  // than N(0, I) enters through FusedOtFlowOptions::base_neg_log_density.
+  if (options.fused == FusedMode::kOff || !data_term) return false;
+  // fused_otflow.hpp covers nTh = 2 without particles or periodic columns (a torus base
+  // needs periodic columns, set_base); a base other than N(0, I) enters through
+  // FusedOtFlowOptions::base_neg_log_density.
   const auto& po = model.options().potential;
-  const bool supported = fused_otflow_supports(po) && model.periodic_columns().empty();
+  const bool supported = fused_otflow_supports(po);
   if (options.fused == FusedMode::kOn && !supported)
-    throw ConfigError("generator.fused is true, but the fused path needs layers = 2 without particles, periodic "
-                      "columns or a torus base (layers = " + std::to_string(po.layers) + ", n_particles = " +
-                      std::to_string(po.n_particles) + ", periodic columns = " + std::to_string(po.periodic.size()) +
-                      ", torus base = " + (model.periodic_columns().empty() ? "no" : "yes") + ")");
+    throw ConfigError("generator.fused is true, but the fused path needs layers = 2 without particles or periodic "
+                      "columns (layers = " + std::to_string(po.layers) + ", n_particles = " +
+                      std::to_string(po.n_particles) + ", periodic columns = " + std::to_string(po.periodic.size()) + ")");
   return supported;
 }
 

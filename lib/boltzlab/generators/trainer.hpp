@@ -160,7 +160,8 @@ struct TrainHistory {
 };
 
 /// True when train() computes the forward-KL term of `model` by the fused path.
-/// \throws ConfigError for FusedMode::kOn with an unsupported architecture or λ = 0.
+/// \throws ConfigError for FusedMode::kOn with an unsupported architecture (λ = 0 with
+/// FusedMode::kOn is refused by TrainOptions::validate).
 bool uses_fused_data_term(const BoltzmannGenerator& model, const TrainOptions& options);
 
 /// Trains `model` in place. `data` (N×d, may be null when λ = 0) are samples of π
