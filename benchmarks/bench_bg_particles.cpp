@@ -94,6 +94,9 @@ struct Settings {
   double step_size = 0.0, heldout_fraction = 0.2;
   std::string preset = "ot-bg";
   double lambda = -1, alpha_l = -1, alpha_hjb = -1, lr = 5e-3;
+  int pair_basis = 0, pair_time_basis = 4;  ///< pair term of Φ (ot_potential.hpp); 0: none
+  double pair_range = 0.0;                  ///< its bump range; 0: 1.5 × the largest training-frame distance
+  bool no_network = false;                  ///< Φ = pair term only (fully equivariant)
   double flow_scale = 0.0;  ///< isotropic flow-space scale; 0: rms of the centred MCMC training frames
   int iterations = 1000, batch = 512, width = 32, layers = 2, steps_rk = 8, sample_steps = 0, threads = 2;
   long long samples = 100000;
@@ -107,6 +110,22 @@ struct Reference {
   int held_chains = 0, frames = 0;
   nlohmann::json info;
 };
+
+/// Largest distance between two particles over the frames (rows of n·s coordinates).
+double max_pair_distance(const RowMatrix& frames, std::int64_t n, std::int64_t s) {
+  double best = 0.0;
+  for (Eigen::Index f = 0; f < frames.rows(); ++f)
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t j = i + 1; j < n; ++j) {
+        double r2 = 0.0;
+        for (std::int64_t a = 0; a < s; ++a) {
+          const double dx = frames(f, i * s + a) - frames(f, j * s + a);
+          r2 += dx * dx;
+        }
+        best = std::max(best, r2);
+      }
+  return std::sqrt(best);
+}
 
 Reference run_reference(const boltzlab::Potential& pot, const Settings& s) {
   const boltzlab::Target& target = *pot.target;
@@ -206,12 +225,21 @@ nlohmann::json train_and_evaluate(const boltzlab::Target& target, const Referenc
   o.potential.spatial_dim = static_cast<int>(sd);
   o.steps = s.steps_rk;
   o.sample_steps = s.sample_steps > 0 ? s.sample_steps : s.steps_rk;
-  bg::BoltzmannGenerator model(o, s.seed);
-  if (s.flow_scale > 0.0) {
-    model.set_standardization(Eigen::VectorXd::Zero(d), Eigen::VectorXd::Constant(d, s.flow_scale));
-  } else {
-    model.standardize_from_data(ref.train);  // isotropic rms scale of the centred MCMC frames
+  // Flow-space scale: fixed, or the isotropic rms of the centred MCMC training frames
+  // (what standardize_from_data sets).
+  double scale = s.flow_scale;
+  if (!(scale > 0.0)) {
+    bg::BoltzmannGenerator probe(o, s.seed);
+    probe.standardize_from_data(ref.train);
+    scale = probe.scale()[0];
   }
+  o.potential.pair_basis = s.pair_basis;
+  o.potential.pair_time_basis = s.pair_time_basis;
+  o.potential.network = !s.no_network;
+  if (s.pair_basis > 0)
+    o.potential.pair_range = s.pair_range > 0.0 ? s.pair_range : 1.5 * max_pair_distance(ref.train, np, sd) / scale;
+  bg::BoltzmannGenerator model(o, s.seed);
+  model.set_standardization(Eigen::VectorXd::Zero(d), Eigen::VectorXd::Constant(d, scale));
 
   bg::TrainOptions t;
   t.preset = preset;
@@ -381,6 +409,14 @@ int main(int argc, char** argv) {
   app.add_option("--lr", s.lr)->check(CLI::PositiveNumber);
   app.add_option("--width", s.width)->check(CLI::PositiveNumber);
   app.add_option("--layers", s.layers)->check(CLI::Range(2, 64));
+  app.add_option("--pair-basis", s.pair_basis, "K Gaussian bumps of the equivariant pair term of Phi (0: none)")
+      ->check(CLI::Range(0, 256));
+  app.add_option("--pair-time-basis", s.pair_time_basis, "powers t^0..t^(L-1) of the pair term")
+      ->check(CLI::Range(1, 16));
+  app.add_option("--pair-range", s.pair_range,
+                 "largest bump centre in flow-space units (0: 1.5 x the largest training-frame distance)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag("--no-network", s.no_network, "Phi = the pair term only (permutation- and E(n)-equivariant flow)");
   app.add_option("--steps", s.steps_rk, "RK4 steps of training (and of sampling unless --sample-steps)")
       ->check(CLI::PositiveNumber);
   app.add_option("--sample-steps", s.sample_steps, "RK4 steps for sampling and log q (0: --steps)")

@@ -44,9 +44,32 @@
 /// and the first sum is the closed form above with the per-sample columns K₀ G (and A G)
 /// in place of K₀,ₓ (and Aₓ).
 ///
+/// Pair term (particle systems; Köhler, Klein & Noé, "Equivariant flows: exact likelihood
+/// generative learning for symmetric densities", ICML 2020, whose kernel dynamics
+/// v_i = Σ_j (x_i − x_j) φ(r_ij, t) is the gradient of a pair potential): with
+/// `pair_basis` = K > 0 the potential gains
+///
+///   Φ_pair(x, t) = ½ Σ_{i≠j} f(r_ij, t) + Σ_l c_l t^l,   f(r, t) = Σ_{k,l} C_kl t^l ψ_k(r),
+///
+/// l = 0..L−1 (L = `pair_time_basis`), ψ_0(r) = r² and, for k = 1..K, the even Gaussian
+/// bumps ψ_k(r) = g(r − μ_k) + g(r + μ_k), g(a) = exp(−a²/2s²), μ_k = (k−1)·R/(K−1)
+/// (R = `pair_range`, s = R/(K−1), or R for K = 1): smooth in x at r = 0 because
+/// ψ_k is even in r. Φ_pair is invariant under permutations of the particles,
+/// rotations, reflections and translations, so v = −∇Φ_pair is E(n)- and
+/// permutation-equivariant and the flow maps a symmetric base to a symmetric density.
+/// Closed forms (D = spatial_dim):
+///   ∇_{x_i}Φ = Σ_{j≠i} f'(r_ij)/r_ij (x_i − x_j),
+///   ΔₓΦ = Σ_{i≠j} [f''(r_ij) + (D − 1) f'(r_ij)/r_ij],
+///   ∂ₜΦ = ½ Σ_{i≠j} ∂ₜf(r_ij, t) + Σ_l l c_l t^{l−1}.
+/// Φ_pair is translation invariant, so its Hessian vanishes along the centre-of-mass
+/// directions and the full-space Laplacian is the divergence on the centre-of-mass-free
+/// subspace. With `network` = false the ResNet and the quadratic term are dropped and
+/// Φ = Φ_pair (a fully equivariant potential).
+///
 /// All tensors are float64. Every operation is a LibTorch op, so autograd through
 /// value() and derivatives() gives parameter gradients (the tests check the closed
 /// forms against autograd).
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -66,6 +89,10 @@ struct OtPotentialOptions {
   double init_scale = 0.1;  ///< scale of the random initial K_i, A (w = 1, b = c = 0)
   /// x-columns with period 2π (sorted, distinct, in [0, dim); not with particles).
   std::vector<int> periodic;
+  bool network = true;         ///< false: no ResNet / quadratic term (needs pair_basis > 0)
+  int pair_basis = 0;          ///< K: Gaussian bumps of the pair term (0: no pair term; particles only)
+  int pair_time_basis = 4;     ///< L: powers t^0..t^{L−1} of the pair term's time dependence
+  double pair_range = 4.0;     ///< R: largest bump centre (flow-space distance)
 
   /// F = dim + |periodic| + 1, the number of network inputs.
   int n_features() const { return dim + static_cast<int>(periodic.size()) + 1; }
@@ -108,6 +135,13 @@ class OtPotentialImpl : public torch::nn::Module {
   torch::Tensor resnet_laplacian(torch::Tensor jac, const std::vector<torch::Tensor>& tanh_a,
                                  const std::vector<torch::Tensor>& z_above) const;
   /// Periodic case of derivatives(): ∇ₓΦ = Gᵀ∇_sΦ̂ and the Laplacian with per-sample K₀G, AG.
+  /// ∇ₓΦ, ∂ₜΦ, ΔₓΦ of the ResNet and quadratic terms (network = true).
+  PotentialDerivatives network_derivatives(const torch::Tensor& x, double t, bool with_laplacian);
+  /// The pair term of Φ (file comment), and its derivatives added to `der`.
+  torch::Tensor pair_value(const torch::Tensor& x, double t) const;
+  void add_pair_derivatives(const torch::Tensor& x, double t, bool with_laplacian, PotentialDerivatives& der) const;
+  /// ψ_k(r), ψ_k'(r), ψ_k''(r) for r of any shape: three tensors of shape r.shape × (K+1).
+  std::array<torch::Tensor, 3> pair_basis_functions(const torch::Tensor& r, bool derivatives) const;
   void periodic_derivatives(const torch::Tensor& x, const torch::Tensor& grad_s,
                             const std::vector<torch::Tensor>& tanh_a, const std::vector<torch::Tensor>& z_above,
                             const torch::Tensor& k0, const torch::Tensor& a, bool with_laplacian,
@@ -124,6 +158,8 @@ class OtPotentialImpl : public torch::nn::Module {
   torch::Tensor periodic_index_;       ///< p (int64): the periodic columns
   torch::Tensor periodic_mask_;        ///< 1×d (float64): 1 at the periodic columns
   torch::Tensor scatter_;              ///< p×d (float64): row j = e_{periodic[j]}
+  torch::Tensor pair_c_mat_;           ///< (K+1)×L: C of the pair term
+  torch::Tensor pair_c_time_;          ///< L: c of the pair term
 };
 TORCH_MODULE(OtPotential);
 
