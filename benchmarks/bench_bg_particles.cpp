@@ -95,8 +95,11 @@ struct Settings {
   std::string preset = "ot-bg";
   double lambda = -1, alpha_l = -1, alpha_hjb = -1, lr = 5e-3;
   int pair_basis = 0, pair_time_basis = 4;  ///< pair term of Φ (ot_potential.hpp); 0: none
+  int pair_channels = 0;                    ///< many-body channels of the pair term
   double pair_range = 0.0;                  ///< its bump range; 0: 1.5 × the largest training-frame distance
   bool no_network = false;                  ///< Φ = pair term only (fully equivariant)
+  int fkl_warmup = 0;                       ///< first iterations with λ = 1 (trainer warm-up)
+  std::string load_path, save_path;         ///< start from / save the model (single preset only)
   double flow_scale = 0.0;  ///< isotropic flow-space scale; 0: rms of the centred MCMC training frames
   int iterations = 1000, batch = 512, width = 32, layers = 2, steps_rk = 8, sample_steps = 0, threads = 2;
   long long samples = 100000;
@@ -235,11 +238,19 @@ nlohmann::json train_and_evaluate(const boltzlab::Target& target, const Referenc
   }
   o.potential.pair_basis = s.pair_basis;
   o.potential.pair_time_basis = s.pair_time_basis;
+  o.potential.pair_channels = s.pair_channels;
   o.potential.network = !s.no_network;
   if (s.pair_basis > 0)
     o.potential.pair_range = s.pair_range > 0.0 ? s.pair_range : 1.5 * max_pair_distance(ref.train, np, sd) / scale;
   bg::BoltzmannGenerator model(o, s.seed);
   model.set_standardization(Eigen::VectorXd::Zero(d), Eigen::VectorXd::Constant(d, scale));
+  if (!s.load_path.empty()) {  // parameters, scale and architecture of the saved model
+    model = bg::BoltzmannGenerator::load(s.load_path);
+    if (model.dim() != d) throw boltzlab::ConfigError(s.load_path + ": the model has dim " +
+                                                      std::to_string(model.dim()) + ", the target " + std::to_string(d));
+    model.set_integration_steps(o.steps, o.sample_steps);
+    o = model.options();
+  }
 
   bg::TrainOptions t;
   t.preset = preset;
@@ -254,13 +265,18 @@ nlohmann::json train_and_evaluate(const boltzlab::Target& target, const Referenc
   t.eval_every = std::max(1, s.iterations / 10);
   t.eval_samples = 2048;
   t.seed = s.seed;
-  const bool use_data = t.weights.lambda > 0;
+  t.warmup_iterations = s.fkl_warmup;
+  const bool use_data = t.weights.lambda > 0 || s.fkl_warmup > 0;
   const double w0 = boltzlab::wall_seconds(), c0 = cpu_seconds();
   const bg::TrainHistory h = bg::train(model, target, use_data ? &ref.train : nullptr, t);
   const double train_wall = boltzlab::wall_seconds() - w0, train_cpu = cpu_seconds() - c0;
 
+  if (!s.save_path.empty()) model.save(s.save_path, {{"preset", preset}, {"seed", s.seed}});
+
   nlohmann::json r;
   r["preset"] = preset;
+  r["loaded_from"] = s.load_path;
+  r["warmup_iterations"] = s.fkl_warmup;
   r["weights"] = t.weights.to_json();
   r["model"] = o.to_json();
   r["scale"] = model.scale()[0];
@@ -413,9 +429,15 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 256));
   app.add_option("--pair-time-basis", s.pair_time_basis, "powers t^0..t^(L-1) of the pair term")
       ->check(CLI::Range(1, 16));
+  app.add_option("--pair-channels", s.pair_channels, "many-body (embedded-atom) channels of the pair term")
+      ->check(CLI::Range(0, 256));
   app.add_option("--pair-range", s.pair_range,
                  "largest bump centre in flow-space units (0: 1.5 x the largest training-frame distance)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--warmup", s.fkl_warmup, "first iterations with lambda = 1 (forward KL only)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--load", s.load_path, "start from this saved model (architecture flags are then ignored)");
+  app.add_option("--save", s.save_path, "save the trained model here (not with --compare)");
   app.add_flag("--no-network", s.no_network, "Phi = the pair term only (permutation- and E(n)-equivariant flow)");
   app.add_option("--steps", s.steps_rk, "RK4 steps of training (and of sampling unless --sample-steps)")
       ->check(CLI::PositiveNumber);
@@ -432,6 +454,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (compare && (!s.save_path.empty() || !s.load_path.empty()))
+      throw boltzlab::ConfigError("--save / --load train one preset: drop --compare");
     bg::set_generator_threads(s.threads);
     const boltzlab::Potential pot = boltzlab::load_potential(potential);
     const boltzlab::Target& target = *pot.target;

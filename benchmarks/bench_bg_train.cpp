@@ -245,21 +245,9 @@ int main(int argc, char** argv) {
     o.time = time_horizon;
     bg::BoltzmannGenerator model(o, seed);
     if (!load_path.empty()) {
-      bg::BoltzmannGenerator loaded = bg::BoltzmannGenerator::load(load_path);
-      // Same parameters and standardization; training/sampling steps from the flags.
-      bg::GeneratorOptions lo = loaded.options();
-      lo.steps = steps;
-      lo.sample_steps = sample_steps > 0 ? sample_steps : loaded.options().sample_steps;
-      bg::BoltzmannGenerator m2(lo, seed);
-      {
-        torch::NoGradGuard ng;
-        auto src = loaded.potential()->parameters();
-        auto dst = m2.potential()->parameters();
-        for (std::size_t k = 0; k < dst.size(); ++k) dst[k].copy_(src[k]);
-      }
-      m2.set_standardization(loaded.shift(), loaded.scale());
-      if (loaded.base() != nullptr) m2.set_base(*loaded.base());
-      model = std::move(m2);
+      // Same parameters, standardization and base; training/sampling steps from the flags.
+      model = bg::BoltzmannGenerator::load(load_path);
+      model.set_integration_steps(steps, sample_steps > 0 ? sample_steps : model.options().sample_steps);
       o = model.options();
     } else if (have_data) {
       model.standardize_from_data(data);

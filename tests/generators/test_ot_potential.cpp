@@ -184,6 +184,20 @@ TEST_CASE("ot_potential: pair term — closed forms match autograd, alone and be
   bg::OtPotentialImpl both(o);
   randomize(both, 7);
   check_against_autograd(both, 0.35);
+  // Many-body channels, alone with the pair term and beside the network: checks
+  // ∇Φ_mb, ΔΦ_mb (F''|∇ρ|² + F'Δρ) and ∂ₜΦ_mb of ot_potential.hpp.
+  o.pair_basis = 5;
+  o.pair_channels = 3;
+  bg::OtPotentialImpl with_channels(o);
+  randomize(with_channels, 8);
+  check_against_autograd(with_channels, 0.7);
+  o.network = false;
+  o.dim = 12;
+  o.n_particles = 4;
+  o.spatial_dim = 3;
+  bg::OtPotentialImpl channels_only(o);
+  randomize(channels_only, 12);
+  check_against_autograd(channels_only, 0.45);
 }
 
 TEST_CASE("ot_potential: the pair-only potential is E(n)- and permutation-invariant") {
@@ -193,6 +207,7 @@ TEST_CASE("ot_potential: the pair-only potential is E(n)- and permutation-invari
   o.spatial_dim = 3;
   o.network = false;
   o.pair_basis = 8;
+  o.pair_channels = 2;
   bg::OtPotentialImpl phi(o);
   randomize(phi, 9);
   torch::NoGradGuard ng;
@@ -240,8 +255,18 @@ TEST_CASE("ot_potential: pair options are validated and serialized") {
   CHECK_FALSE(back.network);
   o.pair_basis = 0;
   CHECK_THROWS_WITH(o.validate(), doctest::Contains("network = false"));
-  // A pair-only potential has only the pair parameters.
+  // A pair-only potential has only the pair parameters (C, c; with channels also B, b, A).
   o.pair_basis = 4;
   bg::OtPotentialImpl phi(o);
   CHECK(phi.parameters().size() == 2);
+  o.pair_channels = 3;
+  bg::OtPotentialImpl phi_mb(o);
+  CHECK(phi_mb.parameters().size() == 5);
+  CHECK(bg::OtPotentialOptions::from_json(o.to_json()).pair_channels == 3);
+  o.pair_channels = -1;
+  CHECK_THROWS_WITH(o.validate(), doctest::Contains("pair_channels"));
+  o.pair_channels = 2;
+  o.pair_basis = 0;
+  o.network = true;
+  CHECK_THROWS_WITH(o.validate(), doctest::Contains("pair_channels > 0 needs"));
 }

@@ -147,6 +147,7 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   c.model.potential.pair_basis = static_cast<int>(r.get_int("pair_basis", 0));
   c.model.potential.pair_time_basis = static_cast<int>(r.get_int("pair_time_basis", 4));
   c.model.potential.pair_range = r.get_double("pair_range", 4.0);
+  c.model.potential.pair_channels = static_cast<int>(r.get_int("pair_channels", 0));
   c.model.time = r.get_double("time", 1.0);
   c.model.steps = static_cast<int>(r.get_int("steps", 8));
   c.model.sample_steps = static_cast<int>(r.get_int("sample_steps", c.model.steps));

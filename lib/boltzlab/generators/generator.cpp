@@ -59,6 +59,14 @@ BoltzmannGenerator::BoltzmannGenerator(const GeneratorOptions& options, std::uin
   set_standardization(Eigen::VectorXd::Zero(dim()), Eigen::VectorXd::Ones(dim()));
 }
 
+void BoltzmannGenerator::set_integration_steps(int steps, int sample_steps) {
+  GeneratorOptions o = options_;
+  o.steps = steps;
+  o.sample_steps = sample_steps;
+  o.validate();
+  options_ = o;
+}
+
 int BoltzmannGenerator::degrees_of_freedom() const {
   const auto& p = options_.potential;
   return p.n_particles > 0 ? (p.n_particles - 1) * p.spatial_dim : p.dim;

@@ -80,6 +80,9 @@ class BoltzmannGenerator {
   BoltzmannGenerator(const GeneratorOptions& options, std::uint64_t seed);
 
   const GeneratorOptions& options() const { return options_; }
+  /// Changes the RK4 steps of training and of sampling (e.g. of a loaded model).
+  /// \throws ConfigError for steps < 1.
+  void set_integration_steps(int steps, int sample_steps);
   int dim() const { return options_.potential.dim; }
   /// Degrees of freedom: d, or (n−1)·s for particle systems.
   int degrees_of_freedom() const;

@@ -35,6 +35,8 @@ void OtPotentialOptions::validate() const {
   if (pair_time_basis < 1) bad("pair_time_basis is " + std::to_string(pair_time_basis) + ", but must be >= 1");
   if (!(pair_range > 0.0) || !std::isfinite(pair_range)) bad("pair_range must be > 0");
   if (!network && pair_basis == 0) bad("network = false needs a pair term (pair_basis > 0)");
+  if (pair_channels < 0) bad("pair_channels is " + std::to_string(pair_channels) + ", but must be >= 0");
+  if (pair_channels > 0 && pair_basis == 0) bad("pair_channels > 0 needs pair_basis > 0");
 }
 
 nlohmann::json OtPotentialOptions::to_json() const {
@@ -43,7 +45,8 @@ nlohmann::json OtPotentialOptions::to_json() const {
           {"n_particles", n_particles}, {"spatial_dim", spatial_dim},
           {"init_scale", init_scale}, {"periodic", periodic},
           {"network", network}, {"pair_basis", pair_basis},
-          {"pair_time_basis", pair_time_basis}, {"pair_range", pair_range}};
+          {"pair_time_basis", pair_time_basis}, {"pair_range", pair_range},
+          {"pair_channels", pair_channels}};
 }
 
 OtPotentialOptions OtPotentialOptions::from_json(const nlohmann::json& j) {
@@ -68,6 +71,7 @@ OtPotentialOptions OtPotentialOptions::from_json(const nlohmann::json& j) {
   o.pair_basis = static_cast<int>(r.get_int("pair_basis", 0));
   o.pair_time_basis = static_cast<int>(r.get_int("pair_time_basis", 4));
   o.pair_range = r.get_double("pair_range", 4.0);
+  o.pair_channels = static_cast<int>(r.get_int("pair_channels", 0));
   r.finish();
   o.validate();
   return o;
@@ -110,6 +114,12 @@ OtPotentialImpl::OtPotentialImpl(const OtPotentialOptions& options) : options_(o
     pair_c_mat_ = register_parameter("pair_C", torch::zeros({options_.pair_basis + 1, options_.pair_time_basis}, kF64));
     pair_c_time_ = register_parameter("pair_c", torch::zeros({options_.pair_time_basis}, kF64));
   }
+  if (options_.pair_channels > 0) {
+    const int c = options_.pair_channels;
+    mb_b_mat_ = register_parameter("mb_B", torch::zeros({c, options_.pair_basis}, kF64));
+    mb_bias_ = register_parameter("mb_b", torch::zeros({c}, kF64));
+    mb_a_mat_ = register_parameter("mb_A", torch::zeros({c, options_.pair_time_basis}, kF64));
+  }
   reset_parameters(0);
 }
 
@@ -125,6 +135,16 @@ void OtPotentialImpl::reset_parameters(std::uint64_t seed) {
   if (options_.pair_basis > 0) {  // zero pair term: the initial flow is the network's (or the identity)
     pair_c_mat_.zero_();
     pair_c_time_.zero_();
+  }
+  if (options_.pair_channels > 0) {
+    // Random densities (B ~ U(±1/√K), from a generator of its own so that the network's
+    // draws do not change), amplitudes a(t) = 0: the term starts at 0 and its
+    // gradient reaches B once a moves, as with w of the ResNet.
+    auto gen_mb = at::detail::createCPUGenerator(seed + 0x6d62);
+    const double bound = 1.0 / std::sqrt(static_cast<double>(options_.pair_basis));
+    mb_b_mat_.copy_(torch::rand(mb_b_mat_.sizes(), gen_mb, kF64) * (2.0 * bound) - bound);
+    mb_bias_.zero_();
+    mb_a_mat_.zero_();
   }
   if (!options_.network) return;
   const double s = options_.init_scale;
@@ -309,6 +329,14 @@ PairGeometry pair_geometry(const torch::Tensor& x, int n, int dim) {
   return g;
 }
 
+/// Per-particle sums of per-pair values v (B×P×…): out_i = Σ_{pairs (i, j)} v + sign·Σ_{pairs (j, i)} v.
+torch::Tensor scatter_to_particles(const torch::Tensor& v, const torch::Tensor& first, const torch::Tensor& second,
+                                   int n, double sign) {
+  auto sizes = v.sizes().vec();
+  sizes[1] = n;
+  return torch::zeros(sizes, v.options()).index_add(1, first, v).index_add(1, second, sign * v);
+}
+
 /// (t^0, …, t^{L−1}) and its derivative.
 std::pair<torch::Tensor, torch::Tensor> time_powers(int count, double t) {
   auto p = torch::empty({count}, kF64), dp = torch::empty({count}, kF64);
@@ -342,10 +370,22 @@ std::array<torch::Tensor, 3> OtPotentialImpl::pair_basis_functions(const torch::
 }
 
 torch::Tensor OtPotentialImpl::pair_value(const torch::Tensor& x, double t) const {
-  const auto g = pair_geometry(x, options_.n_particles, options_.spatial_dim);
+  const int n = options_.n_particles;
+  const auto g = pair_geometry(x, n, options_.spatial_dim);
   const auto [tau, dtau] = time_powers(options_.pair_time_basis, t);
   const auto psi = pair_basis_functions(g.r, false)[0];  // B×P×(K+1)
-  return torch::matmul(psi, torch::mv(pair_c_mat_, tau)).sum(1) + torch::dot(pair_c_time_, tau);
+  auto phi = torch::matmul(psi, torch::mv(pair_c_mat_, tau)).sum(1) + torch::dot(pair_c_time_, tau);
+  if (options_.pair_channels > 0) {
+    const auto rho = channel_densities(psi, g.first, g.second);
+    phi = phi + torch::matmul(log_2cosh(rho), torch::mv(mb_a_mat_, tau)).sum(1);
+  }
+  return phi;
+}
+
+torch::Tensor OtPotentialImpl::channel_densities(const torch::Tensor& psi, const torch::Tensor& first,
+                                                 const torch::Tensor& second) const {
+  const auto phi_c = torch::matmul(psi.narrow(-1, 1, options_.pair_basis), mb_b_mat_.t());  // B×P×C
+  return scatter_to_particles(phi_c, first, second, options_.n_particles, 1.0) + mb_bias_;
 }
 
 void OtPotentialImpl::add_pair_derivatives(const torch::Tensor& x, double t, bool with_laplacian,
@@ -355,17 +395,36 @@ void OtPotentialImpl::add_pair_derivatives(const torch::Tensor& x, double t, boo
   const auto [tau, dtau] = time_powers(options_.pair_time_basis, t);
   const auto basis = pair_basis_functions(g.r, true);
   const auto w = torch::mv(pair_c_mat_, tau), dw = torch::mv(pair_c_mat_, dtau);
-  const auto f1_over_r = torch::matmul(basis[1], w) / g.r;  // B×P: f'(r)/r
+  auto f1_over_r = torch::matmul(basis[1], w) / g.r;  // B×P: f'(r)/r of the pair term
+  der.dt = der.dt + torch::matmul(basis[0], dw).sum(1) + torch::dot(pair_c_time_, dtau);
+  if (with_laplacian)  // each unordered pair contributes f'' + (D − 1) f'/r through x_i and through x_j
+    der.laplacian = der.laplacian + 2.0 * (torch::matmul(basis[2], w) + (dim - 1.0) * f1_over_r).sum(1);
+  if (options_.pair_channels > 0) {
+    // Many-body channels Σ_i Σ_c a_c(t) F(ρ_ic), ρ_ic = b_c + Σ_{j≠i} φ_c(r_ij) (file comment).
+    const auto b_t = mb_b_mat_.t();
+    const auto bump = [&](int order) { return torch::matmul(basis[order].narrow(-1, 1, options_.pair_basis), b_t); };
+    const auto phi1 = bump(1);                        // B×P×C: φ_c'(r)
+    const auto rho = channel_densities(basis[0], g.first, g.second);  // B×n×C
+    const auto fp = torch::tanh(rho);                 // F'(ρ)
+    const auto a = torch::mv(mb_a_mat_, tau), da = torch::mv(mb_a_mat_, dtau);
+    der.dt = der.dt + torch::matmul(log_2cosh(rho), da).sum(1);
+    // ∇: pair (i, j) acts like a pair term with f'(r) = Σ_c a_c (F'(ρ_ic) + F'(ρ_jc)) φ_c'(r).
+    const auto fp_sum = fp.index_select(1, g.first) + fp.index_select(1, g.second);  // B×P×C
+    f1_over_r = f1_over_r + torch::matmul(fp_sum * phi1, a) / g.r;
+    if (with_laplacian) {
+      // ΔΦ = Σ_i Σ_c a_c [F''(ρ_ic) |∇ρ_ic|² + F'(ρ_ic) Δρ_ic], with
+      // |∇ρ_ic|² = |Σ_j φ_c'(r_ij) n_ij|² + Σ_j φ_c'(r_ij)², Δρ_ic = Σ_j 2 (φ_c'' + (D − 1) φ_c'/r).
+      const auto unit = g.diff / g.r.unsqueeze(2);  // B×P×D
+      const auto grad_rho = scatter_to_particles(phi1.unsqueeze(3) * unit.unsqueeze(2), g.first, g.second, n, -1.0);
+      const auto sq = (grad_rho * grad_rho).sum(3) + scatter_to_particles(phi1 * phi1, g.first, g.second, n, 1.0);
+      const auto lap_rho = scatter_to_particles(2.0 * (bump(2) + (dim - 1.0) * phi1 / g.r.unsqueeze(2)), g.first,
+                                                g.second, n, 1.0);
+      der.laplacian = der.laplacian + torch::matmul((1.0 - fp * fp) * sq + fp * lap_rho, a).sum(1);
+    }
+  }
   // Pair (i, j) pushes x_i by f'/r (x_i − x_j) and x_j by the opposite.
   const auto force = f1_over_r.unsqueeze(2) * g.diff;  // B×P×D
-  const auto grad = torch::zeros({x.size(0), n, dim}, x.options())
-                        .index_add(1, g.first, force)
-                        .index_add(1, g.second, -force);
-  der.grad_x = der.grad_x + grad.reshape({x.size(0), n * dim});
-  der.dt = der.dt + torch::matmul(basis[0], dw).sum(1) + torch::dot(pair_c_time_, dtau);
-  if (!with_laplacian) return;
-  // Each unordered pair contributes f'' + (D − 1) f'/r once through x_i and once through x_j.
-  der.laplacian = der.laplacian + 2.0 * (torch::matmul(basis[2], w) + (dim - 1.0) * f1_over_r).sum(1);
+  der.grad_x = der.grad_x + scatter_to_particles(force, g.first, g.second, n, -1.0).reshape({x.size(0), n * dim});
 }
 
 }  // namespace boltzlab::generators

@@ -63,7 +63,19 @@
 ///   ∂ₜΦ = ½ Σ_{i≠j} ∂ₜf(r_ij, t) + Σ_l l c_l t^{l−1}.
 /// Φ_pair is translation invariant, so its Hessian vanishes along the centre-of-mass
 /// directions and the full-space Laplacian is the divergence on the centre-of-mass-free
-/// subspace. With `network` = false the ResNet and the quadratic term are dropped and
+/// subspace.
+///
+/// Many-body channels (`pair_channels` = C > 0), an embedded-atom form:
+///
+///   Φ_mb(x, t) = Σ_i Σ_c a_c(t) F(ρ_ic),   ρ_ic = b_c + Σ_{j≠i} φ_c(r_ij),
+///   φ_c(r) = Σ_{k≥1} B_ck ψ_k(r),   a_c(t) = Σ_l A_cl t^l,   F = log(2 cosh ·),
+///
+/// still invariant under permutations and E(n). With n_ij = (x_i − x_j)/r_ij:
+///   ∇_{x_i}Φ_mb = Σ_j Σ_c a_c (F'(ρ_ic) + F'(ρ_jc)) φ_c'(r_ij) n_ij,
+///   ΔΦ_mb = Σ_i Σ_c a_c [F''(ρ_ic) |∇ρ_ic|² + F'(ρ_ic) Δρ_ic],
+///   |∇ρ_ic|² = |Σ_j φ_c'(r_ij) n_ij|² + Σ_j φ_c'(r_ij)²,   Δρ_ic = 2 Σ_j [φ_c''(r_ij) + (D − 1) φ_c'(r_ij)/r_ij],
+///   ∂ₜΦ_mb = Σ_i Σ_c a_c'(t) F(ρ_ic).
+/// With `network` = false the ResNet and the quadratic term are dropped and
 /// Φ = Φ_pair (a fully equivariant potential).
 ///
 /// All tensors are float64. Every operation is a LibTorch op, so autograd through
@@ -93,6 +105,7 @@ struct OtPotentialOptions {
   int pair_basis = 0;          ///< K: Gaussian bumps of the pair term (0: no pair term; particles only)
   int pair_time_basis = 4;     ///< L: powers t^0..t^{L−1} of the pair term's time dependence
   double pair_range = 4.0;     ///< R: largest bump centre (flow-space distance)
+  int pair_channels = 0;       ///< C: many-body channels (0: none; needs pair_basis > 0)
 
   /// F = dim + |periodic| + 1, the number of network inputs.
   int n_features() const { return dim + static_cast<int>(periodic.size()) + 1; }
@@ -139,6 +152,9 @@ class OtPotentialImpl : public torch::nn::Module {
   PotentialDerivatives network_derivatives(const torch::Tensor& x, double t, bool with_laplacian);
   /// The pair term of Φ (file comment), and its derivatives added to `der`.
   torch::Tensor pair_value(const torch::Tensor& x, double t) const;
+  /// ρ_ic (B×n×C) from the basis values ψ (B×P×(K+1)) of the pairs (first, second).
+  torch::Tensor channel_densities(const torch::Tensor& psi, const torch::Tensor& first,
+                                  const torch::Tensor& second) const;
   void add_pair_derivatives(const torch::Tensor& x, double t, bool with_laplacian, PotentialDerivatives& der) const;
   /// ψ_k(r), ψ_k'(r), ψ_k''(r) for r of any shape: three tensors of shape r.shape × (K+1).
   std::array<torch::Tensor, 3> pair_basis_functions(const torch::Tensor& r, bool derivatives) const;
@@ -160,6 +176,9 @@ class OtPotentialImpl : public torch::nn::Module {
   torch::Tensor scatter_;              ///< p×d (float64): row j = e_{periodic[j]}
   torch::Tensor pair_c_mat_;           ///< (K+1)×L: C of the pair term
   torch::Tensor pair_c_time_;          ///< L: c of the pair term
+  torch::Tensor mb_b_mat_;             ///< C×K: B of the many-body channels
+  torch::Tensor mb_bias_;              ///< C: b of the many-body channels
+  torch::Tensor mb_a_mat_;             ///< C×L: A of the many-body channels
 };
 TORCH_MODULE(OtPotential);
 
