@@ -96,7 +96,7 @@ struct Settings {
   double lambda = -1, alpha_l = -1, alpha_hjb = -1, lr = 5e-3;
   int pair_basis = 0, pair_time_basis = 4;  ///< pair term of Φ (ot_potential.hpp); 0: none
   int pair_channels = 0;                    ///< many-body channels of the pair term
-  double pair_range = 0.0;                  ///< its bump range; 0: 1.5 × the largest training-frame distance
+  double pair_range = 0.0;                  ///< its bump range; 0: 1.5 × the largest training distance
   bool no_network = false;                  ///< Φ = pair term only (fully equivariant)
   int fkl_warmup = 0;                       ///< first iterations with λ = 1 (trainer warm-up)
   std::string load_path, save_path;         ///< start from / save the model (single preset only)
@@ -114,10 +114,12 @@ struct Reference {
   nlohmann::json info;
 };
 
-/// Largest distance between two particles over the frames (rows of n·s coordinates).
-double max_pair_distance(const RowMatrix& frames, std::int64_t n, std::int64_t s) {
-  double best = 0.0;
-  for (Eigen::Index f = 0; f < frames.rows(); ++f)
+/// The q-quantile of the distances between two particles over the frames (rows of n·s
+/// coordinates; at most 10⁴ frames, evenly spaced; q = 1: the largest).
+double pair_distance_quantile(const RowMatrix& frames, std::int64_t n, std::int64_t s, double q) {
+  const Eigen::Index stride = std::max<Eigen::Index>(1, frames.rows() / 10000);
+  std::vector<double> r;
+  for (Eigen::Index f = 0; f < frames.rows(); f += stride)
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t j = i + 1; j < n; ++j) {
         double r2 = 0.0;
@@ -125,9 +127,11 @@ double max_pair_distance(const RowMatrix& frames, std::int64_t n, std::int64_t s
           const double dx = frames(f, i * s + a) - frames(f, j * s + a);
           r2 += dx * dx;
         }
-        best = std::max(best, r2);
+        r.push_back(std::sqrt(r2));
       }
-  return std::sqrt(best);
+  const auto k = static_cast<std::ptrdiff_t>(q * static_cast<double>(r.size() - 1));
+  std::nth_element(r.begin(), r.begin() + k, r.end());
+  return r[static_cast<std::size_t>(k)];
 }
 
 Reference run_reference(const boltzlab::Potential& pot, const Settings& s) {
@@ -241,7 +245,7 @@ nlohmann::json train_and_evaluate(const boltzlab::Target& target, const Referenc
   o.potential.pair_channels = s.pair_channels;
   o.potential.network = !s.no_network;
   if (s.pair_basis > 0)
-    o.potential.pair_range = s.pair_range > 0.0 ? s.pair_range : 1.5 * max_pair_distance(ref.train, np, sd) / scale;
+    o.potential.pair_range = s.pair_range > 0.0 ? s.pair_range : 1.5 * pair_distance_quantile(ref.train, np, sd, 1.0) / scale;
   bg::BoltzmannGenerator model(o, s.seed);
   model.set_standardization(Eigen::VectorXd::Zero(d), Eigen::VectorXd::Constant(d, scale));
   if (!s.load_path.empty()) {  // parameters, scale and architecture of the saved model
@@ -420,7 +424,8 @@ int main(int argc, char** argv) {
   app.add_option("--lambda", s.lambda, "weight of the forward KL on the MCMC training frames (bg/ot-bg default 0)");
   app.add_option("--alpha-transport", s.alpha_l);
   app.add_option("--alpha-hjb", s.alpha_hjb);
-  app.add_option("--iterations", s.iterations)->check(CLI::PositiveNumber);
+  app.add_option("--iterations", s.iterations, "training steps (0 with --load: evaluate the saved model)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--batch", s.batch)->check(CLI::PositiveNumber);
   app.add_option("--lr", s.lr)->check(CLI::PositiveNumber);
   app.add_option("--width", s.width)->check(CLI::PositiveNumber);
@@ -454,6 +459,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (s.iterations == 0 && s.load_path.empty())
+      throw boltzlab::ConfigError("--iterations 0 needs --load (a model to evaluate)");
     if (compare && (!s.save_path.empty() || !s.load_path.empty()))
       throw boltzlab::ConfigError("--save / --load train one preset: drop --compare");
     bg::set_generator_threads(s.threads);

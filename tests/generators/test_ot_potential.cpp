@@ -200,7 +200,7 @@ TEST_CASE("ot_potential: pair term — closed forms match autograd, alone and be
   check_against_autograd(channels_only, 0.45);
 }
 
-TEST_CASE("ot_potential: the pair-only potential is E(n)- and permutation-invariant") {
+TEST_CASE("ot_potential: the network-free pair potential (with channels) is E(n)- and permutation-invariant") {
   bg::OtPotentialOptions o;
   o.dim = 15;
   o.n_particles = 5;
