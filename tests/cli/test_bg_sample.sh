@@ -94,6 +94,10 @@ c, s = np.cos(0.7), np.sin(0.7)
 moved = x[:, [2, 0, 3, 1], :] @ np.array([[c, s], [-s, c]])
 np.save(sys.argv[1] + "/moved.npy", moved.reshape(300, 8))
 PY
+"$BIN/bg-sample" --potential "$T/dw4.json" --out "$T/dw4_t1" --threads 1 --no-progress 2>/dev/null \
+  || fail "pair-flow run with one thread failed"
+cmp -s "$T/dw4/samples.npy" "$T/dw4_t1/samples.npy" || fail "pair-flow samples depend on the thread count"
+cmp -s "$T/dw4/model.pt" "$T/dw4_t1/model.pt" || fail "pair-flow training depends on the thread count"
 "$BIN/bg-sample" --model "$T/dw4/model.pt" --evaluate "$T/dw4/samples.npy" --out "$T/e1" 2>/dev/null || fail "evaluate 1"
 "$BIN/bg-sample" --model "$T/dw4/model.pt" --evaluate "$T/moved.npy" --out "$T/e2" 2>/dev/null || fail "evaluate 2"
 /usr/bin/python3 -c "
