@@ -113,6 +113,12 @@ sed 's/"iterations"/"iteratons"/' "$P" > "$T/bad.json"
 grep -q "iteratons" "$T/err" || { cat "$T/err"; fail "message does not name the key"; }
 [ "$(wc -l < "$T/err")" -eq 1 ] || { cat "$T/err"; fail "more than one line"; }
 [ -e "$T/bad" ] && fail "output written for bad input"
+# An architecture key that does not fit the target: one line naming the file.
+sed 's/"preset": "ot-bg"/"preset": "ot-bg", "pair_basis": 4/' "$P" > "$T/pair.json"
+"$BIN/bg-sample" --potential "$T/pair.json" --out "$T/bad3" 2> "$T/err" && fail "pair_basis accepted on a Gaussian"
+grep -q "pair.json: generator: .*pair_basis > 0 needs a particle system" "$T/err" || { cat "$T/err"; fail "pair message"; }
+[ "$(wc -l < "$T/err")" -eq 1 ] || { cat "$T/err"; fail "more than one line"; }
+[ -e "$T/bad3" ] && fail "output written for a bad architecture"
 # Missing model file.
 "$BIN/bg-sample" --potential "$P" --model "$T/nope.pt" --out "$T/bad2" 2> "$T/err" && fail "missing model accepted"
 grep -q "nope.pt" "$T/err" || { cat "$T/err"; fail "message does not name the file"; }

@@ -207,7 +207,11 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   if (flags.lambda) c.train.weights.lambda = *flags.lambda;
   if (flags.iterations) c.train.iterations = *flags.iterations;
   if (flags.samples) c.samples = *flags.samples;
-  c.model.validate();
+  try {
+    c.model.validate();
+  } catch (const ConfigError& e) {  // name the file: the architecture keys come from its generator section
+    throw ConfigError(pot.path.string() + ": generator: " + e.what());
+  }
   return c;
 }
 

@@ -66,7 +66,9 @@ struct BgSampleOptions {
 /// The one thread setting of the generators: oneTBB gets `threads` (0: all cores)
 /// and parallelizes over fixed batch chunks; LibTorch's intra-op pool is set to 1
 /// thread (no oversubscription, results independent of `threads`) and its inter-op
-/// pool to `threads` (settable once per process; later calls leave it).
+/// pool to `threads` (settable once per process; later calls leave it). The first call
+/// also keeps glibc from mmap'ing and trimming the MB-sized tensors of each RK4 stage
+/// (mallopt; see bg_run.cpp), which otherwise dominated particle-system training.
 void set_generator_threads(int threads);
 
 /// Runs bg-sample; returns the summary written. \throws boltzlab::Error subclasses
