@@ -114,24 +114,16 @@ struct Reference {
   nlohmann::json info;
 };
 
-/// The q-quantile of the distances between two particles over the frames (rows of n·s
-/// coordinates; at most 10⁴ frames, evenly spaced; q = 1: the largest).
-double pair_distance_quantile(const RowMatrix& frames, std::int64_t n, std::int64_t s, double q) {
+/// The largest distance between two particles over at most 10⁴ evenly spaced frames (rows
+/// of n·s coordinates).
+double max_pair_distance(const RowMatrix& frames, std::int64_t n, std::int64_t s) {
   const Eigen::Index stride = std::max<Eigen::Index>(1, frames.rows() / 10000);
-  std::vector<double> r;
+  double best = 0.0;
   for (Eigen::Index f = 0; f < frames.rows(); f += stride)
     for (std::int64_t i = 0; i < n; ++i)
-      for (std::int64_t j = i + 1; j < n; ++j) {
-        double r2 = 0.0;
-        for (std::int64_t a = 0; a < s; ++a) {
-          const double dx = frames(f, i * s + a) - frames(f, j * s + a);
-          r2 += dx * dx;
-        }
-        r.push_back(std::sqrt(r2));
-      }
-  const auto k = static_cast<std::ptrdiff_t>(q * static_cast<double>(r.size() - 1));
-  std::nth_element(r.begin(), r.begin() + k, r.end());
-  return r[static_cast<std::size_t>(k)];
+      for (std::int64_t j = i + 1; j < n; ++j)
+        best = std::max(best, (frames.block(f, i * s, 1, s) - frames.block(f, j * s, 1, s)).norm());
+  return best;
 }
 
 Reference run_reference(const boltzlab::Potential& pot, const Settings& s) {
@@ -245,7 +237,7 @@ nlohmann::json train_and_evaluate(const boltzlab::Target& target, const Referenc
   o.potential.pair_channels = s.pair_channels;
   o.potential.network = !s.no_network;
   if (s.pair_basis > 0)
-    o.potential.pair_range = s.pair_range > 0.0 ? s.pair_range : 1.5 * pair_distance_quantile(ref.train, np, sd, 1.0) / scale;
+    o.potential.pair_range = s.pair_range > 0.0 ? s.pair_range : 1.5 * max_pair_distance(ref.train, np, sd) / scale;
   bg::BoltzmannGenerator model(o, s.seed);
   model.set_standardization(Eigen::VectorXd::Zero(d), Eigen::VectorXd::Constant(d, scale));
   if (!s.load_path.empty()) {  // parameters, scale and architecture of the saved model
