@@ -109,6 +109,8 @@ struct GeneratorConfig {
                                    ///< other targets: "normal" or "gaussian_mixture" (per coordinate, fitted to the data)
   int base_components = 4;         ///< mixtures: most components per torsion / coordinate (chosen by BIC)
   double base_defensive = 0.0;     ///< mixtures: weight of one broad defensive component per column
+  int base_harmonics = 3;          ///< conditional_gaussian: harmonics of the soft torsions in the mean
+  double base_soft_threshold = 0.5;  ///< conditional_gaussian: circular sd (rad) above which a torsion is soft
   long long samples = 100000;
 };
 
@@ -169,16 +171,19 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   if (!is_molecular) c.base = "normal";
   if (r.has("base")) {
     c.base = r.get_string("base");
-    if (is_molecular && c.base != "von_mises" && c.base != "von_mises_mixture" && c.base != "uniform")
-      r.fail("base", "must be \"von_mises\", \"von_mises_mixture\" or \"uniform\" for a molecular target");
+    if (is_molecular && c.base != "von_mises" && c.base != "von_mises_mixture" && c.base != "uniform" &&
+        c.base != "conditional_gaussian")
+      r.fail("base", "must be \"von_mises\", \"von_mises_mixture\", \"conditional_gaussian\" or \"uniform\" for a "
+                     "molecular target");
     if (!is_molecular && c.base != "normal" && c.base != "gaussian_mixture")
       r.fail("base", "must be \"normal\" or \"gaussian_mixture\" for this target");
     if (c.base == "gaussian_mixture" && target.particle_layout().first > 0)
       r.fail("base", "\"gaussian_mixture\" is not available for particle systems");
   }
   if (r.has("base_components")) {
-    if (c.base != "von_mises_mixture" && c.base != "gaussian_mixture")
-      r.fail("base_components", "is only used with \"base\": \"von_mises_mixture\" or \"gaussian_mixture\"");
+    if (c.base != "von_mises_mixture" && c.base != "gaussian_mixture" && c.base != "conditional_gaussian")
+      r.fail("base_components", "is only used with \"base\": \"von_mises_mixture\", \"conditional_gaussian\" or "
+                                "\"gaussian_mixture\"");
     c.base_components = static_cast<int>(r.get_int("base_components"));
     if (c.base_components < 1 || c.base_components > 8) r.fail("base_components", "must be between 1 and 8");
   }
@@ -187,6 +192,18 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
       r.fail("base_defensive", "is only used with \"base\": \"von_mises_mixture\" or \"gaussian_mixture\"");
     c.base_defensive = r.get_double("base_defensive");
     if (!(c.base_defensive >= 0.0 && c.base_defensive < 0.5)) r.fail("base_defensive", "must be in [0, 0.5)");
+  }
+  if (r.has("base_harmonics")) {
+    if (c.base != "conditional_gaussian") r.fail("base_harmonics", "is only used with \"base\": \"conditional_gaussian\"");
+    c.base_harmonics = static_cast<int>(r.get_int("base_harmonics"));
+    if (c.base_harmonics < 1 || c.base_harmonics > 6) r.fail("base_harmonics", "must be between 1 and 6");
+  }
+  if (r.has("base_soft_threshold")) {
+    if (c.base != "conditional_gaussian")
+      r.fail("base_soft_threshold", "is only used with \"base\": \"conditional_gaussian\"");
+    c.base_soft_threshold = r.get_double("base_soft_threshold");
+    if (!(c.base_soft_threshold > 0.0 && c.base_soft_threshold <= 0.5))
+      r.fail("base_soft_threshold", "must be in (0, 0.5] rad");
   }
   c.md.equilibration_ps = r.get_double("md_equilibration_ps", c.md.equilibration_ps);
   c.md.production_ps = r.get_double("md_production_ps", c.md.production_ps);
@@ -367,6 +384,18 @@ std::vector<int> base_components_of_torsions(const BaseDensity& base) {
   return out;
 }
 
+/// The conditional block of a molecular base, for summary.json (null without one).
+nlohmann::json conditional_summary(const ConditionalGaussian* c) {
+  if (c == nullptr) return nullptr;
+  return {{"soft_columns", c->soft()},
+          {"joint_columns", c->joint()},
+          {"joint_components", c->joint_components()},
+          {"hard_columns", c->hard().size()},
+          {"features", c->n_features()},
+          {"harmonics", c->harmonics()},
+          {"max_periodic_sd", c->max_periodic_sd()}};
+}
+
 /// Molecular targets: the flow lives on normalized internal coordinates y (3n − 6)
 /// of MolecularFlowSpace (generators/internal_coordinates.hpp), a Boltzmann generator
 /// on ℝ^{2n−3} × T^{n−3}: Φ is 2π-periodic in the torsion columns
@@ -440,10 +469,20 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
     mo.potential.periodic.clear();
     for (const auto c : space->coordinates().torsion_indices()) mo.potential.periodic.push_back(static_cast<int>(c));
     model.emplace(mo, o.seed);
-    model->set_base(cfg.base == "uniform"     ? BaseDensity(space->torsion_mask())
-                    : cfg.base == "von_mises" ? BaseDensity::fit_von_mises(y_data, space->torsion_mask())
-                                              : BaseDensity::fit_mixture(y_data, space->torsion_mask(), cfg.base_components, 1,
-                                                                         1e3, cfg.base_defensive));
+    if (cfg.base == "conditional_gaussian") {
+      // Soft torsions: φ and ψ (a joint mixture) and every torsion wider than the threshold
+      // (the methyl rotors); all other coordinates Gaussian given them (conditional_base.hpp).
+      const auto& ic = space->coordinates();
+      const std::vector<std::int64_t> joint = {ic.find_torsion(4, 6, 8, 14), ic.find_torsion(6, 8, 14, 16)};
+      const auto soft = BaseDensity::wide_torsions(y_data, space->torsion_mask(), cfg.base_soft_threshold, joint);
+      model->set_base(BaseDensity::fit_conditional(y_data, space->torsion_mask(), soft, joint, cfg.base_components,
+                                                   cfg.base_harmonics));
+    } else {
+      model->set_base(cfg.base == "uniform"     ? BaseDensity(space->torsion_mask())
+                      : cfg.base == "von_mises" ? BaseDensity::fit_von_mises(y_data, space->torsion_mask())
+                                                : BaseDensity::fit_mixture(y_data, space->torsion_mask(),
+                                                                           cfg.base_components, 1, 1e3, cfg.base_defensive));
+    }
     cfg.train.seed = o.seed;
     cfg.train.progress = o.progress;
     cfg.train.checkpoint = fs::path(o.out.string() + ".checkpoint.pt");
@@ -493,6 +532,7 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
       {"coordinates", "internal (alanine dipeptide Z-matrix), torsions periodic (flow on R^41 x T^19)"},
       {"base", model->base()->kind()},
       {"base_components_per_torsion", base_components_of_torsions(*model->base())},
+      {"base_conditional", conditional_summary(model->base()->conditional())},
       {"flow_dim", use_space.dim()},
       {"data", data_info},
       {"zero_weight_domain_chirality", dropped},

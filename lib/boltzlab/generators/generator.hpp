@@ -27,8 +27,9 @@
 /// coupling/Möbius layers are a discrete alternative).
 ///
 /// Saved models are LibTorch archives carrying kModelFormatVersion, the options
-/// (JSON), the base density (JSON, version ≥ 2; von Mises mixtures from version 3) and
-/// the parameters; load() accepts versions 1 (Gaussian base), 2 and 3 and rejects others.
+/// (JSON), the base density (JSON, version ≥ 2; von Mises mixtures from version 3, conditional
+/// Gaussian blocks from version 4) and
+/// the parameters; load() accepts versions 1 (Gaussian base) to 4 and rejects others.
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -47,7 +48,7 @@
 namespace boltzlab::generators {
 
 /// Version of the saved model format.
-inline constexpr int kModelFormatVersion = 3;
+inline constexpr int kModelFormatVersion = 4;
 
 /// Model-level options (architecture and discretization).
 struct GeneratorOptions {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <set>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/rng.hpp"
+#include "boltzlab/generators/circular.hpp"
 
 namespace boltzlab::generators {
 namespace {
@@ -26,10 +28,7 @@ torch::Tensor index_tensor(const std::vector<std::int64_t>& v) {
   return torch::tensor(v, i64());
 }
 
-/// Wraps angles into [−π, π): a − 2π ⌊(a + π)/2π⌋ (derivative 1 almost everywhere).
-torch::Tensor wrap_angle(const torch::Tensor& a) {
-  return a - kTwoPi * torch::floor((a + kPi) / kTwoPi);
-}
+using circular::wrap;
 
 /// Dihedral of batched points (B × 3 each), IUPAC convention:
 /// τ = atan2(|b2| b1·(b2×b3), (b1×b2)·(b2×b3)), b1 = x1−x0, b2 = x2−x1, b3 = x3−x2.
@@ -314,7 +313,7 @@ std::pair<torch::Tensor, torch::Tensor> InternalCoordinates::to_internal(const t
   auto pick = [&](const std::vector<std::int64_t>& idx) { return xyz.index_select(1, index_tensor(idx)); };
   const auto bonds = (pick(bi) - pick(bj)).norm(2, -1);
   const auto angles = angle_points(pick(ai), pick(aj), pick(ak));
-  const auto torsions = wrap_angle(dihedral_points(pick(ti), pick(tj), pick(tk), pick(tl)));
+  const auto torsions = wrap(dihedral_points(pick(ti), pick(tj), pick(tk), pick(tl)));
   const auto internal = torch::cat({bonds, angles, torsions}, 1);
   // log J = Σ 2 log r + Σ log sin θ over all bonds and angles (anchor part included).
   const auto log_j = 2.0 * torch::log(bonds).sum(1) + torch::log(torch::sin(angles)).sum(1);
@@ -386,7 +385,7 @@ torch::Tensor InternalCoordinates::in_domain(const torch::Tensor& internal) cons
 
 torch::Tensor InternalCoordinates::wrap_torsions(const torch::Tensor& internal) const {
   check_batch(internal, n_internal(), "internal");
-  return torch::where(torsion_mask().unsqueeze(0), wrap_angle(internal), internal);
+  return torch::where(torsion_mask().unsqueeze(0), wrap(internal), internal);
 }
 
 double InternalCoordinates::com_free_log_density_offset() const {
@@ -432,7 +431,7 @@ torch::Tensor alanine_phi_psi(const InternalCoordinates& ic, const torch::Tensor
   const auto psi = ic.find_torsion(kAlaninePsi[0], kAlaninePsi[1], kAlaninePsi[2], kAlaninePsi[3]);
   if (phi < 0 || psi < 0) throw DomainError("alanine_phi_psi: the Z-matrix has no phi/psi torsion");
   check_batch(internal, ic.n_internal(), "internal");
-  return wrap_angle(torch::stack({internal.select(1, phi), internal.select(1, psi)}, 1));
+  return wrap(torch::stack({internal.select(1, phi), internal.select(1, psi)}, 1));
 }
 
 // ---------------------------------------------------------------- InternalNormalization
@@ -468,13 +467,13 @@ InternalNormalization InternalNormalization::fit(const torch::Tensor& internal, 
 std::pair<torch::Tensor, torch::Tensor> InternalNormalization::forward(const torch::Tensor& internal) const {
   check_batch(internal, mean_.size(0), "internal");
   const auto d = internal - mean_;
-  const auto y = torch::where(torsion_mask_, wrap_angle(d), d / std_);
+  const auto y = torch::where(torsion_mask_, wrap(d), d / std_);
   return {y, torch::full({internal.size(0)}, -log_det_, internal.options())};
 }
 
 std::pair<torch::Tensor, torch::Tensor> InternalNormalization::inverse(const torch::Tensor& normalized) const {
   check_batch(normalized, mean_.size(0), "normalized");
-  const auto z = torch::where(torsion_mask_, wrap_angle(normalized + mean_), normalized * std_ + mean_);
+  const auto z = torch::where(torsion_mask_, wrap(normalized + mean_), normalized * std_ + mean_);
   return {z, torch::full({normalized.size(0)}, log_det_, normalized.options())};
 }
 
@@ -515,32 +514,8 @@ InternalNormalization InternalNormalization::from_json(const Json& object, const
 
 namespace {
 
-/// log I₀(κ), stable for large κ (exponentially scaled Bessel function).
-torch::Tensor log_i0(const torch::Tensor& kappa) { return torch::log(torch::special::i0e(kappa)) + kappa; }
-
-/// A(κ) = I₁(κ)/I₀(κ).
-double bessel_ratio(double k) {
-  const auto kt = torch::tensor({k}, f64());
-  return (torch::special::i1e(kt) / torch::special::i0e(kt)).item<double>();
-}
-
-/// Maximum-likelihood concentration: the root of A(κ) = R̄, capped at max_kappa.
-double ml_kappa(double rbar, double max_kappa) {
-  const double r = std::clamp(rbar, 0.0, 1.0 - 1e-12);
-  // Start (Best & Fisher 1981; Fisher, Statistical Analysis of Circular Data, eq. 4.40).
-  double k = r < 0.53 ? 2 * r + r * r * r + 5 * std::pow(r, 5) / 6
-             : r < 0.85 ? -0.4 + 1.39 * r + 0.43 / (1 - r)
-                        : 1 / (r * r * r - 4 * r * r + 3 * r);
-  // Newton on A(κ) − R̄ = 0 with A'(κ) = 1 − A/κ − A².
-  for (int it = 0; it < 50 && k > 0 && k < max_kappa; ++it) {
-    const double a = bessel_ratio(k);
-    const double da = 1.0 - a / k - a * a;
-    const double step = (a - r) / da;
-    k = std::max(k - step, 0.5 * k);
-    if (std::abs(step) < 1e-12 * (1.0 + k)) break;
-  }
-  return std::clamp(k, 0.0, max_kappa);
-}
+using circular::log_i0;
+using circular::ml_kappa;
 
 /// log of the von Mises density at angles `t` (n) for parameters (μ, κ) of K components,
 /// plus log w_k: an n × K matrix (column k = log w_k + log f(t; μ_k, κ_k)).
@@ -794,8 +769,46 @@ std::string BaseDensity::kind() const {
                                          .logical_and(torsion_mask_.unsqueeze(0)).any().item<bool>();
     torsions = !von_mises_ ? "uniform" : multi ? "von_mises_mixture" : "von_mises";
   }
-  if (!gaussian_mixture_) return torsions.empty() ? "standard_normal" : torsions;
-  return torsions.empty() ? "gaussian_mixture" : torsions + "+gaussian_mixture";
+  std::string out = !gaussian_mixture_ ? (torsions.empty() ? "standard_normal" : torsions)
+                                        : (torsions.empty() ? "gaussian_mixture" : torsions + "+gaussian_mixture");
+  return conditional_ ? out + "+conditional_gaussian" : out;
+}
+
+void BaseDensity::set_conditional(ConditionalGaussian block) {
+  if (block.dim() != torsion_mask_.size(0))
+    throw DomainError("base density: conditional block has dim " + std::to_string(block.dim()) + ", the base " +
+                      std::to_string(torsion_mask_.size(0)));
+  for (const auto c : block.soft())
+    if (!torsion_mask_[c].item<bool>()) throw DomainError("base density: soft column " + std::to_string(c) + " is not periodic");
+  if (gaussian_mixture_) throw DomainError("base density: a conditional block needs N(0, 1) non-periodic columns");
+  per_column_ = torch::ones({torsion_mask_.size(0)}, torch::TensorOptions().dtype(torch::kBool));
+  for (const auto c : block.joint()) per_column_[c] = false;
+  for (const auto c : block.hard()) per_column_[c] = false;
+  conditional_ = std::make_shared<const ConditionalGaussian>(std::move(block));
+}
+
+BaseDensity BaseDensity::fit_conditional(const torch::Tensor& y, const torch::Tensor& torsion_mask,
+                                         const std::vector<std::int64_t>& soft, const std::vector<std::int64_t>& joint,
+                                         int components, int harmonics) {
+  BaseDensity base = fit_mixture(y, torsion_mask, components, 1);
+  base.set_conditional(ConditionalGaussian::fit(y, torsion_mask, soft, joint, harmonics, components));
+  return base;
+}
+
+std::vector<std::int64_t> BaseDensity::wide_torsions(const torch::Tensor& y, const torch::Tensor& torsion_mask,
+                                                     double threshold, const std::vector<std::int64_t>& always) {
+  const auto mask = torsion_mask.to(torch::kBool).contiguous();
+  if (y.dim() != 2 || mask.dim() != 1 || y.size(1) != mask.size(0) || y.size(0) < 2)
+    throw DomainError("base density: wide_torsions needs data B x m (B >= 2) and a mask of length m");
+  const auto data = y.to(torch::kDouble).detach();
+  const auto rbar = torch::sqrt(torch::sin(data).mean(0).square() + torch::cos(data).mean(0).square());
+  std::set<std::int64_t> out(always.begin(), always.end());
+  for (std::int64_t c = 0; c < mask.size(0); ++c) {
+    if (!mask[c].item<bool>()) continue;
+    const double r = std::clamp(rbar[c].item<double>(), 1e-300, 1.0);
+    if (std::sqrt(-2.0 * std::log(r)) > threshold) out.insert(c);
+  }
+  return {out.begin(), out.end()};
 }
 
 std::vector<int> BaseDensity::components_per_column() const {
@@ -950,7 +963,10 @@ torch::Tensor BaseDensity::log_prob(const torch::Tensor& y) const {
                        log_2pi - log_i0(kappa_).unsqueeze(1);
     circ = torch::logsumexp(terms, 0);
   }
-  return torch::where(torsion_mask_, circ, gauss).sum(1);
+  const auto per_column = torch::where(torsion_mask_, circ, gauss);
+  if (!conditional_) return per_column.sum(1);
+  return torch::where(per_column_, per_column, torch::zeros_like(per_column)).sum(1) +
+         conditional_->log_prob_joint(y) + conditional_->log_prob_hard(y);
 }
 
 torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed, std::int64_t first_index) const {
@@ -962,6 +978,8 @@ torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed, std::int64
   const auto mu = tensor_values(mu_), kappa = tensor_values(kappa_), weight = tensor_values(weight_),
              sd = tensor_values(sd_);  // K × m row-major
   std::vector<double> out(static_cast<std::size_t>(n * m));
+  const std::int64_t h = conditional_ ? static_cast<std::int64_t>(conditional_->hard().size()) : 0;
+  std::vector<double> normals(static_cast<std::size_t>(n * h));
   for_each_index(static_cast<std::size_t>(n), [&](std::size_t s) {
     Rng rng = stream_for(seed, static_cast<std::uint64_t>(first_index) + s);
     double* row = out.data() + s * static_cast<std::size_t>(m);
@@ -985,30 +1003,17 @@ torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed, std::int64
         row[c] = gaussian_mixture_ ? mu[at] + sd[at] * rng.normal() : rng.normal();
         continue;
       }
-      const double k = kappa[static_cast<std::size_t>(comp * m + c)];
-      if (!von_mises_ || k == 0.0) {
-        row[c] = kTwoPi * rng.uniform() - kPi;
-      } else {
-        // Best & Fisher (1979), Appl. Statist. 28, 152: wrapped-Cauchy envelope.
-        const double t = 1.0 + std::sqrt(1.0 + 4.0 * k * k);
-        const double rho = (t - std::sqrt(2.0 * t)) / (2.0 * k);
-        const double r = (1.0 + rho * rho) / (2.0 * rho);
-        double f = 0.0;
-        for (;;) {
-          const double u1 = rng.uniform();
-          const double u2 = rng.uniform_pos();
-          const double zz = std::cos(kPi * u1);
-          f = (1.0 + r * zz) / (r + zz);
-          const double cc = k * (r - f);
-          if (cc * (2.0 - cc) - u2 > 0.0 || std::log(cc / u2) + 1.0 - cc >= 0.0) break;
-        }
-        const double sign = rng.uniform() < 0.5 ? -1.0 : 1.0;
-        double v = mu[static_cast<std::size_t>(comp * m + c)] + sign * std::acos(std::clamp(f, -1.0, 1.0));
-        row[c] = v - kTwoPi * std::floor((v + kPi) / kTwoPi);
-      }
+      const auto at = static_cast<std::size_t>(comp * m + c);
+      row[c] = circular::sample_von_mises(rng, von_mises_ ? mu[at] : 0.0, von_mises_ ? kappa[at] : 0.0);
+    }
+    if (conditional_) {  // then the joint group and the normals of the hard block, same stream
+      conditional_->sample_joint(rng, row);
+      for (std::int64_t j = 0; j < h; ++j) normals[s * static_cast<std::size_t>(h) + static_cast<std::size_t>(j)] = rng.normal();
     }
   });
-  return torch::from_blob(out.data(), {n, m}, f64()).clone();
+  auto y = torch::from_blob(out.data(), {n, m}, f64()).clone();
+  if (conditional_) conditional_->fill_hard(y, torch::from_blob(normals.data(), {n, h}, f64()));
+  return y;
 }
 
 Json BaseDensity::to_json() const {
@@ -1028,6 +1033,7 @@ Json BaseDensity::to_json() const {
     }
     j["mixture"] = mix;
   }
+  if (conditional_) j["conditional"] = conditional_->to_json();
   return j;
 }
 
@@ -1038,6 +1044,7 @@ BaseDensity BaseDensity::from_json(const Json& object, const std::string& contex
   const auto mu = reader.get_doubles("mu");
   const auto kappa = reader.get_doubles("kappa");
   const Json mixture = reader.has("mixture") ? reader.get_json("mixture") : Json();
+  const Json conditional = reader.has("conditional") ? reader.get_json("conditional") : Json();
   reader.finish();
   if (!mask_json.is_array() || mask_json.size() != mu.size() || kappa.size() != mu.size())
     throw ConfigError(context + ": torsion_mask, mu and kappa must be arrays of one length");
@@ -1063,13 +1070,17 @@ BaseDensity BaseDensity::from_json(const Json& object, const std::string& contex
     return torch::tensor(flat, f64()).view({static_cast<std::int64_t>(mixture[key].size()), static_cast<std::int64_t>(mu.size())});
   };
   try {
-    if (!vm) return BaseDensity(mask_t);
-    if (!mixture.is_null()) {
+    auto make = [&]() {
+      if (!vm) return BaseDensity(mask_t);
+      if (mixture.is_null()) return BaseDensity(mask_t, torch::tensor(mu, f64()), torch::tensor(kappa, f64()));
       if (!mixture.is_object()) throw ConfigError(context + ".mixture: must be an object");
       return BaseDensity(mask_t, matrix("mu"), matrix("kappa"), matrix("weight"),
                          mixture.contains("sd") ? matrix("sd") : torch::Tensor());
-    }
-    return BaseDensity(mask_t, torch::tensor(mu, f64()), torch::tensor(kappa, f64()));
+    };
+    BaseDensity base = make();
+    if (!conditional.is_null())
+      base.set_conditional(ConditionalGaussian::from_json(conditional, context + ".conditional"));
+    return base;
   } catch (const DomainError& e) {
     throw ConfigError(context + ": " + e.what());
   }
@@ -1138,5 +1149,58 @@ MolecularFlowSpace MolecularFlowSpace::from_json(const Json& object, const std::
     throw ConfigError(context + ": " + e.what());
   }
 }
+
+// ---------------------------------------------------------------- circular helpers
+
+namespace circular {
+
+torch::Tensor log_i0(const torch::Tensor& kappa) { return torch::log(torch::special::i0e(kappa)) + kappa; }
+
+double log_i0(double kappa) { return log_i0(torch::tensor({kappa}, f64())).item<double>(); }
+
+double ml_kappa(double rbar, double max_kappa) {
+  const double r = std::clamp(rbar, 0.0, 1.0 - 1e-12);
+  // Start (Best & Fisher 1981; Fisher, Statistical Analysis of Circular Data, eq. 4.40).
+  double k = r < 0.53 ? 2 * r + r * r * r + 5 * std::pow(r, 5) / 6
+             : r < 0.85 ? -0.4 + 1.39 * r + 0.43 / (1 - r)
+                        : 1 / (r * r * r - 4 * r * r + 3 * r);
+  // Newton on A(κ) − R̄ = 0 with A'(κ) = 1 − A/κ − A², A(κ) = I₁(κ)/I₀(κ).
+  auto bessel_ratio = [](double kk) {
+    const auto kt = torch::tensor({kk}, f64());
+    return (torch::special::i1e(kt) / torch::special::i0e(kt)).item<double>();
+  };
+  for (int it = 0; it < 50 && k > 0 && k < max_kappa; ++it) {
+    const double a = bessel_ratio(k);
+    const double da = 1.0 - a / k - a * a;
+    const double step = (a - r) / da;
+    k = std::max(k - step, 0.5 * k);
+    if (std::abs(step) < 1e-12 * (1.0 + k)) break;
+  }
+  return std::clamp(k, 0.0, max_kappa);
+}
+
+double sample_von_mises(Rng& rng, double mu, double k) {
+  if (k == 0.0) return kTwoPi * rng.uniform() - kPi;
+  const double t = 1.0 + std::sqrt(1.0 + 4.0 * k * k);
+  const double rho = (t - std::sqrt(2.0 * t)) / (2.0 * k);
+  const double r = (1.0 + rho * rho) / (2.0 * rho);
+  double f = 0.0;
+  for (;;) {
+    const double u1 = rng.uniform();
+    const double u2 = rng.uniform_pos();
+    const double zz = std::cos(kPi * u1);
+    f = (1.0 + r * zz) / (r + zz);
+    const double cc = k * (r - f);
+    if (cc * (2.0 - cc) - u2 > 0.0 || std::log(cc / u2) + 1.0 - cc >= 0.0) break;
+  }
+  const double sign = rng.uniform() < 0.5 ? -1.0 : 1.0;
+  return wrap(mu + sign * std::acos(std::clamp(f, -1.0, 1.0)));
+}
+
+torch::Tensor wrap(const torch::Tensor& a) { return a - kTwoPi * torch::floor((a + kPi) / kTwoPi); }
+
+double wrap(double a) { return a - kTwoPi * std::floor((a + kPi) / kTwoPi); }
+
+}  // namespace circular
 
 }  // namespace boltzlab::generators

@@ -71,12 +71,14 @@
 /// (OpenMM targets use nm), and log J depends on them.
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <torch/torch.h>
 
+#include "boltzlab/generators/conditional_base.hpp"
 #include "boltzlab/io/config.hpp"
 
 namespace boltzlab::generators {
@@ -322,6 +324,26 @@ class BaseDensity {
   static BaseDensity fit_mixture(const torch::Tensor& y, const torch::Tensor& torsion_mask, int torsion_components,
                                  int gaussian_components, double max_kappa = 1e3, double defensive = 0.0);
 
+  /// A mixture base (fit_mixture with `components` per torsion) in which the hard columns
+  /// and the `joint` group are replaced by a ConditionalGaussian block (conditional_base.hpp):
+  ///   ρ₀(y) = Π_{soft ∖ joint} p_c(y_c) · p_joint(y_J) · N(y_H; Bᵀ f(y_S), Σ).
+  /// `soft` (periodic columns) are the conditioning torsions; `joint` ⊆ soft gets a joint
+  /// von Mises mixture (up to `components` components, K by BIC).
+  /// \throws DomainError from fit_mixture or ConditionalGaussian::fit.
+  static BaseDensity fit_conditional(const torch::Tensor& y, const torch::Tensor& torsion_mask,
+                                     const std::vector<std::int64_t>& soft, const std::vector<std::int64_t>& joint,
+                                     int components, int harmonics);
+  /// Periodic columns of data y whose circular standard deviation √(−2 log R̄) exceeds
+  /// `threshold` (rad), merged with `always` (sorted): the default soft torsions.
+  static std::vector<std::int64_t> wide_torsions(const torch::Tensor& y, const torch::Tensor& torsion_mask,
+                                                 double threshold, const std::vector<std::int64_t>& always = {});
+  /// Replaces the per-column densities of the block's joint and hard columns by the block.
+  /// \throws DomainError on a dimension mismatch, a non-periodic soft column or Gaussian-mixture
+  /// non-periodic columns.
+  void set_conditional(ConditionalGaussian block);
+  /// The conditional block, or null.
+  const ConditionalGaussian* conditional() const { return conditional_.get(); }
+
   /// First component's μ and κ (length m; the von Mises parameters when K = 1).
   torch::Tensor mu() const { return mu_[0]; }
   torch::Tensor kappa() const { return kappa_[0]; }
@@ -337,7 +359,8 @@ class BaseDensity {
   std::int64_t components() const { return mu_.size(0); }
   bool von_mises() const { return von_mises_; }
   /// Torsion part: "uniform", "von_mises" or "von_mises_mixture" (K > 1); "+gaussian_mixture"
-  /// is appended when the non-periodic columns are Gaussian mixtures.
+  /// is appended when the non-periodic columns are Gaussian mixtures, "+conditional_gaussian"
+  /// with a conditional block.
   std::string kind() const;
 
   /// log p(y) per sample (B). Torsion entries are read modulo 2π.
@@ -351,13 +374,16 @@ class BaseDensity {
   const torch::Tensor& torsion_mask() const { return torsion_mask_; }
 
   /// {"torsion_mask": [...], "von_mises": bool, "mu": [...], "kappa": [...]} plus, for K > 1,
-  /// "mixture": {"mu": K×m, "kappa": K×m, "weight": K×m[, "sd": K×m]} (to save with a model).
+  /// "mixture": {"mu": K×m, "kappa": K×m, "weight": K×m[, "sd": K×m]}, and "conditional"
+  /// (ConditionalGaussian::to_json) with a conditional block (to save with a model).
   Json to_json() const;
   /// Inverse of to_json. \throws ConfigError naming `context`.
   static BaseDensity from_json(const Json& object, const std::string& context);
 
  private:
   torch::Tensor torsion_mask_, mu_, kappa_, weight_, sd_;  // mu_, kappa_, weight_, sd_: K × m
+  std::shared_ptr<const ConditionalGaussian> conditional_;
+  torch::Tensor per_column_;  // Bool m: columns with their own density (all but joint and hard)
   bool von_mises_ = false;
   bool gaussian_mixture_ = false;
 };

@@ -1,0 +1,441 @@
+#include "boltzlab/generators/conditional_base.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <set>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+
+#include "boltzlab/core/error.hpp"
+#include "boltzlab/core/rng.hpp"
+#include "boltzlab/generators/circular.hpp"
+
+namespace boltzlab::generators {
+namespace {
+
+using circular::kPi;
+using circular::kTwoPi;
+
+torch::TensorOptions f64() { return torch::TensorOptions().dtype(torch::kDouble); }
+
+torch::Tensor index_tensor(const std::vector<std::int64_t>& v) {
+  return torch::tensor(v, torch::TensorOptions().dtype(torch::kLong));
+}
+
+Eigen::MatrixXd to_eigen(const torch::Tensor& t) {
+  const auto c = t.to(torch::kDouble).contiguous();
+  Eigen::MatrixXd m(c.size(0), c.size(1));
+  for (std::int64_t i = 0; i < c.size(0); ++i)
+    for (std::int64_t j = 0; j < c.size(1); ++j) m(i, j) = c.data_ptr<double>()[i * c.size(1) + j];
+  return m;
+}
+
+torch::Tensor from_eigen(const Eigen::MatrixXd& m) {
+  auto t = torch::empty({m.rows(), m.cols()}, f64());
+  for (Eigen::Index i = 0; i < m.rows(); ++i)
+    for (Eigen::Index j = 0; j < m.cols(); ++j) t.data_ptr<double>()[i * m.cols() + j] = m(i, j);
+  return t;
+}
+
+std::vector<double> values(const torch::Tensor& t) {
+  const auto c = t.to(torch::kDouble).contiguous();
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+/// A fitted mixture of K products of von Mises densities over g angles.
+struct JointFit {
+  Eigen::MatrixXd mu, kappa;  // K × g
+  Eigen::VectorXd weight;     // K
+  double log_likelihood = -std::numeric_limits<double>::infinity();
+};
+
+/// n × K matrix of log w_k + Σ_c log vM(t_ic; μ_kc, κ_kc).
+Eigen::MatrixXd joint_log_terms(const Eigen::MatrixXd& t, const JointFit& f) {
+  const Eigen::Index n = t.rows(), g = t.cols(), k_count = f.weight.size();
+  Eigen::MatrixXd out(n, k_count);
+  for (Eigen::Index k = 0; k < k_count; ++k) {
+    double c = std::log(f.weight[k]);
+    for (Eigen::Index j = 0; j < g; ++j) c -= std::log(kTwoPi) + circular::log_i0(f.kappa(k, j));
+    for (Eigen::Index i = 0; i < n; ++i) {
+      double s = c;
+      for (Eigen::Index j = 0; j < g; ++j) s += f.kappa(k, j) * std::cos(t(i, j) - f.mu(k, j));
+      out(i, k) = s;
+    }
+  }
+  return out;
+}
+
+/// EM from the given start means (K × g); κ starts at 2, weights equal.
+JointFit em_joint(const Eigen::MatrixXd& t, const Eigen::MatrixXd& start, double max_kappa) {
+  const Eigen::Index n = t.rows(), g = t.cols(), k_count = start.rows();
+  JointFit f;
+  f.mu = start;
+  f.kappa = Eigen::MatrixXd::Constant(k_count, g, 2.0);
+  f.weight = Eigen::VectorXd::Constant(k_count, 1.0 / static_cast<double>(k_count));
+  const Eigen::ArrayXXd sin_t = t.array().sin(), cos_t = t.array().cos();
+  double previous = -std::numeric_limits<double>::infinity();
+  for (int it = 0; it < 500; ++it) {
+    const Eigen::MatrixXd lp = joint_log_terms(t, f);
+    const Eigen::VectorXd mx = lp.rowwise().maxCoeff();
+    Eigen::MatrixXd r = (lp.colwise() - mx).array().exp().matrix();
+    const Eigen::VectorXd norm = r.rowwise().sum();
+    f.log_likelihood = (mx.array() + norm.array().log()).sum();
+    if (std::abs(f.log_likelihood - previous) < 1e-10 * (1.0 + std::abs(f.log_likelihood))) break;
+    previous = f.log_likelihood;
+    r.array().colwise() /= norm.array();
+    for (Eigen::Index k = 0; k < k_count; ++k) {
+      const double nk = r.col(k).sum();
+      if (nk < 1e-8 * static_cast<double>(n)) {  // an empty component: keep it harmless
+        f.weight[k] = 1e-300;
+        f.kappa.row(k).setZero();
+        continue;
+      }
+      f.weight[k] = nk / static_cast<double>(n);
+      for (Eigen::Index j = 0; j < g; ++j) {
+        const double s = (r.col(k).array() * sin_t.col(j)).sum(), c = (r.col(k).array() * cos_t.col(j)).sum();
+        f.mu(k, j) = std::atan2(s, c);
+        f.kappa(k, j) = circular::ml_kappa(std::sqrt(s * s + c * c) / nk, max_kappa);
+      }
+    }
+  }
+  return f;
+}
+
+/// Deterministic k-means++ seeding (fixed stream) followed by 20 Lloyd steps in the
+/// (cos, sin) embedding: K start means on the torus.
+Eigen::MatrixXd kmeans_starts(const Eigen::MatrixXd& t, Eigen::Index k_count, std::uint64_t seed) {
+  const Eigen::Index n = t.rows(), g = t.cols();
+  Eigen::MatrixXd e(n, 2 * g);
+  e << t.array().cos().matrix(), t.array().sin().matrix();
+  Rng rng = stream_for(seed, 0);
+  Eigen::MatrixXd centers(k_count, 2 * g);
+  centers.row(0) = e.row(static_cast<Eigen::Index>(rng.uniform() * static_cast<double>(n)));
+  Eigen::VectorXd d2 = (e.rowwise() - centers.row(0)).rowwise().squaredNorm();
+  for (Eigen::Index k = 1; k < k_count; ++k) {
+    const double target = rng.uniform() * d2.sum();
+    double cum = 0.0;
+    Eigen::Index pick = n - 1;
+    for (Eigen::Index i = 0; i < n; ++i) {
+      cum += d2[i];
+      if (cum >= target) {
+        pick = i;
+        break;
+      }
+    }
+    centers.row(k) = e.row(pick);
+    d2 = d2.cwiseMin((e.rowwise() - centers.row(k)).rowwise().squaredNorm());
+  }
+  for (int it = 0; it < 20; ++it) {
+    Eigen::MatrixXd sum = Eigen::MatrixXd::Zero(k_count, 2 * g);
+    Eigen::VectorXd count = Eigen::VectorXd::Zero(k_count);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      Eigen::Index best = 0;
+      (centers.rowwise() - e.row(i)).rowwise().squaredNorm().minCoeff(&best);
+      sum.row(best) += e.row(i);
+      count[best] += 1.0;
+    }
+    for (Eigen::Index k = 0; k < k_count; ++k)
+      if (count[k] > 0) centers.row(k) = sum.row(k) / count[k];
+  }
+  Eigen::MatrixXd mu(k_count, g);
+  for (Eigen::Index k = 0; k < k_count; ++k)
+    for (Eigen::Index j = 0; j < g; ++j) mu(k, j) = std::atan2(centers(k, g + j), centers(k, j));
+  return mu;
+}
+
+}  // namespace
+
+ConditionalGaussian::ConditionalGaussian(std::int64_t dim, std::vector<std::int64_t> soft,
+                                         std::vector<std::int64_t> joint, std::vector<std::int64_t> hard,
+                                         std::vector<bool> hard_periodic, int harmonics, torch::Tensor coef,
+                                         torch::Tensor chol, torch::Tensor joint_mu, torch::Tensor joint_kappa,
+                                         torch::Tensor joint_weight)
+    : dim_(dim), soft_(std::move(soft)), joint_(std::move(joint)), hard_(std::move(hard)),
+      hard_periodic_(std::move(hard_periodic)), harmonics_(harmonics) {
+  auto fail = [](const std::string& m) { throw DomainError("conditional Gaussian base: " + m); };
+  if (dim_ < 1) fail("dim must be >= 1");
+  if (harmonics_ < 1) fail("harmonics must be >= 1");
+  std::set<std::int64_t> seen;
+  for (const auto c : soft_)
+    if (c < 0 || c >= dim_ || !seen.insert(c).second) fail("soft column " + std::to_string(c) + " out of range or repeated");
+  for (const auto c : hard_)
+    if (c < 0 || c >= dim_ || !seen.insert(c).second) fail("hard column " + std::to_string(c) + " out of range or repeated");
+  if (static_cast<std::int64_t>(seen.size()) != dim_) fail("soft and hard columns must cover all " + std::to_string(dim_));
+  if (soft_.empty() || hard_.empty()) fail("needs at least one soft and one hard column");
+  if (hard_periodic_.size() != hard_.size()) fail("hard_periodic must have one entry per hard column");
+  std::set<std::int64_t> soft_set(soft_.begin(), soft_.end()), joint_set;
+  for (const auto c : joint_)
+    if (!soft_set.count(c) || !joint_set.insert(c).second) fail("joint column " + std::to_string(c) + " is not a (distinct) soft column");
+  if (joint_.size() == 1) fail("a joint group needs >= 2 columns");
+  const auto h = static_cast<std::int64_t>(hard_.size());
+  coef_ = coef.to(torch::kDouble).contiguous();
+  chol_ = chol.to(torch::kDouble).contiguous();
+  if (coef_.dim() != 2 || coef_.size(0) != n_features() || coef_.size(1) != h)
+    fail("coef must be " + std::to_string(n_features()) + " x " + std::to_string(h));
+  if (chol_.dim() != 2 || chol_.size(0) != h || chol_.size(1) != h) fail("chol must be h x h");
+  if (!torch::isfinite(coef_).all().item<bool>() || !torch::isfinite(chol_).all().item<bool>())
+    fail("coef and chol must be finite");
+  if (!(chol_.diagonal() > 0).all().item<bool>() || !torch::equal(chol_, chol_.tril()))
+    fail("chol must be lower triangular with a positive diagonal");
+  chol_inv_ = torch::linalg::inv(chol_).tril().contiguous();
+  log_det_half_ = chol_.diagonal().log().sum();
+  if (!joint_.empty()) {
+    const auto g = static_cast<std::int64_t>(joint_.size());
+    joint_mu_ = joint_mu.to(torch::kDouble).contiguous();
+    joint_kappa_ = joint_kappa.to(torch::kDouble).contiguous();
+    joint_weight_ = joint_weight.to(torch::kDouble).contiguous();
+    if (joint_mu_.dim() != 2 || joint_mu_.size(1) != g || joint_mu_.size(0) < 1 || joint_kappa_.sizes() != joint_mu_.sizes() ||
+        joint_weight_.dim() != 1 || joint_weight_.size(0) != joint_mu_.size(0))
+      fail("joint_mu, joint_kappa must be K x g and joint_weight K");
+    if (!torch::isfinite(joint_mu_).all().item<bool>() || !(joint_kappa_ >= 0).all().item<bool>() ||
+        !torch::isfinite(joint_kappa_).all().item<bool>() || !(joint_weight_ >= 0).all().item<bool>() ||
+        std::abs(joint_weight_.sum().item<double>() - 1.0) > 1e-9)
+      fail("joint mixture: kappa >= 0, finite means, weights >= 0 summing to 1");
+    joint_mu_v_ = values(joint_mu_);
+    joint_kappa_v_ = values(joint_kappa_);
+    joint_weight_v_ = values(joint_weight_);
+  }
+  soft_index_ = index_tensor(soft_);
+  joint_index_ = index_tensor(joint_);
+  hard_index_ = index_tensor(hard_);
+  std::vector<std::int64_t> hp(hard_periodic_.begin(), hard_periodic_.end());
+  hard_periodic_mask_ = torch::tensor(hp, torch::TensorOptions().dtype(torch::kLong)).to(torch::kBool);
+}
+
+std::int64_t ConditionalGaussian::n_features() const {
+  const auto p = static_cast<std::int64_t>(soft_.size()), g = static_cast<std::int64_t>(joint_.size());
+  return 1 + 2 * harmonics_ * p + 2 * g * (g - 1);
+}
+
+double ConditionalGaussian::max_periodic_sd() const {
+  double out = 0.0;
+  const auto sd = (chol_ * chol_).sum(1).sqrt();
+  for (std::size_t j = 0; j < hard_.size(); ++j)
+    if (hard_periodic_[j]) out = std::max(out, sd[static_cast<std::int64_t>(j)].item<double>());
+  return out;
+}
+
+torch::Tensor ConditionalGaussian::features(const torch::Tensor& y) const {
+  const auto s = y.index_select(1, soft_index_);
+  std::vector<torch::Tensor> parts = {torch::ones({y.size(0), 1}, y.options())};
+  for (int k = 1; k <= harmonics_; ++k) {
+    parts.push_back(torch::cos(k * s));
+    parts.push_back(torch::sin(k * s));
+  }
+  for (std::size_t a = 0; a < joint_.size(); ++a)
+    for (std::size_t b = a + 1; b < joint_.size(); ++b) {
+      const auto ya = y.select(1, joint_[a]), yb = y.select(1, joint_[b]);
+      const auto ca = torch::cos(ya), sa = torch::sin(ya), cb = torch::cos(yb), sb = torch::sin(yb);
+      parts.push_back(torch::stack({ca * cb, ca * sb, sa * cb, sa * sb}, 1));
+    }
+  return torch::cat(parts, 1);
+}
+
+torch::Tensor ConditionalGaussian::log_prob_hard(const torch::Tensor& y) const {
+  const auto mu = torch::matmul(features(y), coef_);
+  auto r = y.index_select(1, hard_index_) - mu;
+  r = torch::where(hard_periodic_mask_, circular::wrap(r), r);
+  const auto z = torch::matmul(r, chol_inv_.t());
+  const double h = static_cast<double>(hard_.size());
+  return -0.5 * (z * z).sum(1) - log_det_half_ - 0.5 * h * std::log(kTwoPi);
+}
+
+torch::Tensor ConditionalGaussian::log_prob_joint(const torch::Tensor& y) const {
+  if (joint_.empty()) return torch::zeros({y.size(0)}, y.options());
+  const auto t = y.index_select(1, joint_index_);  // B × g
+  const auto terms = joint_kappa_.unsqueeze(0) * torch::cos(t.unsqueeze(1) - joint_mu_.unsqueeze(0)) -
+                     std::log(kTwoPi) - circular::log_i0(joint_kappa_).unsqueeze(0);  // B × K × g
+  return torch::logsumexp(terms.sum(2) + torch::log(joint_weight_).unsqueeze(0), 1);
+}
+
+void ConditionalGaussian::sample_joint(Rng& rng, double* row) const {
+  if (joint_.empty()) return;
+  const auto g = joint_.size();
+  const double u = rng.uniform();
+  double cum = 0.0;
+  std::size_t comp = 0;
+  for (std::size_t k = 0; k < joint_weight_v_.size(); ++k) {
+    if (joint_weight_v_[k] <= 0.0) continue;
+    comp = k;
+    cum += joint_weight_v_[k];
+    if (u < cum) break;
+  }
+  for (std::size_t j = 0; j < g; ++j)
+    row[joint_[j]] = circular::sample_von_mises(rng, joint_mu_v_[comp * g + j], joint_kappa_v_[comp * g + j]);
+}
+
+void ConditionalGaussian::fill_hard(torch::Tensor& y, const torch::Tensor& normals) const {
+  auto yh = torch::matmul(features(y), coef_) + torch::matmul(normals, chol_.t());
+  yh = torch::where(hard_periodic_mask_, circular::wrap(yh), yh);
+  y.index_copy_(1, hard_index_, yh);
+}
+
+ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch::Tensor& torsion_mask,
+                                             const std::vector<std::int64_t>& soft,
+                                             const std::vector<std::int64_t>& joint, int harmonics,
+                                             int joint_components, double ridge) {
+  auto fail = [](const std::string& m) { throw DomainError("conditional Gaussian base: " + m); };
+  const auto mask = torsion_mask.to(torch::kBool).contiguous();
+  if (y.dim() != 2 || mask.dim() != 1 || y.size(1) != mask.size(0)) fail("data must be B x m with a mask of length m");
+  if (harmonics < 1) fail("harmonics must be >= 1");
+  if (joint_components < 1) fail("joint_components must be >= 1");
+  if (!(ridge >= 0.0)) fail("ridge must be >= 0");
+  const std::int64_t m = y.size(1), n = y.size(0);
+  std::set<std::int64_t> soft_set(soft.begin(), soft.end());
+  for (const auto c : soft)
+    if (c < 0 || c >= m || !mask[c].item<bool>()) fail("soft column " + std::to_string(c) + " is not a periodic column");
+  std::vector<std::int64_t> hard;
+  std::vector<bool> hard_periodic;
+  for (std::int64_t c = 0; c < m; ++c)
+    if (!soft_set.count(c)) {
+      hard.push_back(c);
+      hard_periodic.push_back(mask[c].item<bool>());
+    }
+  // Joint mixture (fitted first: the constructor needs all parameters).
+  torch::Tensor jmu, jkappa, jweight;
+  if (!joint.empty()) {
+    Eigen::MatrixXd t(n, static_cast<Eigen::Index>(joint.size()));
+    const auto yj = y.index_select(1, index_tensor(joint)).to(torch::kDouble).contiguous();
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < joint.size(); ++j)
+        t(i, static_cast<Eigen::Index>(j)) = circular::wrap(yj.data_ptr<double>()[i * static_cast<std::int64_t>(joint.size()) + j]);
+    const double g = static_cast<double>(joint.size());
+    JointFit best;
+    double best_bic = std::numeric_limits<double>::infinity();
+    for (int k = 1; k <= joint_components; ++k)
+      for (std::uint64_t start = 0; start < (k > 1 ? 3u : 1u); ++start) {
+        JointFit f = em_joint(t, kmeans_starts(t, k, 0x6a6f696e74ULL + start), 1e3);
+        const double bic = -2.0 * f.log_likelihood + (k * (2.0 * g + 1.0) - 1.0) * std::log(static_cast<double>(n));
+        if (bic < best_bic) {
+          best_bic = bic;
+          best = std::move(f);
+        }
+      }
+    // Drop empty components and renormalize.
+    std::vector<Eigen::Index> keep;
+    for (Eigen::Index k = 0; k < best.weight.size(); ++k)
+      if (best.weight[k] > 1e-200) keep.push_back(k);
+    jmu = torch::empty({static_cast<std::int64_t>(keep.size()), static_cast<std::int64_t>(joint.size())}, f64());
+    jkappa = torch::empty_like(jmu);
+    jweight = torch::empty({static_cast<std::int64_t>(keep.size())}, f64());
+    double total = 0.0;
+    for (const auto k : keep) total += best.weight[k];
+    for (std::size_t r = 0; r < keep.size(); ++r) {
+      jweight[static_cast<std::int64_t>(r)] = best.weight[keep[r]] / total;
+      for (std::size_t j = 0; j < joint.size(); ++j) {
+        jmu[static_cast<std::int64_t>(r)][static_cast<std::int64_t>(j)] = best.mu(keep[r], static_cast<Eigen::Index>(j));
+        jkappa[static_cast<std::int64_t>(r)][static_cast<std::int64_t>(j)] = best.kappa(keep[r], static_cast<Eigen::Index>(j));
+      }
+    }
+  }
+  // Regression of the hard columns on the features, residual covariance.
+  const auto h = static_cast<std::int64_t>(hard.size());
+  const auto yd = y.to(torch::kDouble).detach();
+  ConditionalGaussian shape(m, soft, joint, hard, hard_periodic, harmonics,
+                            torch::zeros({1 + 2 * harmonics * static_cast<std::int64_t>(soft.size()) +
+                                              2 * static_cast<std::int64_t>(joint.size() * (joint.size() > 0 ? joint.size() - 1 : 0)),
+                                          h},
+                                         f64()),
+                            torch::eye(h, f64()), jmu, jkappa, jweight);
+  const std::int64_t nf = shape.n_features();
+  if (n < nf + h + 2) fail("needs more than " + std::to_string(nf + h + 1) + " data rows, got " + std::to_string(n));
+  const Eigen::MatrixXd F = to_eigen(shape.features(yd));
+  // Periodic hard columns are regressed as wrap(y − c̄) about their circular mean c̄ (the
+  // cut at c̄ ± π lies opposite the bulk), and c̄ goes back into the intercept.
+  auto target = yd.index_select(1, index_tensor(hard));
+  const auto centre = torch::where(shape.hard_periodic_mask_,
+                                   torch::atan2(torch::sin(target).mean(0), torch::cos(target).mean(0)),
+                                   torch::zeros({h}, f64()));
+  target = torch::where(shape.hard_periodic_mask_, circular::wrap(target - centre), target);
+  const Eigen::MatrixXd H = to_eigen(target);
+  Eigen::MatrixXd gram = F.transpose() * F / static_cast<double>(n);
+  gram.diagonal().array() += ridge;
+  Eigen::MatrixXd B = gram.ldlt().solve(F.transpose() * H / static_cast<double>(n));
+  Eigen::MatrixXd R = H - F * B;
+  for (std::int64_t j = 0; j < h; ++j)
+    if (hard_periodic[static_cast<std::size_t>(j)])
+      for (Eigen::Index i = 0; i < R.rows(); ++i) R(i, j) = circular::wrap(R(i, j));
+  for (std::int64_t j = 0; j < h; ++j) B(0, j) += centre[j].item<double>();
+  const Eigen::MatrixXd cov = R.transpose() * R / static_cast<double>(n);
+  const Eigen::LLT<Eigen::MatrixXd> llt(cov);
+  if (llt.info() != Eigen::Success) fail("the residual covariance is not positive definite");
+  const Eigen::MatrixXd L = llt.matrixL();
+  for (std::int64_t j = 0; j < h; ++j)
+    if (hard_periodic[static_cast<std::size_t>(j)] && std::sqrt(cov(j, j)) > 0.5)
+      fail("hard periodic column " + std::to_string(hard[static_cast<std::size_t>(j)]) + " has conditional sd " +
+           std::to_string(std::sqrt(cov(j, j))) + " rad > 0.5: make it a soft column");
+  return ConditionalGaussian(m, soft, joint, hard, hard_periodic, harmonics, from_eigen(B), from_eigen(L), jmu, jkappa,
+                             jweight);
+}
+
+Json ConditionalGaussian::to_json() const {
+  auto rows = [](const torch::Tensor& t) {
+    Json out = Json::array();
+    for (std::int64_t i = 0; i < t.size(0); ++i) out.push_back(values(t[i]));
+    return out;
+  };
+  Json j{{"dim", dim_},     {"soft", soft_},           {"joint", joint_},
+         {"hard", hard_},   {"hard_periodic", hard_periodic_}, {"harmonics", harmonics_},
+         {"coef", rows(coef_)}, {"chol", rows(chol_)}};
+  if (!joint_.empty()) {
+    j["joint_mu"] = rows(joint_mu_);
+    j["joint_kappa"] = rows(joint_kappa_);
+    j["joint_weight"] = values(joint_weight_);
+  }
+  return j;
+}
+
+ConditionalGaussian ConditionalGaussian::from_json(const Json& object, const std::string& context) {
+  JsonReader r(object, context);
+  auto ints = [&](const char* key) {
+    const Json& v = r.get_json(key);
+    std::vector<std::int64_t> out;
+    if (!v.is_array()) r.fail(key, "must be an array of integers");
+    for (const auto& e : v) {
+      if (!e.is_number_integer()) r.fail(key, "must be an array of integers");
+      out.push_back(e.get<std::int64_t>());
+    }
+    return out;
+  };
+  auto matrix = [&](const char* key) {
+    const Json& v = r.get_json(key);
+    if (!v.is_array() || v.empty()) r.fail(key, "must be a non-empty array of rows");
+    std::vector<double> flat;
+    const std::size_t cols = v[0].is_array() ? v[0].size() : 0;
+    for (const auto& row : v) {
+      if (!row.is_array() || row.size() != cols) r.fail(key, "rows must be arrays of one length");
+      for (const auto& e : row) {
+        if (!e.is_number()) r.fail(key, "entries must be numbers");
+        flat.push_back(e.get<double>());
+      }
+    }
+    return torch::tensor(flat, f64()).view({static_cast<std::int64_t>(v.size()), static_cast<std::int64_t>(cols)});
+  };
+  const auto dim = r.get_int("dim");
+  const auto soft = ints("soft"), joint = ints("joint"), hard = ints("hard");
+  const Json& hp = r.get_json("hard_periodic");
+  std::vector<bool> hard_periodic;
+  if (!hp.is_array()) r.fail("hard_periodic", "must be an array of true/false");
+  for (const auto& e : hp) {
+    if (!e.is_boolean()) r.fail("hard_periodic", "must be an array of true/false");
+    hard_periodic.push_back(e.get<bool>());
+  }
+  const int harmonics = static_cast<int>(r.get_int("harmonics"));
+  const auto coef = matrix("coef"), chol = matrix("chol");
+  torch::Tensor jmu, jkappa, jweight;
+  if (!joint.empty()) {
+    jmu = matrix("joint_mu");
+    jkappa = matrix("joint_kappa");
+    jweight = torch::tensor(r.get_doubles("joint_weight"), f64());
+  }
+  r.finish();
+  try {
+    return ConditionalGaussian(dim, soft, joint, hard, hard_periodic, harmonics, coef, chol, jmu, jkappa, jweight);
+  } catch (const DomainError& e) {
+    throw ConfigError(context + ": " + e.what());
+  }
+}
+
+}  // namespace boltzlab::generators

@@ -1,0 +1,111 @@
+#pragma once
+/// \file conditional_base.hpp
+/// The conditional-Gaussian block of a molecular base density (BaseDensity, internal_coordinates.hpp).
+///
+/// ## Why
+/// In internal coordinates a molecule has a few *soft* torsions (backbone φ, ψ; methyl rotors),
+/// whose distribution is multimodal and spans the circle, and many *hard* coordinates (bonds,
+/// angles, impropers, methyl siblings, peptide ω), which fluctuate by a few per cent about a
+/// value that depends on the soft torsions (the bond angles at Cα follow φ/ψ, etc.). A
+/// product base (one density per column) leaves all those dependencies to the flow; measured
+/// on alanine dipeptide they are most of the log-weight variance (docs/bg-results.md). The
+/// harmonic picture of the hard modes at fixed soft torsions is a Gaussian whose mean moves with
+/// them, so the base here is
+///
+///   ρ₀(y) = ρ_soft(y_S) · N(y_H; μ(y_S), Σ),    μ(y_S) = Bᵀ f(y_S),
+///
+/// with S the soft columns, H the others, f a fixed vector of periodic features of the soft
+/// torsions (1; cos k y_s, sin k y_s for k = 1 … K_h; and the four products of the first
+/// harmonics of every pair within the *joint* group), B fitted by least squares and Σ the
+/// residual covariance (maximum likelihood given f: the regression is the conditional MLE).
+/// ρ_soft is the product of the per-column densities of BaseDensity on the soft columns, except
+/// for the joint group (e.g. φ, ψ), which has a K-component mixture of products of von Mises
+/// densities fitted by EM (K by BIC), so the Ramachandran correlations are in the base.
+///
+/// ## Exactness on the torus
+/// ρ₀ must be 2π-periodic in every periodic column (generator.hpp). f is periodic; a hard
+/// periodic column (an improper, ω, a methyl sibling) enters through r = wrap(y_h − μ_h), the
+/// residual on the circle, so the Gaussian factor is the *wrapped* Gaussian evaluated at the
+/// principal image. The neglected images lie at a distance ≥ 2π − |r| along that column, so
+/// their relative contribution is below exp(−(4π² − 4π|r|)/(2σ²)) with σ the column's
+/// conditional sd: for the hard torsions of alanine dipeptide (σ ≤ 0.2 rad, |r| < 1) below
+/// 10⁻¹⁰⁰, and ConditionalGaussian::fit refuses a hard periodic column with σ > 0.5 rad
+/// (bound 10⁻¹⁰ at |r| = 3σ). Draws y_h = μ + L ε are wrapped by the generator like every
+/// periodic column.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "boltzlab/io/config.hpp"
+
+namespace boltzlab {
+class Rng;
+}
+
+namespace boltzlab::generators {
+
+class ConditionalGaussian {
+ public:
+  ConditionalGaussian() = default;
+
+  /// Fits the block to flow-space data y (B × m, B ≥ 2 + number of features):
+  /// `torsion_mask` (m) the periodic columns, `soft` (periodic columns) the conditioning
+  /// torsions, `joint` ⊆ soft the group with a joint von Mises mixture (empty, or ≥ 2
+  /// columns; up to `joint_components` components, K by BIC = −2 log L + (K(2g + 1) − 1) log B),
+  /// `harmonics` ≥ 1. `ridge` ≥ 0 is added to the diagonal of FᵀF/B (0: plain least squares).
+  /// \throws DomainError on bad arguments, a hard periodic column with conditional sd
+  /// > 0.5 rad (see the file comment) or a singular residual covariance.
+  static ConditionalGaussian fit(const torch::Tensor& y, const torch::Tensor& torsion_mask,
+                                 const std::vector<std::int64_t>& soft, const std::vector<std::int64_t>& joint,
+                                 int harmonics, int joint_components, double ridge = 0.0);
+
+  /// From explicit parameters (validated): coef F × h, chol h × h lower triangular with a
+  /// positive diagonal; joint_mu, joint_kappa K × g, joint_weight K (sum 1).
+  ConditionalGaussian(std::int64_t dim, std::vector<std::int64_t> soft, std::vector<std::int64_t> joint,
+                      std::vector<std::int64_t> hard, std::vector<bool> hard_periodic, int harmonics,
+                      torch::Tensor coef, torch::Tensor chol, torch::Tensor joint_mu, torch::Tensor joint_kappa,
+                      torch::Tensor joint_weight);
+
+  std::int64_t dim() const { return dim_; }
+  const std::vector<std::int64_t>& soft() const { return soft_; }
+  const std::vector<std::int64_t>& joint() const { return joint_; }
+  const std::vector<std::int64_t>& hard() const { return hard_; }
+  int harmonics() const { return harmonics_; }
+  std::int64_t n_features() const;
+  std::int64_t joint_components() const { return joint_weight_.defined() ? joint_weight_.size(0) : 0; }
+  const torch::Tensor& coef() const { return coef_; }
+  const torch::Tensor& chol() const { return chol_; }
+  /// Largest conditional sd of a hard periodic column (0 if there is none).
+  double max_periodic_sd() const;
+
+  /// f(y_S): B × F (differentiable in y).
+  torch::Tensor features(const torch::Tensor& y) const;
+  /// log N(y_H; μ(y_S), Σ) (wrapped on the periodic hard columns): B.
+  torch::Tensor log_prob_hard(const torch::Tensor& y) const;
+  /// log of the joint von Mises mixture on the joint columns (B); 0 if there is no joint group.
+  torch::Tensor log_prob_joint(const torch::Tensor& y) const;
+
+  /// Draws the joint columns of one sample (into `row`, length m) from `rng`.
+  void sample_joint(Rng& rng, double* row) const;
+  /// Fills the hard columns of y (B × m, soft columns already drawn) with μ(y_S) + L ε, ε the
+  /// rows of `normals` (B × h).
+  void fill_hard(torch::Tensor& y, const torch::Tensor& normals) const;
+
+  Json to_json() const;
+  /// \throws ConfigError naming `context`.
+  static ConditionalGaussian from_json(const Json& object, const std::string& context);
+
+ private:
+  std::int64_t dim_ = 0;
+  std::vector<std::int64_t> soft_, joint_, hard_;
+  std::vector<bool> hard_periodic_;
+  int harmonics_ = 1;
+  torch::Tensor coef_, chol_, chol_inv_, log_det_half_;  // log_det_half_ = Σ log L_ii
+  torch::Tensor joint_mu_, joint_kappa_, joint_weight_;
+  torch::Tensor soft_index_, joint_index_, hard_index_, hard_periodic_mask_;
+  std::vector<double> joint_mu_v_, joint_kappa_v_, joint_weight_v_;
+};
+
+}  // namespace boltzlab::generators
