@@ -27,25 +27,37 @@ torch::Tensor bool_mask(std::vector<std::int64_t> v) {
 }
 double max_abs(const torch::Tensor& t) { return t.abs().max().item<double>(); }
 
-// m = 4: columns 0, 1 periodic soft (a joint pair, 2 components), column 2 a real hard
-// coordinate, column 3 a periodic hard coordinate (sd ≈ 0.2 rad, centred near ±π so that
-// its values wrap). One harmonic: features (1, cos y0, cos y1, sin y0, sin y1, four products).
+// m = 4: columns 0, 1 periodic soft (a joint pair, 2 components = 2 experts), column 2 a
+// real hard coordinate, column 3 a periodic hard coordinate (sd ≤ 0.19 rad, centred near ±π
+// so that its values wrap). One harmonic: features (1, cos y0, cos y1, sin y0, sin y1, four
+// products). Expert 1 has other coefficients and another covariance than expert 0.
 ConditionalGaussian example_block() {
-  const auto coef = torch::tensor({{0.3, 3.0},
-                                   {0.5, 0.1},
-                                   {-0.2, 0.05},
-                                   {0.4, -0.1},
-                                   {0.1, 0.08},
-                                   {0.2, 0.0},
-                                   {-0.1, 0.02},
-                                   {0.05, 0.0},
-                                   {0.3, -0.04}},
-                                  f64());
-  const auto chol = torch::tensor({{0.6, 0.0}, {0.05, 0.18}}, f64());
+  const auto coef0 = torch::tensor({{0.3, 3.0},
+                                    {0.5, 0.1},
+                                    {-0.2, 0.05},
+                                    {0.4, -0.1},
+                                    {0.1, 0.08},
+                                    {0.2, 0.0},
+                                    {-0.1, 0.02},
+                                    {0.05, 0.0},
+                                    {0.3, -0.04}},
+                                   f64());
+  const auto coef1 = coef0 * 0.5 + torch::tensor({{-1.0, -3.05}}, f64()) * (torch::arange(9, f64()) == 0).unsqueeze(1);
+  const auto chol0 = torch::tensor({{0.6, 0.0}, {0.05, 0.18}}, f64());
+  const auto chol1 = torch::tensor({{0.3, 0.0}, {-0.03, 0.1}}, f64());
   const auto jmu = torch::tensor({{-1.2, 2.5}, {1.0, -0.7}}, f64());
   const auto jkappa = torch::tensor({{4.0, 2.0}, {8.0, 1.0}}, f64());
   const auto jw = torch::tensor({0.7, 0.3}, f64());
-  return ConditionalGaussian(4, {0, 1}, {0, 1}, {2, 3}, {false, true}, 1, coef, chol, jmu, jkappa, jw);
+  return ConditionalGaussian(4, {0, 1}, {0, 1}, {2, 3}, {false, true}, 1, torch::stack({coef0, coef1}),
+                             torch::stack({chol0, chol1}), jmu, jkappa, jw);
+}
+
+// The same with expert 0's regression and covariance for both components (the shared form).
+ConditionalGaussian shared_block() {
+  auto j = example_block().to_json();
+  j["coef"][1] = j["coef"][0];
+  j["chol"][1] = j["chol"][0];
+  return ConditionalGaussian::from_json(j, "shared");
 }
 
 BaseDensity example_base() {
@@ -62,17 +74,20 @@ TEST_CASE("conditional base: normalized on T² × ℝ × T, periodic, kind and f
   REQUIRE(base.conditional() != nullptr);
   CHECK(base.conditional()->n_features() == 9);
   CHECK(base.conditional()->max_periodic_sd() == doctest::Approx(std::sqrt(0.05 * 0.05 + 0.18 * 0.18)));
-  // ρ = ρ_joint(y0, y1) · ρ_hard(y2, y3 | y0, y1): check ∫ρ_joint = 1 on a 200² periodic
-  // midpoint grid (spectrally accurate for κ ≤ 8), and ∫ρ_hard = 1 at five soft values on a
-  // (real 1200 points over ±12) × (periodic 400 points) grid — the wrapped Gaussian of the
-  // periodic column integrates to 1 up to the neglected images (< 1e-100 at sd 0.19).
+  CHECK(base.conditional()->components() == 2);
+  CHECK_FALSE(base.conditional()->shared());
+  // ρ = Σ_k w_k vM_k(y0, y1) N_k(y2, y3 | y0, y1): check ∫ Σ_k w_k vM_k = 1 on a 200² periodic
+  // midpoint grid (spectrally accurate for κ ≤ 8), and ∫ N_k = 1 for both experts at five soft
+  // values on a (real 1200 points over ±12) × (periodic 400 points) grid — the wrapped Gaussian
+  // of the periodic column integrates to 1 up to the neglected images (< 1e-100 at sd 0.19).
   const int nt = 200;
   const auto t = (torch::arange(nt, f64()) + 0.5) * (2.0 * kPi / nt) - kPi;
   const auto tt = torch::stack(torch::meshgrid({t, t}, "ij"), -1).reshape({-1, 2});
   auto y = torch::zeros({tt.size(0), 4}, f64());
   y.index_put_({torch::indexing::Slice(), torch::indexing::Slice(0, 2)}, tt);
   const double cell2 = std::pow(2.0 * kPi / nt, 2);
-  CHECK(std::abs(torch::exp(base.conditional()->log_prob_joint(y)).sum().item<double>() * cell2 - 1.0) < 1e-10);
+  const auto joint = torch::logsumexp(base.conditional()->log_prob_joint_components(y), 0);
+  CHECK(std::abs(torch::exp(joint).sum().item<double>() * cell2 - 1.0) < 1e-10);
   const int ng = 1200, np = 400;
   const auto g = (torch::arange(ng, f64()) + 0.5) * (24.0 / ng) - 12.0;
   const auto p = (torch::arange(np, f64()) + 0.5) * (2.0 * kPi / np) - kPi;
@@ -84,10 +99,12 @@ TEST_CASE("conditional base: normalized on T² × ℝ × T, periodic, kind and f
     yh.select(1, 1).fill_(soft.second);
     yh.index_put_({torch::indexing::Slice(), torch::indexing::Slice(2, 4)}, gp);
     INFO("soft " << soft.first << ", " << soft.second);
-    CHECK(std::abs(torch::exp(base.conditional()->log_prob_hard(yh)).sum().item<double>() * cell - 1.0) < 1e-10);
-    // The full base is the product of the two parts (the uniform per-column densities of the
+    const auto hard = base.conditional()->log_prob_hard(yh);  // K × B
+    for (int k = 0; k < 2; ++k) CHECK(std::abs(torch::exp(hard[k]).sum().item<double>() * cell - 1.0) < 1e-10);
+    // The full base is the mixture of the experts (the uniform per-column densities of the
     // replaced columns do not enter).
-    CHECK(max_abs(base.log_prob(yh) - base.conditional()->log_prob_joint(yh) - base.conditional()->log_prob_hard(yh)) < 1e-12);
+    const auto expected = torch::logsumexp(base.conditional()->log_prob_joint_components(yh) + hard, 0);
+    CHECK(max_abs(base.log_prob(yh) - expected) < 1e-12);
   }
   // 2π-periodic in every periodic column (0, 1, 3), not in the real one.
   const auto probe = torch::tensor({{0.3, 1.1, 0.2, 3.0}, {-2.0, -3.1, -0.5, -2.9}}, f64());
@@ -101,38 +118,41 @@ TEST_CASE("conditional base: normalized on T² × ℝ × T, periodic, kind and f
   CHECK(max_abs(base.log_prob(probe) - base.log_prob(moved)) > 1.0);
 }
 
-TEST_CASE("conditional base: draws have the density's moments, independent of threads and batching") {
+TEST_CASE("conditional base: draws satisfy the score identities of the density, independent of threads") {
+  // For draws y ~ ρ (on T² × ℝ × T, no boundary terms): E[∂_c log ρ] = 0 and
+  // E[∂²_c log ρ + (∂_c log ρ)²] = 0 for every column c (Stein / score identities). Both fail
+  // for a sampler that does not match log_prob (wrong expert, mean, scale, or mixture weight).
+  // Sample means within 4 standard errors (s.e. = sample sd / √n).
   const auto base = example_base();
-  const auto& block = *base.conditional();
   const std::int64_t n = 40000;
   const auto y = base.sample(n, 2024);
   CHECK(y.select(1, 3).min().item<double>() >= -kPi);
   CHECK(y.select(1, 3).max().item<double>() < kPi);
-  // Whitened residuals ε = L⁻¹ wrap(y_H − μ(y_S)) are i.i.d. N(0, I): sample means within
-  // 4 standard errors (1/√n), variances within 4·√(2/n), the covariance within 4/√n.
-  auto r = y.index({torch::indexing::Slice(), torch::indexing::Slice(2, 4)}) - torch::matmul(block.features(y), block.coef());
-  r.select(1, 1).copy_(r.select(1, 1) - 2.0 * kPi * torch::floor((r.select(1, 1) + kPi) / (2.0 * kPi)));
-  const auto e = torch::matmul(r, torch::linalg::inv(block.chol()).t());
-  const double se = 1.0 / std::sqrt(double(n));
-  CHECK(max_abs(e.mean(0)) < 4.0 * se);
-  const auto cov = torch::matmul(e.t(), e) / double(n);
-  CHECK(std::abs(cov[0][0].item<double>() - 1.0) < 4.0 * std::sqrt(2.0) * se);
-  CHECK(std::abs(cov[1][1].item<double>() - 1.0) < 4.0 * std::sqrt(2.0) * se);
-  CHECK(std::abs(cov[0][1].item<double>()) < 4.0 * se);
-  // Joint pair: E[cos y_j], E[sin y_j] = Σ_k w_k A(κ_kj) (cos, sin) μ_kj, A = I₁/I₀, within 4 s.e.
-  const double w[2] = {0.7, 0.3}, mu[2][2] = {{-1.2, 2.5}, {1.0, -0.7}}, ka[2][2] = {{4.0, 2.0}, {8.0, 1.0}};
-  for (int j = 0; j < 2; ++j) {
-    double ec = 0.0, es = 0.0;
-    for (int k = 0; k < 2; ++k) {
-      const double a = std::cyl_bessel_i(1.0, ka[k][j]) / std::cyl_bessel_i(0.0, ka[k][j]);
-      ec += w[k] * a * std::cos(mu[k][j]);
-      es += w[k] * a * std::sin(mu[k][j]);
-    }
-    const auto c = torch::cos(y.select(1, j)), s = torch::sin(y.select(1, j));
-    INFO("joint column " << j);
-    CHECK(std::abs(c.mean().item<double>() - ec) < 4.0 * c.std().item<double>() * se);
-    CHECK(std::abs(s.mean().item<double>() - es) < 4.0 * s.std().item<double>() * se);
+  auto yg = y.clone().requires_grad_(true);
+  const auto score = torch::autograd::grad({base.log_prob(yg).sum()}, {yg}, {}, true, true)[0];
+  for (int c = 0; c < 4; ++c) {
+    const auto sc = score.select(1, c);
+    const auto second = torch::autograd::grad({sc.sum()}, {yg}, {}, true)[0].select(1, c);
+    const auto stein2 = second + sc * sc;
+    INFO("column " << c);
+    CHECK(std::abs(sc.mean().item<double>()) < 4.0 * sc.std().item<double>() / std::sqrt(double(n)));
+    CHECK(std::abs(stein2.mean().item<double>()) < 4.0 * stein2.std().item<double>() / std::sqrt(double(n)));
   }
+  // A sampler whose second expert is 30 % too wide fails the identities: the check has power.
+  auto wide_json = base.conditional()->to_json();
+  for (auto& row : wide_json["chol"][1])
+    for (auto& v : row) v = v.get<double>() * 1.3;
+  BaseDensity wrong(bool_mask({1, 1, 0, 1}));
+  wrong.set_conditional(ConditionalGaussian::from_json(wide_json, "wrong"));
+  auto yw = wrong.sample(n, 2024).requires_grad_(true);
+  const auto sc_w = torch::autograd::grad({base.log_prob(yw).sum()}, {yw}, {}, true, true)[0];
+  double worst = 0.0;
+  for (int c = 0; c < 4; ++c) {
+    const auto sc = sc_w.select(1, c);
+    const auto st2 = torch::autograd::grad({sc.sum()}, {yw}, {}, true)[0].select(1, c) + sc * sc;
+    worst = std::max(worst, std::abs(st2.mean().item<double>()) / (st2.std().item<double>() / std::sqrt(double(n))));
+  }
+  CHECK(worst > 10.0);
   // Same stream per sample: thread count and batching do not change the draws.
   set_num_threads(1);
   const auto one = base.sample(600, 5);
@@ -158,39 +178,55 @@ TEST_CASE("conditional base: gradient of log p vs central differences") {
     }
 }
 
-TEST_CASE("conditional base: the fit recovers the regression, the covariance and the joint mixture") {
-  const auto truth = example_base();
-  const auto& tb = *truth.conditional();
-  const std::int64_t n = 20000;
-  const auto y = truth.sample(n, 77);
+TEST_CASE("conditional base: the fit recovers the regression, the covariance and the experts") {
   const auto mask = bool_mask({1, 1, 0, 1});
+  // (a) One expert (shared form): truth with expert 0's regression for both components.
+  const auto one_block = shared_block();
+  CHECK(one_block.shared());
+  BaseDensity truth_one(mask);
+  truth_one.set_conditional(one_block);
+  const std::int64_t n = 20000;
+  const auto y = truth_one.sample(n, 77);
   const auto fit = ConditionalGaussian::fit(y, mask, {0, 1}, {0, 1}, 1, 4);
+  CHECK(fit.shared());
   // Least-squares coefficients: se(B̂_fk) = σ_k √[(FᵀF)⁻¹]_ff with σ_k² = Σ_kk (residual
   // variance of output k); all 18 within 4 standard errors.
-  const auto F = tb.features(y);
+  const auto F = one_block.features(y);
   const auto inv_gram = torch::linalg::inv(torch::matmul(F.t(), F));
-  const auto sigma = (tb.chol() * tb.chol()).sum(1).sqrt();
+  const auto sigma = (one_block.chol()[0] * one_block.chol()[0]).sum(1).sqrt();
   const auto se = torch::sqrt(inv_gram.diagonal()).unsqueeze(1) * sigma.unsqueeze(0);
-  CHECK(((fit.coef() - tb.coef()).abs() < 4.0 * se).all().item<bool>());
+  CHECK(((fit.coef()[0] - one_block.coef()[0]).abs() < 4.0 * se).all().item<bool>());
   // Residual covariance: se(Σ̂_kk) = Σ_kk √(2/n).
-  const auto cov_fit = torch::matmul(fit.chol(), fit.chol().t()), cov_true = torch::matmul(tb.chol(), tb.chol().t());
+  const auto cov_fit = torch::matmul(fit.chol()[0], fit.chol()[0].t());
+  const auto cov_true = torch::matmul(one_block.chol()[0], one_block.chol()[0].t());
   for (int k = 0; k < 2; ++k)
     CHECK(std::abs(cov_fit[k][k].item<double>() - cov_true[k][k].item<double>()) <
           4.0 * cov_true[k][k].item<double>() * std::sqrt(2.0 / double(n)));
   // Joint mixture: BIC picks the two components; weights within 4·√(w(1−w)/n).
-  REQUIRE(fit.joint_components() == 2);
-  BaseDensity fitted(mask);
-  fitted.set_conditional(fit);
-  const auto jw = fitted.conditional()->to_json()["joint_weight"];
-  const double w_big = std::max(jw[0].get<double>(), jw[1].get<double>());
+  REQUIRE(fit.components() == 2);
+  const double w_big = fit.joint_weight().max().item<double>();
   CHECK(std::abs(w_big - 0.7) < 4.0 * std::sqrt(0.21 / double(n)));
-  // KL(truth ‖ fit) on fresh draws is small and ≥ 0 within its s.e.: the fitted density is
-  // a proper estimate of the truth (about (#parameters)/(2n) ≈ 1e-3 nats expected).
-  const auto fresh = truth.sample(20000, 78);
-  const auto d = truth.log_prob(fresh) - fitted.log_prob(fresh);
-  const double kl = d.mean().item<double>(), kl_se = d.std().item<double>() / std::sqrt(20000.0);
-  CHECK(kl > -4.0 * kl_se);
-  CHECK(kl < 0.01);
+
+  // (b) Two experts: the truth of example_block(). KL(truth ‖ fit) on fresh draws, estimated by
+  // the mean log-ratio (≥ 0 up to 4 s.e.), is small with experts and clearly larger when one
+  // regression is forced on both components.
+  const auto truth = example_base();
+  const auto y2 = truth.sample(n, 79);
+  const auto fresh = truth.sample(20000, 80);
+  auto kl_of = [&](const ConditionalGaussian& block) {
+    BaseDensity fitted(mask);
+    fitted.set_conditional(block);
+    const auto d = truth.log_prob(fresh) - fitted.log_prob(fresh);
+    return std::make_pair(d.mean().item<double>(), d.std().item<double>() / std::sqrt(20000.0));
+  };
+  const auto experts = ConditionalGaussian::fit(y2, mask, {0, 1}, {0, 1}, 1, 4, true);
+  const auto shared = ConditionalGaussian::fit(y2, mask, {0, 1}, {0, 1}, 1, 4, false);
+  CHECK_FALSE(experts.shared());
+  const auto [kl_e, se_e] = kl_of(experts);
+  const auto [kl_s, se_s] = kl_of(shared);
+  CHECK(kl_e > -4.0 * se_e);
+  CHECK(kl_e < 0.01);  // expected ≈ (#parameters)/(2n) ≈ 1e-3 nats
+  CHECK(kl_s > kl_e + 0.05);
 }
 
 TEST_CASE("conditional base: JSON round trip, wide torsions, and refused inputs") {
@@ -202,7 +238,7 @@ TEST_CASE("conditional base: JSON round trip, wide torsions, and refused inputs"
   CHECK(torch::equal(again.sample(300, 9), base.sample(300, 9)));
   // A corrupted block names its field.
   auto bad = base.to_json();
-  bad["conditional"]["chol"][0][1] = 0.3;
+  bad["conditional"]["chol"][0][0][1] = 0.3;
   try {
     BaseDensity::from_json(bad, "model.base");
     FAIL("upper-triangular entry accepted");
@@ -210,15 +246,18 @@ TEST_CASE("conditional base: JSON round trip, wide torsions, and refused inputs"
     CHECK(std::string(e.what()).find("model.base.conditional") != std::string::npos);
     CHECK(std::string(e.what()).find("lower triangular") != std::string::npos);
   }
-  // wide_torsions: circular sd √(−2 log R̄) above the threshold, plus the forced columns.
-  const auto y = base.sample(20000, 1);
+  // wide_torsions: circular sd √(−2 log R̄) above the threshold, plus the forced columns (on
+  // draws of the shared form, where column 3 is one narrow mode).
+  BaseDensity one(bool_mask({1, 1, 0, 1}));
+  one.set_conditional(shared_block());
+  const auto y = one.sample(20000, 1);
   const auto wide = BaseDensity::wide_torsions(y, bool_mask({1, 1, 0, 1}), 0.5);
   CHECK(wide == std::vector<std::int64_t>{0, 1});  // column 3 (sd ≈ 0.19) is hard, 2 is not periodic
   CHECK(BaseDensity::wide_torsions(y, bool_mask({1, 1, 0, 1}), 0.5, {3}) == std::vector<std::int64_t>{0, 1, 3});
   // A hard periodic column wider than 0.5 rad is refused (the wrapped-Gaussian bound).
   auto wide_y = y.clone();
   wide_y.select(1, 3).copy_(torch::rand({20000}, f64()) * 2.0 * kPi - kPi);
-  CHECK_THROWS_WITH_AS(ConditionalGaussian::fit(wide_y, bool_mask({1, 1, 0, 1}), {0, 1}, {0, 1}, 1, 2),
+  CHECK_THROWS_WITH_AS(ConditionalGaussian::fit(wide_y, bool_mask({1, 1, 0, 1}), {0, 1}, {0, 1}, 1, 2, true),
                        doctest::Contains("make it a soft column"), DomainError);
   // A soft column must be periodic; a joint group needs two columns.
   CHECK_THROWS_AS(ConditionalGaussian::fit(y, bool_mask({1, 1, 0, 1}), {0, 2}, {}, 1, 2), DomainError);

@@ -110,6 +110,8 @@ struct GeneratorConfig {
   int base_components = 4;         ///< mixtures: most components per torsion / coordinate (chosen by BIC)
   double base_defensive = 0.0;     ///< mixtures: weight of one broad defensive component per column
   int base_harmonics = 3;          ///< conditional_gaussian: harmonics of the soft torsions in the mean
+  bool base_experts = false;       ///< conditional_gaussian: one regression and covariance per (φ, ψ) component
+  int base_em_iterations = 10;     ///< conditional_gaussian with experts: most EM iterations
   double base_soft_threshold = 0.5;  ///< conditional_gaussian: circular sd (rad) above which a torsion is soft
   long long samples = 100000;
 };
@@ -197,6 +199,15 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
     if (c.base != "conditional_gaussian") r.fail("base_harmonics", "is only used with \"base\": \"conditional_gaussian\"");
     c.base_harmonics = static_cast<int>(r.get_int("base_harmonics"));
     if (c.base_harmonics < 1 || c.base_harmonics > 6) r.fail("base_harmonics", "must be between 1 and 6");
+  }
+  if (r.has("base_experts")) {
+    if (c.base != "conditional_gaussian") r.fail("base_experts", "is only used with \"base\": \"conditional_gaussian\"");
+    c.base_experts = r.get_bool("base_experts");
+  }
+  if (r.has("base_em_iterations")) {
+    if (!c.base_experts) r.fail("base_em_iterations", "is only used with \"base_experts\": true");
+    c.base_em_iterations = static_cast<int>(r.get_int("base_em_iterations"));
+    if (c.base_em_iterations < 1 || c.base_em_iterations > 1000) r.fail("base_em_iterations", "must be between 1 and 1000");
   }
   if (r.has("base_soft_threshold")) {
     if (c.base != "conditional_gaussian")
@@ -389,7 +400,8 @@ nlohmann::json conditional_summary(const ConditionalGaussian* c) {
   if (c == nullptr) return nullptr;
   return {{"soft_columns", c->soft()},
           {"joint_columns", c->joint()},
-          {"joint_components", c->joint_components()},
+          {"components", c->components()},
+          {"experts", !c->shared()},
           {"hard_columns", c->hard().size()},
           {"features", c->n_features()},
           {"harmonics", c->harmonics()},
@@ -476,7 +488,7 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
       const std::vector<std::int64_t> joint = {ic.find_torsion(4, 6, 8, 14), ic.find_torsion(6, 8, 14, 16)};
       const auto soft = BaseDensity::wide_torsions(y_data, space->torsion_mask(), cfg.base_soft_threshold, joint);
       model->set_base(BaseDensity::fit_conditional(y_data, space->torsion_mask(), soft, joint, cfg.base_components,
-                                                   cfg.base_harmonics));
+                                                   cfg.base_harmonics, cfg.base_experts, cfg.base_em_iterations));
     } else {
       model->set_base(cfg.base == "uniform"     ? BaseDensity(space->torsion_mask())
                       : cfg.base == "von_mises" ? BaseDensity::fit_von_mises(y_data, space->torsion_mask())

@@ -1,6 +1,8 @@
 #include "boltzlab/generators/conditional_base.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -145,6 +147,25 @@ Eigen::MatrixXd kmeans_starts(const Eigen::MatrixXd& t, Eigen::Index k_count, st
   return mu;
 }
 
+/// f(y_S) = (1; cos k y_s, sin k y_s for k = 1 … H and s ∈ soft; cos/sin products of the
+/// first harmonics of every pair of joint columns): B × F.
+torch::Tensor periodic_features(const torch::Tensor& y, const std::vector<std::int64_t>& soft,
+                                const std::vector<std::int64_t>& joint, int harmonics) {
+  const auto s = y.index_select(1, index_tensor(soft));
+  std::vector<torch::Tensor> parts = {torch::ones({y.size(0), 1}, y.options())};
+  for (int k = 1; k <= harmonics; ++k) {
+    parts.push_back(torch::cos(k * s));
+    parts.push_back(torch::sin(k * s));
+  }
+  for (std::size_t a = 0; a < joint.size(); ++a)
+    for (std::size_t b = a + 1; b < joint.size(); ++b) {
+      const auto ya = y.select(1, joint[a]), yb = y.select(1, joint[b]);
+      const auto ca = torch::cos(ya), sa = torch::sin(ya), cb = torch::cos(yb), sb = torch::sin(yb);
+      parts.push_back(torch::stack({ca * cb, ca * sb, sa * cb, sa * sb}, 1));
+    }
+  return torch::cat(parts, 1);
+}
+
 }  // namespace
 
 ConditionalGaussian::ConditionalGaussian(std::int64_t dim, std::vector<std::int64_t> soft,
@@ -172,30 +193,37 @@ ConditionalGaussian::ConditionalGaussian(std::int64_t dim, std::vector<std::int6
   const auto h = static_cast<std::int64_t>(hard_.size());
   coef_ = coef.to(torch::kDouble).contiguous();
   chol_ = chol.to(torch::kDouble).contiguous();
-  if (coef_.dim() != 2 || coef_.size(0) != n_features() || coef_.size(1) != h)
-    fail("coef must be " + std::to_string(n_features()) + " x " + std::to_string(h));
-  if (chol_.dim() != 2 || chol_.size(0) != h || chol_.size(1) != h) fail("chol must be h x h");
+  if (coef_.dim() == 2) coef_ = coef_.unsqueeze(0);
+  if (chol_.dim() == 2) chol_ = chol_.unsqueeze(0);
+  const std::int64_t k_count = coef_.size(0);
+  if (coef_.dim() != 3 || coef_.size(1) != n_features() || coef_.size(2) != h)
+    fail("coef must be K x " + std::to_string(n_features()) + " x " + std::to_string(h));
+  if (chol_.dim() != 3 || chol_.size(0) != k_count || chol_.size(1) != h || chol_.size(2) != h)
+    fail("chol must be K x h x h with the K of coef");
   if (!torch::isfinite(coef_).all().item<bool>() || !torch::isfinite(chol_).all().item<bool>())
     fail("coef and chol must be finite");
-  if (!(chol_.diagonal() > 0).all().item<bool>() || !torch::equal(chol_, chol_.tril()))
+  if (!(chol_.diagonal(0, 1, 2) > 0).all().item<bool>() || !torch::equal(chol_, chol_.tril()))
     fail("chol must be lower triangular with a positive diagonal");
   chol_inv_ = torch::linalg::inv(chol_).tril().contiguous();
-  log_det_half_ = chol_.diagonal().log().sum();
+  log_det_half_ = chol_.diagonal(0, 1, 2).log().sum(1);
   if (!joint_.empty()) {
     const auto g = static_cast<std::int64_t>(joint_.size());
     joint_mu_ = joint_mu.to(torch::kDouble).contiguous();
     joint_kappa_ = joint_kappa.to(torch::kDouble).contiguous();
     joint_weight_ = joint_weight.to(torch::kDouble).contiguous();
-    if (joint_mu_.dim() != 2 || joint_mu_.size(1) != g || joint_mu_.size(0) < 1 || joint_kappa_.sizes() != joint_mu_.sizes() ||
-        joint_weight_.dim() != 1 || joint_weight_.size(0) != joint_mu_.size(0))
-      fail("joint_mu, joint_kappa must be K x g and joint_weight K");
+    if (joint_mu_.dim() != 2 || joint_mu_.size(1) != g || joint_mu_.size(0) != k_count ||
+        joint_kappa_.sizes() != joint_mu_.sizes() || joint_weight_.dim() != 1 || joint_weight_.size(0) != k_count)
+      fail("joint_mu, joint_kappa must be K x g and joint_weight K, with the K of coef");
     if (!torch::isfinite(joint_mu_).all().item<bool>() || !(joint_kappa_ >= 0).all().item<bool>() ||
-        !torch::isfinite(joint_kappa_).all().item<bool>() || !(joint_weight_ >= 0).all().item<bool>() ||
+        !torch::isfinite(joint_kappa_).all().item<bool>() || !(joint_weight_ > 0).all().item<bool>() ||
         std::abs(joint_weight_.sum().item<double>() - 1.0) > 1e-9)
-      fail("joint mixture: kappa >= 0, finite means, weights >= 0 summing to 1");
+      fail("joint mixture: kappa >= 0, finite means, weights > 0 summing to 1");
     joint_mu_v_ = values(joint_mu_);
     joint_kappa_v_ = values(joint_kappa_);
     joint_weight_v_ = values(joint_weight_);
+    log_joint_weight_ = joint_weight_.log();
+  } else if (k_count != 1) {
+    fail("without a joint group there is one expert (K = 1)");
   }
   soft_index_ = index_tensor(soft_);
   joint_index_ = index_tensor(joint_);
@@ -209,65 +237,72 @@ std::int64_t ConditionalGaussian::n_features() const {
   return 1 + 2 * harmonics_ * p + 2 * g * (g - 1);
 }
 
+bool ConditionalGaussian::shared() const {
+  for (std::int64_t k = 1; k < components(); ++k)
+    if (!torch::equal(coef_[k], coef_[0]) || !torch::equal(chol_[k], chol_[0])) return false;
+  return true;
+}
+
 double ConditionalGaussian::max_periodic_sd() const {
   double out = 0.0;
-  const auto sd = (chol_ * chol_).sum(1).sqrt();
+  const auto sd = (chol_ * chol_).sum(2).sqrt();  // K × h
   for (std::size_t j = 0; j < hard_.size(); ++j)
-    if (hard_periodic_[j]) out = std::max(out, sd[static_cast<std::int64_t>(j)].item<double>());
+    if (hard_periodic_[j]) out = std::max(out, sd.select(1, static_cast<std::int64_t>(j)).max().item<double>());
   return out;
 }
 
 torch::Tensor ConditionalGaussian::features(const torch::Tensor& y) const {
-  const auto s = y.index_select(1, soft_index_);
-  std::vector<torch::Tensor> parts = {torch::ones({y.size(0), 1}, y.options())};
-  for (int k = 1; k <= harmonics_; ++k) {
-    parts.push_back(torch::cos(k * s));
-    parts.push_back(torch::sin(k * s));
-  }
-  for (std::size_t a = 0; a < joint_.size(); ++a)
-    for (std::size_t b = a + 1; b < joint_.size(); ++b) {
-      const auto ya = y.select(1, joint_[a]), yb = y.select(1, joint_[b]);
-      const auto ca = torch::cos(ya), sa = torch::sin(ya), cb = torch::cos(yb), sb = torch::sin(yb);
-      parts.push_back(torch::stack({ca * cb, ca * sb, sa * cb, sa * sb}, 1));
-    }
-  return torch::cat(parts, 1);
+  return periodic_features(y, soft_, joint_, harmonics_);
 }
 
 torch::Tensor ConditionalGaussian::log_prob_hard(const torch::Tensor& y) const {
-  const auto mu = torch::matmul(features(y), coef_);
-  auto r = y.index_select(1, hard_index_) - mu;
+  const auto mu = torch::matmul(features(y).unsqueeze(0), coef_);  // K × B × h
+  auto r = y.index_select(1, hard_index_).unsqueeze(0) - mu;
   r = torch::where(hard_periodic_mask_, circular::wrap(r), r);
-  const auto z = torch::matmul(r, chol_inv_.t());
+  const auto z = torch::matmul(r, chol_inv_.transpose(1, 2));
   const double h = static_cast<double>(hard_.size());
-  return -0.5 * (z * z).sum(1) - log_det_half_ - 0.5 * h * std::log(kTwoPi);
+  return -0.5 * (z * z).sum(2) - log_det_half_.unsqueeze(1) - 0.5 * h * std::log(kTwoPi);
 }
 
-torch::Tensor ConditionalGaussian::log_prob_joint(const torch::Tensor& y) const {
-  if (joint_.empty()) return torch::zeros({y.size(0)}, y.options());
+torch::Tensor ConditionalGaussian::log_prob_joint_components(const torch::Tensor& y) const {
+  if (joint_.empty()) return torch::zeros({1, y.size(0)}, y.options());
   const auto t = y.index_select(1, joint_index_);  // B × g
-  const auto terms = joint_kappa_.unsqueeze(0) * torch::cos(t.unsqueeze(1) - joint_mu_.unsqueeze(0)) -
-                     std::log(kTwoPi) - circular::log_i0(joint_kappa_).unsqueeze(0);  // B × K × g
-  return torch::logsumexp(terms.sum(2) + torch::log(joint_weight_).unsqueeze(0), 1);
+  const auto terms = joint_kappa_.unsqueeze(1) * torch::cos(t.unsqueeze(0) - joint_mu_.unsqueeze(1)) -
+                     std::log(kTwoPi) - circular::log_i0(joint_kappa_).unsqueeze(1);  // K × B × g
+  return terms.sum(2) + log_joint_weight_.unsqueeze(1);
 }
 
-void ConditionalGaussian::sample_joint(Rng& rng, double* row) const {
-  if (joint_.empty()) return;
+torch::Tensor ConditionalGaussian::log_prob(const torch::Tensor& y) const {
+  return torch::logsumexp(log_prob_joint_components(y) + log_prob_hard(y), 0);
+}
+
+std::int64_t ConditionalGaussian::sample_joint(Rng& rng, double* row) const {
+  if (joint_.empty()) return 0;
   const auto g = joint_.size();
   const double u = rng.uniform();
   double cum = 0.0;
   std::size_t comp = 0;
   for (std::size_t k = 0; k < joint_weight_v_.size(); ++k) {
-    if (joint_weight_v_[k] <= 0.0) continue;
     comp = k;
     cum += joint_weight_v_[k];
     if (u < cum) break;
   }
   for (std::size_t j = 0; j < g; ++j)
     row[joint_[j]] = circular::sample_von_mises(rng, joint_mu_v_[comp * g + j], joint_kappa_v_[comp * g + j]);
+  return static_cast<std::int64_t>(comp);
 }
 
-void ConditionalGaussian::fill_hard(torch::Tensor& y, const torch::Tensor& normals) const {
-  auto yh = torch::matmul(features(y), coef_) + torch::matmul(normals, chol_.t());
+void ConditionalGaussian::fill_hard(torch::Tensor& y, const torch::Tensor& normals,
+                                    const std::vector<std::int64_t>& component) const {
+  const auto comp = torch::tensor(component, torch::TensorOptions().dtype(torch::kLong));
+  const auto f = features(y);  // B × F
+  auto yh = torch::empty({y.size(0), static_cast<std::int64_t>(hard_.size())}, y.options());
+  for (std::int64_t k = 0; k < components(); ++k) {  // rows of expert k: B_kᵀ f + L_k ε
+    const auto rows = torch::nonzero(comp == k).squeeze(1);
+    if (rows.numel() == 0) continue;
+    yh.index_copy_(0, rows, torch::matmul(f.index_select(0, rows), coef_[k]) +
+                                torch::matmul(normals.index_select(0, rows), chol_[k].t()));
+  }
   yh = torch::where(hard_periodic_mask_, circular::wrap(yh), yh);
   y.index_copy_(1, hard_index_, yh);
 }
@@ -275,12 +310,13 @@ void ConditionalGaussian::fill_hard(torch::Tensor& y, const torch::Tensor& norma
 ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch::Tensor& torsion_mask,
                                              const std::vector<std::int64_t>& soft,
                                              const std::vector<std::int64_t>& joint, int harmonics,
-                                             int joint_components, double ridge) {
+                                             int joint_components, bool experts, int em_iterations, double ridge) {
   auto fail = [](const std::string& m) { throw DomainError("conditional Gaussian base: " + m); };
   const auto mask = torsion_mask.to(torch::kBool).contiguous();
   if (y.dim() != 2 || mask.dim() != 1 || y.size(1) != mask.size(0)) fail("data must be B x m with a mask of length m");
   if (harmonics < 1) fail("harmonics must be >= 1");
   if (joint_components < 1) fail("joint_components must be >= 1");
+  if (em_iterations < 0) fail("em_iterations must be >= 0");
   if (!(ridge >= 0.0)) fail("ridge must be >= 0");
   const std::int64_t m = y.size(1), n = y.size(0);
   std::set<std::int64_t> soft_set(soft.begin(), soft.end());
@@ -293,81 +329,158 @@ ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch
       hard.push_back(c);
       hard_periodic.push_back(mask[c].item<bool>());
     }
-  // Joint mixture (fitted first: the constructor needs all parameters).
-  torch::Tensor jmu, jkappa, jweight;
+  const auto h = static_cast<std::int64_t>(hard.size());
+  const auto yd = y.to(torch::kDouble).detach().contiguous();
+  // 1. Joint mixture by EM, K by BIC.
+  JointFit joint_fit;
+  Eigen::MatrixXd t;
   if (!joint.empty()) {
-    Eigen::MatrixXd t(n, static_cast<Eigen::Index>(joint.size()));
-    const auto yj = y.index_select(1, index_tensor(joint)).to(torch::kDouble).contiguous();
+    t.resize(n, static_cast<Eigen::Index>(joint.size()));
+    const auto yj = yd.index_select(1, index_tensor(joint)).contiguous();
     for (std::int64_t i = 0; i < n; ++i)
       for (std::size_t j = 0; j < joint.size(); ++j)
         t(i, static_cast<Eigen::Index>(j)) = circular::wrap(yj.data_ptr<double>()[i * static_cast<std::int64_t>(joint.size()) + j]);
     const double g = static_cast<double>(joint.size());
-    JointFit best;
+    // The BIC search runs on at most kMaxSearchRows rows (an even stride): EM costs
+    // O(rows · K · g) per iteration for each of the ≈ 3K starts; the experts' EM below
+    // re-estimates the chosen components on all rows.
+    constexpr Eigen::Index kMaxSearchRows = 20000;
+    Eigen::MatrixXd t_search = t;
+    if (t.rows() > kMaxSearchRows) {
+      t_search.resize(kMaxSearchRows, t.cols());
+      for (Eigen::Index i = 0; i < kMaxSearchRows; ++i)
+        t_search.row(i) = t.row(i * (t.rows() - 1) / (kMaxSearchRows - 1));
+    }
+    const double log_rows = std::log(static_cast<double>(t_search.rows()));
     double best_bic = std::numeric_limits<double>::infinity();
     for (int k = 1; k <= joint_components; ++k)
       for (std::uint64_t start = 0; start < (k > 1 ? 3u : 1u); ++start) {
-        JointFit f = em_joint(t, kmeans_starts(t, k, 0x6a6f696e74ULL + start), 1e3);
-        const double bic = -2.0 * f.log_likelihood + (k * (2.0 * g + 1.0) - 1.0) * std::log(static_cast<double>(n));
+        JointFit f = em_joint(t_search, kmeans_starts(t_search, k, 0x6a6f696e74ULL + start), 1e3);
+        const double bic = -2.0 * f.log_likelihood + (k * (2.0 * g + 1.0) - 1.0) * log_rows;
         if (bic < best_bic) {
           best_bic = bic;
-          best = std::move(f);
+          joint_fit = std::move(f);
         }
       }
-    // Drop empty components and renormalize.
-    std::vector<Eigen::Index> keep;
-    for (Eigen::Index k = 0; k < best.weight.size(); ++k)
-      if (best.weight[k] > 1e-200) keep.push_back(k);
-    jmu = torch::empty({static_cast<std::int64_t>(keep.size()), static_cast<std::int64_t>(joint.size())}, f64());
-    jkappa = torch::empty_like(jmu);
-    jweight = torch::empty({static_cast<std::int64_t>(keep.size())}, f64());
-    double total = 0.0;
-    for (const auto k : keep) total += best.weight[k];
+    std::vector<Eigen::Index> keep;  // drop empty components
+    for (Eigen::Index k = 0; k < joint_fit.weight.size(); ++k)
+      if (joint_fit.weight[k] > 1e-200) keep.push_back(k);
+    JointFit kept;
+    kept.mu.resize(static_cast<Eigen::Index>(keep.size()), t.cols());
+    kept.kappa.resizeLike(kept.mu);
+    kept.weight.resize(static_cast<Eigen::Index>(keep.size()));
     for (std::size_t r = 0; r < keep.size(); ++r) {
-      jweight[static_cast<std::int64_t>(r)] = best.weight[keep[r]] / total;
-      for (std::size_t j = 0; j < joint.size(); ++j) {
-        jmu[static_cast<std::int64_t>(r)][static_cast<std::int64_t>(j)] = best.mu(keep[r], static_cast<Eigen::Index>(j));
-        jkappa[static_cast<std::int64_t>(r)][static_cast<std::int64_t>(j)] = best.kappa(keep[r], static_cast<Eigen::Index>(j));
-      }
+      kept.mu.row(static_cast<Eigen::Index>(r)) = joint_fit.mu.row(keep[r]);
+      kept.kappa.row(static_cast<Eigen::Index>(r)) = joint_fit.kappa.row(keep[r]);
+      kept.weight[static_cast<Eigen::Index>(r)] = joint_fit.weight[keep[r]];
     }
+    kept.weight /= kept.weight.sum();
+    joint_fit = std::move(kept);
   }
-  // Regression of the hard columns on the features, residual covariance.
-  const auto h = static_cast<std::int64_t>(hard.size());
-  const auto yd = y.to(torch::kDouble).detach();
-  ConditionalGaussian shape(m, soft, joint, hard, hard_periodic, harmonics,
-                            torch::zeros({1 + 2 * harmonics * static_cast<std::int64_t>(soft.size()) +
-                                              2 * static_cast<std::int64_t>(joint.size() * (joint.size() > 0 ? joint.size() - 1 : 0)),
-                                          h},
-                                         f64()),
-                            torch::eye(h, f64()), jmu, jkappa, jweight);
-  const std::int64_t nf = shape.n_features();
-  if (n < nf + h + 2) fail("needs more than " + std::to_string(nf + h + 1) + " data rows, got " + std::to_string(n));
-  const Eigen::MatrixXd F = to_eigen(shape.features(yd));
-  // Periodic hard columns are regressed as wrap(y − c̄) about their circular mean c̄ (the
-  // cut at c̄ ± π lies opposite the bulk), and c̄ goes back into the intercept.
+  const Eigen::Index k_count = joint.empty() ? 1 : joint_fit.weight.size();
+  // 2. Features and targets. Periodic hard columns are regressed as wrap(y − c̄) about their
+  // circular mean c̄ (the cut at c̄ ± π lies opposite the bulk); c̄ goes back into the intercept.
+  const std::int64_t nf = 1 + 2 * harmonics * static_cast<std::int64_t>(soft.size()) +
+                          2 * static_cast<std::int64_t>(joint.size()) * std::max<std::int64_t>(0, static_cast<std::int64_t>(joint.size()) - 1);
+  const std::int64_t per_expert = nf * h + h * (h + 1) / 2;
+  if (n < (experts ? k_count : 1) * per_expert / 4 + nf + h + 2)
+    fail("needs more data rows for " + std::to_string(experts ? k_count : 1) + " expert(s) of " +
+         std::to_string(per_expert) + " parameters, got " + std::to_string(n));
+  const Eigen::MatrixXd F = to_eigen(periodic_features(yd, soft, joint, harmonics));
+  std::vector<std::int64_t> hp(hard_periodic.begin(), hard_periodic.end());
+  const auto hard_periodic_mask = torch::tensor(hp, torch::TensorOptions().dtype(torch::kLong)).to(torch::kBool);
   auto target = yd.index_select(1, index_tensor(hard));
-  const auto centre = torch::where(shape.hard_periodic_mask_,
+  const auto centre = torch::where(hard_periodic_mask,
                                    torch::atan2(torch::sin(target).mean(0), torch::cos(target).mean(0)),
                                    torch::zeros({h}, f64()));
-  target = torch::where(shape.hard_periodic_mask_, circular::wrap(target - centre), target);
+  target = torch::where(hard_periodic_mask, circular::wrap(target - centre), target);
   const Eigen::MatrixXd H = to_eigen(target);
-  Eigen::MatrixXd gram = F.transpose() * F / static_cast<double>(n);
-  gram.diagonal().array() += ridge;
-  Eigen::MatrixXd B = gram.ldlt().solve(F.transpose() * H / static_cast<double>(n));
-  Eigen::MatrixXd R = H - F * B;
-  for (std::int64_t j = 0; j < h; ++j)
-    if (hard_periodic[static_cast<std::size_t>(j)])
-      for (Eigen::Index i = 0; i < R.rows(); ++i) R(i, j) = circular::wrap(R(i, j));
-  for (std::int64_t j = 0; j < h; ++j) B(0, j) += centre[j].item<double>();
-  const Eigen::MatrixXd cov = R.transpose() * R / static_cast<double>(n);
-  const Eigen::LLT<Eigen::MatrixXd> llt(cov);
-  if (llt.info() != Eigen::Success) fail("the residual covariance is not positive definite");
-  const Eigen::MatrixXd L = llt.matrixL();
-  for (std::int64_t j = 0; j < h; ++j)
-    if (hard_periodic[static_cast<std::size_t>(j)] && std::sqrt(cov(j, j)) > 0.5)
-      fail("hard periodic column " + std::to_string(hard[static_cast<std::size_t>(j)]) + " has conditional sd " +
-           std::to_string(std::sqrt(cov(j, j))) + " rad > 0.5: make it a soft column");
-  return ConditionalGaussian(m, soft, joint, hard, hard_periodic, harmonics, from_eigen(B), from_eigen(L), jmu, jkappa,
-                             jweight);
+  std::vector<double> centre_v = values(centre);
+  // 3. Weighted least squares and residual covariance of one expert (weights r, Σr = nk).
+  auto m_step = [&](const Eigen::VectorXd* r, Eigen::MatrixXd& B, Eigen::MatrixXd& L) {
+    const double nk = r ? r->sum() : static_cast<double>(n);
+    Eigen::MatrixXd Fw = r ? Eigen::MatrixXd(F.array().colwise() * r->array()) : F;
+    Eigen::MatrixXd gram = Fw.transpose() * F / nk;
+    gram.diagonal().array() += ridge;
+    B = gram.ldlt().solve(Fw.transpose() * H / nk);
+    Eigen::MatrixXd R = H - F * B;
+    for (std::int64_t j = 0; j < h; ++j)
+      if (hard_periodic[static_cast<std::size_t>(j)])
+        for (Eigen::Index i = 0; i < R.rows(); ++i) R(i, j) = circular::wrap(R(i, j));
+    const Eigen::MatrixXd Rw = r ? Eigen::MatrixXd(R.array().colwise() * r->array()) : R;
+    const Eigen::MatrixXd cov = Rw.transpose() * R / nk;
+    const Eigen::LLT<Eigen::MatrixXd> llt(cov);
+    if (llt.info() != Eigen::Success) fail("the residual covariance is not positive definite");
+    L = llt.matrixL();
+    for (std::int64_t j = 0; j < h; ++j)
+      if (hard_periodic[static_cast<std::size_t>(j)] && std::sqrt(cov(j, j)) > 0.5)
+        fail("hard periodic column " + std::to_string(hard[static_cast<std::size_t>(j)]) + " has conditional sd " +
+             std::to_string(std::sqrt(cov(j, j))) + " rad > 0.5: make it a soft column");
+    for (std::int64_t j = 0; j < h; ++j) B(0, j) += centre_v[static_cast<std::size_t>(j)];
+  };
+  std::vector<Eigen::MatrixXd> Bs(static_cast<std::size_t>(k_count)), Ls(static_cast<std::size_t>(k_count));
+  auto pack = [&]() {
+    auto coef = torch::empty({k_count, nf, h}, f64());
+    auto chol = torch::empty({k_count, h, h}, f64());
+    for (Eigen::Index k = 0; k < k_count; ++k) {
+      coef[k].copy_(from_eigen(Bs[static_cast<std::size_t>(k)]));
+      chol[k].copy_(from_eigen(Ls[static_cast<std::size_t>(k)]));
+    }
+    if (joint.empty()) return ConditionalGaussian(m, soft, joint, hard, hard_periodic, harmonics, coef, chol, {}, {}, {});
+    return ConditionalGaussian(m, soft, joint, hard, hard_periodic, harmonics, coef, chol, from_eigen(joint_fit.mu),
+                               from_eigen(joint_fit.kappa),
+                               from_eigen(Eigen::MatrixXd(joint_fit.weight)).view({k_count}).clone());
+  };
+  if (!experts || k_count == 1) {
+    Eigen::MatrixXd B, L;
+    m_step(nullptr, B, L);
+    std::fill(Bs.begin(), Bs.end(), B);
+    std::fill(Ls.begin(), Ls.end(), L);
+    return pack();
+  }
+  // 4. Experts by EM, from the joint mixture's responsibilities.
+  Eigen::MatrixXd resp;
+  {
+    const Eigen::MatrixXd lp = joint_log_terms(t, joint_fit);
+    resp = (lp.colwise() - lp.rowwise().maxCoeff()).array().exp().matrix();
+    resp.array().colwise() /= resp.rowwise().sum().array();
+  }
+  const Eigen::ArrayXXd sin_t = t.array().sin(), cos_t = t.array().cos();
+  double previous = -std::numeric_limits<double>::infinity();
+  for (int it = 0; it < std::max(1, em_iterations); ++it) {
+    for (Eigen::Index k = 0; k < k_count; ++k) {  // M-step
+      const Eigen::VectorXd r = resp.col(k);
+      const double nk = r.sum();
+      if (nk < static_cast<double>(per_expert) / 4.0)
+        fail("expert " + std::to_string(k) + " has " + std::to_string(nk) + " effective rows for " +
+             std::to_string(per_expert) + " parameters: use fewer components or more data");
+      joint_fit.weight[k] = nk / static_cast<double>(n);
+      for (Eigen::Index j = 0; j < t.cols(); ++j) {
+        const double s = (r.array() * sin_t.col(j)).sum(), c = (r.array() * cos_t.col(j)).sum();
+        joint_fit.mu(k, j) = std::atan2(s, c);
+        joint_fit.kappa(k, j) = circular::ml_kappa(std::sqrt(s * s + c * c) / nk, 1e3);
+      }
+      m_step(&r, Bs[static_cast<std::size_t>(k)], Ls[static_cast<std::size_t>(k)]);
+    }
+    joint_fit.weight /= joint_fit.weight.sum();
+    // E-step with the full block density (its own log_prob: the same code as sampling uses).
+    const ConditionalGaussian current = pack();
+    Eigen::MatrixXd lp(n, k_count);  // B × K, in chunks of rows (the K × rows × h intermediates)
+    for (std::int64_t b = 0; b < n; b += 8192) {
+      const auto rows = yd.narrow(0, b, std::min<std::int64_t>(8192, n - b));
+      lp.middleRows(b, rows.size(0)) =
+          to_eigen((current.log_prob_joint_components(rows) + current.log_prob_hard(rows)).t().contiguous());
+    }
+    const Eigen::VectorXd mx = lp.rowwise().maxCoeff();
+    resp = (lp.colwise() - mx).array().exp().matrix();
+    const Eigen::VectorXd norm = resp.rowwise().sum();
+    resp.array().colwise() /= norm.array();
+    const double ll = (mx.array() + norm.array().log()).mean();
+    if (std::getenv("BOLTZLAB_DEBUG_EM")) std::fprintf(stderr, "conditional base EM %d: %.6f\n", it, ll);
+    if (ll - previous < 1e-5) break;
+    previous = ll;
+  }
+  return pack();
 }
 
 Json ConditionalGaussian::to_json() const {
@@ -376,9 +489,13 @@ Json ConditionalGaussian::to_json() const {
     for (std::int64_t i = 0; i < t.size(0); ++i) out.push_back(values(t[i]));
     return out;
   };
-  Json j{{"dim", dim_},     {"soft", soft_},           {"joint", joint_},
-         {"hard", hard_},   {"hard_periodic", hard_periodic_}, {"harmonics", harmonics_},
-         {"coef", rows(coef_)}, {"chol", rows(chol_)}};
+  Json coef = Json::array(), chol = Json::array();
+  for (std::int64_t k = 0; k < components(); ++k) {
+    coef.push_back(rows(coef_[k]));
+    chol.push_back(rows(chol_[k]));
+  }
+  Json j{{"dim", dim_},   {"soft", soft_}, {"joint", joint_}, {"hard", hard_}, {"hard_periodic", hard_periodic_},
+         {"harmonics", harmonics_}, {"coef", coef}, {"chol", chol}};
   if (!joint_.empty()) {
     j["joint_mu"] = rows(joint_mu_);
     j["joint_kappa"] = rows(joint_kappa_);
@@ -399,8 +516,7 @@ ConditionalGaussian ConditionalGaussian::from_json(const Json& object, const std
     }
     return out;
   };
-  auto matrix = [&](const char* key) {
-    const Json& v = r.get_json(key);
+  auto parse_matrix = [&](const Json& v, const char* key) {
     if (!v.is_array() || v.empty()) r.fail(key, "must be a non-empty array of rows");
     std::vector<double> flat;
     const std::size_t cols = v[0].is_array() ? v[0].size() : 0;
@@ -413,6 +529,7 @@ ConditionalGaussian ConditionalGaussian::from_json(const Json& object, const std
     }
     return torch::tensor(flat, f64()).view({static_cast<std::int64_t>(v.size()), static_cast<std::int64_t>(cols)});
   };
+  auto matrix = [&](const char* key) { return parse_matrix(r.get_json(key), key); };
   const auto dim = r.get_int("dim");
   const auto soft = ints("soft"), joint = ints("joint"), hard = ints("hard");
   const Json& hp = r.get_json("hard_periodic");
@@ -423,7 +540,17 @@ ConditionalGaussian ConditionalGaussian::from_json(const Json& object, const std
     hard_periodic.push_back(e.get<bool>());
   }
   const int harmonics = static_cast<int>(r.get_int("harmonics"));
-  const auto coef = matrix("coef"), chol = matrix("chol");
+  // coef and chol: K blocks of rows.
+  auto blocks = [&](const char* key) {
+    const Json& v = r.get_json(key);
+    if (!v.is_array() || v.empty()) r.fail(key, "must be a non-empty array of matrices");
+    std::vector<torch::Tensor> out;
+    for (const auto& block : v) out.push_back(parse_matrix(block, key));
+    for (const auto& b : out)
+      if (b.sizes() != out[0].sizes()) r.fail(key, "matrices must have one shape");
+    return torch::stack(out);
+  };
+  const auto coef = blocks("coef"), chol = blocks("chol");
   torch::Tensor jmu, jkappa, jweight;
   if (!joint.empty()) {
     jmu = matrix("joint_mu");

@@ -22,6 +22,16 @@
 /// for the joint group (e.g. φ, ψ), which has a K-component mixture of products of von Mises
 /// densities fitted by EM (K by BIC), so the Ramachandran correlations are in the base.
 ///
+/// With *experts*, each joint component k carries its own regression and covariance (the hard
+/// modes of the α and β basins differ in their means and their stiffness), a mixture of experts
+///
+///   ρ₀(y) = Π_{soft ∖ joint} p_c(y_c) · Σ_k w_k Π_{j ∈ joint} vM(y_j; μ_kj, κ_kj) · N(y_H; B_kᵀ f(y_S), Σ_k),
+///
+/// fitted by EM (responsibilities from the joint mixture first, then from the whole block).
+/// Without experts all B_k, Σ_k are equal and the block factorizes into the joint mixture times
+/// one conditional Gaussian. Sampling: the component k, the joint columns from vM_k, the other
+/// soft columns from their own densities, then y_H = B_kᵀ f(y_S) + L_k ε.
+///
 /// ## Exactness on the torus
 /// ρ₀ must be 2π-periodic in every periodic column (generator.hpp). f is periodic; a hard
 /// periodic column (an improper, ω, a methyl sibling) enters through r = wrap(y_h − μ_h), the
@@ -50,19 +60,26 @@ class ConditionalGaussian {
  public:
   ConditionalGaussian() = default;
 
-  /// Fits the block to flow-space data y (B × m, B ≥ 2 + number of features):
-  /// `torsion_mask` (m) the periodic columns, `soft` (periodic columns) the conditioning
-  /// torsions, `joint` ⊆ soft the group with a joint von Mises mixture (empty, or ≥ 2
-  /// columns; up to `joint_components` components, K by BIC = −2 log L + (K(2g + 1) − 1) log B),
-  /// `harmonics` ≥ 1. `ridge` ≥ 0 is added to the diagonal of FᵀF/B (0: plain least squares).
+  /// Fits the block to flow-space data y (B × m): `torsion_mask` (m) the periodic columns,
+  /// `soft` (periodic columns) the conditioning torsions, `joint` ⊆ soft the group with a joint
+  /// von Mises mixture (empty, or ≥ 2 columns; up to `joint_components` components, K by
+  /// BIC = −2 log L + (K(2g + 1) − 1) log B on at most 2·10⁴ rows, an even stride), `harmonics` ≥ 1.
+  /// `experts` = false: one regression and one Σ for all (maximum likelihood, closed form).
+  /// `experts` = true: expert k (one per joint component) has its own B_k and Σ_k, and
+  /// ρ₀ = Π p_c · Σ_k w_k vM_k(y_J) N(y_H; B_kᵀ f, Σ_k) is fitted by EM (started from the
+  /// joint mixture's responsibilities, at most `em_iterations` steps, stopped when the mean
+  /// log-likelihood per row gains < 1e-5) — needs ≫ K·(F·h + h²/2) rows.
+  /// `ridge` ≥ 0 is added to the diagonal of the (weighted) FᵀF / B.
   /// \throws DomainError on bad arguments, a hard periodic column with conditional sd
-  /// > 0.5 rad (see the file comment) or a singular residual covariance.
+  /// > 0.5 rad (see the file comment), too few rows or a singular residual covariance.
   static ConditionalGaussian fit(const torch::Tensor& y, const torch::Tensor& torsion_mask,
                                  const std::vector<std::int64_t>& soft, const std::vector<std::int64_t>& joint,
-                                 int harmonics, int joint_components, double ridge = 0.0);
+                                 int harmonics, int joint_components, bool experts = false, int em_iterations = 30,
+                                 double ridge = 1e-10);
 
-  /// From explicit parameters (validated): coef F × h, chol h × h lower triangular with a
-  /// positive diagonal; joint_mu, joint_kappa K × g, joint_weight K (sum 1).
+  /// From explicit parameters (validated): coef K × F × h (or F × h for K = 1), chol K × h × h
+  /// (or h × h) lower triangular with positive diagonals; joint_mu, joint_kappa K × g,
+  /// joint_weight K (sum 1); without a joint group K = 1 and the joint tensors are undefined.
   ConditionalGaussian(std::int64_t dim, std::vector<std::int64_t> soft, std::vector<std::int64_t> joint,
                       std::vector<std::int64_t> hard, std::vector<bool> hard_periodic, int harmonics,
                       torch::Tensor coef, torch::Tensor chol, torch::Tensor joint_mu, torch::Tensor joint_kappa,
@@ -74,24 +91,33 @@ class ConditionalGaussian {
   const std::vector<std::int64_t>& hard() const { return hard_; }
   int harmonics() const { return harmonics_; }
   std::int64_t n_features() const;
-  std::int64_t joint_components() const { return joint_weight_.defined() ? joint_weight_.size(0) : 0; }
-  const torch::Tensor& coef() const { return coef_; }
-  const torch::Tensor& chol() const { return chol_; }
-  /// Largest conditional sd of a hard periodic column (0 if there is none).
+  /// K: joint components = experts (1 without a joint group).
+  std::int64_t components() const { return coef_.defined() ? coef_.size(0) : 0; }
+  /// True when all experts share B and Σ (then ρ₀ = p_joint · N, the product form).
+  bool shared() const;
+  const torch::Tensor& coef() const { return coef_; }  ///< K × F × h
+  const torch::Tensor& chol() const { return chol_; }  ///< K × h × h
+  const torch::Tensor& joint_weight() const { return joint_weight_; }
+  /// Largest conditional sd of a hard periodic column over the experts (0 if there is none).
   double max_periodic_sd() const;
 
   /// f(y_S): B × F (differentiable in y).
   torch::Tensor features(const torch::Tensor& y) const;
-  /// log N(y_H; μ(y_S), Σ) (wrapped on the periodic hard columns): B.
+  /// log N(y_H; B_kᵀ f(y_S), Σ_k) (wrapped on the periodic hard columns): K × B.
   torch::Tensor log_prob_hard(const torch::Tensor& y) const;
-  /// log of the joint von Mises mixture on the joint columns (B); 0 if there is no joint group.
-  torch::Tensor log_prob_joint(const torch::Tensor& y) const;
+  /// log w_k + log Π_j vM(y_j; μ_kj, κ_kj) over the joint columns: K × B (log w_k = 0 for K = 1
+  /// without a joint group).
+  torch::Tensor log_prob_joint_components(const torch::Tensor& y) const;
+  /// log of the block's density on the joint and hard columns: logsumexp_k of the sum of the two
+  /// above (B).
+  torch::Tensor log_prob(const torch::Tensor& y) const;
 
-  /// Draws the joint columns of one sample (into `row`, length m) from `rng`.
-  void sample_joint(Rng& rng, double* row) const;
-  /// Fills the hard columns of y (B × m, soft columns already drawn) with μ(y_S) + L ε, ε the
-  /// rows of `normals` (B × h).
-  void fill_hard(torch::Tensor& y, const torch::Tensor& normals) const;
+  /// Draws the expert / joint component and the joint columns of one sample (into `row`, length
+  /// m) from `rng`; returns the component.
+  std::int64_t sample_joint(Rng& rng, double* row) const;
+  /// Fills the hard columns of y (B × m, soft columns already drawn) with B_kᵀ f(y_S) + L_k ε,
+  /// k = `component[i]` and ε the rows of `normals` (B × h).
+  void fill_hard(torch::Tensor& y, const torch::Tensor& normals, const std::vector<std::int64_t>& component) const;
 
   Json to_json() const;
   /// \throws ConfigError naming `context`.
@@ -102,8 +128,8 @@ class ConditionalGaussian {
   std::vector<std::int64_t> soft_, joint_, hard_;
   std::vector<bool> hard_periodic_;
   int harmonics_ = 1;
-  torch::Tensor coef_, chol_, chol_inv_, log_det_half_;  // log_det_half_ = Σ log L_ii
-  torch::Tensor joint_mu_, joint_kappa_, joint_weight_;
+  torch::Tensor coef_, chol_, chol_inv_, log_det_half_;  // K × F × h, K × h × h, K × h × h, K (Σ log L_ii)
+  torch::Tensor joint_mu_, joint_kappa_, joint_weight_, log_joint_weight_;
   torch::Tensor soft_index_, joint_index_, hard_index_, hard_periodic_mask_;
   std::vector<double> joint_mu_v_, joint_kappa_v_, joint_weight_v_;
 };

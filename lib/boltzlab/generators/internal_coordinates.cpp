@@ -789,9 +789,9 @@ void BaseDensity::set_conditional(ConditionalGaussian block) {
 
 BaseDensity BaseDensity::fit_conditional(const torch::Tensor& y, const torch::Tensor& torsion_mask,
                                          const std::vector<std::int64_t>& soft, const std::vector<std::int64_t>& joint,
-                                         int components, int harmonics) {
+                                         int components, int harmonics, bool experts, int em_iterations) {
   BaseDensity base = fit_mixture(y, torsion_mask, components, 1);
-  base.set_conditional(ConditionalGaussian::fit(y, torsion_mask, soft, joint, harmonics, components));
+  base.set_conditional(ConditionalGaussian::fit(y, torsion_mask, soft, joint, harmonics, components, experts, em_iterations));
   return base;
 }
 
@@ -965,8 +965,7 @@ torch::Tensor BaseDensity::log_prob(const torch::Tensor& y) const {
   }
   const auto per_column = torch::where(torsion_mask_, circ, gauss);
   if (!conditional_) return per_column.sum(1);
-  return torch::where(per_column_, per_column, torch::zeros_like(per_column)).sum(1) +
-         conditional_->log_prob_joint(y) + conditional_->log_prob_hard(y);
+  return torch::where(per_column_, per_column, torch::zeros_like(per_column)).sum(1) + conditional_->log_prob(y);
 }
 
 torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed, std::int64_t first_index) const {
@@ -980,6 +979,7 @@ torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed, std::int64
   std::vector<double> out(static_cast<std::size_t>(n * m));
   const std::int64_t h = conditional_ ? static_cast<std::int64_t>(conditional_->hard().size()) : 0;
   std::vector<double> normals(static_cast<std::size_t>(n * h));
+  std::vector<std::int64_t> component(conditional_ ? static_cast<std::size_t>(n) : 0);
   for_each_index(static_cast<std::size_t>(n), [&](std::size_t s) {
     Rng rng = stream_for(seed, static_cast<std::uint64_t>(first_index) + s);
     double* row = out.data() + s * static_cast<std::size_t>(m);
@@ -1007,12 +1007,12 @@ torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed, std::int64
       row[c] = circular::sample_von_mises(rng, von_mises_ ? mu[at] : 0.0, von_mises_ ? kappa[at] : 0.0);
     }
     if (conditional_) {  // then the joint group and the normals of the hard block, same stream
-      conditional_->sample_joint(rng, row);
+      component[s] = conditional_->sample_joint(rng, row);
       for (std::int64_t j = 0; j < h; ++j) normals[s * static_cast<std::size_t>(h) + static_cast<std::size_t>(j)] = rng.normal();
     }
   });
   auto y = torch::from_blob(out.data(), {n, m}, f64()).clone();
-  if (conditional_) conditional_->fill_hard(y, torch::from_blob(normals.data(), {n, h}, f64()));
+  if (conditional_) conditional_->fill_hard(y, torch::from_blob(normals.data(), {n, h}, f64()), component);
   return y;
 }
 

@@ -328,11 +328,12 @@ class BaseDensity {
   /// and the `joint` group are replaced by a ConditionalGaussian block (conditional_base.hpp):
   ///   ρ₀(y) = Π_{soft ∖ joint} p_c(y_c) · p_joint(y_J) · N(y_H; Bᵀ f(y_S), Σ).
   /// `soft` (periodic columns) are the conditioning torsions; `joint` ⊆ soft gets a joint
-  /// von Mises mixture (up to `components` components, K by BIC).
+  /// von Mises mixture (up to `components` components, K by BIC); `experts`: one regression and
+  /// covariance per joint component (ConditionalGaussian::fit).
   /// \throws DomainError from fit_mixture or ConditionalGaussian::fit.
   static BaseDensity fit_conditional(const torch::Tensor& y, const torch::Tensor& torsion_mask,
                                      const std::vector<std::int64_t>& soft, const std::vector<std::int64_t>& joint,
-                                     int components, int harmonics);
+                                     int components, int harmonics, bool experts = false, int em_iterations = 10);
   /// Periodic columns of data y whose circular standard deviation √(−2 log R̄) exceeds
   /// `threshold` (rad), merged with `always` (sorted): the default soft torsions.
   static std::vector<std::int64_t> wide_torsions(const torch::Tensor& y, const torch::Tensor& torsion_mask,
