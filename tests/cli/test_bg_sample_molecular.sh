@@ -1,5 +1,6 @@
 #!/bin/bash
-# bg-sample on alanine dipeptide (internal coordinates, trained on the shipped reference MD frames):
+# bg-sample on alanine dipeptide (internal coordinates, trained on the shipped reference MD frames
+# given with --data, instead of the shipped potential's 10 ns MD run):
 # tiny budget; checks the run directory, the weight bookkeeping (zero weight exactly
 # for the samples outside the domain/torsion range/chirality), molecular outputs,
 # and that the saved model (with its molecular space) reproduces the samples.
@@ -9,7 +10,8 @@ BIN="$1"; SRC="$2"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 P="$SRC/potentials/alanine_dipeptide.json"
-"$BIN/bg-sample" --potential "$P" --out "$T/run" --iterations 3 --samples 300 --threads 2 --no-progress \
+D="$SRC/data/alanine_dipeptide/md_reference_positions.npy"
+"$BIN/bg-sample" --potential "$P" --data "$D" --out "$T/run" --iterations 3 --samples 300 --threads 2 --no-progress \
   2> "$T/log" || { cat "$T/log"; fail "molecular run failed"; }
 for f in samples.npy log_q.npy reduced_energies.npy log_weights.npy summary.json model.pt dihedrals.npy; do
   [ -s "$T/run/$f" ] || fail "missing $f"
@@ -21,11 +23,17 @@ s = json.load(open(d + "/summary.json"))
 x, lq, u, lw = (np.load(d + "/" + f) for f in ["samples.npy", "log_q.npy", "reduced_energies.npy", "log_weights.npy"])
 assert x.shape == (300, 66)
 m = s["molecular_generator"]
-assert m["flow_dim"] == 60 and m["data"]["frames"] == 10000  # the shipped 10 ns reference (generator.data)
-# The shipped potential's torsion base: von Mises mixtures, K per torsion chosen by BIC;
-# psi and the methyl rotors are multimodal in the reference frames.
-assert m["base"] == "von_mises_mixture" and len(m["base_components_per_torsion"]) == 19
-assert max(m["base_components_per_torsion"]) > 1 and min(m["base_components_per_torsion"]) >= 1
+assert m["flow_dim"] == 60 and m["data"]["frames"] == 10000  # the shipped 10 ns reference (--data)
+# The shipped potential's base: von Mises mixtures per torsion (K by BIC) on the soft torsions,
+# conditional Gaussian experts on the rest. Soft: phi, psi (columns 41, 42, a joint mixture) and
+# the three methyl rotors (ACE H1, CB HB1, NME H1: torsions 7, 10, 16 of the Z-matrix), chosen by
+# their circular spread; every other coordinate (55) is Gaussian given them.
+assert m["base"] == "von_mises_mixture+conditional_gaussian" and len(m["base_components_per_torsion"]) == 19
+c = m["base_conditional"]
+assert c["soft_columns"] == [41, 42, 48, 51, 57] and c["joint_columns"] == [41, 42], c
+assert c["hard_columns"] == 55 and c["experts"] and 2 <= c["components"] <= 8, c
+assert 0 < c["max_periodic_sd"] < 0.5, c
+assert m["base_fit_seconds"] > 0
 zero = ~np.isfinite(lw)
 assert zero.sum() >= m["zero_weight_domain_chirality"]
 ok = np.isfinite(lw)
@@ -47,6 +55,9 @@ g = p["generator"]
 for k in ("data", "reference_dihedrals"):  # paths relative to the potential file
     if k in g:
         g[k] = os.path.join(base, g[k])
+g["data"] = os.path.join(base, "../data/alanine_dipeptide/md_reference_positions.npy")
+for k in ("base_experts", "base_components", "base_em_iterations"):  # conditional-base keys
+    g.pop(k, None)
 g.update({ "iterations": 3, "warmup_iterations": 1, "lambda": 0.5,
           "batch_size": 32, "chunk_size": 16, "eval_every": 2, "eval_samples": 64, "samples": 200,
           "base": "uniform"})
@@ -68,4 +79,14 @@ assert h["eval_iteration"] == [2, 3] and all(0 <= e <= 1 for e in h["eval_ess"])
 assert s["molecular_generator"]["base"] == "uniform"
 assert s["counts"]["energy_evaluations"] >= t["energy_evaluations"] + 200 - s["molecular_generator"]["zero_weight_domain_chirality"]
 PY
+# Conditional-base keys without the conditional base are refused with one line naming the field.
+/usr/bin/python3 - "$T/mixed.json" "$T/badbase.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1])); p["generator"]["base_experts"] = True
+json.dump(p, open(sys.argv[2], "w"))
+PY
+"$BIN/bg-sample" --potential "$T/badbase.json" --out "$T/badbase" --no-progress 2> "$T/err3" && fail "base_experts accepted"
+[ "$(wc -l < "$T/err3")" -eq 1 ] || { cat "$T/err3"; fail "not one line"; }
+grep -q 'generator.base_experts' "$T/err3" || { cat "$T/err3"; fail "message lacks the field"; }
+[ -e "$T/badbase" ] && fail "output written for a bad key"
 echo ok

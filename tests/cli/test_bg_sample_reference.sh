@@ -21,7 +21,7 @@ pot = json.load(open(p))
 base = os.path.dirname(os.path.abspath(p))
 for k in ("system", "pdb"):
     pot["parameters"][k] = os.path.normpath(os.path.join(base, pot["parameters"][k]))
-pot["generator"]["data"] = os.path.normpath(os.path.join(base, pot["generator"]["data"]))
+pot["generator"]["data"] = os.path.normpath(os.path.join(base, "../data/alanine_dipeptide/md_reference_positions.npy"))
 pot["generator"]["reference_dihedrals"] = "nowhere.npy"
 json.dump(pot, open(t + "/badref.json", "w"))
 PY
@@ -39,7 +39,8 @@ expect_error "generator.reference_dihedrals: .*nowhere.npy" --potential "$T/badr
 expect_error "molecular target" --potential "$SRC/potentials/gaussian2d.json" --reference "$REF"
 
 # A tiny run: every number against NumPy.
-"$BIN/bg-sample" --potential "$P" --out "$T/run" --iterations 3 --samples 400 --threads 2 --no-progress \
+"$BIN/bg-sample" --potential "$P" --data "$SRC/data/alanine_dipeptide/md_reference_positions.npy" --out "$T/run" \
+  --iterations 3 --samples 400 --threads 2 --no-progress \
   2> "$T/log" || { cat "$T/log"; fail "run failed"; }
 /usr/bin/python3 - "$T/run" "$REF" <<'PY' || fail "ramachandran_vs_reference disagrees with NumPy"
 import json, sys, numpy as np

@@ -219,7 +219,10 @@ TEST_CASE("conditional base: the fit recovers the regression, the covariance and
     const auto d = truth.log_prob(fresh) - fitted.log_prob(fresh);
     return std::make_pair(d.mean().item<double>(), d.std().item<double>() / std::sqrt(20000.0));
   };
-  const auto experts = ConditionalGaussian::fit(y2, mask, {0, 1}, {0, 1}, 1, 4, true);
+  // Shrinkage 0: here the experts differ by 4.5 rad in a periodic column, so the pooled fit is
+  // far from both and any prior weight toward it biases them (the shrinkage is for data-poor
+  // experts; its limit is checked below).
+  const auto experts = ConditionalGaussian::fit(y2, mask, {0, 1}, {0, 1}, 1, 4, true, 500, 0.0);
   const auto shared = ConditionalGaussian::fit(y2, mask, {0, 1}, {0, 1}, 1, 4, false);
   CHECK_FALSE(experts.shared());
   const auto [kl_e, se_e] = kl_of(experts);
@@ -227,6 +230,13 @@ TEST_CASE("conditional base: the fit recovers the regression, the covariance and
   CHECK(kl_e > -4.0 * se_e);
   CHECK(kl_e < 0.01);  // expected ≈ (#parameters)/(2n) ≈ 1e-3 nats
   CHECK(kl_s > kl_e + 0.05);
+  // Shrinkage toward the pooled fit: a huge prior weight gives the shared fit's regression
+  // and covariance in every expert (to the weight ratio n / ν ≈ 1e-5).
+  const auto pooled = ConditionalGaussian::fit(y2, mask, {0, 1}, {0, 1}, 1, 4, true, 3, 1e8);
+  for (int k = 0; k < 2; ++k) {
+    CHECK(max_abs(pooled.coef()[k] - shared.coef()[0]) < 1e-3);
+    CHECK(max_abs(pooled.chol()[k] - shared.chol()[0]) < 1e-3);
+  }
 }
 
 TEST_CASE("conditional base: JSON round trip, wide torsions, and refused inputs") {

@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -112,6 +113,7 @@ struct GeneratorConfig {
   int base_harmonics = 3;          ///< conditional_gaussian: harmonics of the soft torsions in the mean
   bool base_experts = false;       ///< conditional_gaussian: one regression and covariance per (φ, ψ) component
   int base_em_iterations = 10;     ///< conditional_gaussian with experts: most EM iterations
+  double base_shrinkage = 1.0;     ///< conditional_gaussian with experts: prior weight toward the pooled fit
   double base_soft_threshold = 0.5;  ///< conditional_gaussian: circular sd (rad) above which a torsion is soft
   long long samples = 100000;
 };
@@ -208,6 +210,11 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
     if (!c.base_experts) r.fail("base_em_iterations", "is only used with \"base_experts\": true");
     c.base_em_iterations = static_cast<int>(r.get_int("base_em_iterations"));
     if (c.base_em_iterations < 1 || c.base_em_iterations > 1000) r.fail("base_em_iterations", "must be between 1 and 1000");
+  }
+  if (r.has("base_shrinkage")) {
+    if (!c.base_experts) r.fail("base_shrinkage", "is only used with \"base_experts\": true");
+    c.base_shrinkage = r.get_double("base_shrinkage");
+    if (!(c.base_shrinkage >= 0.0 && c.base_shrinkage <= 1e6)) r.fail("base_shrinkage", "must be in [0, 1e6]");
   }
   if (r.has("base_soft_threshold")) {
     if (c.base != "conditional_gaussian")
@@ -438,6 +445,7 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
   TrainHistory history;
   bool trained = false;
   nlohmann::json data_info;
+  double base_fit_seconds = 0.0;
   if (!o.model.empty()) {
     nlohmann::json meta;
     model.emplace(BoltzmannGenerator::load(o.model, &meta));
@@ -458,6 +466,7 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
       mdo.equilibration_ps = md.equilibration_ps;
       mdo.production_ps = md.production_ps;
       mdo.frame_interval_ps = md.frame_interval_ps;
+      mdo.progress = o.progress;
       mdo.seed = o.seed;
       mdo.validate();
       const LangevinMdResult r = run_langevin_md(*omm, omm->initial_positions(), mdo);
@@ -467,8 +476,9 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
                    {"equilibration_ps", md.equilibration_ps}, {"production_ps", md.production_ps},
                    {"frame_interval_ps", md.frame_interval_ps}, {"md_wall_seconds", r.wall_seconds},
                    {"md_steps", r.equilibration_steps + r.production_steps}};
-      notes.push_back("training data: " + std::to_string(frames.rows()) + " frames of a short Langevin MD run (" +
-                      std::to_string(md.production_ps) + " ps); pass --data for a long reference run");
+      notes.push_back("training data: " + std::to_string(frames.rows()) + " frames of a Langevin MD run made here (" +
+                      std::to_string(md.production_ps) + " ps, frames " + std::to_string(md.frame_interval_ps) +
+                      " ps apart)");
     }
     const torch::Tensor cart = to_tensor(frames);
     space.emplace(MolecularFlowSpace::fit(InternalCoordinates::alanine_dipeptide(), cart));
@@ -487,8 +497,14 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
       const auto& ic = space->coordinates();
       const std::vector<std::int64_t> joint = {ic.find_torsion(4, 6, 8, 14), ic.find_torsion(6, 8, 14, 16)};
       const auto soft = BaseDensity::wide_torsions(y_data, space->torsion_mask(), cfg.base_soft_threshold, joint);
+      if (o.progress)
+        std::fprintf(stderr, "bg-sample: fitting the conditional Gaussian base to %lld frames%s\n",
+                     static_cast<long long>(y_data.size(0)), cfg.base_experts ? " (experts, EM)" : "");
+      const double t_fit = wall_seconds();
       model->set_base(BaseDensity::fit_conditional(y_data, space->torsion_mask(), soft, joint, cfg.base_components,
-                                                   cfg.base_harmonics, cfg.base_experts, cfg.base_em_iterations));
+                                                   cfg.base_harmonics, cfg.base_experts, cfg.base_em_iterations,
+                                                   cfg.base_shrinkage));
+      base_fit_seconds = wall_seconds() - t_fit;
     } else {
       model->set_base(cfg.base == "uniform"     ? BaseDensity(space->torsion_mask())
                       : cfg.base == "von_mises" ? BaseDensity::fit_von_mises(y_data, space->torsion_mask())
@@ -545,6 +561,7 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
       {"base", model->base()->kind()},
       {"base_components_per_torsion", base_components_of_torsions(*model->base())},
       {"base_conditional", conditional_summary(model->base()->conditional())},
+      {"base_fit_seconds", base_fit_seconds},
       {"flow_dim", use_space.dim()},
       {"data", data_info},
       {"zero_weight_domain_chirality", dropped},

@@ -1,8 +1,6 @@
 #include "boltzlab/generators/conditional_base.hpp"
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -310,7 +308,8 @@ void ConditionalGaussian::fill_hard(torch::Tensor& y, const torch::Tensor& norma
 ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch::Tensor& torsion_mask,
                                              const std::vector<std::int64_t>& soft,
                                              const std::vector<std::int64_t>& joint, int harmonics,
-                                             int joint_components, bool experts, int em_iterations, double ridge) {
+                                             int joint_components, bool experts, int em_iterations, double shrinkage,
+                                             double ridge) {
   auto fail = [](const std::string& m) { throw DomainError("conditional Gaussian base: " + m); };
   const auto mask = torsion_mask.to(torch::kBool).contiguous();
   if (y.dim() != 2 || mask.dim() != 1 || y.size(1) != mask.size(0)) fail("data must be B x m with a mask of length m");
@@ -383,9 +382,9 @@ ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch
   const std::int64_t nf = 1 + 2 * harmonics * static_cast<std::int64_t>(soft.size()) +
                           2 * static_cast<std::int64_t>(joint.size()) * std::max<std::int64_t>(0, static_cast<std::int64_t>(joint.size()) - 1);
   const std::int64_t per_expert = nf * h + h * (h + 1) / 2;
-  if (n < (experts ? k_count : 1) * per_expert / 4 + nf + h + 2)
-    fail("needs more data rows for " + std::to_string(experts ? k_count : 1) + " expert(s) of " +
-         std::to_string(per_expert) + " parameters, got " + std::to_string(n));
+  if (n < nf + h + 2)
+    fail("needs more than " + std::to_string(nf + h + 1) + " data rows, got " + std::to_string(n));
+  if (!(shrinkage >= 0.0)) fail("shrinkage must be >= 0");
   const Eigen::MatrixXd F = to_eigen(periodic_features(yd, soft, joint, harmonics));
   std::vector<std::int64_t> hp(hard_periodic.begin(), hard_periodic.end());
   const auto hard_periodic_mask = torch::tensor(hp, torch::TensorOptions().dtype(torch::kLong)).to(torch::kBool);
@@ -397,18 +396,33 @@ ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch
   const Eigen::MatrixXd H = to_eigen(target);
   std::vector<double> centre_v = values(centre);
   // 3. Weighted least squares and residual covariance of one expert (weights r, Σr = nk).
-  auto m_step = [&](const Eigen::VectorXd* r, Eigen::MatrixXd& B, Eigen::MatrixXd& L) {
+  // Shrinkage of the experts toward the pooled fit (B₀, Σ₀): with responsibilities r (Σ r = n_k)
+  // and prior weight ν (in rows),
+  //   B_k = (Fᵀ diag(r) F + ν G₀ + ridge)⁻¹ (Fᵀ diag(r) H + ν G₀ B₀),   G₀ = FᵀF / n,
+  //   Σ_k = (Rᵀ diag(r) R + ν Σ₀) / (n_k + ν),
+  // the posterior mode under a conjugate prior centred on the pooled fit (regularized
+  // discriminant analysis; Friedman, JASA 84, 165, 1989): ν → 0 gives separate experts, ν → ∞
+  // the shared form. ν = `shrinkage` × (parameters per expert) keeps sparse experts (a rare
+  // basin) well posed.
+  Eigen::MatrixXd gram0, B0, cov0;
+  auto m_step = [&](const Eigen::VectorXd* r, double nu, Eigen::MatrixXd& B, Eigen::MatrixXd& L) {
     const double nk = r ? r->sum() : static_cast<double>(n);
     Eigen::MatrixXd Fw = r ? Eigen::MatrixXd(F.array().colwise() * r->array()) : F;
     Eigen::MatrixXd gram = Fw.transpose() * F / nk;
+    Eigen::MatrixXd rhs = Fw.transpose() * H / nk;
+    if (nu > 0.0) {
+      gram = (nk * gram + nu * gram0) / (nk + nu);
+      rhs = (nk * rhs + nu * gram0 * B0) / (nk + nu);
+    }
     gram.diagonal().array() += ridge;
-    B = gram.ldlt().solve(Fw.transpose() * H / nk);
+    B = gram.ldlt().solve(rhs);
     Eigen::MatrixXd R = H - F * B;
     for (std::int64_t j = 0; j < h; ++j)
       if (hard_periodic[static_cast<std::size_t>(j)])
         for (Eigen::Index i = 0; i < R.rows(); ++i) R(i, j) = circular::wrap(R(i, j));
     const Eigen::MatrixXd Rw = r ? Eigen::MatrixXd(R.array().colwise() * r->array()) : R;
-    const Eigen::MatrixXd cov = Rw.transpose() * R / nk;
+    Eigen::MatrixXd cov = Rw.transpose() * R / nk;
+    if (nu > 0.0) cov = (nk * cov + nu * cov0) / (nk + nu);
     const Eigen::LLT<Eigen::MatrixXd> llt(cov);
     if (llt.info() != Eigen::Success) fail("the residual covariance is not positive definite");
     L = llt.matrixL();
@@ -416,14 +430,20 @@ ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch
       if (hard_periodic[static_cast<std::size_t>(j)] && std::sqrt(cov(j, j)) > 0.5)
         fail("hard periodic column " + std::to_string(hard[static_cast<std::size_t>(j)]) + " has conditional sd " +
              std::to_string(std::sqrt(cov(j, j))) + " rad > 0.5: make it a soft column");
-    for (std::int64_t j = 0; j < h; ++j) B(0, j) += centre_v[static_cast<std::size_t>(j)];
+    if (!r) {  // the pooled fit: kept (centred) for the shrinkage
+      gram0 = F.transpose() * F / static_cast<double>(n);
+      B0 = B;
+      cov0 = cov;
+    }
   };
   std::vector<Eigen::MatrixXd> Bs(static_cast<std::size_t>(k_count)), Ls(static_cast<std::size_t>(k_count));
   auto pack = [&]() {
     auto coef = torch::empty({k_count, nf, h}, f64());
     auto chol = torch::empty({k_count, h, h}, f64());
     for (Eigen::Index k = 0; k < k_count; ++k) {
-      coef[k].copy_(from_eigen(Bs[static_cast<std::size_t>(k)]));
+      Eigen::MatrixXd B = Bs[static_cast<std::size_t>(k)];
+      for (std::int64_t j = 0; j < h; ++j) B(0, j) += centre_v[static_cast<std::size_t>(j)];
+      coef[k].copy_(from_eigen(B));
       chol[k].copy_(from_eigen(Ls[static_cast<std::size_t>(k)]));
     }
     if (joint.empty()) return ConditionalGaussian(m, soft, joint, hard, hard_periodic, harmonics, coef, chol, {}, {}, {});
@@ -431,13 +451,14 @@ ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch
                                from_eigen(joint_fit.kappa),
                                from_eigen(Eigen::MatrixXd(joint_fit.weight)).view({k_count}).clone());
   };
-  if (!experts || k_count == 1) {
+  {
     Eigen::MatrixXd B, L;
-    m_step(nullptr, B, L);
+    m_step(nullptr, 0.0, B, L);
     std::fill(Bs.begin(), Bs.end(), B);
     std::fill(Ls.begin(), Ls.end(), L);
-    return pack();
+    if (!experts || k_count == 1) return pack();
   }
+  const double nu = shrinkage * static_cast<double>(per_expert);
   // 4. Experts by EM, from the joint mixture's responsibilities.
   Eigen::MatrixXd resp;
   {
@@ -451,16 +472,14 @@ ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch
     for (Eigen::Index k = 0; k < k_count; ++k) {  // M-step
       const Eigen::VectorXd r = resp.col(k);
       const double nk = r.sum();
-      if (nk < static_cast<double>(per_expert) / 4.0)
-        fail("expert " + std::to_string(k) + " has " + std::to_string(nk) + " effective rows for " +
-             std::to_string(per_expert) + " parameters: use fewer components or more data");
+      if (!(nk > 0.0)) fail("expert " + std::to_string(k) + " has no data: use fewer components");
       joint_fit.weight[k] = nk / static_cast<double>(n);
       for (Eigen::Index j = 0; j < t.cols(); ++j) {
         const double s = (r.array() * sin_t.col(j)).sum(), c = (r.array() * cos_t.col(j)).sum();
         joint_fit.mu(k, j) = std::atan2(s, c);
         joint_fit.kappa(k, j) = circular::ml_kappa(std::sqrt(s * s + c * c) / nk, 1e3);
       }
-      m_step(&r, Bs[static_cast<std::size_t>(k)], Ls[static_cast<std::size_t>(k)]);
+      m_step(&r, nu, Bs[static_cast<std::size_t>(k)], Ls[static_cast<std::size_t>(k)]);
     }
     joint_fit.weight /= joint_fit.weight.sum();
     // E-step with the full block density (its own log_prob: the same code as sampling uses).
@@ -476,8 +495,7 @@ ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch
     const Eigen::VectorXd norm = resp.rowwise().sum();
     resp.array().colwise() /= norm.array();
     const double ll = (mx.array() + norm.array().log()).mean();
-    if (std::getenv("BOLTZLAB_DEBUG_EM")) std::fprintf(stderr, "conditional base EM %d: %.6f\n", it, ll);
-    if (ll - previous < 1e-5) break;
+    if (ll - previous < 1e-8) break;
     previous = ll;
   }
   return pack();

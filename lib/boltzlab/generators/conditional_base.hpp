@@ -68,14 +68,16 @@ class ConditionalGaussian {
   /// `experts` = true: expert k (one per joint component) has its own B_k and Σ_k, and
   /// ρ₀ = Π p_c · Σ_k w_k vM_k(y_J) N(y_H; B_kᵀ f, Σ_k) is fitted by EM (started from the
   /// joint mixture's responsibilities, at most `em_iterations` steps, stopped when the mean
-  /// log-likelihood per row gains < 1e-5) — needs ≫ K·(F·h + h²/2) rows.
+  /// log-likelihood per row gains < 1e-8).
+  /// Each expert is shrunk toward the pooled fit with a prior weight of `shrinkage` × (F·h +
+  /// h(h+1)/2) rows (0: separate experts; see the M-step in the source).
   /// `ridge` ≥ 0 is added to the diagonal of the (weighted) FᵀF / B.
   /// \throws DomainError on bad arguments, a hard periodic column with conditional sd
   /// > 0.5 rad (see the file comment), too few rows or a singular residual covariance.
   static ConditionalGaussian fit(const torch::Tensor& y, const torch::Tensor& torsion_mask,
                                  const std::vector<std::int64_t>& soft, const std::vector<std::int64_t>& joint,
                                  int harmonics, int joint_components, bool experts = false, int em_iterations = 30,
-                                 double ridge = 1e-10);
+                                 double shrinkage = 1.0, double ridge = 1e-10);
 
   /// From explicit parameters (validated): coef K × F × h (or F × h for K = 1), chol K × h × h
   /// (or h × h) lower triangular with positive diagonals; joint_mu, joint_kappa K × g,

@@ -789,9 +789,11 @@ void BaseDensity::set_conditional(ConditionalGaussian block) {
 
 BaseDensity BaseDensity::fit_conditional(const torch::Tensor& y, const torch::Tensor& torsion_mask,
                                          const std::vector<std::int64_t>& soft, const std::vector<std::int64_t>& joint,
-                                         int components, int harmonics, bool experts, int em_iterations) {
+                                         int components, int harmonics, bool experts, int em_iterations,
+                                         double shrinkage) {
   BaseDensity base = fit_mixture(y, torsion_mask, components, 1);
-  base.set_conditional(ConditionalGaussian::fit(y, torsion_mask, soft, joint, harmonics, components, experts, em_iterations));
+  base.set_conditional(ConditionalGaussian::fit(y, torsion_mask, soft, joint, harmonics, components, experts,
+                                                em_iterations, shrinkage));
   return base;
 }
 

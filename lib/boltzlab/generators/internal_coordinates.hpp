@@ -333,7 +333,8 @@ class BaseDensity {
   /// \throws DomainError from fit_mixture or ConditionalGaussian::fit.
   static BaseDensity fit_conditional(const torch::Tensor& y, const torch::Tensor& torsion_mask,
                                      const std::vector<std::int64_t>& soft, const std::vector<std::int64_t>& joint,
-                                     int components, int harmonics, bool experts = false, int em_iterations = 10);
+                                     int components, int harmonics, bool experts = false, int em_iterations = 10,
+                                     double shrinkage = 1.0);
   /// Periodic columns of data y whose circular standard deviation √(−2 log R̄) exceeds
   /// `threshold` (rad), merged with `always` (sorted): the default soft torsions.
   static std::vector<std::int64_t> wide_torsions(const torch::Tensor& y, const torch::Tensor& torsion_mask,
