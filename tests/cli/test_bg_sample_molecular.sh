@@ -43,6 +43,11 @@ PY
 "$BIN/bg-sample" --potential "$P" --model "$T/run/model.pt" --out "$T/again" --samples 300 --no-progress 2>/dev/null \
   || fail "reload failed"
 cmp -s "$T/run/samples.npy" "$T/again/samples.npy" || fail "reloaded model gives different samples"
+# Training (base fit with its EM, flow) and sampling do not depend on the thread count.
+"$BIN/bg-sample" --potential "$P" --data "$D" --out "$T/one" --iterations 3 --samples 300 --threads 1 --no-progress \
+  2>/dev/null || fail "one-thread run failed"
+cmp -s "$T/run/samples.npy" "$T/one/samples.npy" || fail "--threads 1 and --threads 2 give different samples"
+cmp -s "$T/run/log_weights.npy" "$T/one/log_weights.npy" || fail "--threads 1 and 2 give different weights"
 # Two-stage schedule with reverse KL through the internal-coordinate map (1 warm-up step,
 # then lambda = 0.5) and the running ESS; uniform torsion base.
 /usr/bin/python3 - "$P" "$T/mixed.json" <<'PY' || fail "cannot write the mixed-schedule potential"
