@@ -11,6 +11,7 @@
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/generators/circular.hpp"
+#include "boltzlab/generators/target_bridge.hpp"
 
 namespace boltzlab::generators {
 namespace {
@@ -24,20 +25,9 @@ torch::Tensor index_tensor(const std::vector<std::int64_t>& v) {
   return torch::tensor(v, torch::TensorOptions().dtype(torch::kLong));
 }
 
-Eigen::MatrixXd to_eigen(const torch::Tensor& t) {
-  const auto c = t.to(torch::kDouble).contiguous();
-  Eigen::MatrixXd m(c.size(0), c.size(1));
-  for (std::int64_t i = 0; i < c.size(0); ++i)
-    for (std::int64_t j = 0; j < c.size(1); ++j) m(i, j) = c.data_ptr<double>()[i * c.size(1) + j];
-  return m;
-}
+Eigen::MatrixXd to_eigen(const torch::Tensor& t) { return to_matrix(t); }  // column-major copy
 
-torch::Tensor from_eigen(const Eigen::MatrixXd& m) {
-  auto t = torch::empty({m.rows(), m.cols()}, f64());
-  for (Eigen::Index i = 0; i < m.rows(); ++i)
-    for (Eigen::Index j = 0; j < m.cols(); ++j) t.data_ptr<double>()[i * m.cols() + j] = m(i, j);
-  return t;
-}
+torch::Tensor from_eigen(const Eigen::MatrixXd& m) { return to_tensor(RowMatrix(m)); }
 
 std::vector<double> values(const torch::Tensor& t) {
   const auto c = t.to(torch::kDouble).contiguous();
@@ -67,6 +57,18 @@ Eigen::MatrixXd joint_log_terms(const Eigen::MatrixXd& t, const JointFit& f) {
   return out;
 }
 
+/// M-step of component k of a joint von Mises mixture from responsibilities r (Σ r = n_k):
+/// per angle the weighted circular mean and the ML concentration.
+void update_component(JointFit& f, Eigen::Index k, const Eigen::VectorXd& r, double nk, const Eigen::ArrayXXd& sin_t,
+                      const Eigen::ArrayXXd& cos_t, Eigen::Index n, double max_kappa) {
+  f.weight[k] = nk / static_cast<double>(n);
+  for (Eigen::Index j = 0; j < sin_t.cols(); ++j) {
+    const double s = (r.array() * sin_t.col(j)).sum(), c = (r.array() * cos_t.col(j)).sum();
+    f.mu(k, j) = std::atan2(s, c);
+    f.kappa(k, j) = circular::ml_kappa(std::sqrt(s * s + c * c) / nk, max_kappa);
+  }
+}
+
 /// EM from the given start means (K × g); κ starts at 2, weights equal.
 JointFit em_joint(const Eigen::MatrixXd& t, const Eigen::MatrixXd& start, double max_kappa) {
   const Eigen::Index n = t.rows(), g = t.cols(), k_count = start.rows();
@@ -75,31 +77,15 @@ JointFit em_joint(const Eigen::MatrixXd& t, const Eigen::MatrixXd& start, double
   f.kappa = Eigen::MatrixXd::Constant(k_count, g, 2.0);
   f.weight = Eigen::VectorXd::Constant(k_count, 1.0 / static_cast<double>(k_count));
   const Eigen::ArrayXXd sin_t = t.array().sin(), cos_t = t.array().cos();
-  double previous = -std::numeric_limits<double>::infinity();
-  for (int it = 0; it < 500; ++it) {
-    const Eigen::MatrixXd lp = joint_log_terms(t, f);
-    const Eigen::VectorXd mx = lp.rowwise().maxCoeff();
-    Eigen::MatrixXd r = (lp.colwise() - mx).array().exp().matrix();
-    const Eigen::VectorXd norm = r.rowwise().sum();
-    f.log_likelihood = (mx.array() + norm.array().log()).sum();
-    if (std::abs(f.log_likelihood - previous) < 1e-10 * (1.0 + std::abs(f.log_likelihood))) break;
-    previous = f.log_likelihood;
-    r.array().colwise() /= norm.array();
-    for (Eigen::Index k = 0; k < k_count; ++k) {
-      const double nk = r.col(k).sum();
-      if (nk < 1e-8 * static_cast<double>(n)) {  // an empty component: keep it harmless
-        f.weight[k] = 1e-300;
-        f.kappa.row(k).setZero();
-        continue;
-      }
-      f.weight[k] = nk / static_cast<double>(n);
-      for (Eigen::Index j = 0; j < g; ++j) {
-        const double s = (r.col(k).array() * sin_t.col(j)).sum(), c = (r.col(k).array() * cos_t.col(j)).sum();
-        f.mu(k, j) = std::atan2(s, c);
-        f.kappa(k, j) = circular::ml_kappa(std::sqrt(s * s + c * c) / nk, max_kappa);
-      }
-    }
-  }
+  f.log_likelihood = circular::run_em(
+      n, static_cast<std::size_t>(k_count), 500, [&] { return joint_log_terms(t, f); },
+      [&](std::size_t k, const Eigen::VectorXd& r, double nk) {
+        update_component(f, static_cast<Eigen::Index>(k), r, nk, sin_t, cos_t, n, max_kappa);
+      },
+      [&](std::size_t k) {  // an empty component: keep it harmless
+        f.weight[static_cast<Eigen::Index>(k)] = 1e-300;
+        f.kappa.row(static_cast<Eigen::Index>(k)).setZero();
+      });
   return f;
 }
 
@@ -317,6 +303,7 @@ ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch
   if (joint_components < 1) fail("joint_components must be >= 1");
   if (em_iterations < 0) fail("em_iterations must be >= 0");
   if (!(ridge >= 0.0)) fail("ridge must be >= 0");
+  if (!(shrinkage >= 0.0)) fail("shrinkage must be >= 0");
   const std::int64_t m = y.size(1), n = y.size(0);
   std::set<std::int64_t> soft_set(soft.begin(), soft.end());
   for (const auto c : soft)
@@ -379,13 +366,11 @@ ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch
   const Eigen::Index k_count = joint.empty() ? 1 : joint_fit.weight.size();
   // 2. Features and targets. Periodic hard columns are regressed as wrap(y − c̄) about their
   // circular mean c̄ (the cut at c̄ ± π lies opposite the bulk); c̄ goes back into the intercept.
-  const std::int64_t nf = 1 + 2 * harmonics * static_cast<std::int64_t>(soft.size()) +
-                          2 * static_cast<std::int64_t>(joint.size()) * std::max<std::int64_t>(0, static_cast<std::int64_t>(joint.size()) - 1);
+  const Eigen::MatrixXd F = to_eigen(periodic_features(yd, soft, joint, harmonics));
+  const std::int64_t nf = F.cols();
   const std::int64_t per_expert = nf * h + h * (h + 1) / 2;
   if (n < nf + h + 2)
     fail("needs more than " + std::to_string(nf + h + 1) + " data rows, got " + std::to_string(n));
-  if (!(shrinkage >= 0.0)) fail("shrinkage must be >= 0");
-  const Eigen::MatrixXd F = to_eigen(periodic_features(yd, soft, joint, harmonics));
   std::vector<std::int64_t> hp(hard_periodic.begin(), hard_periodic.end());
   const auto hard_periodic_mask = torch::tensor(hp, torch::TensorOptions().dtype(torch::kLong)).to(torch::kBool);
   auto target = yd.index_select(1, index_tensor(hard));
@@ -473,12 +458,7 @@ ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch
       const Eigen::VectorXd r = resp.col(k);
       const double nk = r.sum();
       if (!(nk > 0.0)) fail("expert " + std::to_string(k) + " has no data: use fewer components");
-      joint_fit.weight[k] = nk / static_cast<double>(n);
-      for (Eigen::Index j = 0; j < t.cols(); ++j) {
-        const double s = (r.array() * sin_t.col(j)).sum(), c = (r.array() * cos_t.col(j)).sum();
-        joint_fit.mu(k, j) = std::atan2(s, c);
-        joint_fit.kappa(k, j) = circular::ml_kappa(std::sqrt(s * s + c * c) / nk, 1e3);
-      }
+      update_component(joint_fit, k, r, nk, sin_t, cos_t, n, 1e3);
       m_step(&r, nu, Bs[static_cast<std::size_t>(k)], Ls[static_cast<std::size_t>(k)]);
     }
     joint_fit.weight /= joint_fit.weight.sum();

@@ -537,34 +537,7 @@ struct VmMixtureFit {
   double log_likelihood = -std::numeric_limits<double>::infinity();
 };
 
-/// The EM loop shared by the von Mises and the Gaussian mixture fits: `log_joint()` returns
-/// the n × K matrix log w_k + log f_k(t_i) of the current parameters, `m_step(k, r, n_k)`
-/// updates component k from its responsibilities r (n_k = Σ r > 0), `drop(k)` neutralizes an
-/// empty component. Stops when the log-likelihood changes by < 1e-9 relative; returns it.
-template <class LogJoint, class MStep, class Drop>
-double run_em(Eigen::Index n, std::size_t k_count, int max_iterations, LogJoint log_joint, MStep m_step, Drop drop) {
-  double previous = -std::numeric_limits<double>::infinity(), ll = previous;
-  for (int it = 0; it < max_iterations; ++it) {
-    const Eigen::MatrixXd lp = log_joint();
-    const Eigen::VectorXd mx = lp.rowwise().maxCoeff();
-    const Eigen::MatrixXd r = (lp.colwise() - mx).array().exp().matrix();
-    const Eigen::VectorXd norm = r.rowwise().sum();
-    ll = (mx.array() + norm.array().log()).sum();
-    if (std::abs(ll - previous) < 1e-9 * (1.0 + std::abs(ll))) break;
-    previous = ll;
-    const Eigen::MatrixXd resp = r.array().colwise() / norm.array();
-    for (std::size_t k = 0; k < k_count; ++k) {
-      const Eigen::VectorXd col = resp.col(static_cast<Eigen::Index>(k));
-      const double nk = col.sum();
-      if (nk < 1e-8 * static_cast<double>(n)) {
-        drop(k);
-      } else {
-        m_step(k, col, nk);
-      }
-    }
-  }
-  return ll;
-}
+using circular::run_em;
 
 /// EM for a K-component von Mises mixture on angles t from the given start means.
 VmMixtureFit em_von_mises(const Eigen::VectorXd& t, std::vector<double> mu, double max_kappa) {
@@ -974,8 +947,10 @@ torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed, std::int64
   if (n < 0) throw DomainError("base density: sample count must be >= 0");
   const std::int64_t m = torsion_mask_.size(0);
   const std::int64_t k_count = components();
-  std::vector<char> periodic(static_cast<std::size_t>(m));
+  std::vector<char> periodic(static_cast<std::size_t>(m)), own(static_cast<std::size_t>(m), 1);
   for (std::int64_t c = 0; c < m; ++c) periodic[c] = torsion_mask_[c].item<bool>();
+  if (conditional_)  // the block draws its joint and hard columns
+    for (std::int64_t c = 0; c < m; ++c) own[c] = per_column_[c].item<bool>();
   const auto mu = tensor_values(mu_), kappa = tensor_values(kappa_), weight = tensor_values(weight_),
              sd = tensor_values(sd_);  // K × m row-major
   std::vector<double> out(static_cast<std::size_t>(n * m));
@@ -986,6 +961,7 @@ torch::Tensor BaseDensity::sample(std::int64_t n, std::uint64_t seed, std::int64
     Rng rng = stream_for(seed, static_cast<std::uint64_t>(first_index) + s);
     double* row = out.data() + s * static_cast<std::size_t>(m);
     for (std::int64_t c = 0; c < m; ++c) {
+      if (!own[c]) continue;
       const bool mixture_column = periodic[c] ? von_mises_ && k_count > 1 : gaussian_mixture_;
       std::int64_t comp = 0;
       if (mixture_column) {  // the component, by inversion of the cumulative weights
