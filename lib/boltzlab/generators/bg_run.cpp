@@ -495,15 +495,21 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
       // Soft torsions: φ and ψ (a joint mixture) and every torsion wider than the threshold
       // (the methyl rotors); all other coordinates Gaussian given them (conditional_base.hpp).
       const auto& ic = space->coordinates();
-      const std::vector<std::int64_t> joint = {ic.find_torsion(4, 6, 8, 14), ic.find_torsion(6, 8, 14, 16)};
+      const std::vector<std::int64_t> joint = {
+          ic.find_torsion(kAlaninePhi[0], kAlaninePhi[1], kAlaninePhi[2], kAlaninePhi[3]),
+          ic.find_torsion(kAlaninePsi[0], kAlaninePsi[1], kAlaninePsi[2], kAlaninePsi[3])};
       const auto soft = BaseDensity::wide_torsions(y_data, space->torsion_mask(), cfg.base_soft_threshold, joint);
       if (o.progress)
         std::fprintf(stderr, "bg-sample: fitting the conditional Gaussian base to %lld frames%s\n",
                      static_cast<long long>(y_data.size(0)), cfg.base_experts ? " (experts, EM)" : "");
       const double t_fit = wall_seconds();
-      model->set_base(BaseDensity::fit_conditional(y_data, space->torsion_mask(), soft, joint, cfg.base_components,
-                                                   cfg.base_harmonics, cfg.base_experts, cfg.base_em_iterations,
-                                                   cfg.base_shrinkage));
+      try {
+        model->set_base(BaseDensity::fit_conditional(y_data, space->torsion_mask(), soft, joint, cfg.base_components,
+                                                     cfg.base_harmonics, cfg.base_experts, cfg.base_em_iterations,
+                                                     cfg.base_shrinkage));
+      } catch (const DomainError& e) {  // e.g. a hard torsion too wide for these data: name the setting
+        throw ConfigError(pot.path.string() + ": generator.base \"conditional_gaussian\": " + e.what());
+      }
       base_fit_seconds = wall_seconds() - t_fit;
     } else {
       model->set_base(cfg.base == "uniform"     ? BaseDensity(space->torsion_mask())

@@ -326,7 +326,8 @@ class BaseDensity {
 
   /// A mixture base (fit_mixture with `components` per torsion) in which the hard columns
   /// and the `joint` group are replaced by a ConditionalGaussian block (conditional_base.hpp):
-  ///   ρ₀(y) = Π_{soft ∖ joint} p_c(y_c) · p_joint(y_J) · N(y_H; Bᵀ f(y_S), Σ).
+  ///   ρ₀(y) = Π_{soft ∖ joint} p_c(y_c) · Σ_k w_k vM_k(y_J) N(y_H; B_kᵀ f(y_S), Σ_k)
+  /// (all B_k, Σ_k equal without experts).
   /// `soft` (periodic columns) are the conditioning torsions; `joint` ⊆ soft gets a joint
   /// von Mises mixture (up to `components` components, K by BIC); `experts`: one regression and
   /// covariance per joint component (ConditionalGaussian::fit).
