@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """Where the conditional-Gaussian base of alanine dipeptide misses the Boltzmann density.
 
-A numpy re-implementation of the base of generators/conditional_base.hpp (internal coordinates of
-logw_decomposition.py, i.e. the Z-matrix of InternalCoordinates::alanine_dipeptide(); the same soft columns, features and von Mises parts;
-experts fitted by EM without shrinkage) is fitted to the frames of replica 0 of an
-`md-reference --replicas 2` run and evaluated on the held-out frames of replica 1 through
+A numpy re-implementation of the base of generators/conditional_base.hpp is fitted to the frames of
+replica 0 of an `md-reference --replicas 2` run and evaluated on the held-out frames of replica 1. It shares the
+internal coordinates (those of logw_decomposition.py, i.e. the Z-matrix of
+InternalCoordinates::alanine_dipeptide()), the soft columns, the features and the joint (phi, psi)
+von Mises mixture with the C++ base; it differs in the methyl rotors (one 3-fold von Mises each
+instead of a von Mises mixture chosen by BIC) and in the experts (EM without shrinkage). It evaluates
 
     log w = -u(x) + log J(z) - log q(z)        (z: internal coordinates, J: their Jacobian),
 

@@ -272,4 +272,7 @@ TEST_CASE("conditional base: JSON round trip, wide torsions, and refused inputs"
   // A soft column must be periodic; a joint group needs two columns.
   CHECK_THROWS_AS(ConditionalGaussian::fit(y, bool_mask({1, 1, 0, 1}), {0, 2}, {}, 1, 2), DomainError);
   CHECK_THROWS_AS(ConditionalGaussian::fit(y, bool_mask({1, 1, 0, 1}), {0, 1}, {0}, 1, 2), DomainError);
+  // The experts need at least one M-step.
+  CHECK_THROWS_WITH_AS(ConditionalGaussian::fit(y, bool_mask({1, 1, 0, 1}), {0, 1}, {0, 1}, 1, 2, true, 0),
+                       doctest::Contains("em_iterations must be >= 1"), DomainError);
 }

@@ -301,7 +301,7 @@ ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch
   if (y.dim() != 2 || mask.dim() != 1 || y.size(1) != mask.size(0)) fail("data must be B x m with a mask of length m");
   if (harmonics < 1) fail("harmonics must be >= 1");
   if (joint_components < 1) fail("joint_components must be >= 1");
-  if (em_iterations < 0) fail("em_iterations must be >= 0");
+  if (em_iterations < 1) fail("em_iterations must be >= 1");
   if (!(ridge >= 0.0)) fail("ridge must be >= 0");
   if (!(shrinkage >= 0.0)) fail("shrinkage must be >= 0");
   const std::int64_t m = y.size(1), n = y.size(0);
@@ -453,7 +453,7 @@ ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch
   }
   const Eigen::ArrayXXd sin_t = t.array().sin(), cos_t = t.array().cos();
   double previous = -std::numeric_limits<double>::infinity();
-  for (int it = 0; it < std::max(1, em_iterations); ++it) {
+  for (int it = 0; it < em_iterations; ++it) {
     for (Eigen::Index k = 0; k < k_count; ++k) {  // M-step
       const Eigen::VectorXd r = resp.col(k);
       const double nk = r.sum();
@@ -462,6 +462,7 @@ ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch
       m_step(&r, nu, Bs[static_cast<std::size_t>(k)], Ls[static_cast<std::size_t>(k)]);
     }
     joint_fit.weight /= joint_fit.weight.sum();
+    if (it + 1 == em_iterations) break;  // the result is the last M-step: no E-step after it
     // E-step with the full block density (its own log_prob: the same code as sampling uses).
     const ConditionalGaussian current = pack();
     Eigen::MatrixXd lp(n, k_count);  // B × K, in chunks of rows (the K × rows × h intermediates)

@@ -67,8 +67,8 @@ class ConditionalGaussian {
   /// `experts` = false: one regression and one Σ for all (maximum likelihood, closed form).
   /// `experts` = true: expert k (one per joint component) has its own B_k and Σ_k, and
   /// ρ₀ = Π p_c · Σ_k w_k vM_k(y_J) N(y_H; B_kᵀ f, Σ_k) is fitted by EM (started from the
-  /// joint mixture's responsibilities, at most `em_iterations` steps, stopped when the mean
-  /// log-likelihood per row gains < 1e-8).
+  /// joint mixture's responsibilities, at most `em_iterations` ≥ 1 M-steps, stopped when the
+  /// mean log-likelihood per row gains < 1e-8).
   /// Each expert is shrunk toward the pooled fit with a prior weight of `shrinkage` × (F·h +
   /// h(h+1)/2) rows (0: separate experts; see the M-step in the source).
   /// `ridge` ≥ 0 is added to the diagonal of the (weighted) FᵀF / B.
