@@ -61,7 +61,7 @@ for k in ("data", "reference_dihedrals"):  # paths relative to the potential fil
     if k in g:
         g[k] = os.path.join(base, g[k])
 g["data"] = os.path.join(base, "../data/alanine_dipeptide/md_reference_positions.npy")
-for k in ("base_experts", "base_components", "base_em_iterations"):  # conditional-base keys
+for k in ("base_experts", "base_components", "base_em_iterations", "base_joint_bins"):  # conditional-base keys
     g.pop(k, None)
 g.update({ "iterations": 3, "warmup_iterations": 1, "lambda": 0.5,
           "batch_size": 32, "chunk_size": 16, "eval_every": 2, "eval_samples": 64, "samples": 200,
@@ -94,4 +94,14 @@ PY
 [ "$(wc -l < "$T/err3")" -eq 1 ] || { cat "$T/err3"; fail "not one line"; }
 grep -q 'generator.base_experts' "$T/err3" || { cat "$T/err3"; fail "message lacks the field"; }
 [ -e "$T/badbase" ] && fail "output written for a bad key"
+# The same for the bin correction of the (phi, psi) marginal.
+/usr/bin/python3 - "$T/mixed.json" "$T/badbins.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1])); p["generator"]["base_joint_bins"] = 36
+json.dump(p, open(sys.argv[2], "w"))
+PY
+"$BIN/bg-sample" --potential "$T/badbins.json" --out "$T/badbins" --no-progress 2> "$T/err4" && fail "base_joint_bins accepted"
+[ "$(wc -l < "$T/err4")" -eq 1 ] || { cat "$T/err4"; fail "not one line"; }
+grep -q 'generator.base_joint_bins' "$T/err4" || { cat "$T/err4"; fail "message lacks the field"; }
+[ -e "$T/badbins" ] && fail "output written for a bad key"
 echo ok

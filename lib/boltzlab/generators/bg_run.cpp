@@ -115,6 +115,8 @@ struct GeneratorConfig {
   int base_em_iterations = 10;     ///< conditional_gaussian with experts: most EM iterations
   double base_shrinkage = 1.0;     ///< conditional_gaussian with experts: prior weight toward the pooled fit
   double base_soft_threshold = 0.5;  ///< conditional_gaussian: circular sd (rad) above which a torsion is soft
+  int base_joint_bins = 0;         ///< conditional_gaussian: n of the n × n bin correction of (φ, ψ) (0: none)
+  double base_joint_defensive = 0.01;  ///< conditional_gaussian: mixture fraction of the corrected bin masses
   long long samples = 100000;
 };
 
@@ -215,6 +217,18 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
     if (!c.base_experts) r.fail("base_shrinkage", "is only used with \"base_experts\": true");
     c.base_shrinkage = r.get_double("base_shrinkage");
     if (!(c.base_shrinkage >= 0.0 && c.base_shrinkage <= 1e6)) r.fail("base_shrinkage", "must be in [0, 1e6]");
+  }
+  if (r.has("base_joint_bins")) {
+    if (c.base != "conditional_gaussian") r.fail("base_joint_bins", "is only used with \"base\": \"conditional_gaussian\"");
+    c.base_joint_bins = static_cast<int>(r.get_int("base_joint_bins"));
+    if (c.base_joint_bins != 0 && (c.base_joint_bins < 2 || c.base_joint_bins > 360))
+      r.fail("base_joint_bins", "must be 0 (no correction) or between 2 and 360");
+  }
+  if (r.has("base_joint_defensive")) {
+    if (c.base_joint_bins == 0) r.fail("base_joint_defensive", "is only used with \"base_joint_bins\" > 0");
+    c.base_joint_defensive = r.get_double("base_joint_defensive");
+    if (!(c.base_joint_defensive > 0.0 && c.base_joint_defensive <= 1.0))
+      r.fail("base_joint_defensive", "must be in (0, 1]");
   }
   if (r.has("base_soft_threshold")) {
     if (c.base != "conditional_gaussian")
@@ -412,7 +426,8 @@ nlohmann::json conditional_summary(const ConditionalGaussian* c) {
           {"hard_columns", c->hard().size()},
           {"features", c->n_features()},
           {"harmonics", c->harmonics()},
-          {"max_periodic_sd", c->max_periodic_sd()}};
+          {"max_periodic_sd", c->max_periodic_sd()},
+          {"joint_correction_bins", c->correction_bins()}};
 }
 
 /// Molecular targets: the flow lives on normalized internal coordinates y (3n − 6)
@@ -506,7 +521,8 @@ nlohmann::json run_molecular(const BgSampleOptions& o, Potential& pot, Generator
       try {
         model->set_base(BaseDensity::fit_conditional(y_data, space->torsion_mask(), soft, joint, cfg.base_components,
                                                      cfg.base_harmonics, cfg.base_experts, cfg.base_em_iterations,
-                                                     cfg.base_shrinkage));
+                                                     cfg.base_shrinkage, cfg.base_joint_bins,
+                                                     cfg.base_joint_defensive));
       } catch (const DomainError& e) {  // e.g. a hard torsion too wide for these data: name the setting
         throw ConfigError(pot.path.string() + ": generator.base \"conditional_gaussian\": " + e.what());
       }

@@ -150,6 +150,12 @@ torch::Tensor periodic_features(const torch::Tensor& y, const std::vector<std::i
   return torch::cat(parts, 1);
 }
 
+/// Bin index (0 … n−1) of an angle, after wrapping into [−π, π).
+std::int64_t angle_bin(double a, int bins) {
+  const auto b = static_cast<std::int64_t>(std::floor((circular::wrap(a) + kPi) / kTwoPi * bins));
+  return std::clamp<std::int64_t>(b, 0, bins - 1);
+}
+
 }  // namespace
 
 ConditionalGaussian::ConditionalGaussian(std::int64_t dim, std::vector<std::int64_t> soft,
@@ -257,23 +263,124 @@ torch::Tensor ConditionalGaussian::log_prob_joint_components(const torch::Tensor
 }
 
 torch::Tensor ConditionalGaussian::log_prob(const torch::Tensor& y) const {
-  return torch::logsumexp(log_prob_joint_components(y) + log_prob_hard(y), 0);
+  const auto out = torch::logsumexp(log_prob_joint_components(y) + log_prob_hard(y), 0);
+  return correction_bins_ > 0 ? out + log_correction(y) : out;
+}
+
+torch::Tensor ConditionalGaussian::log_correction(const torch::Tensor& y) const {
+  if (correction_bins_ == 0) return torch::zeros({y.size(0)}, y.options());
+  const double n = correction_bins_;
+  // Bins from the detached angles: c_b is piecewise constant (zero gradient inside a bin).
+  auto bin = [&](std::int64_t c) {
+    return torch::clamp(torch::floor((circular::wrap(y.select(1, c).detach()) + kPi) / kTwoPi * n), 0, n - 1)
+        .to(torch::kLong);
+  };
+  const auto index = bin(joint_[0]) * correction_bins_ + bin(joint_[1]);
+  return log_ratio_.index_select(0, index).to(y.dtype());
+}
+
+torch::Tensor ConditionalGaussian::joint_bin_masses(int bins) const {
+  if (joint_.size() != 2) throw DomainError("conditional Gaussian base: a bin correction needs a joint pair");
+  if (bins < 2) throw DomainError("conditional Gaussian base: the bin correction needs >= 2 bins per axis");
+  constexpr int kIntervals = 128;  // composite Simpson per bin and axis
+  const std::int64_t k_count = components();
+  const double width = kTwoPi / bins, h = width / kIntervals;
+  // mass(k, axis, bin) of the one-dimensional von Mises factors
+  std::vector<double> mass(static_cast<std::size_t>(k_count * 2 * bins));
+  for (std::int64_t k = 0; k < k_count; ++k)
+    for (int a = 0; a < 2; ++a) {
+      const double mu = joint_mu_v_[static_cast<std::size_t>(k * 2 + a)], kappa = joint_kappa_v_[static_cast<std::size_t>(k * 2 + a)];
+      const double log_norm = -std::log(kTwoPi) - circular::log_i0(kappa);
+      for (int b = 0; b < bins; ++b) {
+        double sum = 0.0;
+        for (int i = 0; i <= kIntervals; ++i) {
+          const double t = -kPi + b * width + i * h;
+          const double wgt = (i == 0 || i == kIntervals) ? 1.0 : (i % 2 ? 4.0 : 2.0);
+          sum += wgt * std::exp(kappa * std::cos(t - mu) + log_norm);
+        }
+        mass[static_cast<std::size_t>((k * 2 + a) * bins + b)] = sum * h / 3.0;
+      }
+    }
+  auto out = torch::zeros({static_cast<std::int64_t>(bins) * bins}, f64());
+  auto* o = out.data_ptr<double>();
+  for (std::int64_t k = 0; k < k_count; ++k)
+    for (int i = 0; i < bins; ++i)
+      for (int j = 0; j < bins; ++j)
+        o[i * bins + j] += joint_weight_v_[static_cast<std::size_t>(k)] * mass[static_cast<std::size_t>(k * 2 * bins + i)] *
+                           mass[static_cast<std::size_t>((k * 2 + 1) * bins + j)];
+  return out;
+}
+
+void ConditionalGaussian::set_joint_correction(int bins, const torch::Tensor& target_masses) {
+  const auto m = joint_bin_masses(bins);  // checks the pair and n
+  const auto p = target_masses.to(torch::kDouble).contiguous().reshape({-1});
+  if (p.numel() != m.numel()) throw DomainError("conditional Gaussian base: the bin correction needs n^2 target masses");
+  if (!torch::isfinite(p).all().item<bool>() || !(p > 0).all().item<bool>() ||
+      std::abs(p.sum().item<double>() - 1.0) > 1e-9)
+    throw DomainError("conditional Gaussian base: target bin masses must be finite, > 0 and sum to 1");
+  if (!(m > 0).all().item<bool>())
+    throw DomainError("conditional Gaussian base: the joint mixture has a bin of zero mass; use fewer bins");
+  const double max_ratio = (p / m).max().item<double>();
+  if (!(max_ratio <= 10.0 * kMaxJointCorrection))
+    throw DomainError("conditional Gaussian base: bin correction ratio " + std::to_string(max_ratio) + " above " +
+                      std::to_string(10.0 * kMaxJointCorrection) + " (each draw would need that many mixture draws)");
+  correction_bins_ = bins;
+  log_ratio_ = (p.log() - m.log()).contiguous();
+  log_ratio_v_ = values(log_ratio_);
+  log_ratio_max_ = *std::max_element(log_ratio_v_.begin(), log_ratio_v_.end());
+}
+
+void ConditionalGaussian::fit_joint_correction(const torch::Tensor& y, int bins, double defensive) {
+  if (!(defensive > 0.0 && defensive <= 1.0))
+    throw DomainError("conditional Gaussian base: the defensive fraction of the bin correction must be in (0, 1]");
+  if (joint_.size() != 2) throw DomainError("conditional Gaussian base: a bin correction needs a joint pair");
+  if (y.dim() != 2 || y.size(1) != dim_ || y.size(0) < 1)
+    throw DomainError("conditional Gaussian base: bin correction data must be B x " + std::to_string(dim_));
+  const auto m = joint_bin_masses(bins);
+  const auto yd = y.to(torch::kDouble).detach().contiguous();
+  std::vector<double> count(static_cast<std::size_t>(bins) * static_cast<std::size_t>(bins), 0.0);
+  const auto* p = yd.data_ptr<double>();
+  for (std::int64_t i = 0; i < yd.size(0); ++i)
+    count[static_cast<std::size_t>(angle_bin(p[i * dim_ + joint_[0]], bins) * bins + angle_bin(p[i * dim_ + joint_[1]], bins))] += 1.0;
+  const auto freq = torch::tensor(count, f64()) / static_cast<double>(yd.size(0));
+  // Ratios are capped at C = kMaxJointCorrection (bins the mixture nearly misses, e.g. a few frames
+  // in the φ > 0 basin), because a draw needs max c mixture draws: c_b = min(s r_b, C) with r_b the
+  // uncapped ratio and s ≥ 1 the scale that restores Σ c_b m_b = 1. The sum is increasing in s, ≤ 1
+  // at s = 1 and C ≥ 1 once every bin is capped (s = C / min r), so bisection finds s.
+  const auto r = ((1.0 - defensive) * freq + defensive * m / m.sum()) / m;
+  auto mass_at = [&](double scale) { return (torch::clamp_max(scale * r, kMaxJointCorrection) * m).sum().item<double>(); };
+  double lo = 1.0, hi = kMaxJointCorrection / r.min().item<double>();
+  if (mass_at(lo) < 1.0) {
+    for (int it = 0; it < 200 && hi - lo > 1e-15 * hi; ++it) {
+      const double mid = 0.5 * (lo + hi);
+      (mass_at(mid) < 1.0 ? lo : hi) = mid;
+    }
+    lo = hi;
+  }
+  const auto target = torch::clamp_max(lo * r, kMaxJointCorrection) * m;
+  set_joint_correction(bins, target / target.sum());
 }
 
 std::int64_t ConditionalGaussian::sample_joint(Rng& rng, double* row) const {
   if (joint_.empty()) return 0;
   const auto g = joint_.size();
-  const double u = rng.uniform();
-  double cum = 0.0;
-  std::size_t comp = 0;
-  for (std::size_t k = 0; k < joint_weight_v_.size(); ++k) {
-    comp = k;
-    cum += joint_weight_v_[k];
-    if (u < cum) break;
+  for (;;) {
+    const double u = rng.uniform();
+    double cum = 0.0;
+    std::size_t comp = 0;
+    for (std::size_t k = 0; k < joint_weight_v_.size(); ++k) {
+      comp = k;
+      cum += joint_weight_v_[k];
+      if (u < cum) break;
+    }
+    for (std::size_t j = 0; j < g; ++j)
+      row[joint_[j]] = circular::sample_von_mises(rng, joint_mu_v_[comp * g + j], joint_kappa_v_[comp * g + j]);
+    if (correction_bins_ == 0) return static_cast<std::int64_t>(comp);
+    // With a bin correction: accept with probability c_b / max c, else draw again (file comment).
+    const auto b = angle_bin(row[joint_[0]], correction_bins_) * correction_bins_ + angle_bin(row[joint_[1]], correction_bins_);
+    if (rng.uniform() < std::exp(log_ratio_v_[static_cast<std::size_t>(b)] - log_ratio_max_))
+      return static_cast<std::int64_t>(comp);
   }
-  for (std::size_t j = 0; j < g; ++j)
-    row[joint_[j]] = circular::sample_von_mises(rng, joint_mu_v_[comp * g + j], joint_kappa_v_[comp * g + j]);
-  return static_cast<std::int64_t>(comp);
 }
 
 void ConditionalGaussian::fill_hard(torch::Tensor& y, const torch::Tensor& normals,
@@ -500,6 +607,9 @@ Json ConditionalGaussian::to_json() const {
     j["joint_kappa"] = rows(joint_kappa_);
     j["joint_weight"] = values(joint_weight_);
   }
+  if (correction_bins_ > 0)  // the target bin masses p_b; the ratios are recomputed on reading
+    j["joint_correction"] = {{"bins", correction_bins_},
+                             {"target_masses", values(torch::exp(log_ratio_) * joint_bin_masses(correction_bins_))}};
   return j;
 }
 
@@ -556,9 +666,19 @@ ConditionalGaussian ConditionalGaussian::from_json(const Json& object, const std
     jkappa = matrix("joint_kappa");
     jweight = torch::tensor(r.get_doubles("joint_weight"), f64());
   }
+  int correction_bins = 0;
+  std::vector<double> target_masses;
+  if (r.has("joint_correction")) {
+    JsonReader c(r.get_json("joint_correction"), context + ".joint_correction");
+    correction_bins = static_cast<int>(c.get_int("bins"));
+    target_masses = c.get_doubles("target_masses");
+    c.finish();
+  }
   r.finish();
   try {
-    return ConditionalGaussian(dim, soft, joint, hard, hard_periodic, harmonics, coef, chol, jmu, jkappa, jweight);
+    ConditionalGaussian out(dim, soft, joint, hard, hard_periodic, harmonics, coef, chol, jmu, jkappa, jweight);
+    if (correction_bins != 0) out.set_joint_correction(correction_bins, torch::tensor(target_masses, f64()));
+    return out;
   } catch (const DomainError& e) {
     throw ConfigError(context + ": " + e.what());
   }

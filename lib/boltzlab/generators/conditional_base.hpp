@@ -56,6 +56,9 @@ class Rng;
 
 namespace boltzlab::generators {
 
+/// Largest ratio c_b of the bin correction made by fit_joint_correction (see the file comment).
+inline constexpr double kMaxJointCorrection = 30.0;
+
 class ConditionalGaussian {
  public:
   ConditionalGaussian() = default;
@@ -111,15 +114,30 @@ class ConditionalGaussian {
   /// without a joint group).
   torch::Tensor log_prob_joint_components(const torch::Tensor& y) const;
   /// log of the block's density on the joint and hard columns: logsumexp_k of the sum of the two
-  /// above (B).
+  /// above, plus log_correction (B).
   torch::Tensor log_prob(const torch::Tensor& y) const;
 
   /// Draws the expert / joint component and the joint columns of one sample (into `row`, length
-  /// m) from `rng`; returns the component.
+  /// m) from `rng` (by rejection with a bin correction); returns the component.
   std::int64_t sample_joint(Rng& rng, double* row) const;
   /// Fills the hard columns of y (B × m, soft columns already drawn) with B_kᵀ f(y_S) + L_k ε,
   /// k = `component[i]` and ε the rows of `normals` (B × h).
   void fill_hard(torch::Tensor& y, const torch::Tensor& normals, const std::vector<std::int64_t>& component) const;
+
+  /// Mass of each of the n × n bins of the joint pair (φ rows, ψ columns, [−π, π) each) under
+  /// the joint mixture: Σ_k w_k ∫vM_k0 ∫vM_k1 with composite Simpson rules of 128 intervals per
+  /// bin and axis (n² values, row-major). \throws DomainError without a joint pair or n < 2.
+  torch::Tensor joint_bin_masses(int bins) const;
+  /// Sets the bin correction from target bin masses p (n² values, all > 0, summing to 1; see the
+  /// file comment). \throws DomainError without a joint pair, n < 2 or bad masses.
+  void set_joint_correction(int bins, const torch::Tensor& target_masses);
+  /// Target masses from data y (B × m, the joint columns wrapped into [−π, π)): bin frequencies
+  /// mixed with a fraction `defensive` ∈ (0, 1] of the mixture's masses; then set_joint_correction.
+  void fit_joint_correction(const torch::Tensor& y, int bins, double defensive);
+  /// n of the bin correction (0: none).
+  int correction_bins() const { return correction_bins_; }
+  /// log c_b of the bin of each row's joint pair (B; zeros without a correction).
+  torch::Tensor log_correction(const torch::Tensor& y) const;
 
   Json to_json() const;
   /// \throws ConfigError naming `context`.
@@ -134,6 +152,10 @@ class ConditionalGaussian {
   torch::Tensor joint_mu_, joint_kappa_, joint_weight_, log_joint_weight_;
   torch::Tensor soft_index_, joint_index_, hard_index_, hard_periodic_mask_;
   std::vector<double> joint_mu_v_, joint_kappa_v_, joint_weight_v_;
+  int correction_bins_ = 0;
+  torch::Tensor log_ratio_;        // n² log c_b (row-major: φ bin × n + ψ bin)
+  std::vector<double> log_ratio_v_;
+  double log_ratio_max_ = 0.0;
 };
 
 }  // namespace boltzlab::generators

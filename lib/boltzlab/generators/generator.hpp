@@ -28,8 +28,8 @@
 ///
 /// Saved models are LibTorch archives carrying kModelFormatVersion, the options
 /// (JSON), the base density (JSON, version ≥ 2; von Mises mixtures from version 3, conditional
-/// Gaussian blocks from version 4) and
-/// the parameters; load() accepts versions 1 (Gaussian base) to 4 and rejects others.
+/// Gaussian blocks from version 4, their bin correction from version 5) and
+/// the parameters; load() accepts versions 1 (Gaussian base) to 5 and rejects others.
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -48,7 +48,7 @@
 namespace boltzlab::generators {
 
 /// Version of the saved model format.
-inline constexpr int kModelFormatVersion = 4;
+inline constexpr int kModelFormatVersion = 5;
 
 /// Model-level options (architecture and discretization).
 struct GeneratorOptions {

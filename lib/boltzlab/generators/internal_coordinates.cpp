@@ -763,10 +763,12 @@ void BaseDensity::set_conditional(ConditionalGaussian block) {
 BaseDensity BaseDensity::fit_conditional(const torch::Tensor& y, const torch::Tensor& torsion_mask,
                                          const std::vector<std::int64_t>& soft, const std::vector<std::int64_t>& joint,
                                          int components, int harmonics, bool experts, int em_iterations,
-                                         double shrinkage) {
+                                         double shrinkage, int correction_bins, double correction_defensive) {
   BaseDensity base = fit_mixture(y, torsion_mask, components, 1);
-  base.set_conditional(ConditionalGaussian::fit(y, torsion_mask, soft, joint, harmonics, components, experts,
-                                                em_iterations, shrinkage));
+  auto block = ConditionalGaussian::fit(y, torsion_mask, soft, joint, harmonics, components, experts, em_iterations,
+                                        shrinkage);
+  if (correction_bins > 0) block.fit_joint_correction(y, correction_bins, correction_defensive);
+  base.set_conditional(std::move(block));
   return base;
 }
 

@@ -330,12 +330,14 @@ class BaseDensity {
   /// (all B_k, Σ_k equal without experts).
   /// `soft` (periodic columns) are the conditioning torsions; `joint` ⊆ soft gets a joint
   /// von Mises mixture (up to `components` components, K by BIC); `experts`: one regression and
-  /// covariance per joint component (ConditionalGaussian::fit).
-  /// \throws DomainError from fit_mixture or ConditionalGaussian::fit.
+  /// covariance per joint component (ConditionalGaussian::fit); `correction_bins` > 0 adds the
+  /// bin correction of the joint pair fitted to the same data (ConditionalGaussian::fit_joint_correction).
+  /// \throws DomainError from fit_mixture, ConditionalGaussian::fit or fit_joint_correction.
   static BaseDensity fit_conditional(const torch::Tensor& y, const torch::Tensor& torsion_mask,
                                      const std::vector<std::int64_t>& soft, const std::vector<std::int64_t>& joint,
                                      int components, int harmonics, bool experts = false, int em_iterations = 10,
-                                     double shrinkage = 1.0);
+                                     double shrinkage = 1.0, int correction_bins = 0,
+                                     double correction_defensive = 0.01);
   /// Periodic columns of data y whose circular standard deviation √(−2 log R̄) exceeds
   /// `threshold` (rad), merged with `always` (sorted): the default soft torsions.
   static std::vector<std::int64_t> wide_torsions(const torch::Tensor& y, const torch::Tensor& torsion_mask,
