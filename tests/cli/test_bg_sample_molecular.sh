@@ -33,6 +33,7 @@ c = m["base_conditional"]
 assert c["soft_columns"] == [41, 42, 48, 51, 57] and c["joint_columns"] == [41, 42], c
 assert c["hard_columns"] == 55 and c["experts"] and 2 <= c["components"] <= 8, c
 assert 0 < c["max_periodic_sd"] < 0.5, c
+assert c["joint_correction_bins"] == 36, c  # the (phi, psi) bin correction of the shipped section
 assert m["base_fit_seconds"] > 0
 zero = ~np.isfinite(lw)
 assert zero.sum() >= m["zero_weight_domain_chirality"]

@@ -27,7 +27,6 @@ c = m["base_conditional"]
 # Soft torsions are chosen by their spread in the data: phi, psi and the methyl rotors that turned
 # within these 50 ps; every other coordinate is Gaussian given them.
 assert c["experts"] and c["joint_columns"] == [41, 42] and c["hard_columns"] + len(c["soft_columns"]) == 60, c
-assert c["joint_correction_bins"] == 36, c  # the shipped bin correction of the (phi, psi) marginal
 assert s["options"]["training"]["learning_rate"] == 0.001 and s["options"]["training"]["iterations"] == 2
 assert m["wrong_chirality"] == 0
 ok = np.isfinite(lw)
