@@ -386,9 +386,15 @@ TEST_CASE("conditional base: the bin correction of the joint pair is normalized,
   piled.select(1, 1).fill_(-kPi + (static_cast<double>(least % n) + 0.5) * 2.0 * kPi / n);
   auto capped = example_block();
   capped.fit_joint_correction(piled, n, 0.01);
-  const auto ratios = torch::exp(capped.log_correction(piled));
-  CHECK(ratios.max().item<double>() > 0.5 * kMaxJointCorrection);
-  CHECK(ratios.max().item<double>() < 1.01 * kMaxJointCorrection);
+  // The piled bin gets exactly the cap; every other bin the same ratio s·0.01 (data-free bins of
+  // the defensive mixture, rescaled by one s).
+  const auto all = torch::exp(capped.log_correction(yc));
+  const auto piled_ratio = torch::exp(capped.log_correction(piled))[0].item<double>();
+  CHECK(std::abs(piled_ratio - kMaxJointCorrection) < 1e-9 * kMaxJointCorrection);
+  const auto others = all.masked_select(torch::abs(all - piled_ratio) > 1e-6);
+  CHECK(others.numel() > 0);
+  CHECK((others.max() - others.min()).item<double>() < 1e-12);
+  CHECK(others.max().item<double>() > 0.01);  // rescaled up from the defensive fraction (s > 1)
   auto joint_capped = [&](const torch::Tensor& q) { return joint_plain(q) + capped.log_correction(q); };
   CHECK(std::abs(bin_integrals(joint_capped, n, 60).sum().item<double>() - 1.0) < 1e-9);
   auto extreme = m * 1e-3;

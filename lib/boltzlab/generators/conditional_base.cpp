@@ -267,16 +267,20 @@ torch::Tensor ConditionalGaussian::log_prob(const torch::Tensor& y) const {
   return correction_bins_ > 0 ? out + log_correction(y) : out;
 }
 
-torch::Tensor ConditionalGaussian::log_correction(const torch::Tensor& y) const {
-  if (correction_bins_ == 0) return torch::zeros({y.size(0)}, y.options());
-  const double n = correction_bins_;
-  // Bins from the detached angles: c_b is piecewise constant (zero gradient inside a bin).
+torch::Tensor ConditionalGaussian::joint_bin_index(const torch::Tensor& y, int bins) const {
+  // From the detached angles: c_b is piecewise constant (zero gradient inside a bin). The same
+  // formula as angle_bin, which the draws use.
   auto bin = [&](std::int64_t c) {
-    return torch::clamp(torch::floor((circular::wrap(y.select(1, c).detach()) + kPi) / kTwoPi * n), 0, n - 1)
+    return torch::clamp(torch::floor((circular::wrap(y.select(1, c).detach().to(torch::kDouble)) + kPi) / kTwoPi * bins),
+                        0, bins - 1)
         .to(torch::kLong);
   };
-  const auto index = bin(joint_[0]) * correction_bins_ + bin(joint_[1]);
-  return log_ratio_.index_select(0, index).to(y.dtype());
+  return bin(joint_[0]) * bins + bin(joint_[1]);
+}
+
+torch::Tensor ConditionalGaussian::log_correction(const torch::Tensor& y) const {
+  if (correction_bins_ == 0) return torch::zeros({y.size(0)}, y.options());
+  return log_ratio_.index_select(0, joint_bin_index(y, correction_bins_)).to(y.dtype());
 }
 
 torch::Tensor ConditionalGaussian::joint_bin_masses(int bins) const {
@@ -337,12 +341,8 @@ void ConditionalGaussian::fit_joint_correction(const torch::Tensor& y, int bins,
   if (y.dim() != 2 || y.size(1) != dim_ || y.size(0) < 1)
     throw DomainError("conditional Gaussian base: bin correction data must be B x " + std::to_string(dim_));
   const auto m = joint_bin_masses(bins);
-  const auto yd = y.to(torch::kDouble).detach().contiguous();
-  std::vector<double> count(static_cast<std::size_t>(bins) * static_cast<std::size_t>(bins), 0.0);
-  const auto* p = yd.data_ptr<double>();
-  for (std::int64_t i = 0; i < yd.size(0); ++i)
-    count[static_cast<std::size_t>(angle_bin(p[i * dim_ + joint_[0]], bins) * bins + angle_bin(p[i * dim_ + joint_[1]], bins))] += 1.0;
-  const auto freq = torch::tensor(count, f64()) / static_cast<double>(yd.size(0));
+  const auto freq = torch::bincount(joint_bin_index(y, bins), {}, static_cast<std::int64_t>(bins) * bins).to(torch::kDouble) /
+                    static_cast<double>(y.size(0));
   // Ratios are capped at C = kMaxJointCorrection (bins the mixture nearly misses, e.g. a few frames
   // in the φ > 0 basin), because a draw needs max c mixture draws: c_b = min(s r_b, C) with r_b the
   // uncapped ratio and s ≥ 1 the scale that restores Σ c_b m_b = 1. The sum is increasing in s, ≤ 1

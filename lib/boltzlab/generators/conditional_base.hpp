@@ -42,6 +42,25 @@
 /// 10⁻¹⁰⁰, and ConditionalGaussian::fit refuses a hard periodic column with σ > 0.5 rad
 /// (bound 10⁻¹⁰ at |r| = 3σ). Draws y_h = μ + L ε are wrapped by the generator like every
 /// periodic column.
+///
+/// ## Bin correction of the joint marginal
+/// A mixture of K products of von Mises densities is a coarse model of the Ramachandran
+/// marginal: on alanine dipeptide its misfit between (φ, ψ) bins is 12–18 % of the log-weight
+/// variance (docs/bg-results.md). With a correction on an n × n grid of the joint pair, the
+/// block density becomes
+///
+///   ρ₀'(y) = c_b(y_J) · ρ₀(y),    c_b = p_b / m_b,
+///
+/// where m_b is the mass of bin b under the joint mixture (exact up to the quadrature of
+/// joint_bin_masses) and p_b the target bin masses. fit_joint_correction takes p_b from the
+/// frames' bin frequencies mixed with a fraction `defensive` of m_b (so every bin keeps mass),
+/// and caps c_b at kMaxJointCorrection, rescaling the uncapped bins so that Σ_b c_b m_b = 1: a
+/// draw costs max_b c_b mixture draws on average, and on alanine dipeptide a few φ > 0 frames in
+/// bins of mixture mass 1e-9 gave max c = 3·10³. Since Σ_b c_b m_b = Σ_b p_b = 1, ρ₀' is
+/// normalized; within a bin it keeps the mixture's shape, its bin masses are p_b, and the hard
+/// block given (φ, ψ) is unchanged. Draws: the mixture's (k, y_J), accepted with probability
+/// c_b / max c (rejection); the accepted pair has density ∝ w_k vM_k(y_J) c_b(y_J), so k given
+/// y_J keeps its responsibilities, as the hard block needs.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -129,10 +148,12 @@ class ConditionalGaussian {
   /// bin and axis (n² values, row-major). \throws DomainError without a joint pair or n < 2.
   torch::Tensor joint_bin_masses(int bins) const;
   /// Sets the bin correction from target bin masses p (n² values, all > 0, summing to 1; see the
-  /// file comment). \throws DomainError without a joint pair, n < 2 or bad masses.
+  /// file comment). \throws DomainError without a joint pair, n < 2, bad masses, or a ratio
+  /// p_b / m_b above 10 kMaxJointCorrection (each draw would need that many mixture draws).
   void set_joint_correction(int bins, const torch::Tensor& target_masses);
-  /// Target masses from data y (B × m, the joint columns wrapped into [−π, π)): bin frequencies
-  /// mixed with a fraction `defensive` ∈ (0, 1] of the mixture's masses; then set_joint_correction.
+  /// Target masses from data y (B × m; the joint columns are wrapped into [−π, π)): bin
+  /// frequencies mixed with a fraction `defensive` ∈ (0, 1] of the mixture's masses, ratios capped
+  /// at kMaxJointCorrection (file comment); then set_joint_correction.
   void fit_joint_correction(const torch::Tensor& y, int bins, double defensive);
   /// n of the bin correction (0: none).
   int correction_bins() const { return correction_bins_; }
@@ -144,6 +165,9 @@ class ConditionalGaussian {
   static ConditionalGaussian from_json(const Json& object, const std::string& context);
 
  private:
+  /// Bin index (φ bin × n + ψ bin) of each row's joint pair on the n × n grid (B, long).
+  torch::Tensor joint_bin_index(const torch::Tensor& y, int bins) const;
+
   std::int64_t dim_ = 0;
   std::vector<std::int64_t> soft_, joint_, hard_;
   std::vector<bool> hard_periodic_;
