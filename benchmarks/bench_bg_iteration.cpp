@@ -20,7 +20,7 @@
 #include <torch/torch.h>
 
 #include "boltzlab/core/rng.hpp"
-#include "boltzlab/generators/bg_run.hpp"
+#include "boltzlab/app/bg_run.hpp"
 #include "boltzlab/generators/fused_otflow.hpp"
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/target_bridge.hpp"

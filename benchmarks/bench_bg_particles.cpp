@@ -66,15 +66,16 @@
 #include <torch/torch.h>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/timing.hpp"
 #include "boltzlab/estimators/importance.hpp"
 #include "boltzlab/estimators/mcmc.hpp"
 #include "boltzlab/estimators/wasserstein.hpp"
 #include "boltzlab/flows/flow.hpp"
-#include "boltzlab/flows/relax_run.hpp"
-#include "boltzlab/generators/bg_run.hpp"
+#include "boltzlab/app/relax_run.hpp"
+#include "boltzlab/app/bg_run.hpp"
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/trainer.hpp"
-#include "boltzlab/io/run_directory.hpp"
+#include "boltzlab/app/run_directory.hpp"
 #include "boltzlab/targets/registry.hpp"
 
 namespace bg = boltzlab::generators;

@@ -34,13 +34,14 @@
 #include <torch/torch.h>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/timing.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/estimators/importance.hpp"
-#include "boltzlab/generators/bg_run.hpp"
+#include "boltzlab/app/bg_run.hpp"
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/trainer.hpp"
 #include "boltzlab/io/npy.hpp"
-#include "boltzlab/io/run_directory.hpp"
+#include "boltzlab/app/run_directory.hpp"
 #include "boltzlab/targets/gaussian_mixture.hpp"
 #include "boltzlab/targets/manywell.hpp"
 #include "boltzlab/targets/registry.hpp"

@@ -21,7 +21,7 @@
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/flows/langevin.hpp"
-#include "boltzlab/io/run_directory.hpp"
+#include "boltzlab/core/timing.hpp"
 #include "boltzlab/targets/registry.hpp"
 
 namespace {

@@ -6,7 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "boltzlab/core/error.hpp"
-#include "boltzlab/generators/bg_run.hpp"
+#include "boltzlab/app/bg_run.hpp"
 
 namespace {
 

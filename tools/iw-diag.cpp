@@ -10,11 +10,11 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/parallel.hpp"
-#include "boltzlab/estimators/iw_diag.hpp"
+#include "boltzlab/app/iw_diag.hpp"
 #include "boltzlab/estimators/ramachandran_compare.hpp"
 #include "boltzlab/io/npy.hpp"
-#include "boltzlab/io/run_directory.hpp"
-#include "boltzlab/targets/dihedrals.hpp"
+#include "boltzlab/app/run_directory.hpp"
+#include "boltzlab/molecules/dihedrals.hpp"
 #include "boltzlab/targets/registry.hpp"
 
 namespace fs = std::filesystem;

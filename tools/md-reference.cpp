@@ -10,7 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "boltzlab/core/error.hpp"
-#include "boltzlab/targets/openmm_md.hpp"
+#include "boltzlab/app/md_reference.hpp"
 
 using namespace boltzlab;
 

@@ -14,7 +14,7 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/flows/flow.hpp"
-#include "boltzlab/flows/relax_run.hpp"
+#include "boltzlab/app/relax_run.hpp"
 
 namespace {
 

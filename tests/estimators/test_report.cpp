@@ -9,9 +9,9 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/rng.hpp"
-#include "boltzlab/estimators/iw_diag.hpp"
+#include "boltzlab/app/iw_diag.hpp"
 #include "boltzlab/estimators/report.hpp"
-#include "boltzlab/io/run_directory.hpp"
+#include "boltzlab/app/run_directory.hpp"
 
 using namespace boltzlab;
 namespace fs = std::filesystem;

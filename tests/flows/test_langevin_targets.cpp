@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "boltzlab/flows/relax_run.hpp"
+#include "boltzlab/app/relax_run.hpp"
 #include "boltzlab/targets/registry.hpp"
 #include "flows/flow_test_support.hpp"
 

@@ -13,7 +13,7 @@
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/generators/conditional_base.hpp"
-#include "boltzlab/generators/internal_coordinates.hpp"
+#include "boltzlab/generators/molecular_space.hpp"
 
 using namespace boltzlab;
 using namespace boltzlab::generators;

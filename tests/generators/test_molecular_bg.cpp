@@ -11,7 +11,7 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/generators/generator.hpp"
-#include "boltzlab/generators/internal_coordinates.hpp"
+#include "boltzlab/generators/molecular_space.hpp"
 #include "boltzlab/generators/trainer.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/targets/registry.hpp"

@@ -9,7 +9,7 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/io/npy.hpp"
-#include "boltzlab/targets/dihedrals.hpp"
+#include "boltzlab/molecules/dihedrals.hpp"
 #include "boltzlab/targets/openmm_target.hpp"
 #include "support/gradient_check.hpp"
 

@@ -6,7 +6,7 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/io/npy.hpp"
-#include "boltzlab/targets/dihedrals.hpp"
+#include "boltzlab/molecules/dihedrals.hpp"
 
 namespace boltzlab {
 namespace {

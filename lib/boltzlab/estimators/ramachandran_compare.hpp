@@ -31,7 +31,7 @@
 
 #include "boltzlab/core/ensemble.hpp"
 #include "boltzlab/estimators/importance.hpp"
-#include "boltzlab/io/molecular.hpp"
+#include "boltzlab/estimators/ramachandran.hpp"
 #include "boltzlab/targets/target.hpp"
 
 namespace boltzlab {

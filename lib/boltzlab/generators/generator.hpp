@@ -42,7 +42,7 @@
 
 #include "boltzlab/core/ensemble.hpp"
 #include "boltzlab/generators/cnf.hpp"
-#include "boltzlab/generators/internal_coordinates.hpp"
+#include "boltzlab/generators/molecular_space.hpp"
 #include "boltzlab/generators/ot_potential.hpp"
 
 namespace boltzlab::generators {

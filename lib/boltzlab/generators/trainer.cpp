@@ -10,7 +10,7 @@
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/estimators/importance.hpp"
 #include "boltzlab/generators/fused_otflow.hpp"
-#include "boltzlab/io/run_directory.hpp"
+#include "boltzlab/core/timing.hpp"
 
 namespace boltzlab::generators {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "boltzlab/core/ensemble.hpp"
-#include "boltzlab/targets/target.hpp"
+#include "boltzlab/io/topology.hpp"
 
 namespace boltzlab {
 

@@ -14,17 +14,9 @@
 
 #include "boltzlab/core/ensemble.hpp"
 #include "boltzlab/core/parallel.hpp"
+#include "boltzlab/io/topology.hpp"
 
 namespace boltzlab {
-
-/// Atom-level description of a molecular target (for trajectories and observables).
-struct Topology {
-  std::vector<std::string> atom_names;     ///< e.g. "CA"
-  std::vector<std::string> residue_names;  ///< per atom, e.g. "ALA"
-  std::vector<int> residue_ids;            ///< per atom, 1-based as in PDB
-  std::vector<std::string> elements;       ///< per atom, e.g. "C"
-  std::size_t atoms() const { return atom_names.size(); }
-};
 
 /// Result counters of a batched evaluation.
 struct BatchStats {

@@ -1,4 +1,4 @@
-#include "boltzlab/flows/relax_run.hpp"
+#include "boltzlab/app/relax_run.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -6,11 +6,12 @@
 #include <sstream>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/timing.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/io/npy.hpp"
-#include "boltzlab/io/run_directory.hpp"
-#include "boltzlab/io/run_outputs.hpp"
+#include "boltzlab/app/run_directory.hpp"
+#include "boltzlab/app/run_outputs.hpp"
 #include "boltzlab/targets/registry.hpp"
 
 namespace fs = std::filesystem;

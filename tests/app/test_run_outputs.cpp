@@ -10,7 +10,7 @@
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/io/config.hpp"
 #include "boltzlab/io/npy.hpp"
-#include "boltzlab/io/run_outputs.hpp"
+#include "boltzlab/app/run_outputs.hpp"
 #include "boltzlab/targets/gaussian.hpp"
 
 using namespace boltzlab;

@@ -1,4 +1,4 @@
-#include "boltzlab/targets/dihedrals.hpp"
+#include "boltzlab/molecules/dihedrals.hpp"
 
 #include <cmath>
 #include <limits>

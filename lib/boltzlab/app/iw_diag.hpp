@@ -31,7 +31,7 @@
 #include "boltzlab/core/ensemble.hpp"
 #include "boltzlab/estimators/mcmc.hpp"
 #include "boltzlab/estimators/report.hpp"
-#include "boltzlab/io/run_directory.hpp"
+#include "boltzlab/app/run_directory.hpp"
 
 namespace boltzlab {
 

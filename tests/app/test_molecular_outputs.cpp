@@ -10,10 +10,10 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/io/dcd.hpp"
-#include "boltzlab/io/molecular.hpp"
+#include "boltzlab/app/molecular_outputs.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/io/pdb.hpp"
-#include "boltzlab/targets/dihedrals.hpp"
+#include "boltzlab/molecules/dihedrals.hpp"
 #include "boltzlab/targets/registry.hpp"
 
 using namespace boltzlab;

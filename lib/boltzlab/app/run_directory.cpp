@@ -1,11 +1,9 @@
-#include "boltzlab/io/run_directory.hpp"
+#include "boltzlab/app/run_directory.hpp"
 
-#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <system_error>
 
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "boltzlab/core/error.hpp"
@@ -94,18 +92,6 @@ std::size_t sanitize_non_finite(nlohmann::json& j) {
     for (auto& e : j) n += sanitize_non_finite(e);
   }
   return n;
-}
-
-double wall_seconds() {
-  using clock = std::chrono::steady_clock;
-  return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
-}
-
-double cpu_seconds() {
-  rusage r{};
-  getrusage(RUSAGE_SELF, &r);
-  return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
-         1e-6 * static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec);
 }
 
 }  // namespace boltzlab

@@ -46,7 +46,7 @@
 #include <nlohmann/json.hpp>
 
 #include "boltzlab/core/ensemble.hpp"
-#include "boltzlab/io/run_directory.hpp"
+#include "boltzlab/app/run_directory.hpp"
 #include "boltzlab/targets/target.hpp"
 
 namespace boltzlab {

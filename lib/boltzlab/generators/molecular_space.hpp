@@ -1,76 +1,10 @@
 #pragma once
-/// \file internal_coordinates.hpp
-/// Internal-coordinate transform for molecular Boltzmann generators: Cartesian
-/// positions ⇄ (bond lengths, bond angles, torsions) from a Z-matrix, as batched
-/// LibTorch (float64) operations with the exact log|det J| per sample, a
-/// normalization layer, base densities for a flow on (ℝ^m × torus), and the
-/// chirality check of generated samples.
-///
-/// ## Coordinates and the six external degrees of freedom
-/// A molecule of n atoms is described by three *anchor* atoms a0, a1, a2 and one
-/// Z-matrix row (i; j, k, l) for every other atom i, with j, k, l placed before i:
-///   r_i = |x_i − x_j|, θ_i = ∠(x_i, x_j, x_k) ∈ (0, π), τ_i = dihedral(x_i, x_j, x_k, x_l) ∈ [−π, π).
-/// The rigid motion is *removed*, not kept Cartesian: translation is fixed by a0
-/// (placed at the origin), rotation by the anchor frame (a1 on the +x axis, a2 in
-/// the xy-plane with y > 0). What is left of the anchors is internal too:
-///   a1: bond r(a1, a0);   a2: bond r(a2, a1) and angle ∠(a2, a1, a0).
-/// So the internal vector has exactly 3n − 6 entries, laid out in three blocks
-///   [ bonds (n−1) | angles (n−2) | torsions (n−3) ],
-/// each block in placement order (a1, a2, then the Z-matrix rows in the given order;
-/// angles start at a2, torsions at the first Z-matrix row). For alanine dipeptide
-/// (n = 22): 21 bonds, 20 angles, 19 torsions, 60 coordinates.
-///
-/// ## log|det J| (exact, including the anchor part)
-/// Write x = R·X(z) + t, with X(z) the placement in the anchor frame, t ∈ ℝ³ and
-/// R ∈ SO(3). Then d^{3n}x = J(z) dz dt dR with dR the Haar measure on SO(3) (total
-/// volume 8π²) and
-///   J(z) = r_{a1}² · r_{a2}² sin θ_{a2} · ∏_{Z-matrix rows i} r_i² sin θ_i.
-/// (Spherical coordinates of every placed atom about its bond partner: r² sin θ dr dθ dτ;
-/// for a1 the two angles and for a2 the torsion are the rotation's three Haar angles.)
-/// Hence a density q(z) on internal coordinates corresponds to the Cartesian density
-/// q(z(x)) / J(z(x)) / (8π² V) and, for a rigid-motion invariant energy u,
-///   log π_int(z) = −u(x(z)) + log J(z) + const,
-/// which is what a generator trained in internal coordinates must match:
-///   log w = −u(x) + log J(z) − log q(z)    (to_cartesian's log-det is +log J),
-///   log q_cart(x) = log q(z(x)) + logdet_forward = log q(z) − log J   (up to the constant log 8π²V).
-/// to_internal returns −log J(z), to_cartesian +log J(z): their sum is 0.
-/// Reference for the construction (NeRF placement and the r² sin θ factors): Parsons
-/// et al., J. Comput. Chem. 26, 1063 (2005); Noé et al., Science 365, eaaw1147 (2019),
-/// supplementary "mixed coordinate transformation"; Köhler et al., "Smooth normalizing
-/// flows", NeurIPS 2021 (global internal coordinates, 3n − 6).
-///
-/// ## Torsions are periodic
-/// Torsions live on the circle [−π, π). Recommendation for a flow on ℝ^{3n−6}: make the
-/// velocity field 2π-periodic in the torsion coordinates (feed them to the network as
-/// (cos τ, sin τ) features), integrate on ℝ and wrap the result with wrap_torsions(): the
-/// time-t flow map then commutes with 2π shifts and induces a diffeomorphism of the
-/// torus with the same log-det, so the density stays exact. Base: a standard Gaussian
-/// on the standardized bonds/angles times a uniform (or von Mises) density on the torsions
-/// (BaseDensity; BaseDensity::fit_von_mises fits μ, κ per torsion to data). Treating torsions as real numbers with a Gaussian base instead is
-/// only exact if the mass outside [−π, π) is discarded (weight 0), which is wasteful
-/// for ψ whose β-basin straddles ±π.
-///
-/// ## Use in a generator (MolecularFlowSpace bundles the steps)
-///   space = MolecularFlowSpace::fit(InternalCoordinates::alanine_dipeptide(), md_frames);
-///   base  = BaseDensity::fit_von_mises(space.to_flow(md_frames).first, space.torsion_mask());
-///   sampling: y ~ flow (torsions wrapped), d = space.from_flow(y), u = target(d.cartesian),
-///             log_w = space.log_weights(u, log_q_y, d)   (−∞ off-domain / wrong chirality);
-///   data:     (y, ld) = space.to_flow(x); NLL = −(log q_y(y) + ld + offset).
-/// The alanine Z-matrix fits both project systems (alanine_dipeptide.pdb and
-/// amber96_obc1.pdb share the atom order). On 2000 frames of 200 ps OBC2 MD (300 K) all
-/// samples are L and in the domain, round trips agree to 5e-16 nm, bond σ ≈ 0.002–0.003 nm,
-/// angle σ ≈ 0.05–0.07 rad, torsion widths from 0.08 rad to uniform (methyl rotors).
-///
-/// ## Domain
-/// The map internal → Cartesian is a bijection (modulo rigid motion) only for r > 0 and
-/// θ ∈ (0, π). in_domain() flags samples outside that set: they must get importance
-/// weight 0 (log w = −∞), since the target has no mass there.
-///
-/// All tensors are float64 (kDouble) on the CPU; batch shapes are B × 3n (Cartesian, atom
-/// i at columns 3i..3i+2) and B × (3n − 6) (internal). Units are those of the input
-/// (OpenMM targets use nm), and log J depends on them.
+/// \file molecular_space.hpp
+/// The space a molecular generator works in: the normalization of internal
+/// coordinates (molecules/internal_coordinates.hpp), base densities on
+/// (ℝ^m × torus) (BaseDensity), and MolecularFlowSpace, which bundles the steps
+/// between Cartesian samples and the flow's coordinates with exact log-densities.
 #include <cstdint>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <utility>
@@ -80,156 +14,19 @@
 
 #include "boltzlab/generators/conditional_base.hpp"
 #include "boltzlab/io/config.hpp"
+#include "boltzlab/molecules/internal_coordinates.hpp"
 
 namespace boltzlab::generators {
 
-/// One Z-matrix row: atom `atom` is placed at distance r from `bond`, angle θ at
-/// `bond` from `angle`, and dihedral τ(atom, bond, angle, torsion).
-struct ZMatrixRow {
-  std::int64_t atom = -1;     ///< i, the atom placed
-  std::int64_t bond = -1;     ///< j, bond partner (placed before i)
-  std::int64_t angle = -1;    ///< k, angle partner (placed before i)
-  std::int64_t torsion = -1;  ///< l, torsion partner (placed before i)
-};
-
-/// A stereocentre to check: the sign of the triple product
-/// s = (x_a − x_c) · ((x_b − x_c) × (x_d − x_c)) must equal `expected_sign`.
-struct ChiralCenter {
-  std::string name;          ///< label for reports, e.g. "ALA CA"
-  std::int64_t center = -1;  ///< c, the stereocentre
-  std::int64_t a = -1;       ///< first neighbour
-  std::int64_t b = -1;       ///< second neighbour
-  std::int64_t d = -1;       ///< third neighbour
-  int expected_sign = 1;     ///< +1 or −1: sign of the correct enantiomer
-};
-
-/// The molecule description: anchors + Z-matrix rows (+ optional chiral centres).
-struct ZMatrix {
-  std::int64_t n_atoms = 0;
-  std::vector<std::int64_t> anchors;  ///< exactly three atoms a0, a1, a2 (a1 bonded to a0, a2 to a1)
-  std::vector<ZMatrixRow> rows;       ///< one row for every non-anchor atom, in placement order
-  std::vector<ChiralCenter> chiral_centers;
-  std::vector<std::string> atom_names;  ///< optional (empty or n_atoms names)
-
-  /// Checks: n_atoms ≥ 3, three distinct anchors, every atom exactly once (as anchor
-  /// or row atom), references in range, distinct from the atom and from each other,
-  /// and placed before it; chiral centres in range with sign ±1.
-  /// \throws ConfigError naming `context` and the offending row/atom.
-  void validate(const std::string& context = "z-matrix") const;
-};
-
-/// Cartesian ⇄ internal coordinates for one molecule (see the file comment).
-class InternalCoordinates {
- public:
-  /// \throws ConfigError if `zmatrix` is invalid (ZMatrix::validate).
-  explicit InternalCoordinates(ZMatrix zmatrix, const std::string& context = "z-matrix");
-
-  /// Alanine dipeptide (ACE-ALA-NME, 22 atoms) in the atom order of
-  /// data/alanine_dipeptide/alanine_dipeptide.pdb (amber/OpenMM order). Anchors N(6),
-  /// CA(8), C(14); heavy backbone first (C_ACE 4 with torsion φ = (4,6,8,14), N_NME 16
-  /// with ψ = (16,14,8,6) ≡ (6,8,14,16)), then CB(10) and HA(9) on CA, the amide H and
-  /// the ACE/NME groups, hydrogens on their heavy atoms (methyl H's relative to a
-  /// sibling). Chiral centre: CA with (N, C, CB) and expected sign +1 (L).
-  static InternalCoordinates alanine_dipeptide();
-
-  /// From a JSON object
-  ///   {"n_atoms": 22, "anchors": [6, 8, 14],
-  ///    "z_matrix": [[4, 6, 8, 14], ...],            // rows [i, j, k, l]
-  ///    "chiral_centers": [{"name": "CA", "center": 8, "neighbors": [6, 14, 10], "sign": 1}],  // optional
-  ///    "atom_names": [...]}                          // optional
-  /// Unknown keys are rejected. \throws ConfigError naming `context` and the field.
-  static InternalCoordinates from_json(const Json& object, const std::string& context);
-  /// from_json of a file. \throws IoError / ConfigError.
-  static InternalCoordinates from_json_file(const std::filesystem::path& path);
-  /// The description as JSON (inverse of from_json), e.g. to save with a model.
-  Json to_json() const;
-
-  const ZMatrix& zmatrix() const { return zmatrix_; }
-  std::int64_t n_atoms() const { return zmatrix_.n_atoms; }
-  /// 3n, the Cartesian dimension.
-  std::int64_t n_cartesian() const { return 3 * zmatrix_.n_atoms; }
-  /// 3n − 6, the internal dimension.
-  std::int64_t n_internal() const { return 3 * zmatrix_.n_atoms - 6; }
-  std::int64_t n_bonds() const { return zmatrix_.n_atoms - 1; }
-  std::int64_t n_angles() const { return zmatrix_.n_atoms - 2; }
-  std::int64_t n_torsions() const { return zmatrix_.n_atoms - 3; }
-
-  /// Column indices (into the internal vector) of the bonds [0, n−1).
-  std::vector<std::int64_t> bond_indices() const;
-  /// Column indices of the angles [n−1, 2n−3).
-  std::vector<std::int64_t> angle_indices() const;
-  /// Column indices of the periodic coordinates (torsions) [2n−3, 3n−6).
-  std::vector<std::int64_t> torsion_indices() const;
-  /// Bool tensor of length 3n − 6: true at the torsion columns.
-  torch::Tensor torsion_mask() const;
-  /// Column of the torsion that places `atom`. \throws DomainError if `atom` is an anchor
-  /// or out of range.
-  std::int64_t torsion_column_of_atom(std::int64_t atom) const;
-  /// Column of the torsion equal to dihedral(p0, p1, p2, p3) (either orientation of the
-  /// four atoms), or −1 if the Z-matrix has no such torsion.
-  std::int64_t find_torsion(std::int64_t p0, std::int64_t p1, std::int64_t p2, std::int64_t p3) const;
-
-  /// Cartesian → internal. `cartesian`: B × 3n (float64). Returns (z, logdet) with z of
-  /// shape B × (3n − 6) (torsions in [−π, π)) and logdet of shape B equal to
-  /// −log J(z) = −[2 log r_{a1} + 2 log r_{a2} + log sin θ_{a2} + Σ_rows (2 log r_i + log sin θ_i)].
-  /// Differentiable (autograd) in `cartesian`. \throws DomainError on a wrong shape.
-  std::pair<torch::Tensor, torch::Tensor> to_internal(const torch::Tensor& cartesian) const;
-
-  /// Internal → Cartesian by NeRF placement in the anchor frame (a0 at 0, a1 on +x, a2
-  /// in the xy-plane, y > 0). `internal`: B × (3n − 6). Returns (x, logdet) with x of
-  /// shape B × 3n and logdet = +log J(z) (shape B); log|r| and log|sin θ| are used, so
-  /// check in_domain() for samples with r ≤ 0 or θ ∉ (0, π). Differentiable in `internal`.
-  /// Torsions need not be wrapped (the placement is 2π-periodic in them).
-  std::pair<torch::Tensor, torch::Tensor> to_cartesian(const torch::Tensor& internal) const;
-
-  /// Rigidly moves each configuration (B × 3n) into the anchor frame: the Cartesian
-  /// image of to_cartesian(to_internal(x)). Distances and chirality are preserved.
-  torch::Tensor standard_orientation(const torch::Tensor& cartesian) const;
-
-  /// Bool tensor (B): bonds > 0, angles in (0, π), all entries finite.
-  torch::Tensor in_domain(const torch::Tensor& internal) const;
-
-  /// Copy of `internal` with the torsion columns wrapped into [−π, π).
-  torch::Tensor wrap_torsions(const torch::Tensor& internal) const;
-
-  /// Constant that converts an internal-coordinate density into a density on the
-  /// centre-of-mass-free subspace {x̄ = 0} (the convention of targets/target.hpp for
-  /// particle systems, dimension 3n − 3), with the orientation uniform (Haar):
-  ///   log q_cf(x) = log q_int(z(x)) + logdet_forward(x) + com_free_log_density_offset(),
-  ///   com_free_log_density_offset() = (3/2) log n − log 8π².
-  /// (d^{3n}x = J dz dt dR = n^{3/2} d^{3n−3}y dt_cm; Haar volume 8π².) So importance
-  /// weights log w = −u(x) − log q_cf(x) estimate log Z on that subspace, comparable with
-  /// other samplers' log Z, and held-out NLLs on Cartesian data are comparable too.
-  double com_free_log_density_offset() const;
-
-  /// Chirality of each configuration (B × 3n): Bool tensor (B), true where every chiral
-  /// centre of the Z-matrix has its expected sign.
-  torch::Tensor chirality_ok(const torch::Tensor& cartesian) const;
-  /// Number of configurations with at least one wrong chiral centre.
-  std::int64_t count_wrong_chirality(const torch::Tensor& cartesian) const;
-
- private:
-  ZMatrix zmatrix_;  // validated; rows in placement order
-};
-
-/// Dihedral angle τ(p0, p1, p2, p3) ∈ (−π, π] of each configuration (B × 3n), IUPAC sign
-/// convention (same as mdtraj.compute_dihedrals):
-///   b1 = x1 − x0, b2 = x2 − x1, b3 = x3 − x2,
-///   τ = atan2(|b2| b1·(b2 × b3), (b1 × b2)·(b2 × b3)).
-torch::Tensor dihedral(const torch::Tensor& cartesian, std::int64_t p0, std::int64_t p1, std::int64_t p2,
-                       std::int64_t p3);
-
-/// Triple product s = (x_a − x_c)·((x_b − x_c) × (x_d − x_c)) of each configuration (B × 3n).
-torch::Tensor chirality_triple_product(const torch::Tensor& cartesian, const ChiralCenter& center);
-
-/// Alanine dipeptide backbone dihedrals (0-based atom order of the PDB).
-inline constexpr std::int64_t kAlaninePhi[4] = {4, 6, 8, 14};
-inline constexpr std::int64_t kAlaninePsi[4] = {6, 8, 14, 16};
-
-/// (φ, ψ) in [−π, π) of alanine-dipeptide internal coordinates (B × 60) made by
-/// InternalCoordinates::alanine_dipeptide() (reads its φ, ψ torsion columns): B × 2.
-/// \throws DomainError if `ic` has no φ/ψ torsions.
-torch::Tensor alanine_phi_psi(const InternalCoordinates& ic, const torch::Tensor& internal);
+using molecules::ChiralCenter;
+using molecules::InternalCoordinates;
+using molecules::ZMatrix;
+using molecules::ZMatrixRow;
+using molecules::alanine_phi_psi;
+using molecules::chirality_triple_product;
+using molecules::dihedral;
+using molecules::kAlaninePhi;
+using molecules::kAlaninePsi;
 
 /// Standardization of the non-periodic coordinates for a flow:
 ///   y_c = (z_c − μ_c) / σ_c for bonds and angles,  y_c = wrap(z_c − μ_c) for torsions,

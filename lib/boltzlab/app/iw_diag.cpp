@@ -1,4 +1,4 @@
-#include "boltzlab/estimators/iw_diag.hpp"
+#include "boltzlab/app/iw_diag.hpp"
 #include "boltzlab/estimators/ramachandran_compare.hpp"
 
 #include <algorithm>

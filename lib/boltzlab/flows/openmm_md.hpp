@@ -4,7 +4,7 @@
 /// minimization, equilibration and production with LangevinMiddleIntegrator
 /// (BAOAB-type "middle" splitting; Zhang et al., J. Phys. Chem. A 123, 6056 (2019)),
 /// recording thinned frames. These runs are the ground truth and training data of the
-/// Boltzmann generators, and `md-reference` writes them as a standard run directory.
+/// Boltzmann generators, and `md-reference` (app/md_reference.hpp) writes them as a run directory.
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -74,27 +74,5 @@ OpenMMContext make_langevin_context(const OpenMMTarget& target, const double* po
 /// uses random stream (seed, replica), so replicas are independent of thread count.
 LangevinMdResult run_langevin_md(const OpenMMTarget& target, const std::vector<double>& start,
                                  const LangevinMdOptions& options, std::size_t replica = 0);
-
-/// Options of an md-reference run (the tool `md-reference`).
-struct MdReferenceOptions {
-  std::filesystem::path potential;  ///< potential file (type openmm)
-  std::filesystem::path out;        ///< run directory
-  /// Protocol overrides (md_options_from_json keys) applied after the potential's
-  /// "reference" section, e.g. from command-line flags.
-  Json protocol = Json::object();
-  bool progress = true;             ///< progress lines on stderr
-  std::size_t replicas = 1;         ///< independent trajectories
-  int threads = 0;                  ///< worker threads (0: all cores)
-  void validate() const;
-};
-
-/// Runs `replicas` trajectories (in parallel, except on the Reference platform whose
-/// integrators share one global random generator) and writes the standard run
-/// directory through io/run_outputs (samples.npy = all frames, replica-major;
-/// reduced_energies.npy = u of the frames; energy_trace.png; summary.json; molecular
-/// outputs: trajectory.dcd/.pdb, dihedrals, Ramachandran histogram and plot), plus
-/// potential_energies.npy (kJ/mol) and replica.npy (replica index per frame).
-/// Returns the summary. \throws ConfigError/IoError/BackendError naming what failed.
-nlohmann::json run_md_reference(const MdReferenceOptions& options);
 
 }  // namespace boltzlab

@@ -57,9 +57,4 @@ class RunDirectory {
 /// caller puts the reason next to it. Returns the number replaced.
 std::size_t sanitize_non_finite(nlohmann::json& j);
 
-/// Seconds since an arbitrary epoch (steady clock), for timings.
-double wall_seconds();
-/// CPU seconds (user + system, all threads) of this process so far (getrusage).
-double cpu_seconds();
-
 }  // namespace boltzlab

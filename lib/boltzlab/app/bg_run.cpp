@@ -1,4 +1,4 @@
-#include "boltzlab/generators/bg_run.hpp"
+#include "boltzlab/app/bg_run.hpp"
 
 #include <malloc.h>
 
@@ -12,18 +12,19 @@
 #include <torch/torch.h>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/timing.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/estimators/importance.hpp"
 #include "boltzlab/estimators/ramachandran_compare.hpp"
 #include "boltzlab/estimators/report.hpp"
 #include "boltzlab/generators/generator.hpp"
-#include "boltzlab/generators/internal_coordinates.hpp"
+#include "boltzlab/generators/molecular_space.hpp"
 #include "boltzlab/generators/trainer.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/io/plot.hpp"
-#include "boltzlab/io/run_directory.hpp"
-#include "boltzlab/io/run_outputs.hpp"
-#include "boltzlab/targets/openmm_md.hpp"
+#include "boltzlab/app/run_directory.hpp"
+#include "boltzlab/app/run_outputs.hpp"
+#include "boltzlab/flows/openmm_md.hpp"
 #include "boltzlab/targets/openmm_target.hpp"
 #include "boltzlab/targets/registry.hpp"
 

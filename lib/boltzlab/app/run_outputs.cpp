@@ -1,4 +1,4 @@
-#include "boltzlab/io/run_outputs.hpp"
+#include "boltzlab/app/run_outputs.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -8,8 +8,9 @@
 #include <sstream>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/timing.hpp"
 #include "boltzlab/core/parallel.hpp"
-#include "boltzlab/io/molecular.hpp"
+#include "boltzlab/app/molecular_outputs.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/io/plot.hpp"
 
