@@ -81,17 +81,4 @@ void RunDirectory::commit() {
   if (!old.empty()) fs::remove_all(old, ec);
 }
 
-std::size_t sanitize_non_finite(nlohmann::json& j) {
-  std::size_t n = 0;
-  if (j.is_number_float()) {
-    if (!std::isfinite(j.get<double>())) {
-      j = nullptr;
-      return 1;
-    }
-  } else if (j.is_array() || j.is_object()) {
-    for (auto& e : j) n += sanitize_non_finite(e);
-  }
-  return n;
-}
-
 }  // namespace boltzlab

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "boltzlab/core/ensemble.hpp"
+#include "boltzlab/io/config.hpp"
 
 namespace boltzlab {
 
@@ -52,9 +53,5 @@ class RunDirectory {
   std::filesystem::path staging_;
   bool committed_ = false;
 };
-
-/// Replaces non-finite numbers in a JSON tree by null (JSON has no NaN); the
-/// caller puts the reason next to it. Returns the number replaced.
-std::size_t sanitize_non_finite(nlohmann::json& j);
 
 }  // namespace boltzlab

@@ -22,6 +22,7 @@ constexpr double kPi = 3.14159265358979323846;
 constexpr double kTwoPi = 2.0 * kPi;
 
 torch::TensorOptions f64() { return torch::TensorOptions().dtype(torch::kDouble); }
+torch::TensorOptions i64() { return torch::TensorOptions().dtype(torch::kLong); }
 
 }  // namespace
 

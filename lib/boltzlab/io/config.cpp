@@ -1,5 +1,7 @@
 #include "boltzlab/io/config.hpp"
 
+#include <cmath>
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -144,6 +146,19 @@ void JsonReader::finish() const {
     if (!guess.empty()) msg += " (did you mean '" + guess + "'?)";
     throw ConfigError(context_of(it.key()) + ": " + msg);
   }
+}
+
+std::size_t sanitize_non_finite(nlohmann::json& j) {
+  std::size_t n = 0;
+  if (j.is_number_float()) {
+    if (!std::isfinite(j.get<double>())) {
+      j = nullptr;
+      return 1;
+    }
+  } else if (j.is_array() || j.is_object()) {
+    for (auto& e : j) n += sanitize_non_finite(e);
+  }
+  return n;
 }
 
 }  // namespace boltzlab

@@ -65,4 +65,8 @@ class JsonReader {
   mutable std::set<std::string> read_;  // keys asked for (present or not): the known keys
 };
 
+/// Replaces non-finite numbers in a JSON tree by null (JSON has no NaN); the
+/// caller puts the reason next to it. Returns the number replaced.
+std::size_t sanitize_non_finite(nlohmann::json& j);
+
 }  // namespace boltzlab
