@@ -13,7 +13,7 @@ instead of a von Mises mixture chosen by BIC) and in the experts (EM without shr
 whose variance over frames of pi is about 2 KL(pi || q) for near-lognormal weights. Prints the
 variance, how much of it single coordinates, (phi, psi) bins and polynomials of the whitened
 residuals explain, how it depends on the experts' responsibilities, and the held-out NLL gain of
-candidate extensions of the Gaussian class. docs/bg-results.md, "What limits the base", quotes it.
+candidate extensions of the Gaussian class. docs/results/alanine_dipeptide.md, "What limits the base", quotes it.
 
 usage: benchmarks/ala2_base_misfit.py MD_RUN_DIR [--experts 8] [--em 5] [--skip-extensions]
   MD_RUN_DIR: output of `build/bin/md-reference --potential potentials/alanine_dipeptide.json

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """How far does energy training (reverse KL) of a conditional coupling flow take the alanine base?
 
-A prototype for the question docs/bg-results.md ("What limits the base") leaves open: the
+A prototype for the question docs/results/alanine_dipeptide.md ("What limits the base") leaves open: the
 conditional-Gaussian base plateaus near 70 % ESS on MD frames, so does a flow trained on the energy
 close the gap to 95 %? The model, in the internal coordinates z of logw_decomposition.py:
 

@@ -41,7 +41,7 @@
 //     = with the raw generator draws; "energy_w2_mcmc_floor" = between the training
 //     and the held-out MCMC frames (the noise level of the reference itself).
 //     Also "mean_energy_snis" (Σ w̄_i u_i ± se) beside the held-out MCMC mean.
-//  6. Path length and NFE (the OT-BG vs canonical-BG comparison of issue #6): the mean
+//  6. Path length and NFE (the OT-BG vs canonical-BG comparison): the mean
 //     transport cost ∫½|∇Φ|² dt (= ½ ∫|v|² dt, the kinetic energy of the path) on 2048
 //     generated trajectories; for RK4 with k steps (NFE = 4k evaluations of ∇Φ) the mean
 //     |Δx| and |Δlog q| against 4·max(training, sampling steps) steps and the Kish ESS on those 2048

@@ -4,7 +4,7 @@
 Usage: benchmarks/logw_decomposition.py RUN_DIR [REFERENCE_POSITIONS.npy] [--top K]
 
 For each of the 60 internal coordinates of alanine dipeptide (the Z-matrix of
-lib/boltzlab/generators/internal_coordinates.cpp: bonds, angles, torsions) the generator
+lib/boltzlab/molecules/internal_coordinates.cpp: bonds, angles, torsions) the generator
 samples are cut into 24 bins (equal-count bins for bonds/angles, 15-degree bins for
 torsions) and the between-bin variance of the log-weights is reported:
 

@@ -1,4 +1,4 @@
-// Tests of lib/boltzlab/io/run_outputs.*: the standard run-directory writer.
+// Tests of lib/boltzlab/app/run_outputs.*: the standard run-directory writer.
 #include <doctest/doctest.h>
 
 #include <filesystem>

@@ -237,7 +237,7 @@ TEST_CASE("internal coordinates: thermal OBC2 configurations — chirality, roun
   // project's OBC2 target: the reconstruction from internal coordinates is a rigid motion
   // of the frame, so the (rigid-invariant) energy must agree to double precision; the
   // Z-matrix torsions must be the topology's backbone φ/ψ and agree with the independent
-  // targets/dihedrals implementation.
+  // molecules/dihedrals implementation.
   const auto frames = read_npy_matrix(std::string(BOLTZLAB_TEST_DATA) + "/ala2_obc2_positions.npy", 66);
   const auto x = torch::from_blob(const_cast<double*>(frames.data()), {frames.rows(), 66}, f64()).clone();
   const auto ic = InternalCoordinates::alanine_dipeptide();

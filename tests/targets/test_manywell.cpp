@@ -30,7 +30,8 @@ TEST_CASE("manywell: energy by hand") {
 }
 
 TEST_CASE("manywell: log Z and well fraction match the reference values") {
-  // REFERENCES.md (FAB): log Z(ManyWell-32) = 164.69568, per pair 10.293480,
+  // FAB (Midgley et al. 2023, fab/target_distributions/many_well.py; values by quadrature):
+  // log Z(ManyWell-32) = 164.69568, per pair 10.293480,
   // x1 > 0 well holds 84.431 % (all rounded in the last digit shown).
   ManyWellTarget mw(32);
   CHECK(std::abs(*mw.log_z() - 164.69568) < 1e-5);

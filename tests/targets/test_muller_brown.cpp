@@ -18,7 +18,7 @@ TEST_CASE("muller_brown: gradient at random points") {
 }
 
 TEST_CASE("muller_brown: the three minima of the reference") {
-  // REFERENCES.md quotes the minima to 4 decimals and V to 3. At each quoted point
+  // The standard minima (Müller & Brown 1979) are quoted to 4 decimals and V to 3. At each quoted point
   // V must agree to 1e-3; Newton's method on our gradient (Hessian by central
   // differences of it) must converge to a stationary point with a positive-
   // definite Hessian within the rounding of the quoted coordinates (5e-5), and

@@ -65,7 +65,7 @@ std::string load_error(const fs::path& potential) {
 }  // namespace
 
 TEST_CASE("openmm: shipped alanine dipeptide potentials reproduce the reference energies") {
-  // Energies at the shipped coordinates (Reference platform, OpenMM 7.7), from the issue:
+  // Energies at the shipped coordinates (Reference platform, OpenMM 7.7; data/README.md):
   // OBC2 -95.730, vacuum -55.400, ff96+OBC1 (crd coordinates) -138.970 kJ/mol.
   const std::vector<std::pair<std::string, double>> cases = {
       {"alanine_dipeptide", -95.730}, {"alanine_dipeptide_vacuum", -55.400}, {"alanine_dipeptide_obc1", -138.970}};

@@ -26,7 +26,7 @@ struct MdReferenceOptions {
 
 /// Runs `replicas` trajectories (in parallel, except on the Reference platform whose
 /// integrators share one global random generator) and writes the standard run
-/// directory through io/run_outputs (samples.npy = all frames, replica-major;
+/// directory through app/run_outputs (samples.npy = all frames, replica-major;
 /// reduced_energies.npy = u of the frames; energy_trace.png; summary.json; molecular
 /// outputs: trajectory.dcd/.pdb, dihedrals, Ramachandran histogram and plot), plus
 /// potential_energies.npy (kJ/mol) and replica.npy (replica index per frame).

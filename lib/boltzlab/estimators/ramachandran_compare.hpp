@@ -2,12 +2,12 @@
 /// \file ramachandran_compare.hpp
 /// Sample quality of a molecular sampler against a reference MD run, measured on
 /// the backbone dihedrals (φ, ψ) as the Boltzmann-generator papers on alanine
-/// dipeptide do (REFERENCES.md, "Ramachandran metrics used by BG papers"):
+/// dipeptide do (FAB, Midgley et al., ICLR 2023; constrained mass transport, arXiv 2510.18460):
 ///  - forward KL(MD ‖ model) between 64×64 histograms over [−π, π)², with
 ///    ε = 1e-10 added to every bin of both histograms: ε = 1e-10 is the convention of
 ///    the FAB-style alanine benchmarks (Midgley et al., ICLR 2023, `fab/utils/aldp.py`;
 ///    taken over by the temperature-annealed-BG and constrained-mass-transport
-///    comparisons, REFERENCES.md). FAB's released code adds ε to the raw counts; here
+///    comparisons). FAB's released code adds ε to the raw counts; here
 ///    it is added to the normalized probabilities (see histogram_forward_kl), which
 ///    makes the value independent of the sample sizes. The two agree when the model
 ///    covers every reference bin and differ in the penalty for reference bins the
@@ -20,7 +20,7 @@
 ///    importance estimate with its delta-method standard error, the reference's
 ///    fraction with a batch-means standard error (MD frames are correlated), and the
 ///    z-score of their difference.
-/// The histograms are those of io/molecular.hpp (ramachandran_histogram), with
+/// The histograms are those of estimators/ramachandran.hpp (ramachandran_histogram), with
 /// importance weights exp(log w − max log w).
 #include <cstddef>
 #include <filesystem>
@@ -106,7 +106,7 @@ struct RamachandranComparison {
 /// Compares weighted model samples (φ, ψ in radians; weights exp(log_weights), all
 /// equal when log_weights is null) with reference frames (N×2: φ, ψ in radians, in
 /// time order). Model rows with a non-finite angle or log w = −inf are left out and
-/// counted. The φ ≥ 0 basin is the one of io/molecular.hpp (φ ≥ 0: C7ax/αL).
+/// counted. The φ ≥ 0 basin is the one of estimators/ramachandran.hpp (φ ≥ 0: C7ax/αL).
 /// \throws DomainError on length mismatch, a reference that is not N×2 with finite
 ///   angles, fewer than 2·reference_blocks reference frames, or no usable model row.
 RamachandranComparison compare_ramachandran(const Eigen::VectorXd& phi, const Eigen::VectorXd& psi,
@@ -120,7 +120,7 @@ RowMatrix read_reference_dihedrals(const std::filesystem::path& path, const std:
                                    std::size_t min_blocks = 20);
 
 /// The comparison for Cartesian samples (N×3n, nm) of a molecule: φ/ψ of the first
-/// residue that has both (targets/dihedrals.hpp), then compare_ramachandran. Returns
+/// residue that has both (molecules/dihedrals.hpp), then compare_ramachandran. Returns
 /// RamachandranComparison::to_json() plus "reference" (= `reference_name`) and the
 /// dihedral names; when no comparison is possible (no φ/ψ pair in the topology, no
 /// sample with finite log-weight and angles) a JSON object with only "reference" and

@@ -8,7 +8,7 @@
 /// angles, impropers, methyl siblings, peptide ω), which fluctuate by a few per cent about a
 /// value that depends on the soft torsions (the bond angles at Cα follow φ/ψ, etc.). A
 /// product base (one density per column) leaves all those dependencies to the flow; measured
-/// on alanine dipeptide they are most of the log-weight variance (docs/bg-results.md). The
+/// on alanine dipeptide they are most of the log-weight variance (docs/results/alanine_dipeptide.md). The
 /// harmonic picture of the hard modes at fixed soft torsions is a Gaussian whose mean moves with
 /// them, so the base here is
 ///
@@ -46,7 +46,7 @@
 /// ## Bin correction of the joint marginal
 /// A mixture of K products of von Mises densities is a coarse model of the Ramachandran
 /// marginal: on alanine dipeptide its misfit between (φ, ψ) bins is 12–18 % of the log-weight
-/// variance (docs/bg-results.md). With a correction on an n × n grid of the joint pair, the
+/// variance (docs/results/alanine_dipeptide.md). With a correction on an n × n grid of the joint pair, the
 /// block density becomes
 ///
 ///   ρ₀'(y) = c_b(y_J) · ρ₀(y),    c_b = p_b / m_b,
