@@ -6,6 +6,7 @@
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/targets/double_well.hpp"
 #include "boltzlab/targets/dw4.hpp"
+#include "boltzlab/targets/four_wells.hpp"
 #include "boltzlab/targets/funnel.hpp"
 #include "boltzlab/targets/gaussian.hpp"
 #include "boltzlab/targets/gaussian_mixture.hpp"
@@ -27,6 +28,7 @@ const std::map<std::string, TargetFactory>& factories() {
       {"dw4", make_dw4},
       {"lennard_jones", make_lennard_jones},
       {"double_well", make_double_well},
+      {"four_wells", make_four_wells},
       {"muller_brown", make_muller_brown},
       {"funnel", make_funnel},
       {"rosenbrock", make_rosenbrock},
