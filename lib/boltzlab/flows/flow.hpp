@@ -1,8 +1,9 @@
 #pragma once
 /// \file flow.hpp
 /// Particle flows: samplers and Wasserstein-gradient-flow discretizations that move
-/// an Ensemble toward π ∝ exp(−β u). Every flow is registered by name in
-/// flows/registry.cpp and runs as `wgf-relax --flow NAME`.
+/// an Ensemble toward π ∝ exp(−β u). Every flow is one row of the flow table in
+/// flows/registry.cpp (FlowInfo: name, factory, interacting, description) and runs as
+/// `wgf-relax --flow NAME`.
 ///
 /// Determinism contract: particle i draws only from stream_for(seed, i) (core/rng.hpp)
 /// and every reduction over particles is done in a fixed order (for_each_block with a
@@ -78,10 +79,32 @@ class Flow {
 /// factory must call params.finish().
 using FlowFactory = std::function<std::unique_ptr<Flow>(JsonReader& params)>;
 
+/// One row of the flow table (flows/registry.cpp): everything the tools need to know
+/// about a flow without building it. Adding a flow adds one row.
+struct FlowInfo {
+  std::string name;          ///< --flow NAME
+  FlowFactory factory;       ///< builds the flow from its "params"
+  /// Whether the particles interact: true when the update of one particle depends on
+  /// the others (SVGD, blob, MMD), so the final particles are NOT independent replicas;
+  /// false when every particle is an independent chain with its own random stream
+  /// (the Langevin samplers), so per-particle averages have i.i.d. error bars.
+  /// Written to summary.json as "interacting".
+  bool interacting = false;
+  std::string description;   ///< one line, printed by `wgf-relax --help`
+};
+
+/// The flow table, sorted by name.
+const std::vector<FlowInfo>& flow_table();
+
 /// Registered flow names, sorted.
 std::vector<std::string> flow_names();
 
-/// \throws ConfigError for an unknown name (suggesting the closest) or bad params.
+/// The row of flow `name`. \throws ConfigError for an unknown name, prefixed with
+/// `context`, suggesting the closest name and listing all.
+const FlowInfo& flow_info(const std::string& name, const std::string& context = "flow");
+
+/// Builds flow `name` from its parameters (null: none).
+/// \throws ConfigError for an unknown name (as flow_info) or bad params.
 std::unique_ptr<Flow> make_flow(const std::string& name, const Json& params,
                                 const std::string& context = "flow");
 

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 
 #include "boltzlab/core/error.hpp"
@@ -35,42 +36,57 @@ void FlowOptions::validate() const {
 }
 
 namespace {
-// One line per flow.
-const std::map<std::string, FlowFactory>& factories() {
-  static const std::map<std::string, FlowFactory> table = {
-      {"baoab", make_baoab},
-      {"blob", make_blob},
-      {"mala", make_mala},
-      {"mmd", make_mmd},
-      {"svgd", make_svgd},
-      {"ula", make_ula},
-      {"openmm-langevin", make_openmm_langevin},
+
+// One row per flow: name, factory, whether its particles interact, one line for --help.
+std::vector<FlowInfo> make_table() {
+  std::vector<FlowInfo> table = {
+      {"baoab", make_baoab, false, "underdamped Langevin, BAOAB splitting; O(h^2) bias; params friction, mass"},
+      {"blob", make_blob, true, "blob-method KL gradient flow, deterministic; O(epsilon) bias; params epsilon"},
+      {"mala", make_mala, false,
+       "Metropolis-adjusted Langevin, exact; step size adapted in warm-up; params target_acceptance, adapt"},
+      {"mmd", make_mmd, true,
+       "MMD gradient flow toward target samples, noise injection; params target_samples, bandwidth, noise_level"},
+      {"openmm-langevin", make_openmm_langevin, false,
+       "OpenMM LangevinMiddle dynamics (OpenMM potentials only); params timestep_fs, friction_per_ps"},
+      {"svgd", make_svgd, true, "Stein variational gradient descent, deterministic; params bandwidth, adaptive"},
+      {"ula", make_ula, false, "unadjusted (overdamped) Langevin; O(tau) bias; no params"},
   };
+  std::sort(table.begin(), table.end(), [](const FlowInfo& a, const FlowInfo& b) { return a.name < b.name; });
   return table;
 }
+
 }  // namespace
+
+const std::vector<FlowInfo>& flow_table() {
+  static const std::vector<FlowInfo> table = make_table();
+  return table;
+}
 
 std::vector<std::string> flow_names() {
   std::vector<std::string> out;
-  for (const auto& [k, v] : factories()) out.push_back(k);
+  for (const FlowInfo& row : flow_table()) out.push_back(row.name);
   return out;
 }
 
-std::unique_ptr<Flow> make_flow(const std::string& name, const Json& params, const std::string& context) {
-  const auto& table = factories();
-  auto it = table.find(name);
-  if (it == table.end()) {
-    std::string msg = context + ": unknown flow '" + name + "'";
-    const std::string guess = closest_key(name, flow_names());
-    if (!guess.empty()) msg += " (did you mean '" + guess + "'?)";
-    std::string all;
-    for (const auto& n : flow_names()) all += (all.empty() ? "" : ", ") + n;
-    msg += "; available: " + all;
-    throw ConfigError(msg);
+const FlowInfo& flow_info(const std::string& name, const std::string& context) {
+  for (const FlowInfo& row : flow_table()) {
+    if (row.name == name) return row;
   }
+  std::string msg = context + ": unknown flow '" + name + "'";
+  const std::vector<std::string> names = flow_names();
+  const std::string guess = closest_key(name, names);
+  if (!guess.empty()) msg += " (did you mean '" + guess + "'?)";
+  std::string all;
+  for (const auto& n : names) all += (all.empty() ? "" : ", ") + n;
+  msg += "; available: " + all;
+  throw ConfigError(msg);
+}
+
+std::unique_ptr<Flow> make_flow(const std::string& name, const Json& params, const std::string& context) {
+  const FlowInfo& row = flow_info(name, context);
   const Json empty = Json::object();
   JsonReader reader(params.is_null() ? empty : params, context);
-  auto flow = it->second(reader);
+  auto flow = row.factory(reader);
   reader.finish();
   return flow;
 }
