@@ -5,6 +5,7 @@
 #include "boltzlab/flows/blob.hpp"
 #include "boltzlab/flows/flow.hpp"
 #include "boltzlab/flows/langevin.hpp"
+#include "boltzlab/flows/mala_precond.hpp"
 #include "boltzlab/flows/openmm_langevin.hpp"
 #include "boltzlab/flows/mmd.hpp"
 #include "boltzlab/flows/svgd.hpp"
@@ -44,6 +45,8 @@ std::vector<FlowInfo> make_table() {
       {"blob", make_blob, true, "blob-method KL gradient flow, deterministic; O(epsilon) bias; params epsilon"},
       {"mala", make_mala, false,
        "Metropolis-adjusted Langevin, exact; step size adapted in warm-up; params target_acceptance, adapt"},
+      {"mala-precond", make_mala_precond, false,
+       "MALA with a diagonal preconditioner estimated from the ensemble in warm-up, then frozen; exact"},
       {"mmd", make_mmd, true,
        "MMD gradient flow toward target samples, noise injection; params target_samples, bandwidth, noise_level"},
       {"openmm-langevin", make_openmm_langevin, false,
