@@ -1,10 +1,12 @@
 // wgf-relax: run a particle flow (ULA, MALA, BAOAB, and every other flow in
 // lib/boltzlab/flows/registry.cpp) on a potential file and write the standard run
 // directory. Thin: flags → RelaxOptions, the logic is run_relax() in
-// lib/boltzlab/flows/relax_run.hpp (which documents defaults and the "sampler" section).
+// lib/boltzlab/app/relax_run.hpp (which documents defaults and the "sampler" section).
+// The flows and their one-line descriptions come from the flow table (flows/flow.hpp).
 //
 //   wgf-relax --potential potentials/manywell32.json --flow mala --particles 4096
 //             --steps 2000 --out runs/mw32 [--step-size H] [--seed S] [--threads T] [--init X.npy]
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -32,15 +34,21 @@ struct Optionals {
 };
 
 void setup(CLI::App& app, boltzlab::RelaxOptions& opt, Optionals& optionals) {
-  std::string flows;
-  for (const auto& n : boltzlab::flow_names()) flows += (flows.empty() ? "" : ", ") + n;
+  // The flow list is the flow table: name, whether the particles interact, description.
+  std::size_t width = 0;
+  for (const auto& row : boltzlab::flow_table()) width = std::max(width, row.name.size());
+  std::string flows = "Flows (--flow NAME; interacting: the particles move together, independent: one chain each):\n";
+  for (const auto& row : boltzlab::flow_table()) {
+    flows += "  " + row.name + std::string(width + 2 - row.name.size(), ' ') +
+             (row.interacting ? "interacting  " : "independent  ") + row.description + "\n";
+  }
   app.description(
       "Relax/sample a particle ensemble toward exp(-u) with a particle flow and write a run directory "
       "(samples.npy, reduced_energies.npy, summary.json, plots). Unset options come from the potential "
       "file's \"sampler\" section, else built-in defaults (see README).");
   app.add_option("--potential", opt.potential, "potential file (potentials/*.json)")->required();
   app.add_option("--out", opt.out, "output run directory (replaced atomically)")->required();
-  optionals.add(app, "--flow", opt.flow, "flow: " + flows + " (default mala)");
+  optionals.add(app, "--flow", opt.flow, "flow, one of the list below (default mala)");
   optionals.add(app, "--particles", opt.particles, "number of particles (default 1024, or the rows of --init)");
   optionals.add(app, "--steps", opt.steps, "steps after warm-up (default 1000)");
   optionals.add(app, "--warmup", opt.warmup, "warm-up steps: burn-in, MALA step-size adaptation (default steps/4)");
@@ -58,6 +66,7 @@ void setup(CLI::App& app, boltzlab::RelaxOptions& opt, Optionals& optionals) {
   app.add_option("--param", opt.params, "flow parameter key=value (JSON value), repeatable, e.g. --param friction=2");
   app.add_flag("--quiet,-q", opt.quiet, "no progress lines on stderr");
   app.add_flag("!--no-plots", opt.plots, "skip the PNG plots");
+  app.footer(flows);
 }
 
 }  // namespace
@@ -77,8 +86,7 @@ int main(int argc, char** argv) {
   }
   try {
     for (auto& f : optionals.apply) f();
-    const boltzlab::RelaxReport report = boltzlab::run_relax(opt);
-    std::printf("%s\n", report.message.c_str());
+    std::printf("%s\n", boltzlab::run_relax(opt).message().c_str());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "wgf-relax: error: %s\n", e.what());

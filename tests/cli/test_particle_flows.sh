@@ -44,6 +44,10 @@ tr = s["trace"]
 for k in ["mean_energy", "ksd", "ksd2_u", "bandwidth", "beta"]:
     assert k in tr and len(tr[k]) == len(tr["step"]) > 10, k
 assert tr["ksd"][-1] < 0.1 * tr["ksd"][0], (tr["ksd"][0], tr["ksd"][-1])
+# The particles of svgd, blob and mmd interact (iw-diag reads this key).
+assert s["interacting"] is True, s.get("interacting")
+for flow in ["blob", "mmd"]:
+    assert json.load(open(T + "/" + flow + "_1/summary.json"))["interacting"] is True, flow
 x = np.load(T + "/good/samples.npy")
 cov = np.array([[2.0, 0.9], [0.9, 0.6]])
 # 10 % of sqrt(S_kk S_ll): see tests/flows/test_svgd.cpp for the reasoning.

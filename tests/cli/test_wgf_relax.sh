@@ -24,6 +24,27 @@ for flow in ula mala baoab; do
     cmp -s "$T/t1_$flow/$f" "$T/t2_$flow/$f" || err "$flow: $f differs between --threads 1 and 2"
   done
 done
+# The same for mala-precond (its second warm-up phase starts on fresh streams).
+for t in 1 2; do
+  "$W" --potential "$T/g3.json" --flow mala-precond --out "$T/pc_$t" --threads $t --seed 7 --thin 50 -q --no-plots >/dev/null || err "mala-precond threads $t failed"
+done
+for f in samples.npy reduced_energies.npy frames.npy; do
+  cmp -s "$T/pc_1/$f" "$T/pc_2/$f" || err "mala-precond: $f differs between --threads 1 and 2"
+done
+# summary.json says whether the flow's particles interact (iw-diag reads the key): the
+# independent chains of mala and mala-precond do not. (svgd: test_particle_flows.sh.)
+/usr/bin/python3 - "$T" <<'PY' || err "interacting key"
+import json, sys
+for run in ["t1_mala", "pc_1"]:
+    s = json.load(open(sys.argv[1] + "/" + run + "/summary.json"))
+    assert s["interacting"] is False, (run, s.get("interacting"))
+assert json.load(open(sys.argv[1] + "/pc_1/summary.json"))["statistics"]["flow"] == "mala-precond"
+PY
+# --help lists every flow of the flow table with its description.
+"$W" --help >"$T/help.txt" || err "--help failed"
+grep -Eq "^  svgd +interacting +Stein variational gradient descent" "$T/help.txt" || err "--help lacks the svgd row"
+grep -Eq "^  mala +independent +Metropolis-adjusted Langevin" "$T/help.txt" || err "--help lacks the mala row"
+grep -Eq "^  mala-precond +independent +MALA with a diagonal preconditioner" "$T/help.txt" || err "--help lacks mala-precond"
 # A different seed gives different samples (the comparison above has power).
 "$W" --potential "$T/g3.json" --flow mala --out "$T/t3" --threads 2 --seed 8 -q --no-plots >/dev/null
 cmp -s "$T/t1_mala/samples.npy" "$T/t3/samples.npy" && err "seed 7 and 8 gave identical samples"

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <sstream>
 
 #include "boltzlab/core/error.hpp"
@@ -127,23 +128,67 @@ nlohmann::json parse_params(const std::vector<std::string>& params) {
   return out;
 }
 
-RelaxReport run_relax(const RelaxOptions& opt) {
-  const double t_start = wall_seconds();
-  opt.validate();
-  set_num_threads(opt.threads);
+namespace {
 
-  Potential pot = load_potential(opt.potential);
-  const Target& target = *pot.target;
-  const std::size_t d = target.dim();
+// ---------------------------------------------------------------- stage 1: settings
+
+/// Every wgf-relax setting resolved (flag > the potential's "sampler" section >
+/// built-in default), the flow built and its options validated.
+struct RelaxPlan {
+  std::string flow_name;
+  nlohmann::json flow_params = nlohmann::json::object();  ///< sampler.params[flow], then --param
+  std::unique_ptr<Flow> flow;
+  FlowOptions flow_options;      ///< max_frames is set once the ensemble size is known
+  std::size_t particles = 1024;  ///< --particles, else sampler.particles (unused with --init)
+  std::size_t max_frames = 1000; ///< requested cap on frames, before the memory guard
+  InitSpec init;                 ///< default initial ensemble (unused with --init)
+};
+
+/// The initial-ensemble recipe: the target's reference configuration (molecules,
+/// jittered by 1e-3 nm) or N(0, I), then sampler.init, then --init-scale.
+InitSpec resolve_init_spec(JsonReader& sampler, const Target& target, const RelaxOptions& opt,
+                           const std::string& sctx) {
+  InitSpec spec;
+  if (!target.reference_configuration().empty()) {
+    spec.kind = "reference";
+    spec.scale = 1e-3;
+  }
+  if (sampler.has("init")) {
+    JsonReader init(sampler.get_json("init"), sampler.context_of("init"));
+    spec.kind = init.get_string("kind", spec.kind);
+    spec.scale = init.get_double("scale", spec.scale);
+    spec.mean = init.get_double("mean", spec.mean);
+    spec.spacing = init.get_double("spacing", spec.spacing);
+    spec.jitter = init.get_double("jitter", spec.jitter);
+    init.finish();
+  }
+  if (opt.init_scale) {
+    spec.kind = "normal";
+    spec.scale = *opt.init_scale;
+  }
+  spec.validate(sctx + ".init");
+  return spec;
+}
+
+/// sampler.params[flow_name] (an object), if any.
+nlohmann::json section_flow_params(JsonReader& sampler, const std::string& flow_name) {
+  nlohmann::json params = nlohmann::json::object();
+  if (!sampler.has("params")) return params;
+  const nlohmann::json& all = sampler.get_json("params");
+  if (!all.is_object()) sampler.fail("params", "expected an object {flow name: {parameters}}");
+  if (all.contains(flow_name)) params = all.at(flow_name);
+  if (!params.is_object()) sampler.fail("params", flow_name + ": expected an object");
+  return params;
+}
+
+/// Stage 1. Every sampler key is read (validated, marked known) even when a flag wins.
+RelaxPlan resolve_plan(const RelaxOptions& opt, const Potential& pot) {
   const std::string sctx = opt.potential.string() + ": sampler";
-
-  // Sampler-section defaults (flag > sampler section > built-in).
   const nlohmann::json empty = nlohmann::json::object();
-  const nlohmann::json& section = pot.sampler.is_null() ? empty : pot.sampler;
-  JsonReader sampler(section, sctx);
+  JsonReader sampler(pot.sampler.is_null() ? empty : pot.sampler, sctx);
+  RelaxPlan plan;
   const std::string section_flow = sampler.get_string("flow", "mala");
-  const std::string flow_name = opt.flow ? *opt.flow : section_flow;
-  // The sampler key is always read (validated, marked known), then the flag wins.
+  plan.flow_name = opt.flow ? *opt.flow : section_flow;
   auto from = [&](const std::optional<long long>& flag, const std::string& key, long long fallback,
                   long long min_value) {
     const long long v = sampler.get_int(key, fallback);
@@ -154,167 +199,160 @@ RelaxReport run_relax(const RelaxOptions& opt) {
     const double v = sampler.get_double(key, fallback);
     return flag ? *flag : v;
   };
+  FlowOptions& fo = plan.flow_options;
   const long long steps = from(opt.steps, "steps", 1000, 0);
   const long long warmup_section = sampler.get_int("warmup", -1);
   if (sampler.has("warmup") && warmup_section < 0) sampler.fail("warmup", std::to_string(warmup_section) + ", but must be >= 0");
-  const long long warmup = opt.warmup ? *opt.warmup : (warmup_section >= 0 ? warmup_section : steps / 4);
-  const long long thin = from(opt.thin, "thin", 0, 0);
-  const long long monitor_every = from(opt.monitor_every, "monitor_every", 10, 1);
-  const long long beta_steps = from(opt.beta_steps, "beta_steps", 0, 0);
-  const long long seed = from(opt.seed, "seed", 0, 0);
-  const long long particles_default = from(std::nullopt, "particles", 1024, 1);
-  const long long max_frames_opt = from(opt.max_frames, "max_frames", 1000, 0);
-  const double step_size = from_d(opt.step_size, "step_size", 0.0);
-  if (!opt.step_size && !(step_size >= 0 && std::isfinite(step_size))) {
-    sampler.fail("step_size", num(step_size) + ", but must be > 0");
-  }
-  const double beta_start = from_d(opt.beta_start, "beta_start", 1.0);
-  const double tolerance = from_d(opt.tolerance, "tolerance", 0.0);
-  const std::string beta_kind = sampler.get_string("beta_schedule", "geometric");
-  InitSpec init_spec;
-  if (!target.reference_configuration().empty()) {
-    // Molecules: start at the reference structure (PDB/crd), jittered by 1e-3 nm.
-    init_spec.kind = "reference";
-    init_spec.scale = 1e-3;
-  }
-  if (sampler.has("init")) {
-    JsonReader init(sampler.get_json("init"), sampler.context_of("init"));
-    init_spec.kind = init.get_string("kind", init_spec.kind);
-    init_spec.scale = init.get_double("scale", init_spec.scale);
-    init_spec.mean = init.get_double("mean", init_spec.mean);
-    init_spec.spacing = init.get_double("spacing", init_spec.spacing);
-    init_spec.jitter = init.get_double("jitter", init_spec.jitter);
-    init.finish();
-  }
-  if (opt.init_scale) {
-    init_spec.kind = "normal";
-    init_spec.scale = *opt.init_scale;
-  }
-  init_spec.validate(sctx + ".init");
-  nlohmann::json flow_params = nlohmann::json::object();
-  if (sampler.has("params")) {
-    const nlohmann::json& all = sampler.get_json("params");
-    if (!all.is_object()) sampler.fail("params", "expected an object {flow name: {parameters}}");
-    if (all.contains(flow_name)) flow_params = all.at(flow_name);
-    if (!flow_params.is_object()) sampler.fail("params", flow_name + ": expected an object");
-  }
-  sampler.finish();
-  const nlohmann::json cli_params = parse_params(opt.params);
-  for (const auto& [k, v] : cli_params.items()) flow_params[k] = v;
-  auto flow = make_flow(flow_name, flow_params, "--flow " + flow_name + " (--param / sampler.params)");
-
-  FlowOptions fo;
   fo.steps = static_cast<std::size_t>(steps);
-  fo.warmup = static_cast<std::size_t>(warmup);
-  fo.step_size = step_size;
-  fo.thin = static_cast<std::size_t>(thin);
-  fo.seed = static_cast<std::uint64_t>(seed);
-  fo.beta.start = beta_start;
+  fo.warmup = static_cast<std::size_t>(opt.warmup ? *opt.warmup : (warmup_section >= 0 ? warmup_section : steps / 4));
+  fo.thin = static_cast<std::size_t>(from(opt.thin, "thin", 0, 0));
+  fo.monitor_every = static_cast<std::size_t>(from(opt.monitor_every, "monitor_every", 10, 1));
+  fo.beta.steps = static_cast<std::size_t>(from(opt.beta_steps, "beta_steps", 0, 0));
+  fo.seed = static_cast<std::uint64_t>(from(opt.seed, "seed", 0, 0));
+  plan.particles = static_cast<std::size_t>(from(opt.particles, "particles", 1024, 1));
+  plan.max_frames = static_cast<std::size_t>(from(opt.max_frames, "max_frames", 1000, 0));
+  fo.step_size = from_d(opt.step_size, "step_size", 0.0);
+  if (!opt.step_size && !(fo.step_size >= 0 && std::isfinite(fo.step_size))) {
+    sampler.fail("step_size", num(fo.step_size) + ", but must be > 0");
+  }
+  fo.beta.start = from_d(opt.beta_start, "beta_start", 1.0);
   fo.beta.end = 1.0;
-  fo.beta.steps = static_cast<std::size_t>(beta_steps);
-  fo.beta.kind = beta_kind;
-  fo.tolerance = tolerance;
-  fo.monitor_every = static_cast<std::size_t>(monitor_every);
+  fo.tolerance = from_d(opt.tolerance, "tolerance", 0.0);
+  fo.beta.kind = sampler.get_string("beta_schedule", "geometric");
   fo.progress = !opt.quiet;
   fo.exec = Execution::kParallel;
+  plan.init = resolve_init_spec(sampler, *pot.target, opt, sctx);
+  plan.flow_params = section_flow_params(sampler, plan.flow_name);
+  sampler.finish();
+  const nlohmann::json cli_params = parse_params(opt.params);
+  for (const auto& [k, v] : cli_params.items()) plan.flow_params[k] = v;
+  plan.flow = make_flow(plan.flow_name, plan.flow_params, "--flow " + plan.flow_name + " (--param / sampler.params)");
   try {
     fo.validate();
   } catch (const ConfigError& e) {
     throw ConfigError(sctx + ": " + e.what());
   }
+  return plan;
+}
 
-  // The output directory is probed before the expensive work.
-  RunDirectory run(opt.out);
-  const double t_loaded = wall_seconds();
+// ---------------------------------------------------------------- stage 2: initial ensemble
 
-  // Initial ensemble.
-  Ensemble ens;
-  std::string init_desc;
-  if (!opt.init.empty()) {
-    RowMatrix x = read_npy_matrix(opt.init, d);
-    if (x.rows() == 0) throw IoError(opt.init.string() + ": has no rows (need at least 1 particle)");
-    if (opt.particles && *opt.particles != x.rows()) {
-      throw ConfigError("--particles is " + std::to_string(*opt.particles) + ", but " + opt.init.string() + " has " +
-                        std::to_string(x.rows()) + " rows");
-    }
-    for (Eigen::Index i = 0; i < x.rows(); ++i) {
-      for (Eigen::Index k = 0; k < x.cols(); ++k) {
-        if (!std::isfinite(x(i, k))) {
-          throw IoError(opt.init.string() + ": row " + std::to_string(i) + " has a non-finite coordinate");
-        }
+/// The initial ensemble and how it was made (for summary.json's options.init).
+struct InitialEnsemble {
+  Ensemble ensemble;
+  std::string description;
+};
+
+/// --init X.npy: N×d, finite, its rows the particle count; particle systems centred.
+Ensemble read_init_file(const RelaxOptions& opt, const Target& target) {
+  RowMatrix x = read_npy_matrix(opt.init, target.dim());
+  if (x.rows() == 0) throw IoError(opt.init.string() + ": has no rows (need at least 1 particle)");
+  if (opt.particles && *opt.particles != x.rows()) {
+    throw ConfigError("--particles is " + std::to_string(*opt.particles) + ", but " + opt.init.string() + " has " +
+                      std::to_string(x.rows()) + " rows");
+  }
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    for (Eigen::Index k = 0; k < x.cols(); ++k) {
+      if (!std::isfinite(x(i, k))) {
+        throw IoError(opt.init.string() + ": row " + std::to_string(i) + " has a non-finite coordinate");
       }
     }
-    ens = Ensemble(static_cast<std::size_t>(x.rows()), d);
-    ens.positions = std::move(x);
-    const auto [np, s] = target.particle_layout();
-    if (np > 0) {
-      for (std::size_t i = 0; i < ens.size(); ++i) remove_center_of_mass(ens.particle(i), np, s);
-    }
-    init_desc = opt.init.string();
+  }
+  Ensemble ens(static_cast<std::size_t>(x.rows()), target.dim());
+  ens.positions = std::move(x);
+  const auto [np, s] = target.particle_layout();
+  if (np > 0) {
+    for (std::size_t i = 0; i < ens.size(); ++i) remove_center_of_mass(ens.particle(i), np, s);
+  }
+  return ens;
+}
+
+std::string describe_init(const InitSpec& spec) {
+  if (spec.kind == "normal") return "normal(mean " + num(spec.mean) + ", scale " + num(spec.scale) + ")";
+  if (spec.kind == "reference") return "reference configuration + N(0, " + num(spec.scale) + "^2)";
+  return "lattice(spacing " + num(spec.spacing) + ", jitter " + num(spec.jitter) + ")";
+}
+
+/// Stage 2. Fails when every initial u or ∇u is non-finite (a finite energy with a NaN
+/// gradient, e.g. coincident particles, is just as unusable for a gradient flow); warns
+/// on stderr when some are.
+InitialEnsemble build_initial_ensemble(const RelaxOptions& opt, const Target& target, const RelaxPlan& plan) {
+  InitialEnsemble init;
+  if (!opt.init.empty()) {
+    init.ensemble = read_init_file(opt, target);
+    init.description = opt.init.string();
   } else {
-    const long long n = opt.particles ? *opt.particles : particles_default;
-    ens = make_initial_ensemble(target, static_cast<std::size_t>(n), init_spec, fo.seed);
-    init_desc = init_spec.kind == "normal"
-                    ? "normal(mean " + num(init_spec.mean) + ", scale " + num(init_spec.scale) + ")"
-                : init_spec.kind == "reference"
-                    ? "reference configuration + N(0, " + num(init_spec.scale) + "^2)"
-                    : "lattice(spacing " + num(init_spec.spacing) + ", jitter " + num(init_spec.jitter) + ")";
+    init.ensemble = make_initial_ensemble(target, plan.particles, plan.init, plan.flow_options.seed);
+    init.description = describe_init(plan.init);
   }
-  const std::size_t n = ens.size();
-  {
-    // u and ∇u: a finite energy with a NaN gradient (e.g. coincident particles) is
-    // just as unusable for a gradient flow.
-    Eigen::VectorXd u0;
-    RowMatrix g0;
-    const BatchStats st = target.evaluate_batch(ens.positions, u0, &g0);
-    if (st.non_finite == n) {
-      throw DomainError(opt.potential.string() + ": all " + std::to_string(n) +
-                        " initial energies or gradients are non-finite (initial ensemble: " + init_desc + ")");
-    }
-    if (st.non_finite > 0 && !opt.quiet) {
-      std::fprintf(stderr, "wgf-relax: warning: %zu of %zu initial energies or gradients are non-finite (counted in summary.json)\n",
-                   st.non_finite, n);
-    }
+  const std::size_t n = init.ensemble.size();
+  Eigen::VectorXd u0;
+  RowMatrix g0;
+  const BatchStats st = target.evaluate_batch(init.ensemble.positions, u0, &g0);
+  if (st.non_finite == n) {
+    throw DomainError(opt.potential.string() + ": all " + std::to_string(n) +
+                      " initial energies or gradients are non-finite (initial ensemble: " + init.description + ")");
   }
-  // Memory guard for frames.
+  if (st.non_finite > 0 && !opt.quiet) {
+    std::fprintf(stderr, "wgf-relax: warning: %zu of %zu initial energies or gradients are non-finite (counted in summary.json)\n",
+                 st.non_finite, n);
+  }
+  return init;
+}
+
+// ---------------------------------------------------------------- stage 3: the flow
+
+/// Wall-clock marks of the stages (seconds, wall_seconds()).
+struct RelaxTimes {
+  double start = 0.0, loaded = 0.0, initialized = 0.0, flowed = 0.0;
+};
+
+/// Sets flow_options.max_frames: the requested cap, lowered so that the frames held in
+/// memory stay within kMaxFrameBytes. Returns the note to record when it was lowered.
+std::vector<std::string> cap_frames(RelaxPlan& plan, std::size_t n, std::size_t d) {
   std::vector<std::string> notes;
-  std::size_t max_frames = static_cast<std::size_t>(max_frames_opt);
+  std::size_t max_frames = plan.max_frames;
   const double frame_bytes = static_cast<double>(n) * static_cast<double>(d) * 8.0;
   const auto frame_cap = static_cast<std::size_t>(kMaxFrameBytes / std::max(frame_bytes, 1.0));
-  if (thin > 0 && max_frames > frame_cap) {
+  if (plan.flow_options.thin > 0 && max_frames > frame_cap) {
     max_frames = frame_cap;
     notes.push_back("frames capped at " + std::to_string(frame_cap) + " (2 GiB of frames)");
   }
-  fo.max_frames = max_frames;
-  const double t_init = wall_seconds();
+  plan.flow_options.max_frames = max_frames;
+  return notes;
+}
 
-  FlowResult res = flow->run(target, ens, fo);
-  const double t_flow = wall_seconds();
+// ---------------------------------------------------------------- stage 4: outputs
 
+/// Stage 4a: what the run directory records. Pointers refer into `init` and `res`.
+RunOutputs relax_outputs(const RelaxOptions& opt, const Potential& pot, const RelaxPlan& plan,
+                         const InitialEnsemble& init, const FlowResult& res, const RelaxTimes& times,
+                         std::vector<std::string> notes) {
+  const FlowOptions& fo = plan.flow_options;
   RunOutputs o;
   o.tool = "wgf-relax";
   o.potential_path = opt.potential;
   o.potential_name = pot.name;
-  o.target = &target;
-  o.options = {{"flow", flow_name},
-               {"flow_params", flow_params},
-               {"particles", n},
-               {"steps", steps},
-               {"warmup", warmup},
-               {"step_size", step_size > 0 ? nlohmann::json(step_size) : nlohmann::json("flow default")},
-               {"thin", thin},
-               {"max_frames", max_frames},
-               {"monitor_every", monitor_every},
-               {"beta_start", beta_start},
-               {"beta_steps", beta_steps},
-               {"beta_schedule", beta_kind},
-               {"tolerance", tolerance},
-               {"init", init_desc},
+  o.target = pot.target.get();
+  o.options = {{"flow", plan.flow_name},
+               {"flow_params", plan.flow_params},
+               {"particles", init.ensemble.size()},
+               {"steps", fo.steps},
+               {"warmup", fo.warmup},
+               {"step_size", fo.step_size > 0 ? nlohmann::json(fo.step_size) : nlohmann::json("flow default")},
+               {"thin", fo.thin},
+               {"max_frames", fo.max_frames},
+               {"monitor_every", fo.monitor_every},
+               {"beta_start", fo.beta.start},
+               {"beta_steps", fo.beta.steps},
+               {"beta_schedule", fo.beta.kind},
+               {"tolerance", fo.tolerance},
+               {"init", init.description},
                {"out", opt.out.string()}};
   o.seed = fo.seed;
   o.threads = num_threads();
-  o.samples = &ens.positions;
-  o.reduced_energies = &ens.reduced_energies;
+  o.samples = &init.ensemble.positions;
+  o.reduced_energies = &init.ensemble.reduced_energies;
   o.frames = &res.frames;
   o.counts = {{"steps_done", res.steps_done},
               {"energy_evaluations", res.energy_evaluations},
@@ -324,31 +362,74 @@ RelaxReport run_relax(const RelaxOptions& opt) {
   o.statistics["converged_on_tolerance"] = res.converged;
   o.trace_steps = res.monitor_steps;
   o.traces = res.monitors;
-  const double sampling = t_flow - t_init;
-  const double particle_steps = static_cast<double>(n) * static_cast<double>(res.steps_done);
-  o.timings = {{"load", t_loaded - t_start},
-               {"init", t_init - t_loaded},
+  const double sampling = times.flowed - times.initialized;
+  const double particle_steps = static_cast<double>(init.ensemble.size()) * static_cast<double>(res.steps_done);
+  o.timings = {{"load", times.loaded - times.start},
+               {"init", times.initialized - times.loaded},
                {"flow", sampling},
                {"particle_steps_per_second", sampling > 0 ? particle_steps / sampling : 0.0}};
-  o.notes = notes;
+  o.extra = {{"interacting", flow_info(plan.flow_name).interacting}};
+  o.notes = std::move(notes);
   o.plots = opt.plots;
-  nlohmann::json summary = write_run(run, o);
-  run.commit();
-  // total time including the writing, patched into the returned summary only.
-  summary["timings"]["total"] = wall_seconds() - t_start;
+  return o;
+}
 
+/// Stage 4b: the typed report. `energy_mean` is summary.json's energy.mean (null when
+/// no final energy is finite), read back so that it is computed in one place.
+RelaxReport relax_report(const RelaxOptions& opt, const Potential& pot, const RelaxPlan& plan,
+                         const Ensemble& ens, const FlowResult& res, const RelaxTimes& times,
+                         const nlohmann::json& energy_mean) {
+  RelaxReport r;
+  r.flow = plan.flow_name;
+  r.interacting = flow_info(plan.flow_name).interacting;
+  r.potential = pot.name;
+  r.particles = ens.size();
+  r.dim = ens.dim();
+  r.steps_done = res.steps_done;
+  r.flow_seconds = times.flowed - times.initialized;
+  const auto acceptance = res.statistics.find("acceptance_rate");
+  if (acceptance != res.statistics.end() && acceptance->is_number()) r.acceptance_rate = acceptance->get<double>();
+  r.step_size = res.statistics.value("step_size", 0.0);
+  if (energy_mean.is_number()) r.mean_energy = energy_mean.get<double>();
+  r.non_finite_evaluations = res.non_finite;
+  r.out = opt.out;
+  return r;
+}
+
+}  // namespace
+
+std::string RelaxReport::message() const {
   std::ostringstream msg;
-  msg << "wgf-relax: " << flow_name << " on " << pot.name << ": " << n << " particles x " << d << ", "
-      << res.steps_done << " steps in " << num(std::round(sampling * 100) / 100) << " s";
-  if (res.statistics.contains("acceptance_rate") && res.statistics["acceptance_rate"].is_number()) {
-    msg << ", acceptance " << num(std::round(res.statistics["acceptance_rate"].get<double>() * 1000) / 1000);
-  }
-  msg << ", step size " << num(res.statistics.value("step_size", 0.0));
-  const auto& e = summary["energy"]["mean"];
-  if (e.is_number()) msg << ", <u> = " << num(e.get<double>());
-  if (res.non_finite) msg << ", " << res.non_finite << " non-finite evaluations";
-  msg << " -> " << opt.out.string();
-  return RelaxReport{summary, msg.str()};
+  msg << "wgf-relax: " << flow << " on " << potential << ": " << particles << " particles x " << dim << ", "
+      << steps_done << " steps in " << num(std::round(flow_seconds * 100) / 100) << " s";
+  if (acceptance_rate) msg << ", acceptance " << num(std::round(*acceptance_rate * 1000) / 1000);
+  msg << ", step size " << num(step_size);
+  if (mean_energy) msg << ", <u> = " << num(*mean_energy);
+  if (non_finite_evaluations) msg << ", " << non_finite_evaluations << " non-finite evaluations";
+  msg << " -> " << out.string();
+  return msg.str();
+}
+
+RelaxReport run_relax(const RelaxOptions& opt) {
+  RelaxTimes times;
+  times.start = wall_seconds();
+  opt.validate();
+  set_num_threads(opt.threads);
+  const Potential pot = load_potential(opt.potential);
+  RelaxPlan plan = resolve_plan(opt, pot);
+  RunDirectory run(opt.out);  // probed before the expensive work
+  times.loaded = wall_seconds();
+
+  InitialEnsemble init = build_initial_ensemble(opt, *pot.target, plan);
+  std::vector<std::string> notes = cap_frames(plan, init.ensemble.size(), init.ensemble.dim());
+  times.initialized = wall_seconds();
+
+  const FlowResult res = plan.flow->run(*pot.target, init.ensemble, plan.flow_options);
+  times.flowed = wall_seconds();
+
+  const nlohmann::json summary = write_run(run, relax_outputs(opt, pot, plan, init, res, times, std::move(notes)));
+  run.commit();
+  return relax_report(opt, pot, plan, init.ensemble, res, times, summary["energy"]["mean"]);
 }
 
 }  // namespace boltzlab

@@ -2,7 +2,7 @@
 /// \file relax_run.hpp
 /// The logic of the `wgf-relax` tool: load a potential, build the initial ensemble,
 /// run any registered flow (flows/registry.cpp), write the standard run directory
-/// (io/run_outputs.hpp). The tool itself only parses flags into RelaxOptions.
+/// (app/run_outputs.hpp). The tool itself only parses flags into RelaxOptions.
 ///
 /// Precedence of every setting: command-line flag > the potential file's "sampler"
 /// section > built-in default. The "sampler" section (all keys optional, unknown
@@ -89,13 +89,28 @@ Ensemble make_initial_ensemble(const Target& target, std::size_t n, const InitSp
 /// JSON when it is valid JSON, else taken as a string. \throws ConfigError.
 nlohmann::json parse_params(const std::vector<std::string>& params);
 
-/// What run_relax() did.
+/// What run_relax() did (typed; the JSON is summary.json in the run directory).
 struct RelaxReport {
-  nlohmann::json summary;   ///< the summary.json written
-  std::string message;      ///< one-line human summary (printed by the tool on stdout)
+  std::string flow;                        ///< registered flow name
+  bool interacting = false;                ///< FlowInfo::interacting of the flow
+  std::string potential;                   ///< the potential's display name
+  std::size_t particles = 0;               ///< N
+  std::size_t dim = 0;                     ///< d
+  std::size_t steps_done = 0;              ///< steps run, warm-up included
+  double flow_seconds = 0.0;               ///< wall time of the flow run
+  std::optional<double> acceptance_rate;   ///< main-phase acceptance (Metropolis flows)
+  double step_size = 0.0;                  ///< the flow's final step size (0: it reports none)
+  std::optional<double> mean_energy;       ///< mean of the finite final u (none when no u is finite)
+  std::size_t non_finite_evaluations = 0;  ///< evaluations with non-finite u or ∇u
+  std::filesystem::path out;               ///< the committed run directory
+  /// One line for the tool's stdout: flow, sizes, time, acceptance, step size, ⟨u⟩.
+  std::string message() const;
 };
 
-/// Runs the whole wgf-relax job and commits the run directory.
+/// Runs the whole wgf-relax job and commits the run directory, in four stages:
+/// resolve the settings (flags, the potential's "sampler" section, defaults) and build
+/// the flow; build and check the initial ensemble; run warm-up + flow; write the run
+/// directory (RunOutputs, plus the top-level "interacting" key) and report.
 /// \throws ConfigError, IoError, DomainError with one-line messages naming the flag,
 /// file or key; nothing is left in place of an earlier run at `out` on failure.
 RelaxReport run_relax(const RelaxOptions& options);
