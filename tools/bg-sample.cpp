@@ -7,6 +7,7 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/app/bg_run.hpp"
+#include "boltzlab/generators/presets.hpp"
 
 namespace {
 
@@ -26,7 +27,7 @@ void setup(CLI::App& app, boltzlab::generators::BgSampleOptions& o) {
                  "reference phi/psi (.npy, N x 2, radians) of a long MD run of the same system: "
                  "Ramachandran KL/TV and phi>0 population in summary.json (overrides generator.reference_dihedrals)");
   app.add_option("--iterations", o.iterations, "override generator.iterations");
-  app.add_option("--preset", o.preset, "override generator.preset (cnf, ot-flow, bg, ot-bg)");
+  app.add_option("--preset", o.preset, boltzlab::generators::preset_help());
   app.add_option("--lambda", o.lambda, "override generator.lambda (weight of the forward KL)");
   app.add_flag("--resume", o.resume, "resume training from <out>.checkpoint.pt");
   app.add_flag("!--no-progress", o.progress, "no progress lines");

@@ -1,5 +1,7 @@
 // Reverse-KL gradient through the target bridge vs finite differences, training on
-// a Gaussian (ESS and log Z against the exact value), checkpoint/resume, config errors.
+// a Gaussian (ESS and log Z against the exact value), checkpoint/resume, config errors,
+// and the pieces of train() alone: the schedule, one step, the checkpointer and the
+// iteration callbacks.
 #include <cmath>
 #include <filesystem>
 #include <string>
@@ -13,6 +15,10 @@
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/estimators/importance.hpp"
 #include "boltzlab/generators/trainer.hpp"
+#include "boltzlab/generators/training_callbacks.hpp"
+#include "boltzlab/generators/training_checkpoint.hpp"
+#include "boltzlab/generators/training_schedule.hpp"
+#include "boltzlab/generators/training_step.hpp"
 #include "boltzlab/targets/gaussian.hpp"
 
 namespace bg = boltzlab::generators;
@@ -37,6 +43,29 @@ bg::GeneratorOptions small_model() {
   o.steps = 4;
   o.sample_steps = 8;
   return o;
+}
+
+// Exact draws of the target (both KL terms can then be exercised).
+RowMatrix gaussian_data(const boltzlab::GaussianTarget& target, int n, std::uint64_t seed) {
+  RowMatrix data(n, 2);
+  boltzlab::Rng rng(seed, 0);
+  Eigen::Matrix2d chol = target.covariance().llt().matrixL();
+  for (int i = 0; i < n; ++i) {
+    Eigen::Vector2d e(rng.normal(), rng.normal());
+    data.row(i) = (target.mean() + chol * e).transpose();
+  }
+  return data;
+}
+
+double max_parameter_difference(bg::BoltzmannGenerator& a, bg::BoltzmannGenerator& b) {
+  const auto pa = a.potential()->parameters(), pb = b.potential()->parameters();
+  double diff = 0;
+  for (std::size_t k = 0; k < pa.size(); ++k) diff = std::max(diff, (pa[k] - pb[k]).abs().max().item<double>());
+  return diff;
+}
+
+torch::optim::Adam make_adam(bg::BoltzmannGenerator& g, const bg::TrainOptions& t) {
+  return torch::optim::Adam(g.potential()->parameters(), torch::optim::AdamOptions(t.learning_rate));
 }
 
 }  // namespace
@@ -311,4 +340,200 @@ TEST_CASE("trainer: the \"fused\" key and its errors") {
   t.fused = bg::FusedMode::kAuto;  // auto falls back to autograd
   t.weights.lambda = 1.0;
   CHECK_FALSE(bg::uses_fused_data_term(deep, t));
+}
+
+TEST_CASE("trainer: the schedule is a cosine learning rate and the λ warm-up") {
+  bg::TrainOptions t;
+  t.iterations = 11;
+  t.learning_rate = 0.02;
+  t.lr_final_ratio = 0.1;
+  t.warmup_iterations = 3;
+  t.weights = bg::LossWeights::preset("ot-bg", true);
+  const bg::TrainingSchedule s(t);
+  // η(it) = η₀·(r + (1 − r)·½·(1 + cos(π·it/10))): η₀ at the start, η₀(1 + r)/2 halfway,
+  // η₀·r at the end, decreasing in between.
+  CHECK(s.learning_rate(0) == doctest::Approx(0.02).epsilon(1e-15));
+  CHECK(s.learning_rate(5) == doctest::Approx(0.02 * 0.55).epsilon(1e-15));
+  CHECK(s.learning_rate(10) == doctest::Approx(0.002).epsilon(1e-15));
+  CHECK(s.learning_rate(2) == doctest::Approx(0.02 * (0.1 + 0.9 * 0.5 * (1 + std::cos(0.2 * std::acos(-1.0))))).epsilon(1e-15));
+  for (int it = 1; it < 11; ++it) CHECK(s.learning_rate(it) < s.learning_rate(it - 1));
+  // Warm-up: λ = 1 for the first 3 steps, the other weights untouched.
+  for (int it = 0; it < 5; ++it) {
+    const bg::LossWeights w = s.weights(it);
+    CHECK(w.lambda == (it < 3 ? 1.0 : 0.5));
+    CHECK(w.alpha_transport == 0.01);
+    CHECK(w.alpha_hjb == 0.05);
+  }
+  t.iterations = 1;  // a single step runs at the final rate
+  CHECK(bg::TrainingSchedule(t).learning_rate(0) == doctest::Approx(0.002).epsilon(1e-15));
+}
+
+TEST_CASE("trainer: one TrainingStep is the first step of train(), bit for bit") {
+  const auto target = correlated_gaussian();
+  const RowMatrix data = gaussian_data(target, 300, 5);
+  bg::TrainOptions t;
+  t.weights = bg::LossWeights::preset("ot-bg", true);  // both KL terms and both path costs
+  t.iterations = 8;
+  t.stop_after = 1;
+  t.batch_size = 48;
+  t.chunk_size = 20;
+  t.eval_every = 0;
+  t.progress = false;
+  bg::BoltzmannGenerator a(small_model(), 7), b(small_model(), 7);
+  const auto h = bg::train(a, target, &data, t);
+  REQUIRE(h.iterations_done == 1);
+
+  auto adam = make_adam(b, t);
+  bg::TrainingStep step(b, target, &data, t, nullptr);
+  const bg::TrainingSchedule schedule(t);
+  const bg::StepRecord r = step(0, schedule.weights(0), schedule.learning_rate(0), adam);
+  CHECK(r.iteration == 0);
+  CHECK(r.applied);
+  CHECK(r.loss == h.loss[0]);
+  CHECK(r.forward_kl == h.forward_kl[0]);
+  CHECK(r.reverse_kl == h.reverse_kl[0]);
+  CHECK(r.transport == h.transport[0]);
+  CHECK(r.hjb == h.hjb[0]);
+  CHECK(r.grad_norm == h.grad_norm[0]);
+  CHECK(r.learning_rate == h.learning_rate[0]);
+  CHECK(r.energy_evaluations == 48u);  // one energy per base draw, no evaluation run
+  CHECK(r.energy_evaluations == h.energy_evaluations);
+  CHECK(max_parameter_difference(a, b) == 0.0);
+  // The loss is the λ-weighted sum of its parts: ½·fKL + ½·mean(log q + ũ) + α_L·L + α_HJB·HJB
+  // (every draw is valid without a map, so the reverse-KL mean is the batch mean).
+  CHECK(r.loss == doctest::Approx(0.5 * r.forward_kl + 0.5 * r.reverse_kl + 0.01 * r.transport + 0.05 * r.hjb)
+                      .epsilon(1e-12));
+}
+
+TEST_CASE("trainer: a non-finite loss skips the Adam step and is recorded") {
+  const auto target = correlated_gaussian();
+  RowMatrix data = RowMatrix::Constant(20, 2, std::nan(""));  // every data row NaN: NLL is NaN
+  bg::TrainOptions t;
+  t.weights = bg::LossWeights::preset("cnf", true);
+  t.iterations = 2;
+  t.batch_size = 16;
+  t.eval_every = 0;
+  t.progress = false;
+  bg::BoltzmannGenerator a(small_model(), 2), untouched(small_model(), 2);
+  auto adam = make_adam(a, t);
+  bg::TrainingStep step(a, target, &data, t, nullptr);
+  const bg::StepRecord r = step(0, t.weights, t.learning_rate, adam);
+  CHECK_FALSE(r.applied);
+  CHECK(std::isnan(r.loss));
+  CHECK(max_parameter_difference(a, untouched) == 0.0);
+  const auto h = bg::train(a, target, &data, t);
+  CHECK(h.iterations_done == 2);
+  CHECK(std::isnan(h.loss[1]));
+  CHECK(max_parameter_difference(a, untouched) == 0.0);
+}
+
+TEST_CASE("trainer: the checkpointer restores model, Adam state and history") {
+  const auto target = correlated_gaussian();
+  const RowMatrix data = gaussian_data(target, 200, 6);
+  bg::TrainOptions t;
+  t.weights = bg::LossWeights::preset("ot-bg", true);
+  t.batch_size = 32;
+  t.progress = false;
+  const auto path = std::filesystem::temp_directory_path() / "boltzlab_test_checkpointer.pt";
+  std::filesystem::remove(path);
+  const bg::Checkpointer checkpointer(path, 3);
+  CHECK(checkpointer.enabled());
+  CHECK(checkpointer.due(3, false));
+  CHECK(checkpointer.due(6, false));
+  CHECK_FALSE(checkpointer.due(4, false));
+  CHECK(checkpointer.due(4, true));  // after the last step
+  CHECK_FALSE(bg::Checkpointer(path, 0).due(3, true));
+
+  // Three steps, saved; the file is read into a model with another initialization.
+  bg::BoltzmannGenerator a(small_model(), 11), c(small_model(), 99);
+  auto adam_a = make_adam(a, t);
+  bg::TrainingStep step_a(a, target, &data, t, nullptr);
+  bg::TrainHistory h;
+  for (int it = 0; it < 3; ++it) h.append(step_a(it, t.weights, 1e-2, adam_a));
+  h.wall_seconds = 1.5;
+  checkpointer.save(a, adam_a, h);
+  CHECK_FALSE(std::filesystem::exists(path.string() + ".tmp"));
+  bg::Checkpointer::Resumed resumed = checkpointer.load(c);
+  CHECK(max_parameter_difference(a, c) == 0.0);
+  CHECK(resumed.history.iterations_done == 3);
+  CHECK(resumed.history.loss == h.loss);
+  CHECK(resumed.history.energy_evaluations == h.energy_evaluations);
+  CHECK(resumed.history.wall_seconds == 1.5);
+  // The Adam moments came back too: the next step is the same on both.
+  auto adam_c = make_adam(c, t);
+  adam_c.load(resumed.adam);
+  bg::TrainingStep step_c(c, target, &data, t, nullptr);
+  const auto ra = step_a(3, t.weights, 1e-2, adam_a);
+  const auto rc = step_c(3, t.weights, 1e-2, adam_c);
+  CHECK(ra.loss == rc.loss);
+  CHECK(max_parameter_difference(a, c) == 0.0);
+  // Without the Adam state (a fresh Adam) the same step lands elsewhere.
+  bg::BoltzmannGenerator d(small_model(), 99);
+  checkpointer.load(d);
+  auto adam_d = make_adam(d, t);
+  bg::TrainingStep step_d(d, target, &data, t, nullptr);
+  step_d(3, t.weights, 1e-2, adam_d);
+  CHECK(max_parameter_difference(a, d) > 1e-6);
+  std::filesystem::remove(path);
+  CHECK_THROWS_AS(checkpointer.load(d), boltzlab::IoError);
+}
+
+TEST_CASE("trainer: the evaluation and checkpoint callbacks act when due") {
+  const auto target = correlated_gaussian();
+  bg::TrainOptions t;
+  t.weights = bg::LossWeights::preset("ot-bg", false);
+  t.iterations = 10;
+  t.eval_every = 4;
+  t.eval_samples = 300;
+  t.seed = 3;
+  t.progress = false;
+  bg::BoltzmannGenerator g(small_model(), 4);
+  auto adam = make_adam(g, t);
+  bg::TrainHistory h;
+  bg::StepRecord record;
+  auto call = [&](bg::IterationCallback& cb, int iteration, bool last, bool stopping) {
+    record.iteration = iteration;
+    bg::IterationState state{record, last, stopping, g, adam, h};
+    cb(state);
+  };
+  // Evaluation: at steps 4, 8, … and after the last, eval_samples energies each, and the
+  // same draws every time (an untrained model gives the same ESS twice).
+  bg::EvaluationCallback evaluation(target, nullptr, t);
+  call(evaluation, 0, false, false);
+  call(evaluation, 2, false, false);
+  CHECK(h.eval_ess.empty());
+  call(evaluation, 3, false, false);
+  call(evaluation, 7, false, false);
+  call(evaluation, 8, true, false);
+  CHECK(h.eval_iteration == std::vector<double>{4, 8, 9});
+  REQUIRE(h.eval_ess.size() == 3);
+  CHECK(h.eval_ess[0] > 0.0);
+  CHECK(h.eval_ess[0] <= 1.0);
+  CHECK(h.eval_ess[1] == h.eval_ess[0]);
+  CHECK(h.energy_evaluations == 3u * 300u);
+  // The normalized Kish ESS of log w = −u − log q on the evaluation draws: the stream
+  // seed ^ 0x5DEECE66D (training_callbacks.cpp; part of the reproducibility contract).
+  const auto s = g.sample(300, t.seed ^ 0x5DEECE66DULL);
+  Eigen::VectorXd lw(300);
+  for (int i = 0; i < 300; ++i) lw[i] = -target.reduced_energy(s.x.row(i).data(), nullptr) - s.log_q[i];
+  CHECK(h.eval_ess[0] == doctest::Approx(boltzlab::kish_ess(lw) / 300.0).epsilon(1e-12));
+  CHECK(h.eval_ess[0] < 0.9);  // the untrained flow is not the target: the check is not vacuous
+
+  // Checkpoints: when due, and when stopping early (only if enabled).
+  const auto path = std::filesystem::temp_directory_path() / "boltzlab_test_callback_ckpt.pt";
+  std::filesystem::remove(path);
+  const bg::Checkpointer every5(path, 5);
+  bg::CheckpointCallback checkpoints(every5);
+  call(checkpoints, 2, false, false);
+  CHECK_FALSE(std::filesystem::exists(path));
+  call(checkpoints, 2, false, true);  // stop_after reached at step 3
+  CHECK(std::filesystem::exists(path));
+  std::filesystem::remove(path);
+  call(checkpoints, 4, false, false);  // due: 5 steps done
+  CHECK(std::filesystem::exists(path));
+  std::filesystem::remove(path);
+  const bg::Checkpointer never(path, 0);
+  bg::CheckpointCallback no_checkpoints(never);
+  call(no_checkpoints, 4, true, true);
+  CHECK_FALSE(std::filesystem::exists(path));
 }

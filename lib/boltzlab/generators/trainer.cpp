@@ -1,61 +1,21 @@
 #include "boltzlab/generators/trainer.hpp"
 
 #include <cmath>
-#include <cstdio>
 #include <limits>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "boltzlab/core/error.hpp"
-#include "boltzlab/core/progress.hpp"
-#include "boltzlab/core/rng.hpp"
+#include "boltzlab/core/timing.hpp"
 #include "boltzlab/estimators/importance.hpp"
 #include "boltzlab/generators/fused_otflow.hpp"
-#include "boltzlab/core/timing.hpp"
+#include "boltzlab/generators/training_callbacks.hpp"
+#include "boltzlab/generators/training_checkpoint.hpp"
+#include "boltzlab/generators/training_schedule.hpp"
+#include "boltzlab/generators/training_step.hpp"
 
 namespace boltzlab::generators {
-
-namespace {
-constexpr double kPi = 3.14159265358979323846;
-
-// Stream offsets so that data batches, training draws and evaluation draws never
-// share a random stream.
-constexpr std::uint64_t kDataStream = 0x1000000000ULL;
-constexpr std::uint64_t kEvalSeedMix = 0x5DEECE66DULL;
-}  // namespace
-
-LossWeights LossWeights::preset(const std::string& name, bool have_data) {
-  LossWeights w;
-  if (name == "cnf") {
-    w = {1.0, 0.0, 0.0};
-  } else if (name == "ot-flow") {
-    w = {1.0, 0.01, 0.05};
-  } else if (name == "bg") {
-    w = {have_data ? 0.5 : 0.0, 0.0, 0.0};
-  } else if (name == "ot-bg") {
-    w = {have_data ? 0.5 : 0.0, 0.01, 0.05};
-  } else {
-    std::string msg = "generator.preset: unknown preset '" + name + "'";
-    const auto guess = closest_key(name, preset_names());
-    if (!guess.empty()) msg += " (did you mean '" + guess + "'?)";
-    throw ConfigError(msg + "; known: cnf, ot-flow, bg, ot-bg");
-  }
-  return w;
-}
-
-std::vector<std::string> LossWeights::preset_names() { return {"bg", "cnf", "ot-bg", "ot-flow"}; }
-
-void LossWeights::validate() const {
-  if (!(lambda >= 0.0 && lambda <= 1.0))
-    throw ConfigError("generator.lambda is " + std::to_string(lambda) + ", but must be in [0, 1]");
-  if (!(alpha_transport >= 0.0) || !std::isfinite(alpha_transport))
-    throw ConfigError("generator.alpha_transport must be finite and >= 0");
-  if (!(alpha_hjb >= 0.0) || !std::isfinite(alpha_hjb))
-    throw ConfigError("generator.alpha_hjb must be finite and >= 0");
-}
-
-nlohmann::json LossWeights::to_json() const {
-  return {{"lambda", lambda}, {"alpha_transport", alpha_transport}, {"alpha_hjb", alpha_hjb}};
-}
 
 void TrainOptions::read(JsonReader& r, bool have_data) {
   preset = r.get_string("preset", preset);
@@ -133,6 +93,22 @@ nlohmann::json TrainOptions::to_json() const {
           {"seed", seed}};
 }
 
+void TrainHistory::append(const StepRecord& step) {
+  loss.push_back(step.loss);
+  forward_kl.push_back(step.forward_kl);
+  reverse_kl.push_back(step.reverse_kl);
+  transport.push_back(step.transport);
+  hjb.push_back(step.hjb);
+  grad_norm.push_back(step.grad_norm);
+  learning_rate.push_back(step.learning_rate);
+  step_seconds.push_back(step.seconds);
+  iterations_done = step.iteration + 1;
+  energy_evaluations += step.energy_evaluations;
+  non_finite += step.non_finite;
+  cut += step.cut;
+  invalid += step.invalid;
+}
+
 nlohmann::json TrainHistory::to_json() const {
   nlohmann::json j = {{"loss", loss},
                       {"forward_kl", forward_kl},
@@ -177,75 +153,6 @@ TrainHistory TrainHistory::from_json(const nlohmann::json& j) {
   h.wall_seconds = j.at("wall_seconds").get<double>();
   return h;
 }
-
-namespace {
-
-void save_checkpoint(const std::filesystem::path& path, const BoltzmannGenerator& model,
-                     torch::optim::Adam& adam, const TrainHistory& history) {
-  torch::serialize::OutputArchive archive;
-  torch::serialize::OutputArchive model_archive, adam_archive;
-  model.write(model_archive);
-  adam.save(adam_archive);
-  archive.write("checkpoint_format_version", c10::IValue(static_cast<int64_t>(kModelFormatVersion)));
-  archive.write("model", model_archive);
-  archive.write("adam", adam_archive);
-  archive.write("history", c10::IValue(history.to_json().dump()));
-  const auto tmp = path.string() + ".tmp";
-  try {
-    archive.save_to(tmp);
-    std::filesystem::rename(tmp, path);
-  } catch (const std::exception& e) {
-    throw IoError(path.string() + ": cannot write checkpoint (" + e.what() + ")");
-  }
-}
-
-/// Forward-KL part of one step by the fused path (fused_otflow.hpp): loss parts and
-/// ∂/∂θ of  λ·[(1/B) Σ_b −log q(x_b) + α_L (1/B) Σ_b L_b + α_HJB (1/B) Σ_b R_b]  for the
-/// data batch `rows` (model coordinates). Conventions as BoltzmannGenerator::reverse:
-/// y = (x − μ)/σ is integrated from t = T (data) to t = 0 (standard-normal base) with
-/// the training RK4 steps, and log q(x) = log q_flow(y) − Σ_k log σ_k; the constant
-/// Σ log σ shifts the NLL, not the gradient (μ, σ are fixed during training).
-struct FusedDataTerm {
-  double nll_mean = 0.0;   ///< (1/B) Σ −log q(x_b) in model coordinates
-  double transport = 0.0;  ///< (1/B) Σ L_b
-  double hjb = 0.0;        ///< (1/B) Σ R_b
-  std::vector<torch::Tensor> grads;  ///< λ·∂J/∂θ, in phi.parameters() order
-};
-
-FusedDataTerm fused_data_term(BoltzmannGenerator& model, const RowMatrix& rows, const TrainOptions& options,
-                              const LossWeights& w) {
-  RowMatrix y = rows;
-  const Eigen::VectorXd& mu = model.shift();
-  const Eigen::VectorXd& sigma = model.scale();
-  for (Eigen::Index i = 0; i < y.rows(); ++i)
-    y.row(i) = ((y.row(i).transpose() - mu).array() / sigma.array()).matrix().transpose();
-  FusedOtFlowOptions fo;
-  fo.t_end = model.options().time;
-  fo.steps = model.options().steps;
-  fo.alpha_transport = w.alpha_transport;
-  fo.alpha_hjb = w.alpha_hjb;
-  fo.chunk_size = options.chunk_size;
-  if (const BaseDensity* base = model.base()) {  // a fitted (mixture) base without torsions
-    fo.base_neg_log_density = [base](const RowMatrix& z, RowMatrix& grad) {
-      torch::AutoGradMode enable(true);
-      const auto zt = to_tensor(z).requires_grad_(true);
-      const auto log_p = base->log_prob(zt);
-      grad = to_matrix(-torch::autograd::grad({log_p.sum()}, {zt})[0]);
-      const auto lp = log_p.detach().contiguous();
-      return Eigen::VectorXd(-Eigen::Map<const Eigen::VectorXd>(lp.data_ptr<double>(), lp.numel()));
-    };
-  }
-  FusedOtFlowResult r = fused_otflow_loss(*model.potential(), y, fo);
-  FusedDataTerm out;
-  out.nll_mean = r.neg_log_q + sigma.array().log().sum();
-  out.transport = r.transport;
-  out.hjb = r.hjb;
-  out.grads = std::move(r.grads);
-  for (auto& g : out.grads) g.mul_(w.lambda);
-  return out;
-}
-
-}  // namespace
 
 bool uses_fused_data_term(const BoltzmannGenerator& model, const TrainOptions& options) {
   // Without a data term there is nothing to fuse (TrainOptions::validate refuses "fused": true then).
@@ -324,9 +231,11 @@ Eigen::VectorXd flow_log_weights(const RowMatrix& y, const Eigen::VectorXd& log_
   return lw;
 }
 
-TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMatrix* data,
-                   const TrainOptions& options, const FlowSpaceMap* map) {
-  if (map != nullptr && !map->map) map = nullptr;
+namespace {
+
+// Options, dimensions and data shape, before anything is loaded or trained.
+void check_inputs(const BoltzmannGenerator& model, const Target& target, const RowMatrix* data,
+                  const TrainOptions& options, const FlowSpaceMap* map) {
   const bool have_data = data != nullptr && data->rows() > 0;
   options.validate(have_data);
   // The target is only evaluated for the reverse KL and the running ESS; a model
@@ -338,223 +247,43 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
   if (have_data && data->cols() != model.dim())
     throw DomainError("train: data have " + std::to_string(data->cols()) + " columns, expected " +
                       std::to_string(model.dim()));
-  const int steps = model.options().steps;
-  const std::int64_t batch = options.batch_size;
+}
 
-  TrainHistory history;
+}  // namespace
+
+TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMatrix* data,
+                   const TrainOptions& options, const FlowSpaceMap* map) {
+  if (map != nullptr && !map->map) map = nullptr;
+  check_inputs(model, target, data, options, map);
   const double t_start = wall_seconds();
-  const bool resuming = options.resume && std::filesystem::exists(options.checkpoint);
-  torch::serialize::InputArchive checkpoint_archive;
-  if (resuming) {
-    try {
-      checkpoint_archive.load_from(options.checkpoint.string());
-    } catch (const c10::Error& e) {
-      throw IoError(options.checkpoint.string() + ": unreadable checkpoint (" +
-                    e.what_without_backtrace() + ")");
-    }
-    torch::serialize::InputArchive model_archive;
-    checkpoint_archive.read("model", model_archive);
-    model = BoltzmannGenerator::read(model_archive, options.checkpoint.string());
-    c10::IValue hist;
-    checkpoint_archive.read("history", hist);
-    history = TrainHistory::from_json(nlohmann::json::parse(hist.toStringRef()));
+  const Checkpointer checkpointer(options.checkpoint, options.checkpoint_every);
+  TrainHistory history;
+  std::optional<Checkpointer::Resumed> resumed;
+  if (options.resume && std::filesystem::exists(options.checkpoint)) {
+    resumed.emplace(checkpointer.load(model));
+    history = std::move(resumed->history);
   }
-  torch::optim::Adam adam(model.potential()->parameters(),
-                          torch::optim::AdamOptions(options.learning_rate));
-  if (resuming) {
-    torch::serialize::InputArchive adam_archive;
-    checkpoint_archive.read("adam", adam_archive);
-    adam.load(adam_archive);
-  }
+  torch::optim::Adam adam(model.potential()->parameters(), torch::optim::AdamOptions(options.learning_rate));
+  if (resumed) adam.load(resumed->adam);
   const double wall_before = history.wall_seconds;
+  auto stamp_wall_seconds = [&] { history.wall_seconds = wall_before + (wall_seconds() - t_start); };
 
-  EnergyCounters counters;
-  Progress progress("bg-train", static_cast<std::size_t>(options.iterations), options.progress);
-  double last_ess = std::numeric_limits<double>::quiet_NaN();
-  const auto params = model.potential()->parameters();
-  // Forward-KL term by the fused path (fused_data_term) or by autograd chunks below.
-  const bool fused_path = uses_fused_data_term(model, options);
-
+  const TrainingSchedule schedule(options);
+  TrainingStep step(model, target, data, options, map);
+  EvaluationCallback evaluation(target, map, options);
+  CheckpointCallback checkpoints(checkpointer);
+  ProgressCallback progress(options);
+  IterationCallback* const callbacks[] = {&evaluation, &checkpoints, &progress};
   for (int it = history.iterations_done; it < options.iterations; ++it) {
-    // Cosine schedule from lr to lr·ratio.
-    const double frac = options.iterations > 1 ? static_cast<double>(it) / (options.iterations - 1) : 1.0;
-    const double lr = options.learning_rate *
-                      (options.lr_final_ratio + (1.0 - options.lr_final_ratio) * 0.5 * (1.0 + std::cos(kPi * frac)));
-    for (auto& group : adam.param_groups())
-      static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-
-    const double t_step = wall_seconds();
-    adam.zero_grad();
-    // Warm-up: forward KL only (λ = 1) for the first warmup_iterations steps.
-    LossWeights w = options.weights;
-    if (it < options.warmup_iterations) w.lambda = 1.0;
-    const bool costs = w.alpha_transport > 0.0 || w.alpha_hjb > 0.0;
-    const bool fused_data = fused_path && w.lambda > 0.0;
-    // Mini-batches: data rows drawn with replacement from stream (seed, data, it);
-    // base draws from streams it·B .. it·B + B − 1.
-    torch::Tensor xb, zb;
-    RowMatrix rows;
-    if (w.lambda > 0.0) {
-      Rng rng(options.seed, kDataStream + static_cast<std::uint64_t>(it));
-      rows.resize(batch, model.dim());
-      for (std::int64_t i = 0; i < batch; ++i)
-        rows.row(i) = data->row(static_cast<Eigen::Index>(rng.uniform() * data->rows()) % data->rows());
-      if (!fused_data) xb = to_tensor(rows);
-    }
-    if (w.lambda < 1.0) zb = model.base_sample(batch, options.seed, static_cast<std::int64_t>(it) * batch);
-
-    // Fixed chunks of the batch run as oneTBB tasks, each with its own autograd
-    // graph; their gradients are summed in chunk order, so the result does not
-    // depend on the thread count (LibTorch intra-op threads are 1, see
-    // set_generator_threads).
-    const std::int64_t chunk = std::max<std::int64_t>(1, options.chunk_size);
-    const std::int64_t n_chunks = (batch + chunk - 1) / chunk;
-    struct ChunkResult {
-      double fwd = 0, rev = 0, transport = 0, hjb = 0;
-      std::int64_t valid = 0, invalid = 0;
-      std::vector<torch::Tensor> grads;
-    };
-    const bool autograd_data = w.lambda > 0.0 && !fused_data;
-    const int n_terms = (autograd_data ? 1 : 0) + (w.lambda < 1.0 ? 1 : 0);
-    std::vector<ChunkResult> results(static_cast<std::size_t>(n_terms * n_chunks));
-    const double inv_b = 1.0 / static_cast<double>(batch);
-    for_each_index(
-        results.size(),
-        [&](std::size_t task) {
-          const bool data_term = autograd_data && static_cast<std::int64_t>(task) < n_chunks;
-          const std::int64_t c = static_cast<std::int64_t>(task) % n_chunks;
-          const std::int64_t b0 = c * chunk, m = std::min(chunk, batch - b0);
-          ChunkResult& r = results[task];
-          torch::Tensor loss_c, transport_c, hjb_c;
-          double weight;
-          if (data_term) {
-            weight = w.lambda;
-            const FlowBatch f = model.reverse(xb.narrow(0, b0, m), steps, costs);
-            const auto nll = -f.log_q.sum();
-            r.fwd = nll.item<double>();
-            loss_c = weight * inv_b * nll;
-            transport_c = f.transport;
-            hjb_c = f.hjb;
-          } else {
-            weight = 1.0 - w.lambda;
-            const ReverseKlTerm rk = reverse_kl_term(model, zb.narrow(0, b0, m), steps, costs, target,
-                                                     options.energy_cut, map, &counters, options.exec);
-            r.rev = rk.sum.item<double>();
-            r.valid = rk.valid;
-            r.invalid = rk.invalid;
-            // Invalid draws contribute 0: the mean is E_z[1_valid·(log q + ũ − L)].
-            loss_c = weight * inv_b * rk.sum;
-            transport_c = rk.transport;
-            hjb_c = rk.hjb;
-          }
-          if (costs) {
-            const auto tr = transport_c.sum(), hj = hjb_c.sum();
-            r.transport = weight * inv_b * tr.item<double>();
-            r.hjb = weight * inv_b * hj.item<double>();
-            loss_c = loss_c + (w.alpha_transport * weight * inv_b) * tr + (w.alpha_hjb * weight * inv_b) * hj;
-          }
-          r.grads = torch::autograd::grad({loss_c}, params, {}, false, false, /*allow_unused=*/true);
-        },
-        options.exec);
-    double fwd_value = std::numeric_limits<double>::quiet_NaN();
-    double rev_value = std::numeric_limits<double>::quiet_NaN();
-    double transport_value = 0.0, hjb_value = 0.0, loss_value = 0.0;
-    {
-      torch::NoGradGuard ng;
-      double fwd_sum = 0, rev_sum = 0;
-      std::int64_t n_valid = 0;
-      if (fused_data) {  // data term first, as the autograd chunks order it
-        const FusedDataTerm f = fused_data_term(model, rows, options, w);
-        fwd_sum = f.nll_mean * static_cast<double>(batch);
-        if (costs) {
-          transport_value += w.lambda * f.transport;
-          hjb_value += w.lambda * f.hjb;
-        }
-        for (std::size_t k = 0; k < params.size(); ++k) params[k].mutable_grad() = f.grads[k];
-      }
-      for (std::size_t task = 0; task < results.size(); ++task) {
-        const ChunkResult& r = results[task];
-        fwd_sum += r.fwd;
-        rev_sum += r.rev;
-        n_valid += r.valid;
-        history.invalid += static_cast<std::size_t>(r.invalid);
-        transport_value += r.transport;
-        hjb_value += r.hjb;
-        for (std::size_t k = 0; k < params.size(); ++k) {
-          if (!r.grads[k].defined()) continue;
-          auto& g = params[k].mutable_grad();
-          if (!g.defined()) g = r.grads[k].clone();
-          else g.add_(r.grads[k]);
-        }
-      }
-      if (w.lambda > 0.0) fwd_value = fwd_sum * inv_b;
-      // Reported reverse KL (− log Z): the mean over the valid draws; the loss uses the
-      // batch mean of 1_valid·(…), which is what the gradient follows.
-      if (w.lambda < 1.0 && n_valid > 0) rev_value = rev_sum / static_cast<double>(n_valid);
-      loss_value = (w.lambda > 0.0 ? w.lambda * fwd_value : 0.0) +
-                   (w.lambda < 1.0 ? (1.0 - w.lambda) * rev_sum * inv_b : 0.0) +
-                   w.alpha_transport * transport_value + w.alpha_hjb * hjb_value;
-    }
-    double gnorm = 0.0;
-    for (const auto& p : params)
-      if (p.grad().defined()) gnorm += p.grad().pow(2).sum().item<double>();
-    gnorm = std::sqrt(gnorm);
-    if (std::isfinite(gnorm) && std::isfinite(loss_value)) {
-      if (options.clip_grad_norm > 0.0 && gnorm > options.clip_grad_norm) {
-        torch::NoGradGuard ng;
-        for (const auto& p : params)
-          if (p.grad().defined()) p.grad().mul_(options.clip_grad_norm / gnorm);
-      }
-      adam.step();
-    }  // else: the step is skipped (recorded as a non-finite loss/gradient)
-    history.loss.push_back(loss_value);
-    history.forward_kl.push_back(fwd_value);
-    history.reverse_kl.push_back(rev_value);
-    history.transport.push_back(transport_value);
-    history.hjb.push_back(hjb_value);
-    history.grad_norm.push_back(gnorm);
-    history.learning_rate.push_back(lr);
-    history.iterations_done = it + 1;
-    history.step_seconds.push_back(wall_seconds() - t_step);
-
+    const StepRecord record = step(it, schedule.weights(it), schedule.learning_rate(it), adam);
+    history.append(record);
+    stamp_wall_seconds();
     const bool last = it + 1 == options.iterations;
-    if (options.eval_every > 0 && ((it + 1) % options.eval_every == 0 || last)) {
-      const GeneratedSamples s = model.sample(options.eval_samples, options.seed ^ kEvalSeedMix);
-      // Running ESS on a small batch: a progress indicator only (reported ESS comes
-      // from >= 1e5 samples through the estimators in bg-sample / the benchmarks).
-      const Eigen::VectorXd lw = flow_log_weights(s.x, s.log_q, target, map, &counters, nullptr, options.exec);
-      last_ess = lw.maxCoeff() > -std::numeric_limits<double>::infinity()
-                     ? kish_ess(lw) / static_cast<double>(lw.size())
-                     : 0.0;
-      history.eval_iteration.push_back(it + 1);
-      history.eval_ess.push_back(last_ess);
-    }
-    history.energy_evaluations += counters.evaluations.exchange(0);
-    history.non_finite += counters.non_finite.exchange(0);
-    history.cut += counters.cut.exchange(0);
-    history.wall_seconds = wall_before + (wall_seconds() - t_start);
-    if (options.checkpoint_every > 0 && ((it + 1) % options.checkpoint_every == 0 || last))
-      save_checkpoint(options.checkpoint, model, adam, history);
-    // The forward KL (λ = 0), the reverse KL (λ = 1 steps) and the running ESS (before the
-    // first evaluation) may not be computed: shown as "-" then. The loss and the path costs
-    // are always computed and printed as they are (a NaN there is a real divergence).
-    auto term = [](double v, const char* fmt) {
-      if (std::isnan(v)) return std::string("-");
-      char buf[32];
-      std::snprintf(buf, sizeof buf, fmt, v);
-      return std::string(buf);
-    };
-    char fixed[120];
-    std::snprintf(fixed, sizeof fixed, "  L %.3g  HJB %.3g", history.transport.back(), history.hjb.back());
-    char loss_text[40];
-    std::snprintf(loss_text, sizeof loss_text, "loss %.4g", loss_value);
-    const std::string status = std::string(loss_text) + "  fKL " + term(fwd_value, "%.4g") + std::string(fixed) +
-                               "  rKL " + term(rev_value, "%.4g") + "  ESS " + term(last_ess, "%.3g");
-    progress.update(static_cast<std::size_t>(it + 1), status);
-    if (options.stop_after > 0 && it + 1 >= options.stop_after && !last) {
-      if (options.checkpoint_every > 0) save_checkpoint(options.checkpoint, model, adam, history);
-      break;
-    }
+    IterationState state{record, last, options.stop_after > 0 && it + 1 >= options.stop_after && !last,
+                         model, adam, history};
+    for (IterationCallback* callback : callbacks) (*callback)(state);
+    stamp_wall_seconds();
+    if (state.stopping) break;
   }
   progress.finish();
   return history;

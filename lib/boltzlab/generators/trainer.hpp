@@ -11,14 +11,9 @@
 /// the lin-log-cut energy through the target bridge. The path costs are averaged
 /// over whichever trajectories are simulated, weighted λ : (1−λ).
 ///
-/// Presets = rows of Table 3 of the seed (one code path, JSON-selectable):
-///   "cnf"      λ = 1,   α_L = 0,    α_HJB = 0      canonical CNF (max. likelihood)
-///   "ot-flow"  λ = 1,   α_L = 0.01, α_HJB = 0.05   OT-Flow (Onken et al.: α = (1, 100, 5)
-///                                                   for (L, NLL, R), divided by 100)
-///   "bg"       λ = ½,   α_L = 0,    α_HJB = 0      canonical Boltzmann generator (eq. 32)
-///   "ot-bg"    λ = ½,   α_L = 0.01, α_HJB = 0.05   OT-Boltzmann generator (eq. 85 + eq. 30)
-/// Without data, "bg" and "ot-bg" fall back to λ = 0 (reverse KL only); an explicit
-/// λ > 0 without data is a ConfigError. Any explicit key overrides the preset.
+/// Presets (λ, α_L, α_HJB by name, one game of the seed's Table 3 each) are the rows of
+/// the table in presets.hpp / presets.cpp; `bg-sample --help` lists them. Without data
+/// an explicit λ > 0 is a ConfigError. Any explicit key overrides the preset.
 ///
 /// Flow-space maps (molecules): when the flow lives on coordinates y that a fixed,
 /// differentiable map sends to the target's coordinates x(y) (e.g. normalized internal
@@ -40,6 +35,12 @@
 /// Stability: lin-log energy cut (target_bridge.hpp), global gradient-norm clipping,
 /// Adam with a cosine learning-rate schedule, checkpoints (model + Adam state +
 /// history) every `checkpoint_every` iterations, resumable.
+///
+/// Structure of train() (Ceres' IterationCallback design): a short loop over
+/// TrainingStep (one optimizer step → StepRecord, training_step.hpp) with the learning
+/// rate and weights of TrainingSchedule (training_schedule.hpp), followed by the
+/// IterationCallbacks for the running ESS, checkpoints (Checkpointer,
+/// training_checkpoint.hpp) and progress lines (training_callbacks.hpp).
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -50,23 +51,12 @@
 
 #include "boltzlab/core/ensemble.hpp"
 #include "boltzlab/generators/generator.hpp"
+#include "boltzlab/generators/presets.hpp"
 #include "boltzlab/generators/target_bridge.hpp"
 #include "boltzlab/io/config.hpp"
 #include "boltzlab/targets/target.hpp"
 
 namespace boltzlab::generators {
-
-/// Loss ingredients (one row of Table 3).
-struct LossWeights {
-  double lambda = 0.5;            ///< λ ∈ [0, 1]: weight of KL(π‖q) (data) vs KL(q‖π) (energy)
-  double alpha_transport = 0.01;  ///< α_L ≥ 0: running cost ½|v|² (0: canonical BG)
-  double alpha_hjb = 0.05;        ///< α_HJB ≥ 0: HJB residual regularizer
-  /// Weights of a named preset. \throws ConfigError for an unknown name.
-  static LossWeights preset(const std::string& name, bool have_data);
-  static std::vector<std::string> preset_names();
-  void validate() const;
-  nlohmann::json to_json() const;
-};
 
 /// Which path computes the forward-KL (data) term and its gradient.
 ///   kAuto: the fused path when fused_otflow_supports() the architecture (nTh = 2, no
@@ -114,7 +104,7 @@ Eigen::VectorXd flow_log_weights(const RowMatrix& y, const Eigen::VectorXd& log_
                                  Execution exec = Execution::kParallel);
 
 struct TrainOptions {
-  std::string preset = "ot-bg";  ///< row of Table 3 (see above)
+  std::string preset = "ot-bg";  ///< row of the preset table (presets.hpp)
   LossWeights weights;           ///< resolved from preset + overrides
   int iterations = 1000;         ///< optimizer steps
   int warmup_iterations = 0;     ///< first steps with λ = 1 (forward KL only; needs data)
@@ -144,6 +134,25 @@ struct TrainOptions {
   nlohmann::json to_json() const;
 };
 
+/// What one optimizer step did: one entry of each TrainHistory curve and the step's
+/// counters (returned by TrainingStep, appended by TrainHistory::append).
+struct StepRecord {
+  int iteration = 0;           ///< 0-based index of the step
+  double loss = 0.0;           ///< J on the mini-batch (non-finite: the Adam step was skipped)
+  double forward_kl = 0.0;     ///< (1/B) Σ −log q(x_b) on data (NaN: no data term in this step)
+  double reverse_kl = 0.0;     ///< mean of log q + ũ − L over the valid draws, KL(q‖π) − log Z (NaN: none)
+  double transport = 0.0;      ///< ∫½|∇Φ|² dt, batch means weighted λ : (1−λ) over the simulated paths
+  double hjb = 0.0;            ///< HJB residual ∫|∂ₜΦ − ½|∇Φ|²| dt, weighted as `transport`
+  double grad_norm = 0.0;      ///< global gradient norm, before clipping
+  double learning_rate = 0.0;  ///< Adam's learning rate in the step
+  bool applied = false;        ///< the Adam step was taken (false: non-finite loss or gradient norm)
+  std::size_t energy_evaluations = 0;  ///< target evaluations of the reverse-KL term
+  std::size_t non_finite = 0;          ///< of those, non-finite energies
+  std::size_t cut = 0;                 ///< of those, energies on the log branch of the cut
+  std::size_t invalid = 0;             ///< reverse-KL draws outside the flow-space map's valid set
+  double seconds = 0.0;                ///< wall time of the step
+};
+
 /// Per-iteration training curves and counters.
 struct TrainHistory {
   std::vector<double> loss, forward_kl, reverse_kl, transport, hjb, grad_norm, learning_rate;
@@ -155,6 +164,8 @@ struct TrainHistory {
   std::size_t cut = 0;
   std::size_t invalid = 0;  ///< reverse-KL draws outside the flow-space map's valid set
   double wall_seconds = 0.0;
+  /// Appends the step's curve entries and adds its counters; iterations_done = iteration + 1.
+  void append(const StepRecord& step);
   nlohmann::json to_json() const;
   static TrainHistory from_json(const nlohmann::json& j);
 };

@@ -1,0 +1,227 @@
+#include "boltzlab/generators/training_step.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "boltzlab/core/rng.hpp"
+#include "boltzlab/core/timing.hpp"
+#include "boltzlab/generators/fused_otflow.hpp"
+
+namespace boltzlab::generators {
+
+namespace {
+
+// Stream offset so that data batches never share a random stream with the base draws
+// (streams it·B … it·B + B − 1) or the evaluation draws (seed ^ kEvalSeedMix).
+constexpr std::uint64_t kDataStream = 0x1000000000ULL;
+
+/// Forward-KL part of one step by the fused path (fused_otflow.hpp): loss parts and
+/// ∂/∂θ of  λ·[(1/B) Σ_b −log q(x_b) + α_L (1/B) Σ_b L_b + α_HJB (1/B) Σ_b R_b]  for the
+/// data batch `rows` (model coordinates). Conventions as BoltzmannGenerator::reverse:
+/// y = (x − μ)/σ is integrated from t = T (data) to t = 0 (standard-normal base) with
+/// the training RK4 steps, and log q(x) = log q_flow(y) − Σ_k log σ_k; the constant
+/// Σ log σ shifts the NLL, not the gradient (μ, σ are fixed during training).
+struct FusedDataTerm {
+  double nll_mean = 0.0;   ///< (1/B) Σ −log q(x_b) in model coordinates
+  double transport = 0.0;  ///< (1/B) Σ L_b
+  double hjb = 0.0;        ///< (1/B) Σ R_b
+  std::vector<torch::Tensor> grads;  ///< λ·∂J/∂θ, in phi.parameters() order
+};
+
+FusedDataTerm fused_data_term(BoltzmannGenerator& model, const RowMatrix& rows, const TrainOptions& options,
+                              const LossWeights& w) {
+  RowMatrix y = rows;
+  const Eigen::VectorXd& mu = model.shift();
+  const Eigen::VectorXd& sigma = model.scale();
+  for (Eigen::Index i = 0; i < y.rows(); ++i)
+    y.row(i) = ((y.row(i).transpose() - mu).array() / sigma.array()).matrix().transpose();
+  FusedOtFlowOptions fo;
+  fo.t_end = model.options().time;
+  fo.steps = model.options().steps;
+  fo.alpha_transport = w.alpha_transport;
+  fo.alpha_hjb = w.alpha_hjb;
+  fo.chunk_size = options.chunk_size;
+  if (const BaseDensity* base = model.base()) {  // a fitted (mixture) base without torsions
+    fo.base_neg_log_density = [base](const RowMatrix& z, RowMatrix& grad) {
+      torch::AutoGradMode enable(true);
+      const auto zt = to_tensor(z).requires_grad_(true);
+      const auto log_p = base->log_prob(zt);
+      grad = to_matrix(-torch::autograd::grad({log_p.sum()}, {zt})[0]);
+      const auto lp = log_p.detach().contiguous();
+      return Eigen::VectorXd(-Eigen::Map<const Eigen::VectorXd>(lp.data_ptr<double>(), lp.numel()));
+    };
+  }
+  FusedOtFlowResult r = fused_otflow_loss(*model.potential(), y, fo);
+  FusedDataTerm out;
+  out.nll_mean = r.neg_log_q + sigma.array().log().sum();
+  out.transport = r.transport;
+  out.hjb = r.hjb;
+  out.grads = std::move(r.grads);
+  for (auto& g : out.grads) g.mul_(w.lambda);
+  return out;
+}
+
+}  // namespace
+
+TrainingStep::TrainingStep(BoltzmannGenerator& model, const Target& target, const RowMatrix* data,
+                           const TrainOptions& options, const FlowSpaceMap* map)
+    : model_(model),
+      target_(target),
+      data_(data),
+      options_(options),
+      map_(map),
+      params_(model.potential()->parameters()),
+      fused_path_(uses_fused_data_term(model, options)) {}
+
+StepRecord TrainingStep::operator()(int iteration, const LossWeights& w, double learning_rate,
+                                    torch::optim::Adam& adam) {
+  for (auto& group : adam.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(learning_rate);
+  const double t_step = wall_seconds();
+  StepRecord record;
+  record.iteration = iteration;
+  record.learning_rate = learning_rate;
+  adam.zero_grad();
+  const bool fused_data = fused_path_ && w.lambda > 0.0;
+  const Batch batch = draw_batch(iteration, w, fused_data);
+  const std::vector<ChunkResult> chunks = chunk_terms(batch, w, w.lambda > 0.0 && !fused_data);
+  sum_terms(batch, w, fused_data, chunks, record);
+  clip_and_step(adam, record);
+  record.energy_evaluations = counters_.evaluations.exchange(0);
+  record.non_finite = counters_.non_finite.exchange(0);
+  record.cut = counters_.cut.exchange(0);
+  record.seconds = wall_seconds() - t_step;
+  return record;
+}
+
+TrainingStep::Batch TrainingStep::draw_batch(int iteration, const LossWeights& w, bool fused_data) const {
+  const std::int64_t size = options_.batch_size;
+  Batch b;
+  if (w.lambda > 0.0) {  // data rows with replacement from stream (seed, data, it)
+    Rng rng(options_.seed, kDataStream + static_cast<std::uint64_t>(iteration));
+    b.rows.resize(size, model_.dim());
+    for (std::int64_t i = 0; i < size; ++i)
+      b.rows.row(i) = data_->row(static_cast<Eigen::Index>(rng.uniform() * data_->rows()) % data_->rows());
+    if (!fused_data) b.data = to_tensor(b.rows);
+  }
+  if (w.lambda < 1.0) b.base = model_.base_sample(size, options_.seed, static_cast<std::int64_t>(iteration) * size);
+  return b;
+}
+
+// Chunk tasks: the autograd data term (chunks 0 … n − 1, when not fused) and the
+// reverse-KL term (the next n), each ∂/∂θ of its share of the batch-mean loss.
+std::vector<TrainingStep::ChunkResult> TrainingStep::chunk_terms(const Batch& b, const LossWeights& w,
+                                                                  bool autograd_data) {
+  const int steps = model_.options().steps;
+  const std::int64_t batch = options_.batch_size;
+  const bool costs = w.alpha_transport > 0.0 || w.alpha_hjb > 0.0;
+  // LibTorch intra-op threads are 1 (set_generator_threads): the chunks are the parallelism.
+  const std::int64_t chunk = std::max<std::int64_t>(1, options_.chunk_size);
+  const std::int64_t n_chunks = (batch + chunk - 1) / chunk;
+  const int n_terms = (autograd_data ? 1 : 0) + (w.lambda < 1.0 ? 1 : 0);
+  std::vector<ChunkResult> results(static_cast<std::size_t>(n_terms * n_chunks));
+  const double inv_b = 1.0 / static_cast<double>(batch);
+  for_each_index(
+      results.size(),
+      [&](std::size_t task) {
+        const bool data_term = autograd_data && static_cast<std::int64_t>(task) < n_chunks;
+        const std::int64_t c = static_cast<std::int64_t>(task) % n_chunks;
+        const std::int64_t b0 = c * chunk, m = std::min(chunk, batch - b0);
+        ChunkResult& r = results[task];
+        torch::Tensor loss_c, transport_c, hjb_c;
+        double weight;
+        if (data_term) {
+          weight = w.lambda;
+          const FlowBatch f = model_.reverse(b.data.narrow(0, b0, m), steps, costs);
+          const auto nll = -f.log_q.sum();
+          r.fwd = nll.item<double>();
+          loss_c = weight * inv_b * nll;
+          transport_c = f.transport;
+          hjb_c = f.hjb;
+        } else {
+          weight = 1.0 - w.lambda;
+          const ReverseKlTerm rk = reverse_kl_term(model_, b.base.narrow(0, b0, m), steps, costs, target_,
+                                                   options_.energy_cut, map_, &counters_, options_.exec);
+          r.rev = rk.sum.item<double>();
+          r.valid = rk.valid;
+          r.invalid = rk.invalid;
+          // Invalid draws contribute 0: the mean is E_z[1_valid·(log q + ũ − L)].
+          loss_c = weight * inv_b * rk.sum;
+          transport_c = rk.transport;
+          hjb_c = rk.hjb;
+        }
+        if (costs) {
+          const auto tr = transport_c.sum(), hj = hjb_c.sum();
+          r.transport = weight * inv_b * tr.item<double>();
+          r.hjb = weight * inv_b * hj.item<double>();
+          loss_c = loss_c + (w.alpha_transport * weight * inv_b) * tr + (w.alpha_hjb * weight * inv_b) * hj;
+        }
+        r.grads = torch::autograd::grad({loss_c}, params_, {}, false, false, /*allow_unused=*/true);
+      },
+      options_.exec);
+  return results;
+}
+
+// Sums the terms into the parameters' gradients (fused data term first, then the chunks
+// in order) and the record's loss parts.
+void TrainingStep::sum_terms(const Batch& b, const LossWeights& w, bool fused_data,
+                             const std::vector<ChunkResult>& chunks, StepRecord& record) {
+  torch::NoGradGuard ng;
+  const double inv_b = 1.0 / static_cast<double>(options_.batch_size);
+  const bool costs = w.alpha_transport > 0.0 || w.alpha_hjb > 0.0;
+  double fwd_sum = 0, rev_sum = 0, transport_value = 0.0, hjb_value = 0.0;
+  std::int64_t n_valid = 0;
+  if (fused_data) {
+    const FusedDataTerm f = fused_data_term(model_, b.rows, options_, w);
+    fwd_sum = f.nll_mean * static_cast<double>(options_.batch_size);
+    if (costs) {
+      transport_value += w.lambda * f.transport;
+      hjb_value += w.lambda * f.hjb;
+    }
+    for (std::size_t k = 0; k < params_.size(); ++k) params_[k].mutable_grad() = f.grads[k];
+  }
+  for (const ChunkResult& r : chunks) {
+    fwd_sum += r.fwd;
+    rev_sum += r.rev;
+    n_valid += r.valid;
+    record.invalid += static_cast<std::size_t>(r.invalid);
+    transport_value += r.transport;
+    hjb_value += r.hjb;
+    for (std::size_t k = 0; k < params_.size(); ++k) {
+      if (!r.grads[k].defined()) continue;
+      auto& g = params_[k].mutable_grad();
+      if (!g.defined()) g = r.grads[k].clone();
+      else g.add_(r.grads[k]);
+    }
+  }
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  record.forward_kl = w.lambda > 0.0 ? fwd_sum * inv_b : nan;
+  // Reported reverse KL (− log Z): the mean over the valid draws; the loss uses the
+  // batch mean of 1_valid·(…), which is what the gradient follows.
+  record.reverse_kl = w.lambda < 1.0 && n_valid > 0 ? rev_sum / static_cast<double>(n_valid) : nan;
+  record.transport = transport_value;
+  record.hjb = hjb_value;
+  record.loss = (w.lambda > 0.0 ? w.lambda * record.forward_kl : 0.0) +
+                (w.lambda < 1.0 ? (1.0 - w.lambda) * rev_sum * inv_b : 0.0) + w.alpha_transport * transport_value +
+                w.alpha_hjb * hjb_value;
+}
+
+// Global gradient-norm clipping, then Adam; the step is skipped (and recorded as such)
+// when the loss or the gradient norm is not finite.
+void TrainingStep::clip_and_step(torch::optim::Adam& adam, StepRecord& record) {
+  double gnorm = 0.0;
+  for (const auto& p : params_)
+    if (p.grad().defined()) gnorm += p.grad().pow(2).sum().item<double>();
+  gnorm = std::sqrt(gnorm);
+  record.grad_norm = gnorm;
+  if (!(std::isfinite(gnorm) && std::isfinite(record.loss))) return;
+  if (options_.clip_grad_norm > 0.0 && gnorm > options_.clip_grad_norm) {
+    torch::NoGradGuard ng;
+    for (const auto& p : params_)
+      if (p.grad().defined()) p.grad().mul_(options_.clip_grad_norm / gnorm);
+  }
+  adam.step();
+  record.applied = true;
+}
+
+}  // namespace boltzlab::generators

@@ -1,0 +1,122 @@
+// The loss-preset table (generators/presets.*): the weights of every row, the no-data
+// rule, the lookup with "did you mean", and that names, errors, TrainOptions::read and
+// the --preset help all derive from the table.
+#include <algorithm>
+#include <cstdio>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "support/torch_doctest.hpp"
+
+#include "boltzlab/core/error.hpp"
+#include "boltzlab/generators/presets.hpp"
+#include "boltzlab/generators/trainer.hpp"
+
+namespace bg = boltzlab::generators;
+
+namespace {
+
+struct Expected {
+  std::string name;
+  double lambda, alpha_transport, alpha_hjb;
+  double lambda_without_data;
+};
+
+// The rows as documented in the seed's Table 3 terms (presets.cpp): λ of the terminal
+// cost (eq. 31), α_L of the running cost ½|v|², α_HJB of the regularizer (eq. 30).
+const std::vector<Expected>& expected_rows() {
+  static const std::vector<Expected> rows = {
+      {"cnf", 1.0, 0.0, 0.0, 1.0},         // eq. 17, L = 0
+      {"ot-flow", 1.0, 0.01, 0.05, 1.0},   // eq. 27 + eq. 30
+      {"bg", 0.5, 0.0, 0.0, 0.0},          // eq. 32
+      {"ot-bg", 0.5, 0.01, 0.05, 0.0},     // eq. 85 + eq. 30
+  };
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("presets: every row has the weights of its Table 3 game, with and without data") {
+  const auto& table = bg::loss_presets();
+  REQUIRE(table.size() == expected_rows().size());
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    const auto& e = expected_rows()[i];
+    const auto& row = table[i];
+    INFO("preset " << e.name);
+    CHECK(row.name == e.name);  // table order = the order of Table 3
+    for (const bool have_data : {true, false}) {
+      const bg::LossWeights w = bg::LossWeights::preset(e.name, have_data);
+      CHECK(w.lambda == (have_data ? e.lambda : e.lambda_without_data));
+      CHECK(w.alpha_transport == e.alpha_transport);
+      CHECK(w.alpha_hjb == e.alpha_hjb);
+      w.validate();
+    }
+    CHECK(std::string(row.game).size() > 0);
+    CHECK(std::string(row.equations).find("eq.") != std::string::npos);
+    CHECK(std::string(row.description).size() > 20);
+  }
+}
+
+TEST_CASE("presets: without data a row keeps λ (refused when > 0) or falls back to the reverse KL") {
+  for (const auto& row : bg::loss_presets()) {
+    INFO("preset " << row.name);
+    nlohmann::json j = {{"preset", row.name}};
+    boltzlab::JsonReader r(j, "pot.json: generator");
+    bg::TrainOptions t;
+    t.read(r, false);
+    r.finish();
+    CHECK(t.preset == row.name);
+    if (row.without_data == bg::NoDataRule::kReverseKlOnly || row.weights.lambda == 0.0) {
+      CHECK(t.weights.lambda == 0.0);
+      CHECK_NOTHROW(t.validate(false));
+    } else {
+      CHECK(t.weights.lambda == row.weights.lambda);
+      CHECK_THROWS_WITH_AS(t.validate(false), doctest::Contains("no data"), boltzlab::ConfigError);
+    }
+  }
+}
+
+TEST_CASE("presets: an explicit key overrides the row") {
+  nlohmann::json j = {{"preset", "ot-flow"}, {"alpha_hjb", 0.0}, {"lambda", 0.25}};
+  boltzlab::JsonReader r(j, "pot.json: generator");
+  bg::TrainOptions t;
+  t.read(r, true);
+  r.finish();
+  CHECK(t.weights.lambda == 0.25);
+  CHECK(t.weights.alpha_transport == 0.01);
+  CHECK(t.weights.alpha_hjb == 0.0);
+}
+
+TEST_CASE("presets: names, the unknown-name error and the help come from the table") {
+  std::vector<std::string> from_table;
+  for (const auto& row : bg::loss_presets()) from_table.emplace_back(row.name);
+  auto names = bg::LossWeights::preset_names();
+  CHECK(std::is_sorted(names.begin(), names.end()));
+  CHECK(std::set<std::string>(names.begin(), names.end()) == std::set<std::string>(from_table.begin(), from_table.end()));
+  CHECK(names.size() == from_table.size());  // no duplicate names
+
+  std::string known;
+  for (const auto& n : from_table) known += (known.empty() ? "" : ", ") + n;
+  CHECK_THROWS_WITH_AS(bg::LossWeights::preset("otbg", true),
+                       ("generator.preset: unknown preset 'otbg' (did you mean 'ot-bg'?); known: " + known).c_str(),
+                       boltzlab::ConfigError);
+  CHECK_THROWS_WITH_AS(bg::find_loss_preset("ot-flw"), doctest::Contains("did you mean 'ot-flow'"),
+                       boltzlab::ConfigError);
+  CHECK_THROWS_WITH(bg::find_loss_preset("zzzzzzzz"), doctest::Contains(("known: " + known).c_str()));
+  CHECK(&bg::find_loss_preset("bg") == &bg::loss_presets()[2]);
+
+  // One help line per row: name, weights as JSON keys, the no-data rule, game, equations.
+  const std::string help = bg::preset_help();
+  for (const auto& row : bg::loss_presets()) {
+    INFO("preset " << row.name);
+    char weights[160];
+    std::snprintf(weights, sizeof weights, "lambda %g, alpha_transport %g, alpha_hjb %g", row.weights.lambda,
+                  row.weights.alpha_transport, row.weights.alpha_hjb);
+    CHECK(help.find("\n" + std::string(row.name) + ": " + weights) != std::string::npos);
+    CHECK(help.find(std::string(row.game) + " (" + row.equations + "): " + row.description) != std::string::npos);
+  }
+  CHECK(help.find("cnf: lambda 1, alpha_transport 0, alpha_hjb 0; needs data") != std::string::npos);
+  CHECK(help.find("ot-bg: lambda 0.5, alpha_transport 0.01, alpha_hjb 0.05; without data lambda 0") !=
+        std::string::npos);
+}
