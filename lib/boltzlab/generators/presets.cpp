@@ -25,6 +25,10 @@ const std::vector<LossPreset>& loss_presets() {
       {"ot-bg", "OT-Boltzmann generator", "eq. 85 + HJB eq. 30",
        "the BG game with the transport cost that makes v = -grad Phi optimal, + HJB residual",
        {0.5, 0.01, 0.05}, NoDataRule::kReverseKlOnly},
+      {"ot-rkl", "Generalized OT-Flow, relaxed WGF at eps -> infinity", "eq. 90 with F = KL(rho|pi) + HJB eq. 30",
+       "reverse KL + transport + HJB even given data (then only to standardize, fit the base, warm up): "
+       "OT-BG at lambda 0",
+       {0.0, 0.01, 0.05}, NoDataRule::kKeep},
   };
   return table;
 }
