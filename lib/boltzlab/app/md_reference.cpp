@@ -22,6 +22,96 @@ void MdReferenceOptions::validate() const {
   if (replicas == 0) throw ConfigError("--replicas: is 0, but must be >= 1");
 }
 
+namespace {
+
+/// The frames of all replicas stacked replica-major, with per-frame potential energy
+/// (kJ/mol) and replica index, and per-replica summaries.
+struct PooledFrames {
+  RowMatrix samples;
+  Eigen::VectorXd energies, replica_index;
+  nlohmann::json replicas = nlohmann::json::array();
+  std::size_t failed = 0, md_steps = 0, longest = 0;
+  double mean_kinetic_temperature = 0.0;  ///< mean over replicas (K)
+};
+
+nlohmann::json replica_summary(const LangevinMdResult& r, std::size_t k, double timestep_fs) {
+  const double steps = static_cast<double>(r.production_steps + r.equilibration_steps);
+  nlohmann::json rep = {
+      {"replica", k},
+      {"frames", r.frames.rows()},
+      {"start_energy_kJ_per_mol", r.start_energy},
+      {"minimized_energy_kJ_per_mol", r.minimized_energy},
+      {"equilibration_steps", r.equilibration_steps},
+      {"production_steps", r.production_steps},
+      {"mean_kinetic_temperature_K", r.mean_kinetic_temperature},
+      {"wall_seconds", r.wall_seconds},
+      {"ns_per_day", r.wall_seconds > 0 ? steps * timestep_fs * 1e-6 / (r.wall_seconds / 86400.0) : 0.0}};
+  if (r.failed) rep["failure"] = r.failure;
+  return rep;
+}
+
+PooledFrames pool_replicas(const std::vector<LangevinMdResult>& results, std::size_t dim, double timestep_fs) {
+  Eigen::Index total = 0;
+  for (const auto& r : results) total += r.frames.rows();
+  PooledFrames p;
+  p.samples.resize(total, static_cast<Eigen::Index>(dim));
+  p.energies.resize(total);
+  p.replica_index.resize(total);
+  Eigen::Index row = 0;
+  for (std::size_t k = 0; k < results.size(); ++k) {
+    const auto& r = results[k];
+    p.samples.middleRows(row, r.frames.rows()) = r.frames;
+    p.energies.segment(row, r.frames.rows()) = r.potential_energies;
+    p.replica_index.segment(row, r.frames.rows()).setConstant(static_cast<double>(k));
+    row += r.frames.rows();
+    p.failed += r.failed ? 1 : 0;
+    p.md_steps += r.equilibration_steps + r.production_steps;
+    p.longest = std::max(p.longest, static_cast<std::size_t>(r.frames.rows()));
+    p.mean_kinetic_temperature += r.mean_kinetic_temperature / static_cast<double>(results.size());
+    p.replicas.push_back(replica_summary(r, k, timestep_fs));
+  }
+  return p;
+}
+
+/// Mean u over the replicas at each frame time (frame f after (f+1)·steps_per_frame
+/// production steps), over the replicas that reached it with a finite u.
+void mean_energy_trace(const std::vector<LangevinMdResult>& results, const Eigen::VectorXd& u, std::size_t longest,
+                       std::size_t steps_per_frame, std::vector<double>& steps, std::vector<double>& mean_u) {
+  for (std::size_t f = 0; f < longest; ++f) {
+    double sum = 0.0;
+    std::size_t count = 0;
+    Eigen::Index offset = 0;
+    for (const auto& r : results) {
+      if (static_cast<Eigen::Index>(f) < r.frames.rows() && std::isfinite(u[offset + static_cast<Eigen::Index>(f)])) {
+        sum += u[offset + static_cast<Eigen::Index>(f)];
+        ++count;
+      }
+      offset += r.frames.rows();
+    }
+    steps.push_back(static_cast<double>((f + 1) * steps_per_frame));
+    mean_u.push_back(count ? sum / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN());
+  }
+}
+
+/// summary["options"]: the protocol as run.
+nlohmann::json protocol_summary(const LangevinMdOptions& md, const OpenMMTarget& target,
+                                const MdReferenceOptions& options, bool serial) {
+  return {{"integrator", "LangevinMiddleIntegrator (OpenMM)"},
+          {"timestep_fs", md.timestep_fs},
+          {"friction_per_ps", md.friction_per_ps},
+          {"temperature_K", md.temperature > 0 ? md.temperature : target.temperature()},
+          {"minimize", md.minimize},
+          {"minimize_tolerance_kJ_per_mol_nm", md.minimize_tolerance},
+          {"equilibration_ps", md.equilibration_ps},
+          {"production_ns", md.production_ps / 1000.0},
+          {"frame_interval_ps", md.frame_interval_ps},
+          {"replicas", options.replicas},
+          {"replicas_in_parallel", !serial && options.replicas > 1},
+          {"platform", target.options().platform}};
+}
+
+}  // namespace
+
 nlohmann::json run_md_reference(const MdReferenceOptions& options) {
   options.validate();
   if (options.threads != 0) set_num_threads(options.threads);
@@ -46,92 +136,37 @@ nlohmann::json run_md_reference(const MdReferenceOptions& options) {
       options.replicas, [&](std::size_t r) { results[r] = run_langevin_md(*target, target->initial_positions(), md, r); },
       serial ? Execution::kSerial : Execution::kParallel);
   const double md_seconds = wall_seconds() - t0;
-
-  Eigen::Index total = 0;
-  for (const auto& r : results) total += r.frames.rows();
-  RowMatrix samples(total, static_cast<Eigen::Index>(target->dim()));
-  Eigen::VectorXd energies(total), replica_index(total);
-  Eigen::Index row = 0;
-  nlohmann::json replicas = nlohmann::json::array();
-  std::size_t failed = 0, md_steps = 0, longest = 0;
-  double mean_t = 0.0;
-  for (std::size_t k = 0; k < results.size(); ++k) {
-    const auto& r = results[k];
-    samples.middleRows(row, r.frames.rows()) = r.frames;
-    energies.segment(row, r.frames.rows()) = r.potential_energies;
-    replica_index.segment(row, r.frames.rows()).setConstant(static_cast<double>(k));
-    row += r.frames.rows();
-    failed += r.failed ? 1 : 0;
-    md_steps += r.equilibration_steps + r.production_steps;
-    longest = std::max(longest, static_cast<std::size_t>(r.frames.rows()));
-    mean_t += r.mean_kinetic_temperature / static_cast<double>(results.size());
-    const double steps = static_cast<double>(r.production_steps + r.equilibration_steps);
-    nlohmann::json rep = {{"replica", k},
-                          {"frames", r.frames.rows()},
-                          {"start_energy_kJ_per_mol", r.start_energy},
-                          {"minimized_energy_kJ_per_mol", r.minimized_energy},
-                          {"equilibration_steps", r.equilibration_steps},
-                          {"production_steps", r.production_steps},
-                          {"mean_kinetic_temperature_K", r.mean_kinetic_temperature},
-                          {"wall_seconds", r.wall_seconds},
-                          {"ns_per_day", r.wall_seconds > 0 ? steps * md.timestep_fs * 1e-6 / (r.wall_seconds / 86400.0) : 0.0}};
-    if (r.failed) rep["failure"] = r.failure;
-    replicas.push_back(rep);
-  }
+  const PooledFrames pooled = pool_replicas(results, target->dim(), md.timestep_fs);
 
   // u of the frames through the target (identical to E/kT unless a cut/cap is set).
   Eigen::VectorXd u;
-  const BatchStats stats = target->evaluate_batch(samples, u, nullptr);
-  // Trace: mean u over replicas at each frame time.
-  std::vector<double> trace_steps, trace_u;
-  for (std::size_t f = 0; f < longest; ++f) {
-    double sum = 0.0;
-    std::size_t count = 0;
-    Eigen::Index offset = 0;
-    for (const auto& r : results) {
-      if (static_cast<Eigen::Index>(f) < r.frames.rows() && std::isfinite(u[offset + static_cast<Eigen::Index>(f)])) {
-        sum += u[offset + static_cast<Eigen::Index>(f)];
-        ++count;
-      }
-      offset += r.frames.rows();
-    }
-    trace_steps.push_back(static_cast<double>((f + 1) * md.steps_per_frame()));
-    trace_u.push_back(count ? sum / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN());
-  }
-  run.write_array("potential_energies.npy", energies);
-  run.write_array("replica.npy", replica_index);
-
+  const BatchStats stats = target->evaluate_batch(pooled.samples, u, nullptr);
   RunOutputs o;
+  mean_energy_trace(results, u, pooled.longest, md.steps_per_frame(), o.trace_steps, o.traces["mean_energy"]);
+  run.write_array("potential_energies.npy", pooled.energies);
+  run.write_array("replica.npy", pooled.replica_index);
+
+  const Eigen::Index total = pooled.samples.rows();
   o.tool = "md-reference";
   o.potential_path = options.potential;
   o.potential_name = potential.name;
   o.target = target;
   o.seed = md.seed;
-  o.options = {{"integrator", "LangevinMiddleIntegrator (OpenMM)"},
-               {"timestep_fs", md.timestep_fs},
-               {"friction_per_ps", md.friction_per_ps},
-               {"temperature_K", md.temperature > 0 ? md.temperature : target->temperature()},
-               {"minimize", md.minimize},
-               {"minimize_tolerance_kJ_per_mol_nm", md.minimize_tolerance},
-               {"equilibration_ps", md.equilibration_ps},
-               {"production_ns", md.production_ps / 1000.0},
-               {"frame_interval_ps", md.frame_interval_ps},
-               {"replicas", options.replicas},
-               {"replicas_in_parallel", !serial && options.replicas > 1},
-               {"platform", target->options().platform}};
-  o.samples = &samples;
+  o.options = protocol_summary(md, *target, options, serial);
+  o.samples = &pooled.samples;
   o.reduced_energies = &u;
-  o.counts = {{"frames", total}, {"replicas", options.replicas}, {"failed_replicas", failed},
-              {"md_steps", md_steps}, {"non_finite_evaluations", stats.non_finite}};
+  o.counts = {{"frames", total}, {"replicas", options.replicas}, {"failed_replicas", pooled.failed},
+              {"md_steps", pooled.md_steps}, {"non_finite_evaluations", stats.non_finite}};
   o.timings = {{"md", md_seconds}};
-  o.statistics = {{"mean_potential_energy_kJ_per_mol", total ? energies.mean() : 0.0},
-                  {"mean_kinetic_temperature_K", mean_t},
-                  {"replicas", replicas}};
-  o.trace_steps = trace_steps;
-  o.traces["mean_energy"] = trace_u;
+  o.statistics = {{"mean_potential_energy_kJ_per_mol", total ? pooled.energies.mean() : 0.0},
+                  {"mean_kinetic_temperature_K", pooled.mean_kinetic_temperature},
+                  {"replicas", pooled.replicas}};
   o.extra = {{"md_files", {{"potential_energies.npy", "E of each frame (kJ/mol), from the MD Context"},
                            {"replica.npy", "replica index of each frame"}}}};
-  if (failed) o.notes.push_back(std::to_string(failed) + " replica(s) stopped early on an OpenMM error (see statistics.replicas)");
+  if (pooled.failed) {
+    o.notes.push_back(std::to_string(pooled.failed) +
+                      " replica(s) stopped early on an OpenMM error (see statistics.replicas)");
+  }
   nlohmann::json summary = write_run(run, o);
   run.commit();
   return summary;

@@ -63,24 +63,10 @@ void write_frames_npy(const fs::path& path, const std::vector<RowMatrix>& frames
       throw DomainError(path.string() + ": frames differ in shape");
     }
   }
-  // NumPy format 1.0 (as io/npy.cpp writes it): magic, version, little-endian header
-  // length, a dict padded with spaces to a 64-byte boundary and ending in '\n'.
-  std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': " + shape_string({f, n, d}) + ", }";
-  const std::size_t unpadded = 10 + header.size() + 1;
-  header.append((64 - unpadded % 64) % 64, ' ');
-  header.push_back('\n');
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw IoError(path.string() + ": cannot open file for writing");
-  out.write("\x93NUMPY\x01\x00", 8);
-  const auto len = static_cast<std::uint16_t>(header.size());
-  const char lb[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
-  out.write(lb, 2);
-  out.write(header.data(), static_cast<std::streamsize>(header.size()));
-  for (const auto& fr : frames) {
-    out.write(reinterpret_cast<const char*>(fr.data()), static_cast<std::streamsize>(n * d * sizeof(double)));
-  }
-  out.flush();
-  if (!out) throw IoError(path.string() + ": write failed");
+  std::vector<NpyPiece> pieces;
+  pieces.reserve(f);
+  for (const auto& fr : frames) pieces.push_back(NpyPiece{fr.data(), n * d});
+  write_npy_pieces(path, {f, n, d}, pieces);
 }
 
 namespace {
@@ -185,17 +171,14 @@ std::string plot_2d_samples(const Target& target, const RowMatrix& samples, cons
   return r.ok ? "ok" : r.note;
 }
 
-nlohmann::json write_run(const RunDirectory& run, const RunOutputs& o) {
-  o.validate();
-  const double t_start = wall_seconds();
-  const Target& target = *o.target;
-  const Eigen::VectorXd& u = *o.reduced_energies;
-  const std::size_t n = static_cast<std::size_t>(o.samples->rows());
-  nlohmann::json files = nlohmann::json::array();
+namespace {
 
+/// The arrays (samples, reduced energies, log q, log weights, frames); returns their names.
+nlohmann::json write_arrays(const RunDirectory& run, const RunOutputs& o) {
+  nlohmann::json files = nlohmann::json::array();
   run.write_array("samples.npy", *o.samples);
   files.push_back("samples.npy");
-  run.write_array("reduced_energies.npy", u);
+  run.write_array("reduced_energies.npy", *o.reduced_energies);
   files.push_back("reduced_energies.npy");
   if (o.log_q) {
     run.write_array("log_q.npy", *o.log_q);
@@ -209,26 +192,39 @@ nlohmann::json write_run(const RunDirectory& run, const RunOutputs& o) {
     write_frames_npy(run.path("frames.npy"), *o.frames);
     files.push_back("frames.npy");
   }
+  return files;
+}
 
-  nlohmann::json s = nlohmann::json::object();
-  s["tool"] = o.tool;
+std::string display_name(const RunOutputs& o) {
+  return o.potential_name.empty() ? o.target->name() : o.potential_name;
+}
+
+/// summary["potential"].
+nlohmann::json potential_summary(const RunOutputs& o) {
+  const Target& target = *o.target;
   const std::optional<double> log_z = target.log_z();
-  s["potential"] = {{"path", o.potential_path.string()},
-                    {"name", o.potential_name.empty() ? target.name() : o.potential_name},
-                    {"target", target.describe()},
-                    {"dim", target.dim()},
-                    {"degrees_of_freedom", degrees_of_freedom(target)},
-                    {"log_z", log_z ? nlohmann::json(*log_z) : nlohmann::json(nullptr)}};
-  s["options"] = o.options;
-  s["seed"] = o.seed;
-  s["threads"] = o.threads > 0 ? o.threads : num_threads();
+  return {{"path", o.potential_path.string()},
+          {"name", display_name(o)},
+          {"target", target.describe()},
+          {"dim", target.dim()},
+          {"degrees_of_freedom", degrees_of_freedom(target)},
+          {"log_z", log_z ? nlohmann::json(*log_z) : nlohmann::json(nullptr)}};
+}
 
+/// summary["energy"] (mean, std, min, max over the finite final energies) and the
+/// number of non-finite ones.
+struct EnergySummary {
+  nlohmann::json json;
   std::size_t non_finite = 0;
+};
+
+EnergySummary energy_summary(const Eigen::VectorXd& u) {
+  EnergySummary out;
   double sum = 0.0, sum2 = 0.0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double e = u[static_cast<Eigen::Index>(i)];
+  for (Eigen::Index i = 0; i < u.size(); ++i) {
+    const double e = u[i];
     if (!std::isfinite(e)) {
-      ++non_finite;
+      ++out.non_finite;
       continue;
     }
     sum += e;
@@ -236,15 +232,60 @@ nlohmann::json write_run(const RunDirectory& run, const RunOutputs& o) {
     lo = std::min(lo, e);
     hi = std::max(hi, e);
   }
-  nlohmann::json counts = {{"particles", n}, {"dim", target.dim()}, {"non_finite_energies", non_finite}};
-  for (const auto& [k, v] : o.counts.items()) counts[k] = v;
-  s["counts"] = counts;
-  const double finite = static_cast<double>(n - non_finite);
+  const double finite = static_cast<double>(static_cast<std::size_t>(u.size()) - out.non_finite);
   const double mean = finite > 0 ? sum / finite : std::numeric_limits<double>::quiet_NaN();
   const double var = finite > 1 ? std::max(0.0, (sum2 - finite * mean * mean) / (finite - 1)) : std::nan("");
-  s["energy"] = {{"mean", mean}, {"std", std::sqrt(var)}, {"min", lo}, {"max", hi}};
-  s["statistics"] = o.statistics;
+  out.json = {{"mean", mean}, {"std", std::sqrt(var)}, {"min", lo}, {"max", hi}};
+  return out;
+}
 
+/// The plots (never fatal): energy trace (or histogram), interacting-flow monitors,
+/// 2-D samples. Returns {png: "ok" or the reason it is missing}.
+nlohmann::json write_plots(const RunDirectory& run, const RunOutputs& o) {
+  const Target& target = *o.target;
+  const std::string title = o.tool + ": " + display_name(o);
+  nlohmann::json plots = nlohmann::json::object();
+  auto mean_trace = o.traces.find("mean_energy");
+  if (mean_trace != o.traces.end() && !o.trace_steps.empty()) {
+    std::vector<Series> series{{"mean reduced energy", o.trace_steps, mean_trace->second}};
+    const PlotResult r = plot_lines(series, title, "step", "<u>", run.path("energy_trace.png"));
+    plots["energy_trace.png"] = r.ok ? "ok" : r.note;
+  } else {
+    plots["energy_histogram.png"] = plot_energy_histogram(*o.reduced_energies, run.path("energy_histogram.png"));
+  }
+  // Monitors of the interacting-particle flows (flows/interacting.hpp), one plot each.
+  for (const std::string key : {"ksd", "bandwidth", "mmd2"}) {
+    auto it = o.traces.find(key);
+    if (it == o.traces.end() || o.trace_steps.empty() || it->second.size() != o.trace_steps.size()) continue;
+    const PlotResult r = plot_lines({{key, o.trace_steps, it->second}}, title, "step", key,
+                                    run.path(key + "_trace.png"), key != "bandwidth");
+    plots[key + "_trace.png"] = r.ok ? "ok" : r.note;
+  }
+  if (target.dim() == 2) plots["samples.png"] = plot_2d_samples(target, *o.samples, run.path("samples.png"));
+  return plots;
+}
+
+}  // namespace
+
+nlohmann::json write_run(const RunDirectory& run, const RunOutputs& o) {
+  o.validate();
+  const double t_start = wall_seconds();
+  const Target& target = *o.target;
+  const std::size_t n = static_cast<std::size_t>(o.samples->rows());
+  nlohmann::json files = write_arrays(run, o);
+
+  nlohmann::json s = nlohmann::json::object();
+  s["tool"] = o.tool;
+  s["potential"] = potential_summary(o);
+  s["options"] = o.options;
+  s["seed"] = o.seed;
+  s["threads"] = o.threads > 0 ? o.threads : num_threads();
+  const EnergySummary energy = energy_summary(*o.reduced_energies);
+  nlohmann::json counts = {{"particles", n}, {"dim", target.dim()}, {"non_finite_energies", energy.non_finite}};
+  for (const auto& [k, v] : o.counts.items()) counts[k] = v;
+  s["counts"] = counts;
+  s["energy"] = energy.json;
+  s["statistics"] = o.statistics;
   nlohmann::json trace = nlohmann::json::object();
   if (!o.trace_steps.empty()) {
     trace["step"] = o.trace_steps;
@@ -254,35 +295,15 @@ nlohmann::json write_run(const RunDirectory& run, const RunOutputs& o) {
 
   nlohmann::json notes = nlohmann::json::array();
   for (const auto& note : o.notes) notes.push_back(note);
-  if (non_finite > 0) {
-    notes.push_back(std::to_string(non_finite) + " of " + std::to_string(n) +
+  if (energy.non_finite > 0) {
+    notes.push_back(std::to_string(energy.non_finite) + " of " + std::to_string(n) +
                     " final reduced energies are not finite (+inf in reduced_energies.npy)");
   }
-
-  // Plots: never fatal.
   nlohmann::json plots = nlohmann::json::object();
   if (!o.plots) {
     notes.push_back("plots disabled");
   } else {
-    auto mean_trace = o.traces.find("mean_energy");
-    if (mean_trace != o.traces.end() && !o.trace_steps.empty()) {
-      std::vector<Series> series{{"mean reduced energy", o.trace_steps, mean_trace->second}};
-      const PlotResult r = plot_lines(series, o.tool + ": " + (o.potential_name.empty() ? target.name() : o.potential_name),
-                                      "step", "<u>", run.path("energy_trace.png"));
-      plots["energy_trace.png"] = r.ok ? "ok" : r.note;
-    } else {
-      plots["energy_histogram.png"] = plot_energy_histogram(u, run.path("energy_histogram.png"));
-    }
-    // Monitors of the interacting-particle flows (flows/interacting.hpp), one plot each.
-    for (const std::string key : {"ksd", "bandwidth", "mmd2"}) {
-      auto it = o.traces.find(key);
-      if (it == o.traces.end() || o.trace_steps.empty() || it->second.size() != o.trace_steps.size()) continue;
-      const PlotResult r = plot_lines({{key, o.trace_steps, it->second}},
-                                      o.tool + ": " + (o.potential_name.empty() ? target.name() : o.potential_name),
-                                      "step", key, run.path(key + "_trace.png"), key != "bandwidth");
-      plots[key + "_trace.png"] = r.ok ? "ok" : r.note;
-    }
-    if (target.dim() == 2) plots["samples.png"] = plot_2d_samples(target, *o.samples, run.path("samples.png"));
+    plots = write_plots(run, o);
     for (const auto& [name, status] : plots.items()) {
       if (status == "ok") {
         files.push_back(name);
@@ -295,7 +316,6 @@ nlohmann::json write_run(const RunDirectory& run, const RunOutputs& o) {
   write_molecular_outputs(run, target, *o.samples, o.log_weights, s);
   for (const auto& [k, v] : o.extra.items()) s[k] = v;
 
-  s["files"] = files;
   nlohmann::json timings = o.timings;
   timings["write"] = wall_seconds() - t_start;
   s["timings"] = timings;

@@ -1,7 +1,7 @@
 #pragma once
 /// \file run_outputs.hpp
-/// The standard run-directory writer every tool reuses (wgf-relax, bg-sample,
-/// iw-diag, md-reference, ...). A tool fills a RunOutputs with what it ran and
+/// The standard run-directory writer of the sampling tools (wgf-relax, bg-sample,
+/// md-reference; iw-diag writes its own report, app/iw_diag.hpp). A tool fills a RunOutputs with what it ran and
 /// produced, and calls write_run() on its RunDirectory; then commit():
 ///
 ///     RunDirectory run(out);                 // fails early if `out` is unwritable
@@ -29,14 +29,39 @@
 ///   samples.png           2-D targets: the final ensemble over energy contours
 ///   molecular files       through write_molecular_outputs() when target has a topology
 ///
-/// summary.json keys: format_version (kRunFormatVersion), tool, potential {path,
-/// name, target (Target::describe()), dim, degrees_of_freedom, log_z}, options, seed,
-/// threads, counts {particles, dim, non_finite_energies (final energies), + tool
-/// counts}, timings {seconds; "write" is added}, statistics (sampler statistics, e.g.
-/// acceptance_rate), energy {mean, std, min, max over finite final energies}, trace
-/// {step: [...], <series>: [...]}, files [names], plots {name: "ok" or note}, notes
-/// [strings], plus the tool's `extra` keys at top level. JSON has no NaN/inf: such
-/// numbers are written as null and a note says so.
+/// summary.json schema: the one definition of its keys. A tool sets the fields of
+/// RunOutputs; write_run() writes the keys below and nothing else. Changing a key's name,
+/// type or meaning, or removing one, bumps kRunFormatVersion (app/run_directory.hpp);
+/// adding a key does not.
+///
+///   key                 type    meaning
+///   format_version      int     kRunFormatVersion
+///   tool                string  RunOutputs::tool, e.g. "wgf-relax"
+///   potential           object  {path, name, target: Target::describe(), dim,
+///                               degrees_of_freedom, log_z (null when unknown)}
+///   options             object  the tool's resolved options (RunOutputs::options)
+///   seed                int     run seed
+///   threads             int     worker threads used
+///   counts              object  {particles, dim, non_finite_energies (of the final
+///                               energies)} + the tool's counts (RunOutputs::counts)
+///   timings             object  seconds per phase (RunOutputs::timings) + "write"
+///   statistics          object  sampler statistics, e.g. acceptance_rate (RunOutputs::statistics)
+///   energy              object  {mean, std, min, max} over the finite final reduced energies
+///   trace               object  {step: [...], <series>: [...]} ({} when not traced)
+///   plots               object  {png name: "ok" or why it is missing}
+///   files               array   names of the files written, summary.json last
+///   notes               array   human-readable remarks (strings)
+///   molecular           object  targets with a topology only: write_molecular_outputs()
+///
+/// Tool keys at top level (RunOutputs::extra; the tool writes nothing else there):
+///   interacting         bool    flows only (wgf-relax): whether the flow's particles
+///                               interact (iw-diag uses it for R̂)
+///   md_files            object  md-reference: {file name: what it holds} of its extra arrays
+///   bg-sample           the generator's summary entries besides tool/seed/threads
+///                       (model, generator, base, importance, training, samples, ...;
+///                       app/bg_run.cpp)
+///
+/// JSON has no NaN/inf: such numbers are written as null and a note says so.
 #include <cstdint>
 #include <filesystem>
 #include <map>

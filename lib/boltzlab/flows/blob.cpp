@@ -21,13 +21,7 @@ double BlobFlow::diffusion_velocity(const RowMatrix& x, double fixed_epsilon, Ro
   const std::size_t n = static_cast<std::size_t>(x.rows());
   const Eigen::Index d = x.cols();
   const RowMatrix xc = x.rowwise() - row_mean(x);
-  double eps2;
-  if (fixed_epsilon > 0) {
-    eps2 = fixed_epsilon * fixed_epsilon;
-  } else {
-    eps2 = 0.5 * median_squared_distance(xc, exec) / std::log(static_cast<double>(n) + 1.0);
-    if (!(eps2 > 0)) eps2 = 1.0;
-  }
+  const double eps2 = kernel_width2(xc, fixed_epsilon, exec);
   const double c = 0.5 / eps2;
   // Pass 1: ρ_i ∝ Σ_k φ_ik (φ_ii = 1 included, so a_i ≤ 1 is finite).
   RowMatrix ones = RowMatrix::Ones(static_cast<Eigen::Index>(n), 1), density;

@@ -2,9 +2,9 @@
 
 #include <cmath>
 #include <limits>
-#include <sstream>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/io/config.hpp"
 
 namespace boltzlab {
 
@@ -43,11 +43,7 @@ double read_bandwidth(JsonReader& params, const std::string& key) {
   if (v.is_string() && v.get<std::string>() == "median") return 0.0;
   if (!v.is_number()) params.fail(key, "is " + v.dump() + ", but must be a number > 0 or \"median\"");
   const double h = v.get<double>();
-  if (!(h > 0) || !std::isfinite(h)) {
-    std::ostringstream s;
-    s << "is " << h << ", but must be > 0 or \"median\"";
-    params.fail(key, s.str());
-  }
+  if (!(h > 0) || !std::isfinite(h)) params.fail(key, "is " + format_number(h) + ", but must be > 0 or \"median\"");
   return h;
 }
 
@@ -58,35 +54,40 @@ Eigen::RowVectorXd row_mean(const RowMatrix& x) {
   return m;
 }
 
+double kernel_width2(const RowMatrix& xc, double fixed, Execution exec) {
+  if (fixed > 0) return fixed * fixed;
+  const double w2 = median_heuristic_bandwidth2(xc, exec);
+  return w2 > 0 ? w2 : 1.0;
+}
+
 void InteractingFlow::prepare(const Target&, const Ensemble&, const FlowOptions&) {}
 
-FlowResult InteractingFlow::run(const Target& target, Ensemble& ensemble, const FlowOptions& options) {
-  options.validate();
-  common_.validate(name());
-  const std::size_t n = ensemble.size(), d = target.dim();
-  if (ensemble.dim() != d) {
-    throw DomainError(name() + ": particles have " + std::to_string(ensemble.dim()) +
-                      " coordinates, but target '" + target.name() + "' has dimension " + std::to_string(d));
-  }
-  if (n < 2) throw DomainError(name() + ": needs at least 2 particles, got " + std::to_string(n));
-  prepare(target, ensemble, options);
-  const double tau = options.step_size > 0 ? options.step_size : default_step_size();
-  const double beta_end = options.beta.end;
-
+/// One run of an interacting flow: u and ∇u at the ensemble's positions, the update,
+/// the monitors and the stopping rule (see InteractingFlow).
+struct InteractingFlow::Loop {
+  InteractingFlow& flow;
+  const Target& target;
+  Ensemble& ensemble;
+  const FlowOptions& options;
+  double tau;  ///< resolved step size
   FlowResult result;
-  for (const char* key : {"mean_energy", "ksd", "ksd2_u", "bandwidth", "beta"}) {
-    if (std::string(key).rfind("ksd", 0) == 0 && !common_.ksd) continue;
-    result.monitors[key];
-  }
-  const std::size_t total = options.warmup + options.steps;
-  Progress progress(name(), total, options.progress);
   RowMatrix grad, delta;
   Eigen::VectorXd u;
   double last_monitor = std::numeric_limits<double>::quiet_NaN();
-  std::size_t within = 0;
+  std::size_t within = 0;  ///< consecutive monitor changes within tolerance
 
-  // u, ∇u at the current positions; non-finite ones counted and their gradient zeroed.
-  auto evaluate = [&]() {
+  Loop(InteractingFlow& f, const Target& t, Ensemble& e, const FlowOptions& o)
+      : flow(f), target(t), ensemble(e), options(o), tau(o.step_size > 0 ? o.step_size : f.default_step_size()) {}
+
+  void declare_monitors() {
+    for (const char* key : {"mean_energy", "ksd", "ksd2_u", "bandwidth", "beta"}) {
+      if (std::string(key).rfind("ksd", 0) == 0 && !flow.common_.ksd) continue;
+      result.monitors[key];
+    }
+  }
+
+  /// u, ∇u at the current positions; non-finite ones counted and their gradient zeroed.
+  std::size_t evaluate() {
     const BatchStats stats = target.evaluate_batch(ensemble.positions, u, &grad, options.exec);
     result.energy_evaluations += stats.evaluated;
     result.non_finite += stats.non_finite;
@@ -95,8 +96,43 @@ FlowResult InteractingFlow::run(const Target& target, Ensemble& ensemble, const 
         if (!std::isfinite(u[i])) grad.row(i).setZero();
     }
     return stats.non_finite;
-  };
-  auto record = [&](std::size_t step, double beta, std::size_t non_finite) -> double {
+  }
+
+  /// Step `step` at β: evaluate, update, monitor; then x ← x + Δ and the frame.
+  /// Returns false when the stopping rule ends the run at x_step (not moved).
+  bool advance(std::size_t step) {
+    const double beta = options.beta.at(step);
+    const std::size_t bad = evaluate();
+    // The update is computed before the monitors so that "bandwidth" is the one used at x_t.
+    flow.update(ensemble.positions, grad, beta, step, tau, options, delta);
+    if (step >= options.warmup && (step - options.warmup) % options.monitor_every == 0) {
+      const double value = record(step, beta, bad);
+      if (settled(step, value)) {
+        result.converged = true;  // x_t is returned, with its energies u
+        return false;
+      }
+      last_monitor = value;
+    }
+    ensemble.positions += delta;
+    if (options.thin > 0 && step >= options.warmup && (step + 1 - options.warmup) % options.thin == 0 &&
+        result.frames.size() < options.max_frames) {
+      result.frames.push_back(ensemble.positions);
+    }
+    return true;
+  }
+
+  /// Counts a monitor change within tolerance·max(1, |value|) (after annealing);
+  /// true once `patience` consecutive changes were.
+  bool settled(std::size_t step, double value) {
+    if (!(options.tolerance > 0 && step >= options.beta.steps && std::isfinite(value) && std::isfinite(last_monitor))) {
+      return false;
+    }
+    within = std::abs(value - last_monitor) <= options.tolerance * std::max(1.0, std::abs(value)) ? within + 1 : 0;
+    return within >= flow.common_.patience;
+  }
+
+  /// Records a monitor row at `step`; returns the value of the stop monitor.
+  double record(std::size_t step, double beta, std::size_t non_finite) {
     double sum = 0.0;
     std::size_t finite = 0;
     for (Eigen::Index i = 0; i < u.size(); ++i)
@@ -107,61 +143,62 @@ FlowResult InteractingFlow::run(const Target& target, Ensemble& ensemble, const 
     const double mean_u = finite ? sum / static_cast<double>(finite) : std::numeric_limits<double>::quiet_NaN();
     result.monitor_steps.push_back(static_cast<double>(step));
     result.monitors["mean_energy"].push_back(mean_u);
-    result.monitors["bandwidth"].push_back(bandwidth());
+    result.monitors["bandwidth"].push_back(flow.bandwidth());
     result.monitors["beta"].push_back(beta);
-    double ksd_value = std::numeric_limits<double>::quiet_NaN();
-    if (common_.ksd) {
-      KsdResult k{ksd_value, ksd_value};
-      if (non_finite == 0) {
-        const RowMatrix scores = -beta_end * grad;
-        k = kernel_stein_discrepancy(ensemble.positions, scores, common_.ksd_kernel, options.exec);
-      }
-      ksd_value = k.ksd();
-      if (non_finite > 0) ksd_value = std::numeric_limits<double>::quiet_NaN();
-      result.monitors["ksd"].push_back(ksd_value);
-      result.monitors["ksd2_u"].push_back(k.u_statistic);
-    }
-    extra_monitors(ensemble.positions, options, result.monitors);
-    return common_.stop_monitor == "ksd" ? ksd_value : mean_u;
-  };
-
-  std::size_t step = 0;
-  for (; step < total; ++step) {
-    const double beta = options.beta.at(step);
-    const std::size_t bad = evaluate();
-    // The update is computed before the monitors so that "bandwidth" is the one used at x_t.
-    update(ensemble.positions, grad, beta, step, tau, options, delta);
-    if (step >= options.warmup && (step - options.warmup) % options.monitor_every == 0) {
-      const double value = record(step, beta, bad);
-      if (options.tolerance > 0 && step >= options.beta.steps && std::isfinite(value) &&
-          std::isfinite(last_monitor)) {
-        within = std::abs(value - last_monitor) <= options.tolerance * std::max(1.0, std::abs(value)) ? within + 1 : 0;
-        if (within >= common_.patience) {
-          result.converged = true;  // x_t is returned, with its energies u
-          break;
-        }
-      }
-      last_monitor = value;
-    }
-    ensemble.positions += delta;
-    if (options.thin > 0 && step >= options.warmup && (step + 1 - options.warmup) % options.thin == 0 &&
-        result.frames.size() < options.max_frames) {
-      result.frames.push_back(ensemble.positions);
-    }
-    progress.update(step + 1, "");
+    const double ksd_value = flow.common_.ksd ? record_ksd(non_finite) : std::numeric_limits<double>::quiet_NaN();
+    flow.extra_monitors(ensemble.positions, options, result.monitors);
+    return flow.common_.stop_monitor == "ksd" ? ksd_value : mean_u;
   }
+
+  /// KSD of the ensemble against π = π_{β_end} (NaN when some ∇u was not finite).
+  double record_ksd(std::size_t non_finite) {
+    double ksd_value = std::numeric_limits<double>::quiet_NaN();
+    KsdResult k{ksd_value, ksd_value};
+    if (non_finite == 0) {
+      const RowMatrix scores = -options.beta.end * grad;
+      k = kernel_stein_discrepancy(ensemble.positions, scores, flow.common_.ksd_kernel, options.exec);
+    }
+    ksd_value = k.ksd();
+    if (non_finite > 0) ksd_value = std::numeric_limits<double>::quiet_NaN();
+    result.monitors["ksd"].push_back(ksd_value);
+    result.monitors["ksd2_u"].push_back(k.u_statistic);
+    return ksd_value;
+  }
+};
+
+void InteractingFlow::check_inputs(const Target& target, const Ensemble& ensemble, const FlowOptions& options) const {
+  options.validate();
+  common_.validate(name());
+  const std::size_t n = ensemble.size(), d = target.dim();
+  if (ensemble.dim() != d) {
+    throw DomainError(name() + ": particles have " + std::to_string(ensemble.dim()) +
+                      " coordinates, but target '" + target.name() + "' has dimension " + std::to_string(d));
+  }
+  if (n < 2) throw DomainError(name() + ": needs at least 2 particles, got " + std::to_string(n));
+}
+
+FlowResult InteractingFlow::run(const Target& target, Ensemble& ensemble, const FlowOptions& options) {
+  check_inputs(target, ensemble, options);
+  prepare(target, ensemble, options);
+  Loop loop(*this, target, ensemble, options);
+  loop.declare_monitors();
+  const std::size_t total = options.warmup + options.steps;
+  Progress progress(name(), total, options.progress);
+  std::size_t step = 0;
+  for (; step < total && loop.advance(step); ++step) progress.update(step + 1, "");
+  FlowResult& result = loop.result;
   result.steps_done = step;
   if (!result.converged) {
     // Final state: energies (and a final monitor row) at the returned positions.
-    const std::size_t bad = evaluate();
-    record(step, options.beta.at(step), bad);
+    const std::size_t bad = loop.evaluate();
+    loop.record(step, options.beta.at(step), bad);
   }
   progress.finish();
-  ensemble.reduced_energies = u;
-  result.statistics["step_size"] = tau;
+  ensemble.reduced_energies = loop.u;
+  result.statistics["step_size"] = loop.tau;
   result.statistics["final_bandwidth"] = bandwidth();
   add_statistics(result.statistics);
-  return result;
+  return std::move(result);
 }
 
 }  // namespace boltzlab

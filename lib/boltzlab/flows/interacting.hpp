@@ -63,11 +63,21 @@ class InteractingFlow : public Flow {
   virtual void add_statistics(nlohmann::json& statistics) const { (void)statistics; }
 
   InteractingOptions common_;
+
+ private:
+  struct Loop;  // one run's state (interacting.cpp)
+  /// \throws ConfigError (options), DomainError (dimension mismatch, fewer than 2 particles).
+  void check_inputs(const Target& target, const Ensemble& ensemble, const FlowOptions& options) const;
 };
 
 /// x − mean(x) over rows, summed in row order (kernels are translation invariant, so
 /// the flows work on centred copies to avoid cancellation in x_i Σk − Σ k x_j).
 Eigen::RowVectorXd row_mean(const RowMatrix& x);
+
+/// Squared kernel width of the centred positions xc: fixed² when fixed > 0, else the
+/// median heuristic (median_heuristic_bandwidth2); 1 when all particles are at one
+/// point (then any width gives the same update: keep it finite and > 0).
+double kernel_width2(const RowMatrix& xc, double fixed, Execution exec);
 
 /// Reads a bandwidth parameter: a number > 0 (fixed) or the string "median" (returns 0).
 /// \throws ConfigError "flow.key: bandwidth is -1, but must be > 0 or \"median\"".

@@ -342,100 +342,142 @@ std::vector<double> row_norms(const RowMatrix& x) {
 }
 
 constexpr std::size_t kGroupsPerTask = 4;  // 16 rows per oneTBB task
+
+/// Where the median of the full N×N matrix of squared distances falls among the
+/// P = N(N−1)/2 pair values t_(0) ≤ … ≤ t_(P−1) (pairs j > i). The sorted matrix is:
+/// N zeros, then each t_(m) twice; its one or two middle entries map to pair ranks
+/// r1 ≤ r2, where −1 stands for a diagonal zero.
+struct MedianRanks {
+  std::ptrdiff_t r1 = -1, r2 = -1;
+  bool odd = false;  ///< N² odd: one middle entry (r1 = r2)
+  std::size_t first() const { return static_cast<std::size_t>(r1 < 0 ? r2 : r1); }
+  std::size_t last() const { return static_cast<std::size_t>(r2); }
+};
+
+MedianRanks median_ranks(std::size_t n) {
+  const std::size_t total = n * n;
+  auto pair_rank = [&](std::size_t p) -> std::ptrdiff_t { return p < n ? -1 : static_cast<std::ptrdiff_t>((p - n) / 2); };
+  MedianRanks m;
+  m.odd = total % 2 != 0;
+  m.r2 = pair_rank(total / 2);
+  m.r1 = m.odd ? m.r2 : pair_rank(total / 2 - 1);
+  return m;
+}
+
+/// Squared distances [lo, hi] that bracket pair ranks first..last.
+struct Bracket {
+  double lo = -std::numeric_limits<double>::infinity();
+  double hi = std::numeric_limits<double>::infinity();
+};
+
+/// Floyd & Rivest (1975) pivots from a fixed pseudo-random sample of pairs: they
+/// bracket ranks first..last with overwhelming probability. Few pairs: (−∞, +∞).
+/// Sample size: large enough that the bracket holds ~1–6 % of the pairs, small enough
+/// that drawing it costs little next to the counting pass.
+Bracket sample_bracket(const RowMatrix& x, std::size_t first, std::size_t last) {
+  const std::size_t n = rows_of(x), d = cols_of(x), pairs = n * (n - 1) / 2;
+  const std::size_t kSample = std::min<std::size_t>(1 << 16, std::max<std::size_t>(1 << 12, pairs / 64));
+  Bracket bracket;
+  if (pairs <= 16 * kSample) return bracket;
+  Rng rng(0x6d656469616eULL, 0);
+  std::vector<double> sample(kSample);
+  for (double& v : sample) {
+    std::size_t i, j;
+    do {
+      i = static_cast<std::size_t>(rng.uniform() * static_cast<double>(n));
+      j = static_cast<std::size_t>(rng.uniform() * static_cast<double>(n));
+    } while (i == j || i >= n || j >= n);
+    const double* xi = x.row(static_cast<Eigen::Index>(i)).data();
+    const double* xj = x.row(static_cast<Eigen::Index>(j)).data();
+    double s2 = 0.0;
+    for (std::size_t k = 0; k < d; ++k) s2 += (xi[k] - xj[k]) * (xi[k] - xj[k]);
+    v = s2;
+  }
+  auto sample_at = [&](double rank_fraction, double shift) {
+    const double s = static_cast<double>(kSample);
+    const double centre = rank_fraction * s;
+    const double spread = 5.0 * std::sqrt(s * rank_fraction * (1.0 - rank_fraction)) + 16.0;
+    const double pos = std::min(s - 1.0, std::max(0.0, centre + shift * spread));
+    const std::size_t k = static_cast<std::size_t>(pos);
+    std::nth_element(sample.begin(), sample.begin() + static_cast<std::ptrdiff_t>(k), sample.end());
+    return sample[k];
+  };
+  bracket.lo = sample_at((static_cast<double>(first) + 0.5) / static_cast<double>(pairs), -1.0);
+  bracket.hi = sample_at((static_cast<double>(last) + 0.5) / static_cast<double>(pairs), +1.0);
+  return bracket;
+}
+
+/// One pass over every pair (no O(N²) storage): the number of pair values below lo
+/// (an integer count: exact, whatever the scheduling) and the values in [lo, hi].
+struct BracketCount {
+  std::uint64_t below = 0;
+  std::vector<double> kept;
+};
+
+BracketCount count_in_bracket(const RowMatrix& x, const Columns& cols, const Bracket& bracket, Execution exec) {
+  struct Kept {
+    std::vector<double> values;
+    std::size_t size = 0;
+    std::uint64_t below = 0;
+  };
+  const std::size_t n = rows_of(x);
+  const std::vector<double> zeros(cols_of(x) + 1, 0.0);
+  const std::size_t groups = (n + kRows - 1) / kRows;
+  tbb::enumerable_thread_specific<Kept> local;
+  for_each_block(
+      groups, 1,
+      [&](std::size_t gb, std::size_t ge) {
+        Kept& k = local.local();
+        for (std::size_t g = gb; g < ge; ++g) {
+          const RowBlock rows = row_block(x, cols.norms, g * kRows, zeros);
+          count_pairs_block(rows, cols, g * kRows, n, bracket.lo, bracket.hi, &k.below, k.values, &k.size);
+        }
+      },
+      exec);
+  BracketCount out;
+  for (const Kept& k : local) {
+    out.below += k.below;
+    out.kept.insert(out.kept.end(), k.values.begin(), k.values.begin() + static_cast<std::ptrdiff_t>(k.size));
+  }
+  return out;
+}
+
 }  // namespace
 
 double median_squared_distance(const RowMatrix& x, Execution exec) {
-  const std::size_t n = rows_of(x), d = cols_of(x);
+  const std::size_t n = rows_of(x);
   if (n < 2) throw DomainError("median_squared_distance: needs at least 2 particles, got " + std::to_string(n));
-  // The full N×N matrix sorted is: N zeros, then each pair value t_(m) twice (m ranks the
-  // P = N(N−1)/2 pairs j > i). Its one or two middle entries map to pair ranks r1 ≤ r2.
-  const std::size_t total = n * n, pairs = n * (n - 1) / 2;
-  auto pair_rank = [&](std::size_t p) -> std::ptrdiff_t { return p < n ? -1 : static_cast<std::ptrdiff_t>((p - n) / 2); };
-  const std::ptrdiff_t r2 = pair_rank(total / 2);
-  const std::ptrdiff_t r1 = total % 2 ? r2 : pair_rank(total / 2 - 1);
-  if (r2 < 0) return 0.0;  // the middle entries are diagonal zeros
-  const std::size_t first = static_cast<std::size_t>(r1 < 0 ? r2 : r1), last = static_cast<std::size_t>(r2);
-
-  // Exact selection by sampling (Floyd & Rivest 1975): pivots lo ≤ hi from a fixed
-  // pseudo-random sample of pairs bracket ranks first..last with overwhelming
-  // probability; one pass recomputes every pair distance (no O(N²) storage), counts
-  // those < lo and keeps those in [lo, hi]; the ranks are then selected exactly among
-  // the kept ones. If the bracket missed, the pass is repeated with lo = −∞, hi = +∞.
-  // The value is the exact order statistic, so it depends neither on the sample nor on
-  // the thread count.
-  // Sample size: large enough that the bracket holds ~1–6 % of the pairs, small enough
-  // that drawing it costs little next to the pass.
-  const std::size_t kSample = std::min<std::size_t>(1 << 16, std::max<std::size_t>(1 << 12, pairs / 64));
-  double lo = -std::numeric_limits<double>::infinity(), hi = std::numeric_limits<double>::infinity();
-  if (pairs > 16 * kSample) {
-    Rng rng(0x6d656469616eULL, 0);
-    std::vector<double> sample(kSample);
-    for (double& v : sample) {
-      std::size_t i, j;
-      do {
-        i = static_cast<std::size_t>(rng.uniform() * static_cast<double>(n));
-        j = static_cast<std::size_t>(rng.uniform() * static_cast<double>(n));
-      } while (i == j || i >= n || j >= n);
-      const double* xi = x.row(static_cast<Eigen::Index>(i)).data();
-      const double* xj = x.row(static_cast<Eigen::Index>(j)).data();
-      double s2 = 0.0;
-      for (std::size_t k = 0; k < d; ++k) s2 += (xi[k] - xj[k]) * (xi[k] - xj[k]);
-      v = s2;
-    }
-    auto sample_at = [&](double rank_fraction, double shift) {
-      const double s = static_cast<double>(kSample);
-      const double centre = rank_fraction * s;
-      const double spread = 5.0 * std::sqrt(s * rank_fraction * (1.0 - rank_fraction)) + 16.0;
-      const double pos = std::min(s - 1.0, std::max(0.0, centre + shift * spread));
-      const std::size_t k = static_cast<std::size_t>(pos);
-      std::nth_element(sample.begin(), sample.begin() + static_cast<std::ptrdiff_t>(k), sample.end());
-      return sample[k];
-    };
-    lo = sample_at((static_cast<double>(first) + 0.5) / static_cast<double>(pairs), -1.0);
-    hi = sample_at((static_cast<double>(last) + 0.5) / static_cast<double>(pairs), +1.0);
-  }
+  const MedianRanks ranks = median_ranks(n);
+  if (ranks.r2 < 0) return 0.0;  // the middle entries are diagonal zeros
+  const std::size_t first = ranks.first(), last = ranks.last();
+  // Exact selection by sampling: count the pairs below the sampled bracket, keep those
+  // in it, and select the ranks exactly among the kept ones. If the bracket missed,
+  // the pass is repeated with (−∞, +∞). The value is the exact order statistic, so it
+  // depends neither on the sample nor on the thread count.
+  Bracket bracket = sample_bracket(x, first, last);
   const Columns cols = transpose_columns(x);
-  const std::vector<double> zeros(d + 1, 0.0);
-  const std::size_t groups = (n + kRows - 1) / kRows;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    struct Kept {
-      std::vector<double> values;
-      std::size_t size = 0;
-      std::uint64_t below = 0;
-    };
-    tbb::enumerable_thread_specific<Kept> local;
-    for_each_block(
-        groups, 1,
-        [&](std::size_t gb, std::size_t ge) {
-          Kept& k = local.local();
-          for (std::size_t g = gb; g < ge; ++g) {
-            const RowBlock rows = row_block(x, cols.norms, g * kRows, zeros);
-            count_pairs_block(rows, cols, g * kRows, n, lo, hi, &k.below, k.values, &k.size);
-          }
-        },
-        exec);
-    std::uint64_t below = 0;  // integer counts: exact, whatever the scheduling
-    std::vector<double> kept;
-    for (const Kept& k : local) {
-      below += k.below;
-      kept.insert(kept.end(), k.values.begin(), k.values.begin() + static_cast<std::ptrdiff_t>(k.size));
-    }
-    if (first < below || last >= below + kept.size()) {  // bracket missed: gather everything
-      lo = -std::numeric_limits<double>::infinity();
-      hi = std::numeric_limits<double>::infinity();
+    BracketCount count = count_in_bracket(x, cols, bracket, exec);
+    std::vector<double>& kept = count.kept;
+    if (first < count.below || last >= count.below + kept.size()) {  // bracket missed: gather everything
+      bracket = Bracket{};
       continue;
     }
     auto select = [&](std::size_t rank) {
-      const std::size_t local = rank - below;
+      const std::size_t local = rank - count.below;
       std::nth_element(kept.begin(), kept.begin() + static_cast<std::ptrdiff_t>(local), kept.end());
       return kept[local];
     };
     const double t1 = select(first);
-    if (r1 < 0) return 0.5 * t1;  // N² even, middle entries: a diagonal zero and t_(r2)
-    if (total % 2) return t1;
+    if (ranks.r1 < 0) return 0.5 * t1;  // N² even, middle entries: a diagonal zero and t_(r2)
+    if (ranks.odd) return t1;
     return 0.5 * (t1 + (last == first ? t1 : select(last)));
   }
   throw DomainError("median_squared_distance: non-finite squared distances");
+}
+
+double median_heuristic_bandwidth2(const RowMatrix& x, Execution exec) {
+  return 0.5 * median_squared_distance(x, exec) / std::log(static_cast<double>(x.rows()) + 1.0);
 }
 
 void gaussian_kernel_sums(const RowMatrix& x, const RowMatrix& y, const RowMatrix& v, double c,

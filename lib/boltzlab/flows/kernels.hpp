@@ -33,6 +33,11 @@ namespace boltzlab {
 /// depend on the algorithm or on the thread count. \throws DomainError for N < 2.
 double median_squared_distance(const RowMatrix& x, Execution exec = Execution::kParallel);
 
+/// Median-heuristic squared bandwidth h² = ½ · median(D²) / log(N + 1), D² as in
+/// median_squared_distance (the rule of the original SVGD code). 0 when all rows coincide.
+/// \throws DomainError for N < 2.
+double median_heuristic_bandwidth2(const RowMatrix& x, Execution exec = Execution::kParallel);
+
 /// Gaussian-kernel weighted sums
 ///   out_i = Σ_j exp(−c·|x_i − y_j|²) · v_j,   i < N (rows of x), j < M (rows of y),
 /// with v an M×p matrix of per-column-particle weights (stack several weight vectors

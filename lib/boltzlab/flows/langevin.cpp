@@ -69,6 +69,13 @@ struct ChainState {
   double* x(std::size_t i) { return ensemble.particle(i); }
   double* g(std::size_t i) { return grad.row(static_cast<Eigen::Index>(i)).data(); }
   double& u(std::size_t i) { return ensemble.reduced_energies[static_cast<Eigen::Index>(i)]; }
+  /// Fills out[0, d) with particle i's next N(0, I) draws projected onto the
+  /// centre-of-mass-free subspace (P ξ); returns out.
+  double* draw_projected(std::size_t i, double* out) {
+    rng[i].fill_normal(out, d);
+    layout.project(out);
+    return out;
+  }
   /// u and ∇u at x into (u_out, g_out); counts the evaluation.
   double evaluate(const double* xp, double* gp, Tally& tally) const {
     double e = target.reduced_energy(xp, gp);
@@ -90,72 +97,74 @@ struct ChainState {
 // Each kernel advances one particle by one step: step(i, β, scratch, tally) returns
 // the acceptance probability of the step (1 for unadjusted moves).
 
-struct UlaKernel {
+/// The overdamped Langevin move of particle i at inverse temperature β: position,
+/// gradient, the projected draw Pξ (in the block's scratch), drift τβ and noise √(2τ).
+struct OverdampedMove {
+  double* x;
+  double* g;
+  const double* xi;
+  double drift;
+  double noise;
+  OverdampedMove(ChainState& st, std::size_t i, double beta, Scratch& s)
+      : x(st.x(i)), g(st.g(i)), xi(st.draw_projected(i, s.xi.data())), drift(st.tau * beta),
+        noise(std::sqrt(2.0 * st.tau)) {}
+};
+
+/// Base of the overdamped kernels: the chain state, no per-particle state to initialize.
+struct OverdampedKernel {
   ChainState& st;
+  void init(std::size_t) {}
+};
+
+struct UlaKernel : OverdampedKernel {
   static constexpr int kExtras = 0;
   static const char* extra_name(int) { return ""; }
-  void init(std::size_t) {}
   /// x ← x − τβ∇u(x) + √(2τ) Pξ; then u, ∇u at the new x.
   double step(std::size_t i, double beta, Scratch& s, Tally& tally) {
-    const std::size_t d = st.d;
-    double* x = st.x(i);
-    double* g = st.g(i);
-    double* xi = s.xi.data();
-    st.rng[i].fill_normal(xi, d);
-    st.layout.project(xi);
-    const double drift = st.tau * beta;
-    const double noise = std::sqrt(2.0 * st.tau);
-    for (std::size_t k = 0; k < d; ++k) x[k] += noise * xi[k] - drift * g[k];
-    st.u(i) = st.evaluate(x, g, tally);
+    const OverdampedMove m(st, i, beta, s);
+    for (std::size_t k = 0; k < st.d; ++k) m.x[k] += m.noise * m.xi[k] - m.drift * m.g[k];
+    st.u(i) = st.evaluate(m.x, m.g, tally);
     return 1.0;
   }
   void extras(std::size_t, double, double*) const {}
 };
 
-struct MalaKernel {
-  ChainState& st;
+struct MalaKernel : OverdampedKernel {
   static constexpr int kExtras = 1;
   static const char* extra_name(int) { return "acceptance"; }
-  void init(std::size_t) {}
   /// Proposal y = x − τβ∇u(x) + √(2τ) Pξ, accepted with probability
   /// min(1, exp(log α)), log α = −β(u(y) − u(x)) − |x − y + τβ∇u(y)|²/(4τ) + |Pξ|²/2
   /// (the forward term |y − x + τβ∇u(x)|²/(4τ) equals |Pξ|²/2).
   double step(std::size_t i, double beta, Scratch& s, Tally& tally) {
     const std::size_t d = st.d;
-    double* x = st.x(i);
-    double* g = st.g(i);
-    double* xi = s.xi.data();
+    const OverdampedMove m(st, i, beta, s);
     double* y = s.y.data();
     double* gy = s.gy.data();
-    Rng& rng = st.rng[i];
-    rng.fill_normal(xi, d);
-    st.layout.project(xi);
-    const double tau = st.tau;
-    const double drift = tau * beta;
-    const double noise = std::sqrt(2.0 * tau);
     double forward = 0.0;
     for (std::size_t k = 0; k < d; ++k) {
-      y[k] = x[k] + noise * xi[k] - drift * g[k];
-      forward += xi[k] * xi[k];
+      y[k] = m.x[k] + m.noise * m.xi[k] - m.drift * m.g[k];
+      forward += m.xi[k] * m.xi[k];
     }
     const double uy = st.evaluate(y, gy, tally);
     double backward = 0.0;
     for (std::size_t k = 0; k < d; ++k) {
-      const double r = x[k] - y[k] + drift * gy[k];
+      const double r = m.x[k] - y[k] + m.drift * gy[k];
       backward += r * r;
     }
-    const double log_alpha = -beta * (uy - st.u(i)) - backward / (4.0 * tau) + 0.5 * forward;
-    const double log_uniform = std::log(rng.uniform_pos());
-    // NaN compares false: a NaN ratio is a rejection, and so is u(y) = +inf.
-    const double prob = log_alpha >= 0.0 ? 1.0 : (log_alpha < 0.0 ? std::exp(log_alpha) : 0.0);
+    const double log_alpha = -beta * (uy - st.u(i)) - backward / (4.0 * st.tau) + 0.5 * forward;
+    const double prob = metropolis_probability(log_alpha);
     tally.accept_prob += prob;
-    if (log_uniform < log_alpha) {
-      std::copy(y, y + d, x);
-      std::copy(gy, gy + d, g);
+    if (std::log(st.rng[i].uniform_pos()) < log_alpha) {  // NaN compares false: rejected
+      std::copy(y, y + d, m.x);
+      std::copy(gy, gy + d, m.g);
       st.u(i) = uy;
       ++tally.accepted;
     }
     return prob;
+  }
+  /// min(1, exp(log α)); a NaN ratio (or u(y) = +inf) gives 0.
+  static double metropolis_probability(double log_alpha) {
+    return log_alpha >= 0.0 ? 1.0 : (log_alpha < 0.0 ? std::exp(log_alpha) : 0.0);
   }
   void extras(std::size_t, double last_accept, double* out) const { out[0] = last_accept; }
 };
@@ -171,9 +180,7 @@ struct BaoabKernel {
   double* p(std::size_t i) { return momenta.row(static_cast<Eigen::Index>(i)).data(); }
   /// p ~ N(0, m I) projected (centred) for particle systems.
   void init(std::size_t i) {
-    double* pi = p(i);
-    st.rng[i].fill_normal(pi, st.d);
-    st.layout.project(pi);
+    double* pi = st.draw_projected(i, p(i));
     const double sm = std::sqrt(mass);
     for (std::size_t k = 0; k < st.d; ++k) pi[k] *= sm;
   }
@@ -183,9 +190,7 @@ struct BaoabKernel {
     double* x = st.x(i);
     double* g = st.g(i);
     double* pi = p(i);
-    double* xi = s.xi.data();
-    st.rng[i].fill_normal(xi, d);
-    st.layout.project(xi);
+    const double* xi = st.draw_projected(i, s.xi.data());
     const double h = st.tau;
     const double kick = 0.5 * h * beta;
     const double drift = 0.5 * h / mass;
@@ -264,191 +269,247 @@ struct DriverOutcome {
 /// segment one particle at a time (its state stays in cache); monitors and frames
 /// are written into per-block / per-row slots, combined in block order afterwards.
 template <class Kernel>
-DriverOutcome drive(Kernel& kernel, ChainState& st, const FlowOptions& opt, const DriverConfig& cfg) {
-  const std::size_t n = st.ensemble.size();
-  const std::size_t d = st.d;
-  const std::size_t warmup = opt.warmup;
-  const std::size_t total = opt.warmup + opt.steps;
-  const std::size_t blocks = (n + kBlock - 1) / kBlock;
-  DriverOutcome out;
-  FlowResult& res = out.result;
-  res.monitors["mean_energy"] = {};
-  for (int c = 0; c < Kernel::kExtras; ++c) res.monitors[Kernel::extra_name(c)] = {};
-  st.tau = cfg.step_size;
+class Driver {
+ public:
+  Driver(Kernel& kernel, ChainState& st, const FlowOptions& opt, const DriverConfig& cfg)
+      : kernel_(kernel), st_(st), opt_(opt), cfg_(cfg), res_(out_.result), n_(st.ensemble.size()),
+        total_(opt.warmup + opt.steps), blocks_((n_ + kBlock - 1) / kBlock),
+        chunk_(std::max<std::size_t>(opt.monitor_every,
+                                     (total_ / 100 + opt.monitor_every - 1) / opt.monitor_every * opt.monitor_every)) {}
 
-  // Frames (thinning): frame f is taken after main-phase step (f+1)·thin.
-  std::size_t n_frames = opt.thin > 0 ? std::min(opt.steps / opt.thin, opt.max_frames) : 0;
-  res.frames.assign(n_frames, RowMatrix(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d)));
+  DriverOutcome run() {
+    res_.monitors["mean_energy"] = {};
+    for (int c = 0; c < Kernel::kExtras; ++c) res_.monitors[Kernel::extra_name(c)] = {};
+    st_.tau = cfg_.step_size;
+    // Frames (thinning): frame f is taken after main-phase step (f+1)·thin.
+    n_frames_ = opt_.thin > 0 ? std::min(opt_.steps / opt_.thin, opt_.max_frames) : 0;
+    res_.frames.assign(n_frames_, RowMatrix(static_cast<Eigen::Index>(n_), static_cast<Eigen::Index>(st_.d)));
+    const Tally init = initialize();
+    Progress progress(cfg_.label + " (" + std::to_string(n_) + " particles)", total_, opt_.progress);
+    std::size_t t = warm_up(progress);
+    t = sample(t, progress);
+    progress.finish(status());
+    finish(t, init);
+    return std::move(out_);
+  }
 
-  auto record_monitor = [&](double step, const std::vector<MonitorAcc>& accs) {
-    MonitorAcc tot;
-    for (const auto& a : accs) {
-      tot.sum_u += a.sum_u;
-      tot.finite += a.finite;
-      for (int c = 0; c < kMaxExtras; ++c) tot.extra[c] += a.extra[c];
+ private:
+  // ------------------------------------------------------------ phases
+
+  /// Streams, centring, kernel init (momenta), u and ∇u; the monitor row at step 0.
+  Tally initialize() {
+    st_.rng.resize(n_);
+    st_.grad.resize(static_cast<Eigen::Index>(n_), static_cast<Eigen::Index>(st_.d));
+    block_tally_.assign(blocks_, Tally{});
+    for_each_block(
+        n_, kBlock,
+        [&](std::size_t b, std::size_t e) {
+          Tally& t = block_tally_[b / kBlock];
+          for (std::size_t i = b; i < e; ++i) {
+            st_.rng[i] = stream_for(opt_.seed, i);
+            st_.layout.project(st_.x(i));
+            kernel_.init(i);
+            st_.u(i) = st_.evaluate(st_.x(i), st_.g(i), t);
+          }
+        },
+        opt_.exec);
+    Tally init;
+    for (const auto& t : block_tally_) init.add(t);
+    MonitorAcc all;
+    for (std::size_t i = 0; i < n_; ++i) accumulate(all, i, kNaN);
+    record_monitor(0.0, &all, 1);
+    return init;
+  }
+
+  /// Warm-up: with adaptation one synchronized step at a time, then τ frozen.
+  std::size_t warm_up(Progress& progress) {
+    std::size_t t = 0;
+    while (t < opt_.warmup) {
+      const std::size_t t1 = cfg_.adapter ? t + 1 : std::min(opt_.warmup, t + chunk_);
+      const Tally seg = run_segment(t, t1);
+      out_.warmup.add(seg);
+      if (cfg_.adapter && n_ > 0) st_.tau = cfg_.adapter->update(seg.accept_prob / static_cast<double>(n_));
+      t = t1;
+      progress.update(t, status());
     }
-    res.monitor_steps.push_back(step);
-    res.monitors["mean_energy"].push_back(tot.finite ? tot.sum_u / static_cast<double>(tot.finite) : kNaN);
-    for (int c = 0; c < Kernel::kExtras; ++c) {
-      res.monitors[Kernel::extra_name(c)].push_back(n ? tot.extra[c] / static_cast<double>(n) : kNaN);
+    if (cfg_.adapter && opt_.warmup > 0) st_.tau = cfg_.adapter->final_step_size();
+    out_.final_step_size = st_.tau;
+    return t;
+  }
+
+  /// Main phase from step t; with a tolerance, segments end at monitors and the run
+  /// stops once the mean energy has settled. Returns the steps done.
+  std::size_t sample(std::size_t t, Progress& progress) {
+    const std::size_t main_chunk = opt_.tolerance > 0 ? opt_.monitor_every : chunk_;
+    double last_monitor_energy = kNaN;
+    bool have_last = false;
+    while (t < total_) {
+      const std::size_t t1 = std::min(total_, t + main_chunk);
+      const std::size_t monitors_before = res_.monitor_steps.size();
+      out_.main.add(run_segment(t, t1));
+      t = t1;
+      progress.update(t, status());
+      if (opt_.tolerance > 0 && res_.monitor_steps.size() > monitors_before && t >= opt_.beta.steps) {
+        const double e = res_.monitors["mean_energy"].back();
+        if (have_last && settled(e, last_monitor_energy)) {
+          res_.converged = true;
+          break;
+        }
+        last_monitor_energy = e;
+        have_last = true;
+      }
     }
-  };
-  auto accumulate = [&](MonitorAcc& acc, std::size_t i, double last_accept) {
-    const double ui = st.ensemble.reduced_energies[static_cast<Eigen::Index>(i)];
+    return t;
+  }
+
+  /// |e − last| < tolerance·max(1, |e|), both finite.
+  bool settled(double e, double last) const {
+    return std::isfinite(e) && std::isfinite(last) && std::fabs(e - last) < opt_.tolerance * std::max(1.0, std::fabs(e));
+  }
+
+  /// Frames reached, counters and statistics after t steps.
+  void finish(std::size_t t, const Tally& init) {
+    const std::size_t warmup = opt_.warmup;
+    if (res_.converged) {
+      // Keep only the frames that were reached.
+      const std::size_t main_done = t - warmup;
+      const std::size_t reached = opt_.thin > 0 ? std::min(n_frames_, main_done / opt_.thin) : 0;
+      res_.frames.resize(reached);
+    }
+    res_.steps_done = t;
+    Tally all = init;
+    all.add(out_.warmup);
+    all.add(out_.main);
+    res_.energy_evaluations = all.evaluations;
+    res_.non_finite = all.non_finite;
+    res_.statistics["step_size"] = st_.tau;
+    res_.statistics["warmup_steps"] = warmup;
+    res_.statistics["steps"] = t - std::min(t, warmup);
+    res_.statistics["beta_final"] = opt_.beta.at(t > 0 ? t - 1 : 0);
+    res_.statistics["tolerance_stop"] = res_.converged;
+    res_.statistics["initial_non_finite"] = init.non_finite;
+  }
+
+  // ------------------------------------------------------------ segments
+
+  /// Runs steps [t0, t1) over all particles; returns the combined tally.
+  Tally run_segment(std::size_t t0, std::size_t t1) {
+    plan_segment(t0, t1);
+    const std::size_t slots = slot_steps_.size();
+    accs_.assign(blocks_ * std::max<std::size_t>(slots, 1), MonitorAcc{});
+    block_tally_.assign(blocks_, Tally{});
+    advance_blocks();
+    for (std::size_t sl = 0; sl < slots; ++sl) record_monitor(slot_steps_[sl], accs_.data() + sl * blocks_, blocks_);
+    Tally seg;
+    for (const auto& t : block_tally_) seg.add(t);
+    return seg;
+  }
+
+  /// Per step of [t0, t1): β, the monitor slot (or −1) and the frame index (or −1);
+  /// slot_steps_ lists the step counts of the monitor slots.
+  void plan_segment(std::size_t t0, std::size_t t1) {
+    const std::size_t len = t1 - t0;
+    slot_of_.assign(len, -1);
+    frame_of_.assign(len, -1);
+    betas_.resize(len);
+    slot_steps_.clear();
+    for (std::size_t k = 0; k < len; ++k) {
+      const std::size_t t = t0 + k;
+      betas_[k] = opt_.beta.at(t);
+      const std::size_t done = t + 1;
+      if (done % opt_.monitor_every == 0 || done == total_) {
+        slot_of_[k] = static_cast<int>(slot_steps_.size());
+        slot_steps_.push_back(static_cast<double>(done));
+      }
+      if (done > opt_.warmup && opt_.thin > 0 && (done - opt_.warmup) % opt_.thin == 0) {
+        const std::size_t f = (done - opt_.warmup) / opt_.thin - 1;
+        if (f < n_frames_) frame_of_[k] = static_cast<long>(f);
+      }
+    }
+  }
+
+  /// The hot loop: every block takes its particles, one at a time, through the
+  /// planned steps, filling its monitor slots and the frame rows.
+  void advance_blocks() {
+    const std::size_t len = betas_.size();
+    for_each_block(
+        n_, kBlock,
+        [&](std::size_t b, std::size_t e) {
+          const std::size_t blk = b / kBlock;
+          Tally& tally = block_tally_[blk];
+          Scratch scratch(st_.d);
+          for (std::size_t i = b; i < e; ++i) {
+            for (std::size_t k = 0; k < len; ++k) {
+              const double a = kernel_.step(i, betas_[k], scratch, tally);
+              if (slot_of_[k] >= 0) accumulate(accs_[static_cast<std::size_t>(slot_of_[k]) * blocks_ + blk], i, a);
+              if (frame_of_[k] >= 0) {
+                res_.frames[static_cast<std::size_t>(frame_of_[k])].row(static_cast<Eigen::Index>(i)) =
+                    st_.ensemble.positions.row(static_cast<Eigen::Index>(i));
+              }
+            }
+          }
+        },
+        opt_.exec);
+  }
+
+  // ------------------------------------------------------------ monitors
+
+  /// Adds particle i (its u when finite, and the kernel's extras) to `acc`.
+  void accumulate(MonitorAcc& acc, std::size_t i, double last_accept) const {
+    const double ui = st_.ensemble.reduced_energies[static_cast<Eigen::Index>(i)];
     if (std::isfinite(ui)) {
       acc.sum_u += ui;
       ++acc.finite;
     }
     double e[kMaxExtras] = {0.0, 0.0};
-    kernel.extras(i, last_accept, e);
+    kernel_.extras(i, last_accept, e);
     for (int c = 0; c < Kernel::kExtras; ++c) acc.extra[c] += e[c];
-  };
-
-  // Initial state: streams, centring, kernel init (momenta), u and ∇u.
-  st.rng.resize(n);
-  st.grad.resize(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
-  std::vector<Tally> block_tally(blocks);
-  for_each_block(
-      n, kBlock,
-      [&](std::size_t b, std::size_t e) {
-        Tally& t = block_tally[b / kBlock];
-        for (std::size_t i = b; i < e; ++i) {
-          st.rng[i] = stream_for(opt.seed, i);
-          st.layout.project(st.x(i));
-          kernel.init(i);
-          st.u(i) = st.evaluate(st.x(i), st.g(i), t);
-        }
-      },
-      opt.exec);
-  Tally init_tally;
-  for (const auto& t : block_tally) init_tally.add(t);
-  {
-    std::vector<MonitorAcc> one(1);
-    for (std::size_t i = 0; i < n; ++i) accumulate(one[0], i, kNaN);
-    record_monitor(0.0, one);
   }
 
-  Progress progress(cfg.label + " (" + std::to_string(n) + " particles)", total, opt.progress);
-  std::vector<MonitorAcc> accs;
-  std::vector<int> slot_of;   // per step of the segment: monitor slot or −1
-  std::vector<long> frame_of; // per step of the segment: frame index or −1
-  std::vector<double> betas;
-  double last_monitor_energy = kNaN;
-  bool have_last = false;
+  /// Records the monitor row at `step` from `count` block accumulators, summed in order.
+  void record_monitor(double step, const MonitorAcc* accs, std::size_t count) {
+    MonitorAcc tot;
+    for (std::size_t b = 0; b < count; ++b) {
+      tot.sum_u += accs[b].sum_u;
+      tot.finite += accs[b].finite;
+      for (int c = 0; c < kMaxExtras; ++c) tot.extra[c] += accs[b].extra[c];
+    }
+    res_.monitor_steps.push_back(step);
+    res_.monitors["mean_energy"].push_back(tot.finite ? tot.sum_u / static_cast<double>(tot.finite) : kNaN);
+    for (int c = 0; c < Kernel::kExtras; ++c) {
+      res_.monitors[Kernel::extra_name(c)].push_back(n_ ? tot.extra[c] / static_cast<double>(n_) : kNaN);
+    }
+  }
 
-  // Runs steps [t0, t1) over all particles; returns the combined tally.
-  auto run_segment = [&](std::size_t t0, std::size_t t1) {
-    const std::size_t len = t1 - t0;
-    slot_of.assign(len, -1);
-    frame_of.assign(len, -1);
-    betas.resize(len);
-    std::vector<double> slot_steps;
-    for (std::size_t k = 0; k < len; ++k) {
-      const std::size_t t = t0 + k;
-      betas[k] = opt.beta.at(t);
-      const std::size_t done = t + 1;
-      if (done % opt.monitor_every == 0 || done == total) {
-        slot_of[k] = static_cast<int>(slot_steps.size());
-        slot_steps.push_back(static_cast<double>(done));
-      }
-      if (done > warmup && opt.thin > 0 && (done - warmup) % opt.thin == 0) {
-        const std::size_t f = (done - warmup) / opt.thin - 1;
-        if (f < n_frames) frame_of[k] = static_cast<long>(f);
-      }
-    }
-    const std::size_t slots = slot_steps.size();
-    accs.assign(blocks * std::max<std::size_t>(slots, 1), MonitorAcc{});
-    block_tally.assign(blocks, Tally{});
-    for_each_block(
-        n, kBlock,
-        [&](std::size_t b, std::size_t e) {
-          const std::size_t blk = b / kBlock;
-          Tally& tally = block_tally[blk];
-          Scratch scratch(d);
-          for (std::size_t i = b; i < e; ++i) {
-            for (std::size_t k = 0; k < len; ++k) {
-              const double a = kernel.step(i, betas[k], scratch, tally);
-              if (slot_of[k] >= 0) accumulate(accs[static_cast<std::size_t>(slot_of[k]) * blocks + blk], i, a);
-              if (frame_of[k] >= 0) {
-                res.frames[static_cast<std::size_t>(frame_of[k])].row(static_cast<Eigen::Index>(i)) =
-                    st.ensemble.positions.row(static_cast<Eigen::Index>(i));
-              }
-            }
-          }
-        },
-        opt.exec);
-    for (std::size_t sl = 0; sl < slots; ++sl) {
-      std::vector<MonitorAcc> slot_accs(accs.begin() + static_cast<long>(sl * blocks),
-                                        accs.begin() + static_cast<long>((sl + 1) * blocks));
-      record_monitor(slot_steps[sl], slot_accs);
-    }
-    Tally seg;
-    for (const auto& t : block_tally) seg.add(t);
-    return seg;
-  };
-  auto status = [&]() {
-    const double e = res.monitors["mean_energy"].back();
+  std::string status() {
+    const double e = res_.monitors["mean_energy"].back();
     char buf[96];
-    std::snprintf(buf, sizeof buf, "<u> = %.6g, step size %.4g", e, st.tau);
+    std::snprintf(buf, sizeof buf, "<u> = %.6g, step size %.4g", e, st_.tau);
     return std::string(buf);
-  };
-
-  // Warm-up: with adaptation one synchronized step at a time.
-  std::size_t t = 0;
-  const std::size_t chunk = std::max<std::size_t>(opt.monitor_every,
-                                                   (total / 100 + opt.monitor_every - 1) /
-                                                       opt.monitor_every * opt.monitor_every);
-  while (t < warmup) {
-    const std::size_t t1 = cfg.adapter ? t + 1 : std::min(warmup, t + chunk);
-    const Tally seg = run_segment(t, t1);
-    out.warmup.add(seg);
-    if (cfg.adapter && n > 0) st.tau = cfg.adapter->update(seg.accept_prob / static_cast<double>(n));
-    t = t1;
-    progress.update(t, status());
   }
-  if (cfg.adapter && warmup > 0) st.tau = cfg.adapter->final_step_size();
-  out.final_step_size = st.tau;
 
-  // Main phase.
-  const std::size_t main_chunk = opt.tolerance > 0 ? opt.monitor_every : chunk;
-  while (t < total) {
-    const std::size_t t1 = std::min(total, t + main_chunk);
-    const std::size_t monitors_before = res.monitor_steps.size();
-    out.main.add(run_segment(t, t1));
-    t = t1;
-    progress.update(t, status());
-    if (opt.tolerance > 0 && res.monitor_steps.size() > monitors_before && t >= opt.beta.steps) {
-      const double e = res.monitors["mean_energy"].back();
-      if (have_last && std::isfinite(e) && std::isfinite(last_monitor_energy) &&
-          std::fabs(e - last_monitor_energy) < opt.tolerance * std::max(1.0, std::fabs(e))) {
-        res.converged = true;
-        break;
-      }
-      last_monitor_energy = e;
-      have_last = true;
-    }
-  }
-  progress.finish(status());
+  Kernel& kernel_;
+  ChainState& st_;
+  const FlowOptions& opt_;
+  const DriverConfig& cfg_;
+  DriverOutcome out_;
+  FlowResult& res_;
+  const std::size_t n_;
+  const std::size_t total_;
+  const std::size_t blocks_;
+  const std::size_t chunk_;  ///< segment length without adaptation or tolerance
+  std::size_t n_frames_ = 0;
+  std::vector<Tally> block_tally_;
+  std::vector<MonitorAcc> accs_;    ///< per monitor slot of the segment, per block
+  std::vector<int> slot_of_;        ///< per step of the segment: monitor slot or −1
+  std::vector<long> frame_of_;      ///< per step of the segment: frame index or −1
+  std::vector<double> betas_;       ///< per step of the segment: β
+  std::vector<double> slot_steps_;  ///< per monitor slot: steps done
+};
 
-  if (res.converged) {
-    // Keep only the frames that were reached.
-    const std::size_t main_done = t - warmup;
-    const std::size_t reached = opt.thin > 0 ? std::min(n_frames, main_done / opt.thin) : 0;
-    res.frames.resize(reached);
-  }
-  res.steps_done = t;
-  Tally all = init_tally;
-  all.add(out.warmup);
-  all.add(out.main);
-  res.energy_evaluations = all.evaluations;
-  res.non_finite = all.non_finite;
-  res.statistics["step_size"] = st.tau;
-  res.statistics["warmup_steps"] = warmup;
-  res.statistics["steps"] = t - std::min(t, warmup);
-  res.statistics["beta_final"] = opt.beta.at(t > 0 ? t - 1 : 0);
-  res.statistics["tolerance_stop"] = res.converged;
-  res.statistics["initial_non_finite"] = init_tally.non_finite;
-  return out;
+template <class Kernel>
+DriverOutcome drive(Kernel& kernel, ChainState& st, const FlowOptions& opt, const DriverConfig& cfg) {
+  return Driver<Kernel>(kernel, st, opt, cfg).run();
 }
 
 void check_inputs(const Target& target, const Ensemble& ensemble, const FlowOptions& options,
@@ -476,7 +537,7 @@ FlowResult UlaFlow::run(const Target& target, Ensemble& ensemble, const FlowOpti
   check_inputs(target, ensemble, options, "ula");
   ChainState st(target, ensemble);
   st.layout = layout_of(target);
-  UlaKernel kernel{st};
+  UlaKernel kernel{{st}};
   DriverConfig cfg{"ula", options.step_size > 0 ? options.step_size : kDefaultStepSize, nullptr};
   DriverOutcome out = drive(kernel, st, options, cfg);
   out.result.statistics["flow"] = "ula";
@@ -496,7 +557,7 @@ FlowResult MalaFlow::run(const Target& target, Ensemble& ensemble, const FlowOpt
   check_inputs(target, ensemble, options, "mala");
   ChainState st(target, ensemble);
   st.layout = layout_of(target);
-  MalaKernel kernel{st};
+  MalaKernel kernel{{st}};
   const double dof = static_cast<double>(std::max<std::size_t>(1, degrees_of_freedom(target)));
   const double tau0 = options.step_size > 0 ? options.step_size : 0.1 * std::pow(dof, -1.0 / 3.0);
   DualAveraging adapter(tau0, params_.target_acceptance);

@@ -35,8 +35,7 @@ MmdFlow::MmdFlow(MmdOptions options, InteractingOptions common)
   if (options_.bandwidth > 0) {
     bandwidth_ = options_.bandwidth;
   } else {
-    const double m = static_cast<double>(centred_samples_.rows());
-    const double h2 = 0.5 * median_squared_distance(centred_samples_) / std::log(m + 1.0);
+    const double h2 = median_heuristic_bandwidth2(centred_samples_);
     if (!(h2 > 0)) throw ConfigError("mmd: target_samples '" + options_.samples_source +
                                      "' are all identical: the median bandwidth is 0; give \"bandwidth\"");
     bandwidth_ = std::sqrt(h2);

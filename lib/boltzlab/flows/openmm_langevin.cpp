@@ -83,81 +83,142 @@ void OpenMMLangevinFlow::Params::validate() const {
 
 OpenMMLangevinFlow::OpenMMLangevinFlow(Params params) : params_(params) { params_.validate(); }
 
+namespace {
+
+/// Minimizes x (nm) in place with OpenMM's LocalEnergyMinimizer (tolerance 10
+/// kJ/mol/nm) on a Context of the target's platform. Returns OpenMM's error, or "".
+std::string minimize_positions(const OpenMMTarget& target, std::vector<double>& x, double dt) {
+  const std::size_t atoms = x.size() / 3;
+  OpenMMContext c = target.make_context(std::make_unique<OpenMM::VerletIntegrator>(dt));
+  std::vector<OpenMM::Vec3> pos(atoms);
+  for (std::size_t a = 0; a < atoms; ++a) pos[a] = OpenMM::Vec3(x[3 * a], x[3 * a + 1], x[3 * a + 2]);
+  try {
+    c.context->setPositions(pos);
+    OpenMM::LocalEnergyMinimizer::minimize(*c.context, 10.0);
+    const OpenMM::State state = c.context->getState(OpenMM::State::Positions);
+    const auto& p = state.getPositions();
+    for (std::size_t a = 0; a < atoms; ++a)
+      for (int k = 0; k < 3; ++k) x[3 * a + static_cast<std::size_t>(k)] = p[a][k];
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+/// End of the segment that starts at `step`: the next monitor point, frame point
+/// (from the end of warm-up on) or the end of the run, whichever comes first.
+std::size_t segment_end(std::size_t step, const FlowOptions& options) {
+  const std::size_t total = options.warmup + options.steps;
+  std::size_t next = std::min(total, (step / options.monitor_every + 1) * options.monitor_every);
+  if (options.thin > 0 && step >= options.warmup) {
+    next = std::min(next, options.warmup + ((step - options.warmup) / options.thin + 1) * options.thin);
+  } else if (options.thin > 0) {
+    next = std::min(next, options.warmup);
+  }
+  return next;
+}
+
+/// Monitor values over the live trajectories: the mean of u = E/kT and the kinetic
+/// temperature 2 KE / (k_B · dof), dof = 3n − 3 per particle (NaN when none is live).
+struct LangevinMonitor {
+  double mean_energy;
+  double kinetic_temperature_K;
+};
+
+}  // namespace
+
+/// The trajectories of one run, one per particle: phase-space state, random stream
+/// (seed, i), whether it is still running, and why it stopped.
+struct OpenMMLangevinFlow::Trajectories {
+  std::vector<LangevinState> states;
+  std::vector<Rng> rngs;
+  std::vector<char> alive;
+  std::vector<std::string> failures;
+  Trajectories(std::size_t n, std::uint64_t seed) : states(n), alive(n, 1), failures(n) {
+    rngs.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) rngs.push_back(stream_for(seed, i));
+  }
+  void stop(std::size_t i, std::string why) {
+    alive[i] = 0;
+    failures[i] = std::move(why);
+  }
+  /// Reduced in particle order (fixed, whatever the threads); kT of the target.
+  LangevinMonitor monitor(const std::vector<double>& inv_mass, double kT) const {
+    const std::size_t d = inv_mass.size();
+    double sum = 0.0, kinetic = 0.0;
+    std::size_t finite = 0;
+    for (std::size_t i = 0; i < states.size(); ++i) {
+      if (!alive[i]) continue;
+      sum += states[i].energy / kT;
+      for (std::size_t k = 0; k < d; ++k)
+        if (inv_mass[k] > 0) kinetic += 0.5 * states[i].v[k] * states[i].v[k] / inv_mass[k];
+      ++finite;
+    }
+    constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+    const double mean = finite ? sum / static_cast<double>(finite) : kNaN;
+    const double dof = static_cast<double>(d) - 3.0;
+    return {mean, finite ? 2.0 * kinetic / (static_cast<double>(finite) * dof * kBoltzmannKJPerMolK) : kNaN};
+  }
+};
+
 FlowResult OpenMMLangevinFlow::run(const Target& target_in, Ensemble& ensemble, const FlowOptions& options) {
   options.validate();
   const auto* target = dynamic_cast<const OpenMMTarget*>(&target_in);
   if (!target) {
     throw ConfigError("openmm-langevin: needs an OpenMM target (potential type openmm), got '" + target_in.name() + "'");
   }
-  const std::size_t n = ensemble.size();
-  const std::size_t d = target->dim();
-  if (ensemble.dim() != d) {
+  if (ensemble.dim() != target->dim()) {
     throw DomainError("openmm-langevin: ensemble has dimension " + std::to_string(ensemble.dim()) + ", target " +
-                      std::to_string(d));
+                      std::to_string(target->dim()));
   }
   const double dt = options.step_size > 0 ? options.step_size : params_.timestep_fs / 1000.0;
-  const double kT_target = target->kT();
-  auto bath_kT = [&](std::size_t step) { return kT_target / options.beta.at(step); };
   const std::vector<double> inv_mass = inverse_masses(*target);
+  Trajectories tr(ensemble.size(), options.seed);
+  start(*target, ensemble, options, dt, inv_mass, tr);
+  FlowResult result = integrate(*target, ensemble, options, dt, inv_mass, tr);
+  finish(*target, ensemble, options, dt, tr, result);
+  return result;
+}
 
-  // Particle i: its state and its random stream (seed, i).
-  std::vector<LangevinState> states(n);
-  std::vector<Rng> rngs;
-  rngs.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) rngs.push_back(stream_for(options.seed, i));
-  std::vector<char> alive(n, 1);
-  std::vector<std::string> failures(n);
+void OpenMMLangevinFlow::start(const OpenMMTarget& target, const Ensemble& ensemble, const FlowOptions& options,
+                               double dt, const std::vector<double>& inv_mass, Trajectories& tr) const {
+  const std::size_t d = target.dim();
+  const double bath_kT = target.kT() / options.beta.at(0);
   for_each_index(
-      n,
+      ensemble.size(),
       [&](std::size_t i) {
-        LangevinState& s = states[i];
+        LangevinState& s = tr.states[i];
         s.x.assign(ensemble.particle(i), ensemble.particle(i) + d);
-        if (params_.minimize) {
-          OpenMMContext c = target->make_context(std::make_unique<OpenMM::VerletIntegrator>(dt));
-          std::vector<OpenMM::Vec3> pos(d / 3);
-          for (std::size_t a = 0; a < d / 3; ++a) pos[a] = OpenMM::Vec3(s.x[3 * a], s.x[3 * a + 1], s.x[3 * a + 2]);
-          try {
-            c.context->setPositions(pos);
-            OpenMM::LocalEnergyMinimizer::minimize(*c.context, 10.0);
-            const OpenMM::State state = c.context->getState(OpenMM::State::Positions);
-            const auto& p = state.getPositions();
-            for (std::size_t a = 0; a < d / 3; ++a)
-              for (int k = 0; k < 3; ++k) s.x[3 * a + static_cast<std::size_t>(k)] = p[a][k];
-          } catch (const std::exception& e) {
-            failures[i] = e.what();
-          }
-        }
-        draw_velocities(s, inv_mass, bath_kT(0), rngs[i]);
-        if (!failures[i].empty() || !compute_forces(*target, s)) {
-          alive[i] = 0;
-          if (failures[i].empty()) failures[i] = "non-finite energy or forces at the start";
+        if (params_.minimize) tr.failures[i] = minimize_positions(target, s.x, dt);
+        draw_velocities(s, inv_mass, bath_kT, tr.rngs[i]);
+        if (!tr.failures[i].empty() || !compute_forces(target, s)) {
+          tr.alive[i] = 0;
+          if (tr.failures[i].empty()) tr.failures[i] = "non-finite energy or forces at the start";
         }
       },
       options.exec);
+}
 
+FlowResult OpenMMLangevinFlow::integrate(const OpenMMTarget& target, Ensemble& ensemble, const FlowOptions& options,
+                                         double dt, const std::vector<double>& inv_mass, Trajectories& tr) const {
+  const std::size_t n = ensemble.size();
+  const double kT_target = target.kT();
   FlowResult result;
   const std::size_t total = options.warmup + options.steps;
-  Progress progress("openmm-langevin " + target->name(), total, options.progress);
+  Progress progress("openmm-langevin " + target.name(), total, options.progress);
   std::size_t step = 0;
   double previous_monitor = std::numeric_limits<double>::quiet_NaN();
   while (step < total) {
-    // Segments end at monitor points, frame points and the end of the run.
-    std::size_t next = std::min(total, (step / options.monitor_every + 1) * options.monitor_every);
-    if (options.thin > 0 && step >= options.warmup) {
-      next = std::min(next, options.warmup + ((step - options.warmup) / options.thin + 1) * options.thin);
-    } else if (options.thin > 0) {
-      next = std::min(next, options.warmup);
-    }
-    const std::size_t first = step;
+    const std::size_t first = step, next = segment_end(step, options);
     for_each_index(
         n,
         [&](std::size_t i) {
-          if (!alive[i]) return;
-          LangevinState& s = states[i];
+          if (!tr.alive[i]) return;
+          LangevinState& s = tr.states[i];
           for (std::size_t k = first; k < next; ++k) {
-            if (!langevin_middle_step(*target, s, inv_mass, dt, params_.friction_per_ps, bath_kT(k), rngs[i])) {
-              alive[i] = 0;
-              failures[i] = "non-finite energy or forces at step " + std::to_string(k + 1);
+            const double bath_kT = kT_target / options.beta.at(k);
+            if (!langevin_middle_step(target, s, inv_mass, dt, params_.friction_per_ps, bath_kT, tr.rngs[i])) {
+              tr.stop(i, "non-finite energy or forces at step " + std::to_string(k + 1));
               break;
             }
           }
@@ -167,32 +228,17 @@ FlowResult OpenMMLangevinFlow::run(const Target& target_in, Ensemble& ensemble, 
     result.energy_evaluations += n * (next - first);
     step = next;
     result.steps_done = step;
-
     if (step % options.monitor_every == 0 || step == total) {
-      // Fixed-order reduction: mean of finite u = E/kT over live particles.
-      double sum = 0.0, kinetic = 0.0;
-      std::size_t finite = 0;
-      for (std::size_t i = 0; i < n; ++i) {
-        if (!alive[i]) continue;
-        sum += states[i].energy / kT_target;
-        for (std::size_t k = 0; k < d; ++k)
-          if (inv_mass[k] > 0) kinetic += 0.5 * states[i].v[k] * states[i].v[k] / inv_mass[k];
-        ++finite;
-      }
-      const double mean = finite ? sum / static_cast<double>(finite) : std::numeric_limits<double>::quiet_NaN();
-      // Instantaneous kinetic temperature 2 KE / (k_B · dof), dof = 3n − 3 per particle.
-      const double dof = static_cast<double>(d) - 3.0;
-      const double temperature =
-          finite ? 2.0 * kinetic / (static_cast<double>(finite) * dof * kBoltzmannKJPerMolK) : std::numeric_limits<double>::quiet_NaN();
+      const LangevinMonitor m = tr.monitor(inv_mass, kT_target);
       result.monitor_steps.push_back(static_cast<double>(step));
-      result.monitors["mean_energy"].push_back(mean);
-      result.monitors["kinetic_temperature_K"].push_back(temperature);
+      result.monitors["mean_energy"].push_back(m.mean_energy);
+      result.monitors["kinetic_temperature_K"].push_back(m.kinetic_temperature_K);
       if (options.tolerance > 0 && step > options.warmup && std::isfinite(previous_monitor) &&
-          std::abs(mean - previous_monitor) < options.tolerance) {
+          std::abs(m.mean_energy - previous_monitor) < options.tolerance) {
         result.converged = true;
       }
-      previous_monitor = mean;
-      progress.update(step, "mean u " + std::to_string(mean));
+      previous_monitor = m.mean_energy;
+      progress.update(step, "mean u " + std::to_string(m.mean_energy));
     }
     if (options.thin > 0 && step > options.warmup && (step - options.warmup) % options.thin == 0 &&
         result.frames.size() < options.max_frames) {
@@ -201,30 +247,34 @@ FlowResult OpenMMLangevinFlow::run(const Target& target_in, Ensemble& ensemble, 
     if (result.converged) break;
   }
   progress.finish(result.converged ? "converged" : "done");
+  return result;
+}
 
+void OpenMMLangevinFlow::finish(const OpenMMTarget& target, Ensemble& ensemble, const FlowOptions& options, double dt,
+                                const Trajectories& tr, FlowResult& result) const {
   // Final energies through the target (its cut/cap options apply).
+  const std::size_t n = ensemble.size();
   Eigen::VectorXd u;
-  const BatchStats stats = target->evaluate_batch(ensemble.positions, u, nullptr, options.exec);
+  const BatchStats stats = target.evaluate_batch(ensemble.positions, u, nullptr, options.exec);
   result.energy_evaluations += n;
   std::size_t failed = 0;
   nlohmann::json failure_list = nlohmann::json::array();
   for (std::size_t i = 0; i < n; ++i) {
-    if (alive[i]) continue;
+    if (tr.alive[i]) continue;
     u[static_cast<Eigen::Index>(i)] = std::numeric_limits<double>::infinity();
     ++failed;
-    if (failure_list.size() < 10) failure_list.push_back({{"particle", i}, {"error", failures[i]}});
+    if (failure_list.size() < 10) failure_list.push_back({{"particle", i}, {"error", tr.failures[i]}});
   }
   ensemble.reduced_energies = u;
   result.non_finite = std::max(stats.non_finite, failed);
   result.statistics = {{"integrator", "LangevinMiddle (BAOA) with per-particle streams"},
                        {"timestep_ps", dt},
                        {"friction_per_ps", params_.friction_per_ps},
-                       {"temperature_K", target->temperature()},
-                       {"platform", target->options().platform},
+                       {"temperature_K", target.temperature()},
+                       {"platform", target.options().platform},
                        {"minimized", params_.minimize},
                        {"failed_particles", failed}};
   if (failed) result.statistics["failures"] = failure_list;
-  return result;
 }
 
 std::unique_ptr<Flow> make_openmm_langevin(JsonReader& params) {

@@ -69,6 +69,19 @@ class OpenMMLangevinFlow : public Flow {
   FlowResult run(const Target& target, Ensemble& ensemble, const FlowOptions& options) override;
 
  private:
+  struct Trajectories;  // per-particle states and streams of one run (openmm_langevin.cpp)
+  /// Start of every trajectory: optional minimization, velocities at the bath
+  /// temperature of step 0, forces; a failure stops that trajectory.
+  void start(const OpenMMTarget& target, const Ensemble& ensemble, const FlowOptions& options, double dt,
+             const std::vector<double>& inv_mass, Trajectories& tr) const;
+  /// Integrates all steps in segments between monitor and frame points; records
+  /// monitors, frames and the tolerance stop.
+  FlowResult integrate(const OpenMMTarget& target, Ensemble& ensemble, const FlowOptions& options, double dt,
+                       const std::vector<double>& inv_mass, Trajectories& tr) const;
+  /// Final energies through the target (+inf for stopped trajectories) and statistics.
+  void finish(const OpenMMTarget& target, Ensemble& ensemble, const FlowOptions& options, double dt,
+              const Trajectories& tr, FlowResult& result) const;
+
   Params params_;
 };
 

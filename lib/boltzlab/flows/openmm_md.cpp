@@ -12,16 +12,8 @@
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/core/timing.hpp"
 
-namespace fs = std::filesystem;
-
 namespace boltzlab {
 namespace {
-
-std::string num(double v) {
-  std::ostringstream os;
-  os << v;
-  return os.str();
-}
 
 // Degrees of freedom for the kinetic temperature: 3n − constraints − 3 when the
 // System removes centre-of-mass motion.
@@ -46,29 +38,32 @@ std::vector<OpenMM::Vec3> to_vec3(const double* x, std::size_t atoms) {
 
 void LangevinMdOptions::validate() const {
   auto positive = [](double v, const std::string& name, const std::string& unit) {
-    if (!(v > 0) || !std::isfinite(v)) throw ConfigError(name + ": is " + num(v) + unit + ", but must be > 0");
+    if (!(v > 0) || !std::isfinite(v)) {
+      throw ConfigError(name + ": is " + format_number(v) + unit + ", but must be > 0");
+    }
   };
   positive(timestep_fs, "timestep_fs", " fs");
   positive(friction_per_ps, "friction_per_ps", " /ps");
   positive(frame_interval_ps, "frame_interval_ps", " ps");
   positive(minimize_tolerance, "minimize_tolerance", " kJ/mol/nm");
   if (!(temperature >= 0) || !std::isfinite(temperature)) {
-    throw ConfigError("temperature: is " + num(temperature) + " K, but must be > 0 (or 0 for the target's)");
+    throw ConfigError("temperature: is " + format_number(temperature) +
+                      " K, but must be > 0 (or 0 for the target's)");
   }
   if (!(equilibration_ps >= 0) || !std::isfinite(equilibration_ps)) {
-    throw ConfigError("equilibration_ps: is " + num(equilibration_ps) + " ps, but must be >= 0");
+    throw ConfigError("equilibration_ps: is " + format_number(equilibration_ps) + " ps, but must be >= 0");
   }
   if (!(production_ps > 0) || !std::isfinite(production_ps)) {
-    throw ConfigError("production_ns: is " + num(production_ps / 1000.0) + " ns, but must be > 0");
+    throw ConfigError("production_ns: is " + format_number(production_ps / 1000.0) + " ns, but must be > 0");
   }
   const double ratio = frame_interval_ps * 1000.0 / timestep_fs;
   if (std::abs(ratio - std::round(ratio)) > 1e-6 * ratio || std::round(ratio) < 1) {
-    throw ConfigError("frame_interval_ps: " + num(frame_interval_ps) + " ps is not a whole number of " + num(timestep_fs) +
-                      " fs steps");
+    throw ConfigError("frame_interval_ps: " + format_number(frame_interval_ps) + " ps is not a whole number of " +
+                      format_number(timestep_fs) + " fs steps");
   }
   if (production_ps < frame_interval_ps) {
-    throw ConfigError("production_ns: " + num(production_ps / 1000.0) + " ns is shorter than one frame interval (" +
-                      num(frame_interval_ps) + " ps)");
+    throw ConfigError("production_ns: " + format_number(production_ps / 1000.0) + " ns is shorter than one frame interval (" +
+                      format_number(frame_interval_ps) + " ps)");
   }
 }
 

@@ -25,14 +25,8 @@ double SvgdFlow::stein_direction(const RowMatrix& x, const RowMatrix& scores, do
   const Eigen::Index d = x.cols();
   // Kernels are translation invariant: work on centred positions (no cancellation).
   const RowMatrix xc = x.rowwise() - row_mean(x);
-  double h2;
-  if (fixed_bandwidth > 0) {
-    h2 = fixed_bandwidth * fixed_bandwidth;
-  } else {
-    h2 = 0.5 * median_squared_distance(xc, exec) / std::log(static_cast<double>(n) + 1.0);
-    // All particles at one point: any h gives φ = mean score; keep h finite and > 0.
-    if (!(h2 > 0)) h2 = 1.0;
-  }
+  // All particles at one point: any h gives φ = mean score (kernel_width2 gives 1).
+  const double h2 = kernel_width2(xc, fixed_bandwidth, exec);
   RowMatrix weights(static_cast<Eigen::Index>(n), d + 1);
   weights.leftCols(d) = scores - xc / h2;
   weights.col(d).setOnes();

@@ -22,6 +22,10 @@ std::size_t edit_distance(const std::string& a, const std::string& b);
 /// The closest of `candidates` to `key` if within a small edit distance, else "".
 std::string closest_key(const std::string& key, const std::vector<std::string>& candidates);
 
+/// `v` as an ostream prints it by default (up to 6 significant digits: "0.1", "1e-05",
+/// "inf"), for messages that quote a value.
+std::string format_number(double v);
+
 /// Reads a JSON file. \throws IoError if unreadable, ConfigError if malformed (with
 /// the line/column reported by the parser).
 Json read_json_file(const std::filesystem::path& path);

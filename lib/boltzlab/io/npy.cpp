@@ -37,12 +37,15 @@ std::string header_value(const std::string& header, const std::string& key,
   return header.substr(colon);
 }
 
-}  // namespace
+/// What the header dict of a .npy file says.
+struct NpyHeader {
+  std::string descr;  ///< dtype, e.g. "<f8"
+  bool fortran = false;
+  std::vector<std::size_t> shape;
+};
 
-NpyArray read_npy(const std::filesystem::path& path) {
-  const std::string file = path.string();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(file + ": cannot open file for reading");
+/// Reads the magic string, the version, the header length and the header dict.
+NpyHeader read_npy_header(std::istream& in, const std::string& file) {
   char magic[8];
   if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0) {
     throw IoError(file + ": not a .npy file (bad magic string)");
@@ -63,77 +66,99 @@ NpyArray read_npy(const std::filesystem::path& path) {
   std::string header(header_len, '\0');
   if (!in.read(header.data(), header_len)) throw IoError(file + ": truncated .npy header");
 
-  std::string descr = header_value(header, "descr", file);
-  if (descr.size() < 2 || descr[0] != '\'') throw IoError(file + ": malformed dtype in .npy header");
-  descr = descr.substr(1, descr.find('\'', 1) - 1);
-  const std::string order = header_value(header, "fortran_order", file);
-  const bool fortran = order.rfind("True", 0) == 0;
+  NpyHeader h;
+  h.descr = header_value(header, "descr", file);
+  if (h.descr.size() < 2 || h.descr[0] != '\'') throw IoError(file + ": malformed dtype in .npy header");
+  h.descr = h.descr.substr(1, h.descr.find('\'', 1) - 1);
+  h.fortran = header_value(header, "fortran_order", file).rfind("True", 0) == 0;
   std::string shape_text = header_value(header, "shape", file);
   shape_text = shape_text.substr(0, shape_text.find(')') + 1);
-
-  NpyArray arr;
   static const std::regex num("[0-9]+");
-  for (auto it = std::sregex_iterator(shape_text.begin(), shape_text.end(), num);
-       it != std::sregex_iterator(); ++it) {
-    arr.shape.push_back(static_cast<std::size_t>(std::stoull(it->str())));
+  for (auto it = std::sregex_iterator(shape_text.begin(), shape_text.end(), num); it != std::sregex_iterator();
+       ++it) {
+    h.shape.push_back(static_cast<std::size_t>(std::stoull(it->str())));
   }
-  const std::size_t n = arr.size();
+  return h;
+}
 
-  std::size_t item = 0;
-  char kind = 0;
-  if (descr == "<f8" || descr == "=f8" || descr == "f8") {
-    item = 8; kind = 'd';
-  } else if (descr == "<f4" || descr == "=f4") {
-    item = 4; kind = 'f';
-  } else if (descr == "<i8" || descr == "=i8") {
-    item = 8; kind = 'l';
-  } else if (descr == "<i4" || descr == "=i4") {
-    item = 4; kind = 'i';
-  } else {
-    throw IoError(file + ": unsupported dtype '" + descr +
-                  "' (expected float64, float32, int64 or int32, little-endian)");
-  }
+/// The element types read_npy accepts (little-endian or native byte order).
+enum class NpyKind { kFloat64, kFloat32, kInt64, kInt32 };
+
+NpyKind npy_kind(const std::string& descr, const std::string& file) {
+  if (descr == "<f8" || descr == "=f8" || descr == "f8") return NpyKind::kFloat64;
+  if (descr == "<f4" || descr == "=f4") return NpyKind::kFloat32;
+  if (descr == "<i8" || descr == "=i8") return NpyKind::kInt64;
+  if (descr == "<i4" || descr == "=i4") return NpyKind::kInt32;
+  throw IoError(file + ": unsupported dtype '" + descr + "' (expected float64, float32, int64 or int32, little-endian)");
+}
+
+/// Reads n elements of `kind` and converts them to double.
+std::vector<double> read_npy_values(std::istream& in, NpyKind kind, const std::vector<std::size_t>& shape,
+                                    std::size_t n, const std::string& file) {
+  const std::size_t item = kind == NpyKind::kFloat64 || kind == NpyKind::kInt64 ? 8 : 4;
   std::vector<char> raw(n * item);
   if (n && !in.read(raw.data(), static_cast<std::streamsize>(raw.size()))) {
     throw IoError(file + ": truncated data (expected " + std::to_string(n) + " values of shape " +
-                  shape_string(arr.shape) + ")");
+                  shape_string(shape) + ")");
   }
-  arr.data.resize(n);
+  std::vector<double> data(n);
   for (std::size_t i = 0; i < n; ++i) {
     const char* p = raw.data() + i * item;
     switch (kind) {
-      case 'd': { double v; std::memcpy(&v, p, 8); arr.data[i] = v; break; }
-      case 'f': { float v; std::memcpy(&v, p, 4); arr.data[i] = v; break; }
-      case 'l': { std::int64_t v; std::memcpy(&v, p, 8); arr.data[i] = static_cast<double>(v); break; }
-      default: { std::int32_t v; std::memcpy(&v, p, 4); arr.data[i] = v; break; }
+      case NpyKind::kFloat64: { double v; std::memcpy(&v, p, 8); data[i] = v; break; }
+      case NpyKind::kFloat32: { float v; std::memcpy(&v, p, 4); data[i] = v; break; }
+      case NpyKind::kInt64: { std::int64_t v; std::memcpy(&v, p, 8); data[i] = static_cast<double>(v); break; }
+      case NpyKind::kInt32: { std::int32_t v; std::memcpy(&v, p, 4); data[i] = v; break; }
     }
   }
-  if (fortran && arr.shape.size() > 1) {
-    // Transpose from column-major to row-major.
-    std::vector<double> c(n);
-    const std::size_t nd = arr.shape.size();
-    std::vector<std::size_t> idx(nd, 0);
-    for (std::size_t f = 0; f < n; ++f) {
-      // f is the Fortran linear index of multi-index idx (first index fastest).
-      std::size_t ci = 0;
-      for (std::size_t k = 0; k < nd; ++k) ci = ci * arr.shape[k] + idx[k];
-      c[ci] = arr.data[f];
-      for (std::size_t k = 0; k < nd; ++k) {
-        if (++idx[k] < arr.shape[k]) break;
-        idx[k] = 0;
-      }
+  return data;
+}
+
+/// Column-major (Fortran) data of `shape` rearranged into row-major (C) order.
+std::vector<double> fortran_to_c_order(const std::vector<double>& f_data, const std::vector<std::size_t>& shape) {
+  const std::size_t n = f_data.size(), nd = shape.size();
+  std::vector<double> c(n);
+  std::vector<std::size_t> idx(nd, 0);
+  for (std::size_t f = 0; f < n; ++f) {
+    // f is the Fortran linear index of multi-index idx (first index fastest).
+    std::size_t ci = 0;
+    for (std::size_t k = 0; k < nd; ++k) ci = ci * shape[k] + idx[k];
+    c[ci] = f_data[f];
+    for (std::size_t k = 0; k < nd; ++k) {
+      if (++idx[k] < shape[k]) break;
+      idx[k] = 0;
     }
-    arr.data.swap(c);
   }
+  return c;
+}
+
+}  // namespace
+
+NpyArray read_npy(const std::filesystem::path& path) {
+  const std::string file = path.string();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(file + ": cannot open file for reading");
+  NpyHeader header = read_npy_header(in, file);
+  const NpyKind kind = npy_kind(header.descr, file);
+  NpyArray arr;
+  arr.shape = std::move(header.shape);
+  arr.data = read_npy_values(in, kind, arr.shape, arr.size(), file);
+  if (header.fortran && arr.shape.size() > 1) arr.data = fortran_to_c_order(arr.data, arr.shape);
   return arr;
 }
 
-void write_npy(const std::filesystem::path& path, const std::vector<std::size_t>& shape,
-               const double* data) {
-  std::size_t n = 1;
+void write_npy_pieces(const std::filesystem::path& path, const std::vector<std::size_t>& shape,
+                      const std::vector<NpyPiece>& pieces) {
+  std::size_t n = 1, given = 0;
   for (auto s : shape) n *= s;
+  for (const auto& piece : pieces) given += piece.count;
+  if (given != n) {
+    throw IoError(path.string() + ": " + std::to_string(given) + " values for shape " + shape_string(shape));
+  }
+  // Format 1.0: magic, version, little-endian header length, then the header dict
+  // padded with spaces so that magic(6)+version(2)+len(2)+header is a multiple of 64,
+  // ending in '\n'.
   std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': " + shape_string(shape) + ", }";
-  // Pad so that magic(6)+version(2)+len(2)+header is a multiple of 64, ending in '\n'.
   const std::size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
   header.push_back('\n');
@@ -144,9 +169,20 @@ void write_npy(const std::filesystem::path& path, const std::vector<std::size_t>
   const char lb[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
   out.write(lb, 2);
   out.write(header.data(), static_cast<std::streamsize>(header.size()));
-  if (n) out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(n * sizeof(double)));
+  for (const auto& piece : pieces) {
+    if (piece.count) {
+      out.write(reinterpret_cast<const char*>(piece.data), static_cast<std::streamsize>(piece.count * sizeof(double)));
+    }
+  }
   out.flush();
   if (!out) throw IoError(path.string() + ": write failed");
+}
+
+void write_npy(const std::filesystem::path& path, const std::vector<std::size_t>& shape,
+               const double* data) {
+  std::size_t n = 1;
+  for (auto s : shape) n *= s;
+  write_npy_pieces(path, shape, {NpyPiece{data, n}});
 }
 
 void write_npy(const std::filesystem::path& path, const Eigen::VectorXd& v) {

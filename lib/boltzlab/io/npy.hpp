@@ -23,10 +23,22 @@ struct NpyArray {
 /// (bad magic, unsupported dtype such as complex or object, truncated data).
 NpyArray read_npy(const std::filesystem::path& path);
 
-/// Writes `data` with `shape` as '<f8' C-order. \throws IoError if not writable or
-/// if the shape does not match the data size.
+/// Writes `data` (the shape's size of doubles) with `shape` as '<f8' C-order.
+/// \throws IoError if not writable.
 void write_npy(const std::filesystem::path& path, const std::vector<std::size_t>& shape,
                const double* data);
+
+/// A run of `count` doubles of an array written in pieces.
+struct NpyPiece {
+  const double* data = nullptr;
+  std::size_t count = 0;
+};
+
+/// Writes an array of `shape` as '<f8' C-order whose data are the pieces one after the
+/// other (no copy into one buffer; e.g. F frames of N×d as shape (F, N, d)).
+/// \throws IoError if not writable or if the pieces do not hold the shape's size.
+void write_npy_pieces(const std::filesystem::path& path, const std::vector<std::size_t>& shape,
+                      const std::vector<NpyPiece>& pieces);
 
 /// Convenience: a vector as shape (n,).
 void write_npy(const std::filesystem::path& path, const Eigen::VectorXd& v);

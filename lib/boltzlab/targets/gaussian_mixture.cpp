@@ -195,93 +195,110 @@ Eigen::MatrixXd read_matrix(JsonReader& params, const std::string& key, const Js
   return m;
 }
 
+/// "means" (K×d nested array) or "means_file" (exactly one of them).
+std::vector<Eigen::VectorXd> read_means(JsonReader& params, const std::filesystem::path& dir) {
+  if (params.has("means") == params.has("means_file")) {
+    params.fail("means", "give exactly one of 'means' and 'means_file'");
+  }
+  if (params.has("means_file")) return read_means_file(params, dir / params.get_string("means_file"));
+  std::vector<Eigen::VectorXd> means;
+  const Json& j = params.get_json("means");
+  if (!j.is_array() || j.empty() || !j[0].is_array()) params.fail("means", "must be a nested array (K×d)");
+  const Eigen::MatrixXd m = read_matrix(params, "means", j, j.size(), j[0].size(), "means");
+  for (Eigen::Index i = 0; i < m.rows(); ++i) means.emplace_back(m.row(i).transpose());
+  return means;
+}
+
+/// "weights" (K numbers > 0), default equal weights 1/K.
+std::vector<double> read_weights(JsonReader& params, std::size_t k_count) {
+  std::vector<double> weights(k_count, 1.0 / static_cast<double>(k_count));
+  if (!params.has("weights")) return weights;
+  weights = params.get_doubles("weights");
+  if (weights.size() != k_count) {
+    params.fail("weights", "has " + std::to_string(weights.size()) + " entries, but there are " +
+                               std::to_string(k_count) + " means");
+  }
+  for (std::size_t k = 0; k < k_count; ++k) {
+    if (!(weights[k] > 0) || !std::isfinite(weights[k])) {
+      params.fail("weights", "entry " + std::to_string(k) + " is " + std::to_string(weights[k]) + ", but must be > 0");
+    }
+  }
+  return weights;
+}
+
+/// diag(s²) from standard deviations s (d of them, each > 0); fails naming "std".
+Eigen::MatrixXd diagonal_covariance(JsonReader& params, const std::vector<double>& s, std::size_t d,
+                                    const std::string& what) {
+  if (s.size() != d) {
+    params.fail("std", what + " has " + std::to_string(s.size()) + " entries, but the dimension is " + std::to_string(d));
+  }
+  Eigen::MatrixXd c = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(d), static_cast<Eigen::Index>(d));
+  for (std::size_t i = 0; i < d; ++i) {
+    if (!(s[i] > 0) || !std::isfinite(s[i])) {
+      params.fail("std", what + " entry " + std::to_string(i) + " is " + std::to_string(s[i]) + ", but must be > 0");
+    }
+    c(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(i)) = s[i] * s[i];
+  }
+  return c;
+}
+
+/// "std": one number, d numbers (shared), or K rows of d numbers.
+std::vector<Eigen::MatrixXd> read_std(JsonReader& params, std::size_t k_count, std::size_t d) {
+  const Json& j = params.get_json("std");
+  using Covariances = std::vector<Eigen::MatrixXd>;
+  if (j.is_number()) {
+    return Covariances(k_count, diagonal_covariance(params, std::vector<double>(d, j.get<double>()), d, "std"));
+  }
+  if (!(j.is_array() && !j.empty() && j[0].is_array())) {
+    return Covariances(k_count, diagonal_covariance(params, params.get_doubles("std"), d, "std"));
+  }
+  if (j.size() != k_count) {
+    params.fail("std", "has " + std::to_string(j.size()) + " rows, but there are " + std::to_string(k_count) + " means");
+  }
+  std::vector<Eigen::MatrixXd> covs;
+  for (std::size_t k = 0; k < k_count; ++k) {
+    std::vector<double> s;
+    for (const auto& e : j[k]) {
+      if (!e.is_number()) params.fail("std", "entries must be numbers, found " + e.dump());
+      s.push_back(e.get<double>());
+    }
+    covs.push_back(diagonal_covariance(params, s, d, "row " + std::to_string(k)));
+  }
+  return covs;
+}
+
+/// "covariances" (K d×d matrices) or "std" (not both); default identity.
+std::vector<Eigen::MatrixXd> read_covariances(JsonReader& params, std::size_t k_count, std::size_t d) {
+  if (params.has("std") && params.has("covariances")) {
+    params.fail("std", "give either 'std' or 'covariances', not both");
+  }
+  if (params.has("std")) return read_std(params, k_count, d);
+  if (!params.has("covariances")) {
+    const auto dd = static_cast<Eigen::Index>(d);
+    return std::vector<Eigen::MatrixXd>(k_count, Eigen::MatrixXd::Identity(dd, dd));
+  }
+  const Json& j = params.get_json("covariances");
+  if (!j.is_array() || j.size() != k_count) {
+    params.fail("covariances", "must hold " + std::to_string(k_count) + " matrices, one per mean");
+  }
+  std::vector<Eigen::MatrixXd> covs;
+  for (std::size_t k = 0; k < k_count; ++k) {
+    covs.push_back(read_matrix(params, "covariances", j[k], d, d, "matrix " + std::to_string(k)));
+  }
+  return covs;
+}
+
 }  // namespace
 
 std::unique_ptr<Target> make_gaussian_mixture(JsonReader& params, const std::filesystem::path& dir) {
   // Optional keys tested with has() below: known for "did you mean" suggestions.
   for (const char* key : {"means", "means_file", "weights", "std", "covariances"}) params.ignore(key);
-  std::vector<Eigen::VectorXd> means;
-  if (params.has("means") == params.has("means_file")) {
-    params.fail("means", "give exactly one of 'means' and 'means_file'");
-  }
-  if (params.has("means_file")) {
-    const std::filesystem::path file = dir / params.get_string("means_file");
-    means = read_means_file(params, file);
-  } else {
-    const Json& j = params.get_json("means");
-    if (!j.is_array() || j.empty() || !j[0].is_array()) params.fail("means", "must be a nested array (K×d)");
-    const Eigen::MatrixXd m = read_matrix(params, "means", j, j.size(), j[0].size(), "means");
-    for (Eigen::Index i = 0; i < m.rows(); ++i) means.emplace_back(m.row(i).transpose());
-  }
+  std::vector<Eigen::VectorXd> means = read_means(params, dir);
   const std::size_t k_count = means.size();
   const std::size_t d = static_cast<std::size_t>(means[0].size());
   if (d == 0) params.fail("means", "components have dimension 0");
-
-  std::vector<double> weights(k_count, 1.0 / static_cast<double>(k_count));
-  if (params.has("weights")) {
-    weights = params.get_doubles("weights");
-    if (weights.size() != k_count) {
-      params.fail("weights", "has " + std::to_string(weights.size()) + " entries, but there are " +
-                                 std::to_string(k_count) + " means");
-    }
-    for (std::size_t k = 0; k < k_count; ++k) {
-      if (!(weights[k] > 0) || !std::isfinite(weights[k])) {
-        params.fail("weights", "entry " + std::to_string(k) + " is " + std::to_string(weights[k]) +
-                                   ", but must be > 0");
-      }
-    }
-  }
-
-  if (params.has("std") && params.has("covariances")) {
-    params.fail("std", "give either 'std' or 'covariances', not both");
-  }
-  std::vector<Eigen::MatrixXd> covs;
-  auto diag_from = [&](const std::vector<double>& s, const std::string& what) {
-    if (s.size() != d) {
-      params.fail("std", what + " has " + std::to_string(s.size()) + " entries, but the dimension is " +
-                             std::to_string(d));
-    }
-    Eigen::MatrixXd c = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(d), static_cast<Eigen::Index>(d));
-    for (std::size_t i = 0; i < d; ++i) {
-      if (!(s[i] > 0) || !std::isfinite(s[i])) {
-        params.fail("std", what + " entry " + std::to_string(i) + " is " + std::to_string(s[i]) +
-                               ", but must be > 0");
-      }
-      c(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(i)) = s[i] * s[i];
-    }
-    return c;
-  };
-  if (params.has("covariances")) {
-    const Json& j = params.get_json("covariances");
-    if (!j.is_array() || j.size() != k_count) {
-      params.fail("covariances", "must hold " + std::to_string(k_count) + " matrices, one per mean");
-    }
-    for (std::size_t k = 0; k < k_count; ++k) {
-      covs.push_back(read_matrix(params, "covariances", j[k], d, d, "matrix " + std::to_string(k)));
-    }
-  } else if (params.has("std")) {
-    const Json& j = params.get_json("std");
-    if (j.is_number()) {
-      covs.assign(k_count, diag_from(std::vector<double>(d, j.get<double>()), "std"));
-    } else if (j.is_array() && !j.empty() && j[0].is_array()) {
-      if (j.size() != k_count) {
-        params.fail("std", "has " + std::to_string(j.size()) + " rows, but there are " + std::to_string(k_count) +
-                               " means");
-      }
-      for (std::size_t k = 0; k < k_count; ++k) {
-        std::vector<double> s;
-        for (const auto& e : j[k]) {
-          if (!e.is_number()) params.fail("std", "entries must be numbers, found " + e.dump());
-          s.push_back(e.get<double>());
-        }
-        covs.push_back(diag_from(s, "row " + std::to_string(k)));
-      }
-    } else {
-      covs.assign(k_count, diag_from(params.get_doubles("std"), "std"));
-    }
-  } else {
-    covs.assign(k_count, Eigen::MatrixXd::Identity(static_cast<Eigen::Index>(d), static_cast<Eigen::Index>(d)));
-  }
+  std::vector<double> weights = read_weights(params, k_count);
+  std::vector<Eigen::MatrixXd> covs = read_covariances(params, k_count, d);
   try {
     return std::make_unique<GaussianMixtureTarget>(std::move(weights), std::move(means), std::move(covs));
   } catch (const ConfigError& e) {

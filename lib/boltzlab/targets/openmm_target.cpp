@@ -120,87 +120,105 @@ struct OpenMMTarget::Impl {
   tbb::enumerable_thread_specific<std::unique_ptr<ThreadState>> states;
 };
 
-OpenMMTarget::OpenMMTarget(OpenMMTargetOptions options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {
-  options_.validate();
-  name_ = options_.system_xml.stem().string();
+namespace {
 
-  // The System.
-  system_xml_text_ = read_text(options_.system_xml, "system", "OpenMM System XML");
-  const std::string root = root_element(system_xml_text_);
+/// The System of options.system_xml (its text into `xml_text`). \throws IoError.
+std::unique_ptr<OpenMM::System> load_system(const OpenMMTargetOptions& options, std::string& xml_text) {
+  const std::string file = options.system_xml.string();
+  xml_text = read_text(options.system_xml, "system", "OpenMM System XML");
+  const std::string root = root_element(xml_text);
   if (root != "System") {
-    throw IoError("system: '" + options_.system_xml.string() + "' is not a serialized OpenMM System (root element '" +
-                  root + "')");
+    throw IoError("system: '" + file + "' is not a serialized OpenMM System (root element '" + root + "')");
   }
+  std::unique_ptr<OpenMM::System> system;
   try {
-    std::istringstream in(system_xml_text_);
-    system_.reset(OpenMM::XmlSerializer::deserialize<OpenMM::System>(in));
+    std::istringstream in(xml_text);
+    system.reset(OpenMM::XmlSerializer::deserialize<OpenMM::System>(in));
   } catch (const std::exception& e) {
-    throw IoError("system: malformed OpenMM System XML '" + options_.system_xml.string() + "': " + e.what());
+    throw IoError("system: malformed OpenMM System XML '" + file + "': " + e.what());
   }
-  if (!system_) throw IoError("system: malformed OpenMM System XML '" + options_.system_xml.string() + "'");
-  atoms_ = static_cast<std::size_t>(system_->getNumParticles());
-  if (atoms_ == 0) throw IoError("system: '" + options_.system_xml.string() + "' has no particles");
+  if (!system) throw IoError("system: malformed OpenMM System XML '" + file + "'");
+  if (system->getNumParticles() == 0) throw IoError("system: '" + file + "' has no particles");
+  return system;
+}
 
-  // Topology and coordinates.
+/// Topology and start positions (nm): the PDB, its coordinates replaced by
+/// options.coordinates (.npy or AMBER inpcrd) when given. \throws IoError, ConfigError
+/// (atom counts that disagree with the System's `atoms`).
+PdbStructure load_structure(const OpenMMTargetOptions& options, std::size_t atoms) {
   PdbStructure pdb;
   try {
-    pdb = read_pdb(options_.pdb);
+    pdb = read_pdb(options.pdb);
   } catch (const IoError& e) {
     throw IoError(std::string("pdb: ") + e.what());
   }
-  if (pdb.topology.atoms() != atoms_) {
-    throw ConfigError("pdb: '" + options_.pdb.string() + "' has " + std::to_string(pdb.topology.atoms()) +
-                      " atoms, but the System '" + options_.system_xml.string() + "' has " + std::to_string(atoms_) +
+  if (pdb.topology.atoms() != atoms) {
+    throw ConfigError("pdb: '" + options.pdb.string() + "' has " + std::to_string(pdb.topology.atoms()) +
+                      " atoms, but the System '" + options.system_xml.string() + "' has " + std::to_string(atoms) +
                       " particles");
   }
-  topology_ = std::move(pdb.topology);
-  initial_positions_ = std::move(pdb.positions_nm);
-  if (!options_.coordinates.empty()) {
-    std::vector<double> x;
-    try {
-      if (options_.coordinates.extension() == ".npy") {
-        const auto arr = read_npy(options_.coordinates);
-        x = arr.data;
-      } else {
-        x = read_amber_coordinates(options_.coordinates);
-      }
-    } catch (const IoError& e) {
-      throw IoError(std::string("coordinates: ") + e.what());
-    }
-    if (x.size() != 3 * atoms_) {
-      throw ConfigError("coordinates: '" + options_.coordinates.string() + "' has " + std::to_string(x.size()) +
-                        " numbers, but the System has " + std::to_string(atoms_) + " particles (" +
-                        std::to_string(3 * atoms_) + " coordinates)");
-    }
-    initial_positions_ = std::move(x);
+  if (options.coordinates.empty()) return pdb;
+  std::vector<double> x;
+  try {
+    x = options.coordinates.extension() == ".npy" ? read_npy(options.coordinates).data
+                                                  : read_amber_coordinates(options.coordinates);
+  } catch (const IoError& e) {
+    throw IoError(std::string("coordinates: ") + e.what());
   }
-  kT_ = kBoltzmannKJPerMolK * options_.temperature;
+  if (x.size() != 3 * atoms) {
+    throw ConfigError("coordinates: '" + options.coordinates.string() + "' has " + std::to_string(x.size()) +
+                      " numbers, but the System has " + std::to_string(atoms) + " particles (" +
+                      std::to_string(3 * atoms) + " coordinates)");
+  }
+  pdb.positions_nm = std::move(x);
+  return pdb;
+}
 
-  // The platform.
+/// The platform named `name`. \throws ConfigError naming the available ones (with a
+/// "did you mean" suggestion, or why a GPU platform is missing).
+OpenMM::Platform& find_platform(const std::string& name) {
   const auto names = openmm_platform_names();
-  bool known = false;
-  for (const auto& n : names) known = known || n == options_.platform;
-  if (!known && (options_.platform == "OpenCL" || options_.platform == "CUDA" || options_.platform == "HIP")) {
-    throw ConfigError("platform: OpenMM platform '" + options_.platform +
+  if (std::find(names.begin(), names.end(), name) != names.end()) return OpenMM::Platform::getPlatformByName(name);
+  if (name == "OpenCL" || name == "CUDA" || name == "HIP") {
+    throw ConfigError("platform: OpenMM platform '" + name +
                       "' is not available on this machine (no device or driver, or its plugin did not load from " +
                       OpenMM::Platform::getDefaultPluginsDirectory() + "); available: " + join(names));
   }
-  if (!known) {
-    std::string msg = "platform: unknown OpenMM platform '" + options_.platform + "'";
-    const std::string guess = closest_key(options_.platform, names);
-    if (!guess.empty()) msg += " (did you mean '" + guess + "'?)";
-    throw ConfigError(msg + "; available: " + join(names));
-  }
-  impl_->platform = &OpenMM::Platform::getPlatformByName(options_.platform);
-  impl_->properties = options_.platform_properties;
-  if (options_.platform == "CPU" && !impl_->properties.count("Threads")) impl_->properties["Threads"] = "1";
-  const auto& allowed = impl_->platform->getPropertyNames();
-  for (const auto& [key, value] : impl_->properties) {
+  std::string msg = "platform: unknown OpenMM platform '" + name + "'";
+  const std::string guess = closest_key(name, names);
+  if (!guess.empty()) msg += " (did you mean '" + guess + "'?)";
+  throw ConfigError(msg + "; available: " + join(names));
+}
+
+/// options.platform_properties (CPU: "Threads" = 1 unless given, since the target runs
+/// one Context per thread), each checked against the platform's property names.
+std::map<std::string, std::string> platform_properties(const OpenMMTargetOptions& options,
+                                                       const OpenMM::Platform& platform) {
+  std::map<std::string, std::string> properties = options.platform_properties;
+  if (options.platform == "CPU" && !properties.count("Threads")) properties["Threads"] = "1";
+  const auto& allowed = platform.getPropertyNames();
+  for (const auto& [key, value] : properties) {
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-      throw ConfigError("platform_properties: '" + key + "' is not a property of platform " + options_.platform +
+      throw ConfigError("platform_properties: '" + key + "' is not a property of platform " + options.platform +
                         "; known: " + join(allowed));
     }
   }
+  return properties;
+}
+
+}  // namespace
+
+OpenMMTarget::OpenMMTarget(OpenMMTargetOptions options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {
+  options_.validate();
+  name_ = options_.system_xml.stem().string();
+  system_ = load_system(options_, system_xml_text_);
+  atoms_ = static_cast<std::size_t>(system_->getNumParticles());
+  PdbStructure structure = load_structure(options_, atoms_);
+  topology_ = std::move(structure.topology);
+  initial_positions_ = std::move(structure.positions_nm);
+  kT_ = kBoltzmannKJPerMolK * options_.temperature;
+  impl_->platform = &find_platform(options_.platform);
+  impl_->properties = platform_properties(options_, *impl_->platform);
   // Create this thread's Context now: it proves that the platform works.
   local_state();
 }
