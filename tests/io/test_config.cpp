@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <limits>
+
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/io/config.hpp"
 
@@ -31,4 +33,12 @@ TEST_CASE("config: keys probed with has() are suggested for typos") {
   JsonReader r(j, "ctx");
   CHECK_FALSE(r.has("std"));
   CHECK_THROWS_WITH_AS(r.finish(), "ctx.sdt: unknown key (did you mean 'std'?)", ConfigError);
+}
+
+TEST_CASE("config: format_number prints a value as messages quote it") {
+  CHECK(format_number(0.1) == "0.1");
+  CHECK(format_number(1e-5) == "1e-05");
+  CHECK(format_number(-2.5) == "-2.5");
+  CHECK(format_number(1234567.0) == "1.23457e+06");
+  CHECK(format_number(std::numeric_limits<double>::infinity()) == "inf");
 }

@@ -2,6 +2,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string>
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/io/npy.hpp"
@@ -44,4 +46,23 @@ TEST_CASE("npy: malformed input is an IoError naming the file") {
   } catch (const IoError& e) {
     CHECK(std::string(e.what()).find(p.string()) != std::string::npos);
   }
+}
+
+TEST_CASE("npy: an array written in pieces has the bytes of the array written whole") {
+  const fs::path dir = fs::temp_directory_path() / "boltzlab_test_npy_pieces";
+  fs::create_directories(dir);
+  RowMatrix m(5, 3);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = 0.1 * static_cast<double>(i * i) - 2.0;
+  write_npy(dir / "whole.npy", {5, 3}, m.data());
+  // Three pieces (2 rows, 0 values, 3 rows): what write_frames_npy does with frames.
+  write_npy_pieces(dir / "pieces.npy", {5, 3}, {{m.data(), 6}, {m.data() + 6, 0}, {m.data() + 6, 9}});
+  auto bytes = [](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  CHECK(bytes(dir / "pieces.npy") == bytes(dir / "whole.npy"));
+  CHECK(read_npy_matrix(dir / "pieces.npy", 3) == m);
+  // Pieces that do not fill the shape: an error naming the file and the count.
+  CHECK_THROWS_WITH_AS(write_npy_pieces(dir / "short.npy", {5, 3}, {{m.data(), 14}}),
+                       doctest::Contains("short.npy: 14 values for shape (5, 3)"), IoError);
 }
