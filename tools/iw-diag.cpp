@@ -1,7 +1,7 @@
 // iw-diag: importance-weight and MCMC diagnostics of a run directory or of plain
 // arrays. Thin CLI: flags → IwDiagInput/IwDiagOptions; the analysis lives in
-// lib/boltzlab/estimators/iw_diag.* (and, for --potential, the energies are
-// evaluated here through the target registry).
+// lib/boltzlab/app/iw_diag.* (and, for --potential, the energies are evaluated
+// here through the target registry).
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -12,6 +12,7 @@
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/app/iw_diag.hpp"
 #include "boltzlab/estimators/ramachandran_compare.hpp"
+#include "boltzlab/io/config.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/app/run_directory.hpp"
 #include "boltzlab/molecules/dihedrals.hpp"
@@ -78,9 +79,9 @@ std::vector<std::size_t> parse_columns(const std::string& text) {
   return cols;
 }
 
-int run(const Options& o) {
+/// Checks the combination of flags. \throws ConfigError naming the flags.
+void validate(const Options& o) {
   if (o.threads < 0) throw ConfigError("iw-diag: --threads is " + std::to_string(o.threads) + ", but must be ≥ 0");
-  if (o.threads > 0) set_num_threads(o.threads);
   if (o.interacting && o.independent) throw ConfigError("iw-diag: --interacting and --independent exclude each other");
   if (!o.run.empty() && (!o.log_weights.empty() || !o.samples.empty() || !o.log_q.empty() || !o.potential.empty())) {
     throw ConfigError("iw-diag: --run reads the arrays of the run directory; do not combine it with "
@@ -96,56 +97,64 @@ int run(const Options& o) {
   if (!o.log_q.empty() && !o.log_weights.empty()) {
     throw ConfigError("iw-diag: give either --log-weights or --log-q with --potential, not both");
   }
-  IwDiagOptions analysis = o.analysis;
-  analysis.fes_columns = parse_columns(o.fes_columns);
-  analysis.plots = !o.no_plots;
-  analysis.validate();
+}
 
-  IwDiagInput in;
-  if (!o.run.empty()) {
-    in = load_run_directory(o.run);
-  } else {
-    std::vector<std::string> parts;
-    if (!o.log_weights.empty()) {
-      in.log_weights = read_npy_vector(o.log_weights);
-      parts.push_back("log-weights " + o.log_weights.string());
-    }
-    if (!o.samples.empty()) {
-      in.samples = read_npy_matrix(o.samples);
-      if (in.samples->rows() == 0) throw DomainError(o.samples.string() + ": empty array (no samples)");
-      parts.push_back("samples " + o.samples.string());
-    }
-    if (!o.potential.empty()) {
-      Potential p = load_potential(o.potential);
-      const Target& target = *p.target;
-      if (static_cast<std::size_t>(in.samples->cols()) != target.dim()) {
-        throw DomainError(o.samples.string() + ": samples have " + std::to_string(in.samples->cols()) +
-                          " columns but potential '" + p.name + "' has dimension " + std::to_string(target.dim()));
-      }
-      Eigen::VectorXd u;
-      target.evaluate_batch(*in.samples, u, nullptr, Execution::kParallel);
-      in.reduced_energies = u;
-      if (target.topology()) {
-        in.kt_kj_mol = target.kT();
-        // Molecules: backbone φ/ψ for the (reweighted) Ramachandran free energy.
-        if (const auto pair = ramachandran_dihedrals(*target.topology())) {
-          RowMatrix d(in.samples->rows(), 2);
-          d.col(0) = dihedral_series(*in.samples, pair->first);
-          d.col(1) = dihedral_series(*in.samples, pair->second);
-          in.dihedrals = d;
-        }
-      }
-      in.exact_log_z = target.log_z();
-      parts.push_back("potential " + o.potential.string());
-    }
-    if (!o.log_q.empty()) {
-      in.log_q = read_npy_vector(o.log_q);
-      parts.push_back("log q " + o.log_q.string());
-    }
-    std::string d;
-    for (const auto& part : parts) d += (d.empty() ? "" : ", ") + part;
-    in.description = d;
+/// Evaluates u (and, for molecules, kT and the backbone φ/ψ) of in.samples with the
+/// potential file. \throws DomainError when the dimensions differ.
+void evaluate_potential(const fs::path& potential, const fs::path& samples, IwDiagInput& in) {
+  Potential p = load_potential(potential);
+  const Target& target = *p.target;
+  if (static_cast<std::size_t>(in.samples->cols()) != target.dim()) {
+    throw DomainError(samples.string() + ": samples have " + std::to_string(in.samples->cols()) +
+                      " columns but potential '" + p.name + "' has dimension " + std::to_string(target.dim()));
   }
+  Eigen::VectorXd u;
+  target.evaluate_batch(*in.samples, u, nullptr, Execution::kParallel);
+  in.reduced_energies = u;
+  if (target.topology()) {
+    in.kt_kj_mol = target.kT();
+    // Molecules: backbone φ/ψ for the (reweighted) Ramachandran free energy.
+    if (const auto pair = ramachandran_dihedrals(*target.topology())) {
+      RowMatrix d(in.samples->rows(), 2);
+      d.col(0) = dihedral_series(*in.samples, pair->first);
+      d.col(1) = dihedral_series(*in.samples, pair->second);
+      in.dihedrals = d;
+    }
+  }
+  in.exact_log_z = target.log_z();
+}
+
+/// The input from plain arrays (--log-weights, --samples, --potential, --log-q).
+IwDiagInput arrays_input(const Options& o) {
+  IwDiagInput in;
+  std::vector<std::string> parts;
+  if (!o.log_weights.empty()) {
+    in.log_weights = read_npy_vector(o.log_weights);
+    parts.push_back("log-weights " + o.log_weights.string());
+  }
+  if (!o.samples.empty()) {
+    in.samples = read_npy_matrix(o.samples);
+    if (in.samples->rows() == 0) throw DomainError(o.samples.string() + ": empty array (no samples)");
+    parts.push_back("samples " + o.samples.string());
+  }
+  if (!o.potential.empty()) {
+    evaluate_potential(o.potential, o.samples, in);
+    parts.push_back("potential " + o.potential.string());
+  }
+  if (!o.log_q.empty()) {
+    in.log_q = read_npy_vector(o.log_q);
+    parts.push_back("log q " + o.log_q.string());
+  }
+  std::string d;
+  for (const auto& part : parts) d += (d.empty() ? "" : ", ") + part;
+  in.description = d;
+  return in;
+}
+
+/// The input of the analysis: a run directory or plain arrays, plus --chains,
+/// --reference and the --interacting/--independent override.
+IwDiagInput gather_input(const Options& o) {
+  IwDiagInput in = o.run.empty() ? arrays_input(o) : load_run_directory(o.run);
   if (!o.chains.empty()) {
     in.chains = read_chains_npy(o.chains);
     in.chains_source = o.chains.string();
@@ -155,22 +164,35 @@ int run(const Options& o) {
     in.reference_dihedrals = read_reference_dihedrals(o.reference, "iw-diag: --reference");
     in.reference_source = o.reference.string();
   }
-  if (o.interacting) in.interacting = true;
-  if (o.independent) in.interacting = false;
+  if (o.interacting || o.independent) {
+    in.interacting = o.interacting;
+    in.interacting_inferred_from_flow.clear();  // the user said so
+  }
+  return in;
+}
 
-  nlohmann::json summary;
+int run(const Options& o) {
+  validate(o);
+  if (o.threads > 0) set_num_threads(o.threads);
+  IwDiagOptions analysis = o.analysis;
+  analysis.fes_columns = parse_columns(o.fes_columns);
+  analysis.plots = !o.no_plots;
+  analysis.validate();
+  const IwDiagInput in = gather_input(o);
+  IwDiagReport report;
   if (!o.out.empty()) {
     RunDirectory out(o.out);
-    summary = iw_diagnose(in, analysis, &out);
+    report = iw_diagnose(in, analysis, &out);
     out.commit();
   } else {
-    summary = iw_diagnose(in, analysis, nullptr);
+    report = iw_diagnose(in, analysis, nullptr);
   }
   if (o.print_json) {
+    nlohmann::json summary = report.to_json();
     sanitize_non_finite(summary);
     std::cout << summary.dump(2) << "\n";
   } else {
-    std::cout << format_report(summary);
+    std::cout << format_report(report);
     if (!o.out.empty()) std::cout << "\nWrote " << o.out.string() << "/summary.json\n";
   }
   return 0;

@@ -78,6 +78,16 @@ check_json "$S" "abs(s['log_z']['z_score']) < 4 and s['log_z']['stderr'] > 0"
 check_json "$S" "len(s['rhat']) == 2 and len(s['ess_bulk']) == 2 and len(s['ess_tail']) == 2"
 check_json "$S" "all(r < 1.05 for r in s['rhat'])"
 check_json "$S" "s['chains']['independent_chains'] is False and any('interacting' in n for n in s['chains']['notes'])"
+# Its summary.json predates the "interacting" flag: the flag is guessed from the flow name, and said so.
+check_json "$S" "any(\"inferred from the flow name 'svgd'\" in n for n in s['chains']['notes'])"
+grep -q "inferred from the flow name" "$T/table1" || fail "table lacks the note on the inferred interacting flag"
+# With the flag, the flag decides (here against the flow name) and nothing is inferred.
+cp -r "$T/gauss_run" "$T/gauss_flag"
+$PY -c "
+import json,sys; p=sys.argv[1]; s=json.load(open(p)); s['interacting']=False; json.dump(s, open(p,'w'))" \
+  "$T/gauss_flag/summary.json" || fail "writing the interacting flag"
+"$BIN" --run "$T/gauss_flag" --json --no-plots > "$T/jflag" 2> "$T/eflag" || { cat "$T/eflag"; fail "iw-diag --run gauss_flag"; }
+check_json "$T/jflag" "s['chains']['independent_chains'] is True and not any('inferred' in n for n in s['chains']['notes'] + s['notes'])"
 check_json "$S" "s['free_energy']['x_axis']['bins'] == 50"
 if command -v gnuplot > /dev/null; then
   for p in weight_distribution.png ess_curve.png free_energy.png; do

@@ -34,6 +34,21 @@ if command -v gnuplot > /dev/null; then [ -s "$T/wgf_diag/free_energy.png" ] || 
   --thin 4 --threads 2 -q > /dev/null 2> "$T/e5" || { cat "$T/e5"; fail "wgf-relax svgd"; }
 "$BIN/iw-diag" --run "$T/svgd" --json > "$T/j5" 2> "$T/e6" || { cat "$T/e6"; fail "iw-diag --run svgd"; }
 check_json "$T/j5" "s['chains']['independent_chains'] is False and 'interacting' in s['chains']['notes'][0]"
+# wgf-relax writes the flow's "interacting" flag; iw-diag reads it and infers nothing.
+check_json "$T/svgd/summary.json" "s['interacting'] is True"
+check_json "$T/j5" "not any('inferred' in n for n in s['chains']['notes'])"
+check_json "$T/wgf/summary.json" "s['interacting'] is False"
+check_json "$T/wgf_diag/summary.json" "not any('inferred' in n for n in s['chains']['notes'])"
+# A run directory written before the flag existed: the flag is guessed from the flow name and noted.
+cp -r "$T/svgd" "$T/svgd_old"
+$PY -c "
+import json,sys; p=sys.argv[1]; s=json.load(open(p)); del s['interacting']; json.dump(s, open(p,'w'))" \
+  "$T/svgd_old/summary.json" || fail "removing the interacting flag"
+"$BIN/iw-diag" --run "$T/svgd_old" --json > "$T/j7" 2> "$T/e7" || { cat "$T/e7"; fail "iw-diag --run svgd_old"; }
+check_json "$T/j7" "s['chains']['independent_chains'] is False and any(\"inferred from the flow name 'svgd'\" in n for n in s['chains']['notes'])"
+# --independent overrides the guess, and then nothing is said to be inferred.
+"$BIN/iw-diag" --run "$T/svgd_old" --independent --json > "$T/j8" 2> /dev/null || fail "iw-diag --independent (old run)"
+check_json "$T/j8" "s['chains']['independent_chains'] is True and not any('inferred' in n for n in s['chains']['notes'])"
 "$BIN/iw-diag" --run "$T/svgd" --independent --json > "$T/j6" 2> /dev/null || fail "iw-diag --independent"
 check_json "$T/j6" "s['chains']['independent_chains'] is True"
 

@@ -87,7 +87,7 @@ nlohmann::json generator_importance_report(const Eigen::VectorXd& log_weights, s
     return {{"samples", log_weights.size()},
             {"ess_fraction", 0.0},
             {"note", "no finite log-weight (every sample has zero weight)"}};
-  return importance_report(log_weights, non_finite_energies, opts);
+  return importance_report(log_weights, non_finite_energies, opts).to_json();
 }
 
 namespace {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <sstream>
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/io/config.hpp"
@@ -19,10 +20,15 @@ constexpr double kPi = 3.14159265358979323846;
 /// frames.npy larger than this many values is not loaded for chain diagnostics.
 constexpr std::size_t kMaxFrameValues = 50'000'000;
 
+/// Contract keys of the importance-weight section mirrored at the top of summary.json.
 const char* kWeightKeys[] = {"kish_ess", "ess_fraction", "kish_ess_clipped", "ess_fraction_clipped",
                              "max_weight_share", "psis_khat", "psis_reliable", "psis_diagnosis"};
+/// Contract keys of the chains section mirrored at the top of summary.json.
+const char* kChainKeys[] = {"rhat", "ess_bulk", "ess_tail"};
 
-bool is_interacting_flow(const std::string& flow) {
+/// Guess for run directories written before summary.json carried "interacting":
+/// the particle flows whose particles interact have one of these in their name.
+bool guess_interacting_from_flow_name(const std::string& flow) {
   std::string f = flow;
   std::transform(f.begin(), f.end(), f.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   for (const char* key : {"svgd", "blob", "mmd", "stein", "interact", "kde"}) {
@@ -34,6 +40,16 @@ bool is_interacting_flow(const std::string& flow) {
 void put_missing(nlohmann::json& s, const std::string& key, const std::string& reason) {
   s[key] = nullptr;
   s[key + "_reason"] = reason;
+}
+
+/// Copies `keys` (and their "_reason" where present) from a section to the top level.
+template <std::size_t N>
+void mirror_keys(nlohmann::json& s, const nlohmann::json& section, const char* const (&keys)[N]) {
+  for (const char* key : keys) {
+    s[key] = section[key];
+    const std::string reason = std::string(key) + "_reason";
+    if (section.contains(reason)) s[reason] = section[reason];
+  }
 }
 
 /// Range of column values with positive weight, padded so the maxima fall inside.
@@ -49,11 +65,6 @@ std::pair<double, double> data_range(const Eigen::VectorXd& v, const Eigen::Vect
   const double pad = std::max(1e-9, 1e-6 * (hi - lo));
   if (hi - lo < 1e-12) return {lo - 0.5, hi + 0.5};
   return {lo - pad, hi + pad};
-}
-
-void record_plot(nlohmann::json& plots, nlohmann::json& notes, const std::string& name, const PlotResult& r) {
-  plots[name] = r.ok ? "ok" : r.note;
-  if (!r.ok) notes.push_back(r.note);
 }
 
 /// Angles centred on their circular mean and wrapped to (−π, π], so the cut lies
@@ -172,73 +183,126 @@ ChainArray read_chains_npy(const fs::path& path) {
   return c;
 }
 
+namespace {
+
+/// frames.npy (frames × particles × dim) as chains: particle i is chain i, frame t
+/// its draw t, coordinates the parameters.
+ChainArray frames_as_chains(const NpyArray& f) {
+  ChainArray c;
+  c.chains = f.shape[1];
+  c.draws = f.shape[0];
+  c.params = f.shape[2];
+  c.data.resize(f.size());
+  for (std::size_t t = 0; t < c.draws; ++t) {
+    for (std::size_t i = 0; i < c.chains; ++i) {
+      for (std::size_t k = 0; k < c.params; ++k) {
+        c.data[(i * c.draws + t) * c.params + k] = f.data[(t * c.chains + i) * c.params + k];
+      }
+    }
+  }
+  return c;
+}
+
+/// chains.npy, else frames.npy (skipped with a note when too large).
+void load_chains(const fs::path& dir, IwDiagInput& in) {
+  std::error_code ec;
+  if (fs::exists(dir / "chains.npy", ec)) {
+    in.chains = read_chains_npy(dir / "chains.npy");
+    in.chains_source = "chains.npy";
+    return;
+  }
+  if (!fs::exists(dir / "frames.npy", ec)) return;
+  NpyArray f = read_npy(dir / "frames.npy");
+  if (f.shape.size() != 3) {
+    throw DomainError((dir / "frames.npy").string() + ": expected (frames, particles, dim), got shape " +
+                      shape_string(f.shape));
+  }
+  if (f.size() > kMaxFrameValues) {
+    in.notes.push_back("frames.npy has " + std::to_string(f.size()) + " values: too large, chain diagnostics skipped");
+  } else if (f.size() > 0) {
+    in.chains = frames_as_chains(f);
+    in.chains_source = "frames.npy (particles as chains, frames as draws)";
+  }
+}
+
+/// The string at `key` of object `j`, or "" when absent or not a string.
+std::string string_or_empty(const nlohmann::json& j, const char* key) {
+  return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+}
+
+SourceRun source_run_of(const nlohmann::json& s) {
+  SourceRun r;
+  if (s.contains("potential") && s["potential"].is_object()) {
+    const auto& p = s["potential"];
+    r.potential = p.contains("name") && p["name"].is_string() ? p["name"].get<std::string>() : string_or_empty(p, "path");
+  } else {
+    r.potential = string_or_empty(s, "potential");
+  }
+  r.tool = string_or_empty(s, "tool");
+  return r;
+}
+
+/// kT and the exact log Z: under potential (log_z) and potential.target
+/// (run_outputs), or under target (md-reference).
+void read_target(const nlohmann::json& s, IwDiagInput& in) {
+  const nlohmann::json* target = nullptr;
+  if (s.contains("potential") && s["potential"].is_object()) {
+    const auto& p = s["potential"];
+    if (p.contains("log_z") && p["log_z"].is_number()) in.exact_log_z = p["log_z"].get<double>();
+    if (p.contains("target") && p["target"].is_object()) target = &p["target"];
+  }
+  if (!target && s.contains("target") && s["target"].is_object()) target = &s["target"];
+  if (!target) return;
+  for (const char* key : {"kT_kJ_per_mol", "kt_kj_mol"}) {
+    if (target->contains(key) && (*target)[key].is_number()) {
+      in.kt_kj_mol = (*target)[key].get<double>();
+      break;
+    }
+  }
+  if (!in.exact_log_z && target->contains("log_z") && (*target)["log_z"].is_number()) {
+    in.exact_log_z = (*target)["log_z"].get<double>();
+  }
+}
+
+/// Whether the run's particles interact: the top-level "interacting" flag, else (runs
+/// written before it existed) a guess from options.flow, remembered so that the
+/// report can say so.
+void read_interacting(const nlohmann::json& s, const fs::path& file, IwDiagInput& in) {
+  const std::string flow = s.contains("options") && s["options"].is_object() ? string_or_empty(s["options"], "flow") : "";
+  if (s.contains("interacting")) {
+    if (!s["interacting"].is_boolean()) {
+      throw DomainError(file.string() + ": \"interacting\" is " + s["interacting"].dump() + ", but must be true or false");
+    }
+    in.interacting = s["interacting"].get<bool>();
+  } else if (!flow.empty()) {
+    in.interacting = guess_interacting_from_flow_name(flow);
+    in.interacting_inferred_from_flow = flow;
+  }
+  if (in.interacting) {
+    in.notes.push_back(flow.empty() ? std::string("the run's particles interact") : "flow '" + flow + "' moves interacting particles");
+  }
+}
+
+}  // namespace
+
 IwDiagInput load_run_directory(const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw IoError(dir.string() + ": not a directory (--run expects a run directory)");
   IwDiagInput in;
   in.description = "run directory " + dir.string();
   auto has = [&](const char* name) { return fs::exists(dir / name, ec); };
-  if (has("summary.json")) in.run_summary = read_json_file(dir / "summary.json");
+  nlohmann::json summary;
+  if (has("summary.json")) summary = read_json_file(dir / "summary.json");
   if (has("log_weights.npy")) in.log_weights = read_npy_vector(dir / "log_weights.npy");
   if (has("log_q.npy")) in.log_q = read_npy_vector(dir / "log_q.npy");
   if (has("reduced_energies.npy")) in.reduced_energies = read_npy_vector(dir / "reduced_energies.npy");
   if (has("samples.npy")) in.samples = read_npy_matrix(dir / "samples.npy");
   if (has("dihedrals.npy")) in.dihedrals = read_npy_matrix(dir / "dihedrals.npy", 2);
-  if (has("chains.npy")) {
-    in.chains = read_chains_npy(dir / "chains.npy");
-    in.chains_source = "chains.npy";
-  } else if (has("frames.npy")) {
-    NpyArray f = read_npy(dir / "frames.npy");
-    if (f.shape.size() != 3) {
-      throw DomainError((dir / "frames.npy").string() + ": expected (frames, particles, dim), got shape " +
-                        shape_string(f.shape));
-    }
-    if (f.size() > kMaxFrameValues) {
-      in.notes.push_back("frames.npy has " + std::to_string(f.size()) + " values: too large, chain diagnostics skipped");
-    } else if (f.size() > 0) {
-      ChainArray c;
-      c.chains = f.shape[1];
-      c.draws = f.shape[0];
-      c.params = f.shape[2];
-      c.data.resize(f.size());
-      for (std::size_t t = 0; t < c.draws; ++t) {
-        for (std::size_t i = 0; i < c.chains; ++i) {
-          for (std::size_t k = 0; k < c.params; ++k) {
-            c.data[(i * c.draws + t) * c.params + k] = f.data[(t * c.chains + i) * c.params + k];
-          }
-        }
-      }
-      in.chains = std::move(c);
-      in.chains_source = "frames.npy (particles as chains, frames as draws)";
-    }
-  }
-  const nlohmann::json& s = in.run_summary;
-  if (s.is_object()) {
-    // The target description sits under potential.target (run_outputs) or target (md-reference).
-    const nlohmann::json* target = nullptr;
-    if (s.contains("potential") && s["potential"].is_object()) {
-      const auto& p = s["potential"];
-      if (p.contains("log_z") && p["log_z"].is_number()) in.exact_log_z = p["log_z"].get<double>();
-      if (p.contains("target") && p["target"].is_object()) target = &p["target"];
-    }
-    if (!target && s.contains("target") && s["target"].is_object()) target = &s["target"];
-    if (target) {
-      for (const char* key : {"kT_kJ_per_mol", "kt_kj_mol"}) {
-        if (target->contains(key) && (*target)[key].is_number()) {
-          in.kt_kj_mol = (*target)[key].get<double>();
-          break;
-        }
-      }
-      if (!in.exact_log_z && target->contains("log_z") && (*target)["log_z"].is_number()) {
-        in.exact_log_z = (*target)["log_z"].get<double>();
-      }
-    }
-    if (s.contains("options") && s["options"].is_object() && s["options"].contains("flow") &&
-        s["options"]["flow"].is_string()) {
-      const std::string flow = s["options"]["flow"].get<std::string>();
-      in.interacting = is_interacting_flow(flow);
-      if (in.interacting) in.notes.push_back("flow '" + flow + "' moves interacting particles");
-    }
+  load_chains(dir, in);
+  if (summary.is_object()) {
+    in.source_run = source_run_of(summary);
+    read_target(summary, in);
+    read_interacting(summary, dir / "summary.json", in);
   }
   if (!in.chains && has("replica.npy") && in.reduced_energies) {
     in.chains = replica_chains(read_npy_vector(dir / "replica.npy"), *in.reduced_energies,
@@ -255,213 +319,305 @@ IwDiagInput load_run_directory(const fs::path& dir) {
   return in;
 }
 
-nlohmann::json iw_diagnose(const IwDiagInput& in, const IwDiagOptions& options, const RunDirectory* out) {
-  options.validate();
-  nlohmann::json s = nlohmann::json::object();
-  nlohmann::json notes = nlohmann::json::array();
-  for (const auto& n : in.notes) notes.push_back(n);
-  nlohmann::json plots = nlohmann::json::object();
-  s["tool"] = "iw-diag";
-  s["input"] = in.description;
-  if (in.run_summary.is_object()) {
-    const nlohmann::json& rs = in.run_summary;
-    std::string potential;
-    if (rs.contains("potential") && rs["potential"].is_object()) {
-      const auto& p = rs["potential"];
-      potential = p.contains("name") && p["name"].is_string() ? p["name"].get<std::string>()
-                                                              : (p.contains("path") && p["path"].is_string() ? p["path"].get<std::string>() : "");
-    } else if (rs.contains("potential") && rs["potential"].is_string()) {
-      potential = rs["potential"].get<std::string>();
-    }
-    const std::string tool = rs.contains("tool") && rs["tool"].is_string() ? rs["tool"].get<std::string>() : "";
-    s["source_run"] = {{"tool", tool}, {"potential", potential}};
-  }
+nlohmann::json FreeEnergySection::to_json() const {
+  nlohmann::json j = std::visit([](const auto& f) { return boltzlab::to_json(f); }, result);
+  if (!kind.empty()) j["kind"] = kind;
+  return j;
+}
 
-  // ---- importance weights
-  std::optional<Eigen::VectorXd> lw;
-  std::size_t non_finite = 0;
-  if (in.log_weights) {
-    validate_log_weights(*in.log_weights, "log-weights");
-    lw = *in.log_weights;
-    if (in.reduced_energies && in.reduced_energies->size() != lw->size()) {
-      throw DomainError("iw-diag: " + std::to_string(lw->size()) + " log-weights but " +
-                        std::to_string(in.reduced_energies->size()) + " reduced energies (lengths must match)");
-    }
-    if (in.reduced_energies) {
-      for (Eigen::Index i = 0; i < in.reduced_energies->size(); ++i) non_finite += !std::isfinite((*in.reduced_energies)[i]);
-    }
-  } else if (in.reduced_energies && in.log_q) {
-    lw = log_importance_weights(*in.reduced_energies, *in.log_q, &non_finite);
-    validate_log_weights(*lw, "log-weights (−u − log q)");
-  }
-  const std::size_t n_samples = lw ? static_cast<std::size_t>(lw->size()) : 0;
-  for (const auto* m : {in.samples ? &*in.samples : nullptr, in.dihedrals ? &*in.dihedrals : nullptr}) {
-    if (m && lw && static_cast<std::size_t>(m->rows()) != n_samples) {
-      throw DomainError("iw-diag: " + std::to_string(m->rows()) + " samples but " + std::to_string(n_samples) +
-                        " log-weights (lengths must match)");
-    }
-  }
-  if (lw) {
-    ImportanceReportOptions ro;
-    ro.r_eff = options.r_eff;
-    ro.clip_fraction = options.clip_fraction;
-    ro.level = options.level;
-    ro.kt_kj_mol = in.kt_kj_mol;
-    ro.exact_log_z = in.exact_log_z;
-    nlohmann::json w = importance_report(*lw, non_finite, ro);
-    for (const char* key : kWeightKeys) {
-      s[key] = w[key];
-      if (w.contains(std::string(key) + "_reason")) s[std::string(key) + "_reason"] = w[std::string(key) + "_reason"];
-    }
+nlohmann::json IwDiagReport::to_json() const {
+  nlohmann::json s = nlohmann::json::object();
+  s["tool"] = "iw-diag";
+  s["input"] = input;
+  if (source_run) s["source_run"] = {{"tool", source_run->tool}, {"potential", source_run->potential}};
+  if (weights) {
+    const nlohmann::json w = weights->to_json();
+    mirror_keys(s, w, kWeightKeys);
     s["log_z"] = {{"estimate", w["log_z"]["estimate"]}, {"stderr", w["log_z"]["stderr"]}};
     for (const char* key : {"estimate_reason", "stderr_reason", "ci_low", "ci_high", "level", "free_energy_kj_mol",
                             "stderr_kj_mol", "exact", "z_score"}) {
       if (w["log_z"].contains(key)) s["log_z"][key] = w["log_z"][key];
     }
     s["weights"] = w;
-    if (out) {
-      PsisOptions po;
-      po.r_eff = options.r_eff;
-      const PsisResult p = pareto_smoothed_importance_sampling(*lw, po);
-      out->write_array("psis_log_weights.npy", p.smoothed_log_weights);
-      if (options.plots) {
-        record_plot(plots, notes, "weight_distribution.png",
-                    plot_weight_distribution(*lw, p, out->path("weight_distribution.png")));
-        record_plot(plots, notes, "ess_curve.png", plot_ess_curve(kish_ess_curve(*lw), out->path("ess_curve.png")));
-      }
-    }
   } else {
-    const std::string why = in.reduced_energies
+    for (const char* key : kWeightKeys) put_missing(s, key, weights_reason);
+    s["log_z"] = {{"estimate", nullptr}, {"estimate_reason", weights_reason}, {"stderr", nullptr},
+                  {"stderr_reason", weights_reason}};
+    s["weights_reason"] = weights_reason;
+  }
+  if (chains) {
+    const nlohmann::json c = chains->to_json();
+    mirror_keys(s, c, kChainKeys);
+    s["chains"] = c;
+  } else {
+    s["chains_reason"] = chains_reason;
+    for (const char* key : kChainKeys) put_missing(s, key, chains_reason);
+  }
+  if (free_energy) s["free_energy"] = free_energy->to_json();
+  if (ramachandran) {
+    nlohmann::json r = {{"reference", reference_source}};
+    r.update(ramachandran->to_json());
+    s["ramachandran_vs_reference"] = r;
+  }
+  if (free_energy_difference) s["free_energy_difference"] = boltzlab::to_json(*free_energy_difference, kt_kj_mol);
+  s["plots"] = nlohmann::json(plots);
+  s["notes"] = notes;
+  return s;
+}
+
+std::string format_report(const IwDiagReport& r) {
+  std::ostringstream o;
+  o << "iw-diag: " << r.input << "\n";
+  if (r.weights) {
+    o << format_importance_report(*r.weights);
+  } else {
+    o << "\nImportance weights: n/a (" << r.weights_reason << ")\n";
+  }
+  if (r.chains) {
+    o << format_chains_report(*r.chains);
+  } else {
+    o << "\nChains: n/a (" << r.chains_reason << ")\n";
+  }
+  if (r.free_energy_difference) o << format_free_energy_difference(*r.free_energy_difference, r.kt_kj_mol);
+  if (r.ramachandran) o << format_ramachandran_comparison(*r.ramachandran, r.reference_source);
+  if (!r.plots.empty()) {
+    o << "\nPlots:";
+    for (const auto& [name, status] : r.plots) {
+      if (status == "ok") o << " " << name;
+    }
+    o << "\n";
+  }
+  for (const auto& n : r.notes) o << "note: " << n << "\n";
+  return o.str();
+}
+
+namespace {
+
+/// Log-weights of the input and the count of non-finite energies.
+struct InputWeights {
+  std::optional<Eigen::VectorXd> log_weights;
+  std::size_t non_finite = 0;
+};
+
+/// The log-weights (given, or −u − log q), checked against the lengths of the
+/// energies, samples and dihedrals. \throws DomainError naming the mismatch.
+InputWeights input_weights(const IwDiagInput& in) {
+  InputWeights w;
+  if (in.log_weights) {
+    validate_log_weights(*in.log_weights, "log-weights");
+    w.log_weights = *in.log_weights;
+    if (in.reduced_energies && in.reduced_energies->size() != w.log_weights->size()) {
+      throw DomainError("iw-diag: " + std::to_string(w.log_weights->size()) + " log-weights but " +
+                        std::to_string(in.reduced_energies->size()) + " reduced energies (lengths must match)");
+    }
+    if (in.reduced_energies) {
+      for (Eigen::Index i = 0; i < in.reduced_energies->size(); ++i) w.non_finite += !std::isfinite((*in.reduced_energies)[i]);
+    }
+  } else if (in.reduced_energies && in.log_q) {
+    w.log_weights = log_importance_weights(*in.reduced_energies, *in.log_q, &w.non_finite);
+    validate_log_weights(*w.log_weights, "log-weights (−u − log q)");
+  }
+  const std::size_t n_samples = w.log_weights ? static_cast<std::size_t>(w.log_weights->size()) : 0;
+  for (const auto* m : {in.samples ? &*in.samples : nullptr, in.dihedrals ? &*in.dihedrals : nullptr}) {
+    if (m && w.log_weights && static_cast<std::size_t>(m->rows()) != n_samples) {
+      throw DomainError("iw-diag: " + std::to_string(m->rows()) + " samples but " + std::to_string(n_samples) +
+                        " log-weights (lengths must match)");
+    }
+  }
+  return w;
+}
+
+void record_plot(IwDiagReport& report, const std::string& name, const PlotResult& r) {
+  report.plots[name] = r.ok ? "ok" : r.note;
+  if (!r.ok) report.notes.push_back(r.note);
+}
+
+/// The importance-weight section; writes psis_log_weights.npy and the weight plots.
+void weights_section(const IwDiagInput& in, const InputWeights& w, const IwDiagOptions& options,
+                     const RunDirectory* out, IwDiagReport& report) {
+  if (!w.log_weights) {
+    report.weights_reason = in.reduced_energies
                                 ? "no proposal log-densities (log_q.npy) or log_weights.npy: the samples carry no "
                                   "importance weights (MCMC/particle samples are equally weighted)"
                                 : "no importance weights given (--log-weights, --run with log_q.npy or "
                                   "log_weights.npy, or --samples/--log-q/--potential)";
-    for (const char* key : kWeightKeys) put_missing(s, key, why);
-    s["log_z"] = {{"estimate", nullptr}, {"estimate_reason", why}, {"stderr", nullptr}, {"stderr_reason", why}};
-    s["weights_reason"] = why;
+    return;
   }
-
-  // ---- chains
-  if (in.chains) {
-    ChainArray c = *in.chains;
-    c.validate();
-    std::vector<std::string> names = in.chain_names;
-    if (c.params > options.max_chain_params) {
-      notes.push_back("chains have " + std::to_string(c.params) + " parameters: diagnosing the first " +
-                      std::to_string(options.max_chain_params));
-      ChainArray cut;
-      cut.chains = c.chains;
-      cut.draws = c.draws;
-      cut.params = options.max_chain_params;
-      cut.data.resize(cut.chains * cut.draws * cut.params);
-      for (std::size_t r = 0; r < c.chains * c.draws; ++r) {
-        for (std::size_t k = 0; k < cut.params; ++k) cut.data[r * cut.params + k] = c.data[r * c.params + k];
-      }
-      c = std::move(cut);
-    }
-    nlohmann::json cr = chains_report(c, names, in.interacting);
-    cr["source"] = in.chains_source;
-    for (const char* key : {"rhat", "ess_bulk", "ess_tail"}) {
-      s[key] = cr[key];
-      if (cr.contains(std::string(key) + "_reason")) s[std::string(key) + "_reason"] = cr[std::string(key) + "_reason"];
-    }
-    s["chains"] = cr;
-  } else {
-    const std::string why = "no chains given (--chains, or chains.npy / frames.npy in the run directory)";
-    s["chains_reason"] = why;
-    for (const char* key : {"rhat", "ess_bulk", "ess_tail"}) put_missing(s, key, why);
+  const Eigen::VectorXd& lw = *w.log_weights;
+  ImportanceReportOptions ro;
+  ro.r_eff = options.r_eff;
+  ro.clip_fraction = options.clip_fraction;
+  ro.level = options.level;
+  ro.kt_kj_mol = in.kt_kj_mol;
+  ro.exact_log_z = in.exact_log_z;
+  report.weights = importance_report(lw, w.non_finite, ro);
+  if (!out) return;
+  const PsisResult& p = report.weights->psis;
+  out->write_array("psis_log_weights.npy", p.smoothed_log_weights);
+  if (options.plots) {
+    record_plot(report, "weight_distribution.png", plot_weight_distribution(lw, p, out->path("weight_distribution.png")));
+    record_plot(report, "ess_curve.png", plot_ess_curve(kish_ess_curve(lw), out->path("ess_curve.png")));
   }
+}
 
-  // ---- free energies
-  const Eigen::VectorXd fes_lw = lw ? *lw : Eigen::VectorXd();
+/// The first `params` parameters of `c`.
+ChainArray first_parameters(const ChainArray& c, std::size_t params) {
+  ChainArray cut;
+  cut.chains = c.chains;
+  cut.draws = c.draws;
+  cut.params = params;
+  cut.data.resize(cut.chains * cut.draws * cut.params);
+  for (std::size_t r = 0; r < c.chains * c.draws; ++r) {
+    for (std::size_t k = 0; k < cut.params; ++k) cut.data[r * cut.params + k] = c.data[r * c.params + k];
+  }
+  return cut;
+}
+
+/// The chains section (at most options.max_chain_params parameters).
+void chains_section(const IwDiagInput& in, const IwDiagOptions& options, IwDiagReport& report) {
+  if (!in.chains) {
+    report.chains_reason = "no chains given (--chains, or chains.npy / frames.npy in the run directory)";
+    return;
+  }
+  ChainArray c = *in.chains;
+  c.validate();
+  if (c.params > options.max_chain_params) {
+    report.notes.push_back("chains have " + std::to_string(c.params) + " parameters: diagnosing the first " +
+                           std::to_string(options.max_chain_params));
+    c = first_parameters(c, options.max_chain_params);
+  }
+  report.chains = chains_report(c, in.chain_names, in.interacting);
+  report.chains->source = in.chains_source;
+  if (!in.interacting_inferred_from_flow.empty()) {
+    report.chains->notes.push_back(std::string("interacting = ") + (in.interacting ? "true" : "false") +
+                                   " was inferred from the flow name '" + in.interacting_inferred_from_flow +
+                                   "': the run's summary.json has no \"interacting\" flag (written before it existed)");
+  }
+}
+
+/// Writes free_energy.npy and free_energy_stderr.npy of `f` and, with plots on, the
+/// plot `png` drawn by `plot(path)`.
+template <class Surface, class Plot>
+void write_free_energy(const Surface& f, const std::string& png, const IwDiagOptions& options,
+                       const RunDirectory* out, IwDiagReport& report, Plot plot) {
+  if (!out) return;
+  out->write_array("free_energy.npy", f.free_energy);
+  out->write_array("free_energy_stderr.npy", f.free_energy_stderr);
+  if (options.plots) record_plot(report, png, plot(out->path(png)));
+}
+
+/// Coordinates the regions of a free-energy difference are evaluated on.
+struct RegionCoordinates {
   const RowMatrix* coords = nullptr;
   std::vector<std::string> names;
+};
+
+/// The reweighted Ramachandran surface of the dihedrals (periodic φ/ψ axes).
+void ramachandran_surface(const RowMatrix& d, const Eigen::VectorXd& lw, const IwDiagOptions& options,
+                          const RunDirectory* out, IwDiagReport& report) {
+  const bool weighted = lw.size() > 0;
+  const std::size_t bins = options.bins ? options.bins : 64;
+  const HistogramAxis ax{"phi", -kPi, kPi, bins, true}, ay{"psi", -kPi, kPi, bins, true};
+  const FreeEnergy2D f = free_energy_2d(d.col(0), d.col(1), lw, ax, ay);
+  report.free_energy = FreeEnergySection{f, weighted ? "Ramachandran, reweighted to the target"
+                                                     : "Ramachandran, unweighted samples"};
+  write_free_energy(f, "ramachandran_free_energy.png", options, out, report, [&](const fs::path& png) {
+    return plot_free_energy_2d(f, weighted ? "Ramachandran free energy (reweighted), kT" : "Ramachandran free energy, kT",
+                               png);
+  });
+}
+
+/// The reweighted surface of two sample columns (options.fes_columns), or the
+/// profile of one-dimensional samples.
+void samples_surface(const RowMatrix& x, const std::vector<std::string>& names, const Eigen::VectorXd& lw,
+                     const IwDiagOptions& options, const RunDirectory* out, IwDiagReport& report) {
+  const bool weighted = lw.size() > 0;
+  const std::string prefix = weighted ? "reweighted " : "";
+  const std::size_t bins = options.bins ? options.bins : 50;
+  if (x.cols() < 2) {
+    const auto r = data_range(x.col(0), lw);
+    const HistogramAxis ax{"x0", r.first, r.second, bins, false};
+    const FreeEnergy1D f = free_energy_1d(x.col(0), lw, ax);
+    report.free_energy = FreeEnergySection{f, ""};
+    write_free_energy(f, "free_energy.png", options, out, report, [&](const fs::path& png) {
+      return plot_free_energy_1d(f, prefix + "free energy, kT", png);
+    });
+    return;
+  }
+  const auto cx = static_cast<Eigen::Index>(options.fes_columns[0]), cy = static_cast<Eigen::Index>(options.fes_columns[1]);
+  if (cx >= x.cols() || cy >= x.cols()) {
+    throw DomainError("iw-diag: --fes-columns " + std::to_string(cx) + "," + std::to_string(cy) + " out of range for " +
+                      std::to_string(x.cols()) + "-dimensional samples");
+  }
+  const auto rx = data_range(x.col(cx), lw), ry = data_range(x.col(cy), lw);
+  const HistogramAxis ax{names[static_cast<std::size_t>(cx)], rx.first, rx.second, bins, false};
+  const HistogramAxis ay{names[static_cast<std::size_t>(cy)], ry.first, ry.second, bins, false};
+  const FreeEnergy2D f = free_energy_2d(x.col(cx), x.col(cy), lw, ax, ay);
+  report.free_energy = FreeEnergySection{f, weighted ? "2-D marginal, reweighted to the target"
+                                                     : "2-D marginal, unweighted samples"};
+  write_free_energy(f, "free_energy.png", options, out, report, [&](const fs::path& png) {
+    return plot_free_energy_2d(f, prefix + "free energy of (" + ax.name + ", " + ay.name + "), kT", png);
+  });
+}
+
+/// The free-energy section: Ramachandran surface of the dihedrals, else the surface
+/// of the samples. Returns the coordinates for region free-energy differences.
+RegionCoordinates free_energy_section(const IwDiagInput& in, const Eigen::VectorXd& lw, const IwDiagOptions& options,
+                                      const RunDirectory* out, IwDiagReport& report) {
+  RegionCoordinates rc;
   if (in.dihedrals) {
-    const RowMatrix& d = *in.dihedrals;
-    coords = &d;
-    names = {"phi", "psi"};
-    const std::size_t bins = options.bins ? options.bins : 64;
-    const HistogramAxis ax{"phi", -kPi, kPi, bins, true}, ay{"psi", -kPi, kPi, bins, true};
-    const FreeEnergy2D f = free_energy_2d(d.col(0), d.col(1), fes_lw, ax, ay);
-    s["free_energy"] = to_json(f);
-    s["free_energy"]["kind"] = lw ? "Ramachandran, reweighted to the target" : "Ramachandran, unweighted samples";
-    if (out) {
-      out->write_array("free_energy.npy", f.free_energy);
-      out->write_array("free_energy_stderr.npy", f.free_energy_stderr);
-      if (options.plots) {
-        record_plot(plots, notes, "ramachandran_free_energy.png",
-                    plot_free_energy_2d(f, lw ? "Ramachandran free energy (reweighted), kT" : "Ramachandran free energy, kT",
-                                        out->path("ramachandran_free_energy.png")));
-      }
-    }
+    rc.coords = &*in.dihedrals;
+    rc.names = {"phi", "psi"};
+    ramachandran_surface(*in.dihedrals, lw, options, out, report);
   } else if (in.samples && in.samples->rows() > 0) {
     const RowMatrix& x = *in.samples;
-    coords = &x;
-    for (Eigen::Index k = 0; k < x.cols(); ++k) names.push_back("x" + std::to_string(k));
-    const std::size_t bins = options.bins ? options.bins : 50;
-    if (x.cols() >= 2) {
-      const auto cx = static_cast<Eigen::Index>(options.fes_columns[0]), cy = static_cast<Eigen::Index>(options.fes_columns[1]);
-      if (cx >= x.cols() || cy >= x.cols()) {
-        throw DomainError("iw-diag: --fes-columns " + std::to_string(cx) + "," + std::to_string(cy) + " out of range for " +
-                          std::to_string(x.cols()) + "-dimensional samples");
-      }
-      const auto rx = data_range(x.col(cx), fes_lw), ry = data_range(x.col(cy), fes_lw);
-      const HistogramAxis ax{names[static_cast<std::size_t>(cx)], rx.first, rx.second, bins, false};
-      const HistogramAxis ay{names[static_cast<std::size_t>(cy)], ry.first, ry.second, bins, false};
-      const FreeEnergy2D f = free_energy_2d(x.col(cx), x.col(cy), fes_lw, ax, ay);
-      s["free_energy"] = to_json(f);
-      s["free_energy"]["kind"] = lw ? "2-D marginal, reweighted to the target" : "2-D marginal, unweighted samples";
-      if (out) {
-        out->write_array("free_energy.npy", f.free_energy);
-        out->write_array("free_energy_stderr.npy", f.free_energy_stderr);
-        if (options.plots) {
-          record_plot(plots, notes, "free_energy.png",
-                      plot_free_energy_2d(f, std::string(lw ? "reweighted " : "") + "free energy of (" + ax.name + ", " +
-                                                 ay.name + "), kT",
-                                          out->path("free_energy.png")));
-        }
-      }
-    } else {
-      const auto r = data_range(x.col(0), fes_lw);
-      const HistogramAxis ax{"x0", r.first, r.second, bins, false};
-      const FreeEnergy1D f = free_energy_1d(x.col(0), fes_lw, ax);
-      s["free_energy"] = to_json(f);
-      if (out) {
-        out->write_array("free_energy.npy", f.free_energy);
-        out->write_array("free_energy_stderr.npy", f.free_energy_stderr);
-        if (options.plots) {
-          record_plot(plots, notes, "free_energy.png",
-                      plot_free_energy_1d(f, std::string(lw ? "reweighted " : "") + "free energy, kT", out->path("free_energy.png")));
-        }
-      }
-    }
+    rc.coords = &x;
+    for (Eigen::Index k = 0; k < x.cols(); ++k) rc.names.push_back("x" + std::to_string(k));
+    samples_surface(x, rc.names, lw, options, out, report);
   }
+  return rc;
+}
 
-  // ---- comparison with reference MD dihedrals
-  if (in.reference_dihedrals) {
-    if (!in.dihedrals)
-      throw DomainError("iw-diag: --reference needs dihedrals (dihedrals.npy of a molecular run, or --samples "
-                        "with a molecular --potential)");
-    nlohmann::json r = {{"reference", in.reference_source}};
-    r.update(compare_ramachandran(in.dihedrals->col(0), in.dihedrals->col(1), lw ? &*lw : nullptr,
-                                  *in.reference_dihedrals)
-                 .to_json());
-    s["ramachandran_vs_reference"] = r;
-  }
+/// The comparison of the (weighted) dihedrals with the reference MD dihedrals.
+void reference_section(const IwDiagInput& in, const InputWeights& w, IwDiagReport& report) {
+  if (!in.reference_dihedrals) return;
+  if (!in.dihedrals)
+    throw DomainError("iw-diag: --reference needs dihedrals (dihedrals.npy of a molecular run, or --samples "
+                      "with a molecular --potential)");
+  report.reference_source = in.reference_source;
+  report.ramachandran = compare_ramachandran(in.dihedrals->col(0), in.dihedrals->col(1),
+                                             w.log_weights ? &*w.log_weights : nullptr, *in.reference_dihedrals);
+}
 
-  // ---- region free-energy difference
+/// ΔF between the regions of options.regions (default for dihedrals: φ < 0 vs φ ≥ 0).
+void region_section(const IwDiagInput& in, const IwDiagOptions& options, const RegionCoordinates& rc,
+                    const Eigen::VectorXd& lw, IwDiagReport& report) {
   std::vector<std::string> regions = options.regions;
   if (regions.empty() && in.dihedrals) regions = {"phi<0", "phi>=0"};
-  if (!regions.empty()) {
-    if (!coords) throw DomainError("iw-diag: --region needs samples or dihedrals to evaluate the regions on");
-    const Region a = parse_region(regions[0], names), b = parse_region(regions[1], names);
-    s["free_energy_difference"] = to_json(free_energy_difference(*coords, fes_lw, a, b), in.kt_kj_mol);
-  }
+  if (regions.empty()) return;
+  if (!rc.coords) throw DomainError("iw-diag: --region needs samples or dihedrals to evaluate the regions on");
+  const Region a = parse_region(regions[0], rc.names), b = parse_region(regions[1], rc.names);
+  report.free_energy_difference = free_energy_difference(*rc.coords, lw, a, b);
+  report.kt_kj_mol = in.kt_kj_mol;
+}
 
-  s["plots"] = plots;
-  s["notes"] = notes;
-  if (out) out->write_summary(s);
-  return s;
+}  // namespace
+
+IwDiagReport iw_diagnose(const IwDiagInput& in, const IwDiagOptions& options, const RunDirectory* out) {
+  options.validate();
+  IwDiagReport report;
+  report.input = in.description;
+  report.source_run = in.source_run;
+  report.notes = in.notes;
+  const InputWeights w = input_weights(in);
+  weights_section(in, w, options, out, report);
+  chains_section(in, options, report);
+  const Eigen::VectorXd lw = w.log_weights ? *w.log_weights : Eigen::VectorXd();
+  const RegionCoordinates rc = free_energy_section(in, lw, options, out, report);
+  reference_section(in, w, report);
+  region_section(in, options, rc, lw, report);
+  if (out) out->write_summary(report.to_json());
+  return report;
 }
 
 }  // namespace boltzlab

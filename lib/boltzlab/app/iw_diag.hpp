@@ -2,38 +2,51 @@
 /// \file iw_diag.hpp
 /// The logic of the `iw-diag` tool (the tool only parses flags and, for
 /// --potential, evaluates the energies): gather the inputs (a run directory or
-/// plain arrays), compute the weight, chain and free-energy diagnostics, write
-/// summary.json, arrays and plots into a RunDirectory, and format the table.
+/// plain arrays), compute the weight, chain and free-energy diagnostics into a typed
+/// IwDiagReport, write summary.json (IwDiagReport::to_json), arrays and plots into a
+/// RunDirectory, and format the table.
 ///
 /// Inputs of a run directory (README "Run directory"): log_weights.npy, or
 /// log_q.npy + reduced_energies.npy (log w = −u − log q); samples.npy; dihedrals.npy
 /// (N×2 φ/ψ, molecular runs) for the Ramachandran free energy; chains.npy
 /// (chains × draws [× params]), else frames.npy (F×N×d: particles as chains,
 /// frames as draws), else replica.npy (MD replicas as chains) for the chain
-/// diagnostics; summary.json for kT, the exact log Z and the flow
-/// (interacting-particle flows are flagged).
+/// diagnostics; summary.json for kT, the exact log Z and whether the particles
+/// interact: its top-level boolean "interacting" (written by wgf-relax from the flow
+/// registry), or, for runs written before that key existed, a guess from the name
+/// in options.flow, noted in the chains section.
 ///
 /// With reference dihedrals (--reference) the (weighted) φ/ψ are compared with the
 /// reference MD run: forward KL, total variation, their noise floor and the φ ≥ 0
 /// population (summary["ramachandran_vs_reference"]).
 ///
-/// Output files: summary.json (see report.hpp for the keys), psis_log_weights.npy,
-/// weight_distribution.png, ess_curve.png, and free_energy.npy (+ _stderr) with
-/// free_energy.png (2-D) or ramachandran_free_energy.png (molecules).
+/// Output files: summary.json (IwDiagReport::to_json; report.hpp for the sections),
+/// psis_log_weights.npy, weight_distribution.png, ess_curve.png, and free_energy.npy
+/// (+ _stderr) with free_energy.png (2-D) or ramachandran_free_energy.png (molecules).
 #include <cstddef>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "boltzlab/core/ensemble.hpp"
+#include "boltzlab/estimators/free_energy.hpp"
 #include "boltzlab/estimators/mcmc.hpp"
+#include "boltzlab/estimators/ramachandran_compare.hpp"
 #include "boltzlab/estimators/report.hpp"
 #include "boltzlab/app/run_directory.hpp"
 
 namespace boltzlab {
+
+/// The analysed run (summary["source_run"]): the tool that wrote it and its potential.
+struct SourceRun {
+  std::string tool;       ///< "tool" of the run's summary.json ("" when absent)
+  std::string potential;  ///< potential name, else its path ("" when absent)
+};
 
 /// Everything iw-diag can analyse; absent members are simply not analysed.
 struct IwDiagInput {
@@ -51,9 +64,13 @@ struct IwDiagInput {
   std::vector<std::string> chain_names;          ///< parameter names (default x0, x1, ...)
   std::string chains_source;                     ///< e.g. "frames.npy (particles as chains)"
   bool interacting = false;                      ///< chains are interacting particles
+  /// The flow name when `interacting` was guessed from it (a run directory written
+  /// before summary.json carried "interacting"); empty when the flag is known.
+  /// iw_diagnose notes the guess in the chains section.
+  std::string interacting_inferred_from_flow;
   double kt_kj_mol = 0;                          ///< > 0 for molecules
   std::optional<double> exact_log_z;             ///< known log Z of the target
-  nlohmann::json run_summary;                    ///< summary.json of the analysed run (or null)
+  std::optional<SourceRun> source_run;           ///< from the analysed run's summary.json
   std::vector<std::string> notes;                ///< remarks gathered while loading
 };
 
@@ -89,9 +106,53 @@ ChainArray replica_chains(const Eigen::VectorXd& replica, const Eigen::VectorXd&
                           const RowMatrix* dihedrals, std::vector<std::string>& names,
                           std::vector<std::string>& notes);
 
+/// The free-energy section: a 2-D surface (φ/ψ or two sample columns) or a 1-D
+/// profile (one-dimensional samples).
+struct FreeEnergySection {
+  std::variant<FreeEnergy2D, FreeEnergy1D> result;
+  std::string kind;  ///< what the 2-D surface is (summary "kind"); empty for the 1-D profile (no key)
+  /// to_json of the surface (free_energy.hpp) plus "kind" when set.
+  nlohmann::json to_json() const;
+};
+
+/// Everything iw_diagnose computed. A section that could not be computed is empty
+/// and its "_reason" says why.
+struct IwDiagReport {
+  std::string input;                        ///< IwDiagInput::description
+  std::optional<SourceRun> source_run;      ///< set when the input had a summary.json
+  std::optional<ImportanceReport> weights;  ///< importance weights, when given
+  std::string weights_reason;               ///< why `weights` is empty
+  std::optional<ChainsReport> chains;       ///< chain diagnostics (source set), when given
+  std::string chains_reason;                ///< why `chains` is empty
+  std::optional<FreeEnergySection> free_energy;
+  std::optional<RamachandranComparison> ramachandran;  ///< vs the reference dihedrals
+  std::string reference_source;                        ///< where the reference came from
+  std::optional<FreeEnergyDifference> free_energy_difference;
+  double kt_kj_mol = 0;                         ///< > 0: ΔF also in kJ/mol
+  std::map<std::string, std::string> plots;     ///< file name → "ok" or why it is missing
+  std::vector<std::string> notes;               ///< remarks for the user
+  /// summary.json of iw-diag (without format_version, which the writer adds). Keys:
+  /// tool ("iw-diag"), input, source_run {tool, potential} (when set);
+  /// weights (ImportanceReport::to_json) or weights_reason; mirrored from it at the
+  /// top level: kish_ess, ess_fraction, kish_ess_clipped, ess_fraction_clipped,
+  /// max_weight_share, psis_khat, psis_reliable, psis_diagnosis (null + "_reason"
+  /// without weights) and log_z {estimate, stderr, and where present estimate_reason,
+  /// stderr_reason, ci_low, ci_high, level, free_energy_kj_mol, stderr_kj_mol, exact,
+  /// z_score}; chains (ChainsReport::to_json) or chains_reason, with rhat, ess_bulk,
+  /// ess_tail (+ "_reason") mirrored at the top level (null + "_reason" without
+  /// chains); free_energy (FreeEnergySection), ramachandran_vs_reference
+  /// (RamachandranComparison::to_json + "reference"), free_energy_difference
+  /// (free_energy.hpp to_json) when computed; plots; notes.
+  nlohmann::json to_json() const;
+};
+
+/// The table printed by iw-diag: input, importance weights, chains, free-energy
+/// difference, Ramachandran comparison, plots and notes.
+std::string format_report(const IwDiagReport& report);
+
 /// Runs the analysis. Writes the files into `out` when not null (the caller commits)
-/// and returns the summary. \throws DomainError for fatal input problems (empty
+/// and returns the report. \throws DomainError for fatal input problems (empty
 /// arrays, all weights zero, NaN log q, mismatched lengths) with one-line messages.
-nlohmann::json iw_diagnose(const IwDiagInput& input, const IwDiagOptions& options, const RunDirectory* out);
+IwDiagReport iw_diagnose(const IwDiagInput& input, const IwDiagOptions& options, const RunDirectory* out);
 
 }  // namespace boltzlab

@@ -38,11 +38,11 @@ std::vector<std::size_t> ascending_order(const Eigen::VectorXd& x) {
 }  // namespace
 
 void put_quantity(nlohmann::json& out, const std::string& key, const Quantity& q) {
-  if (q.value && std::isfinite(*q.value)) {
+  if (q.finite()) {
     out[key] = *q.value;
   } else {
     out[key] = nullptr;
-    out[key + "_reason"] = q.value ? "value is not finite" : q.reason;
+    out[key + "_reason"] = q.missing_reason();
   }
 }
 
@@ -317,61 +317,58 @@ double psis_khat_threshold(std::size_t samples) {
   return std::min(1 - 1 / std::log10(static_cast<double>(samples)), 0.7);
 }
 
-PsisResult pareto_smoothed_importance_sampling(const Eigen::VectorXd& log_weights, const PsisOptions& options) {
-  validate_log_weights(log_weights);
-  options.validate();
-  PsisResult r;
-  const auto n = static_cast<std::size_t>(log_weights.size());
-  r.samples = n;
-  r.threshold = psis_khat_threshold(n);
-  Eigen::VectorXd x = log_weights.array() - log_weights.maxCoeff();
-  const double sd = static_cast<double>(n);
-  r.tail_length = static_cast<std::size_t>(std::ceil(std::min(sd / 5, 3 * std::sqrt(sd / options.r_eff))));
+namespace {
 
-  bool flat_top = false;  // the M+1 largest weights are equal: nothing heavy-tailed to fit
-  auto finish = [&]() {
-    x.array() -= log_sum_exp(x);
-    r.smoothed_log_weights = x;
-    r.kish_ess = 1.0 / (x.array().exp().square().sum());
-    if (!r.khat.ok()) {
-      r.min_sample_size = Quantity::missing("k̂ unavailable");
-      if (flat_top) {
-        r.reliable = true;
-        r.diagnosis = "reliable: the largest weights are all equal (bounded weights, no tail)";
-      } else {
-        r.reliable = false;
-        r.diagnosis = "unreliable: k̂ could not be computed (" + r.khat.reason + ")";
-      }
-      return r;
-    }
-    const double k = *r.khat.value;
-    if (k < 1) {
-      // ArviZ (arviz_stats `_pareto_min_ss`) floors k̂ at 0: never fewer than 10 draws.
-      r.min_sample_size = Quantity::of(std::pow(10.0, 1 / (1 - std::max(k, 0.0))));
+/// Sets min_sample_size, reliable and the one-line diagnosis of a PSIS result from
+/// its k̂ (Vehtari et al. 2024, §3): reliable when k̂ ≤ threshold; without k̂,
+/// reliable only when the largest weights are all equal (`flat_top`).
+void psis_verdict(PsisResult& r, bool flat_top) {
+  if (!r.khat.ok()) {
+    r.min_sample_size = Quantity::missing("k̂ unavailable");
+    if (flat_top) {
+      r.reliable = true;
+      r.diagnosis = "reliable: the largest weights are all equal (bounded weights, no tail)";
     } else {
-      r.min_sample_size = Quantity::missing("k̂ ≥ 1: no finite sample size suffices");
+      r.reliable = false;
+      r.diagnosis = "unreliable: k̂ could not be computed (" + r.khat.reason + ")";
     }
-    r.reliable = k <= r.threshold;
-    const std::string ks = "k̂ = " + fmt(k);
-    if (r.reliable) {
-      r.diagnosis = "reliable: " + ks + " ≤ threshold " + fmt(r.threshold) + " for S = " + std::to_string(n);
-    } else if (k >= 1) {
-      r.diagnosis = "unreliable: " + ks + " ≥ 1: the weight distribution has no finite mean; "
-                    "importance-sampling estimates are not usable";
-    } else if (k > 0.7) {
-      r.diagnosis = "unreliable: " + ks + " > 0.7: the weights are too heavy-tailed; estimates converge "
-                    "far too slowly (more draws barely help; improve the proposal)";
-    } else {
-      r.diagnosis = "unreliable: " + ks + " > threshold " + fmt(r.threshold) + " for S = " + std::to_string(n) +
-                    ": needs at least " + fmt(*r.min_sample_size.value) + " draws";
-    }
-    return r;
-  };
+    return;
+  }
+  const std::size_t n = r.samples;
+  const double k = *r.khat.value;
+  if (k < 1) {
+    // ArviZ (arviz_stats `_pareto_min_ss`) floors k̂ at 0: never fewer than 10 draws.
+    r.min_sample_size = Quantity::of(std::pow(10.0, 1 / (1 - std::max(k, 0.0))));
+  } else {
+    r.min_sample_size = Quantity::missing("k̂ ≥ 1: no finite sample size suffices");
+  }
+  r.reliable = k <= r.threshold;
+  const std::string ks = "k̂ = " + fmt(k);
+  if (r.reliable) {
+    r.diagnosis = "reliable: " + ks + " ≤ threshold " + fmt(r.threshold) + " for S = " + std::to_string(n);
+  } else if (k >= 1) {
+    r.diagnosis = "unreliable: " + ks + " ≥ 1: the weight distribution has no finite mean; "
+                  "importance-sampling estimates are not usable";
+  } else if (k > 0.7) {
+    r.diagnosis = "unreliable: " + ks + " > 0.7: the weights are too heavy-tailed; estimates converge "
+                  "far too slowly (more draws barely help; improve the proposal)";
+  } else {
+    r.diagnosis = "unreliable: " + ks + " > threshold " + fmt(r.threshold) + " for S = " + std::to_string(n) +
+                  ": needs at least " + fmt(*r.min_sample_size.value) + " draws";
+  }
+}
 
+/// Fits the generalized Pareto tail of `x` (log-weights relative to the max) and
+/// replaces the tail by the fitted quantiles (see pareto_smoothed_importance_sampling).
+/// Sets r.khat (missing, with the reason, when no fit is possible), r.sigma,
+/// r.tail_length and r.log_cutoff. Returns true when the M + 1 largest weights are
+/// all equal (nothing heavy-tailed to fit).
+bool smooth_pareto_tail(Eigen::VectorXd& x, PsisResult& r) {
+  const std::size_t n = r.samples;
   if (r.tail_length + 1 > n) {
     r.tail_length = 0;
     r.khat = Quantity::missing("only " + std::to_string(n) + " draws; the Pareto tail fit needs at least 25");
-    return finish();
+    return false;
   }
   const std::vector<std::size_t> order = ascending_order(x);
   const double log_tiny = std::log(DBL_MIN);
@@ -385,12 +382,12 @@ PsisResult pareto_smoothed_importance_sampling(const Eigen::VectorXd& log_weight
   }
   r.tail_length = tail.size();
   if (tail.size() <= 4) {
-    flat_top = cutoff == 0.0;
+    const bool flat_top = cutoff == 0.0;
     r.khat = Quantity::missing(
         flat_top ? "the " + std::to_string(planned_tail + 1) + " largest weights are equal: no tail to fit"
                  : "only " + std::to_string(tail.size()) +
                        " draws in the weight tail (ties or negligible weights); the Pareto fit needs ≥ 5");
-    return finish();
+    return flat_top;
   }
   const double exp_cutoff = std::exp(cutoff);
   std::vector<double> exceed(tail.size());
@@ -399,12 +396,12 @@ PsisResult pareto_smoothed_importance_sampling(const Eigen::VectorXd& log_weight
   for (double e : exceed) positive = positive && e > 0;
   if (!positive) {
     r.khat = Quantity::missing("the weight tail is degenerate (exceedances round to zero)");
-    return finish();
+    return false;
   }
   const GpdFit fit = fit_generalized_pareto(exceed);
   if (!std::isfinite(fit.k) || !std::isfinite(fit.sigma)) {
     r.khat = Quantity::missing("the generalized Pareto fit failed (degenerate tail)");
-    return finish();
+    return false;
   }
   r.khat = Quantity::of(fit.k);
   r.sigma = fit.sigma;
@@ -412,7 +409,7 @@ PsisResult pareto_smoothed_importance_sampling(const Eigen::VectorXd& log_weight
     // The prior adjustment can move a slightly negative raw k across 0, which makes
     // σ̂ = −k̂/θ̂ negative (light, bounded tails). Legacy ArviZ's _gpinv then returns
     // NaN and poisons every weight; we keep the raw tail instead (k̂ is still valid).
-    return finish();
+    return false;
   }
   const double m = static_cast<double>(tail.size());
   for (std::size_t j = 0; j < tail.size(); ++j) {
@@ -420,7 +417,27 @@ PsisResult pareto_smoothed_importance_sampling(const Eigen::VectorXd& log_weight
     // Truncate at the largest raw weight (0 after subtracting the max).
     x[static_cast<Eigen::Index>(tail[j])] = std::min(std::log(q + exp_cutoff), 0.0);
   }
-  return finish();
+  return false;
+}
+
+}  // namespace
+
+PsisResult pareto_smoothed_importance_sampling(const Eigen::VectorXd& log_weights, const PsisOptions& options) {
+  validate_log_weights(log_weights);
+  options.validate();
+  PsisResult r;
+  const auto n = static_cast<std::size_t>(log_weights.size());
+  r.samples = n;
+  r.threshold = psis_khat_threshold(n);
+  Eigen::VectorXd x = log_weights.array() - log_weights.maxCoeff();
+  const double sd = static_cast<double>(n);
+  r.tail_length = static_cast<std::size_t>(std::ceil(std::min(sd / 5, 3 * std::sqrt(sd / options.r_eff))));
+  const bool flat_top = smooth_pareto_tail(x, r);
+  x.array() -= log_sum_exp(x);
+  r.smoothed_log_weights = x;
+  r.kish_ess = 1.0 / (x.array().exp().square().sum());
+  psis_verdict(r, flat_top);
+  return r;
 }
 
 }  // namespace boltzlab

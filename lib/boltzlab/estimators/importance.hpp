@@ -13,6 +13,7 @@
 ///
 /// A value that cannot be computed is returned as a Quantity without value and with
 /// the reason (JSON: null plus "<key>_reason"), never as NaN.
+#include <cmath>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -31,9 +32,14 @@ struct Quantity {
   static Quantity of(double v) { return Quantity{v, {}}; }
   static Quantity missing(std::string why) { return Quantity{std::nullopt, std::move(why)}; }
   bool ok() const { return value.has_value(); }
+  /// True when the value is set and finite (what JSON shows as a number).
+  bool finite() const { return value && std::isfinite(*value); }
+  /// Why the value is not shown: `reason`, or "value is not finite" for ±inf/NaN.
+  std::string missing_reason() const { return value ? std::string("value is not finite") : reason; }
 };
 
-/// Writes q into `out[key]` (number or null) and, when missing, `out[key + "_reason"]`.
+/// Writes q into `out[key]` when q.finite(), else null and `out[key + "_reason"]` =
+/// q.missing_reason().
 void put_quantity(nlohmann::json& out, const std::string& key, const Quantity& q);
 
 /// Numerically stable log Σ_i exp(a_i). Entries equal to −inf contribute nothing;

@@ -13,14 +13,17 @@ namespace boltzlab {
 
 namespace {
 
-std::string num(const nlohmann::json& v, int precision = 4) {
-  if (v.is_null()) return "n/a";
-  if (v.is_boolean()) return v.get<bool>() ? "yes" : "no";
-  if (v.is_number_integer() || v.is_number_unsigned()) return std::to_string(v.get<long long>());
-  if (!v.is_number()) return v.dump();
+std::string number_text(double v, int precision = 4) {
   std::ostringstream s;
-  s << std::setprecision(precision) << v.get<double>();
+  s << std::setprecision(precision) << v;
   return s.str();
+}
+
+std::string count_text(std::size_t n) { return std::to_string(static_cast<long long>(n)); }
+
+/// The number as summary.json shows it: "n/a" where JSON has null.
+std::string quantity_text(const Quantity& q, int precision = 4) {
+  return q.finite() ? number_text(*q.value, precision) : "n/a";
 }
 
 std::string pad(const std::string& s, std::size_t width) {
@@ -40,6 +43,60 @@ Quantity min_quantity(const std::vector<Quantity>& qs) {
   return best ? Quantity::of(*best) : Quantity::missing("no parameters");
 }
 
+/// Worst R̂ over the parameters; missing unless every parameter has one (the reason
+/// of the first parameter when it has none).
+Quantity max_rhat(const std::vector<ChainDiagnostics>& diagnostics) {
+  std::optional<double> rhat_max;
+  bool rhat_all = true;
+  for (const ChainDiagnostics& d : diagnostics) {
+    if (d.rhat.ok()) rhat_max = rhat_max ? std::max(*rhat_max, *d.rhat.value) : *d.rhat.value;
+    else rhat_all = false;
+  }
+  if (rhat_max && rhat_all) return Quantity::of(*rhat_max);
+  return Quantity::missing(diagnostics.empty() || diagnostics[0].rhat.ok() ? "not available for every parameter"
+                                                                           : diagnostics[0].rhat.reason);
+}
+
+/// Vehtari et al. (2021, §4.4): use the draws only if R̂ < 1.01 and bulk- and
+/// tail-ESS > 400 (100 per chain for their default of four chains).
+void assess_convergence(ChainsReport& r) {
+  const double need = 400.0;
+  if (r.rhat_max.ok() && r.ess_bulk_min.ok() && r.ess_tail_min.ok()) {
+    const bool ok = *r.rhat_max.value < 1.01 && *r.ess_bulk_min.value > need && *r.ess_tail_min.value > need;
+    r.converged = ok;
+    std::ostringstream v;
+    v << (ok ? "converged" : "not converged") << ": max R̂ = " << std::setprecision(4) << *r.rhat_max.value
+      << " (needs < 1.01), min bulk-ESS = " << std::setprecision(4) << *r.ess_bulk_min.value
+      << ", min tail-ESS = " << *r.ess_tail_min.value << " (need > 400)";
+    r.verdict = v.str();
+  } else {
+    r.converged_reason =
+        r.rhat_max.ok() ? "ESS not available" : "R̂ not available (needs ≥ 2 chains, ≥ 4 draws)";
+    r.verdict = "convergence cannot be assessed: " + r.converged_reason;
+  }
+}
+
+/// One per-parameter column of the chains section: values (null where missing or
+/// not finite) and, when any is missing, "<key>_reason" with one entry per parameter.
+void put_column(nlohmann::json& j, const std::string& key, const std::vector<ChainDiagnostics>& diagnostics,
+                Quantity ChainDiagnostics::*member) {
+  nlohmann::json values = nlohmann::json::array(), reasons = nlohmann::json::array();
+  bool any_missing = false;
+  for (const ChainDiagnostics& d : diagnostics) {
+    const Quantity& q = d.*member;
+    if (q.finite()) {
+      values.push_back(*q.value);
+      reasons.push_back(nullptr);
+    } else {
+      values.push_back(nullptr);
+      reasons.push_back(q.missing_reason());
+      any_missing = true;
+    }
+  }
+  j[key] = values;
+  if (any_missing) j[key + "_reason"] = reasons;
+}
+
 }  // namespace
 
 void ImportanceReportOptions::validate() const {
@@ -51,10 +108,52 @@ void ImportanceReportOptions::validate() const {
   if (!(kt_kj_mol >= 0) || !std::isfinite(kt_kj_mol)) throw ConfigError("kT must be finite and >= 0");
 }
 
-nlohmann::json importance_report(const Eigen::VectorXd& log_weights, std::size_t non_finite_energies,
-                                 const ImportanceReportOptions& options) {
-  options.validate();
-  const WeightDiagnostics d = weight_diagnostics(log_weights, options.clip_fraction);
+std::optional<double> LogZReport::free_energy_kj_mol() const {
+  if (!estimate || !(kt_kj_mol > 0)) return std::nullopt;
+  return -kt_kj_mol * estimate->estimate;
+}
+
+std::optional<double> LogZReport::stderr_kj_mol() const {
+  if (!estimate || !(kt_kj_mol > 0)) return std::nullopt;
+  return kt_kj_mol * estimate->standard_error;
+}
+
+std::optional<double> LogZReport::z_score() const {
+  if (!estimate || !exact) return std::nullopt;
+  return (estimate->estimate - *exact) / estimate->standard_error;
+}
+
+nlohmann::json LogZReport::to_json() const {
+  nlohmann::json z;
+  if (!estimate) {
+    z["estimate"] = nullptr;
+    z["estimate_reason"] = missing_reason;
+    z["stderr"] = nullptr;
+    z["stderr_reason"] = missing_reason;
+    return z;
+  }
+  const LogZEstimate& e = *estimate;
+  z["estimate"] = e.estimate;
+  z["stderr"] = e.standard_error;
+  z["ci_low"] = e.ci_low;
+  z["ci_high"] = e.ci_high;
+  z["level"] = e.level;
+  z["method"] = "log-mean-exp of the weights; delta-method stderr sd(w)/(sqrt(S) mean(w))";
+  if (kt_kj_mol > 0) {
+    z["kt_kj_mol"] = kt_kj_mol;
+    z["free_energy_kj_mol"] = *free_energy_kj_mol();
+    z["stderr_kj_mol"] = *stderr_kj_mol();
+  }
+  if (exact) {
+    z["exact"] = *exact;
+    z["z_score"] = *z_score();
+  }
+  if (!psis_reliable) z["warning"] = "PSIS k-hat says the weights are unreliable: the stderr is not trustworthy";
+  return z;
+}
+
+nlohmann::json ImportanceReport::to_json() const {
+  const WeightDiagnostics& d = weights;
   nlohmann::json j;
   j["samples"] = d.samples;
   j["zero_weight"] = d.zero_weight;
@@ -67,10 +166,7 @@ nlohmann::json importance_report(const Eigen::VectorXd& log_weights, std::size_t
   j["clip_fraction"] = d.clip_fraction;
   j["max_weight_share"] = d.max_weight_share;
   j["log_weight"] = {{"max", d.log_weight_max}, {"mean", d.log_weight_mean}, {"sd", d.log_weight_sd}};
-
-  PsisOptions po;
-  po.r_eff = options.r_eff;
-  const PsisResult p = pareto_smoothed_importance_sampling(log_weights, po);
+  const PsisResult& p = psis;
   put_quantity(j, "psis_khat", p.khat);
   j["psis_reliable"] = p.reliable;
   j["psis_diagnosis"] = p.diagnosis;
@@ -80,219 +176,185 @@ nlohmann::json importance_report(const Eigen::VectorXd& log_weights, std::size_t
   j["psis_tail_length"] = p.tail_length;
   put_quantity(j, "psis_sigma", p.khat.ok() ? Quantity::of(p.sigma) : Quantity::missing(p.khat.reason));
   j["psis_kish_ess"] = p.kish_ess;
-  j["r_eff"] = options.r_eff;
+  j["r_eff"] = r_eff;
   j["psis_definition"] = "legacy ArviZ psislw (Vehtari et al. 2024): M = ceil(min(S/5, 3 sqrt(S/r_eff)))";
-
-  nlohmann::json z;
-  if (d.samples < 2) {
-    z["estimate"] = nullptr;
-    z["estimate_reason"] = "needs at least 2 samples";
-    z["stderr"] = nullptr;
-    z["stderr_reason"] = "needs at least 2 samples";
-  } else {
-    const LogZEstimate e = estimate_log_z(log_weights, options.level);
-    z["estimate"] = e.estimate;
-    z["stderr"] = e.standard_error;
-    z["ci_low"] = e.ci_low;
-    z["ci_high"] = e.ci_high;
-    z["level"] = e.level;
-    z["method"] = "log-mean-exp of the weights; delta-method stderr sd(w)/(sqrt(S) mean(w))";
-    if (options.kt_kj_mol > 0) {
-      z["kt_kj_mol"] = options.kt_kj_mol;
-      z["free_energy_kj_mol"] = -options.kt_kj_mol * e.estimate;
-      z["stderr_kj_mol"] = options.kt_kj_mol * e.standard_error;
-    }
-    if (options.exact_log_z) {
-      z["exact"] = *options.exact_log_z;
-      z["z_score"] = (e.estimate - *options.exact_log_z) / e.standard_error;
-    }
-    if (!p.reliable) {
-      z["warning"] = "PSIS k-hat says the weights are unreliable: the stderr is not trustworthy";
-    }
-  }
-  j["log_z"] = z;
+  j["log_z"] = log_z.to_json();
   return j;
 }
 
-nlohmann::json chains_report(const ChainArray& chains, const std::vector<std::string>& parameter_names,
-                             bool interacting) {
-  chains.validate();
+ImportanceReport importance_report(const Eigen::VectorXd& log_weights, std::size_t non_finite_energies,
+                                   const ImportanceReportOptions& options) {
+  options.validate();
+  ImportanceReport r;
+  r.weights = weight_diagnostics(log_weights, options.clip_fraction);
+  r.non_finite_energies = non_finite_energies;
+  PsisOptions po;
+  po.r_eff = options.r_eff;
+  r.psis = pareto_smoothed_importance_sampling(log_weights, po);
+  r.r_eff = options.r_eff;
+  r.log_z.kt_kj_mol = options.kt_kj_mol;
+  r.log_z.exact = options.exact_log_z;
+  r.log_z.psis_reliable = r.psis.reliable;
+  if (r.weights.samples < 2) {
+    r.log_z.missing_reason = "needs at least 2 samples";
+  } else {
+    r.log_z.estimate = estimate_log_z(log_weights, options.level);
+  }
+  return r;
+}
+
+nlohmann::json ChainsReport::to_json() const {
   nlohmann::json j;
-  j["chains"] = chains.chains;
-  j["draws"] = chains.draws;
-  j["params"] = chains.params;
-  std::vector<std::string> names = parameter_names;
-  for (std::size_t p = names.size(); p < chains.params; ++p) names.push_back("x" + std::to_string(p));
-  names.resize(chains.params);
-  j["parameter_names"] = names;
-  const char* keys[] = {"rhat", "ess_bulk", "ess_tail", "ess_mean", "iat"};
-  std::vector<std::vector<Quantity>> columns(5);
-  // Parameters are independent: diagnose them in parallel, collect in order.
-  std::vector<ChainDiagnostics> diag(chains.params);
-  for_each_index(chains.params, [&](std::size_t p) { diag[p] = chain_diagnostics(chains.parameter(p)); });
-  for (const ChainDiagnostics& d : diag) {
-    columns[0].push_back(d.rhat);
-    columns[1].push_back(d.ess_bulk);
-    columns[2].push_back(d.ess_tail);
-    columns[3].push_back(d.ess_mean);
-    columns[4].push_back(d.iat);
-  }
-  for (int k = 0; k < 5; ++k) {
-    nlohmann::json values = nlohmann::json::array(), reasons = nlohmann::json::array();
-    bool any_missing = false;
-    for (const Quantity& q : columns[static_cast<std::size_t>(k)]) {
-      if (q.ok() && std::isfinite(*q.value)) {
-        values.push_back(*q.value);
-        reasons.push_back(nullptr);
-      } else {
-        values.push_back(nullptr);
-        reasons.push_back(q.ok() ? "value is not finite" : q.reason);
-        any_missing = true;
-      }
-    }
-    j[keys[k]] = values;
-    if (any_missing) j[std::string(keys[k]) + "_reason"] = reasons;
-  }
-  // Summaries: worst R̂ (max) and smallest ESS.
-  std::optional<double> rhat_max;
-  bool rhat_all = true;
-  for (const Quantity& q : columns[0]) {
-    if (q.ok()) rhat_max = rhat_max ? std::max(*rhat_max, *q.value) : *q.value;
-    else rhat_all = false;
-  }
-  put_quantity(j, "rhat_max", rhat_max && rhat_all ? Quantity::of(*rhat_max)
-                                                   : Quantity::missing(columns[0].empty() || columns[0][0].ok()
-                                                                           ? "not available for every parameter"
-                                                                           : columns[0][0].reason));
-  const Quantity bulk_min = min_quantity(columns[1]), tail_min = min_quantity(columns[2]);
-  put_quantity(j, "ess_bulk_min", bulk_min);
-  put_quantity(j, "ess_tail_min", tail_min);
-  // Vehtari et al. (2021, §4.4): use the draws only if R̂ < 1.01 and bulk- and
-  // tail-ESS > 400 (100 per chain for their default of four chains).
-  const double need = 400.0;
-  nlohmann::json notes = nlohmann::json::array();
-  if (rhat_max && rhat_all && bulk_min.ok() && tail_min.ok()) {
-    const bool ok = *rhat_max < 1.01 && *bulk_min.value > need && *tail_min.value > need;
-    j["converged"] = ok;
-    std::ostringstream v;
-    v << (ok ? "converged" : "not converged") << ": max R̂ = " << std::setprecision(4) << *rhat_max
-      << " (needs < 1.01), min bulk-ESS = " << std::setprecision(4) << *bulk_min.value
-      << ", min tail-ESS = " << *tail_min.value << " (need > 400)";
-    j["verdict"] = v.str();
+  j["chains"] = chains;
+  j["draws"] = draws;
+  j["params"] = params;
+  j["parameter_names"] = parameter_names;
+  put_column(j, "rhat", diagnostics, &ChainDiagnostics::rhat);
+  put_column(j, "ess_bulk", diagnostics, &ChainDiagnostics::ess_bulk);
+  put_column(j, "ess_tail", diagnostics, &ChainDiagnostics::ess_tail);
+  put_column(j, "ess_mean", diagnostics, &ChainDiagnostics::ess_mean);
+  put_column(j, "iat", diagnostics, &ChainDiagnostics::iat);
+  put_quantity(j, "rhat_max", rhat_max);
+  put_quantity(j, "ess_bulk_min", ess_bulk_min);
+  put_quantity(j, "ess_tail_min", ess_tail_min);
+  if (converged) {
+    j["converged"] = *converged;
   } else {
     j["converged"] = nullptr;
-    j["converged_reason"] = rhat_max && rhat_all ? "ESS not available" : "R̂ not available (needs ≥ 2 chains, ≥ 4 draws)";
-    j["verdict"] = "convergence cannot be assessed: " + j["converged_reason"].get<std::string>();
+    j["converged_reason"] = converged_reason;
   }
-  j["independent_chains"] = !interacting;
-  if (interacting) notes.push_back(interacting_particles_note());
+  j["verdict"] = verdict;
+  j["independent_chains"] = independent_chains;
   j["notes"] = notes;
   j["definitions"] = "rank-normalized split R-hat (max of bulk and folded), bulk/tail ESS with Geyer initial "
                      "positive + monotone sequences (Vehtari et al. 2021; ArviZ definitions)";
+  if (source) j["source"] = *source;
   return j;
 }
 
-std::string format_report(const nlohmann::json& s) {
+ChainsReport chains_report(const ChainArray& chains, const std::vector<std::string>& parameter_names,
+                           bool interacting) {
+  chains.validate();
+  ChainsReport r;
+  r.chains = chains.chains;
+  r.draws = chains.draws;
+  r.params = chains.params;
+  r.parameter_names = parameter_names;
+  for (std::size_t p = r.parameter_names.size(); p < chains.params; ++p) r.parameter_names.push_back("x" + std::to_string(p));
+  r.parameter_names.resize(chains.params);
+  // Parameters are independent: diagnose them in parallel, collect in order.
+  r.diagnostics.resize(chains.params);
+  for_each_index(chains.params, [&](std::size_t p) { r.diagnostics[p] = chain_diagnostics(chains.parameter(p)); });
+  std::vector<Quantity> bulk, tail;
+  for (const ChainDiagnostics& d : r.diagnostics) {
+    bulk.push_back(d.ess_bulk);
+    tail.push_back(d.ess_tail);
+  }
+  r.rhat_max = max_rhat(r.diagnostics);
+  r.ess_bulk_min = min_quantity(bulk);
+  r.ess_tail_min = min_quantity(tail);
+  assess_convergence(r);
+  r.independent_chains = !interacting;
+  if (interacting) r.notes.push_back(interacting_particles_note());
+  return r;
+}
+
+std::string format_importance_report(const ImportanceReport& r) {
+  const WeightDiagnostics& w = r.weights;
+  const PsisResult& p = r.psis;
   std::ostringstream o;
-  if (s.contains("input")) o << "iw-diag: " << s["input"].get<std::string>() << "\n";
-  if (s.contains("weights") && s["weights"].is_object()) {
-    const auto& w = s["weights"];
-    o << "\nImportance weights (" << num(w["samples"]) << " samples";
-    if (w.value("zero_weight", 0) > 0) o << ", " << num(w["zero_weight"]) << " with zero weight";
-    if (w.value("non_finite_energies", 0) > 0) o << ", " << num(w["non_finite_energies"]) << " non-finite energies";
-    o << ")\n";
-    o << "  " << pad("Kish ESS", 24) << num(w["kish_ess"], 6) << "  (" << num(w["ess_fraction"]) << " of S)\n";
-    if (w.value("clipped", 0) > 0) {
-      o << "  " << pad("Kish ESS, top clipped", 24) << num(w["kish_ess_clipped"], 6) << "  (" << num(w["ess_fraction_clipped"])
-        << " of S; largest " << num(w["clipped"]) << " log-weights clipped)\n";
-    } else {
-      o << "  " << pad("Kish ESS, top clipped", 24) << "same (fewer than 1/" << num(w["clip_fraction"])
-        << " samples: nothing clipped)\n";
-    }
-    o << "  " << pad("largest weight share", 24) << num(w["max_weight_share"]) << "\n";
-    o << "  " << pad("PSIS k̂", 24) << num(w["psis_khat"]) << "  (threshold " << num(w["psis_threshold"], 3)
-      << ", tail M = " << num(w["psis_tail_length"]) << ")\n";
-    if (w.contains("psis_khat_reason")) o << "  " << pad("", 24) << w["psis_khat_reason"].get<std::string>() << "\n";
-    o << "  " << pad("PSIS verdict", 24) << w.value("psis_diagnosis", std::string()) << "\n";
-    if (w["psis_min_sample_size"].is_number()) {
-      o << "  " << pad("min sample size", 24) << num(w["psis_min_sample_size"]) << "\n";
-    }
-    const auto& z = w["log_z"];
-    o << "  " << pad("log Z", 24);
-    if (z["estimate"].is_null()) {
-      o << "n/a (" << z.value("estimate_reason", std::string()) << ")\n";
-    } else {
-      o << num(z["estimate"], 8) << " ± " << num(z["stderr"], 3) << "  (" << num(z["level"], 3) << " CI "
-        << num(z["ci_low"], 8) << " … " << num(z["ci_high"], 8) << ")\n";
-      if (z.contains("free_energy_kj_mol")) {
-        o << "  " << pad("F = −kT log Z", 24) << num(z["free_energy_kj_mol"], 8) << " ± " << num(z["stderr_kj_mol"], 3)
-          << " kJ/mol\n";
-      }
-      if (z.contains("exact")) {
-        o << "  " << pad("exact log Z", 24) << num(z["exact"], 8) << "  (z-score " << num(z["z_score"], 3) << ")\n";
-      }
-    }
-  } else if (s.contains("weights_reason")) {
-    o << "\nImportance weights: n/a (" << s["weights_reason"].get<std::string>() << ")\n";
+  o << "\nImportance weights (" << count_text(w.samples) << " samples";
+  if (w.zero_weight > 0) o << ", " << count_text(w.zero_weight) << " with zero weight";
+  if (r.non_finite_energies > 0) o << ", " << count_text(r.non_finite_energies) << " non-finite energies";
+  o << ")\n";
+  o << "  " << pad("Kish ESS", 24) << number_text(w.kish_ess, 6) << "  (" << number_text(w.ess_fraction) << " of S)\n";
+  if (w.clipped > 0) {
+    o << "  " << pad("Kish ESS, top clipped", 24) << number_text(w.kish_ess_clipped, 6) << "  ("
+      << number_text(w.ess_fraction_clipped) << " of S; largest " << count_text(w.clipped) << " log-weights clipped)\n";
+  } else {
+    o << "  " << pad("Kish ESS, top clipped", 24) << "same (fewer than 1/" << number_text(w.clip_fraction)
+      << " samples: nothing clipped)\n";
   }
-  if (s.contains("chains") && s["chains"].is_object()) {
-    const auto& c = s["chains"];
-    o << "\nChains (" << num(c["chains"]) << " chains × " << num(c["draws"]) << " draws × " << num(c["params"])
-      << " parameters)\n";
-    o << "  " << pad("parameter", 14) << pad("R̂", 10) << pad("bulk-ESS", 12) << pad("tail-ESS", 12)
-      << pad("ESS(mean)", 12) << "τ\n";
-    const std::size_t params = c["params"].get<std::size_t>();
-    const std::size_t shown = std::min<std::size_t>(params, 20);
-    for (std::size_t p = 0; p < shown; ++p) {
-      o << "  " << pad(c["parameter_names"][p].get<std::string>(), 14) << pad(num(c["rhat"][p]), 10)
-        << pad(num(c["ess_bulk"][p], 5), 12) << pad(num(c["ess_tail"][p], 5), 12) << pad(num(c["ess_mean"][p], 5), 12)
-        << num(c["iat"][p], 4) << "\n";
-    }
-    if (shown < params) o << "  … " << params - shown << " more parameters in summary.json\n";
-    if (c.contains("rhat_reason") && c["rhat"][0].is_null()) {
-      o << "  R̂: " << c["rhat_reason"][0].get<std::string>() << "\n";
-    }
-    o << "  " << c.value("verdict", std::string()) << "\n";
-    for (const auto& n : c["notes"]) o << "  note: " << n.get<std::string>() << "\n";
-  } else if (s.contains("chains_reason")) {
-    o << "\nChains: n/a (" << s["chains_reason"].get<std::string>() << ")\n";
+  o << "  " << pad("largest weight share", 24) << number_text(w.max_weight_share) << "\n";
+  const Quantity threshold = std::isfinite(p.threshold) ? Quantity::of(p.threshold) : Quantity::missing("");
+  o << "  " << pad("PSIS k̂", 24) << quantity_text(p.khat) << "  (threshold " << quantity_text(threshold, 3)
+    << ", tail M = " << count_text(p.tail_length) << ")\n";
+  if (!p.khat.finite()) o << "  " << pad("", 24) << p.khat.missing_reason() << "\n";
+  o << "  " << pad("PSIS verdict", 24) << p.diagnosis << "\n";
+  if (p.min_sample_size.finite()) o << "  " << pad("min sample size", 24) << quantity_text(p.min_sample_size) << "\n";
+  const LogZReport& z = r.log_z;
+  o << "  " << pad("log Z", 24);
+  if (!z.estimate) {
+    o << "n/a (" << z.missing_reason << ")\n";
+    return o.str();
   }
-  if (s.contains("free_energy_difference")) {
-    const auto& d = s["free_energy_difference"];
-    o << "\nFree-energy difference F(" << d["region_a"].get<std::string>() << ") − F("
-      << d["region_b"].get<std::string>() << ")\n  ";
-    if (d["delta_f_kt"].is_null()) {
-      o << "n/a (" << d.value("delta_f_kt_reason", std::string()) << ")\n";
-    } else {
-      o << num(d["delta_f_kt"], 6) << " ± " << num(d["stderr_kt"], 3) << " kT";
-      if (d.contains("delta_f_kj_mol")) o << "  = " << num(d["delta_f_kj_mol"], 6) << " ± " << num(d["stderr_kj_mol"], 3) << " kJ/mol";
-      o << "  (populations " << num(d["population_a"]) << " / " << num(d["population_b"]) << ")\n";
-    }
+  const LogZEstimate& e = *z.estimate;
+  o << number_text(e.estimate, 8) << " ± " << number_text(e.standard_error, 3) << "  (" << number_text(e.level, 3)
+    << " CI " << number_text(e.ci_low, 8) << " … " << number_text(e.ci_high, 8) << ")\n";
+  if (const auto f = z.free_energy_kj_mol()) {
+    o << "  " << pad("F = −kT log Z", 24) << number_text(*f, 8) << " ± " << number_text(*z.stderr_kj_mol(), 3)
+      << " kJ/mol\n";
   }
-  if (s.contains("ramachandran_vs_reference") && s["ramachandran_vs_reference"].contains("forward_kl")) {
-    const auto& r = s["ramachandran_vs_reference"];
-    const auto& pm = r["phi_positive"]["model"];
-    const auto& pr = r["phi_positive"]["reference"];
-    o << "\nRamachandran vs reference " << r.value("reference", std::string()) << " (" << num(r["reference_frames"])
-      << " frames; noise floor: first vs second half)\n";
-    o << "  " << pad("forward KL, 64² bins", 24) << num(r["forward_kl"]["model"]) << "  (noise floor "
-      << num(r["forward_kl"]["noise_floor"]) << ")\n";
-    o << "  " << pad("TV, 100² bins", 24) << num(r["total_variation"]["model"]) << "  (noise floor "
-      << num(r["total_variation"]["noise_floor"]) << ")\n";
-    o << "  " << pad("φ ≥ 0 population", 24) << num(pm["mean"]) << " ± " << num(pm["standard_error"], 2)
-      << "  (reference " << num(pr["mean"]) << " ± " << num(pr["standard_error"], 2) << ", z " << num(r["phi_positive"]["z"], 3)
+  if (z.exact) {
+    o << "  " << pad("exact log Z", 24) << number_text(*z.exact, 8) << "  (z-score " << number_text(*z.z_score(), 3)
       << ")\n";
   }
-  if (s.contains("plots") && s["plots"].is_object() && !s["plots"].empty()) {
-    o << "\nPlots:";
-    for (const auto& [name, status] : s["plots"].items()) {
-      if (status == "ok") o << " " << name;
-    }
-    o << "\n";
+  return o.str();
+}
+
+std::string format_chains_report(const ChainsReport& c) {
+  std::ostringstream o;
+  o << "\nChains (" << count_text(c.chains) << " chains × " << count_text(c.draws) << " draws × "
+    << count_text(c.params) << " parameters)\n";
+  o << "  " << pad("parameter", 14) << pad("R̂", 10) << pad("bulk-ESS", 12) << pad("tail-ESS", 12)
+    << pad("ESS(mean)", 12) << "τ\n";
+  const std::size_t shown = std::min<std::size_t>(c.params, 20);
+  for (std::size_t p = 0; p < shown; ++p) {
+    const ChainDiagnostics& d = c.diagnostics[p];
+    o << "  " << pad(c.parameter_names[p], 14) << pad(quantity_text(d.rhat), 10)
+      << pad(quantity_text(d.ess_bulk, 5), 12) << pad(quantity_text(d.ess_tail, 5), 12)
+      << pad(quantity_text(d.ess_mean, 5), 12) << quantity_text(d.iat, 4) << "\n";
   }
-  if (s.contains("notes")) {
-    for (const auto& n : s["notes"]) o << "note: " << n.get<std::string>() << "\n";
+  if (shown < c.params) o << "  … " << c.params - shown << " more parameters in summary.json\n";
+  if (!c.diagnostics.empty() && !c.diagnostics[0].rhat.finite()) {
+    o << "  R̂: " << c.diagnostics[0].rhat.missing_reason() << "\n";
   }
+  o << "  " << c.verdict << "\n";
+  for (const auto& n : c.notes) o << "  note: " << n << "\n";
+  return o.str();
+}
+
+std::string format_free_energy_difference(const FreeEnergyDifference& d, double kt_kj_mol) {
+  std::ostringstream o;
+  o << "\nFree-energy difference F(" << d.label_a << ") − F(" << d.label_b << ")\n  ";
+  if (!d.delta_f.finite()) {
+    o << "n/a (" << d.delta_f.missing_reason() << ")\n";
+    return o.str();
+  }
+  o << quantity_text(d.delta_f, 6) << " ± " << quantity_text(d.stderr_kt, 3) << " kT";
+  if (kt_kj_mol > 0) {
+    const Quantity f = Quantity::of(*d.delta_f.value * kt_kj_mol);
+    const Quantity se = d.stderr_kt.ok() ? Quantity::of(*d.stderr_kt.value * kt_kj_mol) : d.stderr_kt;
+    o << "  = " << quantity_text(f, 6) << " ± " << quantity_text(se, 3) << " kJ/mol";
+  }
+  o << "  (populations " << number_text(d.population_a) << " / " << number_text(d.population_b) << ")\n";
+  return o.str();
+}
+
+std::string format_ramachandran_comparison(const RamachandranComparison& c, const std::string& reference) {
+  auto kl = [](double v) { return std::isfinite(v) ? number_text(v) : std::string("n/a"); };
+  const SnisEstimate& pm = c.model_phi_positive;
+  const BatchMeansEstimate& pr = c.reference_phi_positive;
+  std::ostringstream o;
+  o << "\nRamachandran vs reference " << reference << " (" << count_text(c.reference_frames)
+    << " frames; noise floor: first vs second half)\n";
+  o << "  " << pad("forward KL, 64² bins", 24) << kl(c.model.forward_kl) << "  (noise floor "
+    << kl(c.noise_floor.forward_kl) << ")\n";
+  o << "  " << pad("TV, 100² bins", 24) << number_text(c.model.total_variation) << "  (noise floor "
+    << number_text(c.noise_floor.total_variation) << ")\n";
+  o << "  " << pad("φ ≥ 0 population", 24) << number_text(pm.mean) << " ± " << number_text(pm.standard_error, 2)
+    << "  (reference " << number_text(pr.mean) << " ± " << number_text(pr.standard_error, 2) << ", z "
+    << quantity_text(c.phi_positive_z, 3) << ")\n";
   return o.str();
 }
 
