@@ -20,12 +20,6 @@ namespace fs = std::filesystem;
 namespace boltzlab {
 namespace {
 
-std::string num(double v) {
-  std::ostringstream os;
-  os << v;
-  return os.str();
-}
-
 /// Largest frames.npy the tool will record in memory (F·N·d doubles).
 constexpr double kMaxFrameBytes = 2.0 * 1024 * 1024 * 1024;
 
@@ -40,30 +34,30 @@ void RelaxOptions::validate() const {
   if (particles && *particles < 1) bad("--particles", std::to_string(*particles), ">= 1");
   if (steps && *steps < 0) bad("--steps", std::to_string(*steps), ">= 0");
   if (warmup && *warmup < 0) bad("--warmup", std::to_string(*warmup), ">= 0");
-  if (step_size && !(*step_size > 0 && std::isfinite(*step_size))) bad("--step-size", num(*step_size), "> 0");
+  if (step_size && !(*step_size > 0 && std::isfinite(*step_size))) bad("--step-size", format_number(*step_size), "> 0");
   if (thin && *thin < 0) bad("--thin", std::to_string(*thin), ">= 0");
   if (max_frames && *max_frames < 0) bad("--max-frames", std::to_string(*max_frames), ">= 0");
-  if (beta_start && !(*beta_start > 0 && std::isfinite(*beta_start))) bad("--beta-start", num(*beta_start), "> 0");
+  if (beta_start && !(*beta_start > 0 && std::isfinite(*beta_start))) bad("--beta-start", format_number(*beta_start), "> 0");
   if (beta_steps && *beta_steps < 0) bad("--beta-steps", std::to_string(*beta_steps), ">= 0");
-  if (tolerance && !(*tolerance >= 0 && std::isfinite(*tolerance))) bad("--tolerance", num(*tolerance), ">= 0");
+  if (tolerance && !(*tolerance >= 0 && std::isfinite(*tolerance))) bad("--tolerance", format_number(*tolerance), ">= 0");
   if (monitor_every && *monitor_every < 1) bad("--monitor-every", std::to_string(*monitor_every), ">= 1");
   if (seed && *seed < 0) bad("--seed", std::to_string(*seed), ">= 0");
   if (threads < 0) bad("--threads", std::to_string(threads), ">= 0 (0: all cores)");
   if (threads > 1024) bad("--threads", std::to_string(threads), "<= 1024");
-  if (init_scale && !(*init_scale > 0 && std::isfinite(*init_scale))) bad("--init-scale", num(*init_scale), "> 0");
+  if (init_scale && !(*init_scale > 0 && std::isfinite(*init_scale))) bad("--init-scale", format_number(*init_scale), "> 0");
 }
 
 void InitSpec::validate(const std::string& context) const {
   if (kind != "normal" && kind != "lattice" && kind != "reference") {
     throw ConfigError(context + ".kind: '" + kind + "' is not 'normal', 'lattice' or 'reference'");
   }
-  if (!(scale > 0) || !std::isfinite(scale)) throw ConfigError(context + ".scale: " + num(scale) + ", but must be > 0");
+  if (!(scale > 0) || !std::isfinite(scale)) throw ConfigError(context + ".scale: " + format_number(scale) + ", but must be > 0");
   if (!std::isfinite(mean)) throw ConfigError(context + ".mean: must be finite");
   if (!(spacing > 0) || !std::isfinite(spacing)) {
-    throw ConfigError(context + ".spacing: " + num(spacing) + ", but must be > 0");
+    throw ConfigError(context + ".spacing: " + format_number(spacing) + ", but must be > 0");
   }
   if (!(jitter >= 0) || !std::isfinite(jitter)) {
-    throw ConfigError(context + ".jitter: " + num(jitter) + ", but must be >= 0");
+    throw ConfigError(context + ".jitter: " + format_number(jitter) + ", but must be >= 0");
   }
 }
 
@@ -213,7 +207,7 @@ RelaxPlan resolve_plan(const RelaxOptions& opt, const Potential& pot) {
   plan.max_frames = static_cast<std::size_t>(from(opt.max_frames, "max_frames", 1000, 0));
   fo.step_size = from_d(opt.step_size, "step_size", 0.0);
   if (!opt.step_size && !(fo.step_size >= 0 && std::isfinite(fo.step_size))) {
-    sampler.fail("step_size", num(fo.step_size) + ", but must be > 0");
+    sampler.fail("step_size", format_number(fo.step_size) + ", but must be > 0");
   }
   fo.beta.start = from_d(opt.beta_start, "beta_start", 1.0);
   fo.beta.end = 1.0;
@@ -268,9 +262,9 @@ Ensemble read_init_file(const RelaxOptions& opt, const Target& target) {
 }
 
 std::string describe_init(const InitSpec& spec) {
-  if (spec.kind == "normal") return "normal(mean " + num(spec.mean) + ", scale " + num(spec.scale) + ")";
-  if (spec.kind == "reference") return "reference configuration + N(0, " + num(spec.scale) + "^2)";
-  return "lattice(spacing " + num(spec.spacing) + ", jitter " + num(spec.jitter) + ")";
+  if (spec.kind == "normal") return "normal(mean " + format_number(spec.mean) + ", scale " + format_number(spec.scale) + ")";
+  if (spec.kind == "reference") return "reference configuration + N(0, " + format_number(spec.scale) + "^2)";
+  return "lattice(spacing " + format_number(spec.spacing) + ", jitter " + format_number(spec.jitter) + ")";
 }
 
 /// Stage 2. Fails when every initial u or ∇u is non-finite (a finite energy with a NaN
@@ -401,10 +395,10 @@ RelaxReport relax_report(const RelaxOptions& opt, const Potential& pot, const Re
 std::string RelaxReport::message() const {
   std::ostringstream msg;
   msg << "wgf-relax: " << flow << " on " << potential << ": " << particles << " particles x " << dim << ", "
-      << steps_done << " steps in " << num(std::round(flow_seconds * 100) / 100) << " s";
-  if (acceptance_rate) msg << ", acceptance " << num(std::round(*acceptance_rate * 1000) / 1000);
-  msg << ", step size " << num(step_size);
-  if (mean_energy) msg << ", <u> = " << num(*mean_energy);
+      << steps_done << " steps in " << format_number(std::round(flow_seconds * 100) / 100) << " s";
+  if (acceptance_rate) msg << ", acceptance " << format_number(std::round(*acceptance_rate * 1000) / 1000);
+  msg << ", step size " << format_number(step_size);
+  if (mean_energy) msg << ", <u> = " << format_number(*mean_energy);
   if (non_finite_evaluations) msg << ", " << non_finite_evaluations << " non-finite evaluations";
   msg << " -> " << out.string();
   return msg.str();

@@ -317,14 +317,8 @@ double OpenMMTarget::reduced_energy(const double* x, double* grad) const {
 
 BatchStats OpenMMTarget::evaluate_batch(const RowMatrix& x, Eigen::VectorXd& u, RowMatrix* grad,
                                         Execution exec) const {
-  const std::size_t n = static_cast<std::size_t>(x.rows());
+  const std::size_t n = prepare_batch(x, u, grad);
   const std::size_t d = dim();
-  if (static_cast<std::size_t>(x.cols()) != d) {
-    throw DomainError(name() + ": configurations have " + std::to_string(x.cols()) +
-                      " coordinates, but the target has dimension " + std::to_string(d));
-  }
-  u.resize(static_cast<Eigen::Index>(n));
-  if (grad) grad->resize(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
   std::atomic<std::size_t> bad{0};
   // Blocks of up to 8 rows amortize the thread-local lookup; small batches get
   // smaller blocks so that every thread has work (rows are independent, so the

@@ -22,8 +22,7 @@ bool sanitize_energy(double& u, const double* grad, std::size_t d) {
   return ok;
 }
 
-BatchStats Target::evaluate_batch(const RowMatrix& x, Eigen::VectorXd& u, RowMatrix* grad,
-                                  Execution exec) const {
+std::size_t Target::prepare_batch(const RowMatrix& x, Eigen::VectorXd& u, RowMatrix* grad) const {
   const std::size_t n = static_cast<std::size_t>(x.rows());
   const std::size_t d = dim();
   if (static_cast<std::size_t>(x.cols()) != d) {
@@ -32,6 +31,13 @@ BatchStats Target::evaluate_batch(const RowMatrix& x, Eigen::VectorXd& u, RowMat
   }
   u.resize(static_cast<Eigen::Index>(n));
   if (grad) grad->resize(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
+  return n;
+}
+
+BatchStats Target::evaluate_batch(const RowMatrix& x, Eigen::VectorXd& u, RowMatrix* grad,
+                                  Execution exec) const {
+  const std::size_t n = prepare_batch(x, u, grad);
+  const std::size_t d = dim();
   std::atomic<std::size_t> bad{0};
   for_each_index(
       n,

@@ -70,6 +70,11 @@ class Target {
   /// The default runs reduced_energy() over oneTBB or serially.
   virtual BatchStats evaluate_batch(const RowMatrix& x, Eigen::VectorXd& u, RowMatrix* grad,
                                     Execution exec = Execution::kParallel) const;
+
+ protected:
+  /// Checks that `x` has dim() columns (DomainError naming the target otherwise) and
+  /// sizes u (and grad, when given) for x.rows() configurations. Returns x.rows().
+  std::size_t prepare_batch(const RowMatrix& x, Eigen::VectorXd& u, RowMatrix* grad) const;
 };
 
 /// Centre-of-mass convention for particle systems (particle_layout() = {n, s}):
