@@ -1,9 +1,7 @@
 #pragma once
 /// \file run_directory.hpp
-/// The run-directory contract shared by every tool (see README "Run directory"):
-///   samples.npy (N×d float64), reduced_energies.npy (N), and where they exist
-///   log_q.npy, log_weights.npy; summary.json (format_version, tool, potential,
-///   options, seed, threads, counts, timings, statistics, traces); plots (*.png).
+/// The run directory every tool writes (README "Run directory"; the files and the
+/// summary.json schema are defined in one place, app/run_outputs.hpp).
 ///
 /// Atomicity: files are written into a staging directory beside the output
 /// (`<out>.staging-<pid>`); commit() swaps it into place only once everything was
