@@ -7,6 +7,8 @@
 // gradients checked against autograd in tests/generators/test_fused_otflow.cpp) followed
 // by the same Adam step as the PyTorch baseline.
 // Prints medians and the ratio; never asserts on time.
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -46,6 +48,10 @@ int main(int argc, char** argv) {
   app.add_flag("--fused", fused, "also time the hand-fused forward + adjoint path (nTh = 2)");
   CLI11_PARSE(app, argc, argv);
 
+  // glibc malloc tuned as in tools/bg-sample.cpp (MB-sized RK4 tensors stay on the heap).
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 2047 * 1024 * 1024);
+  mallopt(M_TOP_PAD, 512 * 1024 * 1024);
   bg::set_generator_threads(threads);
   torch::manual_seed(0);
   bg::GeneratorOptions o;

@@ -50,6 +50,8 @@
 //     settings on the same data in one invocation and printed side by side with the
 //     ratio bg / ot-bg.
 // All float64; the JSON (--json FILE) holds every number, null + reason when missing.
+#include <malloc.h>
+
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -456,6 +458,10 @@ int main(int argc, char** argv) {
       throw boltzlab::ConfigError("--iterations 0 needs --load (a model to evaluate)");
     if (compare && (!s.save_path.empty() || !s.load_path.empty()))
       throw boltzlab::ConfigError("--save / --load train one preset: drop --compare");
+    // glibc malloc tuned as in tools/bg-sample.cpp (MB-sized RK4 tensors stay on the heap).
+    mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 2047 * 1024 * 1024);
+    mallopt(M_TOP_PAD, 512 * 1024 * 1024);
     bg::set_generator_threads(s.threads);
     const boltzlab::Potential pot = boltzlab::load_potential(potential);
     const boltzlab::Target& target = *pot.target;

@@ -20,6 +20,8 @@
 // mode coverage is reported: per-coordinate fractions of x1 > 0 (raw and reweighted)
 // vs the exact 0.84431, and the number of distinct sign patterns of the x1's among
 // the samples vs its expectation under π (Σ_patterns 1 − (1 − p_pattern)^N).
+#include <malloc.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -213,6 +215,10 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    // glibc malloc tuned as in tools/bg-sample.cpp (MB-sized RK4 tensors stay on the heap).
+    mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 2047 * 1024 * 1024);
+    mallopt(M_TOP_PAD, 512 * 1024 * 1024);
     bg::set_generator_threads(threads);
     boltzlab::Potential pot = boltzlab::load_potential(potential);
     const boltzlab::Target& target = *pot.target;
@@ -252,7 +258,7 @@ int main(int argc, char** argv) {
       o = model.options();
     } else if (have_data) {
       model.standardize_from_data(data);
-      if (base_mode == "gaussian_mixture") model.fit_gaussian_mixture_base(data, base_components, base_defensive);
+      if (base_mode == "gaussian_mixture") model.fit_gaussian_mixture_base(data, {base_components, base_defensive});
     }
     if (base_mode != "normal" && model.base() == nullptr)
       throw boltzlab::ConfigError("--base " + base_mode + " needs training data (or a loaded model with that base)");

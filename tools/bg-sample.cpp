@@ -1,6 +1,8 @@
 // bg-sample: train (or load) an OT-Boltzmann generator and draw weighted samples.
-// All logic lives in lib/boltzlab/generators/bg_run.* (see its header for the
-// run-directory contract); this file only maps flags to BgSampleOptions.
+// All logic lives in lib/boltzlab/app/bg_run.* (see its header for the run-directory
+// contract); this file maps flags to BgSampleOptions and tunes the process's allocator.
+#include <malloc.h>
+
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -33,6 +35,19 @@ void setup(CLI::App& app, boltzlab::generators::BgSampleOptions& o) {
   app.add_flag("!--no-progress", o.progress, "no progress lines");
 }
 
+/// Allocator: the flows allocate and free many MB-sized tensors per RK4 stage. With
+/// glibc's defaults those are mmap'ed and unmapped every time (or trimmed back to the
+/// kernel), and the page faults of re-zeroed pages dominated training on particle
+/// systems (LJ13: 3.5 min of system time in a 4 min run). Keeping them on the heap
+/// (mmap threshold at glibc's 32 MiB maximum, trimming only above 2 GiB, 512 MiB top
+/// pad) cut that run's system time from 3.5 min to 1 s, with identical results:
+/// allocation does not touch the arithmetic.
+void tune_allocator() {
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 2047 * 1024 * 1024);
+  mallopt(M_TOP_PAD, 512 * 1024 * 1024);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -40,6 +55,7 @@ int main(int argc, char** argv) {
   boltzlab::generators::BgSampleOptions options;
   setup(app, options);
   CLI11_PARSE(app, argc, argv);
+  tune_allocator();
   try {
     const auto summary = boltzlab::generators::run_bg_sample(options);
     const auto& st = summary.value("statistics", nlohmann::json::object());

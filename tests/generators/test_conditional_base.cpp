@@ -238,6 +238,24 @@ TEST_CASE("conditional base: the fit recovers the regression, the covariance and
     CHECK(max_abs(pooled.coef()[k] - shared.coef()[0]) < 1e-3);
     CHECK(max_abs(pooled.chol()[k] - shared.chol()[0]) < 1e-3);
   }
+  // BaseDensity::fit_conditional with ConditionalBaseOptions: the mixture base of its
+  // components, the block of ConditionalGaussian::fit with its settings and the bin correction.
+  ConditionalBaseOptions o;
+  o.components = 4;
+  o.harmonics = 1;
+  o.experts = true;
+  o.em_iterations = 3;
+  o.shrinkage = 2.0;
+  o.joint_bins = 12;
+  o.joint_defensive = 0.05;
+  const BaseDensity base = BaseDensity::fit_conditional(y2, mask, {0, 1}, {0, 1}, o);
+  auto block = ConditionalGaussian::fit(y2, mask, {0, 1}, {0, 1}, 1, 4, true, 3, 2.0);
+  block.fit_joint_correction(y2, 12, 0.05);
+  BaseDensity expected = BaseDensity::fit_mixture(y2, mask, 4, 1);
+  expected.set_conditional(block);
+  CHECK(base.conditional()->correction_bins() == 12);
+  CHECK(max_abs(base.log_prob(fresh) - expected.log_prob(fresh)) == 0.0);
+  CHECK(torch::equal(base.sample(200, 5), expected.sample(200, 5)));
 }
 
 TEST_CASE("conditional base: JSON round trip, wide torsions, and refused inputs") {

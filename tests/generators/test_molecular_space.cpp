@@ -1,5 +1,6 @@
 // Tests for lib/boltzlab/generators/molecular_space.*: the normalization layer, the
-// base densities (von Mises, mixtures, Gaussian-mixture columns) and the molecular
+// base densities (von Mises, mixtures, Gaussian-mixture columns), their typed options and
+// registry (base_options.hpp, base_registry.hpp) and the molecular
 // flow space (log q bookkeeping, centre-of-mass-free normalization).
 #include <cmath>
 #include <functional>
@@ -11,6 +12,7 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/parallel.hpp"
+#include "boltzlab/generators/base_registry.hpp"
 #include "boltzlab/generators/molecular_space.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "support/internal_coordinates_support.hpp"
@@ -384,3 +386,130 @@ TEST_CASE("internal coordinates: Gaussian-mixture base columns — normalization
   CHECK(torch::equal(again.sample(200, 7), fit.sample(200, 7)));
 }
 
+
+namespace {
+
+/// read_base_options on a generator section (context "p.json: generator"); the message of a
+/// ConfigError, or "" when it reads.
+std::string base_error(const Json& section, bool molecular, bool particles = false) {
+  try {
+    JsonReader r(section, "p.json: generator");
+    read_base_options(r, BaseTarget{molecular, particles});
+    r.finish();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("base options: registry rows, defaults, typed reading and the generator-section messages") {
+  // One row per kind, found by name, each applying to molecules or to the other targets.
+  CHECK(base_kinds().size() == 6);
+  for (const auto& spec : base_kinds()) {
+    CHECK(find_base_kind(spec.name) == &spec);
+    CHECK(&base_kind_spec(spec.kind) == &spec);
+    CHECK(std::string(base_kind_name(spec.kind)) == spec.name);
+    CHECK(kind_of(default_base_options(spec.kind)) == spec.kind);
+  }
+  CHECK(find_base_kind("gaussian") == nullptr);
+  CHECK(default_base_kind(BaseTarget{true, false}) == BaseKind::von_mises);
+  CHECK(default_base_kind(BaseTarget{false, false}) == BaseKind::normal);
+
+  // Typed options: only the kind's fields, defaults for the absent keys.
+  const Json cond = {{"base", "conditional_gaussian"}, {"base_experts", true}, {"base_components", 8},
+                     {"base_em_iterations", 3}, {"base_joint_bins", 36}};
+  JsonReader r(cond, "p.json: generator");
+  const BaseOptions o = read_base_options(r, BaseTarget{true, false});
+  r.finish();
+  REQUIRE(kind_of(o) == BaseKind::conditional_gaussian);
+  const auto& c = std::get<ConditionalBaseOptions>(o);
+  CHECK(c.components == 8);
+  CHECK(c.experts);
+  CHECK(c.em_iterations == 3);
+  CHECK(c.joint_bins == 36);
+  CHECK(c.harmonics == 3);
+  CHECK(c.shrinkage == 1.0);
+  CHECK(c.soft_threshold == 0.5);
+  CHECK(c.joint_defensive == 0.01);
+  // to_json gives the section back: reading it again gives the same options.
+  const Json written = to_json(o);  // JsonReader keeps a reference: no temporaries
+  JsonReader again(written, "again");
+  const auto back = std::get<ConditionalBaseOptions>(read_base_options(again, BaseTarget{true, false}));
+  again.finish();
+  CHECK(back.components == c.components);
+  CHECK(back.em_iterations == c.em_iterations);
+  CHECK(back.joint_bins == c.joint_bins);
+  CHECK(back.joint_defensive == c.joint_defensive);
+  // Default kinds and a mixture of the other targets.
+  const Json empty = Json::object();
+  JsonReader none(empty, "none");
+  CHECK(kind_of(read_base_options(none, BaseTarget{false, false})) == BaseKind::normal);
+  const Json gm_section = {{"base", "gaussian_mixture"}, {"base_defensive", 0.05}};
+  JsonReader gm(gm_section, "gm");
+  const auto g = std::get<GaussianMixtureBaseOptions>(read_base_options(gm, BaseTarget{false, false}));
+  CHECK(g.components == 4);
+  CHECK(g.defensive == 0.05);
+
+  // The messages of the generator section, one per misuse, naming the field.
+  CHECK(base_error({{"base", "normal"}}, true) ==
+        "p.json: generator.base: must be \"von_mises\", \"von_mises_mixture\", \"conditional_gaussian\" or "
+        "\"uniform\" for a molecular target");
+  CHECK(base_error({{"base", "von_mises"}}, false) ==
+        "p.json: generator.base: must be \"normal\" or \"gaussian_mixture\" for this target");
+  CHECK(base_error({{"base", "gaussian_mixture"}}, false, true) ==
+        "p.json: generator.base: \"gaussian_mixture\" is not available for particle systems");
+  CHECK(base_error({{"base", "uniform"}, {"base_components", 3}}, true) ==
+        "p.json: generator.base_components: is only used with \"base\": \"von_mises_mixture\", "
+        "\"conditional_gaussian\" or \"gaussian_mixture\"");
+  CHECK(base_error({{"base", "conditional_gaussian"}, {"base_defensive", 0.1}}, true) ==
+        "p.json: generator.base_defensive: is only used with \"base\": \"von_mises_mixture\" or "
+        "\"gaussian_mixture\"");
+  CHECK(base_error({{"base", "uniform"}, {"base_experts", true}}, true) ==
+        "p.json: generator.base_experts: is only used with \"base\": \"conditional_gaussian\"");
+  CHECK(base_error({{"base", "conditional_gaussian"}, {"base_shrinkage", 2.0}}, true) ==
+        "p.json: generator.base_shrinkage: is only used with \"base_experts\": true");
+  CHECK(base_error({{"base", "von_mises"}, {"base_em_iterations", 2}}, true) ==
+        "p.json: generator.base_em_iterations: is only used with \"base_experts\": true");
+  CHECK(base_error({{"base", "conditional_gaussian"}, {"base_joint_defensive", 0.1}}, true) ==
+        "p.json: generator.base_joint_defensive: is only used with \"base_joint_bins\" > 0");
+  CHECK(base_error({{"base", "von_mises_mixture"}, {"base_components", 9}}, true) ==
+        "p.json: generator.base_components: must be between 1 and 8");
+  CHECK(base_error({{"base", "conditional_gaussian"}, {"base_joint_bins", 1}}, true) ==
+        "p.json: generator.base_joint_bins: must be 0 (no correction) or between 2 and 360");
+  CHECK(base_error({{"base", "conditional_gaussian"}, {"base_soft_threshold", 0.7}}, true) ==
+        "p.json: generator.base_soft_threshold: must be in (0, 0.5] rad");
+  // Every base key is known to the reader: a typo gets a suggestion.
+  CHECK(base_error({{"base_harmonic", 2}}, true) ==
+        "p.json: generator.base_harmonic: unknown key (did you mean 'base_harmonics'?)");
+  // validate() checks the values of options built in code, with the same messages.
+  ConditionalBaseOptions bad;
+  bad.harmonics = 7;
+  CHECK_THROWS_WITH_AS(bad.validate("p.json: generator"), "p.json: generator.base_harmonics: must be between 1 and 6",
+                       ConfigError);
+  VonMisesMixtureBaseOptions vm;
+  vm.defensive = 0.5;
+  CHECK_THROWS_WITH_AS(validate(BaseOptions(vm)), "generator.base_defensive: must be in [0, 0.5)", ConfigError);
+}
+
+TEST_CASE("base options: the registry's fitters give the bases of the named BaseDensity fits") {
+  const auto ic = InternalCoordinates::alanine_dipeptide();
+  const auto z = ic.to_internal(perturbed_alanine(300, 0.05, 23)).first;
+  const auto mask = ic.torsion_mask();
+  const auto y = InternalNormalization::fit(z, mask).forward(z).first;
+  const BaseFitData data{y, mask, {}};
+  CHECK_FALSE(fit_base(NormalBaseOptions{}, data).has_value());
+  CHECK(fit_base(UniformBaseOptions{}, data)->kind() == "uniform");
+  const auto grid = y.narrow(0, 0, 50);
+  CHECK(max_abs(fit_base(VonMisesBaseOptions{}, data)->log_prob(grid) -
+                BaseDensity::fit_von_mises(y, mask).log_prob(grid)) == 0.0);
+  VonMisesMixtureBaseOptions vmm;
+  vmm.components = 3;
+  vmm.defensive = 0.02;
+  CHECK(max_abs(fit_base(vmm, data)->log_prob(grid) - BaseDensity::fit_mixture(y, mask, 3, 1, 1e3, 0.02).log_prob(grid)) ==
+        0.0);
+  // A kind fitted to data without data: DomainError naming the kind.
+  CHECK_THROWS_WITH_AS(fit_base(VonMisesBaseOptions{}, BaseFitData{torch::Tensor(), mask, {}}),
+                       "base density: \"von_mises\" is fitted to data, but none were given", DomainError);
+}

@@ -23,13 +23,17 @@
 /// against the reference, their noise floor, the φ ≥ 0 population with errors);
 /// training — see TrainOptions::read ("preset", "lambda", "alpha_transport",
 /// "alpha_hjb", "iterations", "warmup_iterations", "batch_size", "learning_rate", ...);
-/// molecules — "base": "von_mises" (default: per-torsion von Mises fitted to the data),
-/// "von_mises_mixture" (up to "base_components" von Mises per torsion, EM + BIC) or
-/// "uniform" (torsion base of the flow on ℝ^{2n−3} × T^{n−3}); other targets — "base":
-/// "normal" (default, N(0, I) after standardization) or "gaussian_mixture" (per-coordinate
-/// Gaussian mixtures fitted to the standardized data; needs data). A two-stage schedule
+/// base density — "base" and its keys (base_options.hpp; the kinds and the targets they apply
+/// to in base_registry.hpp): molecules "von_mises" (default: per-torsion von Mises fitted to the
+/// data), "von_mises_mixture" (up to "base_components" von Mises per torsion, EM + BIC),
+/// "conditional_gaussian" (soft torsions, the other coordinates Gaussian given them) or
+/// "uniform" (torsion base of the flow on ℝ^{2n−3} × T^{n−3}); other targets "normal"
+/// (default, N(0, I) after standardization) or "gaussian_mixture" (per-coordinate Gaussian
+/// mixtures fitted to the standardized data; needs data). A two-stage schedule
 /// is "warmup_iterations": K with "lambda": λ < 1: K steps of forward KL on the data,
 /// then λ·forward + (1−λ)·reverse KL. Unknown keys are rejected naming the file.
+/// The stages of a run: bg_config.hpp (reading), bg_molecular.hpp (molecules), bg_outputs.hpp
+/// (plots, summary entries, run directory).
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -66,9 +70,9 @@ struct BgSampleOptions {
 /// The one thread setting of the generators: oneTBB gets `threads` (0: all cores)
 /// and parallelizes over fixed batch chunks; LibTorch's intra-op pool is set to 1
 /// thread (no oversubscription, results independent of `threads`) and its inter-op
-/// pool to `threads` (settable once per process; later calls leave it). The first call
-/// also keeps glibc from mmap'ing and trimming the MB-sized tensors of each RK4 stage
-/// (mallopt; see bg_run.cpp), which otherwise dominated particle-system training.
+/// pool to `threads` (settable once per process; later calls leave it). Process-wide
+/// allocator settings are the program's choice (tools/bg-sample.cpp tunes glibc's malloc
+/// for the MB-sized tensors of each RK4 stage).
 void set_generator_threads(int threads);
 
 /// Runs bg-sample; returns the summary written. \throws boltzlab::Error subclasses

@@ -398,160 +398,232 @@ void ConditionalGaussian::fill_hard(torch::Tensor& y, const torch::Tensor& norma
   y.index_copy_(1, hard_index_, yh);
 }
 
-ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch::Tensor& torsion_mask,
-                                             const std::vector<std::int64_t>& soft,
-                                             const std::vector<std::int64_t>& joint, int harmonics,
-                                             int joint_components, bool experts, int em_iterations, double shrinkage,
-                                             double ridge) {
-  auto fail = [](const std::string& m) { throw DomainError("conditional Gaussian base: " + m); };
-  const auto mask = torsion_mask.to(torch::kBool).contiguous();
-  if (y.dim() != 2 || mask.dim() != 1 || y.size(1) != mask.size(0)) fail("data must be B x m with a mask of length m");
-  if (harmonics < 1) fail("harmonics must be >= 1");
-  if (joint_components < 1) fail("joint_components must be >= 1");
-  if (em_iterations < 1) fail("em_iterations must be >= 1");
-  if (!(ridge >= 0.0)) fail("ridge must be >= 0");
-  if (!(shrinkage >= 0.0)) fail("shrinkage must be >= 0");
-  const std::int64_t m = y.size(1), n = y.size(0);
-  std::set<std::int64_t> soft_set(soft.begin(), soft.end());
-  for (const auto c : soft)
-    if (c < 0 || c >= m || !mask[c].item<bool>()) fail("soft column " + std::to_string(c) + " is not a periodic column");
+namespace {
+
+[[noreturn]] void fit_fail(const std::string& m) { throw DomainError("conditional Gaussian base: " + m); }
+
+/// The columns of a fit: the hard ones (all but `soft`) and which of them are periodic.
+struct FitColumns {
   std::vector<std::int64_t> hard;
   std::vector<bool> hard_periodic;
+};
+
+/// Checks the arguments of ConditionalGaussian::fit and splits the columns.
+FitColumns check_fit_arguments(const torch::Tensor& y, const torch::Tensor& mask,
+                               const std::vector<std::int64_t>& soft, int harmonics, int joint_components,
+                               int em_iterations, double shrinkage, double ridge) {
+  if (y.dim() != 2 || mask.dim() != 1 || y.size(1) != mask.size(0)) fit_fail("data must be B x m with a mask of length m");
+  if (harmonics < 1) fit_fail("harmonics must be >= 1");
+  if (joint_components < 1) fit_fail("joint_components must be >= 1");
+  if (em_iterations < 1) fit_fail("em_iterations must be >= 1");
+  if (!(ridge >= 0.0)) fit_fail("ridge must be >= 0");
+  if (!(shrinkage >= 0.0)) fit_fail("shrinkage must be >= 0");
+  const std::int64_t m = y.size(1);
+  std::set<std::int64_t> soft_set(soft.begin(), soft.end());
+  for (const auto c : soft)
+    if (c < 0 || c >= m || !mask[c].item<bool>()) fit_fail("soft column " + std::to_string(c) + " is not a periodic column");
+  FitColumns out;
   for (std::int64_t c = 0; c < m; ++c)
     if (!soft_set.count(c)) {
-      hard.push_back(c);
-      hard_periodic.push_back(mask[c].item<bool>());
+      out.hard.push_back(c);
+      out.hard_periodic.push_back(mask[c].item<bool>());
     }
-  const auto h = static_cast<std::int64_t>(hard.size());
-  const auto yd = y.to(torch::kDouble).detach().contiguous();
-  // 1. Joint mixture by EM, K by BIC.
-  JointFit joint_fit;
-  Eigen::MatrixXd t;
-  if (!joint.empty()) {
-    t.resize(n, static_cast<Eigen::Index>(joint.size()));
-    const auto yj = yd.index_select(1, index_tensor(joint)).contiguous();
-    for (std::int64_t i = 0; i < n; ++i)
-      for (std::size_t j = 0; j < joint.size(); ++j)
-        t(i, static_cast<Eigen::Index>(j)) = circular::wrap(yj.data_ptr<double>()[i * static_cast<std::int64_t>(joint.size()) + j]);
-    const double g = static_cast<double>(joint.size());
-    // The BIC search runs on at most kMaxSearchRows rows (an even stride): EM costs
-    // O(rows · K · g) per iteration for each of the ≈ 3K starts; the experts' EM below
-    // re-estimates the chosen components on all rows.
-    constexpr Eigen::Index kMaxSearchRows = 20000;
-    Eigen::MatrixXd t_search = t;
-    if (t.rows() > kMaxSearchRows) {
-      t_search.resize(kMaxSearchRows, t.cols());
-      for (Eigen::Index i = 0; i < kMaxSearchRows; ++i)
-        t_search.row(i) = t.row(i * (t.rows() - 1) / (kMaxSearchRows - 1));
-    }
-    const double log_rows = std::log(static_cast<double>(t_search.rows()));
-    double best_bic = std::numeric_limits<double>::infinity();
-    for (int k = 1; k <= joint_components; ++k)
-      for (std::uint64_t start = 0; start < (k > 1 ? 3u : 1u); ++start) {
-        JointFit f = em_joint(t_search, kmeans_starts(t_search, k, 0x6a6f696e74ULL + start), 1e3);
-        const double bic = -2.0 * f.log_likelihood + (k * (2.0 * g + 1.0) - 1.0) * log_rows;
-        if (bic < best_bic) {
-          best_bic = bic;
-          joint_fit = std::move(f);
-        }
-      }
-    std::vector<Eigen::Index> keep;  // drop empty components
-    for (Eigen::Index k = 0; k < joint_fit.weight.size(); ++k)
-      if (joint_fit.weight[k] > 1e-200) keep.push_back(k);
-    JointFit kept;
-    kept.mu.resize(static_cast<Eigen::Index>(keep.size()), t.cols());
-    kept.kappa.resizeLike(kept.mu);
-    kept.weight.resize(static_cast<Eigen::Index>(keep.size()));
-    for (std::size_t r = 0; r < keep.size(); ++r) {
-      kept.mu.row(static_cast<Eigen::Index>(r)) = joint_fit.mu.row(keep[r]);
-      kept.kappa.row(static_cast<Eigen::Index>(r)) = joint_fit.kappa.row(keep[r]);
-      kept.weight[static_cast<Eigen::Index>(r)] = joint_fit.weight[keep[r]];
-    }
-    kept.weight /= kept.weight.sum();
-    joint_fit = std::move(kept);
+  return out;
+}
+
+/// The joint columns of yd (n × m, double), wrapped into [−π, π): n × g.
+Eigen::MatrixXd joint_angles(const torch::Tensor& yd, const std::vector<std::int64_t>& joint) {
+  const std::int64_t n = yd.size(0);
+  Eigen::MatrixXd t(n, static_cast<Eigen::Index>(joint.size()));
+  const auto yj = yd.index_select(1, index_tensor(joint)).contiguous();
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < joint.size(); ++j)
+      t(i, static_cast<Eigen::Index>(j)) = circular::wrap(yj.data_ptr<double>()[i * static_cast<std::int64_t>(joint.size()) + j]);
+  return t;
+}
+
+/// Joint von Mises mixture of the angles t by EM, K ≤ `max_components` by BIC, empty
+/// components dropped and the weights renormalized.
+JointFit fit_joint_mixture(const Eigen::MatrixXd& t, int max_components) {
+  const double g = static_cast<double>(t.cols());
+  // The BIC search runs on at most kMaxSearchRows rows (an even stride): EM costs
+  // O(rows · K · g) per iteration for each of the ≈ 3K starts; the experts' EM
+  // re-estimates the chosen components on all rows.
+  constexpr Eigen::Index kMaxSearchRows = 20000;
+  Eigen::MatrixXd t_search = t;
+  if (t.rows() > kMaxSearchRows) {
+    t_search.resize(kMaxSearchRows, t.cols());
+    for (Eigen::Index i = 0; i < kMaxSearchRows; ++i)
+      t_search.row(i) = t.row(i * (t.rows() - 1) / (kMaxSearchRows - 1));
   }
-  const Eigen::Index k_count = joint.empty() ? 1 : joint_fit.weight.size();
-  // 2. Features and targets. Periodic hard columns are regressed as wrap(y − c̄) about their
-  // circular mean c̄ (the cut at c̄ ± π lies opposite the bulk); c̄ goes back into the intercept.
-  const Eigen::MatrixXd F = to_eigen(periodic_features(yd, soft, joint, harmonics));
-  const std::int64_t nf = F.cols();
-  const std::int64_t per_expert = nf * h + h * (h + 1) / 2;
+  const double log_rows = std::log(static_cast<double>(t_search.rows()));
+  double best_bic = std::numeric_limits<double>::infinity();
+  JointFit joint_fit;
+  for (int k = 1; k <= max_components; ++k)
+    for (std::uint64_t start = 0; start < (k > 1 ? 3u : 1u); ++start) {
+      JointFit f = em_joint(t_search, kmeans_starts(t_search, k, 0x6a6f696e74ULL + start), 1e3);
+      const double bic = -2.0 * f.log_likelihood + (k * (2.0 * g + 1.0) - 1.0) * log_rows;
+      if (bic < best_bic) {
+        best_bic = bic;
+        joint_fit = std::move(f);
+      }
+    }
+  std::vector<Eigen::Index> keep;  // drop empty components
+  for (Eigen::Index k = 0; k < joint_fit.weight.size(); ++k)
+    if (joint_fit.weight[k] > 1e-200) keep.push_back(k);
+  JointFit kept;
+  kept.mu.resize(static_cast<Eigen::Index>(keep.size()), t.cols());
+  kept.kappa.resizeLike(kept.mu);
+  kept.weight.resize(static_cast<Eigen::Index>(keep.size()));
+  for (std::size_t r = 0; r < keep.size(); ++r) {
+    kept.mu.row(static_cast<Eigen::Index>(r)) = joint_fit.mu.row(keep[r]);
+    kept.kappa.row(static_cast<Eigen::Index>(r)) = joint_fit.kappa.row(keep[r]);
+    kept.weight[static_cast<Eigen::Index>(r)] = joint_fit.weight[keep[r]];
+  }
+  kept.weight /= kept.weight.sum();
+  return kept;
+}
+
+/// The regression of a fit: features F = f(y_S) (n × F) and targets H (n × h, the hard
+/// columns; periodic ones regressed as wrap(y − c̄) about their circular mean c̄, the cut at
+/// c̄ ± π opposite the bulk; c̄ goes back into the intercept when packing), and the pooled fit
+/// (B₀, Σ₀, G₀ = FᵀF / n) kept for the experts' shrinkage.
+struct Regression {
+  std::int64_t dim = 0;
+  std::vector<std::int64_t> soft, joint, hard;
+  std::vector<bool> hard_periodic;
+  int harmonics = 1;
+  double ridge = 0.0;
+  Eigen::MatrixXd F, H;
+  std::vector<double> centre;
+  Eigen::MatrixXd gram0, B0, cov0;
+
+  std::int64_t rows() const { return F.rows(); }
+  std::int64_t n_features() const { return F.cols(); }
+  std::int64_t n_hard() const { return static_cast<std::int64_t>(hard.size()); }
+};
+
+/// Features and targets of the fit (see Regression). \throws DomainError with too few rows.
+Regression build_regression(const torch::Tensor& yd, const std::vector<std::int64_t>& soft,
+                            const std::vector<std::int64_t>& joint, int harmonics, FitColumns columns, double ridge) {
+  Regression p;
+  p.dim = yd.size(1);
+  p.soft = soft;
+  p.joint = joint;
+  p.hard = std::move(columns.hard);
+  p.hard_periodic = std::move(columns.hard_periodic);
+  p.harmonics = harmonics;
+  p.ridge = ridge;
+  const std::int64_t n = yd.size(0), h = p.n_hard();
+  p.F = to_eigen(periodic_features(yd, soft, joint, harmonics));
+  const std::int64_t nf = p.F.cols();
   if (n < nf + h + 2)
-    fail("needs more than " + std::to_string(nf + h + 1) + " data rows, got " + std::to_string(n));
-  std::vector<std::int64_t> hp(hard_periodic.begin(), hard_periodic.end());
+    fit_fail("needs more than " + std::to_string(nf + h + 1) + " data rows, got " + std::to_string(n));
+  std::vector<std::int64_t> hp(p.hard_periodic.begin(), p.hard_periodic.end());
   const auto hard_periodic_mask = torch::tensor(hp, torch::TensorOptions().dtype(torch::kLong)).to(torch::kBool);
-  auto target = yd.index_select(1, index_tensor(hard));
+  auto target = yd.index_select(1, index_tensor(p.hard));
   const auto centre = torch::where(hard_periodic_mask,
                                    torch::atan2(torch::sin(target).mean(0), torch::cos(target).mean(0)),
                                    torch::zeros({h}, f64()));
   target = torch::where(hard_periodic_mask, circular::wrap(target - centre), target);
-  const Eigen::MatrixXd H = to_eigen(target);
-  std::vector<double> centre_v = values(centre);
-  // 3. Weighted least squares and residual covariance of one expert (weights r, Σr = nk).
-  // Shrinkage of the experts toward the pooled fit (B₀, Σ₀): with responsibilities r (Σ r = n_k)
-  // and prior weight ν (in rows),
-  //   B_k = (Fᵀ diag(r) F + ν G₀ + ridge)⁻¹ (Fᵀ diag(r) H + ν G₀ B₀),   G₀ = FᵀF / n,
-  //   Σ_k = (Rᵀ diag(r) R + ν Σ₀) / (n_k + ν),
-  // the posterior mode under a conjugate prior centred on the pooled fit (regularized
-  // discriminant analysis; Friedman, JASA 84, 165, 1989): ν → 0 gives separate experts, ν → ∞
-  // the shared form. ν = `shrinkage` × (parameters per expert) keeps sparse experts (a rare
-  // basin) well posed.
-  Eigen::MatrixXd gram0, B0, cov0;
-  auto m_step = [&](const Eigen::VectorXd* r, double nu, Eigen::MatrixXd& B, Eigen::MatrixXd& L) {
-    const double nk = r ? r->sum() : static_cast<double>(n);
-    Eigen::MatrixXd Fw = r ? Eigen::MatrixXd(F.array().colwise() * r->array()) : F;
-    Eigen::MatrixXd gram = Fw.transpose() * F / nk;
-    Eigen::MatrixXd rhs = Fw.transpose() * H / nk;
-    if (nu > 0.0) {
-      gram = (nk * gram + nu * gram0) / (nk + nu);
-      rhs = (nk * rhs + nu * gram0 * B0) / (nk + nu);
-    }
-    gram.diagonal().array() += ridge;
-    B = gram.ldlt().solve(rhs);
-    Eigen::MatrixXd R = H - F * B;
-    for (std::int64_t j = 0; j < h; ++j)
-      if (hard_periodic[static_cast<std::size_t>(j)])
-        for (Eigen::Index i = 0; i < R.rows(); ++i) R(i, j) = circular::wrap(R(i, j));
-    const Eigen::MatrixXd Rw = r ? Eigen::MatrixXd(R.array().colwise() * r->array()) : R;
-    Eigen::MatrixXd cov = Rw.transpose() * R / nk;
-    if (nu > 0.0) cov = (nk * cov + nu * cov0) / (nk + nu);
-    const Eigen::LLT<Eigen::MatrixXd> llt(cov);
-    if (llt.info() != Eigen::Success) fail("the residual covariance is not positive definite");
-    L = llt.matrixL();
-    for (std::int64_t j = 0; j < h; ++j)
-      if (hard_periodic[static_cast<std::size_t>(j)] && std::sqrt(cov(j, j)) > 0.5)
-        fail("hard periodic column " + std::to_string(hard[static_cast<std::size_t>(j)]) + " has conditional sd " +
-             std::to_string(std::sqrt(cov(j, j))) + " rad > 0.5: make it a soft column");
-    if (!r) {  // the pooled fit: kept (centred) for the shrinkage
-      gram0 = F.transpose() * F / static_cast<double>(n);
-      B0 = B;
-      cov0 = cov;
-    }
-  };
-  std::vector<Eigen::MatrixXd> Bs(static_cast<std::size_t>(k_count)), Ls(static_cast<std::size_t>(k_count));
-  auto pack = [&]() {
-    auto coef = torch::empty({k_count, nf, h}, f64());
-    auto chol = torch::empty({k_count, h, h}, f64());
-    for (Eigen::Index k = 0; k < k_count; ++k) {
-      Eigen::MatrixXd B = Bs[static_cast<std::size_t>(k)];
-      for (std::int64_t j = 0; j < h; ++j) B(0, j) += centre_v[static_cast<std::size_t>(j)];
-      coef[k].copy_(from_eigen(B));
-      chol[k].copy_(from_eigen(Ls[static_cast<std::size_t>(k)]));
-    }
-    if (joint.empty()) return ConditionalGaussian(m, soft, joint, hard, hard_periodic, harmonics, coef, chol, {}, {}, {});
-    return ConditionalGaussian(m, soft, joint, hard, hard_periodic, harmonics, coef, chol, from_eigen(joint_fit.mu),
-                               from_eigen(joint_fit.kappa),
-                               from_eigen(Eigen::MatrixXd(joint_fit.weight)).view({k_count}).clone());
-  };
-  {
-    Eigen::MatrixXd B, L;
-    m_step(nullptr, 0.0, B, L);
-    std::fill(Bs.begin(), Bs.end(), B);
-    std::fill(Ls.begin(), Ls.end(), L);
-    if (!experts || k_count == 1) return pack();
+  p.H = to_eigen(target);
+  p.centre = values(centre);
+  return p;
+}
+
+/// Weighted least squares and residual covariance of one expert (weights r, Σr = nk; null:
+/// the pooled fit, which is then kept in p). Shrinkage of the experts toward the pooled fit
+/// (B₀, Σ₀): with responsibilities r (Σ r = n_k) and prior weight ν (in rows),
+///   B_k = (Fᵀ diag(r) F + ν G₀ + ridge)⁻¹ (Fᵀ diag(r) H + ν G₀ B₀),   G₀ = FᵀF / n,
+///   Σ_k = (Rᵀ diag(r) R + ν Σ₀) / (n_k + ν),
+/// the posterior mode under a conjugate prior centred on the pooled fit (regularized
+/// discriminant analysis; Friedman, JASA 84, 165, 1989): ν → 0 gives separate experts, ν → ∞
+/// the shared form. ν = `shrinkage` × (parameters per expert) keeps sparse experts (a rare
+/// basin) well posed.
+void m_step(Regression& p, const Eigen::VectorXd* r, double nu, Eigen::MatrixXd& B, Eigen::MatrixXd& L) {
+  const Eigen::MatrixXd& F = p.F;
+  const Eigen::MatrixXd& H = p.H;
+  const std::int64_t n = p.rows(), h = p.n_hard();
+  const double nk = r ? r->sum() : static_cast<double>(n);
+  Eigen::MatrixXd Fw = r ? Eigen::MatrixXd(F.array().colwise() * r->array()) : F;
+  Eigen::MatrixXd gram = Fw.transpose() * F / nk;
+  Eigen::MatrixXd rhs = Fw.transpose() * H / nk;
+  if (nu > 0.0) {
+    gram = (nk * gram + nu * p.gram0) / (nk + nu);
+    rhs = (nk * rhs + nu * p.gram0 * p.B0) / (nk + nu);
   }
-  const double nu = shrinkage * static_cast<double>(per_expert);
-  // 4. Experts by EM, from the joint mixture's responsibilities.
+  gram.diagonal().array() += p.ridge;
+  B = gram.ldlt().solve(rhs);
+  Eigen::MatrixXd R = H - F * B;
+  for (std::int64_t j = 0; j < h; ++j)
+    if (p.hard_periodic[static_cast<std::size_t>(j)])
+      for (Eigen::Index i = 0; i < R.rows(); ++i) R(i, j) = circular::wrap(R(i, j));
+  const Eigen::MatrixXd Rw = r ? Eigen::MatrixXd(R.array().colwise() * r->array()) : R;
+  Eigen::MatrixXd cov = Rw.transpose() * R / nk;
+  if (nu > 0.0) cov = (nk * cov + nu * p.cov0) / (nk + nu);
+  const Eigen::LLT<Eigen::MatrixXd> llt(cov);
+  if (llt.info() != Eigen::Success) fit_fail("the residual covariance is not positive definite");
+  L = llt.matrixL();
+  for (std::int64_t j = 0; j < h; ++j)
+    if (p.hard_periodic[static_cast<std::size_t>(j)] && std::sqrt(cov(j, j)) > 0.5)
+      fit_fail("hard periodic column " + std::to_string(p.hard[static_cast<std::size_t>(j)]) + " has conditional sd " +
+               std::to_string(std::sqrt(cov(j, j))) + " rad > 0.5: make it a soft column");
+  if (!r) {  // the pooled fit: kept (centred) for the shrinkage
+    p.gram0 = F.transpose() * F / static_cast<double>(n);
+    p.B0 = B;
+    p.cov0 = cov;
+  }
+}
+
+/// The block from the experts' B_k (centred targets: c̄ is added to the intercept row) and L_k.
+ConditionalGaussian pack_block(const Regression& p, const JointFit& joint_fit, const std::vector<Eigen::MatrixXd>& Bs,
+                               const std::vector<Eigen::MatrixXd>& Ls) {
+  const auto k_count = static_cast<Eigen::Index>(Bs.size());
+  const std::int64_t nf = p.n_features(), h = p.n_hard();
+  auto coef = torch::empty({k_count, nf, h}, f64());
+  auto chol = torch::empty({k_count, h, h}, f64());
+  for (Eigen::Index k = 0; k < k_count; ++k) {
+    Eigen::MatrixXd B = Bs[static_cast<std::size_t>(k)];
+    for (std::int64_t j = 0; j < h; ++j) B(0, j) += p.centre[static_cast<std::size_t>(j)];
+    coef[k].copy_(from_eigen(B));
+    chol[k].copy_(from_eigen(Ls[static_cast<std::size_t>(k)]));
+  }
+  if (p.joint.empty())
+    return ConditionalGaussian(p.dim, p.soft, p.joint, p.hard, p.hard_periodic, p.harmonics, coef, chol, {}, {}, {});
+  return ConditionalGaussian(p.dim, p.soft, p.joint, p.hard, p.hard_periodic, p.harmonics, coef, chol,
+                             from_eigen(joint_fit.mu), from_eigen(joint_fit.kappa),
+                             from_eigen(Eigen::MatrixXd(joint_fit.weight)).view({k_count}).clone());
+}
+
+/// Responsibilities (n × K) of the components of `block` for the rows of yd, from its joint
+/// and hard log densities (the same code as sampling uses), in chunks of rows (the K × rows × h
+/// intermediates); `mean_log_likelihood` gets the mean log density per row.
+Eigen::MatrixXd block_responsibilities(const ConditionalGaussian& block, const torch::Tensor& yd,
+                                       double& mean_log_likelihood) {
+  const std::int64_t n = yd.size(0);
+  Eigen::MatrixXd lp(n, block.components());
+  for (std::int64_t b = 0; b < n; b += 8192) {
+    const auto rows = yd.narrow(0, b, std::min<std::int64_t>(8192, n - b));
+    lp.middleRows(b, rows.size(0)) =
+        to_eigen((block.log_prob_joint_components(rows) + block.log_prob_hard(rows)).t().contiguous());
+  }
+  const Eigen::VectorXd mx = lp.rowwise().maxCoeff();
+  Eigen::MatrixXd resp = (lp.colwise() - mx).array().exp().matrix();
+  const Eigen::VectorXd norm = resp.rowwise().sum();
+  resp.array().colwise() /= norm.array();
+  mean_log_likelihood = (mx.array() + norm.array().log()).mean();
+  return resp;
+}
+
+/// The experts by EM, from the joint mixture's responsibilities: M-steps of the joint
+/// components and the regressions (shrunk with prior weight ν), E-steps with the whole block
+/// density; at most `em_iterations` M-steps, stopped when the mean log-likelihood per row
+/// gains < 1e-8. Returns the block of the last M-step.
+ConditionalGaussian fit_experts(Regression& p, JointFit& joint_fit, const Eigen::MatrixXd& t, const torch::Tensor& yd,
+                                int em_iterations, double nu, std::vector<Eigen::MatrixXd>& Bs,
+                                std::vector<Eigen::MatrixXd>& Ls) {
+  const std::int64_t n = yd.size(0);
+  const auto k_count = static_cast<Eigen::Index>(Bs.size());
   Eigen::MatrixXd resp;
   {
     const Eigen::MatrixXd lp = joint_log_terms(t, joint_fit);
@@ -564,29 +636,52 @@ ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch
     for (Eigen::Index k = 0; k < k_count; ++k) {  // M-step
       const Eigen::VectorXd r = resp.col(k);
       const double nk = r.sum();
-      if (!(nk > 0.0)) fail("expert " + std::to_string(k) + " has no data: use fewer components");
+      if (!(nk > 0.0)) fit_fail("expert " + std::to_string(k) + " has no data: use fewer components");
       update_component(joint_fit, k, r, nk, sin_t, cos_t, n, 1e3);
-      m_step(&r, nu, Bs[static_cast<std::size_t>(k)], Ls[static_cast<std::size_t>(k)]);
+      m_step(p, &r, nu, Bs[static_cast<std::size_t>(k)], Ls[static_cast<std::size_t>(k)]);
     }
     joint_fit.weight /= joint_fit.weight.sum();
     if (it + 1 == em_iterations) break;  // the result is the last M-step: no E-step after it
-    // E-step with the full block density (its own log_prob: the same code as sampling uses).
-    const ConditionalGaussian current = pack();
-    Eigen::MatrixXd lp(n, k_count);  // B × K, in chunks of rows (the K × rows × h intermediates)
-    for (std::int64_t b = 0; b < n; b += 8192) {
-      const auto rows = yd.narrow(0, b, std::min<std::int64_t>(8192, n - b));
-      lp.middleRows(b, rows.size(0)) =
-          to_eigen((current.log_prob_joint_components(rows) + current.log_prob_hard(rows)).t().contiguous());
-    }
-    const Eigen::VectorXd mx = lp.rowwise().maxCoeff();
-    resp = (lp.colwise() - mx).array().exp().matrix();
-    const Eigen::VectorXd norm = resp.rowwise().sum();
-    resp.array().colwise() /= norm.array();
-    const double ll = (mx.array() + norm.array().log()).mean();
+    double ll = 0.0;
+    resp = block_responsibilities(pack_block(p, joint_fit, Bs, Ls), yd, ll);
     if (ll - previous < 1e-8) break;
     previous = ll;
   }
-  return pack();
+  return pack_block(p, joint_fit, Bs, Ls);
+}
+
+}  // namespace
+
+ConditionalGaussian ConditionalGaussian::fit(const torch::Tensor& y, const torch::Tensor& torsion_mask,
+                                             const std::vector<std::int64_t>& soft,
+                                             const std::vector<std::int64_t>& joint, int harmonics,
+                                             int joint_components, bool experts, int em_iterations, double shrinkage,
+                                             double ridge) {
+  const auto mask = torsion_mask.to(torch::kBool).contiguous();
+  FitColumns columns =
+      check_fit_arguments(y, mask, soft, harmonics, joint_components, em_iterations, shrinkage, ridge);
+  const auto yd = y.to(torch::kDouble).detach().contiguous();
+  // 1. Joint mixture by EM, K by BIC.
+  JointFit joint_fit;
+  Eigen::MatrixXd t;
+  if (!joint.empty()) {
+    t = joint_angles(yd, joint);
+    joint_fit = fit_joint_mixture(t, joint_components);
+  }
+  const Eigen::Index k_count = joint.empty() ? 1 : joint_fit.weight.size();
+  // 2. Features and targets; 3. the pooled fit (every expert starts from it).
+  Regression p = build_regression(yd, soft, joint, harmonics, std::move(columns), ridge);
+  std::vector<Eigen::MatrixXd> Bs(static_cast<std::size_t>(k_count)), Ls(static_cast<std::size_t>(k_count));
+  {
+    Eigen::MatrixXd B, L;
+    m_step(p, nullptr, 0.0, B, L);
+    std::fill(Bs.begin(), Bs.end(), B);
+    std::fill(Ls.begin(), Ls.end(), L);
+    if (!experts || k_count == 1) return pack_block(p, joint_fit, Bs, Ls);
+  }
+  // 4. Experts by EM, from the joint mixture's responsibilities.
+  const double nu = shrinkage * static_cast<double>(p.n_features() * p.n_hard() + p.n_hard() * (p.n_hard() + 1) / 2);
+  return fit_experts(p, joint_fit, t, yd, em_iterations, nu, Bs, Ls);
 }
 
 Json ConditionalGaussian::to_json() const {

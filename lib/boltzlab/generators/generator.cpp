@@ -137,16 +137,20 @@ torch::Tensor BoltzmannGenerator::from_flow_space(const torch::Tensor& y) const 
   return y * scale_t_ + shift_t_;
 }
 
-void BoltzmannGenerator::fit_gaussian_mixture_base(const RowMatrix& data, int components, double defensive) {
+torch::Tensor BoltzmannGenerator::flow_coordinates(const RowMatrix& data) const {
   if (data.cols() != dim())
     throw DomainError("generator: data have " + std::to_string(data.cols()) + " columns, the model " +
                       std::to_string(dim()));
+  torch::NoGradGuard no_grad;
+  return to_flow_space(to_tensor(data));
+}
+
+void BoltzmannGenerator::fit_gaussian_mixture_base(const RowMatrix& data, const GaussianMixtureBaseOptions& options) {
+  const auto y = flow_coordinates(data);
   if (!options_.potential.periodic.empty())
     throw DomainError("generator: a Gaussian-mixture base needs a potential without periodic columns");
-  torch::NoGradGuard no_grad;
-  const auto y = to_flow_space(to_tensor(data));
   const auto mask = torch::zeros({dim()}, torch::TensorOptions().dtype(torch::kBool));
-  set_base(BaseDensity::fit_mixture(y, mask, 1, components, 1e3, defensive));
+  set_base(BaseDensity::fit_mixture(y, mask, 1, options.components, 1e3, options.defensive));
 }
 
 void BoltzmannGenerator::set_base(const BaseDensity& base) {

@@ -41,6 +41,7 @@
 #include <torch/torch.h>
 
 #include "boltzlab/core/ensemble.hpp"
+#include "boltzlab/generators/base_options.hpp"
 #include "boltzlab/generators/cnf.hpp"
 #include "boltzlab/generators/molecular_space.hpp"
 #include "boltzlab/generators/ot_potential.hpp"
@@ -105,10 +106,13 @@ class BoltzmannGenerator {
   /// \throws DomainError on a mismatch or for particle systems.
   void set_base(const BaseDensity& base);
   /// Sets a base of per-coordinate Gaussian mixtures (BaseDensity::fit_mixture with up to
-  /// `components` per column and defensive weight `defensive`) fitted to `data` (model
-  /// coordinates) mapped into the flow space by the current standardization.
+  /// `options.components` per column and defensive weight `options.defensive`) fitted to `data`
+  /// (model coordinates) mapped into the flow space by the current standardization.
   /// \throws DomainError for particle systems, periodic potentials or bad arguments.
-  void fit_gaussian_mixture_base(const RowMatrix& data, int components, double defensive = 0.0);
+  void fit_gaussian_mixture_base(const RowMatrix& data, const GaussianMixtureBaseOptions& options);
+  /// Rows of `data` (model coordinates, N × d) in the flow space, y = (x − μ) / σ (no gradient):
+  /// what a base density is fitted to (base_registry.hpp). \throws DomainError on a wrong width.
+  torch::Tensor flow_coordinates(const RowMatrix& data) const;
   /// The torus base, or null for the standard normal base.
   const BaseDensity* base() const { return base_ ? &*base_ : nullptr; }
   /// Columns wrapped into [−π, π) by sample() (those of the torus base; empty otherwise).

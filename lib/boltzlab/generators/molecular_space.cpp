@@ -352,12 +352,11 @@ void BaseDensity::set_conditional(ConditionalGaussian block) {
 
 BaseDensity BaseDensity::fit_conditional(const torch::Tensor& y, const torch::Tensor& torsion_mask,
                                          const std::vector<std::int64_t>& soft, const std::vector<std::int64_t>& joint,
-                                         int components, int harmonics, bool experts, int em_iterations,
-                                         double shrinkage, int correction_bins, double correction_defensive) {
-  BaseDensity base = fit_mixture(y, torsion_mask, components, 1);
-  auto block = ConditionalGaussian::fit(y, torsion_mask, soft, joint, harmonics, components, experts, em_iterations,
-                                        shrinkage);
-  if (correction_bins > 0) block.fit_joint_correction(y, correction_bins, correction_defensive);
+                                         const ConditionalBaseOptions& options) {
+  BaseDensity base = fit_mixture(y, torsion_mask, options.components, 1);
+  auto block = ConditionalGaussian::fit(y, torsion_mask, soft, joint, options.harmonics, options.components,
+                                        options.experts, options.em_iterations, options.shrinkage);
+  if (options.joint_bins > 0) block.fit_joint_correction(y, options.joint_bins, options.joint_defensive);
   base.set_conditional(std::move(block));
   return base;
 }
@@ -408,35 +407,24 @@ BaseDensity BaseDensity::fit_von_mises_mixture(const torch::Tensor& y, const tor
   return fit_mixture(y, torsion_mask, max_components, 1, max_kappa);
 }
 
-BaseDensity BaseDensity::fit_mixture(const torch::Tensor& y, const torch::Tensor& torsion_mask, int torsion_components,
-                                     int gaussian_components, double max_kappa, double defensive) {
-  const auto mask = torsion_mask.to(torch::kBool).contiguous();
-  if (mask.dim() != 1 || y.dim() != 2 || y.size(1) != mask.size(0) || y.size(0) < 2) {
-    throw DomainError("base density: fitting a mixture needs data B x m (B >= 2) and a mask of length m");
+namespace {
+
+/// K × m parameter tables of a per-column mixture base under construction (fit_mixture):
+/// column c holds N(0, 1) (or the uniform density on a torsion) until a fit is stored.
+struct MixtureTables {
+  torch::Tensor mu, kappa, weight, sd;
+
+  MixtureTables(std::int64_t max_components, std::int64_t m)
+      : mu(torch::zeros({max_components, m}, f64())),
+        kappa(torch::zeros({max_components, m}, f64())),
+        weight(torch::zeros({max_components, m}, f64())),
+        sd(torch::ones({max_components, m}, f64())) {
+    weight[0].fill_(1.0);
   }
-  if (torsion_components < 1 || gaussian_components < 1)
-    throw DomainError("base density: max_components must be >= 1");
-  if (!(max_kappa > 0)) throw DomainError("base density: max_kappa must be > 0");
-  if (!(defensive >= 0.0 && defensive < 0.5)) throw DomainError("base density: defensive weight must be in [0, 0.5)");
-  const std::int64_t m = mask.size(0);
-  const int max_components = std::max(torsion_components, gaussian_components) + (defensive > 0.0 ? 1 : 0);
-  // At most kMaxFitRows rows (an even stride through the data): EM costs O(rows · K) per
-  // iteration and column, and the BIC choice is settled long before 2·10⁴ rows.
-  constexpr std::int64_t kMaxFitRows = 20000;
-  auto data = y.to(torch::kDouble).detach();
-  if (data.size(0) > kMaxFitRows)
-    data = data.index({torch::linspace(0, static_cast<double>(data.size(0) - 1), kMaxFitRows, f64()).to(torch::kLong)});
-  data = data.contiguous();
-  const std::int64_t n = data.size(0);
-  auto mu = torch::zeros({max_components, m}, f64());
-  auto kappa = torch::zeros({max_components, m}, f64());
-  auto weight = torch::zeros({max_components, m}, f64());
-  auto sd = torch::ones({max_components, m}, f64());
-  weight[0].fill_(1.0);
-  const double log_n = std::log(double(n));
-  // Stores a fit into column `col`, components in order of decreasing weight; empty ones get weight 0.
-  auto store = [&](std::int64_t col, const std::vector<double>& w, const std::vector<double>& loc,
-                   const std::vector<double>& conc, const std::vector<double>& scale) {
+
+  /// Stores a fit into column `col`, components in order of decreasing weight; empty ones get weight 0.
+  void store(std::int64_t col, const std::vector<double>& w, const std::vector<double>& loc,
+             const std::vector<double>& conc, const std::vector<double>& scale) {
     std::vector<std::size_t> order(w.size());
     for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
     std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return w[a] > w[b]; });
@@ -452,59 +440,106 @@ BaseDensity BaseDensity::fit_mixture(const torch::Tensor& y, const torch::Tensor
       weight[j][col] = w[k] / total;
       ++j;
     }
-  };
+  }
+
+  /// The base, without the trailing components no column uses.
+  BaseDensity pack(const torch::Tensor& mask, std::int64_t max_components, bool gaussian) const {
+    std::int64_t used = 1;
+    for (std::int64_t k = 0; k < max_components; ++k)
+      if ((weight[k] > 0).any().item<bool>()) used = k + 1;
+    using torch::indexing::Slice;
+    return BaseDensity(mask, mu.index({Slice(0, used)}), kappa.index({Slice(0, used)}), weight.index({Slice(0, used)}),
+                       gaussian ? sd.index({Slice(0, used)}) : torch::Tensor());
+  }
+};
+
+/// At most kMaxFitRows rows of y (an even stride through the data), double, contiguous: EM
+/// costs O(rows · K) per iteration and column, and the BIC choice is settled long before 2·10⁴ rows.
+torch::Tensor mixture_fit_rows(const torch::Tensor& y) {
+  constexpr std::int64_t kMaxFitRows = 20000;
+  auto data = y.to(torch::kDouble).detach();
+  if (data.size(0) > kMaxFitRows)
+    data = data.index({torch::linspace(0, static_cast<double>(data.size(0) - 1), kMaxFitRows, f64()).to(torch::kLong)});
+  return data.contiguous();
+}
+
+/// Von Mises mixture of one torsion column t (K ≤ max_k by BIC), plus ε · uniform.
+VmMixtureFit fit_torsion_column(const Eigen::VectorXd& t, int max_k, double log_n, double max_kappa,
+                                double defensive) {
+  VmMixtureFit best = best_by_bic<VmMixtureFit>(
+      max_k, log_n,
+      [&](std::size_t k) {
+        std::vector<std::vector<double>> starts = {histogram_peaks(t, k)};
+        if (k > 1) {
+          std::vector<double> even;
+          for (std::size_t j = 0; j < k; ++j) even.push_back(-kPi + (j + 0.5) * kTwoPi / static_cast<double>(k));
+          starts.push_back(even);
+        }
+        return starts;
+      },
+      [&](const std::vector<double>& start) { return em_von_mises(t, start, max_kappa); });
+  if (defensive > 0.0) {  // + ε · uniform
+    for (auto& wk : best.weight) wk *= 1.0 - defensive;
+    best.weight.push_back(defensive);
+    best.mu.push_back(0.0);
+    best.kappa.push_back(0.0);
+  }
+  return best;
+}
+
+/// Gaussian mixture of one non-periodic column t (K ≤ max_k by BIC), plus ε · N(mean, (2 sd)²).
+GaussMixtureFit fit_gaussian_column(const Eigen::VectorXd& t, int max_k, double log_n, double defensive) {
+  const double mean = t.mean();
+  const double min_sd = 1e-3 * std::max(1e-12, std::sqrt((t.array() - mean).square().mean()));
+  GaussMixtureFit best = best_by_bic<GaussMixtureFit>(
+      max_k, log_n,
+      [&](std::size_t k) {
+        std::vector<std::vector<double>> starts = {quantile_starts(t, k)};
+        if (k > 1) starts.push_back(gaussian_peak_starts(t, k));
+        return starts;
+      },
+      [&](const std::vector<double>& start) { return em_gaussian(t, start, min_sd); });
+  if (defensive > 0.0) {  // + ε · N(mean, (2 sd)²)
+    for (auto& wk : best.weight) wk *= 1.0 - defensive;
+    best.weight.push_back(defensive);
+    best.mu.push_back(mean);
+    best.sd.push_back(2.0 * std::max(1e-12, std::sqrt((t.array() - mean).square().mean())));
+  }
+  return best;
+}
+
+}  // namespace
+
+BaseDensity BaseDensity::fit_mixture(const torch::Tensor& y, const torch::Tensor& torsion_mask, int torsion_components,
+                                     int gaussian_components, double max_kappa, double defensive) {
+  const auto mask = torsion_mask.to(torch::kBool).contiguous();
+  if (mask.dim() != 1 || y.dim() != 2 || y.size(1) != mask.size(0) || y.size(0) < 2) {
+    throw DomainError("base density: fitting a mixture needs data B x m (B >= 2) and a mask of length m");
+  }
+  if (torsion_components < 1 || gaussian_components < 1)
+    throw DomainError("base density: max_components must be >= 1");
+  if (!(max_kappa > 0)) throw DomainError("base density: max_kappa must be > 0");
+  if (!(defensive >= 0.0 && defensive < 0.5)) throw DomainError("base density: defensive weight must be in [0, 0.5)");
+  const std::int64_t m = mask.size(0);
+  const int max_components = std::max(torsion_components, gaussian_components) + (defensive > 0.0 ? 1 : 0);
+  const auto data = mixture_fit_rows(y);
+  const std::int64_t n = data.size(0);
+  MixtureTables tables(max_components, m);
+  const double log_n = std::log(double(n));
   for (std::int64_t col = 0; col < m; ++col) {
     const bool periodic = mask[col].item<bool>();
     if (!periodic && gaussian_components == 1) continue;  // N(0, 1)
     const auto column = data.select(1, col).contiguous();
     const Eigen::VectorXd t = Eigen::Map<const Eigen::VectorXd>(column.data_ptr<double>(), n);
     if (periodic) {
-      VmMixtureFit best = best_by_bic<VmMixtureFit>(
-          torsion_components, log_n,
-          [&](std::size_t k) {
-            std::vector<std::vector<double>> starts = {histogram_peaks(t, k)};
-            if (k > 1) {
-              std::vector<double> even;
-              for (std::size_t j = 0; j < k; ++j) even.push_back(-kPi + (j + 0.5) * kTwoPi / static_cast<double>(k));
-              starts.push_back(even);
-            }
-            return starts;
-          },
-          [&](const std::vector<double>& start) { return em_von_mises(t, start, max_kappa); });
-      if (defensive > 0.0) {  // + ε · uniform
-        for (auto& wk : best.weight) wk *= 1.0 - defensive;
-        best.weight.push_back(defensive);
-        best.mu.push_back(0.0);
-        best.kappa.push_back(0.0);
-      }
-      store(col, best.weight, best.mu, best.kappa, {});
+      const VmMixtureFit best = fit_torsion_column(t, torsion_components, log_n, max_kappa, defensive);
+      tables.store(col, best.weight, best.mu, best.kappa, {});
     } else {
-      const double mean = t.mean();
-      const double min_sd = 1e-3 * std::max(1e-12, std::sqrt((t.array() - mean).square().mean()));
-      GaussMixtureFit best = best_by_bic<GaussMixtureFit>(
-          gaussian_components, log_n,
-          [&](std::size_t k) {
-            std::vector<std::vector<double>> starts = {quantile_starts(t, k)};
-            if (k > 1) starts.push_back(gaussian_peak_starts(t, k));
-            return starts;
-          },
-          [&](const std::vector<double>& start) { return em_gaussian(t, start, min_sd); });
-      if (defensive > 0.0) {  // + ε · N(mean, (2 sd)²)
-        for (auto& wk : best.weight) wk *= 1.0 - defensive;
-        best.weight.push_back(defensive);
-        best.mu.push_back(mean);
-        best.sd.push_back(2.0 * std::max(1e-12, std::sqrt((t.array() - mean).square().mean())));
-      }
-      store(col, best.weight, best.mu, {}, best.sd);
+      const GaussMixtureFit best = fit_gaussian_column(t, gaussian_components, log_n, defensive);
+      tables.store(col, best.weight, best.mu, {}, best.sd);
     }
   }
-  // Drop trailing components no column uses.
-  std::int64_t used = 1;
-  for (std::int64_t k = 0; k < max_components; ++k)
-    if ((weight[k] > 0).any().item<bool>()) used = k + 1;
-  using torch::indexing::Slice;
-  return BaseDensity(mask, mu.index({Slice(0, used)}), kappa.index({Slice(0, used)}), weight.index({Slice(0, used)}),
-                     gaussian_components > 1 ? sd.index({Slice(0, used)}) : torch::Tensor());
+  return tables.pack(mask, max_components, gaussian_components > 1);
 }
 
 torch::Tensor BaseDensity::log_prob(const torch::Tensor& y) const {

@@ -12,6 +12,7 @@
 
 #include <torch/torch.h>
 
+#include "boltzlab/generators/base_options.hpp"
 #include "boltzlab/generators/conditional_base.hpp"
 #include "boltzlab/io/config.hpp"
 #include "boltzlab/molecules/internal_coordinates.hpp"
@@ -121,20 +122,20 @@ class BaseDensity {
   static BaseDensity fit_mixture(const torch::Tensor& y, const torch::Tensor& torsion_mask, int torsion_components,
                                  int gaussian_components, double max_kappa = 1e3, double defensive = 0.0);
 
-  /// A mixture base (fit_mixture with `components` per torsion) in which the hard columns
+  /// A mixture base (fit_mixture with `options.components` per torsion) in which the hard columns
   /// and the `joint` group are replaced by a ConditionalGaussian block (conditional_base.hpp):
   ///   ρ₀(y) = Π_{soft ∖ joint} p_c(y_c) · Σ_k w_k vM_k(y_J) N(y_H; B_kᵀ f(y_S), Σ_k)
   /// (all B_k, Σ_k equal without experts).
-  /// `soft` (periodic columns) are the conditioning torsions; `joint` ⊆ soft gets a joint
-  /// von Mises mixture (up to `components` components, K by BIC); `experts`: one regression and
-  /// covariance per joint component (ConditionalGaussian::fit); `correction_bins` > 0 adds the
-  /// bin correction of the joint pair fitted to the same data (ConditionalGaussian::fit_joint_correction).
+  /// `soft` (periodic columns) are the conditioning torsions (options.soft_threshold is not used
+  /// here: wide_torsions turns it into `soft`); `joint` ⊆ soft gets a joint von Mises mixture
+  /// (up to options.components components, K by BIC); options.harmonics, .experts (one
+  /// regression and covariance per joint component), .em_iterations and .shrinkage go to
+  /// ConditionalGaussian::fit; options.joint_bins > 0 adds the bin correction of the joint pair
+  /// fitted to the same data with options.joint_defensive (ConditionalGaussian::fit_joint_correction).
   /// \throws DomainError from fit_mixture, ConditionalGaussian::fit or fit_joint_correction.
   static BaseDensity fit_conditional(const torch::Tensor& y, const torch::Tensor& torsion_mask,
                                      const std::vector<std::int64_t>& soft, const std::vector<std::int64_t>& joint,
-                                     int components, int harmonics, bool experts = false, int em_iterations = 10,
-                                     double shrinkage = 1.0, int correction_bins = 0,
-                                     double correction_defensive = 0.01);
+                                     const ConditionalBaseOptions& options);
   /// Periodic columns of data y whose circular standard deviation √(−2 log R̄) exceeds
   /// `threshold` (rad), merged with `always` (sorted): the default soft torsions.
   static std::vector<std::int64_t> wide_torsions(const torch::Tensor& y, const torch::Tensor& torsion_mask,

@@ -1,0 +1,93 @@
+#include "boltzlab/app/bg_config.hpp"
+
+#include <algorithm>
+
+#include "boltzlab/core/error.hpp"
+#include "boltzlab/generators/base_registry.hpp"
+
+namespace fs = std::filesystem;
+
+namespace boltzlab::generators {
+namespace {
+
+Eigen::VectorXd read_vector_or_scalar(JsonReader& r, const std::string& key, int dim) {
+  const Json& v = r.get_json(key);
+  Eigen::VectorXd out(dim);
+  if (v.is_number()) {
+    out.setConstant(v.get<double>());
+  } else if (v.is_array() && static_cast<int>(v.size()) == dim) {
+    for (int k = 0; k < dim; ++k) {
+      if (!v[k].is_number()) r.fail(key, "entries must be numbers");
+      out[k] = v[k].get<double>();
+    }
+  } else {
+    r.fail(key, "must be a number or an array of length " + std::to_string(dim));
+  }
+  return out;
+}
+
+}  // namespace
+
+GeneratorOptions read_model_options(JsonReader& r, const Target& target) {
+  GeneratorOptions m;
+  m.potential.dim = static_cast<int>(target.dim());
+  const auto [np, sd] = target.particle_layout();
+  m.potential.n_particles = static_cast<int>(np);
+  m.potential.spatial_dim = static_cast<int>(sd);
+  m.potential.width = static_cast<int>(r.get_int("width", 32));
+  m.potential.layers = static_cast<int>(r.get_int("layers", 2));
+  m.potential.rank = static_cast<int>(r.get_int("rank", -1));
+  m.potential.network = r.get_bool("network", true);
+  m.potential.pair_basis = static_cast<int>(r.get_int("pair_basis", 0));
+  m.potential.pair_time_basis = static_cast<int>(r.get_int("pair_time_basis", 4));
+  m.potential.pair_range = r.get_double("pair_range", 4.0);
+  m.potential.pair_channels = static_cast<int>(r.get_int("pair_channels", 0));
+  m.time = r.get_double("time", 1.0);
+  m.steps = static_cast<int>(r.get_int("steps", 8));
+  m.sample_steps = static_cast<int>(r.get_int("sample_steps", m.steps));
+  return m;
+}
+
+void read_data_options(JsonReader& r, const Potential& pot, const BgSampleOptions& flags, GeneratorConfig& c) {
+  const Target& target = *pot.target;
+  const int dim = static_cast<int>(target.dim());
+  if (r.has("data")) c.data = pot.path.parent_path() / r.get_string("data");
+  if (r.has("reference_dihedrals")) {
+    c.reference_dihedrals = pot.path.parent_path() / r.get_string("reference_dihedrals");
+    c.reference_field = pot.path.string() + ": generator.reference_dihedrals";
+  }
+  if (!flags.reference.empty()) {
+    c.reference_dihedrals = flags.reference;
+    c.reference_field = "--reference";
+  }
+  if (!c.reference_dihedrals.empty() && target.topology() == nullptr)
+    throw ConfigError(c.reference_field + ": reference dihedrals need a molecular target (with a topology)");
+  if (r.has("scale")) c.scale = read_vector_or_scalar(r, "scale", dim);
+  if (r.has("shift")) c.shift = read_vector_or_scalar(r, "shift", dim);
+  c.samples = r.get_int("samples", 100000);
+}
+
+BaseOptions read_base(JsonReader& r, const Target& target) {
+  BaseTarget t;
+  t.molecular = target.topology() != nullptr;
+  t.particle_system = target.particle_layout().first > 0;
+  return read_base_options(r, t);
+}
+
+MolecularDefaults read_md_defaults(JsonReader& r) {
+  MolecularDefaults md;
+  md.equilibration_ps = r.get_double("md_equilibration_ps", md.equilibration_ps);
+  md.production_ps = r.get_double("md_production_ps", md.production_ps);
+  md.frame_interval_ps = r.get_double("md_frame_interval_ps", md.frame_interval_ps);
+  return md;
+}
+
+void apply_training_flags(TrainOptions& train, const BgSampleOptions& flags) {
+  train.seed = flags.seed;
+  train.progress = flags.progress;
+  train.checkpoint = fs::path(flags.out.string() + ".checkpoint.pt");
+  if (train.checkpoint_every == 0) train.checkpoint_every = std::max(1, train.iterations / 10);
+  train.resume = flags.resume;
+}
+
+}  // namespace boltzlab::generators

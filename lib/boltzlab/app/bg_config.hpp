@@ -1,0 +1,65 @@
+#pragma once
+/// \file bg_config.hpp
+/// The "generator" section of a potential file as bg-sample reads it (the keys are listed in
+/// bg_run.hpp), in parts that a later generator job reuses: the model architecture, the data
+/// and evaluation paths, the base density (base_registry.hpp) and the MD that makes training
+/// frames for a molecule without data. The training keys are TrainOptions::read (trainer.hpp).
+/// Every error is one ConfigError naming the file and the key.
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include <Eigen/Core>
+
+#include "boltzlab/app/bg_run.hpp"
+#include "boltzlab/generators/base_options.hpp"
+#include "boltzlab/generators/generator.hpp"
+#include "boltzlab/generators/trainer.hpp"
+#include "boltzlab/io/config.hpp"
+#include "boltzlab/targets/registry.hpp"
+
+namespace boltzlab::generators {
+
+/// Short MD run providing training frames for molecular targets without data
+/// ("md_equilibration_ps", "md_production_ps", "md_frame_interval_ps").
+struct MolecularDefaults {
+  double equilibration_ps = 5.0;
+  double production_ps = 50.0;
+  double frame_interval_ps = 0.025;
+};
+
+/// Everything bg-sample takes from the generator section (and the flags overriding it).
+struct GeneratorConfig {
+  MolecularDefaults md;
+  GeneratorOptions model;
+  TrainOptions train;
+  std::filesystem::path data;
+  std::filesystem::path reference_dihedrals;  ///< reference φ/ψ (.npy N×2) for summary["ramachandran_vs_reference"]
+  std::string reference_field;                ///< where it was given (for error messages)
+  std::optional<Eigen::VectorXd> scale, shift;
+  /// "base" and its keys (default: von_mises for molecules, normal otherwise).
+  BaseOptions base = NormalBaseOptions{};
+  long long samples = 100000;
+};
+
+/// The architecture keys ("width", "layers", "rank", "network", "pair_*", "time", "steps",
+/// "sample_steps") with the target's dimension and particle layout. Not validated (the
+/// caller names the file when GeneratorOptions::validate fails).
+GeneratorOptions read_model_options(JsonReader& r, const Target& target);
+
+/// "data", "reference_dihedrals" (both relative to the potential file; --reference overrides
+/// the latter, which needs a molecular target), "scale", "shift" (number or array of the
+/// target's dimension) and "samples" into `c`.
+void read_data_options(JsonReader& r, const Potential& pot, const BgSampleOptions& flags, GeneratorConfig& c);
+
+/// "base" and its keys for the potential's target (read_base_options, base_registry.hpp).
+BaseOptions read_base(JsonReader& r, const Target& target);
+
+/// "md_equilibration_ps", "md_production_ps", "md_frame_interval_ps".
+MolecularDefaults read_md_defaults(JsonReader& r);
+
+/// The training settings that come from the flags: seed, progress, resume, and checkpoints in
+/// <out>.checkpoint.pt every checkpoint_every iterations (0: iterations / 10, at least 1).
+void apply_training_flags(TrainOptions& train, const BgSampleOptions& flags);
+
+}  // namespace boltzlab::generators

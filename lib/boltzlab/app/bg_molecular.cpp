@@ -1,0 +1,235 @@
+#include "boltzlab/app/bg_molecular.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "boltzlab/app/bg_outputs.hpp"
+#include "boltzlab/core/error.hpp"
+#include "boltzlab/core/timing.hpp"
+#include "boltzlab/estimators/ramachandran_compare.hpp"
+#include "boltzlab/flows/openmm_md.hpp"
+#include "boltzlab/generators/base_registry.hpp"
+#include "boltzlab/io/npy.hpp"
+#include "boltzlab/targets/openmm_target.hpp"
+
+namespace boltzlab::generators {
+
+MolecularSystem molecular_system(const Potential& pot) {
+  const Target& target = *pot.target;
+  if (target.topology() == nullptr || target.topology()->atoms() != 22)
+    throw ConfigError(pot.path.string() + ": generator: internal coordinates are defined for alanine "
+                      "dipeptide (22 atoms) only");
+  MolecularSystem s{InternalCoordinates::alanine_dipeptide(), {}};
+  s.joint = {s.coordinates.find_torsion(kAlaninePhi[0], kAlaninePhi[1], kAlaninePhi[2], kAlaninePhi[3]),
+             s.coordinates.find_torsion(kAlaninePsi[0], kAlaninePsi[1], kAlaninePsi[2], kAlaninePsi[3])};
+  return s;
+}
+
+TrainingFrames obtain_training_frames(const BgSampleOptions& o, const Potential& pot, const GeneratorConfig& cfg,
+                                      nlohmann::json& notes) {
+  const Target& target = *pot.target;
+  TrainingFrames out;
+  if (!cfg.data.empty()) {
+    out.frames = read_npy_matrix(cfg.data, target.dim());
+    out.info = {{"source", cfg.data.string()}, {"frames", out.frames.rows()}};
+    return out;
+  }
+  const auto* omm = dynamic_cast<const OpenMMTarget*>(&target);
+  if (omm == nullptr) throw ConfigError(pot.path.string() + ": no data for a molecular target");
+  const MolecularDefaults& md = cfg.md;
+  LangevinMdOptions mdo;
+  mdo.equilibration_ps = md.equilibration_ps;
+  mdo.production_ps = md.production_ps;
+  mdo.frame_interval_ps = md.frame_interval_ps;
+  mdo.progress = o.progress;
+  mdo.seed = o.seed;
+  mdo.validate();
+  const LangevinMdResult r = run_langevin_md(*omm, omm->initial_positions(), mdo);
+  if (r.failed) throw BackendError(pot.path.string() + ": reference MD failed: " + r.failure);
+  out.frames = r.frames;
+  out.info = {{"source", "langevin_md"}, {"frames", out.frames.rows()},
+              {"equilibration_ps", md.equilibration_ps}, {"production_ps", md.production_ps},
+              {"frame_interval_ps", md.frame_interval_ps}, {"md_wall_seconds", r.wall_seconds},
+              {"md_steps", r.equilibration_steps + r.production_steps}};
+  notes.push_back("training data: " + std::to_string(out.frames.rows()) + " frames of a Langevin MD run made here (" +
+                  std::to_string(md.production_ps) + " ps, frames " + std::to_string(md.frame_interval_ps) +
+                  " ps apart)");
+  return out;
+}
+
+namespace {
+
+/// The base of cfg.base fitted to the flow coordinates y (timed; progress line for fits to data).
+double fit_molecular_base(const BgSampleOptions& o, const Potential& pot, const BaseOptions& options,
+                          const MolecularSystem& system, const torch::Tensor& y, const MolecularFlowSpace& space,
+                          BoltzmannGenerator& model) {
+  const BaseKindSpec& spec = base_kind_spec(kind_of(options));
+  const auto* conditional = std::get_if<ConditionalBaseOptions>(&options);
+  if (o.progress && spec.needs_data)
+    std::fprintf(stderr, "bg-sample: fitting the %s base to %lld frames%s\n", spec.name,
+                 static_cast<long long>(y.size(0)), conditional && conditional->experts ? " (experts, EM)" : "");
+  const double t_fit = wall_seconds();
+  std::optional<BaseDensity> base;
+  try {
+    base = fit_base(options, BaseFitData{y, space.torsion_mask(), system.joint});
+  } catch (const DomainError& e) {  // e.g. a hard torsion too wide for these data: name the setting
+    throw ConfigError(pot.path.string() + ": generator.base \"" + spec.name + "\": " + e.what());
+  }
+  const double seconds = wall_seconds() - t_fit;
+  if (base) model.set_base(*base);
+  return seconds;
+}
+
+}  // namespace
+
+MolecularModel fit_molecular_model(const BgSampleOptions& o, const Potential& pot, const GeneratorConfig& cfg,
+                                   const MolecularSystem& system, const RowMatrix& frames) {
+  MolecularModel m;
+  const torch::Tensor cart = to_tensor(frames);
+  m.space.emplace(MolecularFlowSpace::fit(system.coordinates, cart));
+  m.y_data = m.space->to_flow(cart).first;
+  GeneratorOptions mo = cfg.model;
+  mo.potential.dim = static_cast<int>(m.space->dim());
+  mo.potential.n_particles = 0;
+  mo.potential.spatial_dim = 0;
+  mo.potential.periodic.clear();
+  for (const auto c : m.space->coordinates().torsion_indices()) mo.potential.periodic.push_back(static_cast<int>(c));
+  m.model.emplace(mo, o.seed);
+  m.base_fit_seconds = fit_molecular_base(o, pot, cfg.base, system, m.y_data, *m.space, *m.model);
+  return m;
+}
+
+TrainHistory train_molecular_model(const BgSampleOptions& o, const Target& target, GeneratorConfig& cfg,
+                                   MolecularModel& m) {
+  const RowMatrix y_rows = to_matrix(m.y_data);
+  apply_training_flags(cfg.train, o);
+  const MolecularFlowSpace* sp = &*m.space;
+  FlowSpaceMap map;
+  map.map = [sp](const torch::Tensor& y) {
+    const auto d = sp->from_flow(y);
+    return FlowSpaceImage{d.cartesian, d.logdet, d.valid & d.chirality_ok};
+  };
+  return train(*m.model, target, &y_rows, cfg.train, &map);
+}
+
+MolecularModel load_molecular_model(const BgSampleOptions& o) {
+  MolecularModel m;
+  nlohmann::json meta;
+  m.model.emplace(BoltzmannGenerator::load(o.model, &meta));
+  if (!meta.contains("molecular_space"))
+    throw ConfigError(o.model.string() + ": not a molecular (internal-coordinate) model");
+  m.space.emplace(MolecularFlowSpace::from_json(meta["molecular_space"], o.model.string() + ": molecular_space"));
+  if (m.model->dim() != m.space->dim())
+    throw ConfigError(o.model.string() + ": model dim does not match its molecular space");
+  return m;
+}
+
+void sample_molecular(BoltzmannGenerator& model, const MolecularFlowSpace& space, const Target& target,
+                      long long n, std::uint64_t seed, EnergyCounters& counters, MolecularSamples& out) {
+  const GeneratedSamples s = model.sample(n, seed);
+  const torch::Tensor ys = to_tensor(s.x);
+  const auto dec = space.from_flow(ys);
+  torch::Tensor lq_y = torch::empty({s.log_q.size()}, torch::kFloat64);
+  std::copy(s.log_q.data(), s.log_q.data() + s.log_q.size(), lq_y.data_ptr<double>());
+  const torch::Tensor lq_cart = space.log_q_cartesian(lq_y, dec);
+  out.x = to_matrix(dec.cartesian);
+  out.u = target_energy_values(out.x, target, &counters);
+  const auto keep = dec.valid & dec.chirality_ok;
+  out.log_q = to_vector(lq_cart);
+  const Eigen::VectorXd keep_v = to_vector(keep.to(torch::kFloat64));
+  const Eigen::VectorXd& u = out.u;
+  Eigen::VectorXd& log_q = out.log_q;
+  out.log_weights.resize(u.size());
+  for (Eigen::Index i = 0; i < u.size(); ++i) {
+    if (!std::isfinite(u[i])) ++out.non_finite_energies;
+    if (keep_v[i] == 0.0) ++out.zero_weight;
+    out.log_weights[i] = keep_v[i] != 0.0 && std::isfinite(u[i]) && std::isfinite(log_q[i])
+                             ? -u[i] - log_q[i]
+                             : -std::numeric_limits<double>::infinity();
+    if (!std::isfinite(log_q[i])) log_q[i] = std::numeric_limits<double>::quiet_NaN();
+  }
+  out.wrong_chirality = (~dec.chirality_ok).sum().item<int64_t>();
+  out.outside_domain = (~dec.valid).sum().item<int64_t>();
+}
+
+namespace {
+
+/// summary["molecular_generator"].
+nlohmann::json molecular_generator_summary(const MolecularModel& m, const MolecularSamples& s,
+                                           const nlohmann::json& data_info) {
+  const BaseDensity& base = *m.model->base();
+  return {{"coordinates", "internal (alanine dipeptide Z-matrix), torsions periodic (flow on R^41 x T^19)"},
+          {"base", base.kind()},
+          {"base_components_per_torsion", base_components_of_torsions(base)},
+          {"base_conditional", conditional_summary(base.conditional())},
+          {"base_fit_seconds", m.base_fit_seconds},
+          {"flow_dim", m.space->dim()},
+          {"data", data_info},
+          {"zero_weight_domain_chirality", s.zero_weight},
+          {"wrong_chirality", s.wrong_chirality},
+          {"outside_domain", s.outside_domain}};
+}
+
+/// The model (trained or loaded) with its flow space; `data_info` and `history` of a training.
+MolecularModel molecular_model(const BgSampleOptions& o, const Potential& pot, GeneratorConfig& cfg,
+                               const MolecularSystem& system, nlohmann::json& notes, nlohmann::json& data_info,
+                               TrainHistory& history) {
+  if (!o.model.empty()) return load_molecular_model(o);
+  const TrainingFrames f = obtain_training_frames(o, pot, cfg, notes);
+  data_info = f.info;
+  MolecularModel m = fit_molecular_model(o, pot, cfg, system, f.frames);
+  history = train_molecular_model(o, *pot.target, cfg, m);
+  return m;
+}
+
+}  // namespace
+
+nlohmann::json run_molecular(const BgSampleOptions& o, const Potential& pot, GeneratorConfig& cfg, RunDirectory& run,
+                             nlohmann::json summary, double t_start) {
+  const Target& target = *pot.target;
+  const MolecularSystem system = molecular_system(pot);
+  nlohmann::json notes = nlohmann::json::array();
+  std::optional<RowMatrix> reference;  // read before training: bad input fails early
+  if (!cfg.reference_dihedrals.empty())
+    reference = read_reference_dihedrals(cfg.reference_dihedrals, cfg.reference_field);
+  const bool trained = o.model.empty();
+  nlohmann::json data_info;
+  TrainHistory history;
+  MolecularModel m = molecular_model(o, pot, cfg, system, notes, data_info, history);
+  if (!trained) summary["model"] = o.model.string();
+  if (m.model->base() == nullptr || !torch::equal(m.model->base()->torsion_mask(), m.space->torsion_mask()))
+    throw ConfigError((o.model.empty() ? pot.path.string() : o.model.string()) +
+                      ": molecular model without a torus base on the torsion columns (saved by an older "
+                      "version?); retrain it");
+
+  // Sample in y, decode, weight.
+  const double t_sample = wall_seconds();
+  EnergyCounters counters;
+  MolecularSamples s;
+  sample_molecular(*m.model, *m.space, target, cfg.samples, o.seed, counters, s);
+  summary["molecular_generator"] = molecular_generator_summary(m, s, data_info);
+  summary["samples"] = cfg.samples;
+  summary["sampling_seconds"] = wall_seconds() - t_sample;
+  summary["importance"] = generator_importance_report(s.log_weights, s.non_finite_energies, target);
+  if (reference) {
+    auto& r = summary["ramachandran_vs_reference"];
+    r = ramachandran_vs_reference(*target.topology(), s.x, &s.log_weights, *reference, cfg.reference_dihedrals.string());
+    // Record the training data: frames of the reference run itself make the comparison in-sample.
+    r["training_data"] = data_info.is_object() ? data_info.value("source", std::string()) : std::string("(loaded model)");
+  }
+  if (trained) {
+    summary["training"] = training_summary(cfg.train, history);
+    summary["training"]["invalid_reverse_kl_draws"] = history.invalid;
+  }
+  nlohmann::json meta = {{"potential", o.potential.string()}, {"seed", o.seed},
+                         {"molecular_space", m.space->to_json()}};
+  m.model->save(run.path("model.pt"), meta);
+  if (trained) plot_training(run, history, notes);
+
+  return write_generator_run(run, o, pot, cfg, *m.model, trained ? &history : nullptr, counters,
+                             {&s.x, &s.u, &s.log_q, &s.log_weights}, summary, notes, t_start);
+}
+
+}  // namespace boltzlab::generators

@@ -1,0 +1,144 @@
+#include "boltzlab/app/bg_outputs.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "boltzlab/app/run_outputs.hpp"
+#include "boltzlab/core/timing.hpp"
+#include "boltzlab/io/plot.hpp"
+
+namespace boltzlab::generators {
+
+void plot_training(const RunDirectory& run, const TrainHistory& h, nlohmann::json& notes) {
+  std::vector<Series> loss = {{"loss", {}, h.loss}};
+  std::vector<double> fkl, rkl;
+  bool any_f = false, any_r = false;
+  for (double v : h.forward_kl) any_f |= std::isfinite(v);
+  for (double v : h.reverse_kl) any_r |= std::isfinite(v);
+  if (any_f) loss.push_back({"forward KL (NLL)", {}, h.forward_kl});
+  if (any_r) loss.push_back({"reverse KL - log Z", {}, h.reverse_kl});
+  auto r1 = plot_lines(loss, "training loss", "iteration", "value", run.path("training_loss.png"));
+  if (!r1.ok) notes.push_back(r1.note);
+  std::vector<Series> costs = {{"transport", {}, h.transport}, {"HJB residual", {}, h.hjb}};
+  auto r2 = plot_lines(costs, "path costs", "iteration", "value", run.path("training_costs.png"));
+  if (!r2.ok) notes.push_back(r2.note);
+  if (!h.eval_ess.empty()) {
+    auto r3 = plot_lines({{"running ESS", h.eval_iteration, h.eval_ess}}, "running Kish ESS (small batches)",
+                         "iteration", "ESS / N", run.path("training_ess.png"));
+    if (!r3.ok) notes.push_back(r3.note);
+  }
+}
+
+/// 2-D density plot: target exp(−u) and model q on the same grid, with samples.
+void plot_density_2d(const RunDirectory& run, const Target& target, BoltzmannGenerator& model,
+                     const RowMatrix& samples, nlohmann::json& notes) {
+  const int n = 80;
+  const Eigen::Index ns = std::min<Eigen::Index>(samples.rows(), 2000);
+  double lo0 = samples.col(0).minCoeff(), hi0 = samples.col(0).maxCoeff();
+  double lo1 = samples.col(1).minCoeff(), hi1 = samples.col(1).maxCoeff();
+  const double p0 = 0.1 * (hi0 - lo0), p1 = 0.1 * (hi1 - lo1);
+  lo0 -= p0; hi0 += p0; lo1 -= p1; hi1 += p1;
+  RowMatrix grid(n * n, 2);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) {
+      grid(i * n + j, 0) = lo0 + (i + 0.5) * (hi0 - lo0) / n;
+      grid(i * n + j, 1) = lo1 + (j + 0.5) * (hi1 - lo1) / n;
+    }
+  Eigen::VectorXd u;
+  target.evaluate_batch(grid, u, nullptr);
+  const Eigen::VectorXd lq = model.log_q(grid);
+  std::vector<double> gx(n * n), gy(n * n), pt(n * n), pq(n * n), sx(ns), sy(ns);
+  const double umin = u.minCoeff();
+  for (int k = 0; k < n * n; ++k) {
+    gx[k] = grid(k, 0);
+    gy[k] = grid(k, 1);
+    pt[k] = std::isfinite(u[k]) ? std::exp(-(u[k] - umin)) : 0.0;
+    pq[k] = std::exp(lq[k]);
+  }
+  for (Eigen::Index i = 0; i < ns; ++i) {
+    sx[i] = samples(i, 0);
+    sy[i] = samples(i, 1);
+  }
+  std::ostringstream s;
+  s << gnuplot_datablock("t", {gx, gy, pt}) << gnuplot_datablock("q", {gx, gy, pq})
+    << gnuplot_datablock("s", {sx, sy});
+  s << "set xrange [" << lo0 << ":" << hi0 << "]\nset yrange [" << lo1 << ":" << hi1 << "]\n";
+  s << "set multiplot layout 1,2\nset view map\nunset key\nset size ratio -1\n"
+       "set title 'target exp(-u) (unnormalized)'\nplot $t using 1:2:3 with image\n"
+       "set title 'generator q with 2000 samples'\nplot $q using 1:2:3 with image, "
+       "$s using 1:2 with points pt 7 ps 0.2 lc rgb 'white'\nunset multiplot\n";
+  auto r = run_gnuplot(s.str(), run.path("density.png"), 1200, 560);
+  if (!r.ok) notes.push_back(r.note);
+}
+
+nlohmann::json training_summary(const TrainOptions& options, const TrainHistory& history) {
+  return {{"options", options.to_json()},
+          {"iterations", history.iterations_done},
+          {"energy_evaluations", history.energy_evaluations},
+          {"non_finite_energies", history.non_finite},
+          {"cut_energies", history.cut},
+          {"wall_seconds", history.wall_seconds},
+          {"history", history.to_json()}};
+}
+
+/// The run-directory contract of both bg-sample paths (plain and molecular): arrays,
+/// counts (training + sampling energy evaluations), timings, the importance report as
+/// `statistics`, notes, and every other summary entry as extra keys; then commits.
+/// `history` is null when the model was loaded instead of trained.
+nlohmann::json write_generator_run(RunDirectory& run, const BgSampleOptions& o, const Potential& pot,
+                                   const GeneratorConfig& cfg, const BoltzmannGenerator& model,
+                                   const TrainHistory* history, const EnergyCounters& counters,
+                                   const GeneratedArrays& arrays, const nlohmann::json& summary,
+                                   const nlohmann::json& notes, double t_start) {
+  RunOutputs out;
+  out.tool = "bg-sample";
+  out.potential_path = o.potential;
+  out.potential_name = pot.name;
+  out.target = pot.target.get();
+  out.options = {{"samples", cfg.samples}, {"generator", model.options().to_json()}};
+  if (history) out.options["training"] = cfg.train.to_json();
+  out.seed = o.seed;
+  out.samples = arrays.samples;
+  out.reduced_energies = arrays.reduced_energies;
+  out.log_q = arrays.log_q;
+  out.log_weights = arrays.log_weights;
+  const std::size_t sampling_evaluations = counters.evaluations.load();
+  out.counts = {{"energy_evaluations", (history ? history->energy_evaluations : 0) + sampling_evaluations},
+                {"sampling_energy_evaluations", sampling_evaluations}};
+  out.timings = {{"training", history ? history->wall_seconds : 0.0},
+                 {"sampling", summary["sampling_seconds"]},
+                 {"total_before_write", wall_seconds() - t_start}};
+  out.statistics = summary["importance"];
+  for (const auto& n : notes) out.notes.push_back(n.get<std::string>());
+  for (const auto& [k, v] : summary.items())
+    if (k != "tool" && k != "seed" && k != "threads") out.extra[k] = v;
+  nlohmann::json written = write_run(run, out);
+  run.commit();
+  return written;
+}
+
+/// Mixture components per torsion column of a molecular base (for summary.json).
+std::vector<int> base_components_of_torsions(const BaseDensity& base) {
+  const auto per_column = base.components_per_column();
+  std::vector<int> out;
+  for (std::size_t c = 0; c < per_column.size(); ++c)
+    if (base.torsion_mask()[static_cast<std::int64_t>(c)].item<bool>()) out.push_back(per_column[c]);
+  return out;
+}
+
+/// The conditional block of a molecular base, for summary.json (null without one).
+nlohmann::json conditional_summary(const ConditionalGaussian* c) {
+  if (c == nullptr) return nullptr;
+  return {{"soft_columns", c->soft()},
+          {"joint_columns", c->joint()},
+          {"components", c->components()},
+          {"experts", !c->shared()},
+          {"hard_columns", c->hard().size()},
+          {"features", c->n_features()},
+          {"harmonics", c->harmonics()},
+          {"max_periodic_sd", c->max_periodic_sd()},
+          {"joint_correction_bins", c->correction_bins()}};
+}
+
+}  // namespace boltzlab::generators

@@ -1,0 +1,57 @@
+#pragma once
+/// \file bg_outputs.hpp
+/// What bg-sample writes besides the arrays' arithmetic: training and density plots, the
+/// summary entries of a generator, and the run directory (run_outputs.hpp) of both its paths
+/// (plain and molecular).
+#include <vector>
+
+#include <Eigen/Core>
+#include <nlohmann/json.hpp>
+
+#include "boltzlab/app/bg_config.hpp"
+#include "boltzlab/app/bg_run.hpp"
+#include "boltzlab/app/run_directory.hpp"
+#include "boltzlab/generators/generator.hpp"
+#include "boltzlab/generators/molecular_space.hpp"
+#include "boltzlab/generators/target_bridge.hpp"
+#include "boltzlab/generators/trainer.hpp"
+
+namespace boltzlab::generators {
+
+/// training_loss.png, training_costs.png and (with a running ESS) training_ess.png; a plot
+/// that cannot be made adds a note.
+void plot_training(const RunDirectory& run, const TrainHistory& h, nlohmann::json& notes);
+
+/// 2-D density plot (density.png): target exp(−u) and model q on the same grid, with samples.
+void plot_density_2d(const RunDirectory& run, const Target& target, BoltzmannGenerator& model,
+                     const RowMatrix& samples, nlohmann::json& notes);
+
+/// summary["training"] entries common to both paths: options, iterations, energy
+/// evaluations, non-finite and cut energies, wall seconds, history.
+nlohmann::json training_summary(const TrainOptions& options, const TrainHistory& history);
+
+/// Arrays of a generated sample set (rows of `samples` ↔ entries of the vectors).
+struct GeneratedArrays {
+  const RowMatrix* samples;
+  const Eigen::VectorXd* reduced_energies;
+  const Eigen::VectorXd* log_q;
+  const Eigen::VectorXd* log_weights;
+};
+
+/// The run-directory contract of both bg-sample paths (plain and molecular): arrays,
+/// counts (training + sampling energy evaluations), timings, the importance report as
+/// `statistics`, notes, and every other summary entry as extra keys; then commits.
+/// `history` is null when the model was loaded instead of trained.
+nlohmann::json write_generator_run(RunDirectory& run, const BgSampleOptions& o, const Potential& pot,
+                                   const GeneratorConfig& cfg, const BoltzmannGenerator& model,
+                                   const TrainHistory* history, const EnergyCounters& counters,
+                                   const GeneratedArrays& arrays, const nlohmann::json& summary,
+                                   const nlohmann::json& notes, double t_start);
+
+/// Mixture components per torsion column of a molecular base (for summary.json).
+std::vector<int> base_components_of_torsions(const BaseDensity& base);
+
+/// The conditional block of a molecular base, for summary.json (null without one).
+nlohmann::json conditional_summary(const ConditionalGaussian* c);
+
+}  // namespace boltzlab::generators
