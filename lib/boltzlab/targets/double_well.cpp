@@ -11,9 +11,7 @@ namespace boltzlab {
 
 void DoubleWellOptions::validate() const {
   auto bad = [](const std::string& field, double v, const std::string& need) {
-    std::ostringstream os;
-    os << "double_well: " << field << " is " << v << ", but must be " << need;
-    throw ConfigError(os.str());
+    throw_bad_parameter("double_well", field, v, need);
   };
   if (dim != 1 && dim != 2) bad("dim", static_cast<double>(dim), "1 or 2");
   if (!(barrier > 0) || !std::isfinite(barrier)) bad("barrier", barrier, "> 0");

@@ -10,12 +10,9 @@ namespace boltzlab {
 
 void Dw4Options::validate() const {
   auto bad = [](const std::string& field, double v, const std::string& need) {
-    std::ostringstream os;
-    os << "dw4: " << field << " is " << v << ", but must be " << need;
-    throw ConfigError(os.str());
+    throw_bad_parameter("dw4", field, v, need);
   };
-  if (n_particles < 2) bad("n_particles", static_cast<double>(n_particles), ">= 2");
-  if (spatial_dim < 1 || spatial_dim > 3) bad("spatial_dim", static_cast<double>(spatial_dim), "1, 2 or 3");
+  validate_particle_layout("dw4", n_particles, spatial_dim);
   if (!std::isfinite(a)) bad("a", a, "finite");
   if (!std::isfinite(b)) bad("b", b, "finite");
   if (!(c > 0) || !std::isfinite(c)) bad("c", c, "> 0");

@@ -43,9 +43,7 @@ double log_z_simpson_2d(const FourWellsTarget& target, double L, long m) {
 
 void FourWellsOptions::validate() const {
   auto bad = [](const std::string& field, double v, const std::string& need) {
-    std::ostringstream os;
-    os << "four_wells: " << field << " is " << v << ", but must be " << need;
-    throw ConfigError(os.str());
+    throw_bad_parameter("four_wells", field, v, need);
   };
   if (!(barrier > 0) || !std::isfinite(barrier)) bad("barrier", barrier, "> 0");
   if (!(std::fabs(coupling) < 2.0 * barrier)) bad("coupling", coupling, "in (-2 barrier, 2 barrier) for four minima");

@@ -10,12 +10,9 @@ namespace boltzlab {
 
 void LennardJonesOptions::validate() const {
   auto bad = [](const std::string& field, double v, const std::string& need) {
-    std::ostringstream os;
-    os << "lennard_jones: " << field << " is " << v << ", but must be " << need;
-    throw ConfigError(os.str());
+    throw_bad_parameter("lennard_jones", field, v, need);
   };
-  if (n_particles < 2) bad("n_particles", static_cast<double>(n_particles), ">= 2");
-  if (spatial_dim < 1 || spatial_dim > 3) bad("spatial_dim", static_cast<double>(spatial_dim), "1, 2 or 3");
+  validate_particle_layout("lennard_jones", n_particles, spatial_dim);
   if (!(epsilon > 0) || !std::isfinite(epsilon)) bad("epsilon", epsilon, "> 0");
   if (!(rm > 0) || !std::isfinite(rm)) bad("rm", rm, "> 0");
   if (!(tau > 0) || !std::isfinite(tau)) bad("tau", tau, "> 0");

@@ -1,5 +1,7 @@
 #include "boltzlab/targets/target.hpp"
 
+#include <sstream>
+
 #include <atomic>
 #include <cmath>
 #include <limits>
@@ -20,6 +22,19 @@ bool sanitize_energy(double& u, const double* grad, std::size_t d) {
   }
   if (!ok) u = std::numeric_limits<double>::infinity();
   return ok;
+}
+
+void throw_bad_parameter(const std::string& target, const std::string& field, double value,
+                         const std::string& need) {
+  std::ostringstream os;
+  os << target << ": " << field << " is " << value << ", but must be " << need;
+  throw ConfigError(os.str());
+}
+
+void validate_particle_layout(const std::string& target, std::size_t n_particles, std::size_t spatial_dim) {
+  if (n_particles < 2) throw_bad_parameter(target, "n_particles", static_cast<double>(n_particles), ">= 2");
+  if (spatial_dim < 1 || spatial_dim > 3)
+    throw_bad_parameter(target, "spatial_dim", static_cast<double>(spatial_dim), "1, 2 or 3");
 }
 
 std::size_t Target::prepare_batch(const RowMatrix& x, Eigen::VectorXd& u, RowMatrix* grad) const {

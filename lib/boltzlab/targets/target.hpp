@@ -77,6 +77,15 @@ class Target {
   std::size_t prepare_batch(const RowMatrix& x, Eigen::VectorXd& u, RowMatrix* grad) const;
 };
 
+/// Throws ConfigError "<target>: <field> is <value>, but must be <need>", the message
+/// of a target parameter that fails its validation.
+[[noreturn]] void throw_bad_parameter(const std::string& target, const std::string& field, double value,
+                                      const std::string& need);
+
+/// Validates the layout of a particle system: n_particles ≥ 2 and spatial_dim ∈ {1, 2, 3}
+/// (throw_bad_parameter otherwise).
+void validate_particle_layout(const std::string& target, std::size_t n_particles, std::size_t spatial_dim);
+
 /// Centre-of-mass convention for particle systems (particle_layout() = {n, s}):
 /// their energies are translation invariant, so exp(−u) is not normalizable on
 /// R^{n·s}. boltzlab samples on the centre-of-mass-free subspace {x̄ = 0}
