@@ -1,12 +1,13 @@
 #include "boltzlab/app/iw_diag.hpp"
-#include "boltzlab/estimators/ramachandran_compare.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
 
+#include "boltzlab/core/constants.hpp"
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/estimators/ramachandran_compare.hpp"
 #include "boltzlab/io/config.hpp"
 #include "boltzlab/io/npy.hpp"
 
@@ -16,7 +17,6 @@ namespace boltzlab {
 
 namespace {
 
-constexpr double kPi = 3.14159265358979323846;
 /// frames.npy larger than this many values is not loaded for chain diagnostics.
 constexpr std::size_t kMaxFrameValues = 50'000'000;
 

@@ -4,12 +4,11 @@
 #include <cmath>
 #include <limits>
 
+#include "boltzlab/core/constants.hpp"
 #include "boltzlab/core/error.hpp"
 
 namespace boltzlab {
 namespace {
-
-constexpr double kPi = 3.14159265358979323846;
 
 std::size_t angle_bin(double angle, Eigen::Index bins) {
   // [−π, π) split into `bins` bins; atan2 returns (−π, π], so π wraps to −π.

@@ -4,14 +4,13 @@
 #include <limits>
 #include <sstream>
 
+#include "boltzlab/core/constants.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/molecules/dihedrals.hpp"
 
 namespace boltzlab {
 namespace {
-
-constexpr double kPi = 3.14159265358979323846;
 
 /// Σ h after checking that h is a valid, non-empty histogram.
 double checked_total(const RowMatrix& h, const char* who, const char* which) {

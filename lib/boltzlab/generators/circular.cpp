@@ -3,13 +3,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "boltzlab/core/constants.hpp"
 #include "boltzlab/molecules/internal_coordinates.hpp"
 
 namespace boltzlab::generators {
 namespace {
-
-constexpr double kPi = 3.14159265358979323846;
-constexpr double kTwoPi = 2.0 * kPi;
 
 torch::TensorOptions f64() { return torch::TensorOptions().dtype(torch::kDouble); }
 

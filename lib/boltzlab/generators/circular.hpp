@@ -10,12 +10,13 @@
 #include <Eigen/Core>
 #include <torch/torch.h>
 
+#include "boltzlab/core/constants.hpp"
 #include "boltzlab/core/rng.hpp"
 
 namespace boltzlab::generators::circular {
 
-inline constexpr double kPi = 3.14159265358979323846;
-inline constexpr double kTwoPi = 2.0 * kPi;
+using ::boltzlab::kPi;
+using ::boltzlab::kTwoPi;
 
 /// log I₀(κ), stable for large κ (exponentially scaled Bessel function).
 torch::Tensor log_i0(const torch::Tensor& kappa);

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "boltzlab/core/constants.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/rng.hpp"
@@ -16,7 +17,6 @@ namespace boltzlab::generators {
 namespace {
 const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
 constexpr double kLog2Pi = 1.8378770664093454835606594728112;
-constexpr double kPi = 3.14159265358979323846;
 
 torch::Tensor vector_tensor(const Eigen::VectorXd& v) {
   auto t = torch::empty({v.size()}, kF64);

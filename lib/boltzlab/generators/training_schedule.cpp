@@ -2,11 +2,9 @@
 
 #include <cmath>
 
-namespace boltzlab::generators {
+#include "boltzlab/core/constants.hpp"
 
-namespace {
-constexpr double kPi = 3.14159265358979323846;
-}  // namespace
+namespace boltzlab::generators {
 
 TrainingSchedule::TrainingSchedule(const TrainOptions& options)
     : iterations_(options.iterations),

@@ -10,6 +10,7 @@
 
 #include <Eigen/Core>
 
+#include "boltzlab/core/constants.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/rng.hpp"
@@ -17,10 +18,6 @@
 namespace boltzlab::molecules {
 namespace {
 
-constexpr double kPi = 3.14159265358979323846;
-constexpr double kTwoPi = 2.0 * kPi;
-
-torch::TensorOptions f64() { return torch::TensorOptions().dtype(torch::kDouble); }
 torch::TensorOptions i64() { return torch::TensorOptions().dtype(torch::kLong); }
 
 torch::Tensor index_tensor(const std::vector<std::int64_t>& v) {

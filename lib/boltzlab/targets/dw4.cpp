@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/targets/pair_geometry.hpp"
 
 namespace boltzlab {
 
@@ -39,11 +40,7 @@ double dw_pairs(const double* x, double* grad, std::size_t n, double a, double b
     for (std::size_t j = i + 1; j < n; ++j) {
       const double* xj = x + j * S;
       double diff[S];
-      double d2 = 0.0;
-      for (int k = 0; k < S; ++k) {
-        diff[k] = xi[k] - xj[k];
-        d2 += diff[k] * diff[k];
-      }
+      const double d2 = pair_difference<S>(xi, xj, diff);
       const double d = std::sqrt(d2);
       const double t = d - d0;
       const double t2 = t * t;

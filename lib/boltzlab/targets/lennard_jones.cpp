@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/targets/pair_geometry.hpp"
 
 namespace boltzlab {
 
@@ -42,11 +43,7 @@ double lj_energy(const double* x, double* grad, std::size_t n, double pair_scale
     for (std::size_t j = i + 1; j < n; ++j) {
       const double* xj = x + j * S;
       double diff[S];
-      double d2 = 0.0;
-      for (int k = 0; k < S; ++k) {
-        diff[k] = xi[k] - xj[k];
-        d2 += diff[k] * diff[k];
-      }
+      const double d2 = pair_difference<S>(xi, xj, diff);
       const double inv_d2 = 1.0 / d2;  // +inf at a collision
       const double r2 = rm2 * inv_d2;
       const double s6 = r2 * r2 * r2;
