@@ -215,7 +215,8 @@ nlohmann::json run_molecular(const BgSampleOptions& o, const Potential& pot, Gen
   summary["importance"] = generator_importance_report(s.log_weights, s.non_finite_energies, target);
   if (reference) {
     auto& r = summary["ramachandran_vs_reference"];
-    r = ramachandran_vs_reference(*target.topology(), s.x, &s.log_weights, *reference, cfg.reference_dihedrals.string());
+    r = ramachandran_vs_reference(*target.topology(), s.x, &s.log_weights, *reference, cfg.reference_dihedrals.string())
+            .to_json();
     // Record the training data: frames of the reference run itself make the comparison in-sample.
     r["training_data"] = data_info.is_object() ? data_info.value("source", std::string()) : std::string("(loaded model)");
   }

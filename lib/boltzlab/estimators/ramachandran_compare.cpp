@@ -253,14 +253,25 @@ RowMatrix read_reference_dihedrals(const std::filesystem::path& path, const std:
   return r;
 }
 
-nlohmann::json ramachandran_vs_reference(const Topology& topology, const RowMatrix& samples,
-                                         const Eigen::VectorXd* log_weights, const RowMatrix& reference,
-                                         const std::string& reference_name,
-                                         const RamachandranCompareOptions& options) {
-  nlohmann::json out = {{"reference", reference_name}};
+nlohmann::json RamachandranReferenceReport::to_json() const {
+  nlohmann::json out = {{"reference", reference}};
+  if (!note.empty()) out["note"] = note;
+  if (comparison) {
+    out.update(comparison->to_json());
+    out["dihedrals"] = dihedrals;
+  }
+  return out;
+}
+
+RamachandranReferenceReport ramachandran_vs_reference(const Topology& topology, const RowMatrix& samples,
+                                                      const Eigen::VectorXd* log_weights, const RowMatrix& reference,
+                                                      const std::string& reference_name,
+                                                      const RamachandranCompareOptions& options) {
+  RamachandranReferenceReport out;
+  out.reference = reference_name;
   const auto rama = ramachandran_dihedrals(topology);
   if (!rama) {
-    out["note"] = "no backbone phi/psi pair in the topology: no comparison";
+    out.note = "no backbone phi/psi pair in the topology: no comparison";
     return out;
   }
   const Eigen::VectorXd phi = dihedral_series(samples, rama->first);
@@ -269,11 +280,11 @@ nlohmann::json ramachandran_vs_reference(const Topology& topology, const RowMatr
   for (Eigen::Index i = 0; i < phi.size() && !usable; ++i)
     usable = std::isfinite(phi[i]) && std::isfinite(psi[i]) && (!log_weights || std::isfinite((*log_weights)[i]));
   if (!usable) {
-    out["note"] = "no sample with finite angles and finite log-weight: no comparison";
+    out.note = "no sample with finite angles and finite log-weight: no comparison";
     return out;
   }
-  out.update(compare_ramachandran(phi, psi, log_weights, reference, options).to_json());
-  out["dihedrals"] = {rama->first.name, rama->second.name};
+  out.comparison = compare_ramachandran(phi, psi, log_weights, reference, options);
+  out.dihedrals = {rama->first.name, rama->second.name};
   return out;
 }
 

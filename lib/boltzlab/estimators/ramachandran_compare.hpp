@@ -24,7 +24,9 @@
 /// importance weights exp(log w − max log w).
 #include <cstddef>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <Eigen/Core>
 #include <nlohmann/json.hpp>
@@ -119,15 +121,25 @@ RamachandranComparison compare_ramachandran(const Eigen::VectorXd& phi, const Ei
 RowMatrix read_reference_dihedrals(const std::filesystem::path& path, const std::string& what,
                                    std::size_t min_blocks = 20);
 
+/// The comparison of a molecule's samples with a reference run, as reported in
+/// summary.json["ramachandran_vs_reference"].
+struct RamachandranReferenceReport {
+  std::string reference;                           ///< where the reference came from
+  std::optional<RamachandranComparison> comparison;  ///< absent when no comparison was possible
+  std::vector<std::string> dihedrals;              ///< names of the φ and ψ dihedrals used
+  std::string note;                                ///< why there is no comparison (else empty)
+  /// {"reference", and either "note" or RamachandranComparison::to_json() + "dihedrals"}.
+  nlohmann::json to_json() const;
+};
+
 /// The comparison for Cartesian samples (N×3n, nm) of a molecule: φ/ψ of the first
-/// residue that has both (molecules/dihedrals.hpp), then compare_ramachandran. Returns
-/// RamachandranComparison::to_json() plus "reference" (= `reference_name`) and the
-/// dihedral names; when no comparison is possible (no φ/ψ pair in the topology, no
-/// sample with finite log-weight and angles) a JSON object with only "reference" and
-/// "note" saying why. \throws DomainError for a reference that is not N×2 or too short.
-nlohmann::json ramachandran_vs_reference(const Topology& topology, const RowMatrix& samples,
-                                         const Eigen::VectorXd* log_weights, const RowMatrix& reference,
-                                         const std::string& reference_name,
-                                         const RamachandranCompareOptions& options = {});
+/// residue that has both (molecules/dihedrals.hpp), then compare_ramachandran. When no
+/// comparison is possible (no φ/ψ pair in the topology, no sample with finite
+/// log-weight and angles) the report carries only a note saying why.
+/// \throws DomainError for a reference that is not N×2 or too short.
+RamachandranReferenceReport ramachandran_vs_reference(const Topology& topology, const RowMatrix& samples,
+                                                      const Eigen::VectorXd* log_weights, const RowMatrix& reference,
+                                                      const std::string& reference_name,
+                                                      const RamachandranCompareOptions& options = {});
 
 }  // namespace boltzlab
