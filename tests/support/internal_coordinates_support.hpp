@@ -16,7 +16,7 @@ namespace boltzlab::test {
 
 inline constexpr double kPi = 3.14159265358979323846;
 
-// Coordinates (Å) of /work/shared/data/alanine_dipeptide/alanine_dipeptide.pdb, the
+// Coordinates (Å) of data/alanine_dipeptide/alanine_dipeptide.pdb, the
 // project's reference ACE-ALA-NME structure, in its atom order.
 inline const double kAlanineXyz[66] = {
     15.908, 11.969, 16.089,  // 0 H1 ACE
