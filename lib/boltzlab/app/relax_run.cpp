@@ -368,11 +368,9 @@ RunOutputs relax_outputs(const RelaxOptions& opt, const Potential& pot, const Re
   return o;
 }
 
-/// Stage 4b: the typed report. `energy_mean` is summary.json's energy.mean (null when
-/// no final energy is finite), read back so that it is computed in one place.
+/// Stage 4b: the typed report (⟨u⟩ by energy_stats, as in summary.json's energy.mean).
 RelaxReport relax_report(const RelaxOptions& opt, const Potential& pot, const RelaxPlan& plan,
-                         const Ensemble& ens, const FlowResult& res, const RelaxTimes& times,
-                         const nlohmann::json& energy_mean) {
+                         const Ensemble& ens, const FlowResult& res, const RelaxTimes& times) {
   RelaxReport r;
   r.flow = plan.flow_name;
   r.interacting = flow_info(plan.flow_name).interacting;
@@ -384,7 +382,8 @@ RelaxReport relax_report(const RelaxOptions& opt, const Potential& pot, const Re
   const auto acceptance = res.statistics.find("acceptance_rate");
   if (acceptance != res.statistics.end() && acceptance->is_number()) r.acceptance_rate = acceptance->get<double>();
   r.step_size = res.statistics.value("step_size", 0.0);
-  if (energy_mean.is_number()) r.mean_energy = energy_mean.get<double>();
+  const double mean_energy = energy_stats(ens.reduced_energies).mean;
+  if (std::isfinite(mean_energy)) r.mean_energy = mean_energy;
   r.non_finite_evaluations = res.non_finite;
   r.out = opt.out;
   return r;
@@ -421,9 +420,9 @@ RelaxReport run_relax(const RelaxOptions& opt) {
   const FlowResult res = plan.flow->run(*pot.target, init.ensemble, plan.flow_options);
   times.flowed = wall_seconds();
 
-  const nlohmann::json summary = write_run(run, relax_outputs(opt, pot, plan, init, res, times, std::move(notes)));
+  write_run(run, relax_outputs(opt, pot, plan, init, res, times, std::move(notes)));
   run.commit();
-  return relax_report(opt, pot, plan, init.ensemble, res, times, summary["energy"]["mean"]);
+  return relax_report(opt, pot, plan, init.ensemble, res, times);
 }
 
 }  // namespace boltzlab

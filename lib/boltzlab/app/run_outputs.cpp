@@ -211,15 +211,14 @@ nlohmann::json potential_summary(const RunOutputs& o) {
           {"log_z", log_z ? nlohmann::json(*log_z) : nlohmann::json(nullptr)}};
 }
 
-/// summary["energy"] (mean, std, min, max over the finite final energies) and the
-/// number of non-finite ones.
-struct EnergySummary {
-  nlohmann::json json;
-  std::size_t non_finite = 0;
-};
+}  // namespace
 
-EnergySummary energy_summary(const Eigen::VectorXd& u) {
-  EnergySummary out;
+nlohmann::json EnergyStats::to_json() const {
+  return {{"mean", mean}, {"std", std}, {"min", min}, {"max", max}};
+}
+
+EnergyStats energy_stats(const Eigen::VectorXd& u) {
+  EnergyStats out;
   double sum = 0.0, sum2 = 0.0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
   for (Eigen::Index i = 0; i < u.size(); ++i) {
     const double e = u[i];
@@ -233,11 +232,15 @@ EnergySummary energy_summary(const Eigen::VectorXd& u) {
     hi = std::max(hi, e);
   }
   const double finite = static_cast<double>(static_cast<std::size_t>(u.size()) - out.non_finite);
-  const double mean = finite > 0 ? sum / finite : std::numeric_limits<double>::quiet_NaN();
-  const double var = finite > 1 ? std::max(0.0, (sum2 - finite * mean * mean) / (finite - 1)) : std::nan("");
-  out.json = {{"mean", mean}, {"std", std::sqrt(var)}, {"min", lo}, {"max", hi}};
+  out.mean = finite > 0 ? sum / finite : std::numeric_limits<double>::quiet_NaN();
+  const double var = finite > 1 ? std::max(0.0, (sum2 - finite * out.mean * out.mean) / (finite - 1)) : std::nan("");
+  out.std = std::sqrt(var);
+  out.min = lo;
+  out.max = hi;
   return out;
 }
+
+namespace {
 
 /// The plots (never fatal): energy trace (or histogram), interacting-flow monitors,
 /// 2-D samples. Returns {png: "ok" or the reason it is missing}.
@@ -280,11 +283,11 @@ nlohmann::json write_run(const RunDirectory& run, const RunOutputs& o) {
   s["options"] = o.options;
   s["seed"] = o.seed;
   s["threads"] = o.threads > 0 ? o.threads : num_threads();
-  const EnergySummary energy = energy_summary(*o.reduced_energies);
+  const EnergyStats energy = energy_stats(*o.reduced_energies);
   nlohmann::json counts = {{"particles", n}, {"dim", target.dim()}, {"non_finite_energies", energy.non_finite}};
   for (const auto& [k, v] : o.counts.items()) counts[k] = v;
   s["counts"] = counts;
-  s["energy"] = energy.json;
+  s["energy"] = energy.to_json();
   s["statistics"] = o.statistics;
   nlohmann::json trace = nlohmann::json::object();
   if (!o.trace_steps.empty()) {

@@ -106,6 +106,16 @@ struct RunOutputs {
   void validate() const;
 };
 
+/// mean, std, min and max of the finite final reduced energies (NaN where undefined:
+/// no finite u, or fewer than two for std) and the count of non-finite ones; to_json()
+/// is summary["energy"].
+struct EnergyStats {
+  double mean = 0.0, std = 0.0, min = 0.0, max = 0.0;
+  std::size_t non_finite = 0;
+  nlohmann::json to_json() const;
+};
+EnergyStats energy_stats(const Eigen::VectorXd& u);
+
 /// Writes the standard files of `outputs` into run.staging() and returns the summary
 /// that was written. Does not commit: the caller commits once everything (including
 /// its own extra files) is in place. Plot failures never throw (they become notes).
