@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "support/torch_doctest.hpp"
+#include "support/internal_coordinates_support.hpp"
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/generators/generator.hpp"
@@ -47,7 +48,7 @@ struct Setup {
 /// that the ResNet part is active.
 Setup tiny_setup(int width, int steps, double perturb, bool mixture = false) {
   const auto frames = md_frames();
-  auto space = bg::MolecularFlowSpace::fit(bg::InternalCoordinates::alanine_dipeptide(), frames);
+  auto space = bg::MolecularFlowSpace::fit(boltzlab::test::alanine_ic(), frames);
   const auto y = space.to_flow(frames).first;
   bg::GeneratorOptions o;
   o.potential.dim = 60;

@@ -24,7 +24,7 @@ using namespace boltzlab::generators;
 using namespace boltzlab::test;
 
 TEST_CASE("internal coordinates: normalization standardizes bonds/angles, rotates torsions, exact log-det") {
-  const auto ic = InternalCoordinates::alanine_dipeptide();
+  const auto ic = alanine_ic();
   const auto z = ic.to_internal(perturbed_alanine(200, 0.05, 21)).first;
   const auto norm = InternalNormalization::fit(z, ic.torsion_mask());
   const auto [y, ld] = norm.forward(z);
@@ -123,7 +123,7 @@ TEST_CASE("internal coordinates: the centre-of-mass-free density integrates to o
 }
 
 TEST_CASE("internal coordinates: molecular flow space round trip, log q bookkeeping and log weights") {
-  const auto ic = InternalCoordinates::alanine_dipeptide();
+  const auto ic = alanine_ic();
   const auto data = perturbed_alanine(100, 0.04, 31);
   const auto space = MolecularFlowSpace::fit(ic, data);
   CHECK(space.dim() == 60);
@@ -494,7 +494,7 @@ TEST_CASE("base options: registry rows, defaults, typed reading and the generato
 }
 
 TEST_CASE("base options: the registry's fitters give the bases of the named BaseDensity fits") {
-  const auto ic = InternalCoordinates::alanine_dipeptide();
+  const auto ic = alanine_ic();
   const auto z = ic.to_internal(perturbed_alanine(300, 0.05, 23)).first;
   const auto mask = ic.torsion_mask();
   const auto y = InternalNormalization::fit(z, mask).forward(z).first;

@@ -24,7 +24,7 @@ using namespace boltzlab::test;
 
 
 TEST_CASE("internal coordinates: alanine dipeptide z-matrix covers every atom once and has phi, psi") {
-  const auto ic = InternalCoordinates::alanine_dipeptide();
+  const auto ic = alanine_ic();
   CHECK(ic.n_atoms() == 22);
   CHECK(ic.n_internal() == 60);
   CHECK(ic.torsion_indices().size() == 19);
@@ -54,7 +54,7 @@ TEST_CASE("internal coordinates: alanine dipeptide z-matrix covers every atom on
 }
 
 TEST_CASE("internal coordinates: round trips to 1e-10 and log-dets cancel") {
-  const auto ic = InternalCoordinates::alanine_dipeptide();
+  const auto ic = alanine_ic();
   const auto x = perturbed_alanine(32, 0.05, 11);
   const auto [z, ld_fwd] = ic.to_internal(x);
   const auto [x2, ld_inv] = ic.to_cartesian(z);
@@ -86,7 +86,7 @@ TEST_CASE("internal coordinates: log|det J| of the full map (internal, translati
   // x = R(α, β, γ) X(z) + t with ZYZ Euler angles: d^{3n}x = J(z) dz dt dR and the Haar
   // measure is dR = sin β dα dβ dγ, so |det ∂x/∂(z, t, α, β, γ)| = J(z) sin β.
   // This checks the anchor part of log J, not only the Z-matrix rows.
-  const auto ic = InternalCoordinates::alanine_dipeptide();
+  const auto ic = alanine_ic();
   const auto x = perturbed_alanine(3, 0.05, 5);
   const auto [z, ld_fwd] = ic.to_internal(x);
   const auto ld_inv = ic.to_cartesian(z).second;
@@ -110,7 +110,7 @@ TEST_CASE("internal coordinates: forward log-det vs autograd in the anchor frame
   // In the anchor frame the free Cartesian coordinates are a1.x, a2.x, a2.y and the other
   // atoms' xyz (3n − 6 in all). Relative to them, (r_a1, r_a2, θ_a2) have Jacobian r_a2, so
   // log|det ∂z/∂y| = logdet_forward + 2 log r_a1 + log r_a2 + log sin θ_a2.
-  const auto ic = InternalCoordinates::alanine_dipeptide();
+  const auto ic = alanine_ic();
   const auto& anchors = ic.zmatrix().anchors;
   const auto xc = ic.standard_orientation(perturbed_alanine(3, 0.05, 7));
   const auto [z, ld_fwd] = ic.to_internal(xc);
@@ -144,7 +144,7 @@ TEST_CASE("internal coordinates: chirality of the PDB structure is L, of its mir
   // e.g. C = (0, 1, −h), CB = (cos(−30°), sin(−30°), −h), N = (cos 210°, sin 210°, −h)
   // relative to CA (h > 0: the three point away from HA); then
   // (N − CA)·((C − CA) × (CB − CA)) = 3√3/2 · h > 0. So L ⇔ positive triple product.
-  const auto ic = InternalCoordinates::alanine_dipeptide();
+  const auto ic = alanine_ic();
   const auto x = alanine_pdb();
   CHECK(chirality_triple_product(x, ic.zmatrix().chiral_centers.at(0)).item<double>() > 0);
   CHECK(ic.chirality_ok(x).all().item<bool>());
@@ -169,17 +169,11 @@ TEST_CASE("internal coordinates: chirality of the PDB structure is L, of its mir
 }
 
 TEST_CASE("internal coordinates: z-matrix JSON round trip and invalid z-matrices") {
-  const auto ala = InternalCoordinates::alanine_dipeptide();
+  const auto ala = alanine_ic();
   const auto again = InternalCoordinates::from_json(ala.to_json(), "ala.json");
   const auto x = perturbed_alanine(4, 0.05, 2);
   CHECK(max_abs(again.to_internal(x).first - ala.to_internal(x).first) == 0.0);
   CHECK(again.count_wrong_chirality(x) == 0);
-  // The same Z-matrix written by hand as a file (the format for adding molecules).
-  const auto from_file =
-      InternalCoordinates::from_json_file(std::string(BOLTZLAB_TEST_DATA) + "/zmatrix_alanine_dipeptide.json");
-  CHECK(max_abs(from_file.to_internal(x).first - ala.to_internal(x).first) == 0.0);
-  CHECK(from_file.to_json() == ala.to_json());
-
   auto json = [](const std::string& s) { return Json::parse(s); };
   const std::string ok = R"({"n_atoms": 5, "anchors": [0, 1, 2], "z_matrix": [[3, 2, 1, 0], [4, 3, 2, 1]]})";
   CHECK(InternalCoordinates::from_json(json(ok), "ok.json").n_internal() == 9);
@@ -219,7 +213,7 @@ TEST_CASE("internal coordinates: z-matrix JSON round trip and invalid z-matrices
 }
 
 TEST_CASE("internal coordinates: shapes and the bijective domain") {
-  const auto ic = InternalCoordinates::alanine_dipeptide();
+  const auto ic = alanine_ic();
   CHECK_THROWS_AS(ic.to_internal(torch::zeros({2, 65}, f64())), DomainError);
   CHECK_THROWS_AS(ic.to_cartesian(torch::zeros({2, 66}, f64())), DomainError);
   CHECK_THROWS_AS(ic.to_internal(torch::zeros({2, 66}, torch::TensorOptions().dtype(torch::kFloat))), DomainError);
@@ -240,7 +234,7 @@ TEST_CASE("internal coordinates: thermal OBC2 configurations — chirality, roun
   // molecules/dihedrals implementation.
   const auto frames = read_npy_matrix(std::string(BOLTZLAB_TEST_DATA) + "/ala2_obc2_positions.npy", 66);
   const auto x = torch::from_blob(const_cast<double*>(frames.data()), {frames.rows(), 66}, f64()).clone();
-  const auto ic = InternalCoordinates::alanine_dipeptide();
+  const auto ic = alanine_ic();
   CHECK(ic.count_wrong_chirality(x) == 0);
   const auto [z, ld] = ic.to_internal(x);
   CHECK(ic.in_domain(z).all().item<bool>());

@@ -43,6 +43,17 @@ inline const double kAlanineXyz[66] = {
     15.972, 20.771, 15.187,  // 21 H3 NME
 };
 
+/// The hand-written alanine dipeptide Z-matrix (tests/data/zmatrix_alanine_dipeptide.json, a
+/// user-supplied Z-matrix file): anchors N(6), CA(8), C(14); φ = (4, 6, 8, 14), ψ = (6, 8, 14, 16).
+inline molecules::InternalCoordinates alanine_ic() {
+  return molecules::InternalCoordinates::from_json_file(std::string(BOLTZLAB_TEST_DATA) + "/zmatrix_alanine_dipeptide.json");
+}
+
+/// (φ, ψ) of alanine dipeptide internal coordinates of `ic`: B × 2.
+inline torch::Tensor alanine_phi_psi(const molecules::InternalCoordinates& ic, const torch::Tensor& internal) {
+  return molecules::torsion_columns(ic, internal, {ic.find_torsion(4, 6, 8, 14), ic.find_torsion(6, 8, 14, 16)});
+}
+
 inline torch::TensorOptions f64() { return torch::TensorOptions().dtype(torch::kDouble); }
 
 inline torch::Tensor alanine_pdb() { return torch::from_blob(const_cast<double*>(kAlanineXyz), {1, 66}, f64()).clone(); }

@@ -52,6 +52,7 @@ void read_data_options(JsonReader& r, const Potential& pot, const BgSampleOption
   const Target& target = *pot.target;
   const int dim = static_cast<int>(target.dim());
   if (r.has("data")) c.data = pot.path.parent_path() / r.get_string("data");
+  if (r.has("z_matrix")) c.z_matrix = pot.path.parent_path() / r.get_string("z_matrix");
   if (r.has("reference_dihedrals")) {
     c.reference_dihedrals = pot.path.parent_path() / r.get_string("reference_dihedrals");
     c.reference_field = pot.path.string() + ": generator.reference_dihedrals";

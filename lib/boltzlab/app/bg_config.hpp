@@ -34,6 +34,7 @@ struct GeneratorConfig {
   GeneratorOptions model;
   TrainOptions train;
   std::filesystem::path data;
+  std::filesystem::path z_matrix;             ///< user Z-matrix file (zmatrix.hpp JSON); empty: built from the bonds
   std::filesystem::path reference_dihedrals;  ///< reference φ/ψ (.npy N×2) for summary["ramachandran_vs_reference"]
   std::string reference_field;                ///< where it was given (for error messages)
   std::optional<Eigen::VectorXd> scale, shift;
@@ -47,7 +48,7 @@ struct GeneratorConfig {
 /// caller names the file when GeneratorOptions::validate fails).
 GeneratorOptions read_model_options(JsonReader& r, const Target& target);
 
-/// "data", "reference_dihedrals" (both relative to the potential file; --reference overrides
+/// "data", "z_matrix", "reference_dihedrals" (all relative to the potential file; --reference overrides
 /// the latter, which needs a molecular target), "scale", "shift" (number or array of the
 /// target's dimension) and "samples" into `c`.
 void read_data_options(JsonReader& r, const Potential& pot, const BgSampleOptions& flags, GeneratorConfig& c);

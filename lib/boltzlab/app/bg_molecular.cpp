@@ -12,18 +12,41 @@
 #include "boltzlab/flows/openmm_md.hpp"
 #include "boltzlab/generators/base_registry.hpp"
 #include "boltzlab/io/npy.hpp"
+#include "boltzlab/molecules/dihedrals.hpp"
+#include "boltzlab/molecules/molecular_graph.hpp"
+#include "boltzlab/molecules/zmatrix_builder.hpp"
 #include "boltzlab/targets/openmm_target.hpp"
 
 namespace boltzlab::generators {
 
-MolecularSystem molecular_system(const Potential& pot) {
-  const Target& target = *pot.target;
-  if (target.topology() == nullptr || target.topology()->atoms() != 22)
-    throw ConfigError(pot.path.string() + ": generator: internal coordinates are defined for alanine "
-                      "dipeptide (22 atoms) only");
-  MolecularSystem s{InternalCoordinates::alanine_dipeptide(), {}};
-  s.joint = {s.coordinates.find_torsion(kAlaninePhi[0], kAlaninePhi[1], kAlaninePhi[2], kAlaninePhi[3]),
-             s.coordinates.find_torsion(kAlaninePsi[0], kAlaninePsi[1], kAlaninePsi[2], kAlaninePsi[3])};
+void check_atom_names(const ZMatrix& z, const Topology& topology, const std::string& context) {
+  if (static_cast<std::size_t>(z.n_atoms) != topology.atoms())
+    throw ConfigError(context + ": the Z-matrix has " + std::to_string(z.n_atoms) + " atoms, the molecule " +
+                      std::to_string(topology.atoms()));
+  for (std::size_t a = 0; a < z.atom_names.size(); ++a) {
+    if (z.atom_names[a] != topology.atom_names[a])
+      throw ConfigError(context + ": atom " + std::to_string(a) + " is " + z.atom_names[a] + " in the Z-matrix but " +
+                        topology.atom_names[a] + " in the structure file");
+  }
+}
+
+MolecularSystem molecular_system(const Potential& pot, const GeneratorConfig& cfg) {
+  const auto* omm = dynamic_cast<const OpenMMTarget*>(pot.target.get());
+  if (omm == nullptr) throw ConfigError(pot.path.string() + ": internal coordinates need an OpenMM target");
+  const std::string context = pot.path.string() + ": generator";
+  const molecules::MolecularGraph graph = molecules::molecular_graph(*omm, context);
+  ZMatrix z = cfg.z_matrix.empty() ? molecules::build_zmatrix(graph, omm->initial_positions(), context)
+                                   : molecules::zmatrix_from_json(read_json_file(cfg.z_matrix), cfg.z_matrix.string());
+  check_atom_names(z, graph.topology, cfg.z_matrix.empty() ? context : cfg.z_matrix.string());
+  MolecularSystem s{InternalCoordinates(std::move(z), context), {}, {}};
+  for (const auto& d : backbone_dihedrals(graph.topology)) {
+    const auto& a = d.atoms;
+    const auto column = s.coordinates.find_torsion(static_cast<std::int64_t>(a[0]), static_cast<std::int64_t>(a[1]),
+                                                   static_cast<std::int64_t>(a[2]), static_cast<std::int64_t>(a[3]));
+    if (column < 0) continue;  // a user Z-matrix without this torsion: not in the joint group
+    s.joint.push_back(column);
+    s.joint_names.push_back(d.name);
+  }
   return s;
 }
 
@@ -160,7 +183,11 @@ namespace {
 nlohmann::json molecular_generator_summary(const MolecularModel& m, const MolecularSamples& s,
                                            const nlohmann::json& data_info) {
   const BaseDensity& base = *m.model->base();
-  return {{"coordinates", "internal (alanine dipeptide Z-matrix), torsions periodic (flow on R^41 x T^19)"},
+  const auto& ic = m.space->coordinates();
+  const std::string shape = "R^" + std::to_string(ic.n_bonds() + ic.n_angles()) + " x T^" + std::to_string(ic.n_torsions());
+  return {{"coordinates", "internal (Z-matrix of " + std::to_string(ic.n_atoms()) + " atoms), torsions periodic (flow on " +
+                              shape + ")"},
+          {"z_matrix", ic.to_json()},
           {"base", base.kind()},
           {"base_components_per_torsion", base_components_of_torsions(base)},
           {"base_conditional", conditional_summary(base.conditional())},
@@ -189,7 +216,7 @@ MolecularModel molecular_model(const BgSampleOptions& o, const Potential& pot, G
 nlohmann::json run_molecular(const BgSampleOptions& o, const Potential& pot, GeneratorConfig& cfg, RunDirectory& run,
                              nlohmann::json summary, double t_start) {
   const Target& target = *pot.target;
-  const MolecularSystem system = molecular_system(pot);
+  const MolecularSystem system = molecular_system(pot, cfg);
   nlohmann::json notes = nlohmann::json::array();
   std::optional<RowMatrix> reference;  // read before training: bad input fails early
   if (!cfg.reference_dihedrals.empty())
@@ -198,7 +225,10 @@ nlohmann::json run_molecular(const BgSampleOptions& o, const Potential& pot, Gen
   nlohmann::json data_info;
   TrainHistory history;
   MolecularModel m = molecular_model(o, pot, cfg, system, notes, data_info, history);
-  if (!trained) summary["model"] = o.model.string();
+  if (!trained) {
+    summary["model"] = o.model.string();
+    check_atom_names(m.space->coordinates().zmatrix(), *target.topology(), o.model.string());
+  }
   if (m.model->base() == nullptr || !torch::equal(m.model->base()->torsion_mask(), m.space->torsion_mask()))
     throw ConfigError((o.model.empty() ? pot.path.string() : o.model.string()) +
                       ": molecular model without a torus base on the torsion columns (saved by an older "

@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <Eigen/Core>
@@ -39,13 +40,21 @@
 
 namespace boltzlab::generators {
 
-/// The molecule's internal coordinates and the torsions of the joint group of a conditional
-/// base (φ, ψ). Alanine dipeptide (22 atoms) only for now. \throws ConfigError otherwise.
+/// The molecule's internal coordinates and the torsion columns of the joint group of a
+/// conditional base: the backbone φ_r, ψ_r of a peptide (none for other molecules).
 struct MolecularSystem {
   InternalCoordinates coordinates;
   std::vector<std::int64_t> joint;
+  std::vector<std::string> joint_names;  ///< "phi2", "psi2", … (dihedrals.hpp)
 };
-MolecularSystem molecular_system(const Potential& pot);
+/// The Z-matrix of cfg.z_matrix, else built from the System's bond graph and the structure
+/// file (zmatrix_builder.hpp), checked against the structure file's atom names and order.
+/// \throws ConfigError naming the file.
+MolecularSystem molecular_system(const Potential& pot, const GeneratorConfig& cfg);
+
+/// Refuses a Z-matrix whose atom count or (given) atom names differ from the topology's:
+/// one ConfigError naming `context` and the first atom that differs.
+void check_atom_names(const ZMatrix& z, const Topology& topology, const std::string& context);
 
 /// Cartesian training frames (N × 3n) and where they came from (summary "data").
 struct TrainingFrames {

@@ -23,11 +23,8 @@ using molecules::ChiralCenter;
 using molecules::InternalCoordinates;
 using molecules::ZMatrix;
 using molecules::ZMatrixRow;
-using molecules::alanine_phi_psi;
 using molecules::chirality_triple_product;
 using molecules::dihedral;
-using molecules::kAlaninePhi;
-using molecules::kAlaninePsi;
 
 /// Standardization of the non-periodic coordinates for a flow:
 ///   y_c = (z_c − μ_c) / σ_c for bonds and angles,  y_c = wrap(z_c − μ_c) for torsions,

@@ -64,63 +64,6 @@ void check_batch(const torch::Tensor& t, std::int64_t cols, const char* what) {
   }
 }
 
-// ---------------------------------------------------------------- ZMatrix
-
-void ZMatrix::validate(const std::string& context) const {
-  auto fail = [&](const std::string& msg) { throw ConfigError(context + ": " + msg); };
-  if (n_atoms < 3) fail("n_atoms is " + std::to_string(n_atoms) + ", but must be >= 3");
-  if (anchors.size() != 3) fail("anchors must list exactly 3 atoms, got " + std::to_string(anchors.size()));
-  if (!atom_names.empty() && static_cast<std::int64_t>(atom_names.size()) != n_atoms) {
-    fail("atom_names has " + std::to_string(atom_names.size()) + " names for " + std::to_string(n_atoms) +
-         " atoms");
-  }
-  if (static_cast<std::int64_t>(rows.size()) != n_atoms - 3) {
-    fail("z_matrix has " + std::to_string(rows.size()) + " rows, but " + std::to_string(n_atoms) +
-         " atoms with 3 anchors need " + std::to_string(n_atoms - 3));
-  }
-  std::vector<int> placed(static_cast<std::size_t>(n_atoms), 0);
-  auto in_range = [&](std::int64_t a) { return a >= 0 && a < n_atoms; };
-  for (std::size_t q = 0; q < anchors.size(); ++q) {
-    const auto a = anchors[q];
-    if (!in_range(a)) fail("anchors[" + std::to_string(q) + "] is " + std::to_string(a) + ", out of [0, n_atoms)");
-    if (placed[a]) fail("anchor atom " + std::to_string(a) + " is listed twice");
-    placed[a] = 1;
-  }
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    const auto& row = rows[r];
-    const std::string where = "z_matrix[" + std::to_string(r) + "] (atom " + std::to_string(row.atom) + ")";
-    if (!in_range(row.atom)) fail(where + ": atom out of [0, n_atoms)");
-    if (placed[row.atom]) fail(where + ": atom " + std::to_string(row.atom) + " is placed twice");
-    const std::int64_t refs[3] = {row.bond, row.angle, row.torsion};
-    const char* names[3] = {"bond", "angle", "torsion"};
-    for (int c = 0; c < 3; ++c) {
-      if (!in_range(refs[c])) fail(where + ": " + names[c] + " partner " + std::to_string(refs[c]) + " out of range");
-      if (refs[c] == row.atom) fail(where + ": " + names[c] + " partner is the atom itself");
-      if (!placed[refs[c]]) {
-        fail(where + ": " + names[c] + " partner " + std::to_string(refs[c]) + " is not placed before it");
-      }
-    }
-    if (row.bond == row.angle || row.bond == row.torsion || row.angle == row.torsion) {
-      fail(where + ": bond, angle and torsion partners must be distinct");
-    }
-    placed[row.atom] = 1;
-  }
-  for (std::size_t c = 0; c < chiral_centers.size(); ++c) {
-    const auto& cc = chiral_centers[c];
-    const std::string where = "chiral_centers[" + std::to_string(c) + "]";
-    for (auto a : {cc.center, cc.a, cc.b, cc.d}) {
-      if (!in_range(a)) fail(where + ": atom " + std::to_string(a) + " out of range");
-    }
-    if (cc.center == cc.a || cc.center == cc.b || cc.center == cc.d || cc.a == cc.b || cc.a == cc.d ||
-        cc.b == cc.d) {
-      fail(where + ": the centre and its three neighbours must be distinct atoms");
-    }
-    if (cc.expected_sign != 1 && cc.expected_sign != -1) {
-      fail(where + ": sign is " + std::to_string(cc.expected_sign) + ", but must be +1 or -1");
-    }
-  }
-}
-
 // ---------------------------------------------------------------- InternalCoordinates
 
 InternalCoordinates::InternalCoordinates(ZMatrix zmatrix, const std::string& context)
@@ -128,120 +71,15 @@ InternalCoordinates::InternalCoordinates(ZMatrix zmatrix, const std::string& con
   zmatrix_.validate(context);
 }
 
-InternalCoordinates InternalCoordinates::alanine_dipeptide() {
-  // Atom order of alanine_dipeptide.pdb (0-based):
-  //  0 H1  1 CH3  2 H2  3 H3  4 C  5 O  (ACE) | 6 N  7 H  8 CA  9 HA  10 CB  11 HB1 12 HB2 13 HB3
-  //  14 C  15 O (ALA) | 16 N  17 H  18 C  19 H1  20 H2  21 H3 (NME).
-  ZMatrix z;
-  z.n_atoms = 22;
-  z.atom_names = {"H1", "CH3", "H2", "H3", "C", "O", "N", "H", "CA", "HA", "CB",
-                  "HB1", "HB2", "HB3", "C", "O", "N", "H", "C", "H1", "H2", "H3"};
-  z.anchors = {6, 8, 14};  // N, CA, C of the central residue: the frame of the stereocentre
-  z.rows = {
-      {4, 6, 8, 14},    // C(ACE): torsion φ = (4, 6, 8, 14)
-      {16, 14, 8, 6},   // N(NME): torsion ψ = (6, 8, 14, 16) reversed
-      {10, 8, 6, 14},   // CB: improper about CA–N, fixes the handedness (≈ −120° for L)
-      {9, 8, 6, 14},    // HA: the other side (≈ +120°)
-      {7, 6, 8, 4},     // H(N): improper, ≈ 180° (planar amide)
-      {5, 4, 6, 8},     // O(ACE): O–C–N–CA
-      {1, 4, 6, 5},     // CH3(ACE): improper about the carbonyl, ≈ 180°
-      {0, 1, 4, 6},     // ACE methyl H's: one proper torsion, the others relative to it
-      {2, 1, 4, 0},
-      {3, 1, 4, 0},
-      {11, 10, 8, 6},   // CB methyl H's
-      {12, 10, 8, 11},
-      {13, 10, 8, 11},
-      {15, 14, 16, 8},  // O(ALA): improper about the carbonyl
-      {18, 16, 14, 8},  // C(NME): ω' = C–N–C–CA, ≈ 180°
-      {17, 16, 14, 15}, // H(NME): H–N–C–O, ≈ 180°
-      {19, 18, 16, 14}, // NME methyl H's
-      {20, 18, 16, 19},
-      {21, 18, 16, 19},
-  };
-  // L-alanine: the CORN rule (viewed from HA, CO → R → N clockwise) is equivalent to
-  // (N − CA)·((C − CA) × (CB − CA)) > 0 (derivation in test_internal_coordinates.cpp).
-  z.chiral_centers = {{"ALA CA", 8, 6, 14, 10, 1}};
-  return InternalCoordinates(std::move(z), "alanine dipeptide z-matrix");
-}
-
 InternalCoordinates InternalCoordinates::from_json(const Json& object, const std::string& context) {
-  if (!object.is_object()) throw ConfigError(context + ": z-matrix must be a JSON object");
-  JsonReader reader(object, context);
-  ZMatrix z;
-  z.n_atoms = reader.get_int("n_atoms");
-  auto int_list = [&](const Json& j, const std::string& where, std::size_t expect) {
-    if (!j.is_array() || (expect && j.size() != expect)) {
-      throw ConfigError(where + ": must be an array" + (expect ? " of " + std::to_string(expect) + " integers" : ""));
-    }
-    std::vector<std::int64_t> out;
-    for (const auto& e : j) {
-      if (!e.is_number_integer()) throw ConfigError(where + ": entries must be integers, got " + e.dump());
-      out.push_back(e.get<std::int64_t>());
-    }
-    return out;
-  };
-  z.anchors = int_list(reader.get_json("anchors"), reader.context_of("anchors"), 3);
-  const Json& rows = reader.get_json("z_matrix");
-  if (!rows.is_array()) throw ConfigError(reader.context_of("z_matrix") + ": must be an array of [i, j, k, l] rows");
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    const auto v = int_list(rows[r], reader.context_of("z_matrix") + "[" + std::to_string(r) + "]", 4);
-    z.rows.push_back({v[0], v[1], v[2], v[3]});
-  }
-  if (reader.has("chiral_centers")) {
-    const Json& centers = reader.get_json("chiral_centers");
-    if (!centers.is_array()) throw ConfigError(reader.context_of("chiral_centers") + ": must be an array");
-    for (std::size_t c = 0; c < centers.size(); ++c) {
-      const std::string where = reader.context_of("chiral_centers") + "[" + std::to_string(c) + "]";
-      if (!centers[c].is_object()) throw ConfigError(where + ": must be an object");
-      JsonReader cr(centers[c], where);
-      ChiralCenter cc;
-      cc.name = cr.get_string("name", "center " + std::to_string(c));
-      cc.center = cr.get_int("center");
-      const auto nb = int_list(cr.get_json("neighbors"), cr.context_of("neighbors"), 3);
-      cc.a = nb[0];
-      cc.b = nb[1];
-      cc.d = nb[2];
-      cc.expected_sign = static_cast<int>(cr.get_int("sign"));
-      cr.finish();
-      z.chiral_centers.push_back(cc);
-    }
-  } else {
-    reader.ignore("chiral_centers");
-  }
-  if (reader.has("atom_names")) {
-    const Json& names = reader.get_json("atom_names");
-    if (!names.is_array()) throw ConfigError(reader.context_of("atom_names") + ": must be an array of strings");
-    for (const auto& n : names) {
-      if (!n.is_string()) throw ConfigError(reader.context_of("atom_names") + ": entries must be strings");
-      z.atom_names.push_back(n.get<std::string>());
-    }
-  } else {
-    reader.ignore("atom_names");
-  }
-  reader.finish();
-  return InternalCoordinates(std::move(z), context);
+  return InternalCoordinates(zmatrix_from_json(object, context), context);
 }
 
 InternalCoordinates InternalCoordinates::from_json_file(const std::filesystem::path& path) {
   return from_json(read_json_file(path), path.string());
 }
 
-Json InternalCoordinates::to_json() const {
-  Json j;
-  j["n_atoms"] = zmatrix_.n_atoms;
-  j["anchors"] = zmatrix_.anchors;
-  Json rows = Json::array();
-  for (const auto& r : zmatrix_.rows) rows.push_back({r.atom, r.bond, r.angle, r.torsion});
-  j["z_matrix"] = rows;
-  Json centers = Json::array();
-  for (const auto& c : zmatrix_.chiral_centers) {
-    centers.push_back({{"name", c.name}, {"center", c.center}, {"neighbors", Json::array({c.a, c.b, c.d})},
-                       {"sign", c.expected_sign}});
-  }
-  j["chiral_centers"] = centers;
-  if (!zmatrix_.atom_names.empty()) j["atom_names"] = zmatrix_.atom_names;
-  return j;
-}
+Json InternalCoordinates::to_json() const { return zmatrix_to_json(zmatrix_); }
 
 std::vector<std::int64_t> InternalCoordinates::bond_indices() const {
   std::vector<std::int64_t> v;
@@ -421,15 +259,19 @@ torch::Tensor chirality_triple_product(const torch::Tensor& cartesian, const Chi
   return (u * torch::cross(v, w, -1)).sum(-1);
 }
 
-torch::Tensor alanine_phi_psi(const InternalCoordinates& ic, const torch::Tensor& internal) {
-  const auto phi = ic.find_torsion(kAlaninePhi[0], kAlaninePhi[1], kAlaninePhi[2], kAlaninePhi[3]);
-  const auto psi = ic.find_torsion(kAlaninePsi[0], kAlaninePsi[1], kAlaninePsi[2], kAlaninePsi[3]);
-  if (phi < 0 || psi < 0) throw DomainError("alanine_phi_psi: the Z-matrix has no phi/psi torsion");
+torch::Tensor torsion_columns(const InternalCoordinates& ic, const torch::Tensor& internal,
+                              const std::vector<std::int64_t>& columns) {
   check_batch(internal, ic.n_internal(), "internal");
-  return wrap_angle(torch::stack({internal.select(1, phi), internal.select(1, psi)}, 1));
+  const std::int64_t first = ic.n_bonds() + ic.n_angles();
+  std::vector<torch::Tensor> picked;
+  for (const auto c : columns) {
+    if (c < first || c >= ic.n_internal())
+      throw DomainError("internal coordinates: column " + std::to_string(c) + " is not a torsion column");
+    picked.push_back(internal.select(1, c));
+  }
+  if (picked.empty()) return torch::empty({internal.size(0), 0}, internal.options());
+  return wrap_angle(torch::stack(picked, 1));
 }
-
-// ---------------------------------------------------------------- InternalNormalization
 
 torch::Tensor wrap_angle(const torch::Tensor& a) { return a - kTwoPi * torch::floor((a + kPi) / kTwoPi); }
 

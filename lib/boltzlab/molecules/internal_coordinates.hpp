@@ -50,15 +50,15 @@
 /// for ψ whose β-basin straddles ±π.
 ///
 /// ## Use in a generator (MolecularFlowSpace bundles the steps)
-///   space = MolecularFlowSpace::fit(InternalCoordinates::alanine_dipeptide(), md_frames);
+///   space = MolecularFlowSpace::fit(InternalCoordinates(build_zmatrix(graph, reference)), md_frames);
 ///   base  = BaseDensity::fit_von_mises(space.to_flow(md_frames).first, space.torsion_mask());
 ///   sampling: y ~ flow (torsions wrapped), d = space.from_flow(y), u = target(d.cartesian),
 ///             log_w = space.log_weights(u, log_q_y, d)   (−∞ off-domain / wrong chirality);
 ///   data:     (y, ld) = space.to_flow(x); NLL = −(log q_y(y) + ld + offset).
-/// The alanine Z-matrix fits both project systems (alanine_dipeptide.pdb and
-/// amber96_obc1.pdb share the atom order). On 2000 frames of 200 ps OBC2 MD (300 K) all
-/// samples are L and in the domain, round trips agree to 5e-16 nm, bond σ ≈ 0.002–0.003 nm,
-/// angle σ ≈ 0.05–0.07 rad, torsion widths from 0.08 rad to uniform (methyl rotors).
+/// The Z-matrix comes from the bond graph (zmatrix_builder.hpp) or a user file (zmatrix.hpp).
+/// On 2000 frames of 200 ps alanine dipeptide OBC2 MD (300 K) all samples are L and in the
+/// domain, round trips agree to 5e-16 nm, bond σ ≈ 0.002–0.003 nm, angle σ ≈ 0.05–0.07 rad,
+/// torsion widths from 0.08 rad to uniform (methyl rotors).
 ///
 /// ## Domain
 /// The map internal → Cartesian is a bijection (modulo rigid motion) only for r > 0 and
@@ -78,43 +78,9 @@
 #include <torch/torch.h>
 
 #include "boltzlab/io/config.hpp"
+#include "boltzlab/molecules/zmatrix.hpp"
 
 namespace boltzlab::molecules {
-
-/// One Z-matrix row: atom `atom` is placed at distance r from `bond`, angle θ at
-/// `bond` from `angle`, and dihedral τ(atom, bond, angle, torsion).
-struct ZMatrixRow {
-  std::int64_t atom = -1;     ///< i, the atom placed
-  std::int64_t bond = -1;     ///< j, bond partner (placed before i)
-  std::int64_t angle = -1;    ///< k, angle partner (placed before i)
-  std::int64_t torsion = -1;  ///< l, torsion partner (placed before i)
-};
-
-/// A stereocentre to check: the sign of the triple product
-/// s = (x_a − x_c) · ((x_b − x_c) × (x_d − x_c)) must equal `expected_sign`.
-struct ChiralCenter {
-  std::string name;          ///< label for reports, e.g. "ALA CA"
-  std::int64_t center = -1;  ///< c, the stereocentre
-  std::int64_t a = -1;       ///< first neighbour
-  std::int64_t b = -1;       ///< second neighbour
-  std::int64_t d = -1;       ///< third neighbour
-  int expected_sign = 1;     ///< +1 or −1: sign of the correct enantiomer
-};
-
-/// The molecule description: anchors + Z-matrix rows (+ optional chiral centres).
-struct ZMatrix {
-  std::int64_t n_atoms = 0;
-  std::vector<std::int64_t> anchors;  ///< exactly three atoms a0, a1, a2 (a1 bonded to a0, a2 to a1)
-  std::vector<ZMatrixRow> rows;       ///< one row for every non-anchor atom, in placement order
-  std::vector<ChiralCenter> chiral_centers;
-  std::vector<std::string> atom_names;  ///< optional (empty or n_atoms names)
-
-  /// Checks: n_atoms ≥ 3, three distinct anchors, every atom exactly once (as anchor
-  /// or row atom), references in range, distinct from the atom and from each other,
-  /// and placed before it; chiral centres in range with sign ±1.
-  /// \throws ConfigError naming `context` and the offending row/atom.
-  void validate(const std::string& context = "z-matrix") const;
-};
 
 /// Cartesian ⇄ internal coordinates for one molecule (see the file comment).
 class InternalCoordinates {
@@ -122,20 +88,7 @@ class InternalCoordinates {
   /// \throws ConfigError if `zmatrix` is invalid (ZMatrix::validate).
   explicit InternalCoordinates(ZMatrix zmatrix, const std::string& context = "z-matrix");
 
-  /// Alanine dipeptide (ACE-ALA-NME, 22 atoms) in the atom order of
-  /// data/alanine_dipeptide/alanine_dipeptide.pdb (amber/OpenMM order). Anchors N(6),
-  /// CA(8), C(14); heavy backbone first (C_ACE 4 with torsion φ = (4,6,8,14), N_NME 16
-  /// with ψ = (16,14,8,6) ≡ (6,8,14,16)), then CB(10) and HA(9) on CA, the amide H and
-  /// the ACE/NME groups, hydrogens on their heavy atoms (methyl H's relative to a
-  /// sibling). Chiral centre: CA with (N, C, CB) and expected sign +1 (L).
-  static InternalCoordinates alanine_dipeptide();
-
-  /// From a JSON object
-  ///   {"n_atoms": 22, "anchors": [6, 8, 14],
-  ///    "z_matrix": [[4, 6, 8, 14], ...],            // rows [i, j, k, l]
-  ///    "chiral_centers": [{"name": "CA", "center": 8, "neighbors": [6, 14, 10], "sign": 1}],  // optional
-  ///    "atom_names": [...]}                          // optional
-  /// Unknown keys are rejected. \throws ConfigError naming `context` and the field.
+  /// From the JSON form of zmatrix.hpp (zmatrix_from_json). \throws ConfigError naming `context`.
   static InternalCoordinates from_json(const Json& object, const std::string& context);
   /// from_json of a file. \throws IoError / ConfigError.
   static InternalCoordinates from_json_file(const std::filesystem::path& path);
@@ -220,14 +173,10 @@ torch::Tensor dihedral(const torch::Tensor& cartesian, std::int64_t p0, std::int
 /// Triple product s = (x_a − x_c)·((x_b − x_c) × (x_d − x_c)) of each configuration (B × 3n).
 torch::Tensor chirality_triple_product(const torch::Tensor& cartesian, const ChiralCenter& center);
 
-/// Alanine dipeptide backbone dihedrals (0-based atom order of the PDB).
-inline constexpr std::int64_t kAlaninePhi[4] = {4, 6, 8, 14};
-inline constexpr std::int64_t kAlaninePsi[4] = {6, 8, 14, 16};
-
-/// (φ, ψ) in [−π, π) of alanine-dipeptide internal coordinates (B × 60) made by
-/// InternalCoordinates::alanine_dipeptide() (reads its φ, ψ torsion columns): B × 2.
-/// \throws DomainError if `ic` has no φ/ψ torsions.
-torch::Tensor alanine_phi_psi(const InternalCoordinates& ic, const torch::Tensor& internal);
+/// (Ψ_1, …, Ψ_m) of internal coordinates: the torsion columns `columns` (from find_torsion),
+/// wrapped into [−π, π): B × m. \throws DomainError if a column is not a torsion column.
+torch::Tensor torsion_columns(const InternalCoordinates& ic, const torch::Tensor& internal,
+                              const std::vector<std::int64_t>& columns);
 
 /// Wraps angles to [−π, π): a − 2π ⌊(a + π) / 2π⌋.
 torch::Tensor wrap_angle(const torch::Tensor& a);
