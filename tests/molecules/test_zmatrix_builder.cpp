@@ -199,3 +199,27 @@ TEST_CASE("z-matrix builder: small graphs — a chain without hydrogens and a ri
   check_config_error([&] { build_zmatrix(graph_from_bonds(t, {{0, 1}, {2, 3}, {3, 4}}, "parts"), x, "parts"); },
                      "separate molecules");
 }
+
+TEST_CASE("z-matrix builder: alanine tetrapeptide — central residue anchors, six backbone torsions, three L centres") {
+  const Built b = build("alanine_tetrapeptide.json");
+  const auto& z = b.ic.zmatrix();
+  CHECK(z.anchors == std::vector<std::int64_t>{16, 18, 24});  // N, CA, C of the second ALA (residue 3)
+  CHECK(backbone_dihedrals(b.graph.topology).size() == 6);
+  CHECK(z.chiral_centers.size() == 3);  // the three CA
+  const auto x = frames_tensor("ala4_obc2_positions.npy", 126);
+  check_on_frames(b, x);
+  check_log_det(b.ic, x.narrow(0, 0, 1));
+  CHECK(b.ic.count_wrong_chirality(-x.narrow(0, 0, 1)) == 1);  // the mirror image is D at every centre
+}
+
+TEST_CASE("z-matrix builder: phenylalanine dipeptide — ring closed by the energy, chi1/chi2 proper torsions") {
+  const Built b = build("phenylalanine_dipeptide.json");
+  const auto& z = b.ic.zmatrix();
+  CHECK(z.rows.size() == 29);  // 32 atoms: one ring bond is not a coordinate
+  CHECK(z.chiral_centers.size() == 1);  // CA; CB (two H) and the ring carbons are not stereocentres
+  CHECK(b.ic.find_torsion(6, 8, 10, 13) >= 0);   // χ1 N-CA-CB-CG
+  CHECK(b.ic.find_torsion(8, 10, 13, 14) >= 0);  // χ2 CA-CB-CG-CD1
+  const auto x = frames_tensor("phe2_obc2_positions.npy", 96);
+  check_on_frames(b, x);
+  check_log_det(b.ic, x.narrow(0, 0, 1));
+}

@@ -8,6 +8,7 @@
 #include "boltzlab/app/bg_outputs.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/timing.hpp"
+#include "boltzlab/estimators/conformations.hpp"
 #include "boltzlab/estimators/ramachandran_compare.hpp"
 #include "boltzlab/flows/openmm_md.hpp"
 #include "boltzlab/generators/base_registry.hpp"
@@ -199,6 +200,36 @@ nlohmann::json molecular_generator_summary(const MolecularModel& m, const Molecu
           {"outside_domain", s.outside_domain}};
 }
 
+/// summary["conformations"]: basin populations of the weighted samples per residue, and for the
+/// first residue the reference run's (batch means) with z = (model − reference)/√(se² + se²);
+/// the same lines on stderr. A note instead when no sample is usable.
+nlohmann::json conformations_summary(const Target& target, const MolecularSamples& s,
+                                     const std::optional<RowMatrix>& reference, const std::string& reference_name) {
+  nlohmann::json out;
+  try {
+    const ConformationReport model = conformation_populations(*target.topology(), s.x, &s.log_weights);
+    out = model.to_json();
+    std::fputs(format_conformations(model, "bg-sample: reweighted ").c_str(), stderr);
+    if (reference && !model.residues.empty()) {
+      const ConformationReport ref =
+          conformation_populations_from_angles(*reference, {model.residues[0].residue}, nullptr);
+      nlohmann::json r = ref.to_json();
+      r["source"] = reference_name;
+      for (std::size_t b = 0; b < basin_names().size(); ++b) {
+        const Population& m = model.residues[0].basins[b];
+        const Population& q = ref.residues[0].basins[b];
+        const double se = std::hypot(m.standard_error, q.standard_error);
+        r["z"][basin_names()[b]] = se > 0 ? nlohmann::json((m.value - q.value) / se) : nlohmann::json(nullptr);
+      }
+      std::fputs(format_conformations(ref, "bg-sample: reference  ").c_str(), stderr);
+      out["reference"] = r;
+    }
+  } catch (const DomainError& e) {
+    out = {{"note", std::string("no conformations: ") + e.what()}};
+  }
+  return out;
+}
+
 /// The model (trained or loaded) with its flow space; `data_info` and `history` of a training.
 MolecularModel molecular_model(const BgSampleOptions& o, const Potential& pot, GeneratorConfig& cfg,
                                const MolecularSystem& system, nlohmann::json& notes, nlohmann::json& data_info,
@@ -250,6 +281,7 @@ nlohmann::json run_molecular(const BgSampleOptions& o, const Potential& pot, Gen
     // Record the training data: frames of the reference run itself make the comparison in-sample.
     r["training_data"] = data_info.is_object() ? data_info.value("source", std::string()) : std::string("(loaded model)");
   }
+  summary["conformations"] = conformations_summary(target, s, reference, cfg.reference_dihedrals.string());
   if (trained) {
     summary["training"] = training_summary(cfg.train, history);
     summary["training"]["invalid_reverse_kl_draws"] = history.invalid;
