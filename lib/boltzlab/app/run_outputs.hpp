@@ -1,7 +1,7 @@
 #pragma once
 /// \file run_outputs.hpp
 /// The standard run-directory writer of the sampling tools (wgf-relax, bg-sample,
-/// md-reference; iw-diag writes its own report, app/iw_diag.hpp). A tool fills a RunOutputs with what it ran and
+/// md-reference, replica-exchange; iw-diag writes its own report, app/iw_diag.hpp). A tool fills a RunOutputs with what it ran and
 /// produced, and calls write_run() on its RunDirectory; then commit():
 ///
 ///     RunDirectory run(out);                 // fails early if `out` is unwritable
@@ -57,6 +57,8 @@
 ///   interacting         bool    flows only (wgf-relax): whether the flow's particles
 ///                               interact (iw-diag uses it for R̂)
 ///   md_files            object  md-reference: {file name: what it holds} of its extra arrays
+///   replica_exchange_files  object  replica-exchange: {file name: what it holds} of its
+///                       extra arrays (app/replica_exchange_run.hpp)
 ///   bg-sample           the generator's summary entries besides tool/seed/threads
 ///                       (model, generator, base, importance, training, samples, ...;
 ///                       app/bg_run.cpp)

@@ -72,6 +72,20 @@ class Rng {
     for (auto& w : s_) w = splitmix64(sm);
   }
 
+  /// The complete generator state (xoshiro256++ words and normal()'s cached second
+  /// draw), for checkpoints: set_state(state()) continues the stream exactly.
+  struct State {
+    std::array<std::uint64_t, 4> words{};
+    double cached = 0.0;
+    bool has_cached = false;
+  };
+  State state() const { return State{{s_[0], s_[1], s_[2], s_[3]}, cached_, has_cached_}; }
+  void set_state(const State& st) {
+    for (int k = 0; k < 4; ++k) s_[k] = st.words[static_cast<std::size_t>(k)];
+    cached_ = st.cached;
+    has_cached_ = st.has_cached;
+  }
+
   static constexpr result_type min() { return 0; }
   static constexpr result_type max() { return std::numeric_limits<result_type>::max(); }
 

@@ -40,10 +40,18 @@ void remove_com_velocity(std::vector<double>& v, const std::vector<double>& inv_
 
 }  // namespace
 
-void draw_velocities(LangevinState& state, const std::vector<double>& inv_mass, double kT, Rng& rng) {
+void draw_velocities(LangevinState& state, const std::vector<double>& inv_mass, double kT, Rng& rng,
+                     bool remove_com) {
   state.v.resize(state.x.size());
   for (std::size_t k = 0; k < state.v.size(); ++k) state.v[k] = std::sqrt(kT * inv_mass[k]) * rng.normal();
-  remove_com_velocity(state.v, inv_mass);
+  if (remove_com) remove_com_velocity(state.v, inv_mass);
+}
+
+bool removes_com_motion(const OpenMMTarget& target) {
+  const OpenMM::System& system = target.system();
+  for (int i = 0; i < system.getNumForces(); ++i)
+    if (dynamic_cast<const OpenMM::CMMotionRemover*>(&system.getForce(i))) return true;
+  return false;
 }
 
 bool compute_forces(const OpenMMTarget& target, LangevinState& state) {
@@ -56,11 +64,11 @@ bool compute_forces(const OpenMMTarget& target, LangevinState& state) {
 }
 
 bool langevin_middle_step(const OpenMMTarget& target, LangevinState& s, const std::vector<double>& inv_mass,
-                          double dt, double friction, double kT, Rng& rng) {
+                          double dt, double friction, double kT, Rng& rng, bool remove_com) {
   const double vscale = std::exp(-friction * dt);
   const double noise = std::sqrt(std::max(0.0, 1.0 - vscale * vscale) * kT);
   const double half = 0.5 * dt;
-  remove_com_velocity(s.v, inv_mass);
+  if (remove_com) remove_com_velocity(s.v, inv_mass);
   for (std::size_t k = 0; k < s.x.size(); ++k) {
     if (inv_mass[k] == 0.0) continue;
     double v = s.v[k] + dt * inv_mass[k] * s.f[k];  // B
@@ -83,10 +91,6 @@ void OpenMMLangevinFlow::Params::validate() const {
 
 OpenMMLangevinFlow::OpenMMLangevinFlow(Params params) : params_(params) { params_.validate(); }
 
-namespace {
-
-/// Minimizes x (nm) in place with OpenMM's LocalEnergyMinimizer (tolerance 10
-/// kJ/mol/nm) on a Context of the target's platform. Returns OpenMM's error, or "".
 std::string minimize_positions(const OpenMMTarget& target, std::vector<double>& x, double dt) {
   const std::size_t atoms = x.size() / 3;
   OpenMMContext c = target.make_context(std::make_unique<OpenMM::VerletIntegrator>(dt));
@@ -104,6 +108,8 @@ std::string minimize_positions(const OpenMMTarget& target, std::vector<double>& 
   }
   return "";
 }
+
+namespace {
 
 /// End of the segment that starts at `step`: the next monitor point, frame point
 /// (from the end of warm-up on) or the end of the run, whichever comes first.

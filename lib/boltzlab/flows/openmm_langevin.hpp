@@ -37,8 +37,19 @@ struct LangevinState {
 std::vector<double> inverse_masses(const OpenMMTarget& target);
 
 /// Velocities from Maxwell–Boltzmann at kT (kJ/mol): v_k ~ N(0, kT/m_k), then the
-/// centre-of-mass velocity removed.
-void draw_velocities(LangevinState& state, const std::vector<double>& inv_mass, double kT, Rng& rng);
+/// centre-of-mass velocity removed (unless `remove_com` is false).
+void draw_velocities(LangevinState& state, const std::vector<double>& inv_mass, double kT, Rng& rng,
+                     bool remove_com = true);
+
+/// Whether the target's System has a CMMotionRemover (then OpenMM's integrators keep
+/// the centre-of-mass velocity at zero; without one, removing it would change the
+/// sampled distribution of a system held by external forces).
+bool removes_com_motion(const OpenMMTarget& target);
+
+/// Minimizes x (nm) in place with OpenMM's LocalEnergyMinimizer (tolerance 10
+/// kJ/mol/nm) on a fresh Context of the target's platform (a VerletIntegrator of step
+/// `dt` ps, never stepped). Returns OpenMM's error message, or "" on success.
+std::string minimize_positions(const OpenMMTarget& target, std::vector<double>& x, double dt);
 
 /// Evaluates f and energy at state.x. Returns false when they are not finite.
 bool compute_forces(const OpenMMTarget& target, LangevinState& state);
@@ -48,9 +59,10 @@ bool compute_forces(const OpenMMTarget& target, LangevinState& state);
 ///   B: v ← v + Δt F/m;   A: x ← x + v Δt/2;
 ///   O: v ← e^{−γΔt} v + sqrt((1 − e^{−2γΔt}) kT/m) ξ,  ξ ~ N(0, 1) from `rng`;
 ///   A: x ← x + v Δt/2;   then F ← F(x).
+/// `remove_com` false skips the first line (systems without a CMMotionRemover).
 /// Returns false when the new energy or forces are not finite.
 bool langevin_middle_step(const OpenMMTarget& target, LangevinState& state, const std::vector<double>& inv_mass,
-                          double dt_ps, double friction_per_ps, double kT, Rng& rng);
+                          double dt_ps, double friction_per_ps, double kT, Rng& rng, bool remove_com = true);
 
 class OpenMMLangevinFlow : public Flow {
  public:

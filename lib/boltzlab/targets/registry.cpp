@@ -72,11 +72,12 @@ Potential load_potential(const std::filesystem::path& path) {
   top.get_string("description", "");
   top.get_int("format_version", 1);
   // Optional sections are known keys even when absent (so typos get a suggestion).
-  for (const char* key : {"parameters", "generator", "sampler", "reference"}) top.ignore(key);
+  for (const char* key : {"parameters", "generator", "sampler", "reference", "replica_exchange"}) top.ignore(key);
   const Json params = top.has("parameters") ? top.get_json("parameters") : Json::object();
   if (top.has("generator")) p.generator = top.get_json("generator");
   if (top.has("sampler")) p.sampler = top.get_json("sampler");
   if (top.has("reference")) p.reference = top.get_json("reference");
+  if (top.has("replica_exchange")) p.replica_exchange = top.get_json("replica_exchange");
   top.finish();
   p.target = make_target(p.type, params, path.parent_path(), path.string());
   return p;

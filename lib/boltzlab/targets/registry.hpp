@@ -9,7 +9,9 @@
 ///     "parameters": { ... },         // type-specific, unknown keys rejected
 ///     "generator": { ... },          // optional, read by bg-sample
 ///     "sampler": { ... },            // optional defaults for wgf-relax
-///     "reference": { ... } }         // optional, read by reference-MD tools
+///     "reference": { ... },          // optional, read by reference-MD tools
+///     "replica_exchange": { ... } }  // optional, defaults of replica-exchange
+///                                    // (flows/replica_exchange.hpp)
 ///
 /// Relative paths inside parameters are relative to the potential file's folder.
 #include <filesystem>
@@ -45,6 +47,7 @@ struct Potential {
   Json generator;   ///< "generator" section or null
   Json sampler;     ///< "sampler" section or null
   Json reference;   ///< "reference" section or null
+  Json replica_exchange;  ///< "replica_exchange" section or null
   std::unique_ptr<Target> target;
 };
 

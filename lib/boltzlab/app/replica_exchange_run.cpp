@@ -1,0 +1,292 @@
+#include "boltzlab/app/replica_exchange_run.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <iomanip>
+#include <limits>
+#include <sstream>
+#include <system_error>
+
+#include <signal.h>
+
+#include "boltzlab/app/run_directory.hpp"
+#include "boltzlab/app/run_outputs.hpp"
+#include "boltzlab/core/error.hpp"
+#include "boltzlab/core/parallel.hpp"
+#include "boltzlab/io/npy.hpp"
+#include "boltzlab/io/plot.hpp"
+#include "boltzlab/targets/registry.hpp"
+
+namespace fs = std::filesystem;
+
+namespace boltzlab {
+
+void ReplicaExchangeRunOptions::validate() const {
+  if (potential.empty()) throw ConfigError("--potential: missing");
+  if (out.empty()) throw ConfigError("--out: missing");
+  if (!(checkpoint_seconds >= 0) || !std::isfinite(checkpoint_seconds)) {
+    throw ConfigError("--checkpoint-seconds: is " + format_number(checkpoint_seconds) + ", but must be >= 0");
+  }
+}
+
+fs::path replica_exchange_checkpoint_path(const fs::path& out) { return fs::path(out.string() + ".checkpoint.rex"); }
+
+ReplicaExchangeOptions resolve_replica_exchange_options(const Json& section, const Json& protocol,
+                                                        double temperature, const std::string& potential) {
+  if (!section.is_null() && !section.is_object()) {
+    throw ConfigError(potential + ": replica_exchange: expected an object, got " + section.dump());
+  }
+  Json merged = section.is_null() ? Json::object() : section;
+  const bool ladder_flags = protocol.contains("temperatures") || protocol.contains("t_max") ||
+                            protocol.contains("replicas") || protocol.contains("t_min");
+  if (ladder_flags) {
+    for (const char* key : {"temperatures", "t_max", "replicas", "t_min"}) merged.erase(key);
+  }
+  for (const auto& [key, value] : protocol.items()) merged[key] = value;
+  const std::string context = protocol.empty() ? potential + ": replica_exchange" : "options";
+  if (!merged.contains("temperatures") && !merged.contains("t_max")) {
+    throw ConfigError("--temperatures: no temperature ladder: give --temperatures T1,T2,... or --t-max with --replicas "
+                      "(or a replica_exchange section in " + potential + ")");
+  }
+  ReplicaExchangeOptions base;
+  base.temperatures = {temperature};
+  return replica_exchange_options_from_json(merged, context, base);
+}
+
+namespace {
+
+/// Removes staging directories of `out` left by runs that were killed (their
+/// process is gone), before a resumed run writes its own.
+void remove_stale_staging(const fs::path& out) {
+  std::error_code ec;
+  const fs::path parent = fs::absolute(out, ec).parent_path();
+  const std::string prefix = out.filename().string() + ".staging-";
+  for (const auto& entry : fs::directory_iterator(parent, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (::kill(static_cast<pid_t>(std::stoll(pid)), 0) == 0 || errno == EPERM) continue;  // still running
+    fs::remove_all(entry.path(), ec);
+  }
+}
+
+/// Accepted / attempted per pair (NaN where never attempted).
+RowMatrix acceptance_matrix(const ReplicaExchangeResult& r) {
+  RowMatrix a(r.swap_attempts.rows(), r.swap_attempts.cols());
+  for (Eigen::Index i = 0; i < a.rows(); ++i)
+    for (Eigen::Index j = 0; j < a.cols(); ++j)
+      a(i, j) = r.swap_attempts(i, j) > 0 ? r.swap_accepted(i, j) / r.swap_attempts(i, j)
+                                          : std::numeric_limits<double>::quiet_NaN();
+  return a;
+}
+
+/// mixing.png: the temperature index of every replica against production time.
+std::string plot_mixing(const ReplicaExchangeResult& r, double exchange_ps, const fs::path& png) {
+  const auto P = static_cast<std::size_t>(r.replica_states.rows());
+  const auto K = static_cast<std::size_t>(r.replica_states.cols());
+  if (P < 2) return "mixing.png skipped: fewer than 2 production exchanges";
+  const std::size_t stride = std::max<std::size_t>(1, P / 4000);
+  std::ostringstream s;
+  for (std::size_t rep = 0; rep < K; ++rep) {
+    std::vector<double> t, k;
+    for (std::size_t p = 0; p < P; p += stride) {
+      t.push_back(static_cast<double>(p + 1) * exchange_ps / 1000.0);
+      k.push_back(r.replica_states(static_cast<Eigen::Index>(p), static_cast<Eigen::Index>(rep)));
+    }
+    s << gnuplot_datablock("r" + std::to_string(rep), {t, k});
+  }
+  s << "set title 'replica exchange: temperature index of each replica'\nset xlabel 'production time (ns)'\n"
+    << "set ylabel 'temperature index k (T_k, K)'\nset yrange [-0.5:" << static_cast<double>(K) - 0.5 << "]\nset ytics (";
+  for (std::size_t k = 0; k < K; ++k) {
+    s << (k ? ", " : "") << "'" << k << " (" << std::fixed << std::setprecision(0) << r.temperatures[k] << ")' " << k;
+  }
+  s << ")\nset key outside right\nset grid\nplot ";
+  for (std::size_t rep = 0; rep < K; ++rep) {
+    s << (rep ? ", " : "") << "$r" << rep << " using 1:2 with steps lw 1 title 'replica " << rep << "'";
+  }
+  s << "\n";
+  const PlotResult res = run_gnuplot(s.str(), png, 1000, 500);
+  return res.ok ? "ok" : res.note;
+}
+
+/// The extra arrays and the mixing plot; returns {file: what it holds}.
+nlohmann::json write_replica_files(const RunDirectory& run, const ReplicaExchangeResult& r,
+                                   const ReplicaExchangeOptions& o, nlohmann::json& plots) {
+  const std::size_t K = r.temperatures.size();
+  const auto F = static_cast<std::size_t>(r.frames[0].rows());
+  const auto d = static_cast<std::size_t>(r.frames[0].cols());
+  run.write_array("temperatures.npy", Eigen::VectorXd(Eigen::Map<const Eigen::VectorXd>(r.temperatures.data(),
+                                                                                          static_cast<Eigen::Index>(K))));
+  std::vector<NpyPiece> frames, energies;
+  for (std::size_t k = 0; k < K; ++k) {
+    frames.push_back({r.frames[k].data(), F * d});
+    energies.push_back({r.potential_energies[k].data(), F});
+  }
+  write_npy_pieces(run.path("frames_by_temperature.npy"), {K, F, d}, frames);
+  write_npy_pieces(run.path("energies_by_temperature.npy"), {K, F}, energies);
+  run.write_array("potential_energies.npy", r.potential_energies[0]);
+  run.write_array("swap_attempts.npy", RowMatrix(r.swap_attempts));
+  run.write_array("swap_acceptance.npy", acceptance_matrix(r));
+  run.write_array("replica_states.npy", r.replica_states);
+  plots["mixing.png"] = plot_mixing(r, o.exchange_interval_ps, run.path("mixing.png"));
+  return {{"temperatures.npy", "(K) the temperature ladder (K)"},
+          {"frames_by_temperature.npy", "(K, F, 3n) frames at each temperature (nm); [0] = samples.npy"},
+          {"energies_by_temperature.npy", "(K, F) potential energy of those frames (kJ/mol)"},
+          {"potential_energies.npy", "(F) potential energy of the T_0 frames (kJ/mol)"},
+          {"swap_attempts.npy", "(K, K) swap attempts by temperature pair (production)"},
+          {"swap_acceptance.npy", "(K, K) accepted / attempted swaps (NaN: never attempted)"},
+          {"replica_states.npy", "(P, K) temperature index of each replica after each production exchange"}};
+}
+
+/// Per temperature: T, mean/std/sem of E (sem from 20 blocks), kinetic temperature.
+nlohmann::json per_temperature(const ReplicaExchangeResult& r) {
+  nlohmann::json out = nlohmann::json::array();
+  for (std::size_t k = 0; k < r.temperatures.size(); ++k) {
+    const Eigen::VectorXd& e = r.potential_energies[k];
+    const EnergyStats s = energy_stats(e);
+    const Eigen::Index blocks = 20, len = e.size() / blocks;
+    double sem = std::numeric_limits<double>::quiet_NaN();
+    if (len > 0) {
+      Eigen::VectorXd means(blocks);
+      for (Eigen::Index b = 0; b < blocks; ++b) means[b] = e.segment(b * len, len).mean();
+      const double m = means.mean();
+      sem = std::sqrt((means.array() - m).square().sum() / static_cast<double>(blocks - 1) / static_cast<double>(blocks));
+    }
+    out.push_back({{"temperature_K", r.temperatures[k]},
+                   {"frames", e.size()},
+                   {"mean_potential_energy_kJ_per_mol", s.mean},
+                   {"std_potential_energy_kJ_per_mol", s.std},
+                   {"sem_potential_energy_kJ_per_mol", sem},
+                   {"mean_kinetic_temperature_K", r.mean_kinetic_temperature[k]}});
+  }
+  return out;
+}
+
+nlohmann::json neighbor_summary(const ReplicaExchangeResult& r) {
+  nlohmann::json out = nlohmann::json::array();
+  const std::vector<double> a = r.neighbor_acceptance();
+  for (std::size_t k = 0; k + 1 < r.temperatures.size(); ++k) {
+    const auto i = static_cast<Eigen::Index>(k);
+    out.push_back({{"pair", {k, k + 1}},
+                   {"temperatures_K", {r.temperatures[k], r.temperatures[k + 1]}},
+                   {"attempts", r.swap_attempts(i, i + 1)},
+                   {"accepted", r.swap_accepted(i, i + 1)},
+                   {"acceptance", a[k]}});
+  }
+  return out;
+}
+
+nlohmann::json statistics(const ReplicaExchangeResult& r, const OpenMMTarget& target) {
+  std::size_t trips = 0;
+  for (std::size_t t : r.round_trips) trips += t;
+  nlohmann::json s = {{"temperatures_K", r.temperatures},
+                      {"neighbor_acceptance", r.neighbor_acceptance()},
+                      {"neighbors", neighbor_summary(r)},
+                      {"round_trips", trips},
+                      {"round_trips_per_replica", r.round_trips},
+                      {"per_temperature", per_temperature(r)},
+                      {"integrator", "LangevinMiddle (BAOA), per-replica streams"},
+                      {"removes_com_motion", r.removes_com},
+                      {"start_energy_kJ_per_mol", r.start_energy},
+                      {"minimized_energy_kJ_per_mol", r.minimized_energy},
+                      {"platform", target.options().platform}};
+  if (r.failed) s["failure"] = r.failure;
+  return s;
+}
+
+}  // namespace
+
+namespace {
+
+/// Everything of the run directory besides the engine's result.
+struct ToolRun {
+  Potential potential;
+  const OpenMMTarget* target = nullptr;
+  ReplicaExchangeOptions options;
+};
+
+ToolRun prepare(const ReplicaExchangeRunOptions& options) {
+  ToolRun t;
+  t.potential = load_potential(options.potential);
+  t.target = dynamic_cast<const OpenMMTarget*>(t.potential.target.get());
+  if (!t.target) {
+    throw ConfigError(options.potential.string() +
+                      ": replica-exchange needs an OpenMM potential (type openmm), got type '" + t.potential.type + "'");
+  }
+  t.options = resolve_replica_exchange_options(t.potential.replica_exchange, options.protocol,
+                                               t.target->temperature(), options.potential.string());
+  t.options.progress = options.progress;
+  return t;
+}
+
+nlohmann::json write_outputs(RunDirectory& run, const ToolRun& t, const ReplicaExchangeRunOptions& options,
+                             const ReplicaExchangeResult& r) {
+  const RowMatrix& samples = r.frames[0];
+  Eigen::VectorXd u;
+  const BatchStats stats = t.target->evaluate_batch(samples, u, nullptr);
+  RunOutputs o;
+  o.tool = "replica-exchange";
+  o.potential_path = options.potential;
+  o.potential_name = t.potential.name;
+  o.target = t.target;
+  o.seed = t.options.seed;
+  o.options = t.options.to_json();
+  o.options["platform"] = t.target->options().platform;
+  o.samples = &samples;
+  o.reduced_energies = &u;
+  const std::size_t K = r.temperatures.size();
+  o.counts = {{"frames", samples.rows()},
+              {"temperatures", K},
+              {"exchanges", r.exchanges_done},
+              {"equilibration_exchanges", r.equilibration_exchanges},
+              {"md_steps_per_replica", r.md_steps},
+              {"md_steps", r.md_steps * K},
+              {"non_finite_replicas", r.non_finite_replicas},
+              {"non_finite_evaluations", stats.non_finite},
+              {"checkpoints_written", r.checkpoints_written}};
+  o.timings = {{"replica_exchange", r.wall_seconds}, {"md", r.md_seconds}};
+  o.statistics = statistics(r, *t.target);
+  o.statistics["md_steps_per_second"] = r.md_seconds > 0 ? static_cast<double>(r.md_steps * K) / r.md_seconds : 0.0;
+  if (r.resumed) o.statistics["resumed_at_exchange"] = r.resumed_at_exchange;
+  if (r.failed) o.notes.push_back("the run stopped early: " + r.failure + " (outputs hold what was recorded)");
+  if (std::abs(r.temperatures[0] - t.target->temperature()) > 1e-9) {
+    o.notes.push_back("T_0 differs from the potential's temperature: reduced_energies.npy is E/kT at the potential's");
+  }
+  nlohmann::json plots = nlohmann::json::object();
+  o.extra = {{"replica_exchange_files", write_replica_files(run, r, t.options, plots)}};
+  nlohmann::json summary = write_run(run, o);
+  // write_run wrote summary.json already: add the mixing plot's status and rewrite it.
+  for (const auto& [name, status] : plots.items()) summary["plots"][name] = status;
+  run.write_summary(summary);
+  return summary;
+}
+
+}  // namespace
+
+nlohmann::json run_replica_exchange_tool(const ReplicaExchangeRunOptions& options) {
+  options.validate();
+  if (options.threads != 0) set_num_threads(options.threads);
+  const ToolRun t = prepare(options);
+  ReplicaExchangeCheckpointing ck;
+  ck.path = replica_exchange_checkpoint_path(options.out);
+  ck.every_seconds = options.checkpoint_seconds;
+  ck.every_exchanges = options.checkpoint_exchanges;
+  ck.resume = options.resume;
+  if (options.resume) {
+    if (!fs::exists(ck.path)) throw ConfigError("--resume: no checkpoint at '" + ck.path.string() + "'");
+    remove_stale_staging(options.out);
+  }
+  RunDirectory run(options.out);  // fails early when the output is not writable
+  const ReplicaExchangeResult r = run_replica_exchange(*t.target, t.target->initial_positions(), t.options, &ck);
+  if (r.frames.empty() || r.frames[0].rows() == 0) {
+    throw BackendError("replica exchange stopped before the first frame: " + r.failure);
+  }
+  nlohmann::json summary = write_outputs(run, t, options, r);
+  run.commit();
+  std::error_code ec;
+  fs::remove(ck.path, ec);
+  return summary;
+}
+
+}  // namespace boltzlab
