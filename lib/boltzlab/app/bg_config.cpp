@@ -77,6 +77,13 @@ BaseOptions read_base(JsonReader& r, const Target& target) {
 
 MolecularDefaults read_md_defaults(JsonReader& r) {
   MolecularDefaults md;
+  md.source = r.get_string("data_source", md.source);
+  if (md.source != "replica_exchange" && md.source != "md")
+    r.fail("data_source", "is \"" + md.source + "\", but must be \"replica_exchange\" or \"md\"");
+  if (r.has("replica_exchange")) {
+    md.replica_exchange = r.get_json("replica_exchange");
+    if (!md.replica_exchange.is_object()) r.fail("replica_exchange", "must be an object of replica-exchange settings");
+  }
   md.equilibration_ps = r.get_double("md_equilibration_ps", md.equilibration_ps);
   md.production_ps = r.get_double("md_production_ps", md.production_ps);
   md.frame_interval_ps = r.get_double("md_frame_interval_ps", md.frame_interval_ps);

@@ -20,9 +20,14 @@
 
 namespace boltzlab::generators {
 
-/// Short MD run providing training frames for molecular targets without data
-/// ("md_equilibration_ps", "md_production_ps", "md_frame_interval_ps").
+/// The run that makes training frames for molecular targets without data: "data_source"
+/// "replica_exchange" (default; the frames at the lowest temperature of a replica-exchange run,
+/// flows/replica_exchange.hpp, with the potential's "replica_exchange" section and the
+/// generator's "replica_exchange" object on top) or "md" (one Langevin MD trajectory:
+/// "md_equilibration_ps", "md_production_ps", "md_frame_interval_ps").
 struct MolecularDefaults {
+  std::string source = "replica_exchange";
+  nlohmann::json replica_exchange = nlohmann::json::object();  ///< overrides of the potential's section
   double equilibration_ps = 5.0;
   double production_ps = 50.0;
   double frame_interval_ps = 0.025;
@@ -56,7 +61,8 @@ void read_data_options(JsonReader& r, const Potential& pot, const BgSampleOption
 /// "base" and its keys for the potential's target (read_base_options, base_registry.hpp).
 BaseOptions read_base(JsonReader& r, const Target& target);
 
-/// "md_equilibration_ps", "md_production_ps", "md_frame_interval_ps".
+/// "data_source", "replica_exchange", "md_equilibration_ps", "md_production_ps", "md_frame_interval_ps".
+/// \throws ConfigError naming the key.
 MolecularDefaults read_md_defaults(JsonReader& r);
 
 /// The training settings that come from the flags: seed, progress, resume, and checkpoints in

@@ -11,6 +11,7 @@
 #include "boltzlab/estimators/conformations.hpp"
 #include "boltzlab/estimators/ramachandran_compare.hpp"
 #include "boltzlab/flows/openmm_md.hpp"
+#include "boltzlab/flows/replica_exchange.hpp"
 #include "boltzlab/generators/base_registry.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/molecules/dihedrals.hpp"
@@ -51,18 +52,44 @@ MolecularSystem molecular_system(const Potential& pot, const GeneratorConfig& cf
   return s;
 }
 
-TrainingFrames obtain_training_frames(const BgSampleOptions& o, const Potential& pot, const GeneratorConfig& cfg,
-                                      nlohmann::json& notes) {
-  const Target& target = *pot.target;
+namespace {
+
+/// Frames at the lowest temperature of a replica-exchange run (cfg.md.source "replica_exchange").
+TrainingFrames replica_exchange_frames(const BgSampleOptions& o, const Potential& pot, const OpenMMTarget& omm,
+                                       const MolecularDefaults& md, nlohmann::json& notes) {
+  Json merged = pot.replica_exchange.is_object() ? pot.replica_exchange : Json::object();
+  for (const auto& [key, value] : md.replica_exchange.items()) merged[key] = value;
+  const std::string context = pot.path.string() + ": generator.replica_exchange";
+  if (!merged.contains("temperatures") && !merged.contains("t_max"))
+    throw ConfigError(context + ": no temperature ladder (\"temperatures\", or \"t_max\" with \"replicas\"), here or in "
+                      "the potential's \"replica_exchange\" section");
+  ReplicaExchangeOptions base;
+  base.temperatures = {omm.temperature()};
+  base.seed = o.seed;
+  ReplicaExchangeOptions rex = replica_exchange_options_from_json(merged, context, base);
+  rex.progress = o.progress;
+  const ReplicaExchangeResult r = run_replica_exchange(omm, omm.initial_positions(), rex);
+  if (r.failed) throw BackendError(pot.path.string() + ": replica exchange for the training data failed: " + r.failure);
   TrainingFrames out;
-  if (!cfg.data.empty()) {
-    out.frames = read_npy_matrix(cfg.data, target.dim());
-    out.info = {{"source", cfg.data.string()}, {"frames", out.frames.rows()}};
-    return out;
-  }
-  const auto* omm = dynamic_cast<const OpenMMTarget*>(&target);
-  if (omm == nullptr) throw ConfigError(pot.path.string() + ": no data for a molecular target");
-  const MolecularDefaults& md = cfg.md;
+  out.frames = r.frames[0];
+  out.info = {{"source", "replica_exchange"},
+              {"frames", out.frames.rows()},
+              {"temperature", r.temperatures[0]},
+              {"replica_exchange", rex.to_json()},
+              {"neighbor_acceptance", r.neighbor_acceptance()},
+              {"round_trips", r.round_trips},
+              {"md_steps", r.md_steps * r.temperatures.size()},
+              {"md_wall_seconds", r.wall_seconds}};
+  notes.push_back("training data: " + std::to_string(out.frames.rows()) + " frames at " +
+                  format_number(r.temperatures[0]) + " K of a replica-exchange run made here (" +
+                  std::to_string(r.temperatures.size()) + " replicas up to " + format_number(r.temperatures.back()) +
+                  " K, " + format_number(rex.production_ps) + " ps each)");
+  return out;
+}
+
+/// Frames of one Langevin MD trajectory (cfg.md.source "md").
+TrainingFrames md_frames(const BgSampleOptions& o, const Potential& pot, const OpenMMTarget& omm,
+                         const MolecularDefaults& md, nlohmann::json& notes) {
   LangevinMdOptions mdo;
   mdo.equilibration_ps = md.equilibration_ps;
   mdo.production_ps = md.production_ps;
@@ -70,8 +97,9 @@ TrainingFrames obtain_training_frames(const BgSampleOptions& o, const Potential&
   mdo.progress = o.progress;
   mdo.seed = o.seed;
   mdo.validate();
-  const LangevinMdResult r = run_langevin_md(*omm, omm->initial_positions(), mdo);
+  const LangevinMdResult r = run_langevin_md(omm, omm.initial_positions(), mdo);
   if (r.failed) throw BackendError(pot.path.string() + ": reference MD failed: " + r.failure);
+  TrainingFrames out;
   out.frames = r.frames;
   out.info = {{"source", "langevin_md"}, {"frames", out.frames.rows()},
               {"equilibration_ps", md.equilibration_ps}, {"production_ps", md.production_ps},
@@ -80,6 +108,32 @@ TrainingFrames obtain_training_frames(const BgSampleOptions& o, const Potential&
   notes.push_back("training data: " + std::to_string(out.frames.rows()) + " frames of a Langevin MD run made here (" +
                   std::to_string(md.production_ps) + " ps, frames " + std::to_string(md.frame_interval_ps) +
                   " ps apart)");
+  return out;
+}
+
+}  // namespace
+
+TrainingFrames obtain_training_frames(const BgSampleOptions& o, const Potential& pot, const GeneratorConfig& cfg,
+                                      nlohmann::json& notes) {
+  const Target& target = *pot.target;
+  TrainingFrames out;
+  if (!cfg.data.empty()) {
+    out.frames = read_npy_matrix(cfg.data, target.dim());
+    out.info = {{"source", cfg.data.string()}, {"frames", out.frames.rows()}};
+  } else {
+    const auto* omm = dynamic_cast<const OpenMMTarget*>(&target);
+    if (omm == nullptr) throw ConfigError(pot.path.string() + ": no data for a molecular target");
+    out = cfg.md.source == "md" ? md_frames(o, pot, *omm, cfg.md, notes)
+                                : replica_exchange_frames(o, pot, *omm, cfg.md, notes);
+  }
+  // Basin populations of the data (batch means: MD and replica-exchange frames are a correlated series).
+  if (target.topology() != nullptr && out.frames.rows() >= 40) {
+    try {
+      out.info["conformations"] = conformation_populations(*target.topology(), out.frames, nullptr).to_json();
+    } catch (const DomainError&) {
+      // no φ/ψ pair or no finite angle: nothing to report
+    }
+  }
   return out;
 }
 
