@@ -234,15 +234,33 @@ void sample_molecular(BoltzmannGenerator& model, const MolecularFlowSpace& space
 
 namespace {
 
+/// "N-CA-C-N (ALA2)"-style names of the torsion columns `columns` (atoms of the placing row).
+nlohmann::json torsion_names(const InternalCoordinates& ic, const Topology& topology, const std::vector<std::int64_t>& columns) {
+  nlohmann::json out = nlohmann::json::array();
+  const std::int64_t first = ic.n_bonds() + ic.n_angles();
+  for (const auto c : columns) {
+    if (c < first || c >= ic.n_internal()) continue;
+    const auto& row = ic.zmatrix().rows[static_cast<std::size_t>(c - first)];
+    std::string name;
+    for (const auto a : {row.atom, row.bond, row.angle, row.torsion})
+      name += (name.empty() ? "" : "-") + topology.atom_names[static_cast<std::size_t>(a)];
+    const auto r = static_cast<std::size_t>(row.bond);
+    out.push_back(name + " (" + topology.residue_names[r] + std::to_string(topology.residue_ids[r]) + ")");
+  }
+  return out;
+}
+
 /// summary["molecular_generator"].
 nlohmann::json molecular_generator_summary(const MolecularModel& m, const MolecularSamples& s,
-                                           const nlohmann::json& data_info) {
+                                           const nlohmann::json& data_info, const Topology& topology) {
   const BaseDensity& base = *m.model->base();
   const auto& ic = m.space->coordinates();
   const std::string shape = "R^" + std::to_string(ic.n_bonds() + ic.n_angles()) + " x T^" + std::to_string(ic.n_torsions());
   return {{"coordinates", "internal (Z-matrix of " + std::to_string(ic.n_atoms()) + " atoms), torsions periodic (flow on " +
                               shape + ")"},
           {"z_matrix", ic.to_json()},
+          {"soft_torsions", base.conditional() ? torsion_names(ic, topology, base.conditional()->soft())
+                                               : nlohmann::json(nullptr)},
           {"base", base.kind()},
           {"base_components_per_torsion", base_components_of_torsions(base)},
           {"base_conditional", conditional_summary(base.conditional())},
@@ -324,7 +342,7 @@ nlohmann::json run_molecular(const BgSampleOptions& o, const Potential& pot, Gen
   EnergyCounters counters;
   MolecularSamples s;
   sample_molecular(*m.model, *m.space, target, cfg.samples, o.seed, counters, s);
-  summary["molecular_generator"] = molecular_generator_summary(m, s, data_info);
+  summary["molecular_generator"] = molecular_generator_summary(m, s, data_info, *target.topology());
   summary["samples"] = cfg.samples;
   summary["sampling_seconds"] = wall_seconds() - t_sample;
   summary["importance"] = generator_importance_report(s.log_weights, s.non_finite_energies, target);
