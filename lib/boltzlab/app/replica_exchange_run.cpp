@@ -81,32 +81,40 @@ RowMatrix acceptance_matrix(const ReplicaExchangeResult& r) {
   return a;
 }
 
-/// mixing.png: the temperature index of every replica against production time.
+/// At most this many production exchanges and replicas in mixing.png (a longer run
+/// shows its first kMixingExchanges; the whole history is in replica_states.npy).
+constexpr std::size_t kMixingExchanges = 1000;
+constexpr std::size_t kMixingReplicas = 8;
+
+/// mixing.png: one panel per replica, its temperature index against production time.
 std::string plot_mixing(const ReplicaExchangeResult& r, double exchange_ps, const fs::path& png) {
-  const auto P = static_cast<std::size_t>(r.replica_states.rows());
+  const auto P = std::min(kMixingExchanges, static_cast<std::size_t>(r.replica_states.rows()));
   const auto K = static_cast<std::size_t>(r.replica_states.cols());
+  const std::size_t shown = std::min(K, kMixingReplicas);
   if (P < 2) return "mixing.png skipped: fewer than 2 production exchanges";
-  const std::size_t stride = std::max<std::size_t>(1, P / 4000);
   std::ostringstream s;
-  for (std::size_t rep = 0; rep < K; ++rep) {
+  for (std::size_t rep = 0; rep < shown; ++rep) {
     std::vector<double> t, k;
-    for (std::size_t p = 0; p < P; p += stride) {
-      t.push_back(static_cast<double>(p + 1) * exchange_ps / 1000.0);
+    for (std::size_t p = 0; p < P; ++p) {
+      t.push_back(static_cast<double>(p + 1) * exchange_ps);
       k.push_back(r.replica_states(static_cast<Eigen::Index>(p), static_cast<Eigen::Index>(rep)));
     }
     s << gnuplot_datablock("r" + std::to_string(rep), {t, k});
   }
-  s << "set title 'replica exchange: temperature index of each replica'\nset xlabel 'production time (ns)'\n"
-    << "set ylabel 'temperature index k (T_k, K)'\nset yrange [-0.5:" << static_cast<double>(K) - 0.5 << "]\nset ytics (";
+  s << "set multiplot layout " << shown << ",1 title 'temperature index of each replica, first " << P
+    << " exchanges (all: replica\\_states.npy)'\nset yrange [-0.3:" << static_cast<double>(K) - 0.7
+    << "]\nset ytics (";
   for (std::size_t k = 0; k < K; ++k) {
-    s << (k ? ", " : "") << "'" << k << " (" << std::fixed << std::setprecision(0) << r.temperatures[k] << ")' " << k;
+    s << (k ? ", " : "") << "'" << std::fixed << std::setprecision(0) << r.temperatures[k] << " K' " << k;
   }
-  s << ")\nset key outside right\nset grid\nplot ";
-  for (std::size_t rep = 0; rep < K; ++rep) {
-    s << (rep ? ", " : "") << "$r" << rep << " using 1:2 with steps lw 1 title 'replica " << rep << "'";
+  s << ")\nset grid\nset lmargin 12\nset tmargin 0.5\nset bmargin 1.5\n";
+  for (std::size_t rep = 0; rep < shown; ++rep) {
+    if (rep + 1 == shown) s << "set xlabel 'production time (ps)'\n";
+    s << "set ylabel 'replica " << rep << "'\nplot $r" << rep << " using 1:2 with steps lw 1.5 lc " << rep + 1
+      << " notitle\n";
   }
-  s << "\n";
-  const PlotResult res = run_gnuplot(s.str(), png, 1000, 500);
+  s << "unset multiplot\n";
+  const PlotResult res = run_gnuplot(s.str(), png, 1000, static_cast<int>(120 * shown + 80));
   return res.ok ? "ok" : res.note;
 }
 

@@ -460,13 +460,15 @@ bool exchange_step(Engine& e) {
 void run_exchanges(Engine& e, const ReplicaExchangeCheckpointing* ck, double invocation_start) {
   ReplicaExchangeState& st = e.st;
   const double wall_before = st.result.wall_seconds;
-  Progress progress("replica-exchange " + e.target.name(), e.total, e.o.progress);
+  // Progress in MD steps per replica, so that its rate reads as steps/s of one replica.
+  const std::size_t steps = e.o.steps_per_exchange();
+  Progress progress("replica-exchange " + e.target.name(), e.total * steps, e.o.progress);
   CheckpointClock clock{ck, invocation_start};
   while (st.result.exchanges_done < e.total) {
     if (!exchange_step(e)) break;
     const double now = wall_seconds();
     st.result.wall_seconds = wall_before + (now - invocation_start);
-    if (e.o.progress) progress.update(st.result.exchanges_done, progress_status(st.result));
+    if (e.o.progress) progress.update(st.result.exchanges_done * steps, progress_status(st.result));
     if (st.result.exchanges_done < e.total && clock.due(st.result.exchanges_done, now)) {
       write_replica_exchange_checkpoint(ck->path, st, e.o, e.target);
       ++st.result.checkpoints_written;
