@@ -12,6 +12,7 @@
 #include "boltzlab/app/run_directory.hpp"
 #include "boltzlab/app/run_outputs.hpp"
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/estimators/conformations.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/io/plot.hpp"
@@ -263,6 +264,14 @@ nlohmann::json write_outputs(RunDirectory& run, const ToolRun& t, const ReplicaE
   }
   nlohmann::json plots = nlohmann::json::object();
   o.extra = {{"replica_exchange_files", write_replica_files(run, r, t.options, plots)}};
+  // Basin populations of the T_0 frames per residue (batch means: the frames are a correlated series).
+  if (t.target->topology() != nullptr && samples.rows() >= 40) {
+    try {
+      o.extra["conformations"] = conformation_populations(*t.target->topology(), samples, nullptr).to_json();
+    } catch (const DomainError&) {
+      // no φ/ψ pair (not a peptide) or no finite angle: nothing to report
+    }
+  }
   nlohmann::json summary = write_run(run, o);
   // write_run wrote summary.json already: add the mixing plot's status and rewrite it.
   for (const auto& [name, status] : plots.items()) summary["plots"][name] = status;

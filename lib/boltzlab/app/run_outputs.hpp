@@ -59,6 +59,8 @@
 ///   md_files            object  md-reference: {file name: what it holds} of its extra arrays
 ///   replica_exchange_files  object  replica-exchange: {file name: what it holds} of its
 ///                       extra arrays (app/replica_exchange_run.hpp)
+///   conformations       object  replica-exchange, bg-sample (molecules with backbone φ/ψ): basin
+///                       populations per residue (estimators/conformations.hpp)
 ///   bg-sample           the generator's summary entries besides tool/seed/threads
 ///                       (model, generator, base, importance, training, samples, ...;
 ///                       app/bg_run.cpp)
