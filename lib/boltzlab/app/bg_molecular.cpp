@@ -98,7 +98,7 @@ TrainingFrames md_frames(const BgSampleOptions& o, const Potential& pot, const O
   mdo.seed = o.seed;
   mdo.validate();
   const LangevinMdResult r = run_langevin_md(omm, omm.initial_positions(), mdo);
-  if (r.failed) throw BackendError(pot.path.string() + ": reference MD failed: " + r.failure);
+  if (r.failed) throw BackendError(pot.path.string() + ": MD for the training data failed: " + r.failure);
   TrainingFrames out;
   out.frames = r.frames;
   out.info = {{"source", "langevin_md"}, {"frames", out.frames.rows()},

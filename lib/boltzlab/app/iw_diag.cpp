@@ -578,7 +578,7 @@ RegionCoordinates free_energy_section(const IwDiagInput& in, const Eigen::Vector
   return rc;
 }
 
-/// The comparison of the (weighted) dihedrals with the reference MD dihedrals.
+/// The comparison of the (weighted) dihedrals with the reference run's dihedrals.
 void reference_section(const IwDiagInput& in, const InputWeights& w, IwDiagReport& report) {
   if (!in.reference_dihedrals) return;
   if (!in.dihedrals)

@@ -192,7 +192,7 @@ nlohmann::json RamachandranComparison::to_json() const {
   };
   nlohmann::json kl = {{"bins", options.kl_bins},
                        {"epsilon", options.kl_epsilon},
-                       {"direction", "KL(reference MD || model), nats"},
+                       {"direction", "KL(reference || model), nats"},
                        {"convention",
                         "p_i = (h_i/sum(h) + eps) / sum_j (h_j/sum(h) + eps), same for the model; "
                         "sum_i p_i log(p_i/q_i) over [-pi, pi)^2"}};
