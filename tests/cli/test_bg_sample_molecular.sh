@@ -26,11 +26,14 @@ m = s["molecular_generator"]
 assert m["flow_dim"] == 60 and m["data"]["frames"] == 10000  # the shipped 10 ns reference (--data)
 # The shipped potential's base: von Mises mixtures per torsion (K by BIC) on the soft torsions,
 # conditional Gaussian experts on the rest. Soft: phi, psi (columns 41, 42, a joint mixture) and
-# the three methyl rotors (ACE H1, CB HB1, NME H1: torsions 7, 10, 16 of the Z-matrix), chosen by
-# their circular spread; every other coordinate (55) is Gaussian given them.
+# the three methyl rotors (CB HB1, ACE H1, NME H1: Z-matrix rows 10, 13, 16 of the built Z-matrix,
+# placed after the heavy atoms), chosen by their circular spread; every other coordinate (55) is
+# Gaussian given them.
 assert m["base"] == "von_mises_mixture+conditional_gaussian" and len(m["base_components_per_torsion"]) == 19
 c = m["base_conditional"]
-assert c["soft_columns"] == [41, 42, 48, 51, 57] and c["joint_columns"] == [41, 42], c
+assert c["soft_columns"] == [41, 42, 51, 54, 57] and c["joint_columns"] == [41, 42], c
+rotors = [m["soft_torsions"][k] for k in (2, 3, 4)]
+assert rotors == ["HB1-CB-CA-N (ALA2)", "H1-CH3-C-N (ACE1)", "H1-C-N-C (NME3)"], rotors
 assert c["hard_columns"] == 55 and c["experts"] and 2 <= c["components"] <= 8, c
 assert 0 < c["max_periodic_sd"] < 0.5, c
 assert c["joint_correction_bins"] == 36, c  # the (phi, psi) bin correction of the shipped section

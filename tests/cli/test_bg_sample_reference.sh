@@ -1,5 +1,5 @@
 #!/bin/bash
-# bg-sample's comparison with reference MD dihedrals (summary["ramachandran_vs_reference"],
+# bg-sample's comparison with reference dihedrals (summary["ramachandran_vs_reference"],
 # estimators/ramachandran_compare.hpp): bad input fails with one line naming the flag or
 # field and the file, before training and without a run directory; a tiny run's numbers
 # are recomputed independently with NumPy (histogram2d, SNIS, batch means).
@@ -9,7 +9,7 @@ BIN="$1"; SRC="$2"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 P="$SRC/potentials/alanine_dipeptide.json"
-REF="$SRC/data/alanine_dipeptide/md_reference_dihedrals.npy"
+REF="$SRC/data/alanine_dipeptide/rex_reference_dihedrals.npy"  # the potential's reference_dihedrals
 
 # Bad input: missing file, wrong shape, degrees, a non-molecular target; the generator key.
 /usr/bin/python3 - "$T" "$P" <<'PY'
