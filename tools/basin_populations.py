@@ -3,7 +3,10 @@
 
     /usr/bin/python3 tools/basin_populations.py RUN [RUN2 ...] [--blocks 20]
 
-RUN is a run directory of any tool with samples.npy (N x 3n, nm) and topology.pdb; when it also
+RUN is a run directory of any tool with samples.npy (N x 3n, nm) and topology.pdb, or a .npy of
+(φ, ψ) in radians (N x 2, e.g. a reference_dihedrals file, compared with the first residue of the
+other runs); when a
+run directory also
 has log_weights.npy (bg-sample) the populations are importance-weighted (self-normalized, delta-
 method standard errors), else the frames are a time series (MD, replica exchange: batch means over
 --blocks contiguous blocks). φ/ψ of every residue come from MDTraj (compute_phi/compute_psi on the
@@ -12,7 +15,8 @@ alpha_R φ<0, -2.2<=ψ<0.5; beta_C7eq φ<0, other ψ; C7ax φ>=0, ψ<0; alpha_L 
 phi_positive = C7ax + alpha_L. For every pair of runs the script also prints, per residue, the
 forward KL(first || other) on 64 x 64 (φ, ψ) bins with eps = 1e-10 and the total variation on
 100 x 100 bins (weighted where the runs are), the metrics of estimators/ramachandran_compare.hpp,
-and the z-score of the φ >= 0 populations.
+and the z-score of the φ >= 0 populations; for two or more unweighted runs, their combined
+populations ("combined_runs").
 """
 import argparse
 import json
@@ -25,6 +29,9 @@ BASINS = ["alpha_R", "beta_C7eq", "C7ax", "alpha_L", "phi_positive"]
 
 
 def load(run):
+    if run.endswith(".npy"):
+        d = np.load(run)
+        return {None: (d[:, 0], d[:, 1])}, None
     top = mdtraj.load_topology(os.path.join(run, "topology.pdb"))
     x = np.load(os.path.join(run, "samples.npy")).reshape(-1, top.n_atoms, 3)
     traj = mdtraj.Trajectory(x, top)
@@ -79,20 +86,37 @@ def main():
             ind = basin_indicators(phi, psi)
             pops[res] = {b: estimate(ind[b], w, a.blocks) for b in BASINS}
         out["populations"].append(pops)
+    # Time series of independent runs combined: mean of the runs, its standard error from the spread
+    # between runs (|a − b|/2 for two) and from the runs' own batch-means errors (√Σse²/n).
+    series = [k for k, (_, w) in enumerate(loaded) if w is None and not a.runs[k].endswith(".npy")]
+    if len(series) >= 2:
+        combined = {}
+        for res in out["populations"][series[0]]:
+            if all(res in out["populations"][k] for k in series):
+                combined[res] = {}
+                for b in BASINS:
+                    v = np.array([out["populations"][k][res][b][0] for k in series])
+                    se = np.array([out["populations"][k][res][b][1] for k in series])
+                    combined[res][b] = {"mean": float(v.mean()), "se_between_runs": float(v.std(ddof=1) / np.sqrt(len(v))),
+                                        "se_from_block_errors": float(np.sqrt(np.sum(se ** 2)) / len(v))}
+        out["combined_runs"] = {"runs": [a.runs[k] for k in series], "populations": combined}
     first_angles, first_w = loaded[0]
     for (angles, w), run in zip(loaded[1:], a.runs[1:]):
         d = {}
-        for res in first_angles:
-            if res not in angles:
-                continue
+        # A .npy of (φ, ψ) has one residue: it is paired with the other side's first residue.
+        if None in first_angles or None in angles:
+            pairs = [(next(iter(first_angles)), next(iter(angles)))]
+        else:
+            pairs = [(res, res) for res in first_angles if res in angles]
+        for res, other in pairs:
             p64 = hist(*first_angles[res], first_w, 64) + 1e-10
-            q64 = hist(*angles[res], w, 64) + 1e-10
+            q64 = hist(*angles[other], w, 64) + 1e-10
             p64, q64 = p64 / p64.sum(), q64 / q64.sum()
-            tv = 0.5 * np.abs(hist(*first_angles[res], first_w, 100) - hist(*angles[res], w, 100)).sum()
+            tv = 0.5 * np.abs(hist(*first_angles[res], first_w, 100) - hist(*angles[other], w, 100)).sum()
             pa = out["populations"][0][res]["phi_positive"]
-            pb = out["populations"][a.runs.index(run)][res]["phi_positive"]
+            pb = out["populations"][a.runs.index(run)][other]["phi_positive"]
             se = np.hypot(pa[1], pb[1])
-            d[res] = {"kl_64": float(np.sum(p64 * np.log(p64 / q64))), "tv_100": float(tv),
+            d[str(other if res is None else res)] = {"kl_64": float(np.sum(p64 * np.log(p64 / q64))), "tv_100": float(tv),
                       "z_phi_positive": float((pb[0] - pa[0]) / se) if se > 0 else None}
         out["distances"].append({"run": run, "per_residue": d})
     print(json.dumps(out, indent=1))
