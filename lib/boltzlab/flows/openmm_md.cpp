@@ -7,6 +7,7 @@
 #include <OpenMM.h>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/io/seed.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/progress.hpp"
 #include "boltzlab/core/rng.hpp"
@@ -83,9 +84,7 @@ LangevinMdOptions md_options_from_json(const Json& protocol, const std::string& 
   o.equilibration_ps = r.get_double("equilibration_ps", o.equilibration_ps);
   o.production_ps = 1000.0 * r.get_double("production_ns", o.production_ps / 1000.0);
   o.frame_interval_ps = r.get_double("frame_interval_ps", o.frame_interval_ps);
-  const long long seed = r.get_int("seed", static_cast<long long>(o.seed));
-  if (seed < 0) r.fail("seed", "is " + std::to_string(seed) + ", but must be >= 0");
-  o.seed = static_cast<std::uint64_t>(seed);
+  o.seed = read_seed(r, "seed", o.seed);
   r.finish();
   try {
     o.validate();

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/io/seed.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/progress.hpp"
 #include "boltzlab/core/timing.hpp"
@@ -180,9 +181,7 @@ ReplicaExchangeOptions replica_exchange_options_from_json(const Json& section, c
   o.frame_interval_ps = r.get_double("frame_interval_ps", o.frame_interval_ps);
   o.minimize = r.get_bool("minimize", o.minimize);
   if (r.has("swaps")) o.swaps = parse_swap_scheme(r.get_string("swaps"), context + ".swaps");
-  const long long seed = r.get_int("seed", static_cast<long long>(o.seed));
-  if (seed < 0) r.fail("seed", "is " + std::to_string(seed) + ", but must be >= 0");
-  o.seed = static_cast<std::uint64_t>(seed);
+  o.seed = read_seed(r, "seed", o.seed);
   r.finish();
   try {
     o.validate();
