@@ -10,7 +10,9 @@
 #include "boltzlab/core/timing.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/rng.hpp"
+#include "boltzlab/io/json_file.hpp"
 #include "boltzlab/io/npy.hpp"
+#include "boltzlab/io/seed.hpp"
 #include "boltzlab/app/run_directory.hpp"
 #include "boltzlab/app/run_outputs.hpp"
 #include "boltzlab/targets/registry.hpp"
@@ -41,7 +43,6 @@ void RelaxOptions::validate() const {
   if (beta_steps && *beta_steps < 0) bad("--beta-steps", std::to_string(*beta_steps), ">= 0");
   if (tolerance && !(*tolerance >= 0 && std::isfinite(*tolerance))) bad("--tolerance", format_number(*tolerance), ">= 0");
   if (monitor_every && *monitor_every < 1) bad("--monitor-every", std::to_string(*monitor_every), ">= 1");
-  if (seed && *seed < 0) bad("--seed", std::to_string(*seed), ">= 0");
   if (threads < 0) bad("--threads", std::to_string(threads), ">= 0 (0: all cores)");
   if (threads > 1024) bad("--threads", std::to_string(threads), "<= 1024");
   if (init_scale && !(*init_scale > 0 && std::isfinite(*init_scale))) bad("--init-scale", format_number(*init_scale), "> 0");
@@ -116,7 +117,11 @@ nlohmann::json parse_params(const std::vector<std::string>& params) {
     }
     const std::string key = p.substr(0, eq), value = p.substr(eq + 1);
     nlohmann::json v = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
-    if (v.is_discarded()) v = value;  // not JSON: a plain string
+    if (v.is_discarded()) {
+      v = value;  // not JSON: a plain string
+    } else {
+      v = parse_json(value, "--param " + key);  // JSON: refuse duplicate keys
+    }
     out[key] = v;
   }
   return out;
@@ -202,12 +207,17 @@ RelaxPlan resolve_plan(const RelaxOptions& opt, const Potential& pot) {
   fo.thin = static_cast<std::size_t>(from(opt.thin, "thin", 0, 0));
   fo.monitor_every = static_cast<std::size_t>(from(opt.monitor_every, "monitor_every", 10, 1));
   fo.beta.steps = static_cast<std::size_t>(from(opt.beta_steps, "beta_steps", 0, 0));
-  fo.seed = static_cast<std::uint64_t>(from(opt.seed, "seed", 0, 0));
+  const std::uint64_t section_seed = read_seed(sampler, "seed", 0);
+  fo.seed = opt.seed ? *opt.seed : section_seed;
   plan.particles = static_cast<std::size_t>(from(opt.particles, "particles", 1024, 1));
   plan.max_frames = static_cast<std::size_t>(from(opt.max_frames, "max_frames", 1000, 0));
+  // FlowOptions::step_size 0 means "the flow's default": only an absent key may ask for it.
   fo.step_size = from_d(opt.step_size, "step_size", 0.0);
-  if (!opt.step_size && !(fo.step_size >= 0 && std::isfinite(fo.step_size))) {
-    sampler.fail("step_size", format_number(fo.step_size) + ", but must be > 0");
+  if (sampler.has("step_size")) {
+    const double section_step = sampler.get_double("step_size");
+    if (!(section_step > 0 && std::isfinite(section_step))) {
+      sampler.fail("step_size", format_number(section_step) + ", but must be > 0");
+    }
   }
   fo.beta.start = from_d(opt.beta_start, "beta_start", 1.0);
   fo.beta.end = 1.0;

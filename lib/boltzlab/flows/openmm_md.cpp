@@ -78,7 +78,11 @@ LangevinMdOptions md_options_from_json(const Json& protocol, const std::string& 
   JsonReader r(protocol, context);
   o.timestep_fs = r.get_double("timestep_fs", o.timestep_fs);
   o.friction_per_ps = r.get_double("friction_per_ps", o.friction_per_ps);
-  o.temperature = r.get_double("temperature", o.temperature);
+  if (r.has("temperature")) {
+    // 0 stands for "the target's temperature" inside; a file must give a real one.
+    o.temperature = r.get_double("temperature");
+    if (!(o.temperature > 0)) r.fail("temperature", "is " + format_number(o.temperature) + " K, but must be > 0");
+  }
   o.minimize = r.get_bool("minimize", o.minimize);
   o.minimize_tolerance = r.get_double("minimize_tolerance", o.minimize_tolerance);
   o.equilibration_ps = r.get_double("equilibration_ps", o.equilibration_ps);

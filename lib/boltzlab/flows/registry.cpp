@@ -20,8 +20,8 @@ double BetaSchedule::at(std::size_t step) const {
 }
 
 void BetaSchedule::validate() const {
-  if (!(start > 0)) throw ConfigError("beta: start is " + std::to_string(start) + ", but must be > 0");
-  if (!(end > 0)) throw ConfigError("beta: end is " + std::to_string(end) + ", but must be > 0");
+  if (!(start > 0) || !std::isfinite(start)) throw ConfigError("beta: start is " + format_number(start) + ", but must be > 0");
+  if (!(end > 0) || !std::isfinite(end)) throw ConfigError("beta: end is " + format_number(end) + ", but must be > 0");
   if (kind != "geometric" && kind != "linear") {
     throw ConfigError("beta: schedule kind is '" + kind + "', but must be 'geometric' or 'linear'");
   }
@@ -29,9 +29,11 @@ void BetaSchedule::validate() const {
 
 void FlowOptions::validate() const {
   if (!(step_size >= 0) || !std::isfinite(step_size)) {
-    throw ConfigError("step_size is " + std::to_string(step_size) + ", but must be > 0");
+    throw ConfigError("step_size is " + format_number(step_size) + ", but must be > 0");
   }
-  if (!(tolerance >= 0)) throw ConfigError("tolerance is " + std::to_string(tolerance) + ", but must be >= 0");
+  if (!(tolerance >= 0) || !std::isfinite(tolerance)) {
+    throw ConfigError("tolerance is " + format_number(tolerance) + ", but must be >= 0");
+  }
   if (monitor_every == 0) throw ConfigError("monitor_every is 0, but must be >= 1");
   beta.validate();
 }

@@ -158,6 +158,9 @@ void read_ladder(JsonReader& r, ReplicaExchangeOptions& o) {
   const double t_max = r.get_double("t_max");
   const long long n = r.get_int("replicas");
   if (n < 2) r.fail("replicas", "is " + std::to_string(n) + ", but a ladder needs at least 2");
+  // Each replica is an OpenMM context: a file must not be able to ask for millions.
+  constexpr long long kMaxReplicas = 1024;
+  if (n > kMaxReplicas) r.fail("replicas", "is " + std::to_string(n) + ", but must be <= " + std::to_string(kMaxReplicas));
   try {
     o.temperatures = geometric_ladder(t_min, t_max, static_cast<std::size_t>(n));
   } catch (const ConfigError& e) {

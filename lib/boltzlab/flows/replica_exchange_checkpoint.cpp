@@ -5,6 +5,7 @@
 #include <system_error>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/io/json_file.hpp"
 
 namespace fs = std::filesystem;
 
@@ -159,7 +160,7 @@ Json read_header(const std::string& bytes, const std::string& file, std::size_t&
   if (n > bytes.size() - pos) throw IoError(file + ": checkpoint is truncated");
   Json header;
   try {
-    header = Json::parse(bytes.substr(pos, n));
+    header = parse_json(std::string_view(bytes).substr(pos, n), "header");
   } catch (const std::exception& e) {
     throw IoError(file + ": malformed checkpoint header: " + e.what());
   }

@@ -3,10 +3,12 @@
 #include <cmath>
 
 #include <algorithm>
-#include <fstream>
+#include <cstdint>
+#include <limits>
 #include <sstream>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/io/json_file.hpp"
 
 namespace boltzlab {
 
@@ -43,19 +45,7 @@ std::string closest_key(const std::string& key, const std::vector<std::string>& 
   return best;
 }
 
-Json read_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw IoError(path.string() + ": cannot open file for reading");
-  try {
-    return Json::parse(in, nullptr, true, /*ignore_comments=*/true);
-  } catch (const nlohmann::json::parse_error& e) {
-    std::string what = e.what();
-    // nlohmann's message: "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
-    const auto pos = what.find("parse error");
-    throw ConfigError(path.string() + ": malformed JSON: " +
-                      (pos == std::string::npos ? what : what.substr(pos)));
-  }
-}
+Json read_json_file(const std::filesystem::path& path) { return parse_json_file(path); }
 
 JsonReader::JsonReader(const Json& object, std::string context)
     : object_(object), context_(std::move(context)) {
@@ -92,9 +82,21 @@ double JsonReader::get_double(const std::string& key) {
 
 long long JsonReader::get_int(const std::string& key) {
   const Json& v = find(key);
+  constexpr long long kMax = std::numeric_limits<long long>::max();
+  if (v.is_number_unsigned()) {  // a non-negative integer literal, up to 2^64 − 1
+    if (v.get<std::uint64_t>() > static_cast<std::uint64_t>(kMax)) {
+      fail(key, "is " + v.dump() + ", but must be at most " + std::to_string(kMax));
+    }
+    return v.get<long long>();
+  }
   if (v.is_number_integer()) return v.get<long long>();
-  if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<long long>(v.get<double>())))
-    return static_cast<long long>(v.get<double>());
+  if (v.is_number_float()) {
+    // An integral float (3.0, 1e3) in range; the cast is checked first, as out-of-range
+    // float-to-integer conversion is undefined.
+    const double d = v.get<double>();
+    constexpr double kTwo63 = 9223372036854775808.0;
+    if (d == std::trunc(d) && d >= -kTwo63 && d < kTwo63) return static_cast<long long>(d);
+  }
   fail(key, "expected an integer, got " + v.dump());
 }
 

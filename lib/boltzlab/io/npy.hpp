@@ -3,9 +3,18 @@
 /// NumPy .npy files (format 1.0/2.0/3.0), interoperable with numpy.save/numpy.load.
 /// Reading accepts little-endian float64, float32, int64 and int32 in C or Fortran
 /// order and converts to float64; writing produces little-endian float64 ('<f8').
+///
+/// The reader cannot be tricked by a header: the header must follow numpy's format
+/// (magic, version 1.0/2.0/3.0, a dict with exactly 'descr', 'fortran_order' and 'shape',
+/// space padding, a final newline, data aligned to 16 bytes, at most 10000 header bytes),
+/// the shape's byte count must fit in 2^63 − 1, and the data must be exactly the bytes
+/// after the header. All of this is checked before the data are allocated, so reading
+/// allocates at most 2 × the file's size plus a fixed 64 KiB buffer (the result's doubles
+/// are at most twice the bytes of 4-byte elements).
 #include <cstddef>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "boltzlab/core/ensemble.hpp"
@@ -20,8 +29,13 @@ struct NpyArray {
 };
 
 /// Reads a .npy file. \throws IoError naming the file on any format problem
-/// (bad magic, unsupported dtype such as complex or object, truncated data).
+/// (bad magic, malformed header, unsupported dtype such as complex or object, a shape
+/// that overflows or does not match the data's size).
 NpyArray read_npy(const std::filesystem::path& path);
+
+/// Parses the bytes of a whole .npy file held in memory, as read_npy does; `name` names
+/// it in messages. \throws IoError as read_npy.
+NpyArray parse_npy(std::string_view bytes, const std::string& name);
 
 /// Writes `data` (the shape's size of doubles) with `shape` as '<f8' C-order.
 /// \throws IoError if not writable.

@@ -35,7 +35,9 @@ DoubleWellTarget::DoubleWellTarget(const DoubleWellOptions& options) : options_(
   double L = 1.5;
   while (a * (L * L - 1.0) * (L * L - 1.0) - std::abs(t) * L - f_min_bound < 800.0) L *= 1.25;
   const double h = std::min(1e-3, 0.02 / std::sqrt(8.0 * a));
-  const long intervals = std::min(20'000'000L, static_cast<long>(2.0 * L / h) + 2);
+  // Clamped as a double: for a huge barrier h underflows to 0 and 2L / h is inf, which
+  // no integer holds (converting it is undefined).
+  const long intervals = static_cast<long>(std::min(2e7, 2.0 * L / h + 2.0));
   log_z_ = log_integral_exp_neg(f, -L, L, intervals);
   if (options_.dim == 2) log_z_ += 0.5 * std::log(2.0 * M_PI * options_.sigma * options_.sigma);
 }

@@ -6,6 +6,7 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/targets/pair_geometry.hpp"
+#include "boltzlab/targets/limits.hpp"
 
 namespace boltzlab {
 
@@ -82,6 +83,9 @@ std::unique_ptr<Target> make_dw4(JsonReader& params, const std::filesystem::path
   const long long n = params.get_int("n_particles", 4);
   const long long s = params.get_int("spatial_dim", 2);
   if (n < 2) params.fail("n_particles", "is " + std::to_string(n) + ", but must be >= 2");
+  if (n > kMaxParticles) {
+    params.fail("n_particles", "is " + std::to_string(n) + ", but must be <= " + std::to_string(kMaxParticles));
+  }
   if (s < 1 || s > 3) params.fail("spatial_dim", "is " + std::to_string(s) + ", but must be 1, 2 or 3");
   o.n_particles = static_cast<std::size_t>(n);
   o.spatial_dim = static_cast<std::size_t>(s);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/targets/limits.hpp"
 
 namespace boltzlab {
 
@@ -35,6 +36,7 @@ nlohmann::json FunnelTarget::describe() const {
 std::unique_ptr<Target> make_funnel(JsonReader& params, const std::filesystem::path&) {
   const long long d = params.get_int("dim", 10);
   if (d < 2) params.fail("dim", "is " + std::to_string(d) + ", but must be >= 2");
+  if (d > kMaxDimension) params.fail("dim", "is " + std::to_string(d) + ", but must be <= " + std::to_string(kMaxDimension));
   const double scale = params.get_double("scale", 3.0);
   if (!(scale > 0) || !std::isfinite(scale)) params.fail("scale", "is " + std::to_string(scale) + ", but must be > 0");
   return std::make_unique<FunnelTarget>(static_cast<std::size_t>(d), scale);

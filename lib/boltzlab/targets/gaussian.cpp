@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/targets/limits.hpp"
 
 namespace boltzlab {
 
@@ -59,12 +60,19 @@ std::unique_ptr<Target> make_gaussian(JsonReader& params, const std::filesystem:
   if (params.has("mean") && params.get_json("mean").is_number()) {
     const long long d = params.get_int("dim");
     if (d <= 0) params.fail("dim", "is " + std::to_string(d) + ", but must be > 0");
+    if (d > kMaxDenseDimension) {
+      params.fail("dim", "is " + std::to_string(d) + ", but must be <= " + std::to_string(kMaxDenseDimension));
+    }
     mean_list.assign(static_cast<std::size_t>(d), params.get_double("mean"));
   } else {
     mean_list = params.get_doubles("mean");
   }
   const auto d = static_cast<Eigen::Index>(mean_list.size());
   if (d == 0) params.fail("mean", "must not be empty");
+  if (d > kMaxDenseDimension) {
+    params.fail("mean", "has " + std::to_string(d) + " entries, but at most " + std::to_string(kMaxDenseDimension) +
+                            " are allowed");
+  }
   Eigen::VectorXd mean = Eigen::Map<Eigen::VectorXd>(mean_list.data(), d);
   Eigen::MatrixXd cov = Eigen::MatrixXd::Identity(d, d);
   if (params.has("std") && params.has("covariance")) {

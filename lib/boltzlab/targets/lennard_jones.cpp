@@ -6,6 +6,7 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/targets/pair_geometry.hpp"
+#include "boltzlab/targets/limits.hpp"
 
 namespace boltzlab {
 
@@ -108,6 +109,9 @@ std::unique_ptr<Target> make_lennard_jones(JsonReader& params, const std::filesy
   const long long n = params.get_int("n_particles");
   const long long s = params.get_int("spatial_dim", 3);
   if (n < 2) params.fail("n_particles", "is " + std::to_string(n) + ", but must be >= 2");
+  if (n > kMaxParticles) {
+    params.fail("n_particles", "is " + std::to_string(n) + ", but must be <= " + std::to_string(kMaxParticles));
+  }
   if (s < 1 || s > 3) params.fail("spatial_dim", "is " + std::to_string(s) + ", but must be 1, 2 or 3");
   o.n_particles = static_cast<std::size_t>(n);
   o.spatial_dim = static_cast<std::size_t>(s);

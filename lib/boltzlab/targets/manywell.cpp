@@ -4,6 +4,7 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/targets/quadrature.hpp"
+#include "boltzlab/targets/limits.hpp"
 
 namespace boltzlab {
 namespace {
@@ -63,6 +64,7 @@ nlohmann::json ManyWellTarget::describe() const {
 std::unique_ptr<Target> make_manywell(JsonReader& params, const std::filesystem::path&) {
   const long long d = params.get_int("dim", 32);
   if (d <= 0 || d % 2 != 0) params.fail("dim", "is " + std::to_string(d) + ", but must be even and > 0");
+  if (d > kMaxDimension) params.fail("dim", "is " + std::to_string(d) + ", but must be <= " + std::to_string(kMaxDimension));
   return std::make_unique<ManyWellTarget>(static_cast<std::size_t>(d));
 }
 
