@@ -66,6 +66,7 @@ void setup(CLI::App& app, boltzlab::RelaxOptions& opt, Optionals& optionals) {
   app.add_option("--param", opt.params, "flow parameter key=value (JSON value), repeatable, e.g. --param friction=2");
   app.add_flag("--quiet,-q", opt.quiet, "no progress lines on stderr");
   app.add_flag("!--no-plots", opt.plots, "skip the PNG plots");
+  app.add_flag("--strict", opt.strict, "exit 1 when particles diverged (non-finite, exploded) or got stuck");
   app.footer(flows);
 }
 

@@ -348,3 +348,102 @@ TEST_CASE("estimators.importance: equal weights are reliable although no tail ca
   CHECK(kish_ess(lw) == doctest::Approx(999.0));
   CHECK(estimate_log_z(lw).estimate == doctest::Approx(-3.5 + std::log(0.999)));
 }
+
+TEST_CASE("estimators.importance: equal log-weights give ESS = S at any offset (1e16, 1e17, -1e300)") {
+  // S equal weights: Kish ESS = S, every normalized weight 1/S, log Z = the common
+  // log-weight exactly (log mean w = offset + log 1), PSIS changes nothing. Adding
+  // log Σ = log S to an offset ≥ 1e16 and subtracting it again loses it entirely
+  // (the spacing of doubles there is 2 to 16), which is what this guards against.
+  for (const double offset : {1e16, 1e17, 1e300, -1e300, 0.0}) {
+    CAPTURE(offset);
+    const Eigen::VectorXd lw = Eigen::VectorXd::Constant(1000, offset);
+    CHECK(kish_ess(lw) == doctest::Approx(1000.0).epsilon(1e-12));
+    const WeightDiagnostics d = weight_diagnostics(lw);
+    CHECK(d.kish_ess == doctest::Approx(1000.0).epsilon(1e-12));
+    CHECK(d.ess_fraction == doctest::Approx(1.0).epsilon(1e-12));
+    CHECK(d.max_weight_share == doctest::Approx(1e-3).epsilon(1e-12));
+    CHECK(d.log_weight_mean == offset);
+    CHECK(d.log_weight_sd == 0.0);
+    const Eigen::VectorXd w = normalized_weights(lw);
+    CHECK(w.minCoeff() == doctest::Approx(1e-3).epsilon(1e-12));
+    CHECK(w.maxCoeff() == doctest::Approx(1e-3).epsilon(1e-12));
+    CHECK(estimate_log_z(lw).estimate == offset);
+    CHECK(estimate_log_z(lw).standard_error == 0.0);
+    const PsisResult p = pareto_smoothed_importance_sampling(lw);
+    CHECK(p.kish_ess == doctest::Approx(1000.0).epsilon(1e-12));
+    CHECK(p.smoothed_log_weights.maxCoeff() == doctest::Approx(-std::log(1000.0)).epsilon(1e-12));
+    // Two levels exactly representable at the offset: 600 equal weights, 400 zero.
+    Eigen::VectorXd two = lw;
+    two.tail(400).setConstant(-std::numeric_limits<double>::infinity());
+    CHECK(kish_ess(two) == doctest::Approx(600.0).epsilon(1e-12));
+    Eigen::VectorXd f = Eigen::VectorXd::LinSpaced(1000, 0.0, 999.0);
+    CHECK(snis_estimate(two, f).mean == doctest::Approx(299.5).epsilon(1e-12));  // mean of 0..599
+    CHECK(estimate_log_z(two).estimate == offset + std::log(0.6));
+  }
+}
+
+TEST_CASE("estimators.importance: log-weights of +-1e308 stay finite; -inf is zero weight") {
+  const double inf = std::numeric_limits<double>::infinity();
+  Eigen::VectorXd lw(5);
+  lw << 1e308, 1e308, -1e308, 0.0, -inf;
+  // Relative to the max the last three are exp(-2e308) = exp(-1e308) = 0: two equal weights.
+  CHECK(kish_ess(lw) == doctest::Approx(2.0).epsilon(1e-12));
+  const WeightDiagnostics d = weight_diagnostics(lw);
+  CHECK(d.kish_ess == doctest::Approx(2.0).epsilon(1e-12));
+  CHECK(d.max_weight_share == doctest::Approx(0.5).epsilon(1e-12));
+  CHECK(d.zero_weight == 1);
+  CHECK(d.log_weight_max == 1e308);
+  // mean of (1e308, 1e308, -1e308, 0) = 2.5e307, sd finite: no overflow in the sums.
+  CHECK(d.log_weight_mean == doctest::Approx(2.5e307).epsilon(1e-12));
+  CHECK(std::isfinite(d.log_weight_sd));
+  // sd: deviations (0.75, 0.75, -1.25, -0.25)·1e308 from the mean, ddof = 1.
+  CHECK(d.log_weight_sd == doctest::Approx(std::sqrt(2.75 / 3) * 1e308).epsilon(1e-12));
+  const LogZEstimate z = estimate_log_z(lw);
+  CHECK(z.estimate == doctest::Approx(1e308).epsilon(1e-15));
+  CHECK(std::isfinite(z.standard_error));
+  const Eigen::VectorXd w = normalized_weights(lw);
+  CHECK(w[0] == doctest::Approx(0.5).epsilon(1e-12));
+  CHECK(w[2] == 0.0);  // exactly: exp(-inf), not a clamped subnormal
+  CHECK(w[4] == 0.0);
+  CHECK(w.allFinite());
+  const PsisResult p = pareto_smoothed_importance_sampling(lw);
+  CHECK(p.kish_ess == doctest::Approx(2.0).epsilon(1e-12));
+  CHECK(p.smoothed_log_weights[0] == doctest::Approx(-std::log(2.0)).epsilon(1e-12));
+  CHECK(log_sum_exp(lw) == doctest::Approx(1e308).epsilon(1e-15));
+  // The same at the other end of the range: all weights tiny but equal.
+  const Eigen::VectorXd low = Eigen::VectorXd::Constant(7, -1e308);
+  CHECK(kish_ess(low) == doctest::Approx(7.0).epsilon(1e-12));
+}
+
+TEST_CASE("estimators.importance: +inf and NaN log-weights are errors naming the entry, and counted") {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  Eigen::VectorXd pos(4), bad(4);
+  pos << 0.0, 1.0, inf, 2.0;
+  bad << 0.0, nan, 1.0, -inf;
+  CHECK_THROWS_WITH_AS(kish_ess(pos), doctest::Contains("entry 2 is +inf"), DomainError);
+  CHECK_THROWS_WITH_AS(estimate_log_z(pos), doctest::Contains("entry 2 is +inf"), DomainError);
+  CHECK_THROWS_WITH_AS(normalized_weights(bad), doctest::Contains("entry 1 is NaN"), DomainError);
+  CHECK_THROWS_WITH_AS(pareto_smoothed_importance_sampling(bad), doctest::Contains("entry 1 is NaN"), DomainError);
+  CHECK(std::isnan(log_sum_exp(bad)));
+  CHECK(log_sum_exp(pos) == inf);
+  const LogWeightCounts c = count_log_weights(bad);
+  CHECK(c.samples == 4);
+  CHECK(c.finite == 2);
+  CHECK(c.nan == 1);
+  CHECK(c.zero_weight == 1);
+  CHECK(c.positive_infinite == 0);
+  CHECK(c.problem().find("1 NaN and 0 +inf of 4") != std::string::npos);
+  CHECK(count_log_weights(pos).positive_infinite == 1);
+  CHECK(count_log_weights(Eigen::VectorXd::Constant(3, -inf)).problem().find("all 3 log-weights are -inf") == 0);
+  CHECK(count_log_weights(Eigen::VectorXd::Zero(3)).problem().empty());
+  const nlohmann::json j = c.to_json();
+  CHECK(j["nan"] == 1);
+  CHECK(j["finite"] == 2);
+  // An energy and a log q whose difference leaves the double range give +inf, rejected.
+  Eigen::VectorXd u(2), log_q(2);
+  u << -1e308, 0.0;
+  log_q << -1e308, 0.0;
+  const Eigen::VectorXd over = log_importance_weights(u, log_q);
+  CHECK(over[0] == inf);
+  CHECK_THROWS_WITH_AS(kish_ess(over), doctest::Contains("entry 0 is +inf"), DomainError);
+}

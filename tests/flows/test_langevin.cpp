@@ -382,6 +382,71 @@ TEST_CASE("langevin flows: annealing, tolerance stop and counters") {
   }
 }
 
+TEST_CASE("mala: each chain adapts its own step size in warm-up, then keeps it") {
+  // A narrow Gaussian (σ = 0.1), half the chains started 40σ out on its wall, and an
+  // initial step τ₀ = 0.5 = 50σ², so that every first proposal overshoots. With
+  // per-chain adaptation each chain shrinks its own step, reaches the bulk and ends
+  // near the target acceptance; without adaptation they all stay stuck.
+  const GaussianTarget target = diagonal_gaussian({0.0}, {0.1});
+  Ensemble ens = normal_ensemble(400, 1, 0.1, 31);
+  for (std::size_t i = 0; i < 200; ++i) ens.particle(i)[0] = 4.0;
+  FlowOptions opt;
+  opt.warmup = 300;
+  opt.steps = 400;
+  opt.seed = 32;
+  opt.step_size = 0.5;
+  const FlowResult res = run_flow("mala", {}, target, ens, opt);
+  CHECK(res.health.stuck_assessed);
+  CHECK(res.health.stuck == 0);
+  // Per-chain rates over 400 steps: a chain at the target 0.574 has a binomial sd of
+  // 0.025, and the spread of the frozen τ_i adds a few percent (seen: min 0.43), so a
+  // chain below 0.3 (11 binomial sd under the target) would be a badly adapted one.
+  MESSAGE("per-chain acceptance: min " << res.statistics["acceptance_rate_min"] << ", overall "
+                                       << res.statistics["acceptance_rate"] << "; step sizes "
+                                       << res.statistics["step_size_quantiles"]);
+  CHECK(res.statistics["acceptance_rate_min"].get<double>() > 0.3);
+  const MeanSe v = variance_se(column(ens.positions, 0));
+  CHECK(std::fabs(v.mean - 0.01) < 4 * v.se);
+  // Without adaptation, the same start leaves every chain stuck (τ = 0.5 ≫ σ²).
+  Ensemble frozen = normal_ensemble(400, 1, 0.1, 31);
+  for (std::size_t i = 0; i < 200; ++i) frozen.particle(i)[0] = 4.0;
+  const FlowResult fixed = run_flow("mala", {{"adapt", false}}, target, frozen, opt);
+  CHECK(fixed.health.stuck_assessed);
+  CHECK(fixed.health.stuck > 390);
+  CHECK(fixed.statistics["stuck_particles"] == fixed.health.stuck);
+  CHECK(fixed.health.problem().find("particles are stuck (no accepted move in the last 100 of 400") !=
+        std::string::npos);
+}
+
+TEST_CASE("mala: stuck chains: the rule, its parameters, and not assessed on short runs") {
+  const GaussianTarget target = diagonal_gaussian({0.0}, {1.0});
+  FlowOptions opt;
+  opt.steps = 60;
+  opt.seed = 33;
+  Ensemble ens = normal_ensemble(50, 1, 1.0, 34);
+  const FlowResult shortrun = run_flow("mala", {}, target, ens, opt);
+  CHECK_FALSE(shortrun.health.stuck_assessed);
+  CHECK(shortrun.statistics["stuck_particles"].is_null());
+  CHECK(shortrun.health.stuck_rule().find("not assessed: 60 sampling steps, fewer than the window of 100") == 0);
+  CHECK(shortrun.health.ok());
+  // A window of 50 assesses the same run; a healthy chain is not stuck.
+  Ensemble again = normal_ensemble(50, 1, 1.0, 34);
+  const FlowResult windowed = run_flow("mala", {{"stuck_window", 50}}, target, again, opt);
+  CHECK(windowed.health.stuck_assessed);
+  CHECK(windowed.health.stuck == 0);
+  // τ = 2 on N(0, 1) accepts about 40 % of the proposals: a threshold of 0.9 marks every
+  // chain (60 steps at p ≈ 0.4 reach a rate of 0.9 with probability < 1e-15).
+  Ensemble all = normal_ensemble(50, 1, 1.0, 34);
+  opt.step_size = 2.0;
+  const FlowResult strict = run_flow("mala", {{"stuck_window", 50}, {"stuck_acceptance", 0.9}}, target, all, opt);
+  CHECK(strict.health.stuck == 50);
+  CHECK_FALSE(strict.health.ok());
+  CHECK_THROWS_WITH_AS(make_flow("mala", {{"stuck_window", 0}}, "--param"), doctest::Contains("stuck_window"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(make_flow("mala", {{"stuck_acceptance", 1.0}}, "--param"),
+                       doctest::Contains("stuck_acceptance is 1"), ConfigError);
+}
+
 TEST_CASE("flow registry: parameters are validated with suggestions") {
   CHECK_THROWS_WITH_AS(make_flow("mal", {}, "wgf-relax --flow"), doctest::Contains("did you mean 'mala'"),
                        ConfigError);

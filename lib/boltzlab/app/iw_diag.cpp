@@ -52,8 +52,11 @@ void mirror_keys(nlohmann::json& s, const nlohmann::json& section, const char* c
   }
 }
 
-/// Range of column values with positive weight, padded so the maxima fall inside.
-std::pair<double, double> data_range(const Eigen::VectorXd& v, const Eigen::VectorXd& lw) {
+/// Range of column values with positive weight, padded so the maxima fall inside;
+/// none (with `why` set) when there is no finite value or the range overflows (the
+/// samples of an exploded run).
+std::optional<std::pair<double, double>> data_range(const Eigen::VectorXd& v, const Eigen::VectorXd& lw,
+                                                    const std::string& name, std::string& why) {
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   for (Eigen::Index i = 0; i < v.size(); ++i) {
     if (lw.size() && !std::isfinite(lw[i])) continue;
@@ -61,10 +64,18 @@ std::pair<double, double> data_range(const Eigen::VectorXd& v, const Eigen::Vect
     lo = std::min(lo, v[i]);
     hi = std::max(hi, v[i]);
   }
-  if (!std::isfinite(lo)) throw DomainError("free energy: no finite coordinate values with positive weight");
+  if (!std::isfinite(lo)) {
+    why = "no finite values of " + name + " with positive weight";
+    return std::nullopt;
+  }
   const double pad = std::max(1e-9, 1e-6 * (hi - lo));
-  if (hi - lo < 1e-12) return {lo - 0.5, hi + 0.5};
-  return {lo - pad, hi + pad};
+  if (!std::isfinite(hi - lo) || !std::isfinite(lo - pad) || !std::isfinite(hi + pad)) {
+    why = "the values of " + name + " span [" + format_number(lo) + ", " + format_number(hi) +
+          "], beyond the double range (exploded samples)";
+    return std::nullopt;
+  }
+  if (hi - lo < 1e-12) return std::make_pair(lo - 0.5, hi + 0.5);
+  return std::make_pair(lo - pad, hi + pad);
 }
 
 /// Angles centred on their circular mean and wrapped to (−π, π], so the cut lies
@@ -353,13 +364,22 @@ nlohmann::json IwDiagReport::to_json() const {
     s["chains_reason"] = chains_reason;
     for (const char* key : kChainKeys) put_missing(s, key, chains_reason);
   }
-  if (free_energy) s["free_energy"] = free_energy->to_json();
+  if (weight_counts) s["weight_counts"] = weight_counts->to_json();
+  if (free_energy) {
+    s["free_energy"] = free_energy->to_json();
+  } else if (!free_energy_reason.empty()) {
+    put_missing(s, "free_energy", free_energy_reason);
+  }
   if (ramachandran) {
     nlohmann::json r = {{"reference", reference_source}};
     r.update(ramachandran->to_json());
     s["ramachandran_vs_reference"] = r;
   }
-  if (free_energy_difference) s["free_energy_difference"] = boltzlab::to_json(*free_energy_difference, kt_kj_mol);
+  if (free_energy_difference) {
+    s["free_energy_difference"] = boltzlab::to_json(*free_energy_difference, kt_kj_mol);
+  } else if (!free_energy_difference_reason.empty()) {
+    put_missing(s, "free_energy_difference", free_energy_difference_reason);
+  }
   s["plots"] = nlohmann::json(plots);
   s["notes"] = notes;
   return s;
@@ -373,12 +393,18 @@ std::string format_report(const IwDiagReport& r) {
   } else {
     o << "\nImportance weights: n/a (" << r.weights_reason << ")\n";
   }
+  if (!r.free_energy && !r.free_energy_reason.empty()) {
+    o << "\nFree-energy surface: not computed (" << r.free_energy_reason << ")\n";
+  }
   if (r.chains) {
     o << format_chains_report(*r.chains);
   } else {
     o << "\nChains: n/a (" << r.chains_reason << ")\n";
   }
   if (r.free_energy_difference) o << format_free_energy_difference(*r.free_energy_difference, r.kt_kj_mol);
+  if (!r.free_energy_difference && !r.free_energy_difference_reason.empty()) {
+    o << "\nFree-energy difference: not computed (" << r.free_energy_difference_reason << ")\n";
+  }
   if (r.ramachandran) o << format_ramachandran_comparison(*r.ramachandran, r.reference_source);
   if (!r.plots.empty()) {
     o << "\nPlots:";
@@ -395,34 +421,53 @@ namespace {
 
 /// Log-weights of the input and the count of non-finite energies.
 struct InputWeights {
-  std::optional<Eigen::VectorXd> log_weights;
+  std::optional<Eigen::VectorXd> log_weights;  ///< usable log-weights (none: not given, or unusable)
   std::size_t non_finite = 0;
+  std::optional<LogWeightCounts> unusable;     ///< counts, set when weights were given but are unusable
+  std::string problem;                         ///< why they are unusable
 };
 
 /// The log-weights (given, or −u − log q), checked against the lengths of the
-/// energies, samples and dihedrals. \throws DomainError naming the mismatch.
+/// energies, samples and dihedrals. NaN/+inf or all −inf log-weights are returned as
+/// `unusable` with their counts. \throws DomainError naming a length mismatch, an
+/// empty array or a non-finite log q.
 InputWeights input_weights(const IwDiagInput& in) {
   InputWeights w;
+  std::optional<Eigen::VectorXd> raw;
+  std::string what = "log-weights";
   if (in.log_weights) {
-    validate_log_weights(*in.log_weights, "log-weights");
-    w.log_weights = *in.log_weights;
-    if (in.reduced_energies && in.reduced_energies->size() != w.log_weights->size()) {
-      throw DomainError("iw-diag: " + std::to_string(w.log_weights->size()) + " log-weights but " +
+    raw = *in.log_weights;
+    if (raw->size() == 0) throw DomainError("log-weights: empty array (no samples)");
+    if (in.reduced_energies && in.reduced_energies->size() != raw->size()) {
+      throw DomainError("iw-diag: " + std::to_string(raw->size()) + " log-weights but " +
                         std::to_string(in.reduced_energies->size()) + " reduced energies (lengths must match)");
     }
     if (in.reduced_energies) {
       for (Eigen::Index i = 0; i < in.reduced_energies->size(); ++i) w.non_finite += !std::isfinite((*in.reduced_energies)[i]);
     }
   } else if (in.reduced_energies && in.log_q) {
-    w.log_weights = log_importance_weights(*in.reduced_energies, *in.log_q, &w.non_finite);
-    validate_log_weights(*w.log_weights, "log-weights (−u − log q)");
+    raw = log_importance_weights(*in.reduced_energies, *in.log_q, &w.non_finite);
+    what = "log-weights (−u − log q)";
   }
-  const std::size_t n_samples = w.log_weights ? static_cast<std::size_t>(w.log_weights->size()) : 0;
+  const std::size_t n_samples = raw ? static_cast<std::size_t>(raw->size()) : 0;
+  if (raw) {
+    const LogWeightCounts counts = count_log_weights(*raw);
+    w.problem = counts.problem();
+    if (w.problem.empty()) {
+      w.log_weights = std::move(raw);
+    } else {
+      w.unusable = counts;
+      w.problem = what + ": " + w.problem;
+    }
+  }
   for (const auto* m : {in.samples ? &*in.samples : nullptr, in.dihedrals ? &*in.dihedrals : nullptr}) {
-    if (m && w.log_weights && static_cast<std::size_t>(m->rows()) != n_samples) {
+    if (m && n_samples > 0 && static_cast<std::size_t>(m->rows()) != n_samples) {
       throw DomainError("iw-diag: " + std::to_string(m->rows()) + " samples but " + std::to_string(n_samples) +
                         " log-weights (lengths must match)");
     }
+  }
+  if (w.unusable && !in.samples && !in.dihedrals && !in.chains) {
+    throw DomainError(w.problem + "; nothing else to analyse");
   }
   return w;
 }
@@ -435,6 +480,11 @@ void record_plot(IwDiagReport& report, const std::string& name, const PlotResult
 /// The importance-weight section; writes psis_log_weights.npy and the weight plots.
 void weights_section(const IwDiagInput& in, const InputWeights& w, const IwDiagOptions& options,
                      const RunDirectory* out, IwDiagReport& report) {
+  if (w.unusable) {
+    report.weights_reason = w.problem;
+    report.weight_counts = w.unusable;
+    return;
+  }
   if (!w.log_weights) {
     report.weights_reason = in.reduced_energies
                                 ? "no proposal log-densities (log_q.npy) or log_weights.npy: the samples carry no "
@@ -535,8 +585,9 @@ void samples_surface(const RowMatrix& x, const std::vector<std::string>& names, 
   const std::string prefix = weighted ? "reweighted " : "";
   const std::size_t bins = options.bins ? options.bins : 50;
   if (x.cols() < 2) {
-    const auto r = data_range(x.col(0), lw);
-    const HistogramAxis ax{"x0", r.first, r.second, bins, false};
+    const auto r = data_range(x.col(0), lw, "x0", report.free_energy_reason);
+    if (!r) return;
+    const HistogramAxis ax{"x0", r->first, r->second, bins, false};
     const FreeEnergy1D f = free_energy_1d(x.col(0), lw, ax);
     report.free_energy = FreeEnergySection{f, ""};
     write_free_energy(f, "free_energy.png", options, out, report, [&](const fs::path& png) {
@@ -549,9 +600,11 @@ void samples_surface(const RowMatrix& x, const std::vector<std::string>& names, 
     throw DomainError("iw-diag: --fes-columns " + std::to_string(cx) + "," + std::to_string(cy) + " out of range for " +
                       std::to_string(x.cols()) + "-dimensional samples");
   }
-  const auto rx = data_range(x.col(cx), lw), ry = data_range(x.col(cy), lw);
-  const HistogramAxis ax{names[static_cast<std::size_t>(cx)], rx.first, rx.second, bins, false};
-  const HistogramAxis ay{names[static_cast<std::size_t>(cy)], ry.first, ry.second, bins, false};
+  const auto rx = data_range(x.col(cx), lw, names[static_cast<std::size_t>(cx)], report.free_energy_reason);
+  const auto ry = data_range(x.col(cy), lw, names[static_cast<std::size_t>(cy)], report.free_energy_reason);
+  if (!rx || !ry) return;
+  const HistogramAxis ax{names[static_cast<std::size_t>(cx)], rx->first, rx->second, bins, false};
+  const HistogramAxis ay{names[static_cast<std::size_t>(cy)], ry->first, ry->second, bins, false};
   const FreeEnergy2D f = free_energy_2d(x.col(cx), x.col(cy), lw, ax, ay);
   report.free_energy = FreeEnergySection{f, weighted ? "2-D marginal, reweighted to the target"
                                                      : "2-D marginal, unweighted samples"};
@@ -560,11 +613,31 @@ void samples_surface(const RowMatrix& x, const std::vector<std::string>& names, 
   });
 }
 
+/// Why the importance weights must not be used to reweight ("" when they may be, or
+/// when there are none): unusable weights, or PSIS k̂ ≥ 1.
+std::string reweighting_veto(const InputWeights& w, const IwDiagReport& report) {
+  if (w.unusable) return "the importance weights are unusable: " + w.problem;
+  if (!report.weights || !report.weights->psis.khat.finite()) return "";
+  const double khat = *report.weights->psis.khat.value;
+  if (khat < 1) return "";
+  std::ostringstream why;
+  why.precision(3);
+  why << "PSIS k̂ = " << khat << " ≥ 1: the importance weights have no finite mean, so a reweighted estimate is "
+      << "dominated by a few draws and does not converge (Vehtari et al. 2024); improve the proposal";
+  return why.str();
+}
+
 /// The free-energy section: Ramachandran surface of the dihedrals, else the surface
-/// of the samples. Returns the coordinates for region free-energy differences.
-RegionCoordinates free_energy_section(const IwDiagInput& in, const Eigen::VectorXd& lw, const IwDiagOptions& options,
-                                      const RunDirectory* out, IwDiagReport& report) {
+/// of the samples; skipped with the reason when reweighting is vetoed. Returns the
+/// coordinates for region free-energy differences.
+RegionCoordinates free_energy_section(const IwDiagInput& in, const Eigen::VectorXd& lw, const std::string& veto,
+                                      const IwDiagOptions& options, const RunDirectory* out, IwDiagReport& report) {
   RegionCoordinates rc;
+  const bool coordinates = in.dihedrals || (in.samples && in.samples->rows() > 0);
+  if (coordinates && !veto.empty()) {
+    report.free_energy_reason = veto;
+    return rc;
+  }
   if (in.dihedrals) {
     rc.coords = &*in.dihedrals;
     rc.names = {"phi", "psi"};
@@ -578,23 +651,33 @@ RegionCoordinates free_energy_section(const IwDiagInput& in, const Eigen::Vector
   return rc;
 }
 
-/// The comparison of the (weighted) dihedrals with the reference run's dihedrals.
+/// The comparison of the (weighted) dihedrals with the reference run's dihedrals
+/// (skipped with a note when the weights are unusable).
 void reference_section(const IwDiagInput& in, const InputWeights& w, IwDiagReport& report) {
   if (!in.reference_dihedrals) return;
   if (!in.dihedrals)
     throw DomainError("iw-diag: --reference needs dihedrals (dihedrals.npy of a molecular run, or --samples "
                       "with a molecular --potential)");
+  if (w.unusable) {
+    report.notes.push_back("Ramachandran comparison with the reference skipped: the importance weights are unusable");
+    return;
+  }
   report.reference_source = in.reference_source;
   report.ramachandran = compare_ramachandran(in.dihedrals->col(0), in.dihedrals->col(1),
                                              w.log_weights ? &*w.log_weights : nullptr, *in.reference_dihedrals);
 }
 
-/// ΔF between the regions of options.regions (default for dihedrals: φ < 0 vs φ ≥ 0).
+/// ΔF between the regions of options.regions (default for dihedrals: φ < 0 vs φ ≥ 0);
+/// skipped with the reason when reweighting is vetoed.
 void region_section(const IwDiagInput& in, const IwDiagOptions& options, const RegionCoordinates& rc,
-                    const Eigen::VectorXd& lw, IwDiagReport& report) {
+                    const Eigen::VectorXd& lw, const std::string& veto, IwDiagReport& report) {
   std::vector<std::string> regions = options.regions;
   if (regions.empty() && in.dihedrals) regions = {"phi<0", "phi>=0"};
   if (regions.empty()) return;
+  if (!veto.empty() && (in.dihedrals || in.samples)) {
+    report.free_energy_difference_reason = veto;
+    return;
+  }
   if (!rc.coords) throw DomainError("iw-diag: --region needs samples or dihedrals to evaluate the regions on");
   const Region a = parse_region(regions[0], rc.names), b = parse_region(regions[1], rc.names);
   report.free_energy_difference = free_energy_difference(*rc.coords, lw, a, b);
@@ -613,9 +696,10 @@ IwDiagReport iw_diagnose(const IwDiagInput& in, const IwDiagOptions& options, co
   weights_section(in, w, options, out, report);
   chains_section(in, options, report);
   const Eigen::VectorXd lw = w.log_weights ? *w.log_weights : Eigen::VectorXd();
-  const RegionCoordinates rc = free_energy_section(in, lw, options, out, report);
+  const std::string veto = reweighting_veto(w, report);
+  const RegionCoordinates rc = free_energy_section(in, lw, veto, options, out, report);
   reference_section(in, w, report);
-  region_section(in, options, rc, lw, report);
+  region_section(in, options, rc, lw, veto, report);
   if (out) out->write_summary(report.to_json());
   return report;
 }

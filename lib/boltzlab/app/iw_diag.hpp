@@ -120,14 +120,22 @@ struct FreeEnergySection {
 struct IwDiagReport {
   std::string input;                        ///< IwDiagInput::description
   std::optional<SourceRun> source_run;      ///< set when the input had a summary.json
-  std::optional<ImportanceReport> weights;  ///< importance weights, when given
+  std::optional<ImportanceReport> weights;  ///< importance weights, when given and usable
   std::string weights_reason;               ///< why `weights` is empty
+  /// Counts of finite, zero (−inf), +inf and NaN log-weights, set when weights were
+  /// given but are unusable (an exploded run: NaN/+inf entries or all −inf).
+  std::optional<LogWeightCounts> weight_counts;
   std::optional<ChainsReport> chains;       ///< chain diagnostics (source set), when given
   std::string chains_reason;                ///< why `chains` is empty
   std::optional<FreeEnergySection> free_energy;
+  /// Why no free-energy surface was made although there were coordinates: the weights
+  /// are unusable, PSIS k̂ ≥ 1 (reweighting is meaningless), or the coordinates have
+  /// no finite range (exploded samples). Empty otherwise.
+  std::string free_energy_reason;
   std::optional<RamachandranComparison> ramachandran;  ///< vs the reference dihedrals
   std::string reference_source;                        ///< where the reference came from
   std::optional<FreeEnergyDifference> free_energy_difference;
+  std::string free_energy_difference_reason;  ///< why regions were given but no ΔF computed
   double kt_kj_mol = 0;                         ///< > 0: ΔF also in kJ/mol
   std::map<std::string, std::string> plots;     ///< file name → "ok" or why it is missing
   std::vector<std::string> notes;               ///< remarks for the user
@@ -142,7 +150,9 @@ struct IwDiagReport {
   /// ess_tail (+ "_reason") mirrored at the top level (null + "_reason" without
   /// chains); free_energy (FreeEnergySection), ramachandran_vs_reference
   /// (RamachandranComparison::to_json + "reference"), free_energy_difference
-  /// (free_energy.hpp to_json) when computed; plots; notes.
+  /// (free_energy.hpp to_json) when computed; plots; notes. Only when set:
+  /// weight_counts (LogWeightCounts::to_json, unusable weights), free_energy: null with
+  /// free_energy_reason, free_energy_difference: null with free_energy_difference_reason.
   nlohmann::json to_json() const;
 };
 
@@ -151,8 +161,17 @@ struct IwDiagReport {
 std::string format_report(const IwDiagReport& report);
 
 /// Runs the analysis. Writes the files into `out` when not null (the caller commits)
-/// and returns the report. \throws DomainError for fatal input problems (empty
-/// arrays, all weights zero, NaN log q, mismatched lengths) with one-line messages.
+/// and returns the report.
+///
+/// Unusable weights (NaN or +inf log-weights, or all −inf, e.g. every energy of an
+/// exploded run non-finite) do not fail the report when there is anything else to
+/// analyse (samples, dihedrals, chains): the weight section is null with its reason and
+/// weight_counts, and the reweighted sections (free energy, ΔF, Ramachandran
+/// comparison) are skipped with their reasons. With PSIS k̂ ≥ 1 the weights have no
+/// finite mean (Vehtari et al. 2024, §3): the reweighted free-energy surface and ΔF are
+/// not computed, with the reason in summary.json and the table.
+/// \throws DomainError for fatal input problems (empty arrays, mismatched lengths, a
+/// non-finite log q, unusable weights with nothing else to analyse) with one-line messages.
 IwDiagReport iw_diagnose(const IwDiagInput& input, const IwDiagOptions& options, const RunDirectory* out);
 
 }  // namespace boltzlab

@@ -328,6 +328,20 @@ std::vector<std::string> cap_frames(RelaxPlan& plan, std::size_t n, std::size_t 
 
 // ---------------------------------------------------------------- stage 4: outputs
 
+/// Mean final u over the healthy particles (healthy_particle), summed in particle
+/// order; none when no particle is healthy.
+std::optional<double> healthy_mean_energy(const Ensemble& ens, const FlowOptions& options) {
+  double sum = 0.0;
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < ens.size(); ++i) {
+    if (!healthy_particle(ens, i, options)) continue;
+    sum += ens.reduced_energies[static_cast<Eigen::Index>(i)];
+    ++count;
+  }
+  if (count == 0) return std::nullopt;
+  return sum / static_cast<double>(count);
+}
+
 /// Stage 4a: what the run directory records. Pointers refer into `init` and `res`.
 RunOutputs relax_outputs(const RelaxOptions& opt, const Potential& pot, const RelaxPlan& plan,
                          const InitialEnsemble& init, const FlowResult& res, const RelaxTimes& times,
@@ -361,9 +375,18 @@ RunOutputs relax_outputs(const RelaxOptions& opt, const Potential& pot, const Re
   o.counts = {{"steps_done", res.steps_done},
               {"energy_evaluations", res.energy_evaluations},
               {"non_finite_evaluations", res.non_finite},
-              {"frames", res.frames.size()}};
+              {"frames", res.frames.size()},
+              {"non_finite_positions", res.health.non_finite_positions},
+              {"exploded_particles", res.health.exploded},
+              {"stuck_particles",
+               res.health.stuck_assessed ? nlohmann::json(res.health.stuck) : nlohmann::json(nullptr)},
+              {"healthy_particles", res.health.healthy()}};
   o.statistics = res.statistics;
   o.statistics["converged_on_tolerance"] = res.converged;
+  o.statistics["health"] = res.health.to_json();
+  const std::optional<double> mean_healthy = healthy_mean_energy(init.ensemble, fo);
+  o.statistics["mean_energy_healthy"] = mean_healthy ? nlohmann::json(*mean_healthy) : nlohmann::json(nullptr);
+  if (!mean_healthy) o.statistics["mean_energy_healthy_reason"] = "no healthy particle (all diverged)";
   o.trace_steps = res.monitor_steps;
   o.traces = res.monitors;
   const double sampling = times.flowed - times.initialized;
@@ -373,12 +396,20 @@ RunOutputs relax_outputs(const RelaxOptions& opt, const Potential& pot, const Re
                {"flow", sampling},
                {"particle_steps_per_second", sampling > 0 ? particle_steps / sampling : 0.0}};
   o.extra = {{"interacting", flow_info(plan.flow_name).interacting}};
-  o.notes = std::move(notes);
+  if (!res.health.ok()) notes.push_back("warning: " + res.health.problem());
   o.plots = opt.plots;
+  if (opt.plots && res.health.diverged() > 0) {
+    // Diverged particles make the traces and sample plots meaningless (and gnuplot may
+    // leave empty files): skip them and say why.
+    o.plots = false;
+    notes.push_back("plots skipped: " + std::to_string(res.health.diverged()) + " of " +
+                    std::to_string(res.health.particles) + " particles diverged (non-finite or exploded)");
+  }
+  o.notes = std::move(notes);
   return o;
 }
 
-/// Stage 4b: the typed report (⟨u⟩ by energy_stats, as in summary.json's energy.mean).
+/// Stage 4b: the typed report (⟨u⟩ over the healthy particles).
 RelaxReport relax_report(const RelaxOptions& opt, const Potential& pot, const RelaxPlan& plan,
                          const Ensemble& ens, const FlowResult& res, const RelaxTimes& times) {
   RelaxReport r;
@@ -392,9 +423,9 @@ RelaxReport relax_report(const RelaxOptions& opt, const Potential& pot, const Re
   const auto acceptance = res.statistics.find("acceptance_rate");
   if (acceptance != res.statistics.end() && acceptance->is_number()) r.acceptance_rate = acceptance->get<double>();
   r.step_size = res.statistics.value("step_size", 0.0);
-  const double mean_energy = energy_stats(ens.reduced_energies).mean;
-  if (std::isfinite(mean_energy)) r.mean_energy = mean_energy;
+  r.mean_energy = healthy_mean_energy(ens, plan.flow_options);
   r.non_finite_evaluations = res.non_finite;
+  r.health = res.health;
   r.out = opt.out;
   return r;
 }
@@ -408,6 +439,12 @@ std::string RelaxReport::message() const {
   if (acceptance_rate) msg << ", acceptance " << format_number(std::round(*acceptance_rate * 1000) / 1000);
   msg << ", step size " << format_number(step_size);
   if (mean_energy) msg << ", <u> = " << format_number(*mean_energy);
+  else msg << ", <u> = n/a";
+  if (health.diverged() > 0) {
+    msg << " over " << health.healthy() << " of " << particles << " particles (" << health.diverged()
+        << " diverged, excluded)";
+  }
+  if (health.stuck > 0) msg << ", " << health.stuck << " stuck particles";
   if (non_finite_evaluations) msg << ", " << non_finite_evaluations << " non-finite evaluations";
   msg << " -> " << out.string();
   return msg.str();
@@ -432,6 +469,16 @@ RelaxReport run_relax(const RelaxOptions& opt) {
 
   write_run(run, relax_outputs(opt, pot, plan, init, res, times, std::move(notes)));
   run.commit();
+  if (!res.health.ok() && !opt.strict) {
+    // Printed even with --quiet: a failed particle is never silent (with --strict the
+    // error line below says it instead).
+    std::fprintf(stderr, "wgf-relax: warning: %s (summary.json counts, statistics.health)\n",
+                 res.health.problem().c_str());
+  }
+  if (opt.strict && !res.health.ok()) {
+    throw DomainError("--strict: the run failed: " + res.health.problem() + " (run directory written to " +
+                      opt.out.string() + ")");
+  }
   return relax_report(opt, pot, plan, init.ensemble, res, times);
 }
 

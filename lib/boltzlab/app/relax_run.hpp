@@ -67,6 +67,7 @@ struct RelaxOptions {
   std::vector<std::string> params;          ///< --param key=value (value parsed as JSON, else string)
   bool quiet = false;                       ///< --quiet: no progress lines
   bool plots = true;                        ///< --no-plots clears it
+  bool strict = false;                      ///< --strict: diverged or stuck particles fail the run (exit 1)
   /// Checks the flag values that need no file. \throws ConfigError naming the flag.
   void validate() const;
 };
@@ -100,10 +101,14 @@ struct RelaxReport {
   double flow_seconds = 0.0;               ///< wall time of the flow run
   std::optional<double> acceptance_rate;   ///< main-phase acceptance (Metropolis flows)
   double step_size = 0.0;                  ///< the flow's final step size (0: it reports none)
-  std::optional<double> mean_energy;       ///< mean of the finite final u (none when no u is finite)
+  /// Mean final u over the healthy particles (FlowHealth: finite and not exploded);
+  /// none when no particle is healthy. Diverged particles are excluded, and counted in `health`.
+  std::optional<double> mean_energy;
   std::size_t non_finite_evaluations = 0;  ///< evaluations with non-finite u or ∇u
+  FlowHealth health;                       ///< diverged and stuck particles of the final ensemble
   std::filesystem::path out;               ///< the committed run directory
-  /// One line for the tool's stdout: flow, sizes, time, acceptance, step size, ⟨u⟩.
+  /// One line for the tool's stdout: flow, sizes, time, acceptance, step size, ⟨u⟩
+  /// (with the number of particles it is taken over when some diverged).
   std::string message() const;
 };
 
@@ -111,6 +116,16 @@ struct RelaxReport {
 /// resolve the settings (flags, the potential's "sampler" section, defaults) and build
 /// the flow; build and check the initial ensemble; run warm-up + flow; write the run
 /// directory (RunOutputs, plus the top-level "interacting" key) and report.
+///
+/// Failed particles (FlowResult::health: non-finite positions or energies, exploded,
+/// stuck) are never averaged away silently: summary.json "counts" gets
+/// non_finite_positions, exploded_particles, stuck_particles (null when not assessed)
+/// and healthy_particles, "statistics" gets "health" (FlowHealth::to_json) and
+/// "mean_energy_healthy" (null with a reason when no particle is healthy), a note and
+/// one warning line on stderr name the counts. The plots of a run with diverged
+/// particles are skipped, with a note saying why. With options.strict such a run
+/// (diverged or stuck) is written and committed, then reported by a DomainError that
+/// starts with "--strict:" and names the counts (wgf-relax exits 1).
 /// \throws ConfigError, IoError, DomainError with one-line messages naming the flag,
 /// file or key; nothing is left in place of an earlier run at `out` on failure.
 RelaxReport run_relax(const RelaxOptions& options);

@@ -6,6 +6,8 @@
 #include <limits>
 #include <numeric>
 #include <sstream>
+#include <tuple>
+#include <utility>
 
 #include <boost/math/distributions/normal.hpp>
 
@@ -48,11 +50,31 @@ void put_quantity(nlohmann::json& out, const std::string& key, const Quantity& q
 
 double log_sum_exp(const Eigen::VectorXd& a) {
   if (a.size() == 0) return kNegInf;
-  const double m = a.maxCoeff();
+  double m = kNegInf;
+  for (Eigen::Index i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i])) return a[i];
+    m = std::max(m, a[i]);
+  }
   if (!std::isfinite(m)) return m;  // −inf (all zero) or +inf
   double sum = 0;
   for (Eigen::Index i = 0; i < a.size(); ++i) sum += std::exp(a[i] - m);
   return m + std::log(sum);
+}
+
+RelativeWeights relative_weights(const Eigen::VectorXd& log_weights, const std::string& what) {
+  validate_log_weights(log_weights, what);
+  RelativeWeights r;
+  r.log_max = log_weights.maxCoeff();
+  r.relative.resize(log_weights.size());
+  r.sum = 0;
+  for (Eigen::Index i = 0; i < log_weights.size(); ++i) {
+    // a − max ≤ 0 (−inf for a zero weight or a difference beyond the double range).
+    // std::exp, not Eigen's vectorized exp: that one clamps its argument at ≈ −709.8
+    // and returns a subnormal ≈ 3e-309 instead of 0 for a zero weight.
+    r.relative[i] = std::exp(log_weights[i] - r.log_max);
+    r.sum += r.relative[i];
+  }
+  return r;
 }
 
 Eigen::VectorXd log_importance_weights(const Eigen::VectorXd& reduced_energies,
@@ -99,15 +121,63 @@ void validate_log_weights(const Eigen::VectorXd& log_weights, const std::string&
 }
 
 Eigen::VectorXd normalized_weights(const Eigen::VectorXd& log_weights) {
-  validate_log_weights(log_weights);
-  const double lse = log_sum_exp(log_weights);
-  return (log_weights.array() - lse).exp().matrix();
+  const RelativeWeights r = relative_weights(log_weights);
+  return r.relative / r.sum;
 }
 
 double kish_ess(const Eigen::VectorXd& log_weights) {
-  const Eigen::VectorXd w = normalized_weights(log_weights);
-  return 1.0 / w.squaredNorm();
+  const RelativeWeights r = relative_weights(log_weights);
+  return r.sum * r.sum / r.relative.squaredNorm();
 }
+
+LogWeightCounts count_log_weights(const Eigen::VectorXd& log_weights) {
+  LogWeightCounts c;
+  c.samples = static_cast<std::size_t>(log_weights.size());
+  for (Eigen::Index i = 0; i < log_weights.size(); ++i) {
+    const double v = log_weights[i];
+    if (std::isnan(v)) ++c.nan;
+    else if (v == std::numeric_limits<double>::infinity()) ++c.positive_infinite;
+    else if (v == kNegInf) ++c.zero_weight;
+    else ++c.finite;
+  }
+  return c;
+}
+
+std::string LogWeightCounts::problem() const {
+  if (samples == 0) return "empty array (no samples)";
+  if (nan > 0 || positive_infinite > 0) {
+    return std::to_string(nan) + " NaN and " + std::to_string(positive_infinite) + " +inf of " +
+           std::to_string(samples) + " log-weights (a broken or exploded run)";
+  }
+  if (finite == 0) return "all " + std::to_string(samples) + " log-weights are -inf (every sample has zero weight)";
+  return "";
+}
+
+nlohmann::json LogWeightCounts::to_json() const {
+  return {{"samples", samples}, {"finite", finite}, {"zero_weight", zero_weight}, {"nan", nan},
+          {"positive_infinite", positive_infinite}};
+}
+
+namespace {
+
+/// Mean and sample standard deviation of the finite entries of `a` (count ≥ 1),
+/// computed on a / max|a| so that entries near ±DBL_MAX do not overflow the sums.
+std::pair<double, double> finite_mean_sd(const Eigen::VectorXd& a, std::size_t count) {
+  double scale = 0;
+  for (Eigen::Index i = 0; i < a.size(); ++i)
+    if (std::isfinite(a[i])) scale = std::max(scale, std::abs(a[i]));
+  if (scale == 0) return {0.0, 0.0};
+  double sum = 0, sum2 = 0;
+  for (Eigen::Index i = 0; i < a.size(); ++i)
+    if (std::isfinite(a[i])) sum += a[i] / scale;
+  const double mean = sum / static_cast<double>(count);
+  for (Eigen::Index i = 0; i < a.size(); ++i)
+    if (std::isfinite(a[i])) sum2 += (a[i] / scale - mean) * (a[i] / scale - mean);
+  const double sd = count > 1 ? std::sqrt(sum2 / static_cast<double>(count - 1)) : 0.0;
+  return {mean * scale, sd * scale};
+}
+
+}  // namespace
 
 WeightDiagnostics weight_diagnostics(const Eigen::VectorXd& log_weights, double clip_fraction) {
   validate_log_weights(log_weights);
@@ -118,26 +188,14 @@ WeightDiagnostics weight_diagnostics(const Eigen::VectorXd& log_weights, double 
   const auto n = static_cast<std::size_t>(log_weights.size());
   d.samples = n;
   d.clip_fraction = clip_fraction;
-  const Eigen::VectorXd w = normalized_weights(log_weights);
-  d.kish_ess = 1.0 / w.squaredNorm();
+  const RelativeWeights r = relative_weights(log_weights);
+  d.kish_ess = r.sum * r.sum / r.relative.squaredNorm();
   d.ess_fraction = d.kish_ess / static_cast<double>(n);
-  d.max_weight_share = w.maxCoeff();
-  d.log_weight_max = log_weights.maxCoeff();
-  double sum = 0, sum2 = 0;
-  std::size_t finite = 0;
-  for (Eigen::Index i = 0; i < log_weights.size(); ++i) {
-    if (std::isfinite(log_weights[i])) {
-      ++finite;
-      sum += log_weights[i];
-    } else {
-      ++d.zero_weight;
-    }
-  }
-  d.log_weight_mean = sum / static_cast<double>(finite);
-  for (Eigen::Index i = 0; i < log_weights.size(); ++i) {
-    if (std::isfinite(log_weights[i])) sum2 += (log_weights[i] - d.log_weight_mean) * (log_weights[i] - d.log_weight_mean);
-  }
-  d.log_weight_sd = finite > 1 ? std::sqrt(sum2 / static_cast<double>(finite - 1)) : 0.0;
+  d.max_weight_share = 1.0 / r.sum;  // the largest relative weight is exactly 1
+  d.log_weight_max = r.log_max;
+  const LogWeightCounts counts = count_log_weights(log_weights);
+  d.zero_weight = counts.zero_weight;
+  std::tie(d.log_weight_mean, d.log_weight_sd) = finite_mean_sd(log_weights, counts.finite);
 
   // Clipping: the ⌊clip_fraction·S⌋ largest log-weights are set to the largest
   // unclipped one; below 1/clip_fraction draws nothing is clipped (never on small batches).
@@ -236,12 +294,12 @@ LogZEstimate estimate_log_z(const Eigen::VectorXd& log_weights, double level) {
   LogZEstimate z;
   z.samples = n;
   z.level = level;
-  z.estimate = log_sum_exp(log_weights) - std::log(static_cast<double>(n));
-  // Weights relative to the largest one: the ratio sd(w)/mean(w) is scale-free.
-  const double m = log_weights.maxCoeff();
-  const Eigen::ArrayXd w = (log_weights.array() - m).exp();
-  const double mean = w.mean();
-  const double var = (w - mean).square().sum() / static_cast<double>(n - 1);
+  // Weights relative to the largest one (never m + log Σ − m: at |m| ≳ 1e16 that
+  // round trip loses log Σ entirely). The ratio sd(w)/mean(w) is scale-free.
+  const RelativeWeights r = relative_weights(log_weights);
+  const double mean = r.sum / static_cast<double>(n);
+  z.estimate = r.log_max + std::log(mean);
+  const double var = (r.relative.array() - mean).square().sum() / static_cast<double>(n - 1);
   z.standard_error = std::sqrt(var) / (std::sqrt(static_cast<double>(n)) * mean);
   const boost::math::normal_distribution<double> normal;
   const double zq = boost::math::quantile(normal, 0.5 * (1 + level));
@@ -433,9 +491,14 @@ PsisResult pareto_smoothed_importance_sampling(const Eigen::VectorXd& log_weight
   const double sd = static_cast<double>(n);
   r.tail_length = static_cast<std::size_t>(std::ceil(std::min(sd / 5, 3 * std::sqrt(sd / options.r_eff))));
   const bool flat_top = smooth_pareto_tail(x, r);
-  x.array() -= log_sum_exp(x);
+  // x ≤ 0 with max 0 after smoothing (the tail is truncated at the largest raw weight),
+  // so Σ exp(x) ∈ [1, S] and log Σ is small: subtracting it loses nothing.
+  Eigen::VectorXd relative(x.size());
+  for (Eigen::Index i = 0; i < x.size(); ++i) relative[i] = std::exp(x[i]);  // exact 0 for −inf (see relative_weights)
+  const double sum = relative.sum();
+  x.array() -= std::log(sum);
   r.smoothed_log_weights = x;
-  r.kish_ess = 1.0 / (x.array().exp().square().sum());
+  r.kish_ess = sum * sum / relative.squaredNorm();
   psis_verdict(r, flat_top);
   return r;
 }

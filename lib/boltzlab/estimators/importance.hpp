@@ -42,13 +42,33 @@ struct Quantity {
 /// q.missing_reason().
 void put_quantity(nlohmann::json& out, const std::string& key, const Quantity& q);
 
-/// Numerically stable log Σ_i exp(a_i). Entries equal to −inf contribute nothing;
-/// returns −inf when every entry is −inf (or a is empty).
+/// Numerically stable log Σ_i exp(a_i) = m + log Σ_i exp(a_i − m), m = max_i a_i.
+/// Entries equal to −inf contribute nothing; returns −inf when every entry is −inf
+/// (or a is empty), +inf when an entry is +inf, NaN when an entry is NaN.
+/// Note: never normalize by subtracting this value from the a_i when |m| is large: at
+/// |m| ≳ 1e16 the sum m + log Σ rounds to m and the difference loses log Σ entirely.
+/// Use relative_weights() (the sum is kept apart from the max) instead.
 double log_sum_exp(const Eigen::VectorXd& a);
+
+/// Weights relative to the largest one, r_i = exp(log w_i − max_j log w_j) ∈ [0, 1],
+/// and their sum Σ r_i ∈ [1, S]: the one representation every estimator here
+/// normalizes through, w̄_i = r_i / Σ r. The max is subtracted before exponentiating
+/// and never added back before dividing, so the result does not depend on a common
+/// offset of the log-weights (1e17 or −1e300 alike) and log-weights spanning the whole
+/// double range (±1e308) stay finite.
+struct RelativeWeights {
+  Eigen::VectorXd relative;  ///< r_i (0 for log w_i = −inf; exactly 1 at the max)
+  double sum = 0;            ///< Σ r_i
+  double log_max = 0;        ///< max_i log w_i (finite)
+};
+/// \throws DomainError as validate_log_weights (naming `what`).
+RelativeWeights relative_weights(const Eigen::VectorXd& log_weights, const std::string& what = "log-weights");
 
 /// Log importance weights log w_i = −u_i − log q_i.
 /// A non-finite reduced energy u_i (NaN or ±inf, as evaluate_batch reports
-/// failures) gives log w_i = −inf and is counted in `*non_finite` when given.
+/// failures) gives log w_i = −inf and is counted in `*non_finite` when given. A
+/// difference beyond the double range (u and log q both near ∓DBL_MAX) gives ±inf:
+/// +inf is then rejected, naming the entry, by validate_log_weights.
 /// \throws DomainError if the lengths differ, the input is empty, or any log q_i is
 ///   not finite (a draw from q has finite log-density; NaN means a broken proposal),
 ///   naming the first offending index.
@@ -60,12 +80,28 @@ Eigen::VectorXd log_importance_weights(const Eigen::VectorXd& reduced_energies,
 /// at least one finite entry. \throws DomainError naming `what` and the problem.
 void validate_log_weights(const Eigen::VectorXd& log_weights, const std::string& what = "log-weights");
 
-/// Normalized weights w̄_i = exp(log w_i − log Σ_j w_j) (sum to 1).
+/// How many log-weights are finite, −inf (zero weight), +inf or NaN: what a report
+/// shows instead of estimates when the weights are unusable (an exploded run).
+struct LogWeightCounts {
+  std::size_t samples = 0;            ///< S
+  std::size_t finite = 0;             ///< finite log w
+  std::size_t zero_weight = 0;        ///< log w = −inf
+  std::size_t positive_infinite = 0;  ///< log w = +inf
+  std::size_t nan = 0;                ///< log w = NaN
+  /// Why the estimators cannot use these weights ("" when they can): NaN or +inf
+  /// entries, no finite entry, or no entry at all.
+  std::string problem() const;
+  /// {samples, finite, zero_weight, nan, positive_infinite}.
+  nlohmann::json to_json() const;
+};
+LogWeightCounts count_log_weights(const Eigen::VectorXd& log_weights);
+
+/// Normalized weights w̄_i = r_i / Σ_j r_j (relative_weights; sum to 1).
 /// \throws DomainError as validate_log_weights.
 Eigen::VectorXd normalized_weights(const Eigen::VectorXd& log_weights);
 
-/// Kish effective sample size (Σw)²/Σw² = 1/Σ w̄_i² (Kish 1965), computed from
-/// log-weights. \throws DomainError as validate_log_weights.
+/// Kish effective sample size (Σw)²/Σw² = (Σ r)²/Σ r² (Kish 1965) on the relative
+/// weights, so S equal log-weights give S at any offset. \throws DomainError as validate_log_weights.
 double kish_ess(const Eigen::VectorXd& log_weights);
 
 /// Summary of a set of importance weights.
@@ -110,7 +146,7 @@ struct SnisEstimate {
 SnisEstimate snis_estimate(const Eigen::VectorXd& log_weights, const Eigen::VectorXd& values);
 
 /// Importance-sampling estimate of log Z = log E_q[w] = log((1/S) Σ w_i)
-/// (log-mean-exp). Delta-method standard error of log Ẑ:
+/// (log-mean-exp: max log w + log((1/S) Σ r_i) with the relative weights r). Delta-method standard error of log Ẑ:
 ///   se = sd(w) / (√S · mean(w)),  sd with ddof = 1,
 /// and the normal confidence interval log Ẑ ± z_{(1+level)/2}·se.
 /// When log w = −u − log q with normalized q, Z = ∫ e^{−u} dx.

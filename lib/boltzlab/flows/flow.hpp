@@ -50,9 +50,59 @@ struct FlowOptions {
   std::size_t monitor_every = 10;  ///< steps between monitor evaluations (mean energy, ...)
   Execution exec = Execution::kParallel;
   bool progress = true;         ///< progress lines on stderr
+  /// A final particle with a finite energy |u| above this is "exploded" (FlowHealth).
+  /// No sampled Boltzmann distribution puts mass at |u| > 1e30 kT.
+  double exploded_energy = 1e30;
+  /// A final particle with a finite coordinate |x_k| above this (target units) is
+  /// "exploded": far outside any physical or analytic target's support.
+  double exploded_position = 1e10;
   /// \throws ConfigError naming the option.
   void validate() const;
 };
+
+/// Particles of a finished run that failed, counted by Flow::run for every flow on the
+/// final ensemble (and, for Metropolis flows, from the chains' acceptance). Disjoint
+/// classes: a particle is non-finite (a NaN/inf coordinate or a non-finite final u),
+/// else exploded (|u| > exploded_energy or some |x_k| > exploded_position), else
+/// healthy. Stuck particles (FlowResult::statistics of MALA) are healthy by position
+/// but did not move; they are counted apart.
+struct FlowHealth {
+  std::size_t particles = 0;             ///< N
+  std::size_t non_finite_positions = 0;  ///< particles with a NaN or ±inf coordinate
+  std::size_t non_finite_energies = 0;   ///< particles with finite coordinates but a non-finite u
+  std::size_t exploded = 0;              ///< finite, but beyond the bounds of FlowOptions
+  /// Metropolis flows (MalaParams): whether stuck chains were assessed, how many, and the
+  /// rule: no accepted move in the last stuck_window sampling steps, or a sampling
+  /// acceptance rate below stuck_acceptance (assessed when sampling_steps ≥ stuck_window).
+  bool stuck_assessed = false;
+  std::size_t stuck = 0;                 ///< chains that stopped moving (0 when not assessed)
+  std::size_t stuck_window = 0;          ///< the rule's window (0: the flow has no acceptance test)
+  double stuck_acceptance = 0;           ///< the rule's acceptance threshold
+  std::size_t sampling_steps = 0;        ///< sampling steps the rule looked at
+  double exploded_energy = 0;            ///< the bounds used
+  double exploded_position = 0;
+  /// Particles that are non-finite or exploded.
+  std::size_t diverged() const { return non_finite_positions + non_finite_energies + exploded; }
+  /// N − diverged(): the particles averages may be taken over.
+  std::size_t healthy() const { return particles - diverged(); }
+  /// No particle diverged and none is stuck.
+  bool ok() const { return diverged() == 0 && stuck == 0; }
+  /// One line naming the counts of what went wrong ("" when ok()).
+  std::string problem() const;
+  /// The stuck rule in words, or why stuck chains were not assessed.
+  std::string stuck_rule() const;
+  /// {particles, healthy, non_finite_positions, non_finite_energies, exploded,
+  ///  exploded_energy_bound, exploded_position_bound, stuck (null when not assessed),
+  ///  stuck_rule}.
+  nlohmann::json to_json() const;
+};
+
+/// Counts the non-finite and exploded particles of `ensemble` (positions and its
+/// reduced_energies) with the bounds of `options`; stuck chains are left unassessed.
+FlowHealth assess_health(const Ensemble& ensemble, const FlowOptions& options);
+
+/// Whether particle i of `ensemble` is healthy in the sense of FlowHealth.
+bool healthy_particle(const Ensemble& ensemble, std::size_t i, const FlowOptions& options);
 
 /// What a flow run reports (written to summary.json by wgf-relax).
 struct FlowResult {
@@ -60,6 +110,7 @@ struct FlowResult {
   bool converged = false;               ///< stopped on tolerance
   std::size_t energy_evaluations = 0;   ///< calls of u (with or without ∇u), over all particles
   std::size_t non_finite = 0;           ///< evaluations with non-finite u or ∇u
+  FlowHealth health;                    ///< diverged and stuck particles at the end (Flow::run)
   nlohmann::json statistics = nlohmann::json::object();  ///< acceptance, adapted step size, ...
   std::vector<double> monitor_steps;    ///< steps at which monitors were recorded
   std::map<std::string, std::vector<double>> monitors;  ///< "mean_energy" always; flow-specific others
@@ -70,9 +121,15 @@ class Flow {
  public:
   virtual ~Flow() = default;
   virtual std::string name() const = 0;
-  /// Runs the flow on `ensemble` in place. On return ensemble.reduced_energies
-  /// holds u at the final positions (+inf where not finite).
-  virtual FlowResult run(const Target& target, Ensemble& ensemble, const FlowOptions& options) = 0;
+  /// Runs the flow on `ensemble` in place (evolve()), then counts the diverged particles
+  /// of the final ensemble into FlowResult::health (assess_health; a flow's own stuck
+  /// count is kept). On return ensemble.reduced_energies holds u at the final positions
+  /// (+inf where not finite). Never throws for diverged particles: the caller decides.
+  FlowResult run(const Target& target, Ensemble& ensemble, const FlowOptions& options);
+
+ protected:
+  /// The flow itself: moves `ensemble` and sets its final reduced energies.
+  virtual FlowResult evolve(const Target& target, Ensemble& ensemble, const FlowOptions& options) = 0;
 };
 
 /// Builds a flow from its flow-specific parameters (e.g. {"gamma": 1.0}); the

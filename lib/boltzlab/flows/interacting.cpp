@@ -177,7 +177,7 @@ void InteractingFlow::check_inputs(const Target& target, const Ensemble& ensembl
   if (n < 2) throw DomainError(name() + ": needs at least 2 particles, got " + std::to_string(n));
 }
 
-FlowResult InteractingFlow::run(const Target& target, Ensemble& ensemble, const FlowOptions& options) {
+FlowResult InteractingFlow::evolve(const Target& target, Ensemble& ensemble, const FlowOptions& options) {
   check_inputs(target, ensemble, options);
   prepare(target, ensemble, options);
   Loop loop(*this, target, ensemble, options);

@@ -41,9 +41,9 @@ struct InteractingOptions {
 class InteractingFlow : public Flow {
  public:
   explicit InteractingFlow(InteractingOptions common) : common_(std::move(common)) {}
-  FlowResult run(const Target& target, Ensemble& ensemble, const FlowOptions& options) final;
 
  protected:
+  FlowResult evolve(const Target& target, Ensemble& ensemble, const FlowOptions& options) final;
   /// Called once before the loop (check shapes, load data). Default: nothing.
   virtual void prepare(const Target& target, const Ensemble& ensemble, const FlowOptions& options);
   /// The update Δ (N×d) at positions x with ∇u (N×d, finite) at inverse temperature β;

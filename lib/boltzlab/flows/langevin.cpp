@@ -7,6 +7,7 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/rng.hpp"
+#include "boltzlab/io/config.hpp"
 
 namespace boltzlab {
 namespace {
@@ -64,7 +65,7 @@ struct ChainState {
   std::vector<Rng> rng;    ///< rng[i] = stream_for(seed, i)
   Layout layout;
   std::size_t d;
-  double tau = 0.0;        ///< current step size
+  std::vector<double> tau;  ///< tau[i]: particle i's current step size
   ChainState(const Target& t, Ensemble& e) : target(t), ensemble(e), d(e.dim()) {}
   double* x(std::size_t i) { return ensemble.particle(i); }
   double* g(std::size_t i) { return grad.row(static_cast<Eigen::Index>(i)).data(); }
@@ -93,9 +94,47 @@ struct ChainState {
   }
 };
 
+// ---------------------------------------------------------------- adaptation
+
+/// Dual averaging of log τ toward a target acceptance (Hoffman & Gelman 2014,
+/// Algorithm 5): H̄_t = (1 − 1/(t+t0)) H̄_{t−1} + (α* − α_t)/(t+t0);
+/// log τ_t = μ − √t/γ · H̄_t (clamped to log τ₀ ± kClamp, so that τ neither underflows
+/// to 0 nor overflows); log τ̄_t = t^{−κ} log τ_t + (1 − t^{−κ}) log τ̄_{t−1}.
+/// The frozen step size after warm-up is τ̄. One instance per chain.
+class DualAveraging {
+ public:
+  DualAveraging(double tau0, double target)
+      : log_tau0_(std::log(tau0)), mu_(std::log(10.0 * tau0)), target_(target), log_tau_bar_(log_tau0_) {}
+  /// Feeds the acceptance probability α_t of the step just taken; returns the next τ.
+  double update(double acceptance) {
+    ++t_;
+    const double t = static_cast<double>(t_);
+    const double a = std::isfinite(acceptance) ? acceptance : 0.0;
+    h_bar_ = (1.0 - 1.0 / (t + kT0)) * h_bar_ + (target_ - a) / (t + kT0);
+    const double log_tau = std::clamp(mu_ - std::sqrt(t) / kGamma * h_bar_, log_tau0_ - kClamp, log_tau0_ + kClamp);
+    const double w = std::pow(t, -kKappa);
+    log_tau_bar_ = w * log_tau + (1.0 - w) * log_tau_bar_;
+    return std::exp(log_tau);
+  }
+  double final_step_size() const { return std::exp(log_tau_bar_); }
+
+ private:
+  static constexpr double kGamma = 0.05;
+  static constexpr double kT0 = 10.0;
+  static constexpr double kKappa = 0.75;
+  static constexpr double kClamp = 30.0;
+  double log_tau0_;
+  double mu_;
+  double target_;
+  double h_bar_ = 0.0;
+  double log_tau_bar_;
+  std::size_t t_ = 0;
+};
+
 // ---------------------------------------------------------------- kernels
-// Each kernel advances one particle by one step: step(i, β, scratch, tally) returns
-// the acceptance probability of the step (1 for unadjusted moves).
+// Each kernel advances one particle by one step: step(i, β, warmup, scratch, tally)
+// returns the acceptance probability of the step (1 for unadjusted moves); `warmup`
+// is true during the warm-up steps. end_warmup() is called once between the phases.
 
 /// The overdamped Langevin move of particle i at inverse temperature β: position,
 /// gradient, the projected draw Pξ (in the block's scratch), drift τβ and noise √(2τ).
@@ -106,21 +145,24 @@ struct OverdampedMove {
   double drift;
   double noise;
   OverdampedMove(ChainState& st, std::size_t i, double beta, Scratch& s)
-      : x(st.x(i)), g(st.g(i)), xi(st.draw_projected(i, s.xi.data())), drift(st.tau * beta),
-        noise(std::sqrt(2.0 * st.tau)) {}
+      : x(st.x(i)), g(st.g(i)), xi(st.draw_projected(i, s.xi.data())), drift(st.tau[i] * beta),
+        noise(std::sqrt(2.0 * st.tau[i])) {}
 };
 
-/// Base of the overdamped kernels: the chain state, no per-particle state to initialize.
-struct OverdampedKernel {
-  ChainState& st;
+/// Base of the kernels without adaptation or per-chain counters: init and end_warmup
+/// do nothing.
+struct PlainKernel {
   void init(std::size_t) {}
+  void end_warmup() {}
 };
 
-struct UlaKernel : OverdampedKernel {
+struct UlaKernel : PlainKernel {
+  ChainState& st;
+  explicit UlaKernel(ChainState& state) : st(state) {}
   static constexpr int kExtras = 0;
   static const char* extra_name(int) { return ""; }
   /// x ← x − τβ∇u(x) + √(2τ) Pξ; then u, ∇u at the new x.
-  double step(std::size_t i, double beta, Scratch& s, Tally& tally) {
+  double step(std::size_t i, double beta, bool, Scratch& s, Tally& tally) {
     const OverdampedMove m(st, i, beta, s);
     for (std::size_t k = 0; k < st.d; ++k) m.x[k] += m.noise * m.xi[k] - m.drift * m.g[k];
     st.u(i) = st.evaluate(m.x, m.g, tally);
@@ -129,13 +171,32 @@ struct UlaKernel : OverdampedKernel {
   void extras(std::size_t, double, double*) const {}
 };
 
-struct MalaKernel : OverdampedKernel {
+struct MalaKernel {
+  ChainState& st;
+  std::vector<DualAveraging> adapters;  ///< one per chain; empty: no adaptation
+  std::vector<std::size_t> accepted;    ///< per chain: accepted proposals of the sampling phase
+  std::vector<std::size_t> rejections;  ///< per chain: proposals rejected since its last acceptance (sampling phase)
+  MalaKernel(ChainState& state, std::size_t n, double tau0, double target, bool adapt)
+      : st(state), accepted(n, 0), rejections(n, 0) {
+    if (adapt) adapters.assign(n, DualAveraging(tau0, target));
+  }
   static constexpr int kExtras = 1;
   static const char* extra_name(int) { return "acceptance"; }
+  void init(std::size_t) {}
+  /// Freezes τ_i at the averaged iterate τ̄_i of its dual averaging.
+  void end_warmup() {
+    for (std::size_t i = 0; i < adapters.size(); ++i) st.tau[i] = adapters[i].final_step_size();
+  }
   /// Proposal y = x − τβ∇u(x) + √(2τ) Pξ, accepted with probability
   /// min(1, exp(log α)), log α = −β(u(y) − u(x)) − |x − y + τβ∇u(y)|²/(4τ) + |Pξ|²/2
-  /// (the forward term |y − x + τβ∇u(x)|²/(4τ) equals |Pξ|²/2).
-  double step(std::size_t i, double beta, Scratch& s, Tally& tally) {
+  /// (the forward term |y − x + τβ∇u(x)|²/(4τ) equals |Pξ|²/2). In warm-up the
+  /// acceptance probability then drives particle i's own τ_i.
+  double step(std::size_t i, double beta, bool warmup, Scratch& s, Tally& tally) {
+    const double prob = propose(i, beta, warmup, s, tally);
+    if (warmup && !adapters.empty()) st.tau[i] = adapters[i].update(prob);
+    return prob;
+  }
+  double propose(std::size_t i, double beta, bool warmup, Scratch& s, Tally& tally) {
     const std::size_t d = st.d;
     const OverdampedMove m(st, i, beta, s);
     double* y = s.y.data();
@@ -151,14 +212,19 @@ struct MalaKernel : OverdampedKernel {
       const double r = m.x[k] - y[k] + m.drift * gy[k];
       backward += r * r;
     }
-    const double log_alpha = -beta * (uy - st.u(i)) - backward / (4.0 * st.tau) + 0.5 * forward;
+    const double log_alpha = -beta * (uy - st.u(i)) - backward / (4.0 * st.tau[i]) + 0.5 * forward;
     const double prob = metropolis_probability(log_alpha);
     tally.accept_prob += prob;
-    if (std::log(st.rng[i].uniform_pos()) < log_alpha) {  // NaN compares false: rejected
+    const bool accept = std::log(st.rng[i].uniform_pos()) < log_alpha;  // NaN compares false: rejected
+    if (accept) {
       std::copy(y, y + d, m.x);
       std::copy(gy, gy + d, m.g);
       st.u(i) = uy;
       ++tally.accepted;
+    }
+    if (!warmup) {
+      accepted[i] += accept;
+      rejections[i] = accept ? 0 : rejections[i] + 1;
     }
     return prob;
   }
@@ -179,19 +245,20 @@ struct BaoabKernel {
   static const char* extra_name(int) { return "kinetic_temperature"; }
   double* p(std::size_t i) { return momenta.row(static_cast<Eigen::Index>(i)).data(); }
   /// p ~ N(0, m I) projected (centred) for particle systems.
+  void end_warmup() {}
   void init(std::size_t i) {
     double* pi = st.draw_projected(i, p(i));
     const double sm = std::sqrt(mass);
     for (std::size_t k = 0; k < st.d; ++k) pi[k] *= sm;
   }
   /// B A O A B (see langevin.hpp); ∇u at the start is the one stored from the last step.
-  double step(std::size_t i, double beta, Scratch& s, Tally& tally) {
+  double step(std::size_t i, double beta, bool, Scratch& s, Tally& tally) {
     const std::size_t d = st.d;
     double* x = st.x(i);
     double* g = st.g(i);
     double* pi = p(i);
     const double* xi = st.draw_projected(i, s.xi.data());
-    const double h = st.tau;
+    const double h = st.tau[i];
     const double kick = 0.5 * h * beta;
     const double drift = 0.5 * h / mass;
     const double c1 = std::exp(-friction * h);
@@ -216,53 +283,26 @@ struct BaoabKernel {
   }
 };
 
-// ---------------------------------------------------------------- adaptation
-
-/// Dual averaging of log τ toward a target acceptance (Hoffman & Gelman 2014,
-/// Algorithm 5): H̄_t = (1 − 1/(t+t0)) H̄_{t−1} + (α* − α_t)/(t+t0);
-/// log τ_t = μ − √t/γ · H̄_t; log τ̄_t = t^{−κ} log τ_t + (1 − t^{−κ}) log τ̄_{t−1}.
-/// The frozen step size after warm-up is τ̄.
-class DualAveraging {
- public:
-  DualAveraging(double tau0, double target) : mu_(std::log(10.0 * tau0)), target_(target) {}
-  /// Feeds the acceptance probability α_t of the step just taken; returns the next τ.
-  double update(double acceptance) {
-    ++t_;
-    const double t = static_cast<double>(t_);
-    const double a = std::isfinite(acceptance) ? acceptance : 0.0;
-    h_bar_ = (1.0 - 1.0 / (t + kT0)) * h_bar_ + (target_ - a) / (t + kT0);
-    const double log_tau = mu_ - std::sqrt(t) / kGamma * h_bar_;
-    const double w = std::pow(t, -kKappa);
-    log_tau_bar_ = w * log_tau + (1.0 - w) * log_tau_bar_;
-    return std::exp(log_tau);
-  }
-  double final_step_size() const { return std::exp(log_tau_bar_); }
-
- private:
-  static constexpr double kGamma = 0.05;
-  static constexpr double kT0 = 10.0;
-  static constexpr double kKappa = 0.75;
-  double mu_;
-  double target_;
-  double h_bar_ = 0.0;
-  double log_tau_bar_ = 0.0;
-  std::size_t t_ = 0;
-};
-
 // ---------------------------------------------------------------- driver
 
 struct DriverConfig {
   std::string label;
-  double step_size = 0.0;
-  DualAveraging* adapter = nullptr;  ///< warm-up adaptation of τ (null: none)
+  double step_size = 0.0;  ///< initial τ of every particle
 };
 
 struct DriverOutcome {
   FlowResult result;
   Tally warmup;
   Tally main;
-  double final_step_size = 0.0;
 };
+
+/// The q-quantile (nearest rank) of v; NaN when v is empty.
+double quantile(std::vector<double> v, double q) {
+  if (v.empty()) return kNaN;
+  const auto k = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
+  return v[k];
+}
 
 /// Runs warm-up + steps of `kernel` over all particles. Between synchronization
 /// points ("segments") each block advances its particles through all steps of the
@@ -280,7 +320,7 @@ class Driver {
   DriverOutcome run() {
     res_.monitors["mean_energy"] = {};
     for (int c = 0; c < Kernel::kExtras; ++c) res_.monitors[Kernel::extra_name(c)] = {};
-    st_.tau = cfg_.step_size;
+    st_.tau.assign(n_, cfg_.step_size);
     // Frames (thinning): frame f is taken after main-phase step (f+1)·thin.
     n_frames_ = opt_.thin > 0 ? std::min(opt_.steps / opt_.thin, opt_.max_frames) : 0;
     res_.frames.assign(n_frames_, RowMatrix(static_cast<Eigen::Index>(n_), static_cast<Eigen::Index>(st_.d)));
@@ -321,19 +361,17 @@ class Driver {
     return init;
   }
 
-  /// Warm-up: with adaptation one synchronized step at a time, then τ frozen.
+  /// Warm-up (the kernel adapts per particle, so no synchronization is needed), then
+  /// the kernel's end of warm-up (MALA: every τ_i frozen).
   std::size_t warm_up(Progress& progress) {
     std::size_t t = 0;
     while (t < opt_.warmup) {
-      const std::size_t t1 = cfg_.adapter ? t + 1 : std::min(opt_.warmup, t + chunk_);
-      const Tally seg = run_segment(t, t1);
-      out_.warmup.add(seg);
-      if (cfg_.adapter && n_ > 0) st_.tau = cfg_.adapter->update(seg.accept_prob / static_cast<double>(n_));
+      const std::size_t t1 = std::min(opt_.warmup, t + chunk_);
+      out_.warmup.add(run_segment(t, t1));
       t = t1;
       progress.update(t, status());
     }
-    if (cfg_.adapter && opt_.warmup > 0) st_.tau = cfg_.adapter->final_step_size();
-    out_.final_step_size = st_.tau;
+    kernel_.end_warmup();
     return t;
   }
 
@@ -382,7 +420,7 @@ class Driver {
     all.add(out_.main);
     res_.energy_evaluations = all.evaluations;
     res_.non_finite = all.non_finite;
-    res_.statistics["step_size"] = st_.tau;
+    res_.statistics["step_size"] = quantile(st_.tau, 0.5);
     res_.statistics["warmup_steps"] = warmup;
     res_.statistics["steps"] = t - std::min(t, warmup);
     res_.statistics["beta_final"] = opt_.beta.at(t > 0 ? t - 1 : 0);
@@ -412,10 +450,12 @@ class Driver {
     slot_of_.assign(len, -1);
     frame_of_.assign(len, -1);
     betas_.resize(len);
+    warmup_.resize(len);
     slot_steps_.clear();
     for (std::size_t k = 0; k < len; ++k) {
       const std::size_t t = t0 + k;
       betas_[k] = opt_.beta.at(t);
+      warmup_[k] = t < opt_.warmup;
       const std::size_t done = t + 1;
       if (done % opt_.monitor_every == 0 || done == total_) {
         slot_of_[k] = static_cast<int>(slot_steps_.size());
@@ -440,7 +480,7 @@ class Driver {
           Scratch scratch(st_.d);
           for (std::size_t i = b; i < e; ++i) {
             for (std::size_t k = 0; k < len; ++k) {
-              const double a = kernel_.step(i, betas_[k], scratch, tally);
+              const double a = kernel_.step(i, betas_[k], warmup_[k] != 0, scratch, tally);
               if (slot_of_[k] >= 0) accumulate(accs_[static_cast<std::size_t>(slot_of_[k]) * blocks_ + blk], i, a);
               if (frame_of_[k] >= 0) {
                 res_.frames[static_cast<std::size_t>(frame_of_[k])].row(static_cast<Eigen::Index>(i)) =
@@ -484,7 +524,7 @@ class Driver {
   std::string status() {
     const double e = res_.monitors["mean_energy"].back();
     char buf[96];
-    std::snprintf(buf, sizeof buf, "<u> = %.6g, step size %.4g", e, st_.tau);
+    std::snprintf(buf, sizeof buf, "<u> = %.6g, step size %.4g", e, quantile(st_.tau, 0.5));
     return std::string(buf);
   }
 
@@ -504,6 +544,7 @@ class Driver {
   std::vector<int> slot_of_;        ///< per step of the segment: monitor slot or −1
   std::vector<long> frame_of_;      ///< per step of the segment: frame index or −1
   std::vector<double> betas_;       ///< per step of the segment: β
+  std::vector<char> warmup_;        ///< per step of the segment: whether it is a warm-up step
   std::vector<double> slot_steps_;  ///< per monitor slot: steps done
 };
 
@@ -533,12 +574,12 @@ Layout layout_of(const Target& target) {
 
 // ---------------------------------------------------------------- flows
 
-FlowResult UlaFlow::run(const Target& target, Ensemble& ensemble, const FlowOptions& options) {
+FlowResult UlaFlow::evolve(const Target& target, Ensemble& ensemble, const FlowOptions& options) {
   check_inputs(target, ensemble, options, "ula");
   ChainState st(target, ensemble);
   st.layout = layout_of(target);
-  UlaKernel kernel{{st}};
-  DriverConfig cfg{"ula", options.step_size > 0 ? options.step_size : kDefaultStepSize, nullptr};
+  UlaKernel kernel(st);
+  DriverConfig cfg{"ula", options.step_size > 0 ? options.step_size : kDefaultStepSize};
   DriverOutcome out = drive(kernel, st, options, cfg);
   out.result.statistics["flow"] = "ula";
   return std::move(out.result);
@@ -546,32 +587,65 @@ FlowResult UlaFlow::run(const Target& target, Ensemble& ensemble, const FlowOpti
 
 void MalaParams::validate() const {
   if (!(target_acceptance > 0.0 && target_acceptance < 1.0)) {
-    throw ConfigError("mala: target_acceptance is " + std::to_string(target_acceptance) +
-                      ", but must be in (0, 1)");
+    throw ConfigError("mala: target_acceptance is " + format_number(target_acceptance) + ", but must be in (0, 1)");
+  }
+  if (stuck_window == 0) throw ConfigError("mala: stuck_window is 0, but must be >= 1");
+  if (!(stuck_acceptance >= 0.0 && stuck_acceptance < 1.0)) {
+    throw ConfigError("mala: stuck_acceptance is " + format_number(stuck_acceptance) + ", but must be in [0, 1)");
   }
 }
 
 MalaFlow::MalaFlow(MalaParams params) : params_(params) { params_.validate(); }
 
-FlowResult MalaFlow::run(const Target& target, Ensemble& ensemble, const FlowOptions& options) {
+namespace {
+
+/// Per-chain statistics of a MALA run: the spread of the frozen τ_i and of the
+/// sampling acceptance rates, and the stuck chains (MalaParams) into `health`.
+void mala_chain_statistics(const MalaParams& params, const MalaKernel& kernel, const ChainState& st,
+                           std::size_t main_steps, nlohmann::json& s, FlowHealth& health) {
+  const std::size_t n = st.tau.size();
+  s["step_size_min"] = n ? *std::min_element(st.tau.begin(), st.tau.end()) : kNaN;
+  s["step_size_max"] = n ? *std::max_element(st.tau.begin(), st.tau.end()) : kNaN;
+  s["step_size_quantiles"] = {{"q05", quantile(st.tau, 0.05)}, {"q50", quantile(st.tau, 0.5)},
+                              {"q95", quantile(st.tau, 0.95)}};
+  std::vector<double> rates(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    rates[i] = main_steps ? static_cast<double>(kernel.accepted[i]) / static_cast<double>(main_steps) : kNaN;
+  }
+  s["acceptance_rate_min"] = main_steps && n ? *std::min_element(rates.begin(), rates.end()) : kNaN;
+  health.stuck_window = params.stuck_window;
+  health.stuck_acceptance = params.stuck_acceptance;
+  health.sampling_steps = main_steps;
+  health.stuck_assessed = main_steps >= params.stuck_window && n > 0;
+  health.stuck = 0;
+  if (health.stuck_assessed) {
+    for (std::size_t i = 0; i < n; ++i) {
+      health.stuck += kernel.rejections[i] >= params.stuck_window || rates[i] < params.stuck_acceptance;
+    }
+  }
+  s["stuck_particles"] = health.stuck_assessed ? nlohmann::json(health.stuck) : nlohmann::json(nullptr);
+  s["stuck_rule"] = health.stuck_rule();
+}
+
+}  // namespace
+
+FlowResult MalaFlow::evolve(const Target& target, Ensemble& ensemble, const FlowOptions& options) {
   check_inputs(target, ensemble, options, "mala");
   ChainState st(target, ensemble);
   st.layout = layout_of(target);
-  MalaKernel kernel{{st}};
   const double dof = static_cast<double>(std::max<std::size_t>(1, degrees_of_freedom(target)));
   const double tau0 = options.step_size > 0 ? options.step_size : 0.1 * std::pow(dof, -1.0 / 3.0);
-  DualAveraging adapter(tau0, params_.target_acceptance);
   const bool adapt = params_.adapt && options.warmup > 0;
-  DriverConfig cfg{"mala", tau0, adapt ? &adapter : nullptr};
-  DriverOutcome out = drive(kernel, st, options, cfg);
+  MalaKernel kernel(st, ensemble.size(), tau0, params_.target_acceptance, adapt);
+  DriverOutcome out = drive(kernel, st, options, DriverConfig{"mala", tau0});
   auto& s = out.result.statistics;
   const double n = static_cast<double>(ensemble.size());
   const double main_steps = s["steps"].get<double>();
   const double warm_steps = static_cast<double>(options.warmup);
   s["flow"] = "mala";
   s["step_size_initial"] = tau0;
-  s["adaptation"] = adapt ? "dual averaging of log step size on the ensemble-mean acceptance "
-                            "probability (shared by all particles), frozen after warm-up"
+  s["adaptation"] = adapt ? "per-particle dual averaging of log step size on each chain's own acceptance "
+                            "probability during warm-up, then frozen (step_size: the median)"
                           : "none";
   s["target_acceptance"] = params_.target_acceptance;
   const double main_props = n * main_steps;
@@ -579,6 +653,7 @@ FlowResult MalaFlow::run(const Target& target, Ensemble& ensemble, const FlowOpt
   s["mean_acceptance_probability"] = main_props > 0 ? out.main.accept_prob / main_props : kNaN;
   const double warm_props = n * warm_steps;
   s["warmup_acceptance_rate"] = warm_props > 0 ? static_cast<double>(out.warmup.accepted) / warm_props : kNaN;
+  mala_chain_statistics(params_, kernel, st, static_cast<std::size_t>(main_steps), s, out.result.health);
   return std::move(out.result);
 }
 
@@ -593,13 +668,13 @@ void BaoabParams::validate() const {
 
 BaoabFlow::BaoabFlow(BaoabParams params) : params_(params) { params_.validate(); }
 
-FlowResult BaoabFlow::run(const Target& target, Ensemble& ensemble, const FlowOptions& options) {
+FlowResult BaoabFlow::evolve(const Target& target, Ensemble& ensemble, const FlowOptions& options) {
   check_inputs(target, ensemble, options, "baoab");
   ChainState st(target, ensemble);
   st.layout = layout_of(target);
   BaoabKernel kernel{st, RowMatrix(ensemble.positions.rows(), ensemble.positions.cols()), params_.friction,
                      params_.mass, static_cast<double>(std::max<std::size_t>(1, degrees_of_freedom(target)))};
-  DriverConfig cfg{"baoab", options.step_size > 0 ? options.step_size : 0.05, nullptr};
+  DriverConfig cfg{"baoab", options.step_size > 0 ? options.step_size : 0.05};
   DriverOutcome out = drive(kernel, st, options, cfg);
   auto& s = out.result.statistics;
   s["flow"] = "baoab";
@@ -619,6 +694,10 @@ std::unique_ptr<Flow> make_mala(JsonReader& params) {
   MalaParams p;
   p.target_acceptance = params.get_double("target_acceptance", p.target_acceptance);
   p.adapt = params.get_bool("adapt", p.adapt);
+  const long long window = params.get_int("stuck_window", static_cast<long long>(p.stuck_window));
+  if (window < 1) params.fail("stuck_window", "is " + std::to_string(window) + ", but must be >= 1");
+  p.stuck_window = static_cast<std::size_t>(window);
+  p.stuck_acceptance = params.get_double("stuck_acceptance", p.stuck_acceptance);
   return std::make_unique<MalaFlow>(p);
 }
 

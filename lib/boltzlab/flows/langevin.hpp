@@ -29,10 +29,11 @@
 ///
 /// Schedule: the run has options.warmup + options.steps steps; β(t) =
 /// options.beta.at(t) with t counted from the first warm-up step. Warm-up steps are
-/// burn-in (no frames); MALA adapts τ during them (see MalaParams). Monitors
-/// ("mean_energy": mean of the finite u over particles; MALA also "acceptance", the mean
-/// acceptance probability of that step; BAOAB also "kinetic_temperature", ⟨|p|²/m⟩/dof)
-/// are recorded at step 0 and after every options.monitor_every steps and at the end.
+/// burn-in (no frames); MALA adapts each particle's τ during them (see MalaParams).
+/// Monitors ("mean_energy": mean of the finite u over particles; MALA also
+/// "acceptance", the mean acceptance probability of that step; BAOAB also
+/// "kinetic_temperature", ⟨|p|²/m⟩/dof) are recorded at step 0 and after every
+/// options.monitor_every steps and at the end.
 /// Tolerance (> 0): after warm-up and annealing, stop when the mean energy changes by
 /// less than tolerance·max(1, |⟨u⟩|) between consecutive monitors (a relaxation
 /// criterion; for sampling leave it 0).
@@ -47,35 +48,56 @@ namespace boltzlab {
 class UlaFlow : public Flow {
  public:
   std::string name() const override { return "ula"; }
-  FlowResult run(const Target& target, Ensemble& ensemble, const FlowOptions& options) override;
   static constexpr double kDefaultStepSize = 0.01;
+
+ protected:
+  FlowResult evolve(const Target& target, Ensemble& ensemble, const FlowOptions& options) override;
 };
 
-/// MALA parameters ({"target_acceptance": 0.574, "adapt": true}).
+/// MALA parameters ({"target_acceptance": 0.574, "adapt": true, "stuck_window": 100,
+/// "stuck_acceptance": 0.05}).
 ///
-/// Step-size adaptation (warm-up only, then frozen and reported): dual averaging of
-/// log τ (Nesterov 2009; Hoffman & Gelman 2014, eqs. (5)–(6); κ = 0.75, γ = 0.05,
-/// t0 = 10, μ = log(10 τ₀)), driven by the ENSEMBLE-MEAN acceptance probability of
-/// each warm-up step, one step size shared by all particles. Why shared: all chains
-/// target the same π_β, so the mean over N chains is a low-noise estimate of the
-/// acceptance rate and the adaptation settles in a few dozen steps; after freezing
-/// every chain runs the same Markov kernel, so the particles are exchangeable replicas
-/// (what the batch-means error bars assume). It costs one synchronization per warm-up
-/// step, which is negligible next to N gradient evaluations.
+/// Step-size adaptation, PER PARTICLE, during warm-up only: every chain i runs its own
+/// dual averaging of log τ_i (Nesterov 2009; Hoffman & Gelman 2014, Algorithm 5, as
+/// Stan does per chain: κ = 0.75, γ = 0.05, t0 = 10, μ = log(10 τ₀)) on its own
+/// acceptance probability min(1, α_t) of each warm-up step, log τ_i clamped to
+/// log τ₀ ± 30. At the end of warm-up τ_i is frozen at the averaged iterate τ̄_i, so
+/// the sampling phase of every chain is a time-homogeneous Metropolis–Hastings kernel,
+/// reversible with respect to π_β: a valid MCMC chain. Why per particle: a particle
+/// that starts far in a steep tail (|∇u| ≫ 1/τ) proposes far overshooting moves that
+/// are all rejected; with one step size tuned to the ensemble-mean acceptance it never
+/// moves. Its own τ_i shrinks until it accepts, then grows again as it reaches the bulk.
+/// The adaptation uses no random numbers, so results stay bit-identical for any
+/// thread count. Without adaptation (adapt false or warmup 0) every τ_i = τ₀.
+///
+/// Stuck chains (assessed when the sampling phase has ≥ stuck_window steps): a chain
+/// is stuck when its last stuck_window proposals were all rejected, or its
+/// sampling-phase acceptance rate is below stuck_acceptance. A healthy chain near the
+/// target acceptance 0.574 rejects 100 proposals in a row with probability
+/// 0.426^100 ≈ 1e-37, so the count is no false alarm. The count is
+/// FlowResult::health.stuck; statistics also give the spread of τ_i and of the
+/// per-chain acceptance rates.
 struct MalaParams {
   double target_acceptance = 0.574;  ///< α* (Roberts & Rosenthal 1998), in (0, 1)
-  bool adapt = true;                 ///< adapt τ during warm-up (needs warmup > 0)
+  bool adapt = true;                 ///< adapt each τ_i during warm-up (needs warmup > 0)
+  std::size_t stuck_window = 100;    ///< trailing rejections that make a chain stuck; ≥ 1
+  double stuck_acceptance = 0.05;    ///< sampling acceptance rate below which a chain is stuck; in [0, 1)
   /// \throws ConfigError naming the field.
   void validate() const;
 };
 
-/// MALA. Default initial τ = 0.1·d^{−1/3} (the optimal τ scales as d^{−1/3}).
+/// MALA. Default initial τ₀ = 0.1·d^{−1/3} (the optimal τ scales as d^{−1/3}).
+/// statistics: "step_size" (the median frozen τ_i), "step_size_min", "step_size_max",
+/// "step_size_quantiles" {q05, q50, q95}, "acceptance_rate" (all chains),
+/// "acceptance_rate_min" (the worst chain), "stuck_particles" (null when not assessed).
 class MalaFlow : public Flow {
  public:
   explicit MalaFlow(MalaParams params = {});
   std::string name() const override { return "mala"; }
-  FlowResult run(const Target& target, Ensemble& ensemble, const FlowOptions& options) override;
   const MalaParams& params() const { return params_; }
+
+ protected:
+  FlowResult evolve(const Target& target, Ensemble& ensemble, const FlowOptions& options) override;
 
  private:
   MalaParams params_;
@@ -95,15 +117,18 @@ class BaoabFlow : public Flow {
  public:
   explicit BaoabFlow(BaoabParams params = {});
   std::string name() const override { return "baoab"; }
-  FlowResult run(const Target& target, Ensemble& ensemble, const FlowOptions& options) override;
   const BaoabParams& params() const { return params_; }
+
+ protected:
+  FlowResult evolve(const Target& target, Ensemble& ensemble, const FlowOptions& options) override;
 
  private:
   BaoabParams params_;
 };
 
 /// Registry factories (flows/registry.cpp). ULA takes no keys; MALA reads
-/// "target_acceptance", "adapt"; BAOAB reads "friction", "mass".
+/// "target_acceptance", "adapt", "stuck_window", "stuck_acceptance"; BAOAB reads
+/// "friction", "mass".
 std::unique_ptr<Flow> make_ula(JsonReader& params);
 std::unique_ptr<Flow> make_mala(JsonReader& params);
 std::unique_ptr<Flow> make_baoab(JsonReader& params);

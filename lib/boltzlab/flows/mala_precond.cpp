@@ -57,6 +57,7 @@ void append_run(FlowResult& earlier, const FlowResult& later, std::size_t offset
   earlier.converged = later.converged;
   earlier.energy_evaluations += later.energy_evaluations;
   earlier.non_finite += later.non_finite;
+  earlier.health = later.health;  // the stuck chains of the sampling phase
   for (std::size_t m = 1; m < later.monitor_steps.size(); ++m) {
     earlier.monitor_steps.push_back(later.monitor_steps[m] + static_cast<double>(offset));
   }
@@ -99,7 +100,7 @@ std::vector<double> preconditioner_std(const Ensemble& ensemble, std::pair<std::
 
 MalaPrecondFlow::MalaPrecondFlow(MalaParams params) : params_(params) { params_.validate(); }
 
-FlowResult MalaPrecondFlow::run(const Target& target, Ensemble& ensemble, const FlowOptions& options) {
+FlowResult MalaPrecondFlow::evolve(const Target& target, Ensemble& ensemble, const FlowOptions& options) {
   options.validate();
   if (ensemble.dim() != target.dim()) {
     throw DomainError("mala-precond: ensemble has dimension " + std::to_string(ensemble.dim()) +

@@ -19,7 +19,7 @@
 ///     spatial axis, so that M acts alike on every particle and commutes with the
 ///     centre-of-mass projection (target.hpp). A variance that is not finite and > 0
 ///     (fewer than two particles, a frozen coordinate) gives m_k = 1. M is then frozen;
-///  3. W − W₁ steps of MALA on z, τ adapted again from the flow's initial τ (the whitened
+///  3. W − W₁ steps of MALA on z, each τ_i adapted again from the flow's initial τ (the whitened
 ///     scales are ~1, so the phase-1 τ, set by the narrowest coordinate, is no guide);
 ///  4. options.steps steps with M and τ frozen: the sampling kernel.
 /// W = 0 skips 1–3 (M = I: plain MALA on fresh streams). β(t) follows options.beta over
@@ -31,8 +31,9 @@
 /// Random streams: phase 1 draws from stream_for(seed, i) (it equals `mala` with W₁
 /// warm-up steps and no main steps), phases 3–4 from stream_for(seed ^ kPhaseTwoSeedMix, i),
 /// so no draw is reused and results are bit-identical for any thread count. The particles
-/// share M and τ (fixed after warm-up), as "mala" shares τ: given those they are
-/// independent chains (the flow table marks the flow as not interacting).
+/// share M (fixed after the first half of warm-up); each adapts its own τ_i as in "mala"
+/// (fixed after warm-up): given those they are independent chains (the flow table
+/// marks the flow as not interacting). Stuck chains are counted as in "mala".
 #include <memory>
 #include <string>
 #include <utility>
@@ -43,16 +44,18 @@
 namespace boltzlab {
 
 /// MALA with a diagonal preconditioner estimated in warm-up (see the file comment).
-/// Parameters are MALA's ({"target_acceptance": 0.574, "adapt": true}), used in both
-/// warm-up phases.
+/// Parameters are MALA's ({"target_acceptance": 0.574, "adapt": true, "stuck_window",
+/// "stuck_acceptance"}), used in both warm-up phases.
 class MalaPrecondFlow : public Flow {
  public:
   explicit MalaPrecondFlow(MalaParams params = {});
   std::string name() const override { return "mala-precond"; }
-  FlowResult run(const Target& target, Ensemble& ensemble, const FlowOptions& options) override;
 
   /// Seed mix of the streams of phases 3–4: stream_for(seed ^ kPhaseTwoSeedMix, i).
   static constexpr std::uint64_t kPhaseTwoSeedMix = 0xA0761D6478BD642FULL;
+
+ protected:
+  FlowResult evolve(const Target& target, Ensemble& ensemble, const FlowOptions& options) override;
 
  private:
   MalaParams params_;
@@ -62,7 +65,7 @@ class MalaPrecondFlow : public Flow {
 /// comment); `layout` is Target::particle_layout(). Exposed for tests.
 std::vector<double> preconditioner_std(const Ensemble& ensemble, std::pair<std::size_t, std::size_t> layout);
 
-/// Registry factory (flows/registry.cpp): reads "target_acceptance", "adapt".
+/// Registry factory (flows/registry.cpp): reads MALA's parameters.
 std::unique_ptr<Flow> make_mala_precond(JsonReader& params);
 
 }  // namespace boltzlab

@@ -167,7 +167,7 @@ struct OpenMMLangevinFlow::Trajectories {
   }
 };
 
-FlowResult OpenMMLangevinFlow::run(const Target& target_in, Ensemble& ensemble, const FlowOptions& options) {
+FlowResult OpenMMLangevinFlow::evolve(const Target& target_in, Ensemble& ensemble, const FlowOptions& options) {
   options.validate();
   const auto* target = dynamic_cast<const OpenMMTarget*>(&target_in);
   if (!target) {

@@ -75,10 +75,12 @@ class OpenMMLangevinFlow : public Flow {
   };
   explicit OpenMMLangevinFlow(Params params);
   std::string name() const override { return "openmm-langevin"; }
+
+ protected:
   /// \throws ConfigError if `target` is not an OpenMM target. A particle whose
   /// energy or forces become non-finite stops; it is counted in non_finite and its
   /// energy is +inf.
-  FlowResult run(const Target& target, Ensemble& ensemble, const FlowOptions& options) override;
+  FlowResult evolve(const Target& target, Ensemble& ensemble, const FlowOptions& options) override;
 
  private:
   struct Trajectories;  // per-particle states and streams of one run (openmm_langevin.cpp)

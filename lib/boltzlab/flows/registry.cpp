@@ -35,6 +35,12 @@ void FlowOptions::validate() const {
     throw ConfigError("tolerance is " + format_number(tolerance) + ", but must be >= 0");
   }
   if (monitor_every == 0) throw ConfigError("monitor_every is 0, but must be >= 1");
+  if (!(exploded_energy > 0)) {
+    throw ConfigError("exploded_energy is " + format_number(exploded_energy) + ", but must be > 0");
+  }
+  if (!(exploded_position > 0)) {
+    throw ConfigError("exploded_position is " + format_number(exploded_position) + ", but must be > 0");
+  }
   beta.validate();
 }
 
@@ -46,7 +52,7 @@ std::vector<FlowInfo> make_table() {
       {"baoab", make_baoab, false, "underdamped Langevin, BAOAB splitting; O(h^2) bias; params friction, mass"},
       {"blob", make_blob, true, "blob-method KL gradient flow, deterministic; O(epsilon) bias; params epsilon"},
       {"mala", make_mala, false,
-       "Metropolis-adjusted Langevin, exact; step size adapted in warm-up; params target_acceptance, adapt"},
+       "Metropolis-adjusted Langevin, exact; per-particle step sizes adapted in warm-up; params target_acceptance"},
       {"mala-precond", make_mala_precond, false,
        "MALA with a diagonal preconditioner estimated from the ensemble in warm-up, then frozen; exact"},
       {"mmd", make_mmd, true,
