@@ -30,45 +30,11 @@ void plot_training(const RunDirectory& run, const TrainHistory& h, nlohmann::jso
   }
 }
 
-/// 2-D density plot: target exp(−u) and model q on the same grid, with samples.
+/// 2-D density plot: target and model on the target's domain (density_comparison_script).
 void plot_density_2d(const RunDirectory& run, const Target& target, BoltzmannGenerator& model,
                      const RowMatrix& samples, nlohmann::json& notes) {
-  const int n = 80;
-  const Eigen::Index ns = std::min<Eigen::Index>(samples.rows(), 2000);
-  double lo0 = samples.col(0).minCoeff(), hi0 = samples.col(0).maxCoeff();
-  double lo1 = samples.col(1).minCoeff(), hi1 = samples.col(1).maxCoeff();
-  const double p0 = 0.1 * (hi0 - lo0), p1 = 0.1 * (hi1 - lo1);
-  lo0 -= p0; hi0 += p0; lo1 -= p1; hi1 += p1;
-  RowMatrix grid(n * n, 2);
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j) {
-      grid(i * n + j, 0) = lo0 + (i + 0.5) * (hi0 - lo0) / n;
-      grid(i * n + j, 1) = lo1 + (j + 0.5) * (hi1 - lo1) / n;
-    }
-  Eigen::VectorXd u;
-  target.evaluate_batch(grid, u, nullptr);
-  const Eigen::VectorXd lq = model.log_q(grid);
-  std::vector<double> gx(n * n), gy(n * n), pt(n * n), pq(n * n), sx(ns), sy(ns);
-  const double umin = u.minCoeff();
-  for (int k = 0; k < n * n; ++k) {
-    gx[k] = grid(k, 0);
-    gy[k] = grid(k, 1);
-    pt[k] = std::isfinite(u[k]) ? std::exp(-(u[k] - umin)) : 0.0;
-    pq[k] = std::exp(lq[k]);
-  }
-  for (Eigen::Index i = 0; i < ns; ++i) {
-    sx[i] = samples(i, 0);
-    sy[i] = samples(i, 1);
-  }
-  std::ostringstream s;
-  s << gnuplot_datablock("t", {gx, gy, pt}) << gnuplot_datablock("q", {gx, gy, pq})
-    << gnuplot_datablock("s", {sx, sy});
-  s << "set xrange [" << lo0 << ":" << hi0 << "]\nset yrange [" << lo1 << ":" << hi1 << "]\n";
-  s << "set multiplot layout 1,2\nset view map\nunset key\nset size ratio -1\n"
-       "set title 'target exp(-u) (unnormalized)'\nplot $t using 1:2:3 with image\n"
-       "set title 'generator q with 2000 samples'\nplot $q using 1:2:3 with image, "
-       "$s using 1:2 with points pt 7 ps 0.2 lc rgb 'white'\nunset multiplot\n";
-  auto r = run_gnuplot(s.str(), run.path("density.png"), 1200, 560);
+  const LogDensityFunction log_q = [&model](const RowMatrix& x) { return Eigen::VectorXd(model.log_q(x)); };
+  const PlotResult r = draw_plot(density_comparison_script(target, log_q, samples), run.path("density.png"));
   if (!r.ok) notes.push_back(r.note);
 }
 

@@ -22,7 +22,8 @@ namespace boltzlab::generators {
 /// that cannot be made adds a note.
 void plot_training(const RunDirectory& run, const TrainHistory& h, nlohmann::json& notes);
 
-/// 2-D density plot (density.png): target exp(−u) and model q on the same grid, with samples.
+/// 2-D density plot (density.png): target and model side by side on the target's domain,
+/// with samples (density_comparison_script in run_outputs.hpp).
 void plot_density_2d(const RunDirectory& run, const Target& target, BoltzmannGenerator& model,
                      const RowMatrix& samples, nlohmann::json& notes);
 
