@@ -56,7 +56,7 @@ nlohmann::json write_generator_run(RunDirectory& run, const BgSampleOptions& o, 
                                    const GeneratorConfig& cfg, const BoltzmannGenerator& model,
                                    const TrainHistory* history, const EnergyCounters& counters,
                                    const GeneratedArrays& arrays, const nlohmann::json& summary,
-                                   const nlohmann::json& notes, double t_start) {
+                                   const nlohmann::json& notes, double t_start, const MolecularReference& reference) {
   RunOutputs out;
   out.tool = "bg-sample";
   out.potential_path = o.potential;
@@ -69,6 +69,8 @@ nlohmann::json write_generator_run(RunDirectory& run, const BgSampleOptions& o, 
   out.reduced_energies = arrays.reduced_energies;
   out.log_q = arrays.log_q;
   out.log_weights = arrays.log_weights;
+  out.reference_dihedrals = reference.dihedrals;
+  out.reference_name = reference.name;
   const std::size_t sampling_evaluations = counters.evaluations.load();
   out.counts = {{"energy_evaluations", (history ? history->energy_evaluations : 0) + sampling_evaluations},
                 {"sampling_energy_evaluations", sampling_evaluations}};

@@ -10,6 +10,7 @@
 
 #include "boltzlab/app/bg_config.hpp"
 #include "boltzlab/app/bg_run.hpp"
+#include "boltzlab/app/molecular_outputs.hpp"
 #include "boltzlab/app/run_directory.hpp"
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/molecular_space.hpp"
@@ -42,12 +43,14 @@ struct GeneratedArrays {
 /// The run-directory contract of both bg-sample paths (plain and molecular): arrays,
 /// counts (training + sampling energy evaluations), timings, the importance report as
 /// `statistics`, notes, and every other summary entry as extra keys; then commits.
-/// `history` is null when the model was loaded instead of trained.
+/// `history` is null when the model was loaded instead of trained; `reference` (molecules)
+/// puts the reference run beside the model in ramachandran.png.
 nlohmann::json write_generator_run(RunDirectory& run, const BgSampleOptions& o, const Potential& pot,
                                    const GeneratorConfig& cfg, const BoltzmannGenerator& model,
                                    const TrainHistory* history, const EnergyCounters& counters,
                                    const GeneratedArrays& arrays, const nlohmann::json& summary,
-                                   const nlohmann::json& notes, double t_start);
+                                   const nlohmann::json& notes, double t_start,
+                                   const MolecularReference& reference = {});
 
 /// Mixture components per torsion column of a molecular base (for summary.json).
 std::vector<int> base_components_of_torsions(const BaseDensity& base);

@@ -5,6 +5,7 @@
 #include <limits>
 #include <sstream>
 
+#include "boltzlab/app/molecular_outputs.hpp"
 #include "boltzlab/core/constants.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/estimators/ramachandran_compare.hpp"
@@ -512,9 +513,11 @@ struct RegionCoordinates {
   std::vector<std::string> names;
 };
 
-/// The reweighted Ramachandran surface of the dihedrals (periodic φ/ψ axes).
-void ramachandran_surface(const RowMatrix& d, const Eigen::VectorXd& lw, const IwDiagOptions& options,
-                          const RunDirectory* out, IwDiagReport& report) {
+/// The reweighted Ramachandran surface of the dihedrals (periodic φ/ψ axes); its plot is
+/// the Ramachandran figure of every tool (app/molecular_outputs.hpp), with the reference
+/// beside it when one is given.
+void ramachandran_surface(const IwDiagInput& in, const RowMatrix& d, const Eigen::VectorXd& lw,
+                          const IwDiagOptions& options, const RunDirectory* out, IwDiagReport& report) {
   const bool weighted = lw.size() > 0;
   const std::size_t bins = options.bins ? options.bins : 64;
   const HistogramAxis ax{"phi", -kPi, kPi, bins, true}, ay{"psi", -kPi, kPi, bins, true};
@@ -522,8 +525,16 @@ void ramachandran_surface(const RowMatrix& d, const Eigen::VectorXd& lw, const I
   report.free_energy = FreeEnergySection{f, weighted ? "Ramachandran, reweighted to the target"
                                                      : "Ramachandran, unweighted samples"};
   write_free_energy(f, "ramachandran_free_energy.png", options, out, report, [&](const fs::path& png) {
-    return plot_free_energy_2d(f, weighted ? "Ramachandran free energy (reweighted), kT" : "Ramachandran free energy, kT",
+    const Eigen::VectorXd phi = d.col(0), psi = d.col(1);
+    try {
+      return plot_ramachandran(ramachandran_figure(phi, psi, weighted ? &lw : nullptr,
+                                                   in.reference_dihedrals ? &*in.reference_dihedrals : nullptr,
+                                                   in.reference_source,
+                                                   weighted ? "Ramachandran (reweighted)" : "Ramachandran"),
                                png);
+    } catch (const DomainError& e) {  // a plot never fails the diagnosis
+      return PlotResult{false, png.filename().string() + " skipped: " + e.what()};
+    }
   });
 }
 
@@ -568,7 +579,7 @@ RegionCoordinates free_energy_section(const IwDiagInput& in, const Eigen::Vector
   if (in.dihedrals) {
     rc.coords = &*in.dihedrals;
     rc.names = {"phi", "psi"};
-    ramachandran_surface(*in.dihedrals, lw, options, out, report);
+    ramachandran_surface(in, *in.dihedrals, lw, options, out, report);
   } else if (in.samples && in.samples->rows() > 0) {
     const RowMatrix& x = *in.samples;
     rc.coords = &x;

@@ -184,7 +184,8 @@ nlohmann::json write_run(const RunDirectory& run, const RunOutputs& o) {
     }
   }
   s["plots"] = plots;
-  write_molecular_outputs(run, target, *o.samples, o.log_weights, s);
+  write_molecular_outputs(run, target, *o.samples, o.log_weights, s,
+                          {o.reference_dihedrals, o.reference_name});
   for (const auto& [k, v] : o.extra.items()) s[k] = v;
 
   nlohmann::json timings = o.timings;

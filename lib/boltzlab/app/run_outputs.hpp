@@ -129,6 +129,10 @@ struct RunOutputs {
   bool plots = true;                                      ///< draw PNGs (false: skip, noted)
   TraceMarkers trace_markers;                             ///< warm-up and annealing marks of the trace
   std::optional<MdTrace> md_trace;                        ///< MD runs: energy_trace.png in kJ/mol, K and ps
+  /// Molecules: reference φ/ψ (N×2, radians, time order) for the model-vs-reference
+  /// Ramachandran panel and its KL/TV caption (null: model panel only).
+  const RowMatrix* reference_dihedrals = nullptr;
+  std::string reference_name;                             ///< where the reference came from
 
   /// \throws DomainError when required fields are missing or sizes disagree.
   void validate() const;
