@@ -54,6 +54,20 @@ TEST_CASE("plot: titles are drawn as written (noenhanced) and quoted safely") {
   }
 }
 
+TEST_CASE("plot: a series of a single point is drawn with a marker, long series as lines") {
+  // training_ess.png of a run shorter than the evaluation interval holds one evaluation:
+  // "with lines" draws nothing for one point.
+  LinePlot p;
+  p.series = {{"running ESS", {20}, {0.4}}};
+  const std::string one = line_plot_script(p);
+  CHECK(contains(one, "$p0s0 using 1:2 with linespoints"));
+  std::vector<double> y(kMaxPointsWithMarkers + 1, 1.0);
+  p.series = {{"long", {}, y}};
+  const std::string many = line_plot_script(p);
+  CHECK(contains(many, "$p0s0 using 1:2 with lines"));
+  CHECK_FALSE(contains(many, "linespoints"));
+}
+
 TEST_CASE("plot: log axis, vertical markers and reference lines") {
   LinePlot p;
   p.title = "trace";

@@ -6,6 +6,7 @@
 
 #include "boltzlab/app/run_outputs.hpp"
 #include "boltzlab/core/timing.hpp"
+#include "boltzlab/io/config.hpp"
 #include "boltzlab/io/plot.hpp"
 
 namespace boltzlab::generators {
@@ -23,11 +24,25 @@ void plot_training(const RunDirectory& run, const TrainHistory& h, nlohmann::jso
   std::vector<Series> costs = {{"transport", {}, h.transport}, {"HJB residual", {}, h.hjb}};
   auto r2 = plot_lines(costs, "path costs", "iteration", "value", run.path("training_costs.png"));
   if (!r2.ok) notes.push_back(r2.note);
-  if (!h.eval_ess.empty()) {
-    auto r3 = plot_lines({{"running ESS", h.eval_iteration, h.eval_ess}}, "running Kish ESS (small batches)",
-                         "iteration", "ESS / N", run.path("training_ess.png"));
-    if (!r3.ok) notes.push_back(r3.note);
+  if (h.eval_ess.empty()) {
+    notes.push_back("training_ess.png skipped: no running-ESS evaluation was made (generator.eval_every = 0)");
+    return;
   }
+  // Evaluations are drawn with markers (line_plot_script), so that a run shorter than
+  // the evaluation interval, which evaluates only after its last iteration, shows that point.
+  LinePlot ess;
+  ess.title = "running Kish ESS (small batches)";
+  ess.xlabel = "iteration";
+  ess.ylabel = "ESS / N";
+  ess.series = {{"running ESS", h.eval_iteration, h.eval_ess}};
+  ess.log_y = true;  // ESS / N in (0, 1]: small values stay visible
+  ess.x_lo = 0.0;
+  ess.x_hi = static_cast<double>(std::max(h.iterations_done, 1));
+  ess.y_hi = 1.0;
+  ess.caption = {std::to_string(h.eval_ess.size()) + " evaluation(s) in " + std::to_string(h.iterations_done) +
+                " iterations; the last: ESS / N = " + format_number(h.eval_ess.back())};
+  auto r3 = plot_lines(ess, run.path("training_ess.png"));
+  if (!r3.ok) notes.push_back(r3.note);
 }
 
 /// 2-D density plot: target and model on the target's domain (density_comparison_script).

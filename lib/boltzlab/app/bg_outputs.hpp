@@ -19,8 +19,9 @@
 
 namespace boltzlab::generators {
 
-/// training_loss.png, training_costs.png and (with a running ESS) training_ess.png; a plot
-/// that cannot be made adds a note.
+/// training_loss.png, training_costs.png and training_ess.png (every running-ESS
+/// evaluation, so at least the one after the last iteration; without any, a note says
+/// why it is skipped); a plot that cannot be made adds a note.
 void plot_training(const RunDirectory& run, const TrainHistory& h, nlohmann::json& notes);
 
 /// 2-D density plot (density.png): target and model side by side on the target's domain,

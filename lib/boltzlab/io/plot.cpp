@@ -48,7 +48,9 @@ void write_panel(std::ostringstream& s, const LinePlot& p, std::size_t panel) {
   bool first = true;
   for (std::size_t k = 0; k < p.series.size(); ++k) {
     const Series& se = p.series[k];
-    s << (first ? "" : ", ") << prefix << k << " using 1:2 with lines lw 2 lc rgb '" << kColours[k % kColourCount] << "' title " << gnuplot_string(se.title);
+    s << (first ? "" : ", ") << prefix << k << " using 1:2 with "
+      << (se.y.size() <= kMaxPointsWithMarkers ? "linespoints pt 7 ps 0.7" : "lines") << " lw 2 lc rgb '"
+      << kColours[k % kColourCount] << "' title " << gnuplot_string(se.title);
     first = false;
   }
   // Markers: vertical lines through the whole panel, named in the key.

@@ -102,6 +102,10 @@ struct LinePlot {
   std::vector<std::string> caption;
 };
 
+/// Series with at most this many points are drawn with point markers as well, so a
+/// series of one point (a single evaluation) is visible.
+inline constexpr std::size_t kMaxPointsWithMarkers = 50;
+
 /// The gnuplot script of one panel (without preamble): data blocks, then settings,
 /// then the plot command. On a log axis, values ≤ 0 are left out by gnuplot.
 std::string line_plot_script(const LinePlot& plot);
