@@ -513,13 +513,21 @@ struct RegionCoordinates {
   std::vector<std::string> names;
 };
 
+/// Bins per axis of a 2-D free-energy map: --bins, else histogram_bins_per_axis() of the
+/// effective sample size (the Kish ESS of the weights, else the number of samples), so
+/// that a map of 512 samples is not cut into 50² mostly empty bins.
+std::size_t map_bins(std::size_t given, Eigen::Index samples, const Eigen::VectorXd& lw) {
+  if (given) return given;
+  return histogram_bins_per_axis(lw.size() > 0 ? kish_ess(lw) : static_cast<double>(samples));
+}
+
 /// The reweighted Ramachandran surface of the dihedrals (periodic φ/ψ axes); its plot is
 /// the Ramachandran figure of every tool (app/molecular_outputs.hpp), with the reference
 /// beside it when one is given.
 void ramachandran_surface(const IwDiagInput& in, const RowMatrix& d, const Eigen::VectorXd& lw,
                           const IwDiagOptions& options, const RunDirectory* out, IwDiagReport& report) {
   const bool weighted = lw.size() > 0;
-  const std::size_t bins = options.bins ? options.bins : 64;
+  const std::size_t bins = map_bins(options.bins, d.rows(), lw);
   const HistogramAxis ax{"phi", -kPi, kPi, bins, true}, ay{"psi", -kPi, kPi, bins, true};
   const FreeEnergy2D f = free_energy_2d(d.col(0), d.col(1), lw, ax, ay);
   report.free_energy = FreeEnergySection{f, weighted ? "Ramachandran, reweighted to the target"
@@ -544,8 +552,8 @@ void samples_surface(const RowMatrix& x, const std::vector<std::string>& names, 
                      const IwDiagOptions& options, const RunDirectory* out, IwDiagReport& report) {
   const bool weighted = lw.size() > 0;
   const std::string prefix = weighted ? "reweighted " : "";
-  const std::size_t bins = options.bins ? options.bins : 50;
   if (x.cols() < 2) {
+    const std::size_t bins = options.bins ? options.bins : 50;
     const auto r = data_range(x.col(0), lw);
     const HistogramAxis ax{"x0", r.first, r.second, bins, false};
     const FreeEnergy1D f = free_energy_1d(x.col(0), lw, ax);
@@ -560,6 +568,7 @@ void samples_surface(const RowMatrix& x, const std::vector<std::string>& names, 
     throw DomainError("iw-diag: --fes-columns " + std::to_string(cx) + "," + std::to_string(cy) + " out of range for " +
                       std::to_string(x.cols()) + "-dimensional samples");
   }
+  const std::size_t bins = map_bins(options.bins, x.rows(), lw);
   const auto rx = data_range(x.col(cx), lw), ry = data_range(x.col(cy), lw);
   const HistogramAxis ax{names[static_cast<std::size_t>(cx)], rx.first, rx.second, bins, false};
   const HistogramAxis ay{names[static_cast<std::size_t>(cy)], ry.first, ry.second, bins, false};
