@@ -53,7 +53,7 @@ void setup(CLI::App& app, Options& o) {
   app.add_option("--level", o.analysis.level, "confidence level of the log Z interval")->capture_default_str();
   app.add_option("--region", o.analysis.regions,
                  "region for a free-energy difference, e.g. 'phi<0' or 'A:x0<0&x1>1'; give twice (A then B)");
-  app.add_option("--bins", o.analysis.bins, "histogram bins per axis (default 64 for phi/psi, else 50)");
+  app.add_option("--bins", o.analysis.bins, "histogram bins per axis (default: 2-D maps sqrt(ESS/10) in [8, 64], 1-D profiles 50)");
   app.add_option("--fes-columns", o.fes_columns, "two sample columns for the generic 2-D free energy")->capture_default_str();
   app.add_flag("--interacting", o.interacting, "chains are interacting particles (independence violated)");
   app.add_flag("--independent", o.independent, "chains are independent (overrides the run's flow)");

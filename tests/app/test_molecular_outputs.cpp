@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/rng.hpp"
 #include "boltzlab/io/dcd.hpp"
 #include "boltzlab/app/molecular_outputs.hpp"
 #include "boltzlab/io/npy.hpp"
@@ -167,4 +168,61 @@ TEST_CASE("molecular outputs: trajectory files round-trip and dihedrals match th
   CHECK(read_npy_matrix(out / "ramachandran_histogram.npy", 64).sum() == 100);
   for (const char* f : {"topology.pdb", "ramachandran_free_energy.npy"}) CHECK(fs::exists(out / f));
   if (gnuplot_available()) CHECK(fs::exists(out / "ramachandran.png"));
+}
+
+TEST_CASE("ramachandran: one style in degrees, viridis, colour scale fitted, reference panel with KL/TV") {
+  // Model: φ ≈ −80°, ψ ≈ 150° (β region), 2000 samples; reference: the same region,
+  // 4000 frames, with 10 % in φ > 0 (αL).
+  Rng rng(7, 0);
+  const auto wrap = [](double a) { return std::remainder(a, 2 * kPi); };  // into [−π, π]
+  Eigen::VectorXd phi(2000), psi(2000);
+  for (Eigen::Index i = 0; i < phi.size(); ++i) {
+    phi[i] = wrap(-1.4 + 0.3 * rng.normal());
+    psi[i] = wrap(2.6 + 0.3 * rng.normal());
+  }
+  RowMatrix reference(4000, 2);
+  for (Eigen::Index i = 0; i < reference.rows(); ++i) {
+    const bool left = i % 10 == 0;
+    reference(i, 0) = wrap(left ? 1.0 + 0.2 * rng.normal() : -1.4 + 0.3 * rng.normal());
+    reference(i, 1) = wrap(left ? 0.6 + 0.2 * rng.normal() : 2.6 + 0.3 * rng.normal());
+  }
+  const RamachandranFigure alone = ramachandran_figure(phi, psi, nullptr, nullptr, "", "ala2: Ramachandran");
+  REQUIRE(alone.panels.size() == 1);
+  CHECK(alone.caption.empty());
+  // Bins from the sample size: round(sqrt(2000 / 10)) = 14.
+  CHECK(alone.panels[0].free_energy.rows() == 14);
+  const std::string one = ramachandran_script(alone).script;
+  CHECK(one.find("set xrange [-180:180]") != std::string::npos);
+  CHECK(one.find("set xlabel 'phi (degrees)'") != std::string::npos);
+  CHECK(one.find("set palette defined (0 '#440154'") != std::string::npos);
+  // The colour scale ends at the largest finite F − min F, rounded up: not a fixed 10 kT.
+  const RowMatrix& f = alone.panels[0].free_energy;
+  double f_min = 1e300, f_max = -1e300;
+  for (Eigen::Index k = 0; k < f.size(); ++k) {
+    if (!std::isfinite(f.data()[k])) continue;
+    f_min = std::min(f_min, f.data()[k]);
+    f_max = std::max(f_max, f.data()[k]);
+  }
+  const std::string range = "set cbrange [0:" + std::to_string(static_cast<int>(std::ceil(f_max - f_min))) + "]";
+  CHECK(one.find(range) != std::string::npos);
+  CHECK(one.find("set multiplot layout 1,1") != std::string::npos);
+
+  const RamachandranFigure both = ramachandran_figure(phi, psi, nullptr, &reference, "rex.npy", "ala2: Ramachandran");
+  REQUIRE(both.panels.size() == 2);
+  CHECK(both.panels[1].free_energy.rows() == 14);
+  CHECK(both.panels[1].title.find("reference: rex.npy (4000 frames)") != std::string::npos);
+  REQUIRE(both.caption.size() == 2);
+  CHECK(both.caption[0].find("KL(ref || model) = ") != std::string::npos);
+  CHECK(both.caption[0].find("TV = ") != std::string::npos);
+  CHECK(both.caption[1].find("population of phi >= 0: model ") == 0);
+  const std::string two = ramachandran_script(both).script;
+  CHECK(two.find("set multiplot layout 1,2") != std::string::npos);
+  CHECK(two.find("plot $rama1 using 1:2:3 with image") != std::string::npos);
+  CHECK(two.find("set label 100 'vs rex.npy (4000 frames): KL(ref || model) = ") != std::string::npos);
+  // A reference too short for the comparison still gets its panel, and the caption says why.
+  const RowMatrix short_reference = reference.topRows(10);
+  const RamachandranFigure short_fig = ramachandran_figure(phi, psi, nullptr, &short_reference, "short", "t");
+  CHECK(short_fig.panels.size() == 2);
+  REQUIRE(short_fig.caption.size() == 1);
+  CHECK(short_fig.caption[0].find("no KL/TV against the reference") == 0);
 }

@@ -364,7 +364,8 @@ nlohmann::json run_molecular(const BgSampleOptions& o, const Potential& pot, Gen
   if (trained) plot_training(run, history, notes);
 
   return write_generator_run(run, o, pot, cfg, *m.model, trained ? &history : nullptr, counters,
-                             {&s.x, &s.u, &s.log_q, &s.log_weights}, summary, notes, t_start);
+                             {&s.x, &s.u, &s.log_q, &s.log_weights}, summary, notes, t_start,
+                             {reference ? &*reference : nullptr, cfg.reference_dihedrals.string()});
 }
 
 }  // namespace boltzlab::generators

@@ -6,6 +6,7 @@
 
 #include "boltzlab/app/run_outputs.hpp"
 #include "boltzlab/core/timing.hpp"
+#include "boltzlab/io/config.hpp"
 #include "boltzlab/io/plot.hpp"
 
 namespace boltzlab::generators {
@@ -23,52 +24,32 @@ void plot_training(const RunDirectory& run, const TrainHistory& h, nlohmann::jso
   std::vector<Series> costs = {{"transport", {}, h.transport}, {"HJB residual", {}, h.hjb}};
   auto r2 = plot_lines(costs, "path costs", "iteration", "value", run.path("training_costs.png"));
   if (!r2.ok) notes.push_back(r2.note);
-  if (!h.eval_ess.empty()) {
-    auto r3 = plot_lines({{"running ESS", h.eval_iteration, h.eval_ess}}, "running Kish ESS (small batches)",
-                         "iteration", "ESS / N", run.path("training_ess.png"));
-    if (!r3.ok) notes.push_back(r3.note);
+  if (h.eval_ess.empty()) {
+    notes.push_back("training_ess.png skipped: no running-ESS evaluation was made (generator.eval_every = 0)");
+    return;
   }
+  // Evaluations are drawn with markers (line_plot_script), so that a run shorter than
+  // the evaluation interval, which evaluates only after its last iteration, shows that point.
+  LinePlot ess;
+  ess.title = "running Kish ESS (small batches)";
+  ess.xlabel = "iteration";
+  ess.ylabel = "ESS / N";
+  ess.series = {{"running ESS", h.eval_iteration, h.eval_ess}};
+  ess.log_y = true;  // ESS / N in (0, 1]: small values stay visible
+  ess.x_lo = 0.0;
+  ess.x_hi = static_cast<double>(std::max(h.iterations_done, 1));
+  ess.y_hi = 1.0;
+  ess.caption = {std::to_string(h.eval_ess.size()) + " evaluation(s) in " + std::to_string(h.iterations_done) +
+                " iterations; the last: ESS / N = " + format_number(h.eval_ess.back())};
+  auto r3 = plot_lines(ess, run.path("training_ess.png"));
+  if (!r3.ok) notes.push_back(r3.note);
 }
 
-/// 2-D density plot: target exp(−u) and model q on the same grid, with samples.
+/// 2-D density plot: target and model on the target's domain (density_comparison_script).
 void plot_density_2d(const RunDirectory& run, const Target& target, BoltzmannGenerator& model,
                      const RowMatrix& samples, nlohmann::json& notes) {
-  const int n = 80;
-  const Eigen::Index ns = std::min<Eigen::Index>(samples.rows(), 2000);
-  double lo0 = samples.col(0).minCoeff(), hi0 = samples.col(0).maxCoeff();
-  double lo1 = samples.col(1).minCoeff(), hi1 = samples.col(1).maxCoeff();
-  const double p0 = 0.1 * (hi0 - lo0), p1 = 0.1 * (hi1 - lo1);
-  lo0 -= p0; hi0 += p0; lo1 -= p1; hi1 += p1;
-  RowMatrix grid(n * n, 2);
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j) {
-      grid(i * n + j, 0) = lo0 + (i + 0.5) * (hi0 - lo0) / n;
-      grid(i * n + j, 1) = lo1 + (j + 0.5) * (hi1 - lo1) / n;
-    }
-  Eigen::VectorXd u;
-  target.evaluate_batch(grid, u, nullptr);
-  const Eigen::VectorXd lq = model.log_q(grid);
-  std::vector<double> gx(n * n), gy(n * n), pt(n * n), pq(n * n), sx(ns), sy(ns);
-  const double umin = u.minCoeff();
-  for (int k = 0; k < n * n; ++k) {
-    gx[k] = grid(k, 0);
-    gy[k] = grid(k, 1);
-    pt[k] = std::isfinite(u[k]) ? std::exp(-(u[k] - umin)) : 0.0;
-    pq[k] = std::exp(lq[k]);
-  }
-  for (Eigen::Index i = 0; i < ns; ++i) {
-    sx[i] = samples(i, 0);
-    sy[i] = samples(i, 1);
-  }
-  std::ostringstream s;
-  s << gnuplot_datablock("t", {gx, gy, pt}) << gnuplot_datablock("q", {gx, gy, pq})
-    << gnuplot_datablock("s", {sx, sy});
-  s << "set xrange [" << lo0 << ":" << hi0 << "]\nset yrange [" << lo1 << ":" << hi1 << "]\n";
-  s << "set multiplot layout 1,2\nset view map\nunset key\nset size ratio -1\n"
-       "set title 'target exp(-u) (unnormalized)'\nplot $t using 1:2:3 with image\n"
-       "set title 'generator q with 2000 samples'\nplot $q using 1:2:3 with image, "
-       "$s using 1:2 with points pt 7 ps 0.2 lc rgb 'white'\nunset multiplot\n";
-  auto r = run_gnuplot(s.str(), run.path("density.png"), 1200, 560);
+  const LogDensityFunction log_q = [&model](const RowMatrix& x) { return Eigen::VectorXd(model.log_q(x)); };
+  const PlotResult r = draw_plot(density_comparison_script(target, log_q, samples), run.path("density.png"));
   if (!r.ok) notes.push_back(r.note);
 }
 
@@ -90,7 +71,7 @@ nlohmann::json write_generator_run(RunDirectory& run, const BgSampleOptions& o, 
                                    const GeneratorConfig& cfg, const BoltzmannGenerator& model,
                                    const TrainHistory* history, const EnergyCounters& counters,
                                    const GeneratedArrays& arrays, const nlohmann::json& summary,
-                                   const nlohmann::json& notes, double t_start) {
+                                   const nlohmann::json& notes, double t_start, const MolecularReference& reference) {
   RunOutputs out;
   out.tool = "bg-sample";
   out.potential_path = o.potential;
@@ -103,6 +84,8 @@ nlohmann::json write_generator_run(RunDirectory& run, const BgSampleOptions& o, 
   out.reduced_energies = arrays.reduced_energies;
   out.log_q = arrays.log_q;
   out.log_weights = arrays.log_weights;
+  out.reference_dihedrals = reference.dihedrals;
+  out.reference_name = reference.name;
   const std::size_t sampling_evaluations = counters.evaluations.load();
   out.counts = {{"energy_evaluations", (history ? history->energy_evaluations : 0) + sampling_evaluations},
                 {"sampling_energy_evaluations", sampling_evaluations}};

@@ -10,6 +10,7 @@
 
 #include "boltzlab/app/bg_config.hpp"
 #include "boltzlab/app/bg_run.hpp"
+#include "boltzlab/app/molecular_outputs.hpp"
 #include "boltzlab/app/run_directory.hpp"
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/molecular_space.hpp"
@@ -18,11 +19,13 @@
 
 namespace boltzlab::generators {
 
-/// training_loss.png, training_costs.png and (with a running ESS) training_ess.png; a plot
-/// that cannot be made adds a note.
+/// training_loss.png, training_costs.png and training_ess.png (every running-ESS
+/// evaluation, so at least the one after the last iteration; without any, a note says
+/// why it is skipped); a plot that cannot be made adds a note.
 void plot_training(const RunDirectory& run, const TrainHistory& h, nlohmann::json& notes);
 
-/// 2-D density plot (density.png): target exp(−u) and model q on the same grid, with samples.
+/// 2-D density plot (density.png): target and model side by side on the target's domain,
+/// with samples (density_comparison_script in run_outputs.hpp).
 void plot_density_2d(const RunDirectory& run, const Target& target, BoltzmannGenerator& model,
                      const RowMatrix& samples, nlohmann::json& notes);
 
@@ -41,12 +44,14 @@ struct GeneratedArrays {
 /// The run-directory contract of both bg-sample paths (plain and molecular): arrays,
 /// counts (training + sampling energy evaluations), timings, the importance report as
 /// `statistics`, notes, and every other summary entry as extra keys; then commits.
-/// `history` is null when the model was loaded instead of trained.
+/// `history` is null when the model was loaded instead of trained; `reference` (molecules)
+/// puts the reference run beside the model in ramachandran.png.
 nlohmann::json write_generator_run(RunDirectory& run, const BgSampleOptions& o, const Potential& pot,
                                    const GeneratorConfig& cfg, const BoltzmannGenerator& model,
                                    const TrainHistory* history, const EnergyCounters& counters,
                                    const GeneratedArrays& arrays, const nlohmann::json& summary,
-                                   const nlohmann::json& notes, double t_start);
+                                   const nlohmann::json& notes, double t_start,
+                                   const MolecularReference& reference = {});
 
 /// Mixture components per torsion column of a molecular base (for summary.json).
 std::vector<int> base_components_of_torsions(const BaseDensity& base);

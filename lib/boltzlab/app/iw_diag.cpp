@@ -5,6 +5,7 @@
 #include <limits>
 #include <sstream>
 
+#include "boltzlab/app/molecular_outputs.hpp"
 #include "boltzlab/core/constants.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/estimators/ramachandran_compare.hpp"
@@ -562,18 +563,36 @@ struct RegionCoordinates {
   std::vector<std::string> names;
 };
 
-/// The reweighted Ramachandran surface of the dihedrals (periodic φ/ψ axes).
-void ramachandran_surface(const RowMatrix& d, const Eigen::VectorXd& lw, const IwDiagOptions& options,
-                          const RunDirectory* out, IwDiagReport& report) {
+/// Bins per axis of a 2-D free-energy map: --bins, else histogram_bins_per_axis() of the
+/// effective sample size (the Kish ESS of the weights, else the number of samples), so
+/// that a map of 512 samples is not cut into 50² mostly empty bins.
+std::size_t map_bins(std::size_t given, Eigen::Index samples, const Eigen::VectorXd& lw) {
+  if (given) return given;
+  return histogram_bins_per_axis(lw.size() > 0 ? kish_ess(lw) : static_cast<double>(samples));
+}
+
+/// The reweighted Ramachandran surface of the dihedrals (periodic φ/ψ axes); its plot is
+/// the Ramachandran figure of every tool (app/molecular_outputs.hpp), with the reference
+/// beside it when one is given.
+void ramachandran_surface(const IwDiagInput& in, const RowMatrix& d, const Eigen::VectorXd& lw,
+                          const IwDiagOptions& options, const RunDirectory* out, IwDiagReport& report) {
   const bool weighted = lw.size() > 0;
-  const std::size_t bins = options.bins ? options.bins : 64;
+  const std::size_t bins = map_bins(options.bins, d.rows(), lw);
   const HistogramAxis ax{"phi", -kPi, kPi, bins, true}, ay{"psi", -kPi, kPi, bins, true};
   const FreeEnergy2D f = free_energy_2d(d.col(0), d.col(1), lw, ax, ay);
   report.free_energy = FreeEnergySection{f, weighted ? "Ramachandran, reweighted to the target"
                                                      : "Ramachandran, unweighted samples"};
   write_free_energy(f, "ramachandran_free_energy.png", options, out, report, [&](const fs::path& png) {
-    return plot_free_energy_2d(f, weighted ? "Ramachandran free energy (reweighted), kT" : "Ramachandran free energy, kT",
+    const Eigen::VectorXd phi = d.col(0), psi = d.col(1);
+    try {
+      return plot_ramachandran(ramachandran_figure(phi, psi, weighted ? &lw : nullptr,
+                                                   in.reference_dihedrals ? &*in.reference_dihedrals : nullptr,
+                                                   in.reference_source,
+                                                   weighted ? "Ramachandran (reweighted)" : "Ramachandran"),
                                png);
+    } catch (const DomainError& e) {  // a plot never fails the diagnosis
+      return PlotResult{false, png.filename().string() + " skipped: " + e.what()};
+    }
   });
 }
 
@@ -583,8 +602,8 @@ void samples_surface(const RowMatrix& x, const std::vector<std::string>& names, 
                      const IwDiagOptions& options, const RunDirectory* out, IwDiagReport& report) {
   const bool weighted = lw.size() > 0;
   const std::string prefix = weighted ? "reweighted " : "";
-  const std::size_t bins = options.bins ? options.bins : 50;
   if (x.cols() < 2) {
+    const std::size_t bins = options.bins ? options.bins : 50;
     const auto r = data_range(x.col(0), lw, "x0", report.free_energy_reason);
     if (!r) return;
     const HistogramAxis ax{"x0", r->first, r->second, bins, false};
@@ -600,6 +619,7 @@ void samples_surface(const RowMatrix& x, const std::vector<std::string>& names, 
     throw DomainError("iw-diag: --fes-columns " + std::to_string(cx) + "," + std::to_string(cy) + " out of range for " +
                       std::to_string(x.cols()) + "-dimensional samples");
   }
+  const std::size_t bins = map_bins(options.bins, x.rows(), lw);
   const auto rx = data_range(x.col(cx), lw, names[static_cast<std::size_t>(cx)], report.free_energy_reason);
   const auto ry = data_range(x.col(cy), lw, names[static_cast<std::size_t>(cy)], report.free_energy_reason);
   if (!rx || !ry) return;
@@ -641,7 +661,7 @@ RegionCoordinates free_energy_section(const IwDiagInput& in, const Eigen::Vector
   if (in.dihedrals) {
     rc.coords = &*in.dihedrals;
     rc.names = {"phi", "psi"};
-    ramachandran_surface(*in.dihedrals, lw, options, out, report);
+    ramachandran_surface(in, *in.dihedrals, lw, options, out, report);
   } else if (in.samples && in.samples->rows() > 0) {
     const RowMatrix& x = *in.samples;
     rc.coords = &x;

@@ -80,7 +80,7 @@ struct IwDiagOptions {
   double clip_fraction = 1e-4;          ///< --clip-fraction
   double level = 0.95;                  ///< --level: log Z confidence level
   std::vector<std::string> regions;     ///< --region A --region B: ΔF = F_A − F_B (0 or 2)
-  std::size_t bins = 0;                 ///< --bins per axis (0: 64 for φ/ψ, 50 otherwise)
+  std::size_t bins = 0;                 ///< --bins per axis (0: 2-D maps √(ESS/10) in [8, 64], profiles 50)
   std::vector<std::size_t> fes_columns = {0, 1};  ///< --fes-columns of samples for the generic surface
   std::size_t max_chain_params = 32;    ///< frames.npy: diagnose at most this many coordinates
   bool plots = true;                    ///< --no-plots clears it

@@ -1,5 +1,6 @@
 #include "boltzlab/app/md_reference.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -10,6 +11,7 @@
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/progress.hpp"
 #include "boltzlab/core/timing.hpp"
+#include "boltzlab/io/config.hpp"
 #include "boltzlab/targets/registry.hpp"
 
 namespace fs = std::filesystem;
@@ -93,6 +95,32 @@ void mean_energy_trace(const std::vector<LangevinMdResult>& results, const Eigen
   }
 }
 
+/// At most this many replicas in energy_trace.png.
+constexpr std::size_t kTraceReplicas = 8;
+
+/// energy_trace.png: E (kJ/mol) and kinetic T (K) of each replica against production time.
+MdTrace md_trace(const std::vector<LangevinMdResult>& results, const LangevinMdOptions& md, double bath_k) {
+  MdTrace t;
+  const double frame_ps = static_cast<double>(md.steps_per_frame()) * md.timestep_fs / 1000.0;
+  const std::size_t shown = std::min(results.size(), kTraceReplicas);
+  for (std::size_t k = 0; k < shown; ++k) {
+    const LangevinMdResult& r = results[k];
+    std::vector<double> time(static_cast<std::size_t>(r.potential_energies.size()));
+    for (std::size_t f = 0; f < time.size(); ++f) time[f] = static_cast<double>(f + 1) * frame_ps;
+    const std::string name = "replica " + std::to_string(k);
+    t.energy.push_back({name, time, {r.potential_energies.data(), r.potential_energies.data() + r.potential_energies.size()}});
+    t.temperature.push_back(
+        {name, time, {r.kinetic_temperatures.data(), r.kinetic_temperatures.data() + r.kinetic_temperatures.size()}});
+  }
+  t.bath_temperatures = {bath_k};
+  t.caption = {"t = 0: start of production, after " + std::string(md.minimize ? "minimization and " : "") +
+               format_number(md.equilibration_ps) + " ps of equilibration (not shown)"};
+  if (shown < results.size()) {
+    t.caption.push_back("the first " + std::to_string(shown) + " of " + std::to_string(results.size()) + " replicas");
+  }
+  return t;
+}
+
 /// summary["options"]: the protocol as run.
 nlohmann::json protocol_summary(const LangevinMdOptions& md, const OpenMMTarget& target,
                                 const MdReferenceOptions& options, bool serial) {
@@ -158,6 +186,7 @@ nlohmann::json run_md_reference(const MdReferenceOptions& options) {
   o.counts = {{"frames", total}, {"replicas", options.replicas}, {"failed_replicas", pooled.failed},
               {"md_steps", pooled.md_steps}, {"non_finite_evaluations", stats.non_finite}};
   o.timings = {{"md", md_seconds}};
+  o.md_trace = md_trace(results, md, md.temperature > 0 ? md.temperature : target->temperature());
   o.statistics = {{"mean_potential_energy_kJ_per_mol", total ? pooled.energies.mean() : 0.0},
                   {"mean_kinetic_temperature_K", pooled.mean_kinetic_temperature},
                   {"replicas", pooled.replicas}};

@@ -389,6 +389,7 @@ RunOutputs relax_outputs(const RelaxOptions& opt, const Potential& pot, const Re
   if (!mean_healthy) o.statistics["mean_energy_healthy_reason"] = "no healthy particle (all diverged)";
   o.trace_steps = res.monitor_steps;
   o.traces = res.monitors;
+  o.trace_markers = {static_cast<double>(fo.warmup), fo.beta.start < 1.0 ? static_cast<double>(fo.beta.steps) : 0.0};
   const double sampling = times.flowed - times.initialized;
   const double particle_steps = static_cast<double>(init.ensemble.size()) * static_cast<double>(res.steps_done);
   o.timings = {{"load", times.loaded - times.start},

@@ -102,21 +102,48 @@ std::string plot_mixing(const ReplicaExchangeResult& r, double exchange_ps, cons
     }
     s << gnuplot_datablock("r" + std::to_string(rep), {t, k});
   }
-  s << "set multiplot layout " << shown << ",1 title 'temperature index of each replica, first " << P
-    << " exchanges (all: replica\\_states.npy)'\nset yrange [-0.3:" << static_cast<double>(K) - 0.7
+  s << "set multiplot layout " << shown << ",1 title "
+    << gnuplot_string("temperature index of each replica, first " + std::to_string(P) +
+                      " exchanges (all: replica_states.npy)")
+    << "\nset yrange [-0.3:" << static_cast<double>(K) - 0.7
     << "]\nset ytics (";
   for (std::size_t k = 0; k < K; ++k) {
     s << (k ? ", " : "") << "'" << std::fixed << std::setprecision(0) << r.temperatures[k] << " K' " << k;
   }
   s << ")\nset grid\nset lmargin 12\nset tmargin 0.5\nset bmargin 1.5\n";
   for (std::size_t rep = 0; rep < shown; ++rep) {
-    if (rep + 1 == shown) s << "set xlabel 'production time (ps)'\n";
+    s << "set tmargin " << (rep == 0 ? "2.5" : "0.5") << "\n";
+    if (rep + 1 == shown) s << "set xlabel 'production time (ps)'\nset bmargin 3.5\n";
     s << "set ylabel 'replica " << rep << "'\nplot $r" << rep << " using 1:2 with steps lw 1.5 lc " << rep + 1
       << " notitle\n";
   }
   s << "unset multiplot\n";
-  const PlotResult res = run_gnuplot(s.str(), png, 1000, static_cast<int>(120 * shown + 80));
+  const PlotResult res = run_gnuplot(s.str(), png, 1000, static_cast<int>(120 * shown + 130));
   return res.ok ? "ok" : res.note;
+}
+
+/// energy_trace.png: E (kJ/mol) at each temperature (the first kMixingReplicas) against
+/// production time; the kinetic temperatures are recorded as means only (in the caption).
+MdTrace rex_trace(const ReplicaExchangeResult& r, const ReplicaExchangeOptions& o) {
+  MdTrace t;
+  const std::size_t shown = std::min(r.temperatures.size(), kMixingReplicas);
+  std::ostringstream caption;
+  caption << "mean kinetic T (recorded as means only):";
+  for (std::size_t k = 0; k < shown; ++k) {
+    const Eigen::VectorXd& e = r.potential_energies[k];
+    std::vector<double> time(static_cast<std::size_t>(e.size()));
+    for (std::size_t f = 0; f < time.size(); ++f) time[f] = static_cast<double>(f + 1) * o.frame_interval_ps;
+    t.energy.push_back({format_number(r.temperatures[k]) + " K", time, {e.data(), e.data() + e.size()}});
+    caption << (k ? ", " : " ") << std::fixed << std::setprecision(1) << r.mean_kinetic_temperature[k] << " K ("
+            << std::setprecision(0) << r.temperatures[k] << " K bath)";
+  }
+  t.caption = {"t = 0: start of production, after " + format_number(o.equilibration_ps) + " ps of equilibration",
+               caption.str()};
+  if (shown < r.temperatures.size()) {
+    t.caption.push_back("the first " + std::to_string(shown) + " of " + std::to_string(r.temperatures.size()) +
+                        " temperatures");
+  }
+  return t;
 }
 
 /// The extra arrays and the mixing plot; returns {file: what it holds}.
@@ -264,6 +291,7 @@ nlohmann::json write_outputs(RunDirectory& run, const ToolRun& t, const ReplicaE
   }
   nlohmann::json plots = nlohmann::json::object();
   o.extra = {{"replica_exchange_files", write_replica_files(run, r, t.options, plots)}};
+  o.md_trace = rex_trace(r, t.options);
   // Basin populations of the T_0 frames per residue (batch means: the frames are a correlated series).
   if (t.target->topology() != nullptr && samples.rows() >= 40) {
     try {

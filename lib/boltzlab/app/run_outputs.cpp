@@ -71,108 +71,6 @@ void write_frames_npy(const fs::path& path, const std::vector<RowMatrix>& frames
 
 namespace {
 
-/// q-quantile of finite values (nearest rank); NaN when none.
-double quantile(std::vector<double> v, double q) {
-  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return !std::isfinite(x); }), v.end());
-  if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
-  const auto k = static_cast<std::size_t>(std::clamp(q, 0.0, 1.0) * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
-  return v[k];
-}
-
-std::string plot_energy_histogram(const Eigen::VectorXd& u, const fs::path& png) {
-  std::vector<double> finite;
-  for (Eigen::Index i = 0; i < u.size(); ++i)
-    if (std::isfinite(u[i])) finite.push_back(u[i]);
-  if (finite.size() < 2) return "energy_histogram.png skipped: fewer than 2 finite energies";
-  const double lo = quantile(finite, 0.001), hi = quantile(finite, 0.999);
-  const int bins = 60;
-  const double width = hi > lo ? (hi - lo) / bins : 1.0;
-  std::vector<double> centres(bins), counts(bins, 0.0);
-  for (int b = 0; b < bins; ++b) centres[b] = lo + (b + 0.5) * width;
-  for (double x : finite) {
-    const int b = static_cast<int>((x - lo) / width);
-    if (b >= 0 && b < bins) counts[b] += 1.0;
-  }
-  std::ostringstream s;
-  s << gnuplot_datablock("h", {centres, counts});
-  s << "set title 'final reduced energies'\nset xlabel 'u = E/kT'\nset ylabel 'count'\nset grid\n"
-    << "set style fill solid 0.6\nplot $h using 1:2 with boxes lc rgb '#3060a0' notitle\n";
-  const PlotResult r = run_gnuplot(s.str(), png);
-  return r.ok ? "ok" : r.note;
-}
-
-}  // namespace
-
-std::string plot_2d_samples(const Target& target, const RowMatrix& samples, const fs::path& png) {
-  if (target.dim() != 2 || samples.cols() != 2) return "samples.png skipped: target is not 2-D";
-  std::vector<double> xs, ys;
-  for (Eigen::Index i = 0; i < samples.rows(); ++i) {
-    if (std::isfinite(samples(i, 0)) && std::isfinite(samples(i, 1))) {
-      xs.push_back(samples(i, 0));
-      ys.push_back(samples(i, 1));
-    }
-  }
-  if (xs.empty()) return "samples.png skipped: no finite samples";
-  // Window: central 99.8 % of the samples, widened by 15 % on each side.
-  double x0 = quantile(xs, 0.001), x1 = quantile(xs, 0.999);
-  double y0 = quantile(ys, 0.001), y1 = quantile(ys, 0.999);
-  const double wx = std::max(x1 - x0, 1e-3), wy = std::max(y1 - y0, 1e-3);
-  x0 -= 0.15 * wx;
-  x1 += 0.15 * wx;
-  y0 -= 0.15 * wy;
-  y1 += 0.15 * wy;
-  // Energy field on a grid, shifted to its minimum and capped so that the contours
-  // resolve the low-energy region (where the samples should be).
-  const int m = 120;
-  std::vector<double> gx, gy, gu;
-  double umin = std::numeric_limits<double>::infinity();
-  std::vector<double> field(static_cast<std::size_t>(m * m));
-  for (int a = 0; a < m; ++a)
-    for (int b = 0; b < m; ++b) {
-      const double p[2] = {x0 + (x1 - x0) * a / (m - 1), y0 + (y1 - y0) * b / (m - 1)};
-      const double u = target.reduced_energy(p, nullptr);
-      field[static_cast<std::size_t>(a * m + b)] = u;
-      if (std::isfinite(u)) umin = std::min(umin, u);
-    }
-  if (!std::isfinite(umin)) return "samples.png skipped: no finite energy on the plot window";
-  const double cap = 20.0;
-  std::ostringstream grid;
-  grid << "$grid << EOD\n";
-  grid.precision(8);
-  for (int a = 0; a < m; ++a) {
-    for (int b = 0; b < m; ++b) {
-      const double u = field[static_cast<std::size_t>(a * m + b)];
-      const double z = std::isfinite(u) ? std::min(u - umin, cap) : cap;
-      grid << x0 + (x1 - x0) * a / (m - 1) << ' ' << y0 + (y1 - y0) * b / (m - 1) << ' ' << z << '\n';
-    }
-    grid << '\n';
-  }
-  grid << "EOD\n";
-  // At most 20000 points (every k-th sample) to keep the PNG readable.
-  const std::size_t stride = std::max<std::size_t>(1, xs.size() / 20000);
-  std::vector<double> px, py;
-  for (std::size_t i = 0; i < xs.size(); i += stride) {
-    px.push_back(xs[i]);
-    py.push_back(ys[i]);
-  }
-  std::ostringstream s;
-  s << grid.str() << gnuplot_datablock("pts", {px, py});
-  s << "set view map\nset contour base\nset cntrparam levels incremental 0.5,1.5," << cap
-    << "\nunset surface\nset table $cont\nsplot $grid using 1:2:3 with lines notitle\nunset table\n"
-    << "unset contour\nset surface\nset xrange [" << x0 << ":" << x1 << "]\nset yrange [" << y0 << ":" << y1
-    << "]\nset title '" << target.name() << ": final ensemble (" << xs.size()
-    << " samples) over u - min u (capped at " << cap << ")'\nset xlabel 'x_1'\nset ylabel 'x_2'\n"
-    << "set palette defined (0 '#f7fbff', 1 '#c6dbef', 2 '#6baed6', 3 '#2171b5')\n"
-    << "set cblabel 'u - min u'\n"
-    << "plot $grid using 1:2:3 with image notitle, $cont using 1:2 with lines lc rgb '#404040' lw 0.6 notitle, "
-    << "$pts using 1:2 with points pt 7 ps 0.25 lc rgb '#c0202a' notitle\n";
-  const PlotResult r = run_gnuplot(s.str(), png, 800, 800);
-  return r.ok ? "ok" : r.note;
-}
-
-namespace {
-
 /// The arrays (samples, reduced energies, log q, log weights, frames); returns their names.
 nlohmann::json write_arrays(const RunDirectory& run, const RunOutputs& o) {
   nlohmann::json files = nlohmann::json::array();
@@ -240,36 +138,6 @@ EnergyStats energy_stats(const Eigen::VectorXd& u) {
   return out;
 }
 
-namespace {
-
-/// The plots (never fatal): energy trace (or histogram), interacting-flow monitors,
-/// 2-D samples. Returns {png: "ok" or the reason it is missing}.
-nlohmann::json write_plots(const RunDirectory& run, const RunOutputs& o) {
-  const Target& target = *o.target;
-  const std::string title = o.tool + ": " + display_name(o);
-  nlohmann::json plots = nlohmann::json::object();
-  auto mean_trace = o.traces.find("mean_energy");
-  if (mean_trace != o.traces.end() && !o.trace_steps.empty()) {
-    std::vector<Series> series{{"mean reduced energy", o.trace_steps, mean_trace->second}};
-    const PlotResult r = plot_lines(series, title, "step", "<u>", run.path("energy_trace.png"));
-    plots["energy_trace.png"] = r.ok ? "ok" : r.note;
-  } else {
-    plots["energy_histogram.png"] = plot_energy_histogram(*o.reduced_energies, run.path("energy_histogram.png"));
-  }
-  // Monitors of the interacting-particle flows (flows/interacting.hpp), one plot each.
-  for (const std::string key : {"ksd", "bandwidth", "mmd2"}) {
-    auto it = o.traces.find(key);
-    if (it == o.traces.end() || o.trace_steps.empty() || it->second.size() != o.trace_steps.size()) continue;
-    const PlotResult r = plot_lines({{key, o.trace_steps, it->second}}, title, "step", key,
-                                    run.path(key + "_trace.png"), key != "bandwidth");
-    plots[key + "_trace.png"] = r.ok ? "ok" : r.note;
-  }
-  if (target.dim() == 2) plots["samples.png"] = plot_2d_samples(target, *o.samples, run.path("samples.png"));
-  return plots;
-}
-
-}  // namespace
-
 nlohmann::json write_run(const RunDirectory& run, const RunOutputs& o) {
   o.validate();
   const double t_start = wall_seconds();
@@ -306,7 +174,7 @@ nlohmann::json write_run(const RunDirectory& run, const RunOutputs& o) {
   if (!o.plots) {
     notes.push_back("plots disabled");
   } else {
-    plots = write_plots(run, o);
+    plots = write_run_plots(run, o);
     for (const auto& [name, status] : plots.items()) {
       if (status == "ok") {
         files.push_back(name);
@@ -316,7 +184,8 @@ nlohmann::json write_run(const RunDirectory& run, const RunOutputs& o) {
     }
   }
   s["plots"] = plots;
-  write_molecular_outputs(run, target, *o.samples, o.log_weights, s);
+  write_molecular_outputs(run, target, *o.samples, o.log_weights, s,
+                          {o.reference_dihedrals, o.reference_name});
   for (const auto& [k, v] : o.extra.items()) s[k] = v;
 
   nlohmann::json timings = o.timings;

@@ -22,11 +22,15 @@
 ///   log_weights.npy       N, log w_i = −u(x_i) − log q(x_i) (when given)
 ///   frames.npy            F×N×d, recorded frames (when given and F > 0)
 ///   summary.json          see below
-///   energy_trace.png      mean reduced energy vs step (when a "mean_energy" trace is
-///                         given), else energy_histogram.png of the final energies
+///   energy_trace.png      MD runs (RunOutputs::md_trace): E (kJ/mol) and kinetic T (K)
+///                         against time (ps); else with a "mean_energy" trace: ⟨u⟩ − min u
+///                         on a log axis against the step, with the exact ⟨u⟩ where known
+///                         (plot_reference.hpp) and the warm-up marked; else
+///                         energy_histogram.png of the final energies
 ///   ksd_trace.png, bandwidth_trace.png, mmd2_trace.png
 ///                         monitors of the interacting-particle flows, when traced
-///   samples.png           2-D targets: the final ensemble over energy contours
+///   samples.png           2-D targets: the final ensemble over energy contours, on the
+///                         target's stated domain (plot_domain()) with its known modes
 ///   molecular files       through write_molecular_outputs() when target has a topology
 ///
 /// summary.json schema: the one definition of its keys. A tool sets the fields of
@@ -68,7 +72,9 @@
 /// JSON has no NaN/inf: such numbers are written as null and a note says so.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,9 +82,25 @@
 
 #include "boltzlab/core/ensemble.hpp"
 #include "boltzlab/app/run_directory.hpp"
+#include "boltzlab/io/plot.hpp"
 #include "boltzlab/targets/target.hpp"
 
 namespace boltzlab {
+
+/// Markers of energy_trace.png, in trace steps (0: no marker).
+struct TraceMarkers {
+  double warmup_steps = 0.0;  ///< the first steps are warm-up (burn-in, step-size adaptation)
+  double anneal_steps = 0.0;  ///< β reaches 1 at this step (annealed runs)
+};
+
+/// An MD trace (md-reference, replica-exchange): energy_trace.png shows E (kJ/mol) and,
+/// when given, the kinetic temperature (K) against the production time (ps).
+struct MdTrace {
+  std::vector<Series> energy;             ///< E (kJ/mol) against t (ps), one per replica or temperature
+  std::vector<Series> temperature;        ///< kinetic T (K) against t (ps); may be empty
+  std::vector<double> bath_temperatures;  ///< K: reference lines of the temperature panel
+  std::vector<std::string> caption;       ///< lines, e.g. what ran before t = 0 and was discarded
+};
 
 /// What a tool ran and produced. Pointers are not owned and must outlive write_run();
 /// null means "not produced" (samples and reduced_energies are required).
@@ -105,6 +127,12 @@ struct RunOutputs {
   nlohmann::json extra = nlohmann::json::object();        ///< tool-specific top-level keys
   std::vector<std::string> notes;                         ///< human-readable remarks
   bool plots = true;                                      ///< draw PNGs (false: skip, noted)
+  TraceMarkers trace_markers;                             ///< warm-up and annealing marks of the trace
+  std::optional<MdTrace> md_trace;                        ///< MD runs: energy_trace.png in kJ/mol, K and ps
+  /// Molecules: reference φ/ψ (N×2, radians, time order) for the model-vs-reference
+  /// Ramachandran panel and its KL/TV caption (null: model panel only).
+  const RowMatrix* reference_dihedrals = nullptr;
+  std::string reference_name;                             ///< where the reference came from
 
   /// \throws DomainError when required fields are missing or sizes disagree.
   void validate() const;
@@ -126,12 +154,46 @@ EnergyStats energy_stats(const Eigen::VectorXd& u);
 /// \throws DomainError (bad outputs), IoError (a file could not be written).
 nlohmann::json write_run(const RunDirectory& run, const RunOutputs& outputs);
 
+/// Draws the plots of `outputs` into run.staging() (write_run() calls it unless
+/// outputs.plots is false): energy_trace.png or energy_histogram.png, the monitors of
+/// the interacting flows, samples.png of 2-D targets. Never throws for a plot that
+/// cannot be drawn. Returns {png name: "ok" or why it is missing}.
+nlohmann::json write_run_plots(const RunDirectory& run, const RunOutputs& outputs);
+
 /// Writes F frames of N×d as one (F, N, d) float64 .npy file, streaming frame by
 /// frame (no F×N×d copy). \throws IoError; DomainError if the frames differ in shape.
 void write_frames_npy(const std::filesystem::path& path, const std::vector<RowMatrix>& frames);
 
-/// Draws the final ensemble of a 2-D target over contours of u (samples.png).
-/// Returns "ok" or the reason it was skipped.
+/// The script of energy_trace.png for a run with a "mean_energy" trace (outputs.md_trace
+/// unset): ⟨u⟩ − u_min on a log axis against the step (a linear axis makes a trace that
+/// is still three decades above equilibrium look converged), u_min the exact minimum
+/// where known, else the lowest final or traced energy; a horizontal line at the exact
+/// ⟨u⟩ − u_min where known (energy_reference(), named with its source; the caption says
+/// when none is known); vertical lines at the end of the warm-up and of the annealing.
+/// Skipped without a "mean_energy" trace.
+PlotScript energy_trace_script(const RunOutputs& outputs);
+
+/// The script of energy_trace.png for an MD trace: E (kJ/mol) against t (ps) and, when
+/// given, the kinetic temperature (K) with the bath temperatures as reference lines.
+PlotScript md_trace_script(const MdTrace& trace, const std::string& title);
+
+/// The script of samples.png: the final ensemble of a 2-D target over contours of
+/// u − min u on the target's plot_domain() with its known modes marked (a target
+/// without a stated domain is drawn on the samples' window, and the title says so).
+PlotScript samples_2d_script(const Target& target, const RowMatrix& samples, const std::string& title);
+
+/// Draws samples_2d_script() into `png`. Returns "ok" or the reason it was skipped.
 std::string plot_2d_samples(const Target& target, const RowMatrix& samples, const std::filesystem::path& png);
+
+/// log q of a model at the rows of a matrix (N×2 → N).
+using LogDensityFunction = std::function<Eigen::VectorXd(const RowMatrix&)>;
+
+/// The script of density.png (bg-sample, 2-D targets): target and model densities side by
+/// side on the target's plot_domain() (else the samples' window, said so), each as log
+/// density normalized on the grid with one shared colour scale (viridis, the top 12 nats),
+/// the known modes marked on both, ≤ 2000 samples over the model, and a caption that
+/// counts the modes the samples found (when the modes have radii).
+PlotScript density_comparison_script(const Target& target, const LogDensityFunction& log_q,
+                                     const RowMatrix& samples, int grid_points = 160);
 
 }  // namespace boltzlab

@@ -136,6 +136,7 @@ LangevinMdResult run_langevin_md(const OpenMMTarget& target, const std::vector<d
   r.equilibration_steps = o.steps_for(o.equilibration_ps);
   r.frames.resize(static_cast<Eigen::Index>(frames), static_cast<Eigen::Index>(target.dim()));
   r.potential_energies.resize(static_cast<Eigen::Index>(frames));
+  r.kinetic_temperatures.resize(static_cast<Eigen::Index>(frames));
   const double dof = degrees_of_freedom(target.system());
   const std::size_t total = r.equilibration_steps + frames * per_frame;
   Progress progress("md " + target.name() + (replica ? " replica " + std::to_string(replica) : ""), total, o.progress);
@@ -158,7 +159,8 @@ LangevinMdResult run_langevin_md(const OpenMMTarget& target, const std::vector<d
       for (std::size_t a = 0; a < atoms; ++a)
         for (int k = 0; k < 3; ++k) r.frames(static_cast<Eigen::Index>(f), static_cast<Eigen::Index>(3 * a + k)) = pos[a][k];
       r.potential_energies[static_cast<Eigen::Index>(f)] = s.getPotentialEnergy();
-      temperature_sum += 2.0 * s.getKineticEnergy() / (dof * kBoltzmannKJPerMolK);
+      r.kinetic_temperatures[static_cast<Eigen::Index>(f)] = 2.0 * s.getKineticEnergy() / (dof * kBoltzmannKJPerMolK);
+      temperature_sum += r.kinetic_temperatures[static_cast<Eigen::Index>(f)];
       ++recorded;
       r.production_steps += per_frame;
       if (f % 100 == 0 || f + 1 == frames) {
@@ -176,6 +178,7 @@ LangevinMdResult run_langevin_md(const OpenMMTarget& target, const std::vector<d
   if (recorded < frames) {
     r.frames.conservativeResize(static_cast<Eigen::Index>(recorded), r.frames.cols());
     r.potential_energies.conservativeResize(static_cast<Eigen::Index>(recorded));
+    r.kinetic_temperatures.conservativeResize(static_cast<Eigen::Index>(recorded));
   }
   r.mean_kinetic_temperature = recorded ? temperature_sum / static_cast<double>(recorded) : 0.0;
   return r;

@@ -51,6 +51,7 @@ LangevinMdOptions md_options_from_json(const Json& protocol, const std::string& 
 struct LangevinMdResult {
   RowMatrix frames;                     ///< F×3n positions (nm), one per frame interval
   Eigen::VectorXd potential_energies;   ///< E at the frames (kJ/mol, platform's MD Context)
+  Eigen::VectorXd kinetic_temperatures; ///< 2 KE / (k_B · dof) at the frames (K)
   double start_energy = 0.0;            ///< E of the start configuration (kJ/mol)
   double minimized_energy = 0.0;        ///< E after minimization (kJ/mol; = start when off)
   std::size_t equilibration_steps = 0;
