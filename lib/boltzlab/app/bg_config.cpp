@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "boltzlab/app/run_directory.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/generators/base_registry.hpp"
 
@@ -90,10 +91,12 @@ MolecularDefaults read_md_defaults(JsonReader& r) {
   return md;
 }
 
+fs::path bg_checkpoint_path(const fs::path& out) { return checkpoint_path(out, ".checkpoint.pt"); }
+
 void apply_training_flags(TrainOptions& train, const BgSampleOptions& flags) {
   train.seed = flags.seed;
   train.progress = flags.progress;
-  train.checkpoint = fs::path(flags.out.string() + ".checkpoint.pt");
+  train.checkpoint = bg_checkpoint_path(flags.out);
   if (train.checkpoint_every == 0) train.checkpoint_every = std::max(1, train.iterations / 10);
   train.resume = flags.resume;
 }

@@ -65,8 +65,13 @@ BaseOptions read_base(JsonReader& r, const Target& target);
 /// \throws ConfigError naming the key.
 MolecularDefaults read_md_defaults(JsonReader& r);
 
+/// <out>.checkpoint.pt, beside the run directory (run_directory.hpp checkpoint_path); removed
+/// once a trained run is committed.
+std::filesystem::path bg_checkpoint_path(const std::filesystem::path& out);
+
 /// The training settings that come from the flags: seed, progress, resume, and checkpoints in
 /// <out>.checkpoint.pt every checkpoint_every iterations (0: iterations / 10, at least 1).
+/// Leaves train.checkpoint_identity (set by run_bg_sample) alone.
 void apply_training_flags(TrainOptions& train, const BgSampleOptions& flags);
 
 }  // namespace boltzlab::generators

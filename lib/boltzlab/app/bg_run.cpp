@@ -19,6 +19,7 @@
 #include "boltzlab/generators/base_registry.hpp"
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/trainer.hpp"
+#include "boltzlab/generators/training_checkpoint.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/targets/registry.hpp"
 
@@ -36,6 +37,7 @@ void BgSampleOptions::validate() const {
   if (threads < 0) throw ConfigError("bg-sample: --threads must be >= 0");
   if (iterations && *iterations < 0) throw ConfigError("bg-sample: --iterations must be >= 0");
   if (out.empty()) throw ConfigError("bg-sample: --out is empty");
+  if (resume && !model.empty()) throw ConfigError("bg-sample: --resume continues a training, but --model skips training");
 }
 
 void set_generator_threads(int threads) {
@@ -112,7 +114,7 @@ nlohmann::json run_evaluate(const BgSampleOptions& o) {
   nlohmann::json meta;
   BoltzmannGenerator model = BoltzmannGenerator::load(o.model, &meta);
   const RowMatrix x = read_npy_matrix(o.evaluate, static_cast<std::size_t>(model.dim()));
-  RunDirectory run(o.out);
+  RunDirectory run(o.out, {o.model, o.evaluate});
   const Eigen::VectorXd lq = model.log_q(x);
   std::size_t non_finite = 0;
   double sum = 0.0, sum2 = 0.0;
@@ -236,6 +238,30 @@ nlohmann::json run_plain(const BgSampleOptions& o, const Potential& pot, Generat
                              {&s.x, &u, &s.log_q, &lw}, summary, notes, t_start);
 }
 
+/// What a checkpoint must match for --resume (training_checkpoint.hpp): the potential
+/// (name, type, dimension, parameters less the platform choice), architecture, seed, loss.
+nlohmann::json training_identity(const Potential& pot, const GeneratorConfig& cfg, const BgSampleOptions& o) {
+  Json parameters = pot.raw.value("parameters", Json::object());
+  if (parameters.is_object()) {
+    parameters.erase("platform");
+    parameters.erase("platform_properties");
+  }
+  return {{"potential", {{"name", pot.name}, {"type", pot.type}, {"dimension", pot.target->dim()},
+                         {"parameters", parameters}}},
+          {"generator", cfg.model.to_json()},
+          {"seed", o.seed},
+          {"preset", cfg.train.preset},
+          {"loss_weights", cfg.train.weights.to_json()}};
+}
+
+/// The files a run reads (run_directory.hpp: the output may not hold them).
+std::vector<fs::path> run_inputs(const BgSampleOptions& o, const Potential& pot, const GeneratorConfig& cfg) {
+  std::vector<fs::path> inputs = potential_files(pot);
+  for (const fs::path& p : {o.model, o.data, o.reference, cfg.data, cfg.z_matrix, cfg.reference_dihedrals})
+    inputs.push_back(p);
+  return inputs;
+}
+
 }  // namespace
 
 nlohmann::json run_bg_sample(const BgSampleOptions& o) {
@@ -248,13 +274,21 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
   const Target& target = *pot.target;
   GeneratorConfig cfg = read_generator_config(pot, o, !o.data.empty());
 
-  RunDirectory run(o.out);  // fails early when `out` cannot be written
+  cfg.train.checkpoint_identity = training_identity(pot, cfg, o);
+  if (o.resume) Checkpointer(bg_checkpoint_path(o.out), 0, cfg.train.checkpoint_identity).check_resumable();
+
+  RunDirectory run(o.out, run_inputs(o, pot, cfg));  // fails early when `out` may not be written
   nlohmann::json summary = {{"tool", "bg-sample"},
                             {"target", target.describe()},
                             {"seed", o.seed},
                             {"threads", num_threads()}};
-  if (target.topology() != nullptr) return run_molecular(o, pot, cfg, run, summary, t_start);
-  return run_plain(o, pot, cfg, run, summary, t_start);
+  nlohmann::json written = target.topology() != nullptr ? run_molecular(o, pot, cfg, run, summary, t_start)
+                                                        : run_plain(o, pot, cfg, run, summary, t_start);
+  if (o.model.empty()) {  // committed: nothing is left to resume
+    std::error_code ec;
+    fs::remove(bg_checkpoint_path(o.out), ec);
+  }
+  return written;
 }
 
 }  // namespace boltzlab::generators

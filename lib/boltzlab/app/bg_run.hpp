@@ -62,7 +62,7 @@ struct BgSampleOptions {
   std::optional<int> iterations;    ///< override generator.iterations
   std::optional<std::string> preset;  ///< override generator.preset
   std::optional<double> lambda;     ///< override generator.lambda
-  bool resume = false;              ///< resume training from <out>.checkpoint.pt
+  bool resume = false;              ///< resume training from <out>.checkpoint.pt (must exist, of this run)
   bool progress = true;
   void validate() const;
 };

@@ -302,6 +302,7 @@ IwDiagInput load_run_directory(const fs::path& dir) {
   if (!fs::is_directory(dir, ec)) throw IoError(dir.string() + ": not a directory (--run expects a run directory)");
   IwDiagInput in;
   in.description = "run directory " + dir.string();
+  in.sources.push_back(dir);
   auto has = [&](const char* name) { return fs::exists(dir / name, ec); };
   nlohmann::json summary;
   if (has("summary.json")) summary = read_json_file(dir / "summary.json");
@@ -708,6 +709,12 @@ void region_section(const IwDiagInput& in, const IwDiagOptions& options, const R
 
 IwDiagReport iw_diagnose(const IwDiagInput& in, const IwDiagOptions& options, const RunDirectory* out) {
   options.validate();
+  if (out) {  // never write over what is read (iw-diag --run D --out D)
+    std::vector<fs::path> sources = in.sources;
+    sources.emplace_back(in.chains_source);
+    sources.emplace_back(in.reference_source);
+    out->refuse_inputs(sources);
+  }
   IwDiagReport report;
   report.input = in.description;
   report.source_run = in.source_run;

@@ -72,6 +72,10 @@ struct IwDiagInput {
   std::optional<double> exact_log_z;             ///< known log Z of the target
   std::optional<SourceRun> source_run;           ///< from the analysed run's summary.json
   std::vector<std::string> notes;                ///< remarks gathered while loading
+  /// Files and directories the input was read from (the run directory of
+  /// load_run_directory); iw_diagnose refuses an output that holds one of them,
+  /// or chains_source / reference_source when they name files (run_directory.hpp).
+  std::vector<std::filesystem::path> sources;
 };
 
 /// Options of the analysis.

@@ -152,7 +152,7 @@ nlohmann::json run_md_reference(const MdReferenceOptions& options) {
   LangevinMdOptions md = md_options_from_json(potential.reference, options.potential.string() + ": reference");
   md = md_options_from_json(options.protocol, "options", md);
   md.progress = options.progress;
-  RunDirectory run(options.out);  // fails early when the output is not writable
+  RunDirectory run(options.out, potential_files(potential));  // fails early when the output may not be written
 
   const double t0 = wall_seconds();
   std::vector<LangevinMdResult> results(options.replicas);

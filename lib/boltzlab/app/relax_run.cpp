@@ -458,7 +458,12 @@ RelaxReport run_relax(const RelaxOptions& opt) {
   set_num_threads(opt.threads);
   const Potential pot = load_potential(opt.potential);
   RelaxPlan plan = resolve_plan(opt, pot);
-  RunDirectory run(opt.out);  // probed before the expensive work
+  std::vector<std::filesystem::path> inputs = potential_files(pot);
+  inputs.push_back(opt.init);
+  for (const auto& value : plan.flow_params) {  // file parameters, e.g. mmd's target_samples
+    if (value.is_string()) inputs.emplace_back(value.get<std::string>());
+  }
+  RunDirectory run(opt.out, inputs);  // checked and probed before the expensive work
   times.loaded = wall_seconds();
 
   InitialEnsemble init = build_initial_ensemble(opt, *pot.target, plan);

@@ -1,13 +1,10 @@
 #include "boltzlab/app/replica_exchange_run.hpp"
 
-#include <cerrno>
 #include <cmath>
 #include <iomanip>
 #include <limits>
 #include <sstream>
 #include <system_error>
-
-#include <signal.h>
 
 #include "boltzlab/app/run_directory.hpp"
 #include "boltzlab/app/run_outputs.hpp"
@@ -30,7 +27,7 @@ void ReplicaExchangeRunOptions::validate() const {
   }
 }
 
-fs::path replica_exchange_checkpoint_path(const fs::path& out) { return fs::path(out.string() + ".checkpoint.rex"); }
+fs::path replica_exchange_checkpoint_path(const fs::path& out) { return checkpoint_path(out, ".checkpoint.rex"); }
 
 ReplicaExchangeOptions resolve_replica_exchange_options(const Json& section, const Json& protocol,
                                                         double temperature, const std::string& potential) {
@@ -55,22 +52,6 @@ ReplicaExchangeOptions resolve_replica_exchange_options(const Json& section, con
 }
 
 namespace {
-
-/// Removes staging directories of `out` left by runs that were killed (their
-/// process is gone), before a resumed run writes its own.
-void remove_stale_staging(const fs::path& out) {
-  std::error_code ec;
-  const fs::path parent = fs::absolute(out, ec).parent_path();
-  const std::string prefix = out.filename().string() + ".staging-";
-  for (const auto& entry : fs::directory_iterator(parent, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind(prefix, 0) != 0) continue;
-    const std::string pid = name.substr(prefix.size());
-    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    if (::kill(static_cast<pid_t>(std::stoll(pid)), 0) == 0 || errno == EPERM) continue;  // still running
-    fs::remove_all(entry.path(), ec);
-  }
-}
 
 /// Accepted / attempted per pair (NaN where never attempted).
 RowMatrix acceptance_matrix(const ReplicaExchangeResult& r) {
@@ -318,11 +299,10 @@ nlohmann::json run_replica_exchange_tool(const ReplicaExchangeRunOptions& option
   ck.every_seconds = options.checkpoint_seconds;
   ck.every_exchanges = options.checkpoint_exchanges;
   ck.resume = options.resume;
-  if (options.resume) {
-    if (!fs::exists(ck.path)) throw ConfigError("--resume: no checkpoint at '" + ck.path.string() + "'");
-    remove_stale_staging(options.out);
+  if (options.resume && !fs::exists(ck.path)) {
+    throw ConfigError("--resume: no checkpoint at '" + ck.path.string() + "'");
   }
-  RunDirectory run(options.out);  // fails early when the output is not writable
+  RunDirectory run(options.out, potential_files(t.potential));  // fails early when the output may not be written
   const ReplicaExchangeResult r = run_replica_exchange(*t.target, t.target->initial_positions(), t.options, &ck);
   if (r.frames.empty() || r.frames[0].rows() == 0) {
     throw BackendError("replica exchange stopped before the first frame: " + r.failure);

@@ -2,7 +2,10 @@
 
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <system_error>
+
+#include <OpenMM.h>
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/io/json_file.hpp"
@@ -60,13 +63,25 @@ Rng rng_from(const Json& j, double cached) {
   return rng;
 }
 
+/// FNV-1a (64 bit) of the target's serialized System, in hex: two Systems with the same
+/// file name and size (another potential of the same dimension) still differ here.
+std::string system_fingerprint(const OpenMMTarget& target) {
+  std::ostringstream xml;
+  OpenMM::XmlSerializer::serialize<OpenMM::System>(&target.system(), "System", xml);
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (const char c : xml.str()) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+  std::ostringstream hex;
+  hex << std::hex << h;
+  return hex.str();
+}
+
 Json header_json(const ReplicaExchangeState& st, const ReplicaExchangeOptions& o, const OpenMMTarget& target) {
   Json streams = Json::array();
   for (const Rng& r : st.streams) streams.push_back(rng_json(r));
   const ReplicaExchangeResult& r = st.result;
   return {{"checkpoint_format_version", kReplicaExchangeCheckpointVersion},
           {"options", o.to_json()},
-          {"target", {{"name", target.name()}, {"dim", target.dim()}}},
+          {"target", {{"name", target.name()}, {"dim", target.dim()}, {"system", system_fingerprint(target)}}},
           {"exchanges_done", r.exchanges_done},
           {"frames_done", st.frames_done},
           {"production_done", st.production_done},
@@ -137,6 +152,11 @@ void check_compatible(const Json& header, const ReplicaExchangeOptions& o, const
     throw ConfigError("resume: checkpoint '" + file + "' is of target '" + t.at("name").get<std::string>() +
                       "' (dimension " + std::to_string(t.at("dim").get<std::size_t>()) + "), not '" + target.name() +
                       "' (" + std::to_string(target.dim()) + ")");
+  }
+  // Checkpoints written before the fingerprint existed have none.
+  if (t.contains("system") && t.at("system").get<std::string>() != system_fingerprint(target)) {
+    throw ConfigError("resume: checkpoint '" + file + "' is of another System than target '" + target.name() +
+                      "' (same name and dimension, other force field or parameters)");
   }
   const Json saved = header.at("options");
   const Json now = o.to_json();

@@ -8,7 +8,8 @@
 ///   "BOLTZLAB-REX\n"                      magic (13 bytes)
 ///   uint64 n, then n bytes of JSON        header: checkpoint_format_version, the
 ///                                         options (ReplicaExchangeOptions::to_json),
-///                                         target name and dimension, counters,
+///                                         target name, dimension and System
+///                                         fingerprint (FNV-1a of its XML), counters,
 ///                                         permutation, round-trip labels, random
 ///                                         stream words (uint64), array sizes
 ///   float64 arrays                        per replica x, v, f (3n each) and energy;

@@ -256,7 +256,7 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
   if (map != nullptr && !map->map) map = nullptr;
   check_inputs(model, target, data, options, map);
   const double t_start = wall_seconds();
-  const Checkpointer checkpointer(options.checkpoint, options.checkpoint_every);
+  const Checkpointer checkpointer(options.checkpoint, options.checkpoint_every, options.checkpoint_identity);
   TrainHistory history;
   std::optional<Checkpointer::Resumed> resumed;
   if (options.resume && std::filesystem::exists(options.checkpoint)) {

@@ -119,6 +119,8 @@ struct TrainOptions {
   int checkpoint_every = 0;      ///< steps between checkpoints (0: none)
   std::filesystem::path checkpoint;  ///< checkpoint file (required for checkpoint_every/resume)
   bool resume = false;           ///< continue from `checkpoint` when it exists
+  /// What a checkpoint must match to be resumed (training_checkpoint.hpp; null: anything).
+  nlohmann::json checkpoint_identity;
   int stop_after = 0;            ///< >0: return after this iteration (resumable; 0: run to the end)
   std::uint64_t seed = 0;        ///< mini-batch and base-draw seed
   bool progress = true;          ///< progress lines on stderr
