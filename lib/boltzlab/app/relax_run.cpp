@@ -11,6 +11,7 @@
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/io/npy.hpp"
+#include "boltzlab/io/seed.hpp"
 #include "boltzlab/app/run_directory.hpp"
 #include "boltzlab/app/run_outputs.hpp"
 #include "boltzlab/targets/registry.hpp"
@@ -41,7 +42,6 @@ void RelaxOptions::validate() const {
   if (beta_steps && *beta_steps < 0) bad("--beta-steps", std::to_string(*beta_steps), ">= 0");
   if (tolerance && !(*tolerance >= 0 && std::isfinite(*tolerance))) bad("--tolerance", format_number(*tolerance), ">= 0");
   if (monitor_every && *monitor_every < 1) bad("--monitor-every", std::to_string(*monitor_every), ">= 1");
-  if (seed && *seed < 0) bad("--seed", std::to_string(*seed), ">= 0");
   if (threads < 0) bad("--threads", std::to_string(threads), ">= 0 (0: all cores)");
   if (threads > 1024) bad("--threads", std::to_string(threads), "<= 1024");
   if (init_scale && !(*init_scale > 0 && std::isfinite(*init_scale))) bad("--init-scale", format_number(*init_scale), "> 0");
@@ -202,7 +202,8 @@ RelaxPlan resolve_plan(const RelaxOptions& opt, const Potential& pot) {
   fo.thin = static_cast<std::size_t>(from(opt.thin, "thin", 0, 0));
   fo.monitor_every = static_cast<std::size_t>(from(opt.monitor_every, "monitor_every", 10, 1));
   fo.beta.steps = static_cast<std::size_t>(from(opt.beta_steps, "beta_steps", 0, 0));
-  fo.seed = static_cast<std::uint64_t>(from(opt.seed, "seed", 0, 0));
+  const std::uint64_t section_seed = read_seed(sampler, "seed", 0);
+  fo.seed = opt.seed ? *opt.seed : section_seed;
   plan.particles = static_cast<std::size_t>(from(opt.particles, "particles", 1024, 1));
   plan.max_frames = static_cast<std::size_t>(from(opt.max_frames, "max_frames", 1000, 0));
   fo.step_size = from_d(opt.step_size, "step_size", 0.0);
@@ -396,7 +397,7 @@ std::string RelaxReport::message() const {
   msg << "wgf-relax: " << flow << " on " << potential << ": " << particles << " particles x " << dim << ", "
       << steps_done << " steps in " << format_number(std::round(flow_seconds * 100) / 100) << " s";
   if (acceptance_rate) msg << ", acceptance " << format_number(std::round(*acceptance_rate * 1000) / 1000);
-  msg << ", step size " << format_number(step_size);
+  if (step_size > 0) msg << ", step size " << format_number(step_size);
   if (mean_energy) msg << ", <u> = " << format_number(*mean_energy);
   if (non_finite_evaluations) msg << ", " << non_finite_evaluations << " non-finite evaluations";
   msg << " -> " << out.string();
