@@ -1,28 +1,39 @@
 // bg-sample: train (or load) an OT-Boltzmann generator and draw weighted samples.
 // All logic lives in lib/boltzlab/app/bg_run.* (see its header for the run-directory
 // contract); this file maps flags to BgSampleOptions and tunes the process's allocator.
+// Exit status, error lines, --quiet and --seed follow app/cli.hpp; the closing lines are
+// the run's verdict (app/console.hpp).
 #include <malloc.h>
-
-#include <iostream>
 
 #include <CLI/CLI.hpp>
 
-#include "boltzlab/core/error.hpp"
 #include "boltzlab/app/bg_run.hpp"
+#include "boltzlab/app/cli.hpp"
+#include "boltzlab/app/console.hpp"
 #include "boltzlab/generators/presets.hpp"
 
 namespace {
 
-void setup(CLI::App& app, boltzlab::generators::BgSampleOptions& o) {
+struct Flags {
+  boltzlab::generators::BgSampleOptions run;
+  bool quiet = false;
+};
+
+void setup(CLI::App& app, Flags& f) {
+  auto& o = f.run;
   app.description(
       "Train an OT-Boltzmann generator (OT-Flow potential, v = -grad Phi) on a potential file, or "
       "load one, and write weighted samples with exact log q to a run directory.");
   app.add_option("--potential", o.potential, "potential file (potentials/*.json)");
-  app.add_option("--model", o.model, "trained model (model.pt of an earlier run); skips training");
+  app.add_option("--model", o.model,
+                 "trained model (model.pt of an earlier run, verified against the model.json beside it); "
+                 "skips training");
+  app.add_flag("--allow-other-potential", o.allow_other_potential,
+               "use a --model trained on another potential (a warning instead of an error)");
   app.add_option("--samples", o.samples, "number of samples (default generator.samples or 100000)");
   app.add_option("--data", o.data, "samples of the target (.npy, N x d) for the forward KL");
   app.add_option("--out", o.out, "run directory (default bg-run)");
-  app.add_option("--seed", o.seed, "seed (training, base draws)");
+  boltzlab::add_seed_option(app, o.seed, "seed of the training and the base draws (default 1)");
   app.add_option("--threads", o.threads, "threads for oneTBB and LibTorch (0: all cores)");
   app.add_option("--evaluate", o.evaluate, "configurations (.npy) whose log q to write (needs --model)");
   app.add_option("--reference", o.reference,
@@ -32,7 +43,8 @@ void setup(CLI::App& app, boltzlab::generators::BgSampleOptions& o) {
   app.add_option("--preset", o.preset, boltzlab::generators::preset_help());
   app.add_option("--lambda", o.lambda, "override generator.lambda (weight of the forward KL)");
   app.add_flag("--resume", o.resume, "resume training from <out>.checkpoint.pt");
-  app.add_flag("!--no-progress", o.progress, "no progress lines");
+  boltzlab::add_quiet_flag(app, f.quiet);
+  app.add_flag("--no-progress", f.quiet)->group("");  // the former spelling of --quiet, hidden
 }
 
 /// Allocator: the flows allocate and free many MB-sized tensors per RK4 stage. With
@@ -52,26 +64,18 @@ void tune_allocator() {
 
 int main(int argc, char** argv) {
   CLI::App app{"bg-sample"};
-  boltzlab::generators::BgSampleOptions options;
-  setup(app, options);
-  CLI11_PARSE(app, argc, argv);
-  tune_allocator();
-  try {
-    const auto summary = boltzlab::generators::run_bg_sample(options);
-    const auto& st = summary.value("statistics", nlohmann::json::object());
-    std::cerr << "bg-sample: wrote " << options.out.string();
-    if (st.contains("ess_fraction") && st["ess_fraction"].is_number())
-      std::cerr << "  ESS " << st["ess_fraction"].get<double>();
-    if (st.contains("log_z") && st["log_z"].is_object() && st["log_z"]["estimate"].is_number())
-      std::cerr << "  log Z " << st["log_z"]["estimate"].get<double>() << " +- "
-                << st["log_z"]["stderr"].get<double>();
-    std::cerr << "\n";
-  } catch (const boltzlab::Error& e) {
-    std::cerr << "bg-sample: " << e.what() << "\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "bg-sample: unexpected error: " << e.what() << "\n";
-    return 2;
-  }
-  return 0;
+  Flags flags;
+  setup(app, flags);
+  auto& o = flags.run;
+  return boltzlab::run_tool("bg-sample", app, argc, argv,
+                            {[&] {
+                               o.progress = !flags.quiet;
+                               o.validate();
+                             },
+                             [&] {
+                               tune_allocator();
+                               const auto summary = boltzlab::generators::run_bg_sample(o);
+                               boltzlab::run_verdict("bg-sample", summary, "wrote " + o.out.string()).print();
+                               return boltzlab::kExitOk;
+                             }});
 }

@@ -8,6 +8,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "boltzlab/app/cli.hpp"
+#include "boltzlab/app/console.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/app/iw_diag.hpp"
@@ -27,7 +29,7 @@ struct Options {
   fs::path run, log_weights, chains, samples, log_q, potential, out, reference;
   IwDiagOptions analysis;
   std::string fes_columns = "0,1";
-  bool interacting = false, independent = false, no_plots = false, print_json = false;
+  bool interacting = false, independent = false, no_plots = false, print_json = false, quiet = false;
   int threads = 0;
 };
 
@@ -60,6 +62,7 @@ void setup(CLI::App& app, Options& o) {
   app.add_flag("--no-plots", o.no_plots, "do not draw PNG plots");
   app.add_flag("--json", o.print_json, "print summary.json to stdout instead of the table");
   app.add_option("--threads", o.threads, "threads for energy evaluation (0: all cores)")->capture_default_str();
+  add_quiet_flag(app, o.quiet);  // iw-diag prints no progress lines; accepted like every tool's
 }
 
 std::vector<std::size_t> parse_columns(const std::string& text) {
@@ -73,7 +76,7 @@ std::vector<std::size_t> parse_columns(const std::string& text) {
       if (used != part.size() || v < 0) throw std::invalid_argument("bad");
       cols.push_back(static_cast<std::size_t>(v));
     } catch (const std::exception&) {
-      throw ConfigError("iw-diag: --fes-columns '" + text + "' must be two column indices like 0,1");
+      throw ConfigError("--fes-columns '" + text + "' must be two column indices like 0,1");
     }
   }
   return cols;
@@ -81,21 +84,21 @@ std::vector<std::size_t> parse_columns(const std::string& text) {
 
 /// Checks the combination of flags. \throws ConfigError naming the flags.
 void validate(const Options& o) {
-  if (o.threads < 0) throw ConfigError("iw-diag: --threads is " + std::to_string(o.threads) + ", but must be ≥ 0");
-  if (o.interacting && o.independent) throw ConfigError("iw-diag: --interacting and --independent exclude each other");
+  if (o.threads < 0) throw ConfigError("--threads is " + std::to_string(o.threads) + ", but must be ≥ 0");
+  if (o.interacting && o.independent) throw ConfigError("--interacting and --independent exclude each other");
   if (!o.run.empty() && (!o.log_weights.empty() || !o.samples.empty() || !o.log_q.empty() || !o.potential.empty())) {
-    throw ConfigError("iw-diag: --run reads the arrays of the run directory; do not combine it with "
+    throw ConfigError("--run reads the arrays of the run directory; do not combine it with "
                       "--log-weights, --samples, --log-q or --potential");
   }
   if (!o.log_q.empty() && (o.samples.empty() || o.potential.empty())) {
-    throw ConfigError("iw-diag: --log-q needs --samples and --potential (u is evaluated from the potential)");
+    throw ConfigError("--log-q needs --samples and --potential (u is evaluated from the potential)");
   }
-  if (!o.potential.empty() && o.samples.empty()) throw ConfigError("iw-diag: --potential needs --samples");
+  if (!o.potential.empty() && o.samples.empty()) throw ConfigError("--potential needs --samples");
   if (o.run.empty() && o.log_weights.empty() && o.chains.empty() && o.samples.empty()) {
-    throw ConfigError("iw-diag: nothing to analyse: give --run DIR, --log-weights, --chains or --samples (see --help)");
+    throw ConfigError("nothing to analyse: give --run DIR, --log-weights, --chains or --samples (see --help)");
   }
   if (!o.log_q.empty() && !o.log_weights.empty()) {
-    throw ConfigError("iw-diag: give either --log-weights or --log-q with --potential, not both");
+    throw ConfigError("give either --log-weights or --log-q with --potential, not both");
   }
 }
 
@@ -161,7 +164,7 @@ IwDiagInput gather_input(const Options& o) {
     in.description += (in.description.empty() ? "" : ", ") + std::string("chains ") + o.chains.string();
   }
   if (!o.reference.empty()) {
-    in.reference_dihedrals = read_reference_dihedrals(o.reference, "iw-diag: --reference");
+    in.reference_dihedrals = read_reference_dihedrals(o.reference, "--reference");
     in.reference_source = o.reference.string();
   }
   if (o.interacting || o.independent) {
@@ -172,7 +175,6 @@ IwDiagInput gather_input(const Options& o) {
 }
 
 int run(const Options& o) {
-  validate(o);
   if (o.threads > 0) set_num_threads(o.threads);
   IwDiagOptions analysis = o.analysis;
   analysis.fes_columns = parse_columns(o.fes_columns);
@@ -187,15 +189,18 @@ int run(const Options& o) {
   } else {
     report = iw_diagnose(in, analysis, nullptr);
   }
+  nlohmann::json summary = report.to_json();
+  sanitize_non_finite(summary);
+  const std::string headline = o.out.empty() ? "diagnosed " + report.input : "wrote " + o.out.string();
+  const ConsoleVerdict verdict = run_verdict("iw-diag", summary, headline);
   if (o.print_json) {
-    nlohmann::json summary = report.to_json();
-    sanitize_non_finite(summary);
-    std::cout << summary.dump(2) << "\n";
+    std::cout << summary.dump(2) << "\n";  // stdout stays pure JSON; warnings go to stderr
+    std::cerr << verdict.format_warnings();
   } else {
-    std::cout << format_report(report);
-    if (!o.out.empty()) std::cout << "\nWrote " << o.out.string() << "/summary.json\n";
+    std::cout << format_report(report) << "\n";
+    verdict.print();
   }
-  return 0;
+  return kExitOk;
 }
 
 }  // namespace
@@ -204,17 +209,5 @@ int main(int argc, char** argv) {
   CLI::App app{"iw-diag"};
   Options options;
   setup(app, options);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  try {
-    return run(options);
-  } catch (const std::exception& e) {
-    std::string message = e.what();
-    if (message.rfind("iw-diag: ", 0) == 0) message = message.substr(9);
-    std::cerr << "iw-diag: error: " << message << "\n";
-    return 1;
-  }
+  return run_tool("iw-diag", app, argc, argv, {[&] { validate(options); }, [&] { return run(options); }});
 }

@@ -5,12 +5,14 @@
 ///
 ///   md-reference --potential potentials/alanine_dipeptide.json --out runs/ala2_md
 ///     (then: --production-ns 10 --frame-interval-ps 1)
-#include <iostream>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 
-#include "boltzlab/core/error.hpp"
+#include "boltzlab/app/cli.hpp"
+#include "boltzlab/app/console.hpp"
 #include "boltzlab/app/md_reference.hpp"
+#include "boltzlab/core/error.hpp"
 
 using namespace boltzlab;
 
@@ -20,7 +22,7 @@ struct Options {
   MdReferenceOptions run;
   double production_ns = 0, equilibration_ps = 0, timestep_fs = 0, friction_per_ps = 0, frame_interval_ps = 0,
          temperature = 0;
-  long long seed = 0;
+  std::optional<std::uint64_t> seed;
   bool no_minimize = false, quiet = false;
 };
 
@@ -33,11 +35,11 @@ void setup(CLI::App& app, Options& o) {
   app.add_option("--friction", o.friction_per_ps, "collision rate (1/ps)");
   app.add_option("--frame-interval-ps", o.frame_interval_ps, "time between recorded frames (ps)");
   app.add_option("--temperature", o.temperature, "bath temperature (K); default: the potential's");
-  app.add_option("--seed", o.seed, "run seed (replica r uses stream r)");
+  add_seed_option(app, o.seed, "run seed (replica r uses stream r)");
   app.add_option("--replicas", o.run.replicas, "independent trajectories, run in parallel");
   app.add_option("--threads", o.run.threads, "worker threads (0: all cores)");
   app.add_flag("--no-minimize", o.no_minimize, "skip the energy minimization");
-  app.add_flag("--quiet", o.quiet, "no progress lines");
+  add_quiet_flag(app, o.quiet);
 }
 
 int run(const CLI::App& app, Options& o) {
@@ -51,13 +53,16 @@ int run(const CLI::App& app, Options& o) {
   set("--friction", "friction_per_ps", o.friction_per_ps);
   set("--frame-interval-ps", "frame_interval_ps", o.frame_interval_ps);
   set("--temperature", "temperature", o.temperature);
-  if (app.count("--seed")) o.run.protocol["seed"] = o.seed;
+  if (o.seed) o.run.protocol["seed"] = *o.seed;
   if (o.no_minimize) o.run.protocol["minimize"] = false;
   o.run.progress = !o.quiet;
   const Json summary = run_md_reference(o.run);
-  std::cout << "md-reference: " << summary["counts"]["frames"] << " frames in " << o.run.out.string() << " ("
-            << summary["timings"]["md"] << " s of MD)\n";
-  return summary["counts"]["failed_replicas"].get<std::size_t>() == 0 ? 0 : 2;
+  run_verdict("md-reference", summary, "wrote " + o.run.out.string()).print();
+  const std::size_t failed = summary["counts"]["failed_replicas"].get<std::size_t>();
+  if (failed > 0)
+    throw BackendError(std::to_string(failed) + " of " + std::to_string(o.run.replicas) +
+                       " replicas stopped early on an OpenMM error; " + o.run.out.string() + " holds what was recorded");
+  return kExitOk;
 }
 
 }  // namespace
@@ -66,11 +71,5 @@ int main(int argc, char** argv) {
   CLI::App app{"Reference MD of an OpenMM potential (LangevinMiddleIntegrator) into a run directory"};
   Options o;
   setup(app, o);
-  CLI11_PARSE(app, argc, argv);
-  try {
-    return run(app, o);
-  } catch (const std::exception& e) {
-    std::cerr << "md-reference: " << e.what() << "\n";
-    return 1;
-  }
+  return run_tool("md-reference", app, argc, argv, {[&] { o.run.validate(); }, [&] { return run(app, o); }});
 }

@@ -6,11 +6,13 @@
 ///   replica-exchange --potential potentials/alanine_dipeptide.json --out runs/ala2_rex
 ///       --t-max 600 --replicas 4 --production-ns 20
 ///   (killed? the same command with --resume continues from runs/ala2_rex.checkpoint.rex)
-#include <iostream>
+#include <optional>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
 
+#include "boltzlab/app/cli.hpp"
+#include "boltzlab/app/console.hpp"
 #include "boltzlab/app/replica_exchange_run.hpp"
 #include "boltzlab/core/error.hpp"
 
@@ -23,7 +25,8 @@ struct Options {
   std::string temperatures, swaps;
   double t_max = 0, production_ns = 0, equilibration_ps = 0, exchange_interval_ps = 0, frame_interval_ps = 0,
          timestep_fs = 0, friction_per_ps = 0;
-  long long replicas = 0, seed = 0, checkpoint_exchanges = 0;
+  long long replicas = 0, checkpoint_exchanges = 0;
+  std::optional<std::uint64_t> seed;
   bool no_minimize = false, quiet = false;
 };
 
@@ -40,13 +43,13 @@ void setup(CLI::App& app, Options& o) {
   app.add_option("--swaps", o.swaps, "swap scheme: neighbors (even/odd) or all-pairs");
   app.add_option("--timestep-fs", o.timestep_fs, "integration step (fs)");
   app.add_option("--friction", o.friction_per_ps, "collision rate (1/ps)");
-  app.add_option("--seed", o.seed, "run seed (replica r uses stream r)");
+  add_seed_option(app, o.seed, "run seed (replica r uses stream r)");
   app.add_option("--threads", o.run.threads, "worker threads (0: all cores); results do not depend on it");
   app.add_option("--checkpoint-seconds", o.run.checkpoint_seconds, "wall time between checkpoints (0: off)");
   app.add_option("--checkpoint-exchanges", o.checkpoint_exchanges, "also a checkpoint every N exchanges (0: off)");
   app.add_flag("--resume", o.run.resume, "continue from <out>.checkpoint.rex");
   app.add_flag("--no-minimize", o.no_minimize, "skip the energy minimization");
-  app.add_flag("--quiet", o.quiet, "no progress lines");
+  add_quiet_flag(app, o.quiet);
 }
 
 /// "300,350.5" as numbers. \throws ConfigError naming the flag and the bad item.
@@ -70,6 +73,13 @@ Json parse_temperatures(const std::string& text) {
   return list;
 }
 
+/// The flag values that need no file. \throws ConfigError naming the flag.
+void check(const Options& o) {
+  o.run.validate();
+  if (o.checkpoint_exchanges < 0)
+    throw ConfigError("--checkpoint-exchanges is " + std::to_string(o.checkpoint_exchanges) + ", but must be >= 0");
+}
+
 int run(const CLI::App& app, Options& o) {
   // Only the flags given on the command line override the potential's section.
   auto set = [&](const char* flag, const char* key, double v) {
@@ -85,16 +95,17 @@ int run(const CLI::App& app, Options& o) {
   set("--timestep-fs", "timestep_fs", o.timestep_fs);
   set("--friction", "friction_per_ps", o.friction_per_ps);
   if (app.count("--swaps")) o.run.protocol["swaps"] = o.swaps;
-  if (app.count("--seed")) o.run.protocol["seed"] = o.seed;
+  if (o.seed) o.run.protocol["seed"] = *o.seed;
   if (o.no_minimize) o.run.protocol["minimize"] = false;
-  if (o.checkpoint_exchanges < 0) throw ConfigError("--checkpoint-exchanges: must be >= 0");
   o.run.checkpoint_exchanges = static_cast<std::size_t>(o.checkpoint_exchanges);
   o.run.progress = !o.quiet;
   const Json summary = run_replica_exchange_tool(o.run);
-  std::cout << "replica-exchange: " << summary["counts"]["frames"] << " frames per temperature, "
-            << summary["statistics"]["round_trips"] << " round trips, in " << o.run.out.string() << " ("
-            << summary["timings"]["replica_exchange"] << " s)\n";
-  return summary["counts"]["non_finite_replicas"].get<std::size_t>() == 0 ? 0 : 2;
+  run_verdict("replica-exchange", summary, "wrote " + o.run.out.string()).print();
+  const std::size_t non_finite = summary["counts"]["non_finite_replicas"].get<std::size_t>();
+  if (non_finite > 0)
+    throw BackendError(std::to_string(non_finite) + " replica(s) reached a non-finite energy; " + o.run.out.string() +
+                       " holds what was recorded");
+  return kExitOk;
 }
 
 }  // namespace
@@ -103,11 +114,5 @@ int main(int argc, char** argv) {
   CLI::App app{"Replica exchange (parallel tempering) of an OpenMM potential into a run directory"};
   Options o;
   setup(app, o);
-  CLI11_PARSE(app, argc, argv);
-  try {
-    return run(app, o);
-  } catch (const std::exception& e) {
-    std::cerr << "replica-exchange: " << e.what() << "\n";
-    return 1;
-  }
+  return run_tool("replica-exchange", app, argc, argv, {[&] { check(o); }, [&] { return run(app, o); }});
 }

@@ -7,16 +7,17 @@
 //   wgf-relax --potential potentials/manywell32.json --flow mala --particles 4096
 //             --steps 2000 --out runs/mw32 [--step-size H] [--seed S] [--threads T] [--init X.npy]
 #include <algorithm>
-#include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 
-#include "boltzlab/core/error.hpp"
-#include "boltzlab/flows/flow.hpp"
+#include "boltzlab/app/cli.hpp"
+#include "boltzlab/app/console.hpp"
 #include "boltzlab/app/relax_run.hpp"
+#include "boltzlab/flows/flow.hpp"
+#include "boltzlab/io/config.hpp"
 
 namespace {
 
@@ -33,7 +34,12 @@ struct Optionals {
   }
 };
 
-void setup(CLI::App& app, boltzlab::RelaxOptions& opt, Optionals& optionals) {
+/// Flags that are not RelaxOptions fields as they are.
+struct Switches {
+  bool no_plots = false;
+};
+
+void setup(CLI::App& app, boltzlab::RelaxOptions& opt, Optionals& optionals, Switches& switches) {
   // The flow list is the flow table: name, whether the particles interact, description.
   std::size_t width = 0;
   for (const auto& row : boltzlab::flow_table()) width = std::max(width, row.name.size());
@@ -53,7 +59,7 @@ void setup(CLI::App& app, boltzlab::RelaxOptions& opt, Optionals& optionals) {
   optionals.add(app, "--steps", opt.steps, "steps after warm-up (default 1000)");
   optionals.add(app, "--warmup", opt.warmup, "warm-up steps: burn-in, MALA step-size adaptation (default steps/4)");
   optionals.add(app, "--step-size", opt.step_size, "step size tau / time step h (default: the flow's)");
-  optionals.add(app, "--seed", opt.seed, "run seed; particle i draws from stream (seed, i) (default 0)");
+  boltzlab::add_seed_option(app, opt.seed, "run seed; particle i draws from stream (seed, i) (default 0)");
   app.add_option("--threads", opt.threads, "worker threads (0: all cores); results do not depend on it");
   app.add_option("--init", opt.init, "initial ensemble, an (N, d) .npy file")->check(CLI::ExistingFile);
   optionals.add(app, "--init-scale", opt.init_scale, "default init N(0, scale^2 I) (default 1)");
@@ -64,8 +70,8 @@ void setup(CLI::App& app, boltzlab::RelaxOptions& opt, Optionals& optionals) {
   optionals.add(app, "--tolerance", opt.tolerance, "stop when <u> changes by less than tol*max(1,|<u>|) between monitors");
   optionals.add(app, "--monitor-every", opt.monitor_every, "steps between mean-energy monitors (default 10)");
   app.add_option("--param", opt.params, "flow parameter key=value (JSON value), repeatable, e.g. --param friction=2");
-  app.add_flag("--quiet,-q", opt.quiet, "no progress lines on stderr");
-  app.add_flag("!--no-plots", opt.plots, "skip the PNG plots");
+  boltzlab::add_quiet_flag(app, opt.quiet);
+  app.add_flag("--no-plots", switches.no_plots, "skip the PNG plots");
   app.add_flag("--strict", opt.strict, "exit 1 when particles diverged (non-finite, exploded) or got stuck");
   app.footer(flows);
 }
@@ -76,21 +82,18 @@ int main(int argc, char** argv) {
   CLI::App app{"wgf-relax"};
   boltzlab::RelaxOptions opt;
   Optionals optionals;
-  setup(app, opt, optionals);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "wgf-relax: error: %s (see --help)\n", e.what());
-    return 2;
-  }
-  try {
-    for (auto& f : optionals.apply) f();
-    std::printf("%s\n", boltzlab::run_relax(opt).message().c_str());
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "wgf-relax: error: %s\n", e.what());
-    return 1;
-  }
+  Switches switches;
+  setup(app, opt, optionals, switches);
+  return boltzlab::run_tool("wgf-relax", app, argc, argv,
+                            {[&] {
+                               for (auto& f : optionals.apply) f();
+                               opt.plots = !switches.no_plots;
+                               opt.validate();
+                             },
+                             [&] {
+                               const boltzlab::RelaxReport report = boltzlab::run_relax(opt);
+                               const nlohmann::json summary = boltzlab::read_json_file(report.out / "summary.json");
+                               boltzlab::run_verdict("wgf-relax", summary, "wrote " + report.out.string()).print();
+                               return boltzlab::kExitOk;
+                             }});
 }

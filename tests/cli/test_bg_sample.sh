@@ -9,7 +9,7 @@ T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 P="$SRC/tests/data/bg_gaussian2d.json"
 
-"$BIN/bg-sample" --potential "$P" --out "$T/run" --iterations 20 --samples 500 --threads 2 --no-progress \
+"$BIN/bg-sample" --potential "$P" --out "$T/run" --iterations 20 --samples 500 --threads 2 -q \
   2> "$T/log" || { cat "$T/log"; fail "training run failed"; }
 for f in samples.npy log_q.npy reduced_energies.npy log_weights.npy summary.json model.pt; do
   [ -s "$T/run/$f" ] || fail "missing $f"
@@ -32,7 +32,7 @@ assert abs(s["statistics"]["log_z"]["exact"] - 1.9248537199710642) < 1e-9
 PY
 
 # Reload: the same seed gives the same samples; evaluate mode gives their log q.
-"$BIN/bg-sample" --potential "$P" --model "$T/run/model.pt" --out "$T/again" --samples 500 --no-progress 2>/dev/null \
+"$BIN/bg-sample" --potential "$P" --model "$T/run/model.pt" --out "$T/again" --samples 500 -q 2>/dev/null \
   || fail "reload run failed"
 cmp -s "$T/run/samples.npy" "$T/again/samples.npy" || fail "reloaded model gives different samples"
 "$BIN/bg-sample" --model "$T/run/model.pt" --evaluate "$T/run/samples.npy" --out "$T/eval" 2>/dev/null \
@@ -53,7 +53,7 @@ np.save('$T/data.npy', np.array([1.0, -0.5]) + rng.standard_normal((2000, 2)) @ 
 "
 sed 's/"preset": "ot-bg"/"preset": "ot-flow", "base": "gaussian_mixture", "base_components": 3/' "$P" > "$T/gm.json"
 "$BIN/bg-sample" --potential "$T/gm.json" --data "$T/data.npy" --out "$T/gm" --iterations 10 --samples 500 \
-  --no-progress 2> "$T/log" || { cat "$T/log"; fail "gaussian_mixture run failed"; }
+  -q 2> "$T/log" || { cat "$T/log"; fail "gaussian_mixture run failed"; }
 /usr/bin/python3 -c "
 import json, numpy as np
 s = json.load(open('$T/gm/summary.json'))
@@ -61,7 +61,7 @@ assert s['base'] == 'gaussian_mixture', s['base']
 lw, u, lq = (np.load('$T/gm/' + f) for f in ['log_weights.npy', 'reduced_energies.npy', 'log_q.npy'])
 assert np.allclose(lw, -u - lq, rtol=0, atol=1e-12)
 " || fail "gaussian_mixture summary"
-"$BIN/bg-sample" --potential "$T/gm.json" --model "$T/gm/model.pt" --out "$T/gm2" --samples 500 --no-progress \
+"$BIN/bg-sample" --potential "$T/gm.json" --model "$T/gm/model.pt" --out "$T/gm2" --samples 500 -q \
   2>/dev/null || fail "gaussian_mixture reload failed"
 cmp -s "$T/gm/samples.npy" "$T/gm2/samples.npy" || fail "reloaded mixture-base model gives different samples"
 sed 's/"preset": "ot-bg"/"preset": "ot-bg", "base": "gaussian_mixture"/' "$P" > "$T/gm_nodata.json"
@@ -84,7 +84,7 @@ p["generator"] = {"preset": "ot-bg", "lambda": 0.0, "network": False, "pair_basi
                   "pair_range": 3.0, "iterations": 5, "batch_size": 64, "samples": 300}
 json.dump(p, open(sys.argv[2], "w"))
 PY
-"$BIN/bg-sample" --potential "$T/dw4.json" --out "$T/dw4" --threads 2 --no-progress 2> "$T/log" \
+"$BIN/bg-sample" --potential "$T/dw4.json" --out "$T/dw4" --threads 2 -q 2> "$T/log" \
   || { cat "$T/log"; fail "pair-flow run failed"; }
 /usr/bin/python3 - "$T" <<'PY' || fail "pair-flow samples not centred"
 import numpy as np, sys
@@ -94,7 +94,7 @@ c, s = np.cos(0.7), np.sin(0.7)
 moved = x[:, [2, 0, 3, 1], :] @ np.array([[c, s], [-s, c]])
 np.save(sys.argv[1] + "/moved.npy", moved.reshape(300, 8))
 PY
-"$BIN/bg-sample" --potential "$T/dw4.json" --out "$T/dw4_t1" --threads 1 --no-progress 2>/dev/null \
+"$BIN/bg-sample" --potential "$T/dw4.json" --out "$T/dw4_t1" --threads 1 -q 2>/dev/null \
   || fail "pair-flow run with one thread failed"
 cmp -s "$T/dw4/samples.npy" "$T/dw4_t1/samples.npy" || fail "pair-flow samples depend on the thread count"
 cmp -s "$T/dw4/model.pt" "$T/dw4_t1/model.pt" || fail "pair-flow training depends on the thread count"

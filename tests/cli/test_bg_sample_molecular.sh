@@ -11,7 +11,7 @@ T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 P="$SRC/potentials/alanine_dipeptide.json"
 D="$SRC/data/alanine_dipeptide/md_reference_positions.npy"
-"$BIN/bg-sample" --potential "$P" --data "$D" --out "$T/run" --iterations 3 --samples 300 --threads 2 --no-progress \
+"$BIN/bg-sample" --potential "$P" --data "$D" --out "$T/run" --iterations 3 --samples 300 --threads 2 -q \
   2> "$T/log" || { cat "$T/log"; fail "molecular run failed"; }
 for f in samples.npy log_q.npy reduced_energies.npy log_weights.npy summary.json model.pt dihedrals.npy; do
   [ -s "$T/run/$f" ] || fail "missing $f"
@@ -44,11 +44,11 @@ ok = np.isfinite(lw)
 assert np.allclose(lw[ok], -u[ok] - lq[ok], atol=1e-9)
 assert "molecular" in s
 PY
-"$BIN/bg-sample" --potential "$P" --model "$T/run/model.pt" --out "$T/again" --samples 300 --no-progress 2>/dev/null \
+"$BIN/bg-sample" --potential "$P" --model "$T/run/model.pt" --out "$T/again" --samples 300 -q 2>/dev/null \
   || fail "reload failed"
 cmp -s "$T/run/samples.npy" "$T/again/samples.npy" || fail "reloaded model gives different samples"
 # Training (base fit with its EM, flow) and sampling do not depend on the thread count.
-"$BIN/bg-sample" --potential "$P" --data "$D" --out "$T/one" --iterations 3 --samples 300 --threads 1 --no-progress \
+"$BIN/bg-sample" --potential "$P" --data "$D" --out "$T/one" --iterations 3 --samples 300 --threads 1 -q \
   2>/dev/null || fail "one-thread run failed"
 cmp -s "$T/run/samples.npy" "$T/one/samples.npy" || fail "--threads 1 and --threads 2 give different samples"
 cmp -s "$T/run/log_weights.npy" "$T/one/log_weights.npy" || fail "--threads 1 and 2 give different weights"
@@ -72,7 +72,7 @@ g.update({ "iterations": 3, "warmup_iterations": 1, "lambda": 0.5,
           "base": "uniform"})
 json.dump(p, open(dst, "w"))
 PY
-"$BIN/bg-sample" --potential "$T/mixed.json" --out "$T/mixed" --threads 2 --no-progress 2> "$T/log2" \
+"$BIN/bg-sample" --potential "$T/mixed.json" --out "$T/mixed" --threads 2 -q 2> "$T/log2" \
   || { cat "$T/log2"; fail "mixed-schedule run failed"; }
 /usr/bin/python3 - "$T/mixed" <<'PY' || fail "mixed-schedule summary inconsistent"
 import json, sys, math
@@ -94,7 +94,7 @@ import json, sys
 p = json.load(open(sys.argv[1])); p["generator"]["base_experts"] = True
 json.dump(p, open(sys.argv[2], "w"))
 PY
-"$BIN/bg-sample" --potential "$T/badbase.json" --out "$T/badbase" --no-progress 2> "$T/err3" && fail "base_experts accepted"
+"$BIN/bg-sample" --potential "$T/badbase.json" --out "$T/badbase" -q 2> "$T/err3" && fail "base_experts accepted"
 [ "$(wc -l < "$T/err3")" -eq 1 ] || { cat "$T/err3"; fail "not one line"; }
 grep -q 'generator.base_experts' "$T/err3" || { cat "$T/err3"; fail "message lacks the field"; }
 [ -e "$T/badbase" ] && fail "output written for a bad key"
@@ -104,7 +104,7 @@ import json, sys
 p = json.load(open(sys.argv[1])); p["generator"]["base_joint_bins"] = 36
 json.dump(p, open(sys.argv[2], "w"))
 PY
-"$BIN/bg-sample" --potential "$T/badbins.json" --out "$T/badbins" --no-progress 2> "$T/err4" && fail "base_joint_bins accepted"
+"$BIN/bg-sample" --potential "$T/badbins.json" --out "$T/badbins" -q 2> "$T/err4" && fail "base_joint_bins accepted"
 [ "$(wc -l < "$T/err4")" -eq 1 ] || { cat "$T/err4"; fail "not one line"; }
 grep -q 'generator.base_joint_bins' "$T/err4" || { cat "$T/err4"; fail "message lacks the field"; }
 [ -e "$T/badbins" ] && fail "output written for a bad key"

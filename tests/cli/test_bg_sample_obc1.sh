@@ -12,7 +12,7 @@ P="$SRC/potentials/alanine_dipeptide_obc1.json"
 "$BIN/md-reference" --potential "$P" --out "$T/md" --production-ns 0.05 --equilibration-ps 1 \
   --frame-interval-ps 0.025 --replicas 1 --threads 1 --quiet 2> "$T/mdlog" || { cat "$T/mdlog"; fail "md-reference failed"; }
 "$BIN/bg-sample" --potential "$P" --data "$T/md/samples.npy" --out "$T/run" --iterations 2 --samples 400 --threads 2 \
-  --no-progress 2> "$T/log" || { cat "$T/log"; fail "OBC1 run failed"; }
+  -q 2> "$T/log" || { cat "$T/log"; fail "OBC1 run failed"; }
 /usr/bin/python3 - "$T/run" <<'PY' || fail "OBC1 summary/arrays inconsistent"
 import json, sys, numpy as np
 d = sys.argv[1]

@@ -32,7 +32,7 @@ for m in phenylalanine_dipeptide:32:1 alanine_tetrapeptide:42:3; do
   name=${m%%:*}; rest=${m#*:}; atoms=${rest%%:*}; residues=${rest#*:}
   small "$name"
   "$BIN/bg-sample" --potential "$T/$name.json" --out "$T/$name" --iterations 3 --samples 300 --threads 2 \
-    --no-progress 2> "$T/$name.log" || { cat "$T/$name.log"; fail "$name run failed"; }
+    -q 2> "$T/$name.log" || { cat "$T/$name.log"; fail "$name run failed"; }
   grep -q "reweighted residue" "$T/$name.log" || { cat "$T/$name.log"; fail "$name: no basin populations on the console"; }
   /usr/bin/python3 - "$T/$name" "$atoms" "$residues" <<'PY' || fail "$name: summary inconsistent"
 import json, sys, numpy as np
@@ -64,7 +64,7 @@ open(sys.argv[2] + "/shuffled.pdb", "w").write("\n".join(lines) + "\n")
 p["parameters"]["pdb"] = sys.argv[2] + "/shuffled.pdb"
 json.dump(p, open(sys.argv[2] + "/shuffled.json", "w"))
 PY
-"$BIN/bg-sample" --potential "$T/shuffled.json" --out "$T/shuffled" --iterations 3 --samples 300 --no-progress \
+"$BIN/bg-sample" --potential "$T/shuffled.json" --out "$T/shuffled" --iterations 3 --samples 300 -q \
   2> "$T/err" && fail "shuffled structure accepted"
 [ "$(wc -l < "$T/err")" -eq 1 ] || { cat "$T/err"; fail "more than one line"; }
 grep -q "atom order is not the System's" "$T/err" || { cat "$T/err"; fail "message does not name the cause"; }

@@ -27,7 +27,7 @@ json.dump(pot, open(t + "/badref.json", "w"))
 PY
 expect_error() {  # expect_error "<text in the message>" args...
   local want="$1"; shift
-  "$BIN/bg-sample" "$@" --out "$T/bad" --threads 1 --no-progress > "$T/out" 2> "$T/err" && fail "accepted: $*"
+  "$BIN/bg-sample" "$@" --out "$T/bad" --threads 1 -q > "$T/out" 2> "$T/err" && fail "accepted: $*"
   [ "$(wc -l < "$T/err")" -eq 1 ] || { cat "$T/err"; fail "not one line: $*"; }
   grep -q -- "$want" "$T/err" || { cat "$T/err"; fail "message lacks '$want': $*"; }
   [ ! -e "$T/bad" ] || fail "run directory written for bad input: $*"
@@ -40,7 +40,7 @@ expect_error "molecular target" --potential "$SRC/potentials/gaussian2d.json" --
 
 # A tiny run: every number against NumPy.
 "$BIN/bg-sample" --potential "$P" --data "$SRC/data/alanine_dipeptide/md_reference_positions.npy" --out "$T/run" \
-  --iterations 3 --samples 400 --threads 2 --no-progress \
+  --iterations 3 --samples 400 --threads 2 -q \
   2> "$T/log" || { cat "$T/log"; fail "run failed"; }
 /usr/bin/python3 - "$T/run" "$REF" <<'PY' || fail "ramachandran_vs_reference disagrees with NumPy"
 import json, sys, numpy as np

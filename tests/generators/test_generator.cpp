@@ -116,6 +116,7 @@ TEST_CASE("generator: save → load gives identical samples for the same seed") 
   nlohmann::json meta;
   auto h = bg::BoltzmannGenerator::load(path, &meta);
   std::filesystem::remove(path);
+  std::filesystem::remove(bg::model_record_path(path));
   CHECK(meta.at("note") == "test");
   CHECK(h.options().to_json() == g.options().to_json());
   const auto a = g.sample(200, 42);
@@ -141,13 +142,16 @@ TEST_CASE("generator: bad model files are rejected with one clear message") {
   CHECK_THROWS_WITH(bg::BoltzmannGenerator::load("/nonexistent/model.pt"), doctest::Contains("not found"));
   const auto junk = std::filesystem::temp_directory_path() / "boltzlab_test_junk.pt";
   { std::ofstream(junk) << "not a model"; }
+  bg::sign_model_file(junk, std::nullopt);  // recorded, so that LibTorch reads it (model_file.hpp)
   CHECK_THROWS_AS(bg::BoltzmannGenerator::load(junk), boltzlab::IoError);
   // An archive with a future format version.
   torch::serialize::OutputArchive a;
   a.write("format_version", c10::IValue(static_cast<int64_t>(99)));
   a.save_to(junk.string());
+  bg::sign_model_file(junk, std::nullopt);
   CHECK_THROWS_WITH(bg::BoltzmannGenerator::load(junk), doctest::Contains("format_version 99"));
   std::filesystem::remove(junk);
+  std::filesystem::remove(bg::model_record_path(junk));
 }
 
 TEST_CASE("generator: particle systems stay on the centre-of-mass-free subspace") {

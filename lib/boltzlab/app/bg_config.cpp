@@ -93,6 +93,12 @@ MolecularDefaults read_md_defaults(JsonReader& r) {
 
 fs::path bg_checkpoint_path(const fs::path& out) { return checkpoint_path(out, ".checkpoint.pt"); }
 
+std::optional<PotentialIdentity> saved_model_potential(const Potential& pot, const nlohmann::json& summary) {
+  const auto record = summary.find("model_record");
+  if (record == summary.end()) return potential_identity(pot);
+  return ModelFileRecord::from_json(*record, "model_record").potential;
+}
+
 void apply_training_flags(TrainOptions& train, const BgSampleOptions& flags) {
   train.seed = flags.seed;
   train.progress = flags.progress;

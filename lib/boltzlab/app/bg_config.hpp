@@ -14,6 +14,7 @@
 #include "boltzlab/app/bg_run.hpp"
 #include "boltzlab/generators/base_options.hpp"
 #include "boltzlab/generators/generator.hpp"
+#include "boltzlab/generators/model_file.hpp"
 #include "boltzlab/generators/trainer.hpp"
 #include "boltzlab/io/config.hpp"
 #include "boltzlab/targets/registry.hpp"
@@ -68,6 +69,10 @@ MolecularDefaults read_md_defaults(JsonReader& r);
 /// <out>.checkpoint.pt, beside the run directory (run_directory.hpp checkpoint_path); removed
 /// once a trained run is committed.
 std::filesystem::path bg_checkpoint_path(const std::filesystem::path& out);
+
+/// The potential a run's model.pt is bound to (model_file.hpp): the one a loaded model was
+/// trained on (summary["model_record"], possibly none), else `pot`, which the model was trained on.
+std::optional<PotentialIdentity> saved_model_potential(const Potential& pot, const nlohmann::json& summary);
 
 /// The training settings that come from the flags: seed, progress, resume, and checkpoints in
 /// <out>.checkpoint.pt every checkpoint_every iterations (0: iterations / 10, at least 1).

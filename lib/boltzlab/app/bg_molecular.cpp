@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "boltzlab/app/bg_outputs.hpp"
+#include "boltzlab/app/console.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/timing.hpp"
 #include "boltzlab/estimators/conformations.hpp"
@@ -151,6 +152,8 @@ double fit_molecular_base(const BgSampleOptions& o, const Potential& pot, const 
   const double t_fit = wall_seconds();
   std::optional<BaseDensity> base;
   try {
+    // The EM fits have no step count to report; a line every 10 s shows the fit is alive.
+    const ElapsedTicker ticker(std::string("bg-sample: ") + spec.name + " base fit", o.progress && spec.needs_data);
     base = fit_base(options, BaseFitData{y, space.torsion_mask(), system.joint});
   } catch (const DomainError& e) {  // e.g. a hard torsion too wide for these data: name the setting
     throw ConfigError(pot.path.string() + ": generator.base \"" + spec.name + "\": " + e.what());
@@ -360,7 +363,7 @@ nlohmann::json run_molecular(const BgSampleOptions& o, const Potential& pot, Gen
   }
   nlohmann::json meta = {{"potential", o.potential.string()}, {"seed", o.seed},
                          {"molecular_space", m.space->to_json()}};
-  m.model->save(run.path("model.pt"), meta);
+  m.model->save(run.path("model.pt"), meta, saved_model_potential(pot, summary));
   if (trained) plot_training(run, history, notes);
 
   return write_generator_run(run, o, pot, cfg, *m.model, trained ? &history : nullptr, counters,

@@ -18,6 +18,7 @@
 #include "boltzlab/estimators/report.hpp"
 #include "boltzlab/generators/base_registry.hpp"
 #include "boltzlab/generators/generator.hpp"
+#include "boltzlab/generators/model_file.hpp"
 #include "boltzlab/generators/trainer.hpp"
 #include "boltzlab/generators/training_checkpoint.hpp"
 #include "boltzlab/io/npy.hpp"
@@ -29,15 +30,16 @@ namespace boltzlab::generators {
 
 void BgSampleOptions::validate() const {
   if (evaluate.empty() && potential.empty())
-    throw ConfigError("bg-sample: --potential is required (or --model with --evaluate)");
-  if (!evaluate.empty() && model.empty())
-    throw ConfigError("bg-sample: --evaluate needs --model");
+    throw ConfigError("--potential is required (or --model with --evaluate)");
+  if (!evaluate.empty() && model.empty()) throw ConfigError("--evaluate needs --model");
+  if (allow_other_potential && model.empty()) throw ConfigError("--allow-other-potential needs --model");
   if (samples && *samples < 2)
-    throw ConfigError("bg-sample: --samples is " + std::to_string(*samples) + ", but must be >= 2");
-  if (threads < 0) throw ConfigError("bg-sample: --threads must be >= 0");
-  if (iterations && *iterations < 0) throw ConfigError("bg-sample: --iterations must be >= 0");
-  if (out.empty()) throw ConfigError("bg-sample: --out is empty");
-  if (resume && !model.empty()) throw ConfigError("bg-sample: --resume continues a training, but --model skips training");
+    throw ConfigError("--samples is " + std::to_string(*samples) + ", but must be >= 2");
+  if (threads < 0) throw ConfigError("--threads is " + std::to_string(threads) + ", but must be >= 0");
+  if (iterations && *iterations < 0)
+    throw ConfigError("--iterations is " + std::to_string(*iterations) + ", but must be >= 0");
+  if (out.empty()) throw ConfigError("--out is empty");
+  if (resume && !model.empty()) throw ConfigError("--resume continues a training, but --model skips training");
 }
 
 void set_generator_threads(int threads) {
@@ -73,6 +75,17 @@ nlohmann::json generator_importance_report(const Eigen::VectorXd& log_weights, s
 }
 
 namespace {
+
+/// Verifies --model against its record (model.json) and the potential it was trained on,
+/// before either path loads it: summary["model_record"], and a warning when another potential
+/// is allowed. \throws IoError (unverifiable or corrupted file) or ConfigError (another potential).
+void check_model_file(const BgSampleOptions& o, const Potential& pot, nlohmann::json& summary) {
+  const ModelFileRecord record = verify_model_bytes(o.model, read_model_bytes(o.model));
+  summary["model_record"] = record.to_json();
+  const auto warning =
+      check_model_potential(record, o.model, potential_identity(pot), o.allow_other_potential, "--allow-other-potential");
+  if (warning) summary["warnings"].push_back(*warning);
+}
 
 GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOptions& flags, bool have_data_flag) {
   GeneratorConfig c;
@@ -112,7 +125,8 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
 nlohmann::json run_evaluate(const BgSampleOptions& o) {
   const double t0 = wall_seconds();
   nlohmann::json meta;
-  BoltzmannGenerator model = BoltzmannGenerator::load(o.model, &meta);
+  ModelFileRecord record;
+  BoltzmannGenerator model = BoltzmannGenerator::load(o.model, &meta, &record);
   const RowMatrix x = read_npy_matrix(o.evaluate, static_cast<std::size_t>(model.dim()));
   RunDirectory run(o.out, {o.model, o.evaluate});
   const Eigen::VectorXd lq = model.log_q(x);
@@ -129,6 +143,7 @@ nlohmann::json run_evaluate(const BgSampleOptions& o) {
                             {"mode", "evaluate"},
                             {"model", o.model.string()},
                             {"model_format_version", kModelFormatVersion},
+                            {"model_record", record.to_json()},
                             {"configurations", o.evaluate.string()},
                             {"threads", num_threads()},
                             {"count", lq.size()},
@@ -208,6 +223,7 @@ nlohmann::json run_plain(const BgSampleOptions& o, const Potential& pot, Generat
     summary["training"] = training_summary(cfg.train, history);
     summary["training"]["data"] = have_data ? cfg.data.string() : "";
     summary["training"]["data_count"] = have_data ? data.rows() : 0;
+    if (!have_data) summary["warnings"].push_back("no training data: trained by reverse KL only (mode-seeking)");
   }
   summary["generator"] = model->options().to_json();
   summary["base"] = model->base() != nullptr ? model->base()->kind() : std::string("standard_normal");
@@ -229,7 +245,7 @@ nlohmann::json run_plain(const BgSampleOptions& o, const Potential& pot, Generat
   if (trained) meta["training"] = {{"iterations", history.iterations_done},
                                    {"energy_evaluations", history.energy_evaluations},
                                    {"preset", cfg.train.preset}};
-  model->save(run.path("model.pt"), meta);
+  model->save(run.path("model.pt"), meta, saved_model_potential(pot, summary));
   summary["model_file"] = (o.out / "model.pt").string();
   if (trained) plot_training(run, history, notes);
   if (target.dim() == 2 && target.particle_layout().first == 0) plot_density_2d(run, target, *model, s.x, notes);
@@ -277,11 +293,13 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
   cfg.train.checkpoint_identity = training_identity(pot, cfg, o);
   if (o.resume) Checkpointer(bg_checkpoint_path(o.out), 0, cfg.train.checkpoint_identity).check_resumable();
 
-  RunDirectory run(o.out, run_inputs(o, pot, cfg));  // fails early when `out` may not be written
   nlohmann::json summary = {{"tool", "bg-sample"},
                             {"target", target.describe()},
                             {"seed", o.seed},
-                            {"threads", num_threads()}};
+                            {"threads", num_threads()},
+                            {"warnings", nlohmann::json::array()}};
+  if (!o.model.empty()) check_model_file(o, pot, summary);
+  RunDirectory run(o.out, run_inputs(o, pot, cfg));  // fails early when `out` may not be written
   nlohmann::json written = target.topology() != nullptr ? run_molecular(o, pot, cfg, run, summary, t_start)
                                                         : run_plain(o, pot, cfg, run, summary, t_start);
   if (o.model.empty()) {  // committed: nothing is left to resume

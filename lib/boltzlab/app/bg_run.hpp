@@ -14,6 +14,11 @@
 ///   bg-sample --model M --evaluate X.npy --out DIR
 ///     writes log_q.npy for given configurations (held-out likelihood).
 ///
+/// model.pt is saved with its record model.json (generators/model_file.hpp: SHA-256 of the file
+/// and the potential's identity). A --model is verified against its record before it is read,
+/// and one trained on another potential is refused unless allow_other_potential (then a
+/// warning in summary["warnings"]). Training without data (reverse KL only) is a warning too.
+///
 /// "generator" section keys (all optional): model — "width", "layers", "rank",
 /// "time", "steps", "sample_steps"; data/standardization — "data" (.npy relative to
 /// the potential file), "scale" (number or array), "shift" (array); run — "samples";
@@ -50,6 +55,7 @@ namespace boltzlab::generators {
 struct BgSampleOptions {
   std::filesystem::path potential;  ///< potential file (required unless --evaluate)
   std::filesystem::path model;      ///< trained model (empty: train)
+  bool allow_other_potential = false;  ///< --allow-other-potential: use a model of another potential
   std::filesystem::path data;       ///< samples of π for the forward KL (empty: generator.data)
   std::filesystem::path evaluate;   ///< configurations for log q (evaluate mode)
   /// reference φ/ψ (.npy N×2, radians) overriding generator.reference_dihedrals:
@@ -57,13 +63,14 @@ struct BgSampleOptions {
   std::filesystem::path reference;
   std::filesystem::path out = "bg-run";  ///< run directory
   std::optional<long long> samples;       ///< N (default generator.samples or 100000)
-  std::uint64_t seed = 1;
+  std::uint64_t seed = 1;           ///< training and base-draw seed, any value in [0, 2^64)
   int threads = 0;                  ///< 0: all cores (oneTBB and LibTorch alike)
   std::optional<int> iterations;    ///< override generator.iterations
   std::optional<std::string> preset;  ///< override generator.preset
   std::optional<double> lambda;     ///< override generator.lambda
   bool resume = false;              ///< resume training from <out>.checkpoint.pt (must exist, of this run)
-  bool progress = true;
+  bool progress = true;             ///< progress lines on stderr (--quiet clears it)
+  /// Checks the flag values alone. \throws ConfigError naming the flag.
   void validate() const;
 };
 

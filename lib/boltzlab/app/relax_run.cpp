@@ -438,7 +438,7 @@ std::string RelaxReport::message() const {
   msg << "wgf-relax: " << flow << " on " << potential << ": " << particles << " particles x " << dim << ", "
       << steps_done << " steps in " << format_number(std::round(flow_seconds * 100) / 100) << " s";
   if (acceptance_rate) msg << ", acceptance " << format_number(std::round(*acceptance_rate * 1000) / 1000);
-  msg << ", step size " << format_number(step_size);
+  if (step_size > 0) msg << ", step size " << format_number(step_size);
   if (mean_energy) msg << ", <u> = " << format_number(*mean_energy);
   else msg << ", <u> = n/a";
   if (health.diverged() > 0) {

@@ -60,7 +60,7 @@ struct RelaxOptions {
   std::optional<long long> beta_steps;      ///< --beta-steps (≥ 0)
   std::optional<double> tolerance;          ///< --tolerance (≥ 0)
   std::optional<long long> monitor_every;   ///< --monitor-every (≥ 1)
-  std::optional<std::uint64_t> seed;        ///< --seed, any of [0, 2^64)
+  std::optional<std::uint64_t> seed;        ///< --seed, any value in [0, 2^64)
   int threads = 0;                          ///< --threads (0: all cores)
   std::filesystem::path init;               ///< --init X.npy (empty: default init)
   std::optional<double> init_scale;         ///< --init-scale (normal init)

@@ -252,7 +252,7 @@ FlowResult OpenMMLangevinFlow::integrate(const OpenMMTarget& target, Ensemble& e
     }
     if (result.converged) break;
   }
-  progress.finish(result.converged ? "converged" : "done");
+  progress.finish(result.converged ? "converged" : "");
   return result;
 }
 

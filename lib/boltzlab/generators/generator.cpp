@@ -311,7 +311,8 @@ BoltzmannGenerator BoltzmannGenerator::read(torch::serialize::InputArchive& arch
   return g;
 }
 
-void BoltzmannGenerator::save(const std::filesystem::path& path, const nlohmann::json& metadata) const {
+void BoltzmannGenerator::save(const std::filesystem::path& path, const nlohmann::json& metadata,
+                              const std::optional<PotentialIdentity>& potential) const {
   try {
     torch::serialize::OutputArchive archive;
     write(archive);
@@ -324,27 +325,47 @@ void BoltzmannGenerator::save(const std::filesystem::path& path, const nlohmann:
   } catch (const std::filesystem::filesystem_error& e) {
     throw IoError(path.string() + ": cannot write model (" + e.what() + ")");
   }
+  sign_model_file(path, potential);
 }
 
-BoltzmannGenerator BoltzmannGenerator::load(const std::filesystem::path& path, nlohmann::json* metadata) {
-  if (!std::filesystem::is_regular_file(path))
-    throw IoError(path.string() + ": model file not found");
-  torch::serialize::InputArchive archive;
+namespace {
+
+/// The archive's "metadata" record (an empty object when absent).
+nlohmann::json read_metadata(torch::serialize::InputArchive& archive) {
+  c10::IValue meta;
+  if (!archive.try_read("metadata", meta)) return nlohmann::json::object();
+  if (!meta.isString()) throw ConfigError("metadata: not a string");
+  return nlohmann::json::parse(meta.toStringRef());
+}
+
+}  // namespace
+
+BoltzmannGenerator BoltzmannGenerator::load(const std::filesystem::path& path, nlohmann::json* metadata,
+                                            ModelFileRecord* record) {
+  // Checked before parsing: LibTorch's zip reader does not compare CRCs, so a flipped byte in
+  // a tensor would otherwise load as a different model.
+  const std::string bytes = read_model_bytes(path);
+  const ModelFileRecord verified = verify_model_bytes(path, bytes);
+  if (record) *record = verified;
+  const std::string where = path.string();
   try {
-    archive.load_from(path.string());
-  } catch (const c10::Error& e) {
-    throw IoError(path.string() + ": not a readable model archive (" + e.what_without_backtrace() + ")");
-  }
-  try {
-    BoltzmannGenerator g = read(archive, path.string());
-    if (metadata) {
-      c10::IValue meta;
-      *metadata = archive.try_read("metadata", meta) ? nlohmann::json::parse(meta.toStringRef())
-                                                       : nlohmann::json::object();
+    torch::serialize::InputArchive archive;
+    try {
+      archive.load_from(bytes.data(), bytes.size());
+    } catch (const c10::Error& e) {
+      throw IoError(where + ": not a readable model archive (" + e.what_without_backtrace() + ")");
     }
+    BoltzmannGenerator g = read(archive, where);
+    if (metadata) *metadata = read_metadata(archive);
     return g;
+  } catch (const Error&) {
+    throw;
   } catch (const c10::Error& e) {
-    throw IoError(path.string() + ": malformed model (" + e.what_without_backtrace() + ")");
+    throw IoError(where + ": malformed model (" + std::string(e.what_without_backtrace()) + ")");
+  } catch (const nlohmann::json::exception& e) {
+    throw ConfigError(where + ": malformed model (" + e.what() + ")");
+  } catch (const std::exception& e) {
+    throw IoError(where + ": malformed model (" + e.what() + ")");
   }
 }
 

@@ -30,6 +30,8 @@
 /// (JSON), the base density (JSON, version ≥ 2; von Mises mixtures from version 3, conditional
 /// Gaussian blocks from version 4, their bin correction from version 5) and
 /// the parameters; load() accepts versions 1 (Gaussian base) to 5 and rejects others.
+/// save() writes the model's record beside it (model_file.hpp: its SHA-256 and the potential it
+/// was trained on), and load() checks the file against that record before LibTorch reads it.
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -43,6 +45,7 @@
 #include "boltzlab/core/ensemble.hpp"
 #include "boltzlab/generators/base_options.hpp"
 #include "boltzlab/generators/cnf.hpp"
+#include "boltzlab/generators/model_file.hpp"
 #include "boltzlab/generators/molecular_space.hpp"
 #include "boltzlab/generators/ot_potential.hpp"
 
@@ -137,11 +140,16 @@ class BoltzmannGenerator {
   /// log q(x) for given configurations (no gradient), chunked like sample().
   Eigen::VectorXd log_q(const RowMatrix& x, std::int64_t chunk = 512);
 
-  /// Saves options, standardization and parameters (with the format version).
-  /// `metadata` is stored as JSON (e.g. training summary). \throws IoError.
-  void save(const std::filesystem::path& path, const nlohmann::json& metadata = {}) const;
-  /// \throws IoError (missing/unreadable file) or ConfigError (wrong version).
-  static BoltzmannGenerator load(const std::filesystem::path& path, nlohmann::json* metadata = nullptr);
+  /// Saves options, standardization and parameters (with the format version), then the record
+  /// beside the file (sign_model_file: its SHA-256 and `potential`, the potential it was trained
+  /// on). `metadata` is stored as JSON (e.g. training summary). \throws IoError.
+  void save(const std::filesystem::path& path, const nlohmann::json& metadata = {},
+            const std::optional<PotentialIdentity>& potential = std::nullopt) const;
+  /// Reads the file once, verifies it against its record (verify_model_bytes) and only then
+  /// parses it; `record` receives the record. \throws IoError (missing, unverifiable, corrupted
+  /// or unreadable file) or ConfigError (wrong version, malformed contents).
+  static BoltzmannGenerator load(const std::filesystem::path& path, nlohmann::json* metadata = nullptr,
+                                 ModelFileRecord* record = nullptr);
 
   /// Writes the model into / reads it from an archive (used by checkpoints).
   void write(torch::serialize::OutputArchive& archive) const;
