@@ -158,6 +158,7 @@ IwDiagInput arrays_input(const Options& o) {
 /// --reference and the --interacting/--independent override.
 IwDiagInput gather_input(const Options& o) {
   IwDiagInput in = o.run.empty() ? arrays_input(o) : load_run_directory(o.run);
+  if (o.run.empty()) in.sources = {o.log_weights, o.samples, o.log_q, o.potential};  // never written over
   if (!o.chains.empty()) {
     in.chains = read_chains_npy(o.chains);
     in.chains_source = o.chains.string();

@@ -69,6 +69,8 @@ refused md-reference "$T/d" "$BIN/md-reference" --potential "$SRC/potentials/ala
 before=$(sums "$T/first")
 refused iw-diag-run "$T/first" "$BIN/iw-diag" --run "$T/first" --out "$T/first"
 refused wgf-relax-init-run "$T/first" "$BIN/wgf-relax" "${WGF[@]}" --init "$T/first/samples.npy" --out "$T/first"
+refused iw-diag-samples "$T/first" "$BIN/iw-diag" --samples "$T/first/samples.npy" --out "$T/first"
+refused iw-diag-log-weights "$T/first" "$BIN/iw-diag" --log-weights "$T/first/reduced_energies.npy" --out "$T/first"
 [[ $(sums "$T/first") == "$before" ]] || fail "the input run directory was modified"
 "$BIN/bg-sample" --potential "$DW" --iterations 4 --samples 200 --threads 1 --no-progress --out "$T/bg" \
   2>"$T/err" || fail "bg-sample: $(cat "$T/err")"
