@@ -85,9 +85,23 @@ TEST_CASE("console: wgf-relax rows show a step size only when the flow has one")
   out = run_verdict("wgf-relax", s, "wrote r").format();
   CHECK(out.find("step size   0.05\n") != std::string::npos);
   CHECK(out.find("acceptance  0.574\n") != std::string::npos);
+  // Non-finite evaluations of wgf-relax (e.g. rejected MALA proposals on a wall) are a row,
+  // not a warning: diverged particles get the run's own warning line.
   s["counts"]["non_finite_evaluations"] = 4;
-  CHECK(run_verdict("wgf-relax", s, "wrote r").format_warnings() ==
-        "wgf-relax: warning: 4 energy evaluations were not finite\n");
+  CHECK(run_verdict("wgf-relax", s, "wrote r").format_warnings().empty());
+  CHECK(run_verdict("wgf-relax", s, "wrote r").format().find("4 energy evaluations") != std::string::npos);
+  // Diverged particles: the mean is over the healthy ones, and the row says so.
+  s["counts"]["healthy_particles"] = 1;
+  s["statistics"]["mean_energy_healthy"] = -3.25;
+  out = run_verdict("wgf-relax", s, "wrote r").format();
+  CHECK(out.find("-3.25 over 1 of 2 particles (1 diverged, excluded)") != std::string::npos);
+  CHECK(out.find("-12.5") == std::string::npos);
+}
+
+TEST_CASE("console: non-finite energy evaluations of other tools are a warning") {
+  const Json s = {{"counts", {{"non_finite_evaluations", 4}}}};
+  CHECK(run_verdict("md-reference", s, "wrote r").format_warnings() ==
+        "md-reference: warning: 4 energy evaluations were not finite\n");
 }
 
 TEST_CASE("console: the elapsed-time ticker prints while alive, and nothing when disabled") {

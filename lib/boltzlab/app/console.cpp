@@ -61,7 +61,8 @@ std::string log_z_text(const Json& z) {
 void add_relax_rows(ConsoleVerdict& v, const Json& s) {
   const Json& st = at(s, "statistics");
   const Json& counts = at(s, "counts");
-  std::string flow = at(st, "flow").is_string() ? at(st, "flow").get<std::string>() : "flow";
+  const Json& name = at(st, "flow").is_string() ? at(st, "flow") : at(at(s, "options"), "flow");
+  std::string flow = name.is_string() ? name.get<std::string>() : "flow";
   if (at(at(s, "potential"), "name").is_string()) flow += " on " + at(at(s, "potential"), "name").get<std::string>();
   v.add("flow", flow + ": " + count_of(at(counts, "particles")) + " particles × " + count_of(at(counts, "dim")) +
                     ", " + count_of(at(counts, "steps_done")) + " steps in " +
@@ -69,8 +70,23 @@ void add_relax_rows(ConsoleVerdict& v, const Json& s) {
   if (at(st, "acceptance_rate").is_number()) v.add("acceptance", verdict_number(at(st, "acceptance_rate"), 3));
   if (positive(at(st, "step_size"))) v.add("step size", verdict_number(at(st, "step_size"), 4));
   const Json& energy = at(s, "energy");
-  if (at(energy, "mean").is_number())
+  const Json& healthy = at(counts, "healthy_particles");
+  if (healthy.is_number() && at(counts, "particles").is_number() &&
+      healthy.get<double>() < at(counts, "particles").get<double>()) {
+    // Diverged particles (non-finite, exploded) are left out of the mean, and the row says so.
+    const Json& mean = at(st, "mean_energy_healthy");
+    const double n = at(counts, "particles").get<double>(), h = healthy.get<double>();
+    v.add("⟨u⟩", (mean.is_number() ? verdict_number(mean, 6) : std::string("n/a")) + " over " + count_of(healthy) +
+                     " of " + count_of(at(counts, "particles")) + " particles (" + count_of(Json(static_cast<long long>(n - h))) +
+                     " diverged, excluded)");
+  } else if (at(energy, "mean").is_number()) {
     v.add("⟨u⟩", verdict_number(at(energy, "mean"), 6) + " (sd " + verdict_number(at(energy, "std"), 3) + ")");
+  }
+  if (positive(at(counts, "stuck_particles"))) v.add("stuck", count_of(at(counts, "stuck_particles")) + " particles");
+  // Rejected MALA proposals on a wall may evaluate to +inf: counted, not a failure of the run
+  // (diverged particles get their own warning line from the run itself).
+  if (positive(at(counts, "non_finite_evaluations")))
+    v.add("non-finite", count_of(at(counts, "non_finite_evaluations")) + " energy evaluations (counts)");
   if (at(s, "interacting").is_boolean() && at(s, "interacting").get<bool>())
     v.add("particles", "interacting: per-particle error bars are not independent");
 }
@@ -180,7 +196,7 @@ ConsoleVerdict run_verdict(const std::string& tool, const Json& s, const std::st
   if (at(s, "weights").is_object()) add_importance_rows(v, at(s, "weights"));
   if (at(s, "chains").is_object()) add_chains_rows(v, at(s, "chains"));
   const Json& counts = at(s, "counts");
-  if (positive(at(counts, "non_finite_evaluations")))
+  if (tool != "wgf-relax" && positive(at(counts, "non_finite_evaluations")))
     v.warn(count_of(at(counts, "non_finite_evaluations")) + " energy evaluations were not finite");
   // The run's own warnings (e.g. no training data) first, then those read off its numbers.
   std::vector<std::string> own;
