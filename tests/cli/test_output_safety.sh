@@ -56,7 +56,7 @@ cp "$T/first/samples.npy" "$T/d/init.npy"
 before=$(sums "$T/d")
 refused wgf-relax "$T/d" "$BIN/wgf-relax" "${WGF[@]}" --out "$T/d"
 refused wgf-relax-init "$T/d" "$BIN/wgf-relax" "${WGF[@]}" --init "$T/d/init.npy" --out "$T/d"
-refused bg-sample "$T/d" "$BIN/bg-sample" --potential "$DW" --iterations 2 --samples 100 --no-progress --out "$T/d"
+refused bg-sample "$T/d" "$BIN/bg-sample" --potential "$DW" --iterations 2 --samples 100 -q --out "$T/d"
 refused iw-diag "$T/d" "$BIN/iw-diag" --run "$T/first" --out "$T/d"
 refused md-reference "$T/d" "$BIN/md-reference" --potential "$SRC/potentials/alanine_dipeptide_vacuum.json" \
   --production-ns 0.001 --quiet --out "$T/d"
@@ -72,14 +72,14 @@ refused wgf-relax-init-run "$T/first" "$BIN/wgf-relax" "${WGF[@]}" --init "$T/fi
 refused iw-diag-samples "$T/first" "$BIN/iw-diag" --samples "$T/first/samples.npy" --out "$T/first"
 refused iw-diag-log-weights "$T/first" "$BIN/iw-diag" --log-weights "$T/first/reduced_energies.npy" --out "$T/first"
 [[ $(sums "$T/first") == "$before" ]] || fail "the input run directory was modified"
-"$BIN/bg-sample" --potential "$DW" --iterations 4 --samples 200 --threads 1 --no-progress --out "$T/bg" \
+"$BIN/bg-sample" --potential "$DW" --iterations 4 --samples 200 --threads 1 -q --out "$T/bg" \
   2>"$T/err" || fail "bg-sample: $(cat "$T/err")"
 # 6. A finished run leaves no checkpoint beside it.
 [[ -e "$T/bg.checkpoint.pt" ]] && fail "checkpoint left beside the finished run"
 [[ -e "$T/bg/.boltzlab-run" ]] || fail "bg-sample: no run marker"
 before=$(sums "$T/bg")
 refused bg-evaluate "$T/bg" "$BIN/bg-sample" --model "$T/bg/model.pt" --evaluate "$T/bg/samples.npy" --out "$T/bg"
-refused bg-model "$T/bg" "$BIN/bg-sample" --potential "$DW" --model "$T/bg/model.pt" --samples 100 --no-progress \
+refused bg-model "$T/bg" "$BIN/bg-sample" --potential "$DW" --model "$T/bg/model.pt" --samples 100 -q \
   --out "$T/bg"
 [[ $(sums "$T/bg") == "$before" ]] || fail "the trained model's run directory was modified"
 "$BIN/bg-sample" --model "$T/bg/model.pt" --evaluate "$T/bg/samples.npy" --out "$T/eval" 2>/dev/null ||
@@ -117,7 +117,7 @@ compgen -G "$T/long*" >/dev/null && fail "SIGTERM left $(ls -d "$T"/long*)"
 
 # 5. bg-sample --resume: without a checkpoint it is an error; a checkpoint of another
 #    potential of the same dimension is refused; its own is continued, then removed.
-refused resume-none "$T/nock.checkpoint.pt" "$BIN/bg-sample" --potential "$DW" --resume --no-progress --out "$T/nock"
+refused resume-none "$T/nock.checkpoint.pt" "$BIN/bg-sample" --potential "$DW" --resume -q --out "$T/nock"
 [[ -e "$T/nock" ]] && fail "--resume without checkpoint wrote a run directory"
 /usr/bin/python3 - "$DW" "$T/dw.json" <<'EOF' || fail "cannot write dw.json"
 import json, sys
@@ -125,7 +125,7 @@ p = json.load(open(sys.argv[1]))
 p["generator"] = {"checkpoint_every": 1, "batch_size": 64, "eval_every": 0, "samples": 200}
 json.dump(p, open(sys.argv[2], "w"))
 EOF
-"$BIN/bg-sample" --potential "$T/dw.json" --iterations 1000000 --threads 1 --no-progress --out "$T/cut" 2>/dev/null &
+"$BIN/bg-sample" --potential "$T/dw.json" --iterations 1000000 --threads 1 -q --out "$T/cut" 2>/dev/null &
 BGPID=$!
 wait_for "$T/cut.checkpoint.pt" || fail "bg-sample wrote no checkpoint"
 kill -TERM "$BGPID"
@@ -135,11 +135,11 @@ BGPID=""
 [[ $rc -eq 143 ]] || fail "bg-sample after SIGTERM: exit status $rc, expected 143"
 compgen -G "$T/cut.staging-*" >/dev/null && fail "SIGTERM left bg-sample's staging folder"
 [[ -e "$T/cut.checkpoint.pt" ]] || fail "SIGTERM removed the checkpoint (needed by --resume)"
-refused resume-other "double_well" "$BIN/bg-sample" --potential "$MB" --resume --no-progress --out "$T/cut"
+refused resume-other "double_well" "$BIN/bg-sample" --potential "$MB" --resume -q --out "$T/cut"
 grep -q "muller_brown" "$T/err" || fail "resume-other: message does not name the other potential: $(cat "$T/err")"
-refused resume-seed "seed" "$BIN/bg-sample" --potential "$T/dw.json" --seed 9 --resume --no-progress --out "$T/cut"
+refused resume-seed "seed" "$BIN/bg-sample" --potential "$T/dw.json" --seed 9 --resume -q --out "$T/cut"
 [[ -e "$T/cut.checkpoint.pt" ]] || fail "a refused --resume removed the checkpoint"
-"$BIN/bg-sample" --potential "$T/dw.json" --iterations 3 --resume --threads 1 --no-progress --out "$T/cut" \
+"$BIN/bg-sample" --potential "$T/dw.json" --iterations 3 --resume --threads 1 -q --out "$T/cut" \
   2>"$T/err" || fail "--resume of its own checkpoint: $(cat "$T/err")"
 [[ -e "$T/cut.checkpoint.pt" ]] && fail "checkpoint left beside the resumed, finished run"
 
