@@ -16,8 +16,10 @@
 #include "boltzlab/io/pdb.hpp"
 #include "boltzlab/molecules/dihedrals.hpp"
 #include "boltzlab/targets/registry.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace boltzlab;
+using boltzlab::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -58,15 +60,6 @@ RowMatrix read_dcd(const fs::path& path) {
   return x;
 }
 
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("boltzlab_molecular_" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 }  // namespace
 
 TEST_CASE("dihedrals: angle and sign convention (IUPAC, as MDTraj)") {
@@ -102,7 +95,7 @@ TEST_CASE("pdb: reader and Amber coordinates") {
   REQUIRE(crd.size() == 66);
   // The PDB (3 decimals) and the crd (7 decimals) hold the same structure.
   for (std::size_t k = 0; k < 66; ++k) CHECK(std::abs(crd[k] - o.positions_nm[k]) < 1e-4);
-  TempDir dir;
+  TempDir dir("molecular");
   std::ofstream(dir.path / "short.crd") << "title\n   22\n   1.0000000   2.0000000\n";
   CHECK_THROWS_AS(read_amber_coordinates(dir.path / "short.crd"), IoError);
   std::ofstream(dir.path / "empty.pdb") << "REMARK nothing\nEND\n";
@@ -144,7 +137,7 @@ TEST_CASE("ramachandran: weighted histogram, free energy and basins") {
 TEST_CASE("molecular outputs: trajectory files round-trip and dihedrals match the frames") {
   Potential p = load_potential(fs::path(BOLTZLAB_SOURCE_DIR) / "potentials" / "alanine_dipeptide_vacuum.json");
   const RowMatrix x = read_npy_matrix(std::string(BOLTZLAB_TEST_DATA) + "/ala2_vacuum_positions.npy", 66);
-  TempDir dir;
+  TempDir dir("molecular");
   RunDirectory run(dir.path / "run");
   nlohmann::json summary;
   write_molecular_outputs(run, *p.target, x, nullptr, summary);

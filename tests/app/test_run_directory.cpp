@@ -14,24 +14,13 @@
 #include "boltzlab/app/run_directory.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/targets/registry.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace boltzlab;
+using boltzlab::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("boltzlab_rundir_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 void write_file(const fs::path& p, const std::string& text) {
   fs::create_directories(p.parent_path());
@@ -69,7 +58,7 @@ void write_run(const fs::path& out, const std::string& text, const std::vector<f
 }  // namespace
 
 TEST_CASE("run directory: a new run carries the marker, and replaces an earlier run") {
-  TempDir t("new");
+  TempDir t("rundir_new");
   const fs::path out = t.path / "run";
   write_run(out, "first");
   CHECK(fs::is_regular_file(out / kRunMarker));
@@ -83,7 +72,7 @@ TEST_CASE("run directory: a new run carries the marker, and replaces an earlier 
 }
 
 TEST_CASE("run directory: an existing folder that is not a run directory is refused, its files intact") {
-  TempDir t("foreign");
+  TempDir t("rundir_foreign");
   const fs::path out = t.path / "d";
   write_file(out / "notes.txt", "keep");
   write_file(out / "sub" / "data.bin", "keep too");
@@ -106,7 +95,7 @@ TEST_CASE("run directory: an existing folder that is not a run directory is refu
 }
 
 TEST_CASE("run directory: a run directory written before the marker (summary.json) may be replaced") {
-  TempDir t("legacy");
+  TempDir t("rundir_legacy");
   const fs::path out = t.path / "old_run";
   write_file(out / "summary.json", R"({"format_version": 1, "tool": "wgf-relax"})");
   CHECK(is_run_directory(out));
@@ -120,7 +109,7 @@ TEST_CASE("run directory: a run directory written before the marker (summary.jso
 }
 
 TEST_CASE("run directory: the output may not hold an input") {
-  TempDir t("inputs");
+  TempDir t("rundir_inputs");
   const fs::path run = t.path / "run";
   write_run(run, "the input run");
   write_file(run / "model.pt", "model");
@@ -145,7 +134,7 @@ TEST_CASE("run directory: the output may not hold an input") {
 }
 
 TEST_CASE("run directory: stale staging of a dead process is removed, a live process's is kept") {
-  TempDir t("stale");
+  TempDir t("rundir_stale");
   const fs::path out = t.path / "out";
   const fs::path dead = t.path / ("out.staging-" + std::to_string(dead_pid()));
   const fs::path live = t.path / ("out.staging-" + std::to_string(::getppid()));
@@ -165,7 +154,7 @@ TEST_CASE("run directory: stale staging of a dead process is removed, a live pro
 }
 
 TEST_CASE("run directory: no staging is left by an exception, or by a termination signal") {
-  TempDir t("signal");
+  TempDir t("rundir_signal");
   const fs::path out = t.path / "out";
   try {
     RunDirectory run(out);
@@ -194,7 +183,7 @@ TEST_CASE("run directory: no staging is left by an exception, or by a terminatio
 TEST_CASE("run directory: checkpoint paths and the files of a potential") {
   CHECK(checkpoint_path("runs/x", ".checkpoint.pt") == fs::path("runs/x.checkpoint.pt"));
   CHECK(checkpoint_path("runs/x/", ".checkpoint.rex") == fs::path("runs/x.checkpoint.rex"));
-  TempDir t("potential");
+  TempDir t("rundir_potential");
   write_file(t.path / "data" / "frames.npy", "x");
   write_file(t.path / "pot" / "p.json",
              R"({"type": "double_well", "name": "dw", "parameters": {"dim": 2},

@@ -14,22 +14,13 @@
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/flows/replica_exchange.hpp"
 #include "boltzlab/targets/openmm_target.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace boltzlab;
+using boltzlab::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-/// A temporary folder removed at the end of the scope.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("boltzlab_rex_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 constexpr int kAtoms = 4;             // d = 12 coordinates
 constexpr double kSpring = 100.0;     // kJ/mol/nm²
@@ -175,7 +166,7 @@ TEST_CASE("replica exchange: options, ladder and the potential-file section") {
 }
 
 TEST_CASE("replica exchange: harmonic wells sample Gamma(d/2, kT) and swap at the analytic rate") {
-  TempDir dir("physics");
+  TempDir dir("rex_physics");
   const auto target = harmonic_target(dir.path);
   const ReplicaExchangeOptions o = harmonic_options(2000.0);
   const ReplicaExchangeResult r = run_replica_exchange(*target, target->initial_positions(), o);
@@ -244,7 +235,7 @@ TEST_CASE("replica exchange: harmonic wells sample Gamma(d/2, kT) and swap at th
 }
 
 TEST_CASE("replica exchange: results do not depend on the thread count") {
-  TempDir dir("threads");
+  TempDir dir("rex_threads");
   const auto target = harmonic_target(dir.path);
   for (SwapScheme scheme : {SwapScheme::kNeighbors, SwapScheme::kAllPairs}) {
     ReplicaExchangeOptions o = harmonic_options(40.0);
@@ -266,7 +257,7 @@ TEST_CASE("replica exchange: results do not depend on the thread count") {
 }
 
 TEST_CASE("replica exchange: an interrupted and resumed run equals the uninterrupted one") {
-  TempDir dir("resume");
+  TempDir dir("rex_resume");
   const auto target = harmonic_target(dir.path);
   ReplicaExchangeOptions o = harmonic_options(40.0);
   o.minimize = true;
@@ -313,7 +304,7 @@ TEST_CASE("replica exchange: an interrupted and resumed run equals the uninterru
 }
 
 TEST_CASE("replica exchange: a replica that blows up is reported, not a crash") {
-  TempDir dir("blowup");
+  TempDir dir("rex_blowup");
   const auto target = harmonic_target(dir.path);
   ReplicaExchangeOptions o = harmonic_options(40.0);
   o.timestep_fs = 300.0;  // ωΔt = 3 > 2: the harmonic integration is unstable
