@@ -41,9 +41,11 @@
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/targets/registry.hpp"
 #include "support/allocation_guard.hpp"
+#include "support/npy_bytes.hpp"
 
 using namespace boltzlab;
 namespace fs = std::filesystem;
+using boltzlab::testing::npy_bytes;
 
 namespace {
 
@@ -153,19 +155,6 @@ struct FuzzTally {
 };
 
 // ---------------------------------------------------------------- .npy
-
-/// A .npy file built by hand: `dict` padded to `align` bytes with a newline.
-std::string npy_bytes(const std::string& dict, const std::string& data, int major, std::size_t align) {
-  const std::size_t prefix = major == 1 ? 10 : 12;
-  std::string header = dict;
-  if (align > 0) header.append((align - (prefix + header.size() + 1) % align) % align, ' ');
-  header.push_back('\n');
-  std::string out = "\x93NUMPY";
-  out.push_back(static_cast<char>(major));
-  out.push_back('\0');
-  for (std::size_t b = 0; b < prefix - 8; ++b) out.push_back(static_cast<char>((header.size() >> (8 * b)) & 0xff));
-  return out + header + data;
-}
 
 std::string npy_dict(const std::string& descr, bool fortran, const std::string& shape) {
   return "{'descr': '" + descr + "', 'fortran_order': " + (fortran ? "True" : "False") + ", 'shape': " + shape + ", }";

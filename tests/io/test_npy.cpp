@@ -11,9 +11,11 @@
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "support/allocation_guard.hpp"
+#include "support/npy_bytes.hpp"
 
 using namespace boltzlab;
 namespace fs = std::filesystem;
+using boltzlab::testing::npy_bytes;
 
 TEST_CASE("npy: round trip of a float64 matrix") {
   const fs::path dir = fs::temp_directory_path() / "boltzlab_test_npy";
@@ -76,19 +78,6 @@ TEST_CASE("npy: an array written in pieces has the bytes of the array written wh
 namespace {
 
 /// A .npy file: magic, version major.0, the header length, `dict` padded with spaces and a
-/// newline so that the data start at a multiple of `align`, then `data`.
-std::string npy_file(const std::string& dict, const std::string& data, int major = 1, std::size_t align = 64) {
-  const std::size_t prefix = major == 1 ? 10 : 12;
-  std::string header = dict;
-  header.append((align - (prefix + header.size() + 1) % align) % align, ' ');
-  header.push_back('\n');
-  std::string out = "\x93NUMPY";
-  out.push_back(static_cast<char>(major));
-  out.push_back('\0');
-  for (std::size_t b = 0; b < prefix - 8; ++b) out.push_back(static_cast<char>((header.size() >> (8 * b)) & 0xff));
-  return out + header + data;
-}
-
 /// `count` little-endian doubles 0, 1, 2, ... as raw bytes.
 std::string doubles(std::size_t count) {
   std::string out(count * sizeof(double), '\0');
@@ -130,13 +119,13 @@ void check_refused(const fs::path& p, const std::string& fragment) {
 TEST_CASE("npy: a shape whose size overflows 64 bits is refused, naming the file and the shape") {
   // 2^63 × 2 elements: the product wraps to 0 in 64 bits; the old reader returned an
   // empty array of that shape and read_npy_matrix then crashed.
-  check_refused(write_bytes("overflow.npy", npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': "
+  check_refused(write_bytes("overflow.npy", npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': "
                                                      "(9223372036854775808, 2), }", doubles(2))),
                 ".npy shape (9223372036854775808, 2): dimension 9223372036854775808 exceeds 2^63 - 1");
-  check_refused(write_bytes("overflow2.npy", npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': "
+  check_refused(write_bytes("overflow2.npy", npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': "
                                                       "(4294967296, 4294967296, 2), }", doubles(2))),
                 ".npy shape (4294967296, 4294967296, 2) of '<f8' is too large");
-  check_refused(write_bytes("overflow3.npy", npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': "
+  check_refused(write_bytes("overflow3.npy", npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': "
                                                       "(99999999999999999999999,), }", doubles(2))),
                 ".npy shape (99999999999999999999999,): dimension");
 }
@@ -145,14 +134,14 @@ TEST_CASE("npy: a header claiming more data than the file holds is refused befor
   // 193 bytes claiming 10^9 × 2 doubles (16 GB): refused from the file size alone (the
   // guard in check_refused turns any allocation over 1 MiB into a failure).
   const std::string claim = "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000, 2), }";
-  check_refused(write_bytes("claim.npy", npy_file(claim, doubles(8))), "(1000000000, 2)");
+  check_refused(write_bytes("claim.npy", npy_bytes(claim, doubles(8))), "(1000000000, 2)");
   // Short and long data by one element, and by one byte.
   const std::string d23 = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }";
-  check_refused(write_bytes("short.npy", npy_file(d23, doubles(5))), "needs 48 bytes of data, but the file has 40");
-  check_refused(write_bytes("long.npy", npy_file(d23, doubles(7))), "needs 48 bytes of data, but the file has 56");
-  check_refused(write_bytes("byte.npy", npy_file(d23, doubles(6) + "x")), "the file has 49");
+  check_refused(write_bytes("short.npy", npy_bytes(d23, doubles(5))), "needs 48 bytes of data, but the file has 40");
+  check_refused(write_bytes("long.npy", npy_bytes(d23, doubles(7))), "needs 48 bytes of data, but the file has 56");
+  check_refused(write_bytes("byte.npy", npy_bytes(d23, doubles(6) + "x")), "the file has 49");
   // A header length beyond the end of the file.
-  std::string cut = npy_file(d23, doubles(6));
+  std::string cut = npy_bytes(d23, doubles(6));
   cut[8] = '\xff';
   cut[9] = '\x7f';
   check_refused(write_bytes("header_len.npy", cut), "header length 32767 exceeds the file's");
@@ -177,18 +166,18 @@ TEST_CASE("npy: header grammar is numpy's: what numpy refuses is refused") {
       {"{'descr': '<f8' " + f + ", 'shape': (2, 3), }", "expected ',' or '}'"},
   };
   for (std::size_t k = 0; k < bad.size(); ++k) {
-    check_refused(write_bytes("grammar" + std::to_string(k) + ".npy", npy_file(bad[k].first, doubles(6))),
+    check_refused(write_bytes("grammar" + std::to_string(k) + ".npy", npy_bytes(bad[k].first, doubles(6))),
                   bad[k].second);
   }
   const std::string good = "{'descr': '<f8', " + f + ", 'shape': (2, 3), }";
-  std::string no_newline = npy_file(good, doubles(6));
+  std::string no_newline = npy_bytes(good, doubles(6));
   no_newline[no_newline.size() - 48 - 1] = ' ';
   check_refused(write_bytes("no_newline.npy", no_newline), "newline");
-  std::string version = npy_file(good, doubles(6));
+  std::string version = npy_bytes(good, doubles(6));
   version[7] = '\x05';
   check_refused(write_bytes("version.npy", version), "version 1.5");
-  check_refused(write_bytes("unaligned.npy", npy_file(good, doubles(6), 1, 4)), "not a multiple of 16");
-  std::string control = npy_file(good, doubles(6));
+  check_refused(write_bytes("unaligned.npy", npy_bytes(good, doubles(6), 1, 4)), "not a multiple of 16");
+  std::string control = npy_bytes(good, doubles(6));
   control[20] = '\0';
   check_refused(write_bytes("control.npy", control), "non-printable byte 0");
 }
@@ -197,30 +186,30 @@ TEST_CASE("npy: every header form numpy writes is read (versions 1.0-3.0, 16-ali
   const std::string f = "'fortran_order': False";
   for (const int major : {1, 2, 3}) {
     INFO("version " << major);
-    const NpyArray a = read_npy(write_bytes("v.npy", npy_file("{'descr': '<f8', " + f + ", 'shape': (2, 3), }",
+    const NpyArray a = read_npy(write_bytes("v.npy", npy_bytes("{'descr': '<f8', " + f + ", 'shape': (2, 3), }",
                                                               doubles(6), major)));
     CHECK(a.shape == std::vector<std::size_t>{2, 3});
     CHECK(a.data == std::vector<double>{0, 1, 2, 3, 4, 5});
   }
   // numpy < 1.14 aligned the data to 16 bytes; no trailing comma; double quotes.
-  const NpyArray old = read_npy(write_bytes("a16.npy", npy_file("{\"descr\": \"<f8\", \"fortran_order\": False, "
+  const NpyArray old = read_npy(write_bytes("a16.npy", npy_bytes("{\"descr\": \"<f8\", \"fortran_order\": False, "
                                                                 "\"shape\": (3,)}", doubles(3), 1, 16)));
   CHECK(old.shape == std::vector<std::size_t>{3});
-  const NpyArray scalar = read_npy(write_bytes("scalar.npy", npy_file("{'descr': '<f8', " + f + ", 'shape': (), }",
+  const NpyArray scalar = read_npy(write_bytes("scalar.npy", npy_bytes("{'descr': '<f8', " + f + ", 'shape': (), }",
                                                                       doubles(1))));
   CHECK(scalar.shape.empty());
   CHECK(scalar.data.size() == 1);
   // A zero dimension: no data; as in numpy, the other dimensions' bytes must still fit
   // in 2^63 − 1 (8 × (2^60 − 1) does, 8 × (2^63 − 1) does not).
-  const NpyArray empty = read_npy(write_bytes("empty.npy", npy_file("{'descr': '<f8', " + f +
+  const NpyArray empty = read_npy(write_bytes("empty.npy", npy_bytes("{'descr': '<f8', " + f +
                                                                     ", 'shape': (0, 1152921504606846975), }", "")));
   CHECK(empty.data.empty());
   CHECK(empty.shape == std::vector<std::size_t>{0, 1152921504606846975ULL});
-  check_refused(write_bytes("empty_big.npy", npy_file("{'descr': '<f8', " + f + ", 'shape': (0, 9223372036854775807), }",
+  check_refused(write_bytes("empty_big.npy", npy_bytes("{'descr': '<f8', " + f + ", 'shape': (0, 9223372036854775807), }",
                                                       "")),
                 "too large");
   // Fortran order, 3-D: element (i, j, k) is at i + 2 j + 6 k in the file.
-  const NpyArray fortran = read_npy(write_bytes("f3.npy", npy_file("{'descr': '<f8', 'fortran_order': True, "
+  const NpyArray fortran = read_npy(write_bytes("f3.npy", npy_bytes("{'descr': '<f8', 'fortran_order': True, "
                                                                    "'shape': (2, 3, 4), }", doubles(24))));
   REQUIRE(fortran.data.size() == 24);
   for (std::size_t i = 0; i < 2; ++i)
