@@ -171,8 +171,15 @@ torch::Tensor OtPotentialImpl::effective_input_weights(const torch::Tensor& w) c
   return torch::cat({wx, w.narrow(1, d, 1)}, 1);
 }
 
-torch::Tensor OtPotentialImpl::input(const torch::Tensor& x, double t) const {
-  const auto time = torch::full({x.size(0), 1}, t, x.options());
+torch::Tensor OtPotentialImpl::time_column(const torch::Tensor& x, const torch::Tensor& t) const {
+  if (options_.pair_basis > 0 || !options_.network)
+    throw DomainError("OtPotential: per-row times need a network potential without a pair term");
+  if (t.dim() != 1 || t.size(0) != x.size(0))
+    throw DomainError("OtPotential: per-row times must be a vector of one time per row of x");
+  return t.to(x.options()).unsqueeze(1);
+}
+
+torch::Tensor OtPotentialImpl::input(const torch::Tensor& x, const torch::Tensor& time) const {
   if (options_.periodic.empty()) return torch::cat({x, time}, 1);
   // (x_k or cos x_k | sin x_k of the periodic columns | t)
   const auto first = x * (1.0 - periodic_mask_) + torch::cos(x) * periodic_mask_;
@@ -181,7 +188,21 @@ torch::Tensor OtPotentialImpl::input(const torch::Tensor& x, double t) const {
 
 torch::Tensor OtPotentialImpl::value(const torch::Tensor& x, double t) {
   if (!options_.network) return pair_value(x, t);
-  const auto s = input(x, t);
+  const auto phi = network_value(x, torch::full({x.size(0), 1}, t, x.options()));
+  return options_.pair_basis > 0 ? phi + pair_value(x, t) : phi;
+}
+
+torch::Tensor OtPotentialImpl::value(const torch::Tensor& x, const torch::Tensor& t) {
+  return network_value(x, time_column(x, t));
+}
+
+PotentialDerivatives OtPotentialImpl::derivatives(const torch::Tensor& x, const torch::Tensor& t,
+                                                  bool with_laplacian) {
+  return network_derivatives(x, time_column(x, t), with_laplacian);
+}
+
+torch::Tensor OtPotentialImpl::network_value(const torch::Tensor& x, const torch::Tensor& time) {
+  const auto s = input(x, time);
   const auto k0 = effective_input_weights(k0_);
   const auto a = effective_input_weights(a_);
   auto u = log_2cosh(torch::addmm(b0_, s, k0.t()));
@@ -189,8 +210,7 @@ torch::Tensor OtPotentialImpl::value(const torch::Tensor& x, double t) {
     u = u + h_ * log_2cosh(torch::addmm(bk_[i], u, k_[i].t()));
   const auto as = torch::mm(s, a.t());
   const auto b = effective_input_weights(b_.unsqueeze(0)).squeeze(0);
-  const auto phi = torch::mv(u, w_) + 0.5 * (as * as).sum(1) + torch::mv(s, b) + c_;
-  return options_.pair_basis > 0 ? phi + pair_value(x, t) : phi;
+  return torch::mv(u, w_) + 0.5 * (as * as).sum(1) + torch::mv(s, b) + c_;
 }
 
 torch::Tensor OtPotentialImpl::resnet_laplacian(torch::Tensor jac, const std::vector<torch::Tensor>& tanh_a,
@@ -218,15 +238,15 @@ PotentialDerivatives OtPotentialImpl::derivatives(const torch::Tensor& x, double
     add_pair_derivatives(x, t, with_laplacian, out);
     return out;
   }
-  PotentialDerivatives out = network_derivatives(x, t, with_laplacian);
+  PotentialDerivatives out = network_derivatives(x, torch::full({x.size(0), 1}, t, x.options()), with_laplacian);
   if (options_.pair_basis > 0) add_pair_derivatives(x, t, with_laplacian, out);
   return out;
 }
 
-PotentialDerivatives OtPotentialImpl::network_derivatives(const torch::Tensor& x, double t,
+PotentialDerivatives OtPotentialImpl::network_derivatives(const torch::Tensor& x, const torch::Tensor& time,
                                                           bool with_laplacian) {
   const int d = options_.dim;
-  const auto s = input(x, t);
+  const auto s = input(x, time);
   const auto k0 = effective_input_weights(k0_);
   const auto a = effective_input_weights(a_);
   const std::size_t n_res = k_.size();

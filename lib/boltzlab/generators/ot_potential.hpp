@@ -136,20 +136,30 @@ class OtPotentialImpl : public torch::nn::Module {
   /// Closed-form ∇ₓΦ, ∂ₜΦ and (when `with_laplacian`) ΔₓΦ, eqs. 11–17 of Onken et al.
   PotentialDerivatives derivatives(const torch::Tensor& x, double t, bool with_laplacian = true);
 
+  /// Φ and its derivatives at per-row times t (B), as used by score models, whose training
+  /// draws a noise level per sample. Network potentials only (no pair or many-body term).
+  /// \throws DomainError for a potential with a pair term or a t of the wrong shape.
+  torch::Tensor value(const torch::Tensor& x, const torch::Tensor& t);
+  PotentialDerivatives derivatives(const torch::Tensor& x, const torch::Tensor& t, bool with_laplacian = true);
+
   /// Re-initializes the parameters from a seed (deterministic).
   void reset_parameters(std::uint64_t seed);
 
  private:
   /// K₀, A (and bᵀ as a row) with the centre-of-mass projection applied to their x-columns.
   torch::Tensor effective_input_weights(const torch::Tensor& w) const;
-  torch::Tensor input(const torch::Tensor& x, double t) const;
+  /// The network input s = (features of x, t) for a B×1 time column.
+  torch::Tensor input(const torch::Tensor& x, const torch::Tensor& time) const;
+  torch::Tensor network_value(const torch::Tensor& x, const torch::Tensor& time);
+  /// B×1 column of per-row times (checked), or of the constant t.
+  torch::Tensor time_column(const torch::Tensor& x, const torch::Tensor& t) const;
   /// Σ_{i≥1} tr_i of the ResNet layers (file comment) from J₀ᵀ = `jac` (B×d×m: the
   /// opening layer's diag(tanh a₀)·(input columns), per sample), shared by both cases.
   torch::Tensor resnet_laplacian(torch::Tensor jac, const std::vector<torch::Tensor>& tanh_a,
                                  const std::vector<torch::Tensor>& z_above) const;
   /// Periodic case of derivatives(): ∇ₓΦ = Gᵀ∇_sΦ̂ and the Laplacian with per-sample K₀G, AG.
   /// ∇ₓΦ, ∂ₜΦ, ΔₓΦ of the ResNet and quadratic terms (network = true).
-  PotentialDerivatives network_derivatives(const torch::Tensor& x, double t, bool with_laplacian);
+  PotentialDerivatives network_derivatives(const torch::Tensor& x, const torch::Tensor& time, bool with_laplacian);
   /// The pair term of Φ (file comment), and its derivatives added to `der`.
   torch::Tensor pair_value(const torch::Tensor& x, double t) const;
   /// ρ_ic (B×n×C) from the basis values ψ (B×P×(K+1)) of the pairs (first, second).
