@@ -12,7 +12,12 @@
 // the gradient norm agree to 1e-10 relative, so the timed computations are the same.
 // Cases: (a) the seed's §7 (d = 2, batch 64, implicit SM + α₁ HJB residual (p = 2) + α₂
 // terminal condition), (b) implicit SM, batch 64, (c) denoising SM, batch 1024, (d)
-// implicit SM + residual, batch 1024. Prints medians and ratios; never asserts on time.
+// implicit SM + residual, batch 1024. Both sides run with glibc malloc tuned as in
+// tools/bg-sample.cpp (the C++ side by mallopt, Python by the equivalent MALLOC_*_
+// environment variables; --default-malloc leaves both at glibc's defaults).
+// Prints medians and ratios; never asserts on time.
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -47,6 +52,10 @@ namespace {
 const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
 constexpr double kLearningRate = 1e-3;  // the seed's §7
 constexpr double kCheckTolerance = 1e-10;
+// glibc malloc as in tools/bg-sample.cpp: the MB-sized batch-1024 tensors stay on the heap.
+constexpr int kMmapThreshold = 32 * 1024 * 1024;
+constexpr int kTrimThreshold = 2047 * 1024 * 1024;
+constexpr int kTopPad = 512 * 1024 * 1024;
 
 struct Case {
   std::string name, label;
@@ -243,8 +252,12 @@ void write_inputs(const fs::path& dir, const boltzlab::RowMatrix& data, const bg
 }
 
 /// Runs the baseline; returns its JSON lines (library line first, then one per case).
-std::vector<nlohmann::json> run_python(const fs::path& dir, int threads, int reps, int warmup) {
-  const std::string cmd = "/usr/bin/python3 " BOLTZLAB_SOURCE_DIR "/benchmarks/score_torch.py dir=" + dir.string() +
+std::vector<nlohmann::json> run_python(const fs::path& dir, int threads, int reps, int warmup, bool tuned_malloc) {
+  const std::string env = tuned_malloc ? "MALLOC_MMAP_THRESHOLD_=" + std::to_string(kMmapThreshold) +
+                                             " MALLOC_TRIM_THRESHOLD_=" + std::to_string(kTrimThreshold) +
+                                             " MALLOC_TOP_PAD_=" + std::to_string(kTopPad) + " "
+                                       : std::string();
+  const std::string cmd = env + "/usr/bin/python3 " BOLTZLAB_SOURCE_DIR "/benchmarks/score_torch.py dir=" + dir.string() +
                           " threads=" + std::to_string(threads) + " reps=" + std::to_string(reps) +
                           " warmup=" + std::to_string(warmup);
   FILE* pipe = popen(cmd.c_str(), "r");
@@ -295,7 +308,12 @@ struct TempDir {
   }
 };
 
-int run(int threads, int reps, int warmup, bool skip_python) {
+int run(int threads, int reps, int warmup, bool skip_python, bool tuned_malloc) {
+  if (tuned_malloc) {
+    mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
+    mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
+    mallopt(M_TOP_PAD, kTopPad);
+  }
   torch::set_num_threads(threads);
   const bg::NoisingSde sde(bg::NoisingOptions{});  // VP, β = 1, T = 3, ε = 1e-3: the seed's §7
   bg::MlpScoreOptions arch;                        // d = 2, hidden 32, 32
@@ -306,8 +324,8 @@ int run(int threads, int reps, int warmup, bool skip_python) {
 
   std::printf("bench_bg_score_iteration: MLP score (y, s) -> 32 -> 32 -> y (GELU), d = 2, float64, VP beta = 1, "
               "T = 3; alpha0 = 1, alpha1 = alpha2 = 1 where on; checkerboard data; Adam lr 1e-3; %d thread(s); "
-              "median of %d iterations after %d warm-up\n",
-              threads, reps, warmup);
+              "median of %d iterations after %d warm-up; glibc malloc %s on both sides\n",
+              threads, reps, warmup, tuned_malloc ? "tuned as in bg-sample" : "defaults");
   std::printf("boltzlab: LibTorch %s, BLAS %s\n", TORCH_VERSION, blas_description().c_str());
   std::vector<nlohmann::json> checks;
   std::vector<Timing> timings;
@@ -328,7 +346,7 @@ int run(int threads, int reps, int warmup, bool skip_python) {
 
   std::vector<nlohmann::json> py;
   if (!skip_python) {
-    py = run_python(dir.path, threads, reps, warmup);
+    py = run_python(dir.path, threads, reps, warmup, tuned_malloc);
     if (py.size() != cases.size() + 1)
       throw std::runtime_error("baseline printed " + std::to_string(py.size()) + " lines, expected " +
                                std::to_string(cases.size() + 1));
@@ -372,15 +390,16 @@ int run(int threads, int reps, int warmup, bool skip_python) {
 
 int main(int argc, char** argv) {
   CLI::App app{"bench_bg_score_iteration"};
-  int threads = 1, reps = 30, warmup = 3;
-  bool skip_python = false;
+  int threads = 1, reps = 60, warmup = 3;
+  bool skip_python = false, default_malloc = false;
   app.add_option("--threads", threads, "LibTorch intra-op threads (both sides)")->check(CLI::Range(1, 256));
   app.add_option("--reps", reps, "timed iterations per case (median reported)")->check(CLI::Range(1, 100000));
   app.add_option("--warmup", warmup, "untimed iterations first")->check(CLI::Range(1, 1000));
   app.add_flag("--skip-python", skip_python, "do not run the PyTorch baseline");
+  app.add_flag("--default-malloc", default_malloc, "leave glibc malloc at its defaults (both sides)");
   CLI11_PARSE(app, argc, argv);
   try {
-    return run(threads, reps, warmup, skip_python);
+    return run(threads, reps, warmup, skip_python, !default_malloc);
   } catch (const std::exception& e) {
     std::cerr << "bench_bg_score_iteration: error: " << e.what() << "\n";
     return 1;

@@ -18,7 +18,7 @@ One iteration, as train_score() does it: draw a batch (data rows, s ~ U[t_min, T
 zero_grad, loss, loss.item(), backward, gradient norm (clip_grad_norm_ with an infinite
 bound: the finiteness check), Adam step.
 
-Usage: score_torch.py dir=DIR [threads=1] [reps=30] [warmup=3]. DIR holds cases.json,
+Usage: score_torch.py dir=DIR [threads=1] [reps=60] [warmup=3]. DIR holds cases.json,
 data.npy and the initial weights w{l}.npy, b{l}.npy written by the benchmark, and per case
 a check batch y0.npy, s.npy, noise.npy in DIR/<case>/. Prints JSON lines on stdout: first
 the library line (torch version, BLAS), then one line per case with the loss terms and
@@ -179,10 +179,10 @@ def time_case(model, case, data, warmup, reps):
 def main():
     args = dict(a.split("=", 1) for a in sys.argv[1:])
     if "dir" not in args:
-        sys.exit("score_torch.py: usage: score_torch.py dir=DIR [threads=1] [reps=30] [warmup=3]")
+        sys.exit("score_torch.py: usage: score_torch.py dir=DIR [threads=1] [reps=60] [warmup=3]")
     directory = args["dir"]
     threads = int(args.get("threads", 1))
-    reps, warmup = int(args.get("reps", 30)), int(args.get("warmup", 3))
+    reps, warmup = int(args.get("reps", 60)), int(args.get("warmup", 3))
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     with open(os.path.join(directory, "cases.json")) as f:
