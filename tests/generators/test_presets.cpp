@@ -24,6 +24,10 @@ struct Expected {
   std::string name;
   double lambda, alpha_transport, alpha_hjb;
   double lambda_without_data;
+  bool score = false;                        // a score row: α₀, α₁, α₂, p and the sampler below
+  double alpha0 = 0, alpha1 = 0, alpha2 = 0;
+  int p = 2;
+  bool probability_flow = false;
 };
 
 // The rows as documented in the seed's Table 3 terms (presets.cpp): λ of the terminal
@@ -35,6 +39,11 @@ const std::vector<Expected>& expected_rows() {
       {"bg", 0.5, 0.0, 0.0, 0.0},          // eq. 32
       {"ot-bg", 0.5, 0.01, 0.05, 0.0},     // eq. 85 + eq. 30
       {"ot-rkl", 0.0, 0.01, 0.05, 0.0},    // eq. 90 with F = KL(ρ‖π) + eq. 30
+      // Score rows: implicit score matching (eq. 37) + α₁ R₁ + α₂ terminal (eq. 93).
+      {"sgm", 1.0, 0.0, 0.0, 1.0, true, 1.0, 0.0, 0.0, 2, false},         // Thm 4.1, reverse SDE
+      {"score-flow", 1.0, 0.0, 0.0, 1.0, true, 1.0, 0.0, 0.0, 2, true},   // Thm 4.3, PF-ODE
+      {"hjb-sgm", 1.0, 0.0, 0.0, 1.0, true, 1.0, 1.0, 0.0, 2, false},     // Sec. 6.1, 7
+      {"sgm-pinn", 1.0, 0.0, 0.0, 1.0, true, 0.0, 1.0, 1.0, 2, false},    // Sec. 7.1, α₀ = 0
   };
   return rows;
 }
@@ -57,8 +66,22 @@ TEST_CASE("presets: every row has the weights of its Table 3 game, with and with
       w.validate();
     }
     CHECK(std::string(row.game).size() > 0);
-    CHECK(std::string(row.equations).find("eq.") != std::string::npos);
+    CHECK(std::string(row.equations).find("eq") != std::string::npos);
     CHECK(std::string(row.description).size() > 20);
+    for (const char* column : {row.columns.terminal_cost, row.columns.interaction, row.columns.running_cost})
+      CHECK(std::string(column).size() > 0);
+    CHECK(std::string(row.columns.dynamics).rfind("dx = ", 0) == 0);
+    CHECK((row.family == bg::ModelFamily::kScore) == e.score);
+    if (e.score) {
+      CHECK(row.score.alpha0 == e.alpha0);
+      CHECK(row.score.alpha1 == e.alpha1);
+      CHECK(row.score.alpha2 == e.alpha2);
+      CHECK(row.score.p == e.p);
+      CHECK((row.sampler == bg::ScoreSampler::kProbabilityFlow) == e.probability_flow);
+      CHECK_NOTHROW(row.score.validate());
+      // Stochastic dynamics for the SDE rows, an ODE for the probability flow.
+      CHECK((std::string(row.columns.dynamics).find("dW") != std::string::npos) == !e.probability_flow);
+    }
   }
 }
 
@@ -115,9 +138,15 @@ TEST_CASE("presets: names, the unknown-name error and the help come from the tab
   for (const auto& row : bg::loss_presets()) {
     INFO("preset " << row.name);
     char weights[160];
-    std::snprintf(weights, sizeof weights, "lambda %g, alpha_transport %g, alpha_hjb %g", row.weights.lambda,
-                  row.weights.alpha_transport, row.weights.alpha_hjb);
+    if (row.family == bg::ModelFamily::kScore)
+      std::snprintf(weights, sizeof weights, "score model, alpha0 %g, alpha1 %g, alpha2 %g, p %d", row.score.alpha0,
+                    row.score.alpha1, row.score.alpha2, row.score.p);
+    else
+      std::snprintf(weights, sizeof weights, "lambda %g, alpha_transport %g, alpha_hjb %g", row.weights.lambda,
+                    row.weights.alpha_transport, row.weights.alpha_hjb);
     CHECK(help.find("\n" + std::string(row.name) + ": " + weights) != std::string::npos);
+    CHECK(help.find(std::string("M = ") + row.columns.terminal_cost + ", I = " + row.columns.interaction + ", L = " +
+                    row.columns.running_cost + ", " + row.columns.dynamics) != std::string::npos);
     CHECK(help.find(std::string(row.game) + " (" + row.equations + "): " + row.description) != std::string::npos);
   }
   CHECK(help.find("cnf: lambda 1, alpha_transport 0, alpha_hjb 0; needs data") != std::string::npos);

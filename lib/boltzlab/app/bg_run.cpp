@@ -9,6 +9,7 @@
 #include "boltzlab/app/bg_config.hpp"
 #include "boltzlab/app/bg_molecular.hpp"
 #include "boltzlab/app/bg_outputs.hpp"
+#include "boltzlab/app/bg_score.hpp"
 #include "boltzlab/app/run_directory.hpp"
 #include "boltzlab/app/run_outputs.hpp"
 #include "boltzlab/core/error.hpp"
@@ -19,6 +20,7 @@
 #include "boltzlab/generators/base_registry.hpp"
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/model_file.hpp"
+#include "boltzlab/generators/score_generator.hpp"
 #include "boltzlab/generators/trainer.hpp"
 #include "boltzlab/generators/training_checkpoint.hpp"
 #include "boltzlab/io/npy.hpp"
@@ -105,6 +107,7 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   const bool have_data = have_data_flag || !c.data.empty() || molecular;
   if (molecular) c.train.preset = "ot-flow";
   c.train.read(r, have_data);
+  r.ignore("score");  // the score rows' section (bg_score.hpp)
   r.finish();
   if (flags.preset) {
     c.train.preset = *flags.preset;
@@ -126,10 +129,18 @@ nlohmann::json run_evaluate(const BgSampleOptions& o) {
   const double t0 = wall_seconds();
   nlohmann::json meta;
   ModelFileRecord record;
-  BoltzmannGenerator model = BoltzmannGenerator::load(o.model, &meta, &record);
-  const RowMatrix x = read_npy_matrix(o.evaluate, static_cast<std::size_t>(model.dim()));
+  std::optional<BoltzmannGenerator> flow;
+  std::optional<ScoreGenerator> score;
+  if (ScoreGenerator::is_score_model(o.model)) {
+    record = verify_model_bytes(o.model, read_model_bytes(o.model));
+    score.emplace(ScoreGenerator::load(o.model, &meta));
+  } else {
+    flow.emplace(BoltzmannGenerator::load(o.model, &meta, &record));
+  }
+  const int dim = score ? score->dim() : flow->dim();
+  const RowMatrix x = read_npy_matrix(o.evaluate, static_cast<std::size_t>(dim));
   RunDirectory run(o.out, {o.model, o.evaluate});
-  const Eigen::VectorXd lq = model.log_q(x);
+  const Eigen::VectorXd lq = score ? score->log_q(x) : flow->log_q(x);
   std::size_t non_finite = 0;
   double sum = 0.0, sum2 = 0.0;
   for (Eigen::Index i = 0; i < lq.size(); ++i) {
@@ -270,6 +281,15 @@ nlohmann::json training_identity(const Potential& pot, const GeneratorConfig& cf
           {"loss_weights", cfg.train.weights.to_json()}};
 }
 
+/// The summary entries every bg-sample run starts with.
+nlohmann::json summary_header(const Target& target, const BgSampleOptions& o) {
+  return {{"tool", "bg-sample"},
+          {"target", target.describe()},
+          {"seed", o.seed},
+          {"threads", num_threads()},
+          {"warnings", nlohmann::json::array()}};
+}
+
 /// The files a run reads (run_directory.hpp: the output may not hold them).
 std::vector<fs::path> run_inputs(const BgSampleOptions& o, const Potential& pot, const GeneratorConfig& cfg) {
   std::vector<fs::path> inputs = potential_files(pot);
@@ -289,15 +309,17 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
   Potential pot = load_potential(o.potential);
   const Target& target = *pot.target;
   GeneratorConfig cfg = read_generator_config(pot, o, !o.data.empty());
+  if (is_score_run(o, cfg)) {
+    nlohmann::json summary = summary_header(target, o);
+    if (!o.model.empty()) check_model_file(o, pot, summary);
+    RunDirectory run(o.out, run_inputs(o, pot, cfg));
+    return run_score(o, pot, cfg, run, summary, t_start);
+  }
 
   cfg.train.checkpoint_identity = training_identity(pot, cfg, o);
   if (o.resume) Checkpointer(bg_checkpoint_path(o.out), 0, cfg.train.checkpoint_identity).check_resumable();
 
-  nlohmann::json summary = {{"tool", "bg-sample"},
-                            {"target", target.describe()},
-                            {"seed", o.seed},
-                            {"threads", num_threads()},
-                            {"warnings", nlohmann::json::array()}};
+  nlohmann::json summary = summary_header(target, o);
   if (!o.model.empty()) check_model_file(o, pot, summary);
   RunDirectory run(o.out, run_inputs(o, pot, cfg));  // fails early when `out` may not be written
   nlohmann::json written = target.topology() != nullptr ? run_molecular(o, pot, cfg, run, summary, t_start)

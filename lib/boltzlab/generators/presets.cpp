@@ -12,23 +12,44 @@ namespace boltzlab::generators {
 // The preset table: one row per game of the seed's Table 3 (in its order). Each row is
 // documented here and only here: `bg-sample --help` prints these strings.
 const std::vector<LossPreset>& loss_presets() {
+  static const GameColumns kBgGame = {"lambda KL(pi|rho) + (1-lambda) KL(rho|pi)", "0", "0", "dx = v dt"};
+  static const GameColumns kSgmGame = {"-E_rho log pi", "0", "|v|^2/2 - div f", "dx = (f + sigma v) dt + sigma dW"};
   static const std::vector<LossPreset> table = {
       {"cnf", "Continuous normalizing flow", "eq. 17 with L = 0",
        "maximum likelihood on data (forward KL only); ill-posed without structure (Sec. 3.2)",
-       {1.0, 0.0, 0.0}, NoDataRule::kKeep},
+       {1.0, 0.0, 0.0}, NoDataRule::kKeep, {"KL(pi|rho)", "0", "0", "dx = v dt"}},
       {"ot-flow", "OT-Flow", "eq. 27 + HJB eq. 30",
        "forward KL + transport + HJB residual; Onken et al.'s alpha (L, NLL, R) = (1, 100, 5) / 100",
-       {1.0, 0.01, 0.05}, NoDataRule::kKeep},
+       {1.0, 0.01, 0.05}, NoDataRule::kKeep, {"KL(pi|rho)", "0", "|v|^2/2", "dx = v dt"}},
       {"bg", "Boltzmann generator", "eq. 32, terminal cost eq. 31",
        "forward KL (data) and reverse KL (energy) half and half, no running cost",
-       {0.5, 0.0, 0.0}, NoDataRule::kReverseKlOnly},
+       {0.5, 0.0, 0.0}, NoDataRule::kReverseKlOnly, kBgGame},
       {"ot-bg", "OT-Boltzmann generator", "eq. 85 + HJB eq. 30",
        "the BG game with the transport cost that makes v = -grad Phi optimal, + HJB residual",
-       {0.5, 0.01, 0.05}, NoDataRule::kReverseKlOnly},
+       {0.5, 0.01, 0.05}, NoDataRule::kReverseKlOnly,
+       {kBgGame.terminal_cost, "0", "|v|^2/2", "dx = v dt"}},
       {"ot-rkl", "Generalized OT-Flow, relaxed WGF at eps -> infinity", "eq. 90 with F = KL(rho|pi) + HJB eq. 30",
        "reverse KL + transport + HJB even given data (then only to standardize, fit the base, warm up): "
        "OT-BG at lambda 0",
-       {0.0, 0.01, 0.05}, NoDataRule::kKeep},
+       {0.0, 0.01, 0.05}, NoDataRule::kKeep, {"F(rho) e^(-T/eps), F = KL(rho|pi)", "0", "|v|^2/2", "dx = v dt"}},
+      {"sgm", "Score-based generative modeling", "Thm 4.1, eqs. 35, 37",
+       "implicit score matching on data; samples by the reverse SDE (no density: no reweighting)",
+       {1.0, 0.0, 0.0}, NoDataRule::kKeep, kSgmGame, ModelFamily::kScore,
+       {ScoreObjective::kImplicit, ScoreWeighting::kDiffusion, 1.0, 0.0, 0.0, 2}, ScoreSampler::kReverseSde},
+      {"score-flow", "Score-based probability flow", "Thm 4.3, eqs. 54-55, 37",
+       "the same score model sampled by the probability-flow ODE: samples with exact log q, reweighted to pi",
+       {1.0, 0.0, 0.0}, NoDataRule::kKeep,
+       {"-E_rho log pi / 2", "E_rho |sigma grad log rho|^2 / 8", "|v|^2/2 - div f / 2", "dx = (f + sigma v) dt"},
+       ModelFamily::kScore, {ScoreObjective::kImplicit, ScoreWeighting::kDiffusion, 1.0, 0.0, 0.0, 2},
+       ScoreSampler::kProbabilityFlow},
+      {"hjb-sgm", "HJB-regularized SGM", "eqs. 82-83, 92-93 (Sec. 6.1, 7)",
+       "implicit score matching + the gradient-HJB residual R1 (alpha1 1, p 2); reverse-SDE samples",
+       {1.0, 0.0, 0.0}, NoDataRule::kKeep, kSgmGame, ModelFamily::kScore,
+       {ScoreObjective::kImplicit, ScoreWeighting::kDiffusion, 1.0, 1.0, 0.0, 2}, ScoreSampler::kReverseSde},
+      {"sgm-pinn", "HJB-regularized SGM, PINN case alpha0 = 0", "eq. 93 with alpha0 = 0 (Sec. 7.1)",
+       "the HJB residual and its terminal condition alone, no score matching; reverse-SDE samples",
+       {1.0, 0.0, 0.0}, NoDataRule::kKeep, kSgmGame, ModelFamily::kScore,
+       {ScoreObjective::kImplicit, ScoreWeighting::kDiffusion, 0.0, 1.0, 1.0, 2}, ScoreSampler::kReverseSde},
   };
   return table;
 }
@@ -55,16 +76,26 @@ std::string preset_help() {
   std::string out =
       "override generator.preset: the weights of one game of Table 3 of Zhang & Katsoulakis, \"A mean-field\n"
       "games laboratory for generative modeling\" (equations numbered as there) in the training loss\n"
-      "J = lambda KL(pi|q) + (1-lambda) KL(q|pi) + alpha_transport E int |v|^2/2 dt + alpha_hjb E int |HJB residual| dt:";
+      "J = lambda KL(pi|q) + (1-lambda) KL(q|pi) + alpha_transport E int |v|^2/2 dt + alpha_hjb E int |HJB residual| dt\n"
+      "(flow rows), or J = alpha0 (implicit score matching) + alpha1 (gradient-HJB residual, power p) + alpha2\n"
+      "(terminal condition) (score rows; trained on data, keys under generator.score):";
   for (const auto& p : loss_presets()) {
     char weights[160];
-    std::snprintf(weights, sizeof weights, "lambda %g, alpha_transport %g, alpha_hjb %g", p.weights.lambda,
-                  p.weights.alpha_transport, p.weights.alpha_hjb);
     std::string data_rule;
-    if (p.without_data == NoDataRule::kReverseKlOnly) data_rule = "; without data lambda 0";
-    else if (p.weights.lambda > 0.0) data_rule = "; needs data";
+    if (p.family == ModelFamily::kScore) {
+      std::snprintf(weights, sizeof weights, "score model, alpha0 %g, alpha1 %g, alpha2 %g, p %d, %s",
+                    p.score.alpha0, p.score.alpha1, p.score.alpha2, p.score.p,
+                    p.sampler == ScoreSampler::kReverseSde ? "reverse SDE" : "probability flow");
+      data_rule = "; needs data";
+    } else {
+      std::snprintf(weights, sizeof weights, "lambda %g, alpha_transport %g, alpha_hjb %g", p.weights.lambda,
+                    p.weights.alpha_transport, p.weights.alpha_hjb);
+      if (p.without_data == NoDataRule::kReverseKlOnly) data_rule = "; without data lambda 0";
+      else if (p.weights.lambda > 0.0) data_rule = "; needs data";
+    }
     out += "\n" + std::string(p.name) + ": " + weights + data_rule + "\n  " + p.game + " (" + p.equations +
-           "): " + p.description;
+           "): " + p.description + "\n  M = " + p.columns.terminal_cost + ", I = " + p.columns.interaction +
+           ", L = " + p.columns.running_cost + ", " + p.columns.dynamics;
   }
   return out;
 }

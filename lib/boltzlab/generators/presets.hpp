@@ -8,12 +8,18 @@
 /// can express: the terminal cost M(ρ) of the row picks λ (seed eq. 31), its running
 /// cost L(x, v) = ½|v|² switches α_L on (eqs. 27, 85), and a ✓ in its "HJB Reg?" column
 /// allows the residual regularizer of eq. 30 (α_HJB; its terminal part α₂ is not used,
-/// it would need π itself). The dynamics are the ODE dx = v dt with v = −∇Φ; rows with
-/// SDE dynamics (SGM, Schrödinger bridges, the stochastic OT-NF of Sec. 6.3) or an
-/// interaction cost I(ρ) are not expressible here.
+/// it would need π itself). The dynamics are the ODE dx = v dt with v = −∇Φ.
+///
+/// Score rows (family kScore) are the score-based games of Table 3 (Thm 4.1, Thm 4.3,
+/// §6.1): M = −E_ρ log π, running cost ½|v|² − ∇·f, the noising SDE's dynamics; they are
+/// trained by score matching with the HJB regularizer R₁ (score_matching.hpp: α₀, α₁, α₂,
+/// p) and sampled by the reverse SDE or the probability-flow ODE (score_generator.hpp).
+/// Rows with an interaction cost other than the probability flow's Fisher information, or
+/// with Schrödinger-bridge constraints, are not expressible here.
 ///
 /// A row holds the name, its Table 3 game and equations, a one-line description, the
-/// weights (λ, α_L, α_HJB) and what happens without data (NoDataRule). Everything else
+/// game's M, I, L and dynamics as text, the weights (λ, α_L, α_HJB) and what happens without
+/// data (NoDataRule), and for score rows the score-matching weights and sampler. Everything else
 /// derives from the table: the lookup with "did you mean", the names, the error message,
 /// and `bg-sample --help` (preset_help). The rows themselves are documented once, in
 /// presets.cpp. Adding a preset = one row there + its test (tests/generators/test_presets.cpp).
@@ -21,6 +27,9 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "boltzlab/generators/score_generator.hpp"
+#include "boltzlab/generators/score_matching.hpp"
 
 namespace boltzlab::generators {
 
@@ -45,14 +54,32 @@ enum class NoDataRule {
   kReverseKlOnly,  ///< λ falls back to 0: the reverse KL alone, trained on the energy
 };
 
+/// Which model and trainer a row uses.
+enum class ModelFamily {
+  kFlow,   ///< the OT-Flow CNF (generator.hpp, trainer.hpp)
+  kScore,  ///< a score model (score_generator.hpp, score_matching.hpp)
+};
+
+/// The mean-field game of a row, as written in the seed's Table 3.
+struct GameColumns {
+  const char* terminal_cost;  ///< M(ρ)
+  const char* interaction;    ///< I(ρ)
+  const char* running_cost;   ///< L(x, v)
+  const char* dynamics;
+};
+
 /// One row of the preset table.
 struct LossPreset {
   const char* name;         ///< "preset" value in JSON and on the command line
   const char* game;         ///< the game's row in the seed's Table 3
   const char* equations;    ///< the seed's equations it implements
   const char* description;  ///< one line: what it trains and why it is there
-  LossWeights weights;      ///< with data
+  LossWeights weights;      ///< with data (flow rows)
   NoDataRule without_data;  ///< λ without data
+  GameColumns columns;      ///< M, I, L, dynamics
+  ModelFamily family = ModelFamily::kFlow;
+  ScoreLossOptions score = {};                            ///< score rows: α₀, α₁, α₂, p
+  ScoreSampler sampler = ScoreSampler::kProbabilityFlow;  ///< score rows: how samples are drawn
   /// The row's weights for a run with or without data.
   LossWeights resolve(bool have_data) const;
 };

@@ -122,7 +122,7 @@ ScoreLossTerms score_loss(ScoreField& model, const NoisingSde& sde, const torch:
   return out;
 }
 
-void ScoreTrainOptions::read(JsonReader& r) {
+void ScoreTrainOptions::read_loss(JsonReader& r) {
   if (r.has("objective")) {
     const auto o = r.get_string("objective");
     if (o == "implicit") loss.objective = ScoreObjective::kImplicit;
@@ -139,6 +139,9 @@ void ScoreTrainOptions::read(JsonReader& r) {
   loss.alpha1 = r.get_double("alpha1", loss.alpha1);
   loss.alpha2 = r.get_double("alpha2", loss.alpha2);
   loss.p = static_cast<int>(r.get_int("p", loss.p));
+}
+
+void ScoreTrainOptions::read_schedule(JsonReader& r) {
   iterations = static_cast<int>(r.get_int("iterations", iterations));
   batch_size = static_cast<int>(r.get_int("batch_size", batch_size));
   learning_rate = r.get_double("learning_rate", learning_rate);

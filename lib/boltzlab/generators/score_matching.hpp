@@ -86,10 +86,12 @@ struct ScoreTrainOptions {
   std::uint64_t seed = 0;
   int log_every = 100;            ///< history entries are means over this many steps
   bool progress = true;
-  /// Reads "objective" ("implicit" | "denoising"), "weighting" ("diffusion" | "variance"),
-  /// "alpha0", "alpha1", "alpha2", "p", "iterations", "batch_size", "learning_rate",
-  /// "lr_final_ratio", "clip_grad_norm".
-  void read(JsonReader& r);
+  /// Reads the loss keys "objective" ("implicit" | "denoising"), "weighting" ("diffusion" |
+  /// "variance"), "alpha0", "alpha1", "alpha2", "p".
+  void read_loss(JsonReader& r);
+  /// Reads the schedule keys "iterations", "batch_size", "learning_rate", "lr_final_ratio",
+  /// "clip_grad_norm".
+  void read_schedule(JsonReader& r);
   void validate() const;
   nlohmann::json to_json() const;
 };

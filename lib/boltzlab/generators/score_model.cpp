@@ -94,11 +94,13 @@ ScoreEvaluation MlpScore::evaluate(const torch::Tensor& y, const torch::Tensor& 
     if (second && l > 0) dda = torch::matmul(ddh, w.t());
     const Gelu g = gelu(a, first, second);
     h = g.value;
-    if (first) dh = g.first.unsqueeze(1) * da;
+    // contiguous: the next layer's matmul is then one product, not one per row.
+    if (first) dh = (g.first.unsqueeze(1) * da).contiguous();
     if (second) {
       const auto dy = da.narrow(1, 0, d);
       ddh = g.second.unsqueeze(1) * dy * dy;
       if (dda.defined()) ddh = ddh + g.first.unsqueeze(1) * dda;
+      ddh = ddh.contiguous();
     }
   }
   const auto& wo = weight_[hidden];
