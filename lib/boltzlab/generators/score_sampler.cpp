@@ -90,12 +90,11 @@ RowMatrix sample_reverse_sde(ScoreField& model, const NoisingSde& sde, std::int6
       const auto score = model.evaluate(y, torch::full({m}, s, kF64), kScoreOnly).score;
       y = y + (c * y + g2 * score) * h + std::sqrt(g2 * h) * normals(rngs, d);
       const auto level = torch::full({m}, s - h, kF64);
+      const double mean_scale = sde.mean_scale(s - h);
+      const double delta = 2.0 * options.snr * options.snr * (mean_scale * mean_scale + sde.variance(s - h));
       for (int j = 0; j < options.corrector_steps; ++j) {
         const auto sc = model.evaluate(y, level, kScoreOnly).score;
-        const auto xi = normals(rngs, d);
-        const auto ratio = options.snr * xi.norm(2, 1) / sc.norm(2, 1).clamp_min(1e-300);
-        const auto delta = (2.0 * ratio * ratio).unsqueeze(1);
-        y = y + delta * sc + torch::sqrt(2.0 * delta) * xi;
+        y = y + delta * sc + std::sqrt(2.0 * delta) * normals(rngs, d);
       }
     }
     out.middleRows(first, m) = to_matrix(y.contiguous());

@@ -6,9 +6,12 @@
 ///   down to ε in `steps` equal steps h (generative time t = T − s):
 ///     y ← y + [c y + g²(s) s_θ(y, s)] h + g(s) √h ξ,
 ///   optionally followed at each level by `corrector_steps` Langevin corrector steps
-///     y ← y + δ s_θ(y, s) + √(2δ) ξ,   δ = 2 (snr |ξ| / |s_θ|)²
-///   (predictor–corrector sampling, Song et al., ICLR 2021, Alg. 5; the step size uses the
-///   row's own norms so that rows stay independent of the batching).
+///     y ← y + δ s_θ(y, s) + √(2δ) ξ,   δ = 2 snr² (m(s)² + v(s))
+///   (predictor–corrector sampling, Song et al., ICLR 2021, Alg. 5). Their step 2 (snr |ξ|/|s_θ|)²
+///   uses norms averaged over the batch; with |ξ|² ≈ d and |s_θ|² ≈ d / (m² + v), the marginal
+///   variance of unit-variance (standardized) data at level s, it is the δ above. That δ is the
+///   same for every row, so rows stay independent of the batching, and it does not blow up at
+///   rows where s_θ ≈ 0, as a per-row ratio would.
 /// - **Probability-flow ODE** (Thm 4.3; Song et al. eq. 13), in noising time
 ///     dy/ds = −c y − ½ g²(s) s_θ(y, s),
 ///   whose density obeys d/ds log p_s(y(s)) = c d + ½ g² ∇·s_θ. Classical RK4 on the
