@@ -94,29 +94,6 @@ boltzlab::RowMatrix checkerboard(int n) {
   return x;
 }
 
-struct Batch {
-  torch::Tensor y0, s, noise;
-};
-
-/// The mini-batch of iteration `it`, drawn exactly as train_score() draws it.
-Batch draw_batch(const boltzlab::RowMatrix& data, const bg::NoisingSde& sde, int batch, std::uint64_t seed, int it) {
-  const int d = static_cast<int>(data.cols());
-  boltzlab::Rng rng = boltzlab::stream_for(seed, static_cast<std::uint64_t>(it));
-  Batch b{torch::empty({batch, d}, kF64), torch::empty({batch}, kF64), torch::empty({batch, d}, kF64)};
-  double* y = b.y0.data_ptr<double>();
-  double* s = b.s.data_ptr<double>();
-  double* xi = b.noise.data_ptr<double>();
-  const double lo = sde.options().t_min, hi = sde.options().time;
-  const auto n = static_cast<std::uint64_t>(data.rows());
-  for (int i = 0; i < batch; ++i) {
-    const auto row = static_cast<Eigen::Index>(rng() % n);
-    for (int k = 0; k < d; ++k) y[i * d + k] = data(row, k);
-    s[i] = lo + (hi - lo) * rng.uniform();
-    for (int k = 0; k < d; ++k) xi[i * d + k] = rng.normal();
-  }
-  return b;
-}
-
 void write_tensor(const fs::path& path, const torch::Tensor& t) {
   const auto c = t.detach().contiguous();
   std::vector<std::size_t> shape;
@@ -132,7 +109,7 @@ double gradient_norm(const std::vector<torch::Tensor>& params) {
 }
 
 /// Loss terms and gradient norm on `b` at the model's current weights (gradients cleared after).
-nlohmann::json check_values(bg::MlpScore& model, const bg::NoisingSde& sde, const Batch& b,
+nlohmann::json check_values(bg::MlpScore& model, const bg::NoisingSde& sde, const bg::ScoreBatch& b,
                             const bg::ScoreLossOptions& loss) {
   auto params = model.parameters();
   for (auto& p : params) p.mutable_grad() = torch::Tensor();
@@ -182,7 +159,7 @@ Timing time_boltzlab(const Case& c, const bg::MlpScoreOptions& arch, const bg::N
     }
     const auto t0 = std::chrono::steady_clock::now();
     const double c0 = boltzlab::cpu_seconds();
-    const Batch b = draw_batch(data, sde, c.batch, kSeed, it);
+    const bg::ScoreBatch b = bg::draw_score_batch(data, sde, c.batch, kSeed, it);
     adam.zero_grad();
     const bg::ScoreLossTerms terms = bg::score_loss(model, sde, b.y0, b.s, b.noise, c.loss);
     bool ok = std::isfinite(terms.total.item<double>());
@@ -333,7 +310,7 @@ int run(int threads, int reps, int warmup, bool skip_python, bool tuned_malloc) 
     bg::MlpScore model(arch, 0);
     const fs::path case_dir = dir.path / c.name;
     fs::create_directories(case_dir);
-    const Batch b = draw_batch(data, sde, c.batch, 1, 0);  // check batch: another stream than training
+    const bg::ScoreBatch b = bg::draw_score_batch(data, sde, c.batch, 1, 0);  // check batch: another stream than training
     write_tensor(case_dir / "y0.npy", b.y0);
     write_tensor(case_dir / "s.npy", b.s);
     write_tensor(case_dir / "noise.npy", b.noise);

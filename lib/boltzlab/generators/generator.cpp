@@ -313,9 +313,15 @@ BoltzmannGenerator BoltzmannGenerator::read(torch::serialize::InputArchive& arch
 
 void BoltzmannGenerator::save(const std::filesystem::path& path, const nlohmann::json& metadata,
                               const std::optional<PotentialIdentity>& potential) const {
+  save_model_archive(path, [this](torch::serialize::OutputArchive& a) { write(a); }, metadata, potential);
+}
+
+void save_model_archive(const std::filesystem::path& path,
+                        const std::function<void(torch::serialize::OutputArchive&)>& fill,
+                        const nlohmann::json& metadata, const std::optional<PotentialIdentity>& potential) {
   try {
     torch::serialize::OutputArchive archive;
-    write(archive);
+    fill(archive);
     archive.write("metadata", c10::IValue(metadata.dump()));
     const auto tmp = path.string() + ".tmp";
     archive.save_to(tmp);

@@ -34,6 +34,7 @@
 /// was trained on), and load() checks the file against that record before LibTorch reads it.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -78,6 +79,13 @@ struct FlowBatch {
   torch::Tensor transport;  ///< B: ∫ ½|∇Φ|² dt
   torch::Tensor hjb;        ///< B: ∫ |∂ₜΦ − ½|∇Φ|²| dt
 };
+
+/// Writes `fill`'s archive (plus "metadata") to `path` through a temporary file, then the
+/// model record beside it (sign_model_file): the save of every saved model kind.
+/// \throws IoError naming the file.
+void save_model_archive(const std::filesystem::path& path,
+                        const std::function<void(torch::serialize::OutputArchive&)>& fill,
+                        const nlohmann::json& metadata, const std::optional<PotentialIdentity>& potential);
 
 class BoltzmannGenerator {
  public:

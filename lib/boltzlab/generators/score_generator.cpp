@@ -154,25 +154,18 @@ Eigen::VectorXd ScoreGenerator::log_q(const RowMatrix& x) {
 
 void ScoreGenerator::save(const std::filesystem::path& path, const nlohmann::json& metadata,
                           const std::optional<PotentialIdentity>& potential) const {
-  try {
-    torch::serialize::OutputArchive archive;
-    archive.write("score_format_version", c10::IValue(static_cast<int64_t>(kScoreModelFormatVersion)));
-    archive.write("options", c10::IValue(options_.to_json().dump()));
-    archive.write("shift", vector_tensor(shift_));
-    archive.write("scale", vector_tensor(scale_));
-    torch::serialize::OutputArchive params;
-    field_->write(params);
-    archive.write("field", params);
-    archive.write("metadata", c10::IValue(metadata.dump()));
-    const auto tmp = path.string() + ".tmp";
-    archive.save_to(tmp);
-    std::filesystem::rename(tmp, path);
-  } catch (const c10::Error& e) {
-    throw IoError(path.string() + ": cannot write model (" + e.what_without_backtrace() + ")");
-  } catch (const std::filesystem::filesystem_error& e) {
-    throw IoError(path.string() + ": cannot write model (" + e.what() + ")");
-  }
-  sign_model_file(path, potential);
+  save_model_archive(
+      path,
+      [this](torch::serialize::OutputArchive& archive) {
+        archive.write("score_format_version", c10::IValue(static_cast<int64_t>(kScoreModelFormatVersion)));
+        archive.write("options", c10::IValue(options_.to_json().dump()));
+        archive.write("shift", vector_tensor(shift_));
+        archive.write("scale", vector_tensor(scale_));
+        torch::serialize::OutputArchive params;
+        field_->write(params);
+        archive.write("field", params);
+      },
+      metadata, potential);
 }
 
 bool ScoreGenerator::is_score_model(const std::filesystem::path& path) {

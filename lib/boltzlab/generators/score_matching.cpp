@@ -25,15 +25,12 @@ torch::Tensor power(const torch::Tensor& r, int p) { return p == 1 ? r.abs() : r
 const char* objective_name(ScoreObjective o) { return o == ScoreObjective::kImplicit ? "implicit" : "denoising"; }
 const char* weighting_name(ScoreWeighting w) { return w == ScoreWeighting::kDiffusion ? "diffusion" : "variance"; }
 
-/// Mini-batch of iteration `it`: data rows, times U[ε, T] and noise, from stream (seed, it).
-struct Batch {
-  torch::Tensor y0, s, noise;
-};
+}  // namespace
 
-Batch draw_batch(const RowMatrix& data, const NoisingSde& sde, int batch, std::uint64_t seed, int it) {
+ScoreBatch draw_score_batch(const RowMatrix& data, const NoisingSde& sde, int batch, std::uint64_t seed, int it) {
   const int d = static_cast<int>(data.cols());
   Rng rng = stream_for(seed, static_cast<std::uint64_t>(it));
-  Batch b{torch::empty({batch, d}, kF64), torch::empty({batch}, kF64), torch::empty({batch, d}, kF64)};
+  ScoreBatch b{torch::empty({batch, d}, kF64), torch::empty({batch}, kF64), torch::empty({batch, d}, kF64)};
   double* y = b.y0.data_ptr<double>();
   double* s = b.s.data_ptr<double>();
   double* xi = b.noise.data_ptr<double>();
@@ -47,8 +44,6 @@ Batch draw_batch(const RowMatrix& data, const NoisingSde& sde, int batch, std::u
   }
   return b;
 }
-
-}  // namespace
 
 void ScoreLossOptions::validate() const {
   auto non_negative = [](double v, const char* field) {
@@ -195,7 +190,7 @@ ScoreTrainHistory train_score(ScoreField& model, const NoisingSde& sde, const Ro
     const double lr = options.learning_rate *
                       (options.lr_final_ratio + (1.0 - options.lr_final_ratio) * 0.5 * (1.0 + std::cos(kPi * frac)));
     for (auto& group : adam.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-    const Batch b = draw_batch(data, sde, options.batch_size, options.seed, it);
+    const ScoreBatch b = draw_score_batch(data, sde, options.batch_size, options.seed, it);
     adam.zero_grad();
     const ScoreLossTerms terms = score_loss(model, sde, b.y0, b.s, b.noise, options.loss);
     const double loss = terms.total.item<double>();

@@ -75,6 +75,14 @@ torch::Tensor score_matching_terms(ScoreField& model, const NoisingSde& sde, con
 torch::Tensor hjb_residual(ScoreField& model, const NoisingSde& sde, const torch::Tensor& y, const torch::Tensor& s,
                            int p);
 
+/// One mini-batch: data rows y₀ (B×d), noising times s ~ U[ε, T] (B), noise ξ (B×d).
+struct ScoreBatch {
+  torch::Tensor y0, s, noise;
+};
+
+/// The mini-batch train_score() uses at iteration `it`: all draws from Rng stream (seed, it).
+ScoreBatch draw_score_batch(const RowMatrix& data, const NoisingSde& sde, int batch, std::uint64_t seed, int it);
+
 /// Training options of a score model.
 struct ScoreTrainOptions {
   ScoreLossOptions loss;
