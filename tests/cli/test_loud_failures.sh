@@ -41,7 +41,12 @@ s = json.load(open(d + "/summary.json"))
 u = np.load(d + "/reduced_energies.npy"); x = np.load(d + "/samples.npy")
 ok = np.isfinite(u) & (np.abs(u) <= 1e30) & np.all(np.isfinite(x) & (np.abs(x) <= 1e10), axis=1)
 assert ok.sum() == s["counts"]["healthy_particles"], (ok.sum(), s["counts"])
-assert abs(u[ok].mean() - s["statistics"]["mean_energy_healthy"]) < 1e-9 * max(1, abs(u[ok].mean()))
+# How many particles survive depends on the build's floating-point order (an optimized and a
+# sanitizer build differ); with none left the mean is null, never a number.
+if ok.sum() == 0:
+    assert s["statistics"]["mean_energy_healthy"] is None, s["statistics"]
+else:
+    assert abs(u[ok].mean() - s["statistics"]["mean_energy_healthy"]) < 1e-9 * max(1, abs(u[ok].mean()))
 PY
 
 # 2. --strict: the same run is written, then fails with one line and exit 1.
