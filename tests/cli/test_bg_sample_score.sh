@@ -27,7 +27,7 @@ np.save('$T/data.npy', np.array([1.0, -0.5]) + z @ L.T)" || fail "cannot make da
 run() { "$BIN/bg-sample" --potential "$P" --data "$T/data.npy" --samples 400 -q "$@"; }
 run --preset score-flow --iterations 200 --threads 2 --out "$T/flow" 2> "$T/log" || { cat "$T/log"; fail "score-flow run"; }
 run --preset score-flow --iterations 200 --threads 1 --out "$T/flow1" 2>/dev/null || fail "score-flow, 1 thread"
-for f in samples.npy log_q.npy log_weights.npy samples.npy; do
+for f in samples.npy log_q.npy log_weights.npy reduced_energies.npy; do
   cmp -s "$T/flow/$f" "$T/flow1/$f" || fail "$f differs between 1 and 2 threads"
 done
 /usr/bin/python3 - "$T/flow" <<'PY' || fail "score-flow summary/arrays inconsistent"
