@@ -28,6 +28,7 @@ struct Expected {
   double alpha0 = 0, alpha1 = 0, alpha2 = 0;
   int p = 2;
   bool probability_flow = false;
+  double noise = 0.0;  // flow rows: σ of the stochastic dynamics (0: the ODE)
 };
 
 // The rows as documented in the seed's Table 3 terms (presets.cpp): λ of the terminal
@@ -39,6 +40,8 @@ const std::vector<Expected>& expected_rows() {
       {"bg", 0.5, 0.0, 0.0, 0.0},          // eq. 32
       {"ot-bg", 0.5, 0.01, 0.05, 0.0},     // eq. 85 + eq. 30
       {"ot-rkl", 0.0, 0.01, 0.05, 0.0},    // eq. 90 with F = KL(ρ‖π) + eq. 30
+      // eq. 86: M = KL(π‖ρ), L = ½|v|², dx = v dt + σ dW (+ HJB); energy only without data.
+      {"stochastic-ot-nf", 1.0, 0.01, 0.05, 0.0, false, 0.0, 0.0, 0.0, 2, false, 0.2},
       // Score rows: implicit score matching (eq. 37) + α₁ R₁ + α₂ terminal (eq. 93).
       {"sgm", 1.0, 0.0, 0.0, 1.0, true, 1.0, 0.0, 0.0, 2, false},         // Thm 4.1, reverse SDE
       {"score-flow", 1.0, 0.0, 0.0, 1.0, true, 1.0, 0.0, 0.0, 2, true},   // Thm 4.3, PF-ODE
@@ -72,6 +75,8 @@ TEST_CASE("presets: every row has the weights of its Table 3 game, with and with
       CHECK(std::string(column).size() > 0);
     CHECK(std::string(row.columns.dynamics).rfind("dx = ", 0) == 0);
     CHECK((row.family == bg::ModelFamily::kScore) == e.score);
+    CHECK(row.noise == e.noise);
+    if (!e.score) CHECK((std::string(row.columns.dynamics).find("dW") != std::string::npos) == (e.noise > 0.0));
     if (e.score) {
       CHECK(row.score.alpha0 == e.alpha0);
       CHECK(row.score.alpha1 == e.alpha1);

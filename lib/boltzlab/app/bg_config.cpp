@@ -46,6 +46,7 @@ GeneratorOptions read_model_options(JsonReader& r, const Target& target) {
   m.time = r.get_double("time", 1.0);
   m.steps = static_cast<int>(r.get_int("steps", 8));
   m.sample_steps = static_cast<int>(r.get_int("sample_steps", m.steps));
+  m.noise = r.get_double("noise", 0.0);
   return m;
 }
 

@@ -48,6 +48,10 @@ void plot_training(const RunDirectory& run, const TrainHistory& h, nlohmann::jso
 /// 2-D density plot: target and model on the target's domain (density_comparison_script).
 void plot_density_2d(const RunDirectory& run, const Target& target, BoltzmannGenerator& model,
                      const RowMatrix& samples, nlohmann::json& notes) {
+  if (model.options().stochastic()) {
+    notes.push_back("density.png not drawn: a stochastic flow (generator.noise > 0) has no closed-form model density");
+    return;
+  }
   const LogDensityFunction log_q = [&model](const RowMatrix& x) { return Eigen::VectorXd(model.log_q(x)); };
   const PlotResult r = draw_plot(density_comparison_script(target, log_q, samples), run.path("density.png"));
   if (!r.ok) notes.push_back(r.note);

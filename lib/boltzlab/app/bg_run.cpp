@@ -114,6 +114,8 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
     const LossWeights p = LossWeights::preset(*flags.preset, have_data);
     c.train.weights = p;
   }
+  // A preset with stochastic dynamics brings its σ unless the file sets generator.noise.
+  if (!section.contains("noise")) c.model.noise = find_loss_preset(c.train.preset).noise;
   if (flags.lambda) c.train.weights.lambda = *flags.lambda;
   if (flags.iterations) c.train.iterations = *flags.iterations;
   if (flags.samples) c.samples = *flags.samples;

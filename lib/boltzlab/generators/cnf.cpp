@@ -13,7 +13,7 @@ struct Rates {
   torch::Tensor dx, dlog_det, dtransport, dhjb;
 };
 
-Rates rates(OtPotentialImpl& phi, const torch::Tensor& x, double t, bool with_costs) {
+Rates rates(OtPotentialImpl& phi, const torch::Tensor& x, double t, bool with_costs, double half_sigma2) {
   const auto der = phi.derivatives(x, t, /*with_laplacian=*/true);
   Rates r;
   r.dx = -der.grad_x;
@@ -21,7 +21,7 @@ Rates rates(OtPotentialImpl& phi, const torch::Tensor& x, double t, bool with_co
   if (with_costs) {
     const auto half_sq = 0.5 * (der.grad_x * der.grad_x).sum(1);
     r.dtransport = half_sq;
-    r.dhjb = (der.dt - half_sq).abs();
+    r.dhjb = half_sigma2 > 0.0 ? (der.dt - half_sq + half_sigma2 * der.laplacian).abs() : (der.dt - half_sq).abs();
   }
   return r;
 }
@@ -29,7 +29,7 @@ Rates rates(OtPotentialImpl& phi, const torch::Tensor& x, double t, bool with_co
 }  // namespace
 
 CnfState integrate(OtPotentialImpl& phi, const torch::Tensor& x0, double t0, double t1, int steps,
-                   bool with_costs) {
+                   bool with_costs, double sigma, const torch::Tensor& noise) {
   if (steps < 1) throw ConfigError("cnf: steps is " + std::to_string(steps) + ", but must be >= 1");
   if (x0.dim() != 2 || x0.size(1) != phi.options().dim)
     throw DomainError("cnf: points have shape [" + std::to_string(x0.size(0)) + ", " +
@@ -38,6 +38,13 @@ CnfState integrate(OtPotentialImpl& phi, const torch::Tensor& x0, double t0, dou
   const double dt = (t1 - t0) / steps;
   const double adt = std::abs(dt);
   const auto batch = x0.size(0);
+  const bool stochastic = sigma > 0.0 && noise.defined();
+  if (stochastic && (noise.dim() != 3 || noise.size(0) != steps || noise.size(1) != batch || noise.size(2) != x0.size(1)))
+    throw DomainError("cnf: noise must have shape [steps, B, d] = [" + std::to_string(steps) + ", " +
+                      std::to_string(batch) + ", " + std::to_string(x0.size(1)) + "]");
+  const double kick = sigma * std::sqrt(adt);
+  const bool forward_in_time = t1 > t0;
+  const double half_sigma2 = stochastic ? 0.5 * sigma * sigma : 0.0;
   CnfState s;
   s.x = x0;
   s.log_det = torch::zeros({batch}, x0.options());
@@ -45,10 +52,11 @@ CnfState integrate(OtPotentialImpl& phi, const torch::Tensor& x0, double t0, dou
   s.hjb = torch::zeros({batch}, x0.options());
   double t = t0;
   for (int k = 0; k < steps; ++k) {
-    const Rates k1 = rates(phi, s.x, t, with_costs);
-    const Rates k2 = rates(phi, s.x + (0.5 * dt) * k1.dx, t + 0.5 * dt, with_costs);
-    const Rates k3 = rates(phi, s.x + (0.5 * dt) * k2.dx, t + 0.5 * dt, with_costs);
-    const Rates k4 = rates(phi, s.x + dt * k3.dx, t + dt, with_costs);
+    if (stochastic && !forward_in_time) s.x = s.x - kick * noise[k];  // backward kernel: noise, then Ψ⁻¹
+    const Rates k1 = rates(phi, s.x, t, with_costs, half_sigma2);
+    const Rates k2 = rates(phi, s.x + (0.5 * dt) * k1.dx, t + 0.5 * dt, with_costs, half_sigma2);
+    const Rates k3 = rates(phi, s.x + (0.5 * dt) * k2.dx, t + 0.5 * dt, with_costs, half_sigma2);
+    const Rates k4 = rates(phi, s.x + dt * k3.dx, t + dt, with_costs, half_sigma2);
     s.x = s.x + (dt / 6.0) * (k1.dx + 2.0 * k2.dx + 2.0 * k3.dx + k4.dx);
     s.log_det = s.log_det + (dt / 6.0) * (k1.dlog_det + 2.0 * k2.dlog_det + 2.0 * k3.dlog_det +
                                           k4.dlog_det);
@@ -57,6 +65,7 @@ CnfState integrate(OtPotentialImpl& phi, const torch::Tensor& x0, double t0, dou
                                                  2.0 * k3.dtransport + k4.dtransport);
       s.hjb = s.hjb + (adt / 6.0) * (k1.dhjb + 2.0 * k2.dhjb + 2.0 * k3.dhjb + k4.dhjb);
     }
+    if (stochastic && forward_in_time) s.x = s.x + kick * noise[k];  // forward kernel: Ψ, then noise
     t = t0 + (k + 1) * dt;
   }
   return s;

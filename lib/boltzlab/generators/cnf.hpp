@@ -8,6 +8,19 @@
 ///   dL/dt = ½ |∇ₓΦ(x, t)|²                      (transport cost, running cost L = ½|v|²),
 ///   dR/dt = |∂ₜΦ(x, t) − ½ |∇ₓΦ(x, t)|²|        (HJB residual, seed paper eq. 30 with α₂ = 0).
 ///
+/// Stochastic OT normalizing flow (seed paper §6.3, eq. 86: dx = −∇ₓΦ dt + σ dW): with
+/// σ > 0 and standard normal `noise` (steps × B × d), each RK4 step Ψ_k is followed
+/// (base → target) or preceded (target → base) by the Brownian increment σ√|dt| ξ_k:
+///   forward kernel   x_{k+1} = Ψ_k(x_k) + σ√h ξ_k,
+///   backward kernel  x_k = Ψ_k⁻¹(x_{k+1} − σ√h η_k)   (η ~ N(0, I)),
+/// the kernel pair of a stochastic normalizing flow (Wu, Köhler & Noé, NeurIPS 2020) whose
+/// Gaussian factors cancel in the path ratio: log F(path)/B(path | x_K) =
+/// log ρ₀(x₀) − Σ_k log|det DΨ_k(x_k)| = log ρ₀(x₀) − ℓ, with ℓ accumulated along the noisy
+/// path exactly as above. So the returned log_det keeps its meaning for the path, and
+/// exp(−u(x_K) − log ρ₀(x₀) + ℓ) is an unbiased importance weight of Z (E_F[π̃ B / F] = Z).
+/// The HJB residual becomes that of eq. 86, |∂ₜΦ − ½|∇Φ|² + (σ²/2) ΔΦ| (U = Φ, v = −∇U).
+/// σ = 0 (or no noise) runs the deterministic code path unchanged.
+///
 /// Integration runs from t0 to t1 in either direction with dt = (t1 − t0)/steps;
 /// ℓ accumulates with the signed dt, L and R with |dt|; all three start at 0.
 /// With t = 0 the base and t = T the target:
@@ -32,7 +45,9 @@ struct CnfState {
 /// With `with_costs` false, transport and hjb are returned as zeros (cheaper: the
 /// HJB and transport integrands are skipped). Differentiable through autograd
 /// unless called under torch::NoGradGuard.
+/// With `sigma` > 0 and `noise` defined (steps × B × d), the stochastic dynamics of the
+/// file comment; noise[k] enters the k-th step taken (in the direction of integration).
 CnfState integrate(OtPotentialImpl& phi, const torch::Tensor& x0, double t0, double t1, int steps,
-                   bool with_costs = true);
+                   bool with_costs = true, double sigma = 0.0, const torch::Tensor& noise = {});
 
 }  // namespace boltzlab::generators

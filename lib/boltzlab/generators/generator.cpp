@@ -32,11 +32,15 @@ void GeneratorOptions::validate() const {
   if (steps < 1) throw ConfigError("generator: steps is " + std::to_string(steps) + ", but must be >= 1");
   if (sample_steps < 1)
     throw ConfigError("generator: sample_steps is " + std::to_string(sample_steps) + ", but must be >= 1");
+  if (!(noise >= 0.0) || !std::isfinite(noise))
+    throw ConfigError("generator: noise is " + std::to_string(noise) + ", but must be finite and >= 0");
 }
 
 nlohmann::json GeneratorOptions::to_json() const {
-  return {{"potential", potential.to_json()}, {"time", time}, {"steps", steps},
-          {"sample_steps", sample_steps}};
+  nlohmann::json j = {{"potential", potential.to_json()}, {"time", time}, {"steps", steps},
+                      {"sample_steps", sample_steps}};
+  if (noise > 0.0) j["noise"] = noise;  // absent: the deterministic flow (files of older versions)
+  return j;
 }
 
 GeneratorOptions GeneratorOptions::from_json(const nlohmann::json& j) {
@@ -46,6 +50,7 @@ GeneratorOptions GeneratorOptions::from_json(const nlohmann::json& j) {
   o.time = r.get_double("time");
   o.steps = static_cast<int>(r.get_int("steps"));
   o.sample_steps = static_cast<int>(r.get_int("sample_steps"));
+  o.noise = r.get_double("noise", 0.0);
   r.finish();
   o.validate();
   return o;
@@ -199,8 +204,25 @@ torch::Tensor BoltzmannGenerator::base_log_density(const torch::Tensor& z) const
   return -0.5 * (z * z).sum(1) - 0.5 * degrees_of_freedom() * kLog2Pi;
 }
 
-FlowBatch BoltzmannGenerator::forward(const torch::Tensor& z, int steps, bool with_costs) {
-  const CnfState s = integrate(*phi_, z, 0.0, options_.time, steps, with_costs);
+torch::Tensor BoltzmannGenerator::noise_sample(int steps, std::int64_t n, std::uint64_t seed,
+                                               std::int64_t first_index) const {
+  const int d = dim();
+  auto noise = torch::empty({steps, n, d}, kF64);
+  double* p = noise.data_ptr<double>();
+  const auto& po = options_.potential;
+  for (std::int64_t i = 0; i < n; ++i) {
+    Rng rng = stream_for(seed ^ kNoiseSeedMix, static_cast<std::uint64_t>(first_index + i));
+    for (int k = 0; k < steps; ++k) {
+      double* row = p + (static_cast<std::int64_t>(k) * n + i) * d;
+      for (int j = 0; j < d; ++j) row[j] = rng.normal();
+      if (po.n_particles > 0) remove_center_of_mass(row, po.n_particles, po.spatial_dim);
+    }
+  }
+  return noise;
+}
+
+FlowBatch BoltzmannGenerator::forward(const torch::Tensor& z, int steps, bool with_costs, const torch::Tensor& noise) {
+  const CnfState s = integrate(*phi_, z, 0.0, options_.time, steps, with_costs, options_.noise, noise);
   FlowBatch out;
   out.x = from_flow_space(s.x);
   out.log_q = base_log_density(z) - s.log_det - log_scale_sum();
@@ -209,7 +231,7 @@ FlowBatch BoltzmannGenerator::forward(const torch::Tensor& z, int steps, bool wi
   return out;
 }
 
-FlowBatch BoltzmannGenerator::reverse(const torch::Tensor& x, int steps, bool with_costs) {
+FlowBatch BoltzmannGenerator::reverse(const torch::Tensor& x, int steps, bool with_costs, const torch::Tensor& noise) {
   auto y = to_flow_space(x);
   const auto& po = options_.potential;
   if (po.n_particles > 0) {
@@ -219,13 +241,17 @@ FlowBatch BoltzmannGenerator::reverse(const torch::Tensor& x, int steps, bool wi
                 .expand({y.size(0), po.n_particles, po.spatial_dim})
                 .reshape({y.size(0), dim()});
   }
-  const CnfState s = integrate(*phi_, y, options_.time, 0.0, steps, with_costs);
+  const CnfState s = integrate(*phi_, y, options_.time, 0.0, steps, with_costs, options_.noise, noise);
   FlowBatch out;
   out.x = x;
   out.log_q = base_log_density(s.x) + s.log_det - log_scale_sum();
   out.transport = s.transport;
   out.hjb = s.hjb;
   return out;
+}
+
+torch::Tensor BoltzmannGenerator::terminal_potential(const torch::Tensor& x) {
+  return phi_->value(to_flow_space(x), options_.time);
 }
 
 GeneratedSamples BoltzmannGenerator::sample(std::int64_t n, std::uint64_t seed, std::int64_t chunk) {
@@ -239,7 +265,8 @@ GeneratedSamples BoltzmannGenerator::sample(std::int64_t n, std::uint64_t seed, 
     const std::int64_t b = static_cast<std::int64_t>(c) * chunk;
     const std::int64_t m = std::min(chunk, n - b);
     const auto z = base_sample(m, seed, b);
-    const FlowBatch f = forward(z, options_.sample_steps, false);
+    const auto noise = options_.stochastic() ? noise_sample(options_.sample_steps, m, seed, b) : torch::Tensor();
+    const FlowBatch f = forward(z, options_.sample_steps, false, noise);
     torch::Tensor x = f.x;
     if (base_)  // wrap the periodic columns into [−π, π) (exact: see the file comment)
       x = torch::where(periodic_mask_, x - (2.0 * kPi) * torch::floor((x + kPi) / (2.0 * kPi)), x);
@@ -250,6 +277,9 @@ GeneratedSamples BoltzmannGenerator::sample(std::int64_t n, std::uint64_t seed, 
 }
 
 Eigen::VectorXd BoltzmannGenerator::log_q(const RowMatrix& x, std::int64_t chunk) {
+  if (options_.stochastic())
+    throw DomainError("generator: a stochastic flow (noise " + std::to_string(options_.noise) +
+                      ") has no closed-form log q(x) of given points; its samples carry path weights");
   if (x.cols() != dim())
     throw DomainError("generator: configurations have " + std::to_string(x.cols()) +
                       " columns, the model has dim " + std::to_string(dim()));

@@ -52,6 +52,9 @@
 
 namespace boltzlab::generators {
 
+/// Stream mix of the stochastic flow's Brownian increments (noise_sample).
+inline constexpr std::uint64_t kNoiseSeedMix = 0x9E3779B97F4A7C15ULL;
+
 /// Version of the saved model format.
 inline constexpr int kModelFormatVersion = 5;
 
@@ -61,6 +64,11 @@ struct GeneratorOptions {
   double time = 1.0;             ///< T: flow time horizon
   int steps = 8;                 ///< RK4 steps during training
   int sample_steps = 8;          ///< RK4 steps when sampling / evaluating log q
+  /// σ ≥ 0 of the stochastic OT normalizing flow dx = −∇Φ dt + σ dW (cnf.hpp; 0: the ODE).
+  /// With σ > 0, log q of a sample is the path-space log F/B of cnf.hpp (an unbiased weight),
+  /// and there is no closed-form log q(x) of given points.
+  double noise = 0.0;
+  bool stochastic() const { return noise > 0.0; }
   void validate() const;
   nlohmann::json to_json() const;
   static GeneratorOptions from_json(const nlohmann::json& j);
@@ -135,17 +143,30 @@ class BoltzmannGenerator {
   /// log ρ₀(z) for rows of z (B).
   torch::Tensor base_log_density(const torch::Tensor& z) const;
 
-  /// Differentiable: z (flow space) → x, with log q(x) and the path costs.
-  FlowBatch forward(const torch::Tensor& z, int steps, bool with_costs);
-  /// Differentiable: data x → base, with log q(x) and the path costs.
-  FlowBatch reverse(const torch::Tensor& x, int steps, bool with_costs);
+  /// Standard normal Brownian increments of the stochastic flow for rows first_index …
+  /// first_index + n − 1: steps × n × d, row i from Rng stream (seed ^ kNoiseSeedMix,
+  /// first_index + i) in step order (projected for particle systems).
+  torch::Tensor noise_sample(int steps, std::int64_t n, std::uint64_t seed, std::int64_t first_index = 0) const;
+
+  /// Differentiable: z (flow space) → x, with log q(x) and the path costs. With σ > 0 and
+  /// `noise` (noise_sample), the stochastic flow: log_q is then the path's log F/B.
+  FlowBatch forward(const torch::Tensor& z, int steps, bool with_costs, const torch::Tensor& noise = {});
+  /// Differentiable: data x → base, with log q(x) and the path costs; with σ > 0 and `noise`,
+  /// the backward kernel (cnf.hpp), and log_q the path's log F/B (a lower bound of log q(x) in
+  /// expectation: its mean over the noise bounds the forward KL from above).
+  FlowBatch reverse(const torch::Tensor& x, int steps, bool with_costs, const torch::Tensor& noise = {});
+
+  /// Differentiable: Φ(y, T) at configurations x (model coordinates, y = (x − μ)/σ): the
+  /// potential's terminal value, of the terminal condition (trainer.hpp).
+  torch::Tensor terminal_potential(const torch::Tensor& x);
 
   /// N samples (no gradient), periodic columns wrapped into [−π, π); draws base stream
-  /// indices 0..N−1 of `seed`. Chunks of
+  /// indices 0..N−1 of `seed` (and noise_sample's streams for a stochastic flow). Chunks of
   /// `chunk` rows run as oneTBB tasks (rows are independent: results do not depend
   /// on the thread count or the chunk size).
   GeneratedSamples sample(std::int64_t n, std::uint64_t seed, std::int64_t chunk = 512);
   /// log q(x) for given configurations (no gradient), chunked like sample().
+  /// \throws DomainError for a stochastic flow (σ > 0), whose marginal has no closed form.
   Eigen::VectorXd log_q(const RowMatrix& x, std::int64_t chunk = 512);
 
   /// Saves options, standardization and parameters (with the format version), then the record

@@ -32,6 +32,11 @@ const std::vector<LossPreset>& loss_presets() {
        "reverse KL + transport + HJB even given data (then only to standardize, fit the base, warm up): "
        "OT-BG at lambda 0",
        {0.0, 0.01, 0.05}, NoDataRule::kKeep, {"F(rho) e^(-T/eps), F = KL(rho|pi)", "0", "|v|^2/2", "dx = v dt"}},
+      {"stochastic-ot-nf", "Stochastic OT normalizing flow", "Sec. 6.3, eqs. 86-87 + HJB",
+       "OT-Flow with Brownian noise sigma 0.2 (generator.noise): path-space KL of a stochastic normalizing flow, "
+       "HJB residual with (sigma^2/2) Laplacian; samples carry unbiased path weights",
+       {1.0, 0.01, 0.05}, NoDataRule::kReverseKlOnly, {"KL(pi|rho)", "0", "|v|^2/2", "dx = v dt + sigma dW"},
+       ModelFamily::kFlow, {}, ScoreSampler::kProbabilityFlow, 0.2},
       {"sgm", "Score-based generative modeling", "Thm 4.1, eqs. 35, 37",
        "implicit score matching on data; samples by the reverse SDE (no density: no reweighting)",
        {1.0, 0.0, 0.0}, NoDataRule::kKeep, kSgmGame, ModelFamily::kScore,
@@ -72,12 +77,20 @@ const LossPreset& find_loss_preset(const std::string& name) {
   throw ConfigError(msg + "; known: " + known);
 }
 
+namespace {
+std::string format_g(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+}  // namespace
+
 std::string preset_help() {
   std::string out =
       "override generator.preset: the weights of one game of Table 3 of Zhang & Katsoulakis, \"A mean-field\n"
       "games laboratory for generative modeling\" (equations numbered as there) in the training loss\n"
       "J = lambda KL(pi|q) + (1-lambda) KL(q|pi) + alpha_transport E int |v|^2/2 dt + alpha_hjb E int |HJB residual| dt\n"
-      "(flow rows), or J = alpha0 (implicit score matching) + alpha1 (gradient-HJB residual, power p) + alpha2\n"
+      "+ alpha_terminal E_q |Phi(T) - dM/drho| (flow rows; generator.noise sigma > 0: the stochastic flow), or J = alpha0 (implicit score matching) + alpha1 (gradient-HJB residual, power p) + alpha2\n"
       "(terminal condition) (score rows; trained on data, keys under generator.score):";
   for (const auto& p : loss_presets()) {
     char weights[160];
@@ -88,8 +101,9 @@ std::string preset_help() {
                     p.sampler == ScoreSampler::kReverseSde ? "reverse SDE" : "probability flow");
       data_rule = "; needs data";
     } else {
-      std::snprintf(weights, sizeof weights, "lambda %g, alpha_transport %g, alpha_hjb %g", p.weights.lambda,
-                    p.weights.alpha_transport, p.weights.alpha_hjb);
+      std::snprintf(weights, sizeof weights, "lambda %g, alpha_transport %g, alpha_hjb %g%s", p.weights.lambda,
+                    p.weights.alpha_transport, p.weights.alpha_hjb,
+                    p.noise > 0.0 ? (", noise " + format_g(p.noise)).c_str() : "");
       if (p.without_data == NoDataRule::kReverseKlOnly) data_rule = "; without data lambda 0";
       else if (p.weights.lambda > 0.0) data_rule = "; needs data";
     }
@@ -118,10 +132,15 @@ void LossWeights::validate() const {
     throw ConfigError("generator.alpha_transport must be finite and >= 0");
   if (!(alpha_hjb >= 0.0) || !std::isfinite(alpha_hjb))
     throw ConfigError("generator.alpha_hjb must be finite and >= 0");
+  if (!(alpha_terminal >= 0.0) || !std::isfinite(alpha_terminal))
+    throw ConfigError("generator.alpha_terminal must be finite and >= 0");
 }
 
 nlohmann::json LossWeights::to_json() const {
-  return {{"lambda", lambda}, {"alpha_transport", alpha_transport}, {"alpha_hjb", alpha_hjb}};
+  return {{"lambda", lambda},
+          {"alpha_transport", alpha_transport},
+          {"alpha_hjb", alpha_hjb},
+          {"alpha_terminal", alpha_terminal}};
 }
 
 }  // namespace boltzlab::generators

@@ -7,8 +7,9 @@
 ///
 /// can express: the terminal cost M(ρ) of the row picks λ (seed eq. 31), its running
 /// cost L(x, v) = ½|v|² switches α_L on (eqs. 27, 85), and a ✓ in its "HJB Reg?" column
-/// allows the residual regularizer of eq. 30 (α_HJB; its terminal part α₂ is not used,
-/// it would need π itself). The dynamics are the ODE dx = v dt with v = −∇Φ.
+/// allows the residual regularizer of eq. 30 (α_HJB) and its terminal part α₂ (eq. 26,
+/// `alpha_terminal`, trainer.hpp). The dynamics are the ODE dx = v dt with v = −∇Φ, or the
+/// stochastic flow dx = v dt + σ dW of §6.3 (rows with a `noise` σ > 0, generator.hpp).
 ///
 /// Score rows (family kScore) are the score-based games of Table 3 (Thm 4.1, Thm 4.3,
 /// §6.1): M = −E_ρ log π, running cost ½|v|² − ∇·f, the noising SDE's dynamics; they are
@@ -38,12 +39,13 @@ struct LossWeights {
   double lambda = 0.5;            ///< λ ∈ [0, 1]: weight of KL(π‖q) (data) vs KL(q‖π) (energy)
   double alpha_transport = 0.01;  ///< α_L ≥ 0: running cost ½|v|² (0: canonical BG)
   double alpha_hjb = 0.05;        ///< α_HJB ≥ 0: HJB residual regularizer (eq. 30)
+  double alpha_terminal = 0.0;    ///< α₂ ≥ 0: the HJB terminal condition (eq. 26, trainer.hpp)
   /// Weights of the named preset row (find_loss_preset(name).resolve(have_data)).
   /// \throws ConfigError for an unknown name ("did you mean", the known names).
   static LossWeights preset(const std::string& name, bool have_data);
   /// The preset names, sorted (the candidates of the "did you mean" suggestion).
   static std::vector<std::string> preset_names();
-  /// \throws ConfigError unless λ ∈ [0, 1] and α_L, α_HJB are finite and ≥ 0.
+  /// \throws ConfigError unless λ ∈ [0, 1] and α_L, α_HJB, α₂ are finite and ≥ 0.
   void validate() const;
   nlohmann::json to_json() const;
 };
@@ -80,6 +82,7 @@ struct LossPreset {
   ModelFamily family = ModelFamily::kFlow;
   ScoreLossOptions score = {};                            ///< score rows: α₀, α₁, α₂, p
   ScoreSampler sampler = ScoreSampler::kProbabilityFlow;  ///< score rows: how samples are drawn
+  double noise = 0.0;  ///< flow rows: the default σ of the dynamics (generator.noise overrides)
   /// The row's weights for a run with or without data.
   LossWeights resolve(bool have_data) const;
 };

@@ -23,6 +23,7 @@ void TrainOptions::read(JsonReader& r, bool have_data) {
   weights.lambda = r.get_double("lambda", weights.lambda);
   weights.alpha_transport = r.get_double("alpha_transport", weights.alpha_transport);
   weights.alpha_hjb = r.get_double("alpha_hjb", weights.alpha_hjb);
+  weights.alpha_terminal = r.get_double("alpha_terminal", weights.alpha_terminal);
   iterations = static_cast<int>(r.get_int("iterations", iterations));
   warmup_iterations = static_cast<int>(r.get_int("warmup_iterations", warmup_iterations));
   batch_size = static_cast<int>(r.get_int("batch_size", batch_size));
@@ -53,6 +54,9 @@ void TrainOptions::validate(bool have_data) const {
   if (weights.lambda > 0.0 && !have_data)
     throw ConfigError("generator.lambda is " + std::to_string(weights.lambda) +
                       " (forward KL), but no data were given (--data or generator.data)");
+  if (weights.alpha_terminal > 0.0 && weights.lambda >= 1.0)
+    throw ConfigError("generator.alpha_terminal is " + std::to_string(weights.alpha_terminal) +
+                      ", but the terminal condition is enforced on generated samples, which lambda 1 never draws");
   if (iterations < 0) throw ConfigError("generator.iterations must be >= 0");
   if (warmup_iterations < 0) throw ConfigError("generator.warmup_iterations must be >= 0");
   if (warmup_iterations > 0 && !have_data)
@@ -99,6 +103,7 @@ void TrainHistory::append(const StepRecord& step) {
   reverse_kl.push_back(step.reverse_kl);
   transport.push_back(step.transport);
   hjb.push_back(step.hjb);
+  terminal.push_back(step.terminal);
   grad_norm.push_back(step.grad_norm);
   learning_rate.push_back(step.learning_rate);
   step_seconds.push_back(step.seconds);
@@ -115,6 +120,7 @@ nlohmann::json TrainHistory::to_json() const {
                       {"reverse_kl", reverse_kl},
                       {"transport", transport},
                       {"hjb", hjb},
+                      {"terminal", terminal},
                       {"grad_norm", grad_norm},
                       {"learning_rate", learning_rate},
                       {"eval_iteration", eval_iteration},
@@ -141,6 +147,8 @@ TrainHistory TrainHistory::from_json(const nlohmann::json& j) {
   h.reverse_kl = vec("reverse_kl");
   h.transport = vec("transport");
   h.hjb = vec("hjb");
+  if (j.contains("terminal")) h.terminal = vec("terminal");
+  else h.terminal.assign(h.hjb.size(), 0.0);  // histories written before the terminal term
   h.grad_norm = vec("grad_norm");
   h.learning_rate = vec("learning_rate");
   h.eval_iteration = vec("eval_iteration");
@@ -162,23 +170,45 @@ bool uses_fused_data_term(const BoltzmannGenerator& model, const TrainOptions& o
   // needs periodic columns, set_base); a base other than N(0, I) enters through
   // FusedOtFlowOptions::base_neg_log_density.
   const auto& po = model.options().potential;
-  const bool supported = fused_otflow_supports(po);
+  const bool supported = fused_otflow_supports(po) && !model.options().stochastic();
   if (options.fused == FusedMode::kOn && !supported)
-    throw ConfigError("generator.fused is true, but the fused path needs layers = 2 without particles or periodic "
-                      "columns (layers = " + std::to_string(po.layers) + ", n_particles = " +
-                      std::to_string(po.n_particles) + ", periodic columns = " + std::to_string(po.periodic.size()) + ")");
+    throw ConfigError("generator.fused is true, but the fused path needs the deterministic flow (noise 0) with "
+                      "layers = 2 without particles or periodic columns (noise = " +
+                      std::to_string(model.options().noise) + ", layers = " + std::to_string(po.layers) +
+                      ", n_particles = " + std::to_string(po.n_particles) +
+                      ", periodic columns = " + std::to_string(po.periodic.size()) + ")");
   return supported;
 }
 
+namespace {
+
+// Σ_i |Φ(y_i, T) − δM/δρ(y_i)| over the rows of x (trainer.hpp), with g the per-row
+// reverse-KL integrand log q_y + ũ − L.
+torch::Tensor terminal_residual(BoltzmannGenerator& model, const torch::Tensor& x, const torch::Tensor& g,
+                                double lambda) {
+  auto target_value = (1.0 - lambda) * g;
+  if (lambda > 0.0) {
+    // π_y/q_y = exp(−g − log Z), log Z by the rows' importance estimate (no gradient).
+    const auto neg_g = -g.detach();
+    const auto log_z = torch::logsumexp(neg_g, 0) - std::log(static_cast<double>(g.size(0)));
+    target_value = target_value - lambda * torch::exp(-g - log_z);
+  }
+  return (model.terminal_potential(x) - target_value).abs().sum();
+}
+
+}  // namespace
+
 ReverseKlTerm reverse_kl_term(BoltzmannGenerator& model, const torch::Tensor& z, int steps, bool with_costs,
                               const Target& target, const EnergyCut& cut, const FlowSpaceMap* map,
-                              EnergyCounters* counters, Execution exec) {
-  const FlowBatch f = model.forward(z, steps, with_costs);
+                              EnergyCounters* counters, Execution exec, const ReverseKlExtras& extras) {
+  const FlowBatch f = model.forward(z, steps, with_costs, extras.noise);
   ReverseKlTerm out;
   out.transport = f.transport;
   out.hjb = f.hjb;
   if (map == nullptr || !map->map) {
-    out.sum = (f.log_q + target_energy(f.x, target, cut, counters, exec)).sum();
+    const auto g = f.log_q + target_energy(f.x, target, cut, counters, exec);
+    out.sum = g.sum();
+    if (extras.terminal) out.terminal = terminal_residual(model, f.x, g, extras.lambda);
     out.valid = z.size(0);
     return out;
   }
@@ -195,11 +225,15 @@ ReverseKlTerm reverse_kl_term(BoltzmannGenerator& model, const torch::Tensor& z,
   out.invalid = z.size(0) - out.valid;
   if (out.valid == 0) {
     out.sum = 0.0 * f.log_q.sum();  // keeps the graph (zero gradient)
+    if (extras.terminal) out.terminal = out.sum;
     return out;
   }
-  const FlowSpaceImage img = map->map(f.x.index_select(0, idx));
+  const auto x_valid = f.x.index_select(0, idx);
+  const FlowSpaceImage img = map->map(x_valid);
   const auto u = target_energy(img.x, target, cut, counters, exec);
-  out.sum = (f.log_q.index_select(0, idx) + u - img.logdet).sum();
+  const auto g = f.log_q.index_select(0, idx) + u - img.logdet;
+  out.sum = g.sum();
+  if (extras.terminal) out.terminal = terminal_residual(model, x_valid, g, extras.lambda);
   return out;
 }
 

@@ -3,7 +3,8 @@
 /// Training of the OT-Boltzmann generator: the potential MFG of seed paper eq. 85
 /// with the BG terminal cost of eq. 31 and the HJB regularizer of eq. 30,
 ///
-///   J(θ) = λ·KL(π‖q_θ) + (1−λ)·KL(q_θ‖π) + α_L·E[∫½|∇Φ|² dt] + α_HJB·E[∫|∂ₜΦ − ½|∇Φ|²| dt],
+///   J(θ) = λ·KL(π‖q_θ) + (1−λ)·KL(q_θ‖π) + α_L·E[∫½|∇Φ|² dt] + α_HJB·E[∫|∂ₜΦ − ½|∇Φ|²| dt]
+///          + α₂·E_{q_θ}|Φ(y, T) − δM/δρ(y)|,
 ///
 /// estimated on mini-batches: the forward KL (up to the constant E_π log π) as the
 /// NLL −log q(x) of data x ~ π integrated target → base; the reverse KL (up to
@@ -23,6 +24,22 @@
 /// the data term is unchanged (data are given in y). Samples outside the map's valid set
 /// (outside the bijective domain, wrong chirality) are left out of the reverse-KL sum
 /// (the mean is over the whole batch, i.e. E_z[1_valid·(…)]) and counted.
+///
+/// Terminal condition (the α₂ term of the seed's eq. 26): at an optimum of the game,
+/// Φ(·, T) = δM/δρ(ρ_T) with M = λ·KL(π‖ρ) + (1−λ)·KL(ρ‖π), i.e. in the flow space
+///   δM/δρ(y) = −λ·π_y(y)/q_y(y) + (1−λ)·(log q_y(y) + u(x(y)) − L(y) + log Z + 1),
+/// where π_y/q_y = exp(−g − log Z), g = log q_y + ũ − L (the reverse-KL integrand). The
+/// residual |Φ(y, T) − δM/δρ| is averaged over the generated draws y ~ q (it needs
+/// samples of ρ_T, so λ < 1); additive constants are absorbed by Φ's constant c (which
+/// the velocity never sees, so α₂ alone fixes it), and the log Z inside the exponential
+/// is the chunk's importance estimate log mean exp(−g) (fixed chunk size: independent
+/// of threads), held constant in the gradient.
+///
+/// Stochastic flows (GeneratorOptions::noise σ > 0, cnf.hpp): base and data
+/// trajectories carry Brownian increments from per-row streams (seed ^ kNoiseSeedMix and
+/// seed ^ kDataNoiseSeedMix, indexed like the draws), the KL terms are the path-space ones
+/// of a stochastic normalizing flow (upper bounds of the marginal KLs), the HJB residual
+/// gains (σ²/2)ΔΦ, and the fused data path is not used.
 ///
 /// Warm-up (a two-stage schedule): the first `warmup_iterations` steps use λ = 1
 /// (forward KL on the data only, no energies), then the configured λ applies.
@@ -88,12 +105,21 @@ struct ReverseKlTerm {
   torch::Tensor sum;          ///< scalar: the sum above (+ nothing else)
   torch::Tensor transport;    ///< B: ∫½|∇Φ|² (zeros without costs)
   torch::Tensor hjb;          ///< B: HJB residual (zeros without costs)
+  torch::Tensor terminal;     ///< scalar: Σ_{i valid} |Φ(y_i, T) − δM/δρ(y_i)| (undefined unless asked)
   std::int64_t valid = 0;     ///< rows in the sum
   std::int64_t invalid = 0;   ///< rows left out
 };
+/// What reverse_kl_term adds to the plain term: the stochastic flow's increments (noise_sample)
+/// and the terminal residual (with the λ of the terminal cost).
+struct ReverseKlExtras {
+  torch::Tensor noise;       ///< steps × B × d (stochastic flows; undefined: none)
+  bool terminal = false;     ///< compute ReverseKlTerm::terminal
+  double lambda = 0.0;       ///< λ of M in δM/δρ
+};
 ReverseKlTerm reverse_kl_term(BoltzmannGenerator& model, const torch::Tensor& z, int steps, bool with_costs,
                               const Target& target, const EnergyCut& cut, const FlowSpaceMap* map,
-                              EnergyCounters* counters, Execution exec = Execution::kParallel);
+                              EnergyCounters* counters, Execution exec = Execution::kParallel,
+                              const ReverseKlExtras& extras = {});
 
 /// Importance log-weights of generated flow-space samples (no gradient):
 /// log w = −u(x(y)) + L(y) − log q_y(y) (−∞ at invalid rows or non-finite u); without a
@@ -145,6 +171,7 @@ struct StepRecord {
   double reverse_kl = 0.0;     ///< mean of log q + ũ − L over the valid draws, KL(q‖π) − log Z (NaN: none)
   double transport = 0.0;      ///< ∫½|∇Φ|² dt, batch means weighted λ : (1−λ) over the simulated paths
   double hjb = 0.0;            ///< HJB residual ∫|∂ₜΦ − ½|∇Φ|²| dt, weighted as `transport`
+  double terminal = 0.0;       ///< terminal residual E_q|Φ(y, T) − δM/δρ| (0 when α₂ = 0)
   double grad_norm = 0.0;      ///< global gradient norm, before clipping
   double learning_rate = 0.0;  ///< Adam's learning rate in the step
   bool applied = false;        ///< the Adam step was taken (false: non-finite loss or gradient norm)
@@ -157,7 +184,7 @@ struct StepRecord {
 
 /// Per-iteration training curves and counters.
 struct TrainHistory {
-  std::vector<double> loss, forward_kl, reverse_kl, transport, hjb, grad_norm, learning_rate;
+  std::vector<double> loss, forward_kl, reverse_kl, transport, hjb, terminal, grad_norm, learning_rate;
   std::vector<double> eval_iteration, eval_ess;  ///< running Kish ESS (normalized)
   std::vector<double> step_seconds;  ///< wall time of each optimizer step (this call only; not saved)
   int iterations_done = 0;

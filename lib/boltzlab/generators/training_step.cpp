@@ -15,6 +15,14 @@ namespace {
 // Stream offset so that data batches never share a random stream with the base draws
 // (streams it·B … it·B + B − 1) or the evaluation draws (seed ^ kEvalSeedMix).
 constexpr std::uint64_t kDataStream = 0x1000000000ULL;
+// Stream mix of the data trajectories' increments of a stochastic flow (the base
+// trajectories' increments use the generator's own noise_sample streams).
+constexpr std::uint64_t kDataNoiseSeedMix = 0x7F4A7C15ULL;
+
+// Noise sub-tensor of rows b0 … b0 + m − 1 (undefined stays undefined).
+torch::Tensor noise_rows(const torch::Tensor& noise, std::int64_t b0, std::int64_t m) {
+  return noise.defined() ? noise.narrow(1, b0, m) : noise;
+}
 
 /// Forward-KL part of one step by the fused path (fused_otflow.hpp): loss parts and
 /// ∂/∂θ of  λ·[(1/B) Σ_b −log q(x_b) + α_L (1/B) Σ_b L_b + α_HJB (1/B) Σ_b R_b]  for the
@@ -104,7 +112,14 @@ TrainingStep::Batch TrainingStep::draw_batch(int iteration, const LossWeights& w
       b.rows.row(i) = data_->row(static_cast<Eigen::Index>(rng.uniform() * data_->rows()) % data_->rows());
     if (!fused_data) b.data = to_tensor(b.rows);
   }
-  if (w.lambda < 1.0) b.base = model_.base_sample(size, options_.seed, static_cast<std::int64_t>(iteration) * size);
+  const std::int64_t first = static_cast<std::int64_t>(iteration) * size;
+  const bool stochastic = model_.options().stochastic();
+  const int steps = model_.options().steps;
+  if (w.lambda > 0.0 && stochastic) b.data_noise = model_.noise_sample(steps, size, options_.seed ^ kDataNoiseSeedMix, first);
+  if (w.lambda < 1.0) {
+    b.base = model_.base_sample(size, options_.seed, first);
+    if (stochastic) b.base_noise = model_.noise_sample(steps, size, options_.seed, first);
+  }
   return b;
 }
 
@@ -132,7 +147,7 @@ std::vector<TrainingStep::ChunkResult> TrainingStep::chunk_terms(const Batch& b,
         double weight;
         if (data_term) {
           weight = w.lambda;
-          const FlowBatch f = model_.reverse(b.data.narrow(0, b0, m), steps, costs);
+          const FlowBatch f = model_.reverse(b.data.narrow(0, b0, m), steps, costs, noise_rows(b.data_noise, b0, m));
           const auto nll = -f.log_q.sum();
           r.fwd = nll.item<double>();
           loss_c = weight * inv_b * nll;
@@ -140,13 +155,21 @@ std::vector<TrainingStep::ChunkResult> TrainingStep::chunk_terms(const Batch& b,
           hjb_c = f.hjb;
         } else {
           weight = 1.0 - w.lambda;
+          ReverseKlExtras extras;
+          extras.noise = noise_rows(b.base_noise, b0, m);
+          extras.terminal = w.alpha_terminal > 0.0;
+          extras.lambda = w.lambda;
           const ReverseKlTerm rk = reverse_kl_term(model_, b.base.narrow(0, b0, m), steps, costs, target_,
-                                                   options_.energy_cut, map_, &counters_, options_.exec);
+                                                   options_.energy_cut, map_, &counters_, options_.exec, extras);
           r.rev = rk.sum.item<double>();
           r.valid = rk.valid;
           r.invalid = rk.invalid;
           // Invalid draws contribute 0: the mean is E_z[1_valid·(log q + ũ − L)].
           loss_c = weight * inv_b * rk.sum;
+          if (extras.terminal) {
+            r.terminal = inv_b * rk.terminal.item<double>();
+            loss_c = loss_c + (w.alpha_terminal * inv_b) * rk.terminal;
+          }
           transport_c = rk.transport;
           hjb_c = rk.hjb;
         }
@@ -187,6 +210,7 @@ void TrainingStep::sum_terms(const Batch& b, const LossWeights& w, bool fused_da
     record.invalid += static_cast<std::size_t>(r.invalid);
     transport_value += r.transport;
     hjb_value += r.hjb;
+    record.terminal += r.terminal;
     for (std::size_t k = 0; k < params_.size(); ++k) {
       if (!r.grads[k].defined()) continue;
       auto& g = params_[k].mutable_grad();
@@ -203,7 +227,7 @@ void TrainingStep::sum_terms(const Batch& b, const LossWeights& w, bool fused_da
   record.hjb = hjb_value;
   record.loss = (w.lambda > 0.0 ? w.lambda * record.forward_kl : 0.0) +
                 (w.lambda < 1.0 ? (1.0 - w.lambda) * rev_sum * inv_b : 0.0) + w.alpha_transport * transport_value +
-                w.alpha_hjb * hjb_value;
+                w.alpha_hjb * hjb_value + w.alpha_terminal * record.terminal;
 }
 
 // Global gradient-norm clipping, then Adam; the step is skipped (and recorded as such)

@@ -36,10 +36,11 @@ class TrainingStep {
   struct Batch {
     RowMatrix rows;
     torch::Tensor data, base;
+    torch::Tensor data_noise, base_noise;  ///< stochastic flows: steps × B × d increments
   };
   /// Loss parts and gradients of one chunk task.
   struct ChunkResult {
-    double fwd = 0, rev = 0, transport = 0, hjb = 0;
+    double fwd = 0, rev = 0, transport = 0, hjb = 0, terminal = 0;
     std::int64_t valid = 0, invalid = 0;
     std::vector<torch::Tensor> grads;
   };

@@ -1,0 +1,198 @@
+// The MFG terms of the flow generator beyond OT-BG: the stochastic OT normalizing flow
+// (σ = 0 identical to the ODE, unbiased path weights), the HJB terminal condition α₂ at a
+// known optimum of the game, and the transport cost against W₂²/2T.
+#include <cmath>
+#include <string>
+
+#include "support/torch_doctest.hpp"
+
+#include "boltzlab/core/error.hpp"
+#include "boltzlab/core/rng.hpp"
+#include "boltzlab/generators/trainer.hpp"
+#include "boltzlab/targets/gaussian.hpp"
+
+namespace bg = boltzlab::generators;
+using boltzlab::RowMatrix;
+
+namespace {
+
+const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
+
+bg::GeneratorOptions small_model(double noise) {
+  bg::GeneratorOptions o;
+  o.potential.dim = 2;
+  o.potential.width = 8;
+  o.potential.layers = 2;
+  o.potential.init_scale = 0.5;  // a flow far from the identity: the weights have work to do
+  o.steps = 8;
+  o.sample_steps = 8;
+  o.noise = noise;
+  return o;
+}
+
+boltzlab::GaussianTarget shifted_gaussian(double m) {
+  return boltzlab::GaussianTarget(Eigen::Vector2d(m, 0.0), Eigen::Matrix2d::Identity());
+}
+
+// Φ(x, t) = bᵀ(x, t) + c exactly: the ResNet's output weights w and the quadratic A zeroed.
+void set_affine_potential(bg::BoltzmannGenerator& g, const std::vector<double>& b, double c) {
+  torch::NoGradGuard ng;
+  auto params = g.potential()->named_parameters();
+  params["w"].zero_();
+  params["A"].zero_();
+  auto bt = params["b"];
+  for (std::size_t k = 0; k < b.size(); ++k) bt[static_cast<std::int64_t>(k)] = b[k];
+  params["c"].fill_(c);
+}
+
+// Antithetic standard normal base draws (rows z and −z): their mean is exactly 0.
+torch::Tensor antithetic_base(std::int64_t half) {
+  boltzlab::Rng rng(11, 0);
+  auto z = torch::empty({2 * half, 2}, kF64);
+  for (std::int64_t i = 0; i < half; ++i)
+    for (int k = 0; k < 2; ++k) {
+      const double v = rng.normal();
+      z[i][k] = v;
+      z[half + i][k] = -v;
+    }
+  return z;
+}
+
+}  // namespace
+
+TEST_CASE("stochastic flow: noise 0 is the ODE bit for bit, and the noise is tied to the row index") {
+  bg::BoltzmannGenerator ode(small_model(0.0), 3);
+  const auto z = ode.base_sample(64, 5);
+  const auto noise = torch::randn({8, 64, 2}, kF64);
+  const bg::FlowBatch a = ode.forward(z, 8, true);
+  const bg::FlowBatch b = ode.forward(z, 8, true, noise);  // σ = 0: the increments are never used
+  CHECK(torch::equal(a.x, b.x));
+  CHECK(torch::equal(a.log_q, b.log_q));
+  CHECK(torch::equal(a.hjb, b.hjb));
+
+  bg::BoltzmannGenerator sde(small_model(0.3), 3);
+  const auto s1 = sde.sample(300, 9, /*chunk=*/64);
+  const auto s2 = sde.sample(300, 9, /*chunk=*/300);
+  CHECK((s1.x - s2.x).cwiseAbs().maxCoeff() == 0.0);
+  CHECK((s1.log_q - s2.log_q).cwiseAbs().maxCoeff() == 0.0);
+  const auto d = ode.sample(300, 9);
+  CHECK((s1.x - d.x).cwiseAbs().maxCoeff() > 1e-3);  // the noise does act
+  CHECK_THROWS_AS(sde.log_q(d.x), boltzlab::DomainError);
+}
+
+TEST_CASE("stochastic flow: path weights estimate log Z without bias on a Gaussian") {
+  // Untrained flow (random potential, σ = 0.5) towards N((1, 0), I), log Z = log 2π.
+  // The path weight exp(−u(x_K) − log F/B) has E_F = Z exactly (cnf.hpp); RK4 makes the
+  // log-det approximate at O(dt⁴), far below the Monte-Carlo error here. Tolerance: 4
+  // delta-method standard errors of log Ẑ, se = sd(w) / (√N · mean(w)).
+  const auto target = shifted_gaussian(1.0);
+  bg::BoltzmannGenerator g(small_model(0.5), 17);
+  const int n = 40000;
+  const auto s = g.sample(n, 23);
+  Eigen::VectorXd lw(n);
+  for (int i = 0; i < n; ++i) {
+    const Eigen::Vector2d x = s.x.row(i).transpose();
+    lw[i] = -target.reduced_energy(x.data(), nullptr) - s.log_q[i];
+  }
+  const double mx = lw.maxCoeff();
+  const Eigen::ArrayXd w = (lw.array() - mx).exp();
+  const double mean = w.mean();
+  const double sd = std::sqrt((w - mean).square().mean());
+  const double log_z = mx + std::log(mean);
+  const double se = sd / (std::sqrt(static_cast<double>(n)) * mean);
+  MESSAGE("stochastic flow log Z " << log_z << " vs exact " << *target.log_z() << " (se " << se << ")");
+  CHECK(se < 0.05);  // the estimate is informative
+  CHECK(std::abs(log_z - *target.log_z()) < 4.0 * se);
+}
+
+TEST_CASE("stochastic flow: HJB residual gains (sigma^2/2) Laplacian") {
+  // On the same path (zero increments), the residual differs between σ = 0 and σ = 0.4
+  // where ΔΦ ≠ 0 (a random potential), and not at all for an affine Φ (ΔΦ = 0).
+  bg::BoltzmannGenerator g0(small_model(0.0), 4), g1(small_model(0.4), 4);
+  const auto z = g0.base_sample(16, 2);
+  const auto zero_noise = torch::zeros({8, 16, 2}, kF64);
+  const auto h0 = g0.forward(z, 8, true).hjb;
+  const auto h1 = g1.forward(z, 8, true, zero_noise).hjb;  // same path, residual with the Laplacian
+  CHECK(torch::equal(g0.forward(z, 8, true).x, g1.forward(z, 8, true, zero_noise).x));
+  CHECK((h0 - h1).abs().max().item<double>() > 1e-6);
+  set_affine_potential(g0, {0.3, -0.2, 0.1}, 0.0);
+  set_affine_potential(g1, {0.3, -0.2, 0.1}, 0.0);
+  const auto a0 = g0.forward(z, 8, true).hjb, a1 = g1.forward(z, 8, true, zero_noise).hjb;
+  CHECK((a0 - a1).abs().max().item<double>() < 1e-14);  // ΔΦ = 0: no σ term
+}
+
+TEST_CASE("terminal condition: zero at the known optimum of the reverse-KL game, stationary objective") {
+  // Game: base N(0, I), π = N((m, 0), I), T = 1, J = KL(ρ_T‖π) + ∫½|v|² dt. Within
+  // translations x = z + a the objective is |a − m e₁|²/2 + |a|²/2 (+ const), minimal at
+  // a = m e₁/2; the optimal potential is Φ(x, t) = −(m/2) x₁ + (m²/8) t + c (HJB ∂ₜΦ = ½|∇Φ|²
+  // holds), and δM/δρ = log ρ_T + u + const is −(m/2) x₁ + const, so Φ(·, T) = δM/δρ for
+  // c = m²/4 − log 2π (the constant worked out in the comment of trainer.hpp's formula).
+  const double m = 1.5;
+  const auto target = shifted_gaussian(m);
+  bg::GeneratorOptions o = small_model(0.0);
+  o.time = 1.0;
+  bg::BoltzmannGenerator g(o, 1);
+  set_affine_potential(g, {-m / 2, 0.0, m * m / 8}, m * m / 4 - std::log(2 * M_PI));
+  const auto z = antithetic_base(500);
+  bg::EnergyCut cut;
+  bg::ReverseKlExtras extras;
+  extras.terminal = true;
+  auto term = bg::reverse_kl_term(g, z, 4, true, target, cut, nullptr, nullptr, boltzlab::Execution::kSerial, extras);
+  const double b = static_cast<double>(z.size(0));
+  CHECK(term.terminal.item<double>() / b < 1e-10);
+  CHECK(term.hjb.abs().max().item<double>() < 1e-12);
+  // Transport = W₂²/2T for the straight-line (translation) path: |a|²/2 = m²/8.
+  CHECK(term.transport.mean().item<double>() == doctest::Approx(m * m / 8).epsilon(1e-12));
+  // Stationarity of J = KL + transport: ∂J/∂b_x = 0 with the antithetic batch (the sample
+  // mean of z is 0). (The L1 terminal term has no gradient at a zero residual.)
+  auto params = g.potential()->named_parameters();
+  const auto loss = term.sum / b + term.transport.mean();
+  const auto grad = torch::autograd::grad({loss}, {params["b"]})[0];
+  CHECK(std::abs(grad[0].item<double>()) < 1e-10);
+
+  // Away from the optimum (a = m/3): the terminal residual and the gradient are not zero.
+  set_affine_potential(g, {-m / 3, 0.0, m * m / 18}, m * m / 4 - std::log(2 * M_PI));
+  term = bg::reverse_kl_term(g, z, 4, true, target, cut, nullptr, nullptr, boltzlab::Execution::kSerial, extras);
+  CHECK(term.terminal.item<double>() / b > 0.05);
+  const auto loss2 = term.sum / b + term.transport.mean();
+  const auto grad2 = torch::autograd::grad({loss2}, {params["b"]})[0];
+  // ∂J/∂a = 2a − m = −m/3 at a = m/3, and b_x = −a: ∂J/∂b_x = m/3.
+  CHECK(grad2[0].item<double>() == doctest::Approx(m / 3).epsilon(1e-9));
+}
+
+TEST_CASE("terminal condition: the forward-KL part uses the self-normalized density ratio") {
+  // No flow (Φ ≡ −1) and π = N(0, I) = ρ₀ = ρ_T: every draw has g = log q + u = −log 2π,
+  // the importance estimate gives π/q = exp(−g − log Ẑ) = 1 exactly, and
+  // δM/δρ = −λ·1 + (1 − λ)·g (additive constants are Φ's c). At λ = 1 that is −1 = Φ
+  // (residual 0); at λ = ½ the residual is |−1 − (−½ − ½ log 2π)| on every row.
+  const auto target = shifted_gaussian(0.0);
+  bg::BoltzmannGenerator g(small_model(0.0), 1);
+  set_affine_potential(g, {0.0, 0.0, 0.0}, -1.0);
+  const auto z = antithetic_base(100);
+  bg::EnergyCut cut;
+  bg::ReverseKlExtras extras;
+  extras.terminal = true;
+  extras.lambda = 1.0;
+  auto term = bg::reverse_kl_term(g, z, 2, false, target, cut, nullptr, nullptr, boltzlab::Execution::kSerial, extras);
+  CHECK(term.terminal.item<double>() < 1e-10);
+  extras.lambda = 0.5;
+  term = bg::reverse_kl_term(g, z, 2, false, target, cut, nullptr, nullptr, boltzlab::Execution::kSerial, extras);
+  const double expect = std::abs(-1.0 - (-0.5 - 0.5 * std::log(2 * M_PI)));
+  CHECK(term.terminal.item<double>() / 200.0 == doctest::Approx(expect).epsilon(1e-10));
+}
+
+TEST_CASE("terminal condition and noise: option checks") {
+  bg::TrainOptions t;
+  t.weights.lambda = 1.0;
+  t.weights.alpha_terminal = 1.0;
+  CHECK_THROWS_WITH_AS(t.validate(true), doctest::Contains("alpha_terminal"), boltzlab::ConfigError);
+  t.weights.alpha_terminal = -1.0;
+  t.weights.lambda = 0.0;
+  CHECK_THROWS_WITH_AS(t.validate(false), doctest::Contains("alpha_terminal"), boltzlab::ConfigError);
+  bg::GeneratorOptions o = small_model(-0.1);
+  CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("noise"), boltzlab::ConfigError);
+  o.noise = 0.25;
+  const auto back = bg::GeneratorOptions::from_json(o.to_json());
+  CHECK(back.noise == 0.25);
+  CHECK(bg::GeneratorOptions::from_json(small_model(0.0).to_json()).noise == 0.0);
+}
