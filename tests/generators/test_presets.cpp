@@ -40,6 +40,9 @@ const std::vector<Expected>& expected_rows() {
       {"bg", 0.5, 0.0, 0.0, 0.0},          // eq. 32
       {"ot-bg", 0.5, 0.01, 0.05, 0.0},     // eq. 85 + eq. 30
       {"ot-rkl", 0.0, 0.01, 0.05, 0.0},    // eq. 90 with F = KL(ρ‖π) + eq. 30
+      // eqs. 70, 78: the relaxed game at ε = 1 (weights in relaxed_game.hpp), α_L = 1 (the
+      // game's running cost), α_HJB = 0.05 (the relaxation-form residual).
+      {"relaxed-wgf", 0.0, 1.0, 0.05, 0.0},
       // eq. 86: M = KL(π‖ρ), L = ½|v|², dx = v dt + σ dW (+ HJB); energy only without data.
       {"stochastic-ot-nf", 1.0, 0.01, 0.05, 0.0, false, 0.0, 0.0, 0.0, 2, false, 0.2},
       // Score rows: implicit score matching (eq. 37) + α₁ R₁ + α₂ terminal (eq. 93).
@@ -66,6 +69,7 @@ TEST_CASE("presets: every row has the weights of its Table 3 game, with and with
       CHECK(w.lambda == (have_data ? e.lambda : e.lambda_without_data));
       CHECK(w.alpha_transport == e.alpha_transport);
       CHECK(w.alpha_hjb == e.alpha_hjb);
+      CHECK(w.epsilon == (e.name == "relaxed-wgf" ? 1.0 : 0.0));  // ε of the relaxed game only
       w.validate();
     }
     CHECK(std::string(row.game).size() > 0);

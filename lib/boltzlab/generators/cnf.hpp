@@ -27,6 +27,8 @@
 ///   base → target:  log q(x(T)) = log ρ₀(x(0)) − ℓ(0→T),
 ///   target → base:  log q(x)    = log ρ₀(x(0)) + ℓ(T→0)     (since ℓ(T→0) = −ℓ(0→T)),
 /// the instantaneous change of variables (seed paper eq. 15, 21).
+#include <vector>
+
 #include <torch/torch.h>
 
 #include "boltzlab/generators/ot_potential.hpp"
@@ -45,9 +47,20 @@ struct CnfState {
 /// With `with_costs` false, transport and hjb are returned as zeros (cheaper: the
 /// HJB and transport integrands are skipped). Differentiable through autograd
 /// unless called under torch::NoGradGuard.
-/// With `sigma` > 0 and `noise` defined (steps × B × d), the stochastic dynamics of the
-/// file comment; noise[k] enters the k-th step taken (in the direction of integration).
+/// What integrate() does beyond the plain ODE.
+struct CnfExtras {
+  double sigma = 0.0;   ///< σ of the stochastic dynamics (file comment; 0: the ODE)
+  torch::Tensor noise;  ///< steps × B × d standard normals; noise[k] enters the k-th step taken
+  /// 1/ε of the relaxed game (relaxed_game.hpp): the running cost becomes e^{−t/ε}·½|∇Φ|² (0: unweighted).
+  double transport_decay = 0.0;
+  /// When set: the states at the step boundaries, x and ℓ at t0, t0 + dt, …, t1 (steps + 1 each).
+  std::vector<torch::Tensor>* path_x = nullptr;
+  std::vector<torch::Tensor>* path_log_det = nullptr;
+};
+
+/// With `extras`: the stochastic dynamics, the time-weighted running cost and the path
+/// record of CnfExtras.
 CnfState integrate(OtPotentialImpl& phi, const torch::Tensor& x0, double t0, double t1, int steps,
-                   bool with_costs = true, double sigma = 0.0, const torch::Tensor& noise = {});
+                   bool with_costs = true, const CnfExtras& extras = {});
 
 }  // namespace boltzlab::generators

@@ -222,7 +222,10 @@ torch::Tensor BoltzmannGenerator::noise_sample(int steps, std::int64_t n, std::u
 }
 
 FlowBatch BoltzmannGenerator::forward(const torch::Tensor& z, int steps, bool with_costs, const torch::Tensor& noise) {
-  const CnfState s = integrate(*phi_, z, 0.0, options_.time, steps, with_costs, options_.noise, noise);
+  CnfExtras extras;
+  extras.sigma = options_.noise;
+  extras.noise = noise;
+  const CnfState s = integrate(*phi_, z, 0.0, options_.time, steps, with_costs, extras);
   FlowBatch out;
   out.x = from_flow_space(s.x);
   out.log_q = base_log_density(z) - s.log_det - log_scale_sum();
@@ -241,13 +244,38 @@ FlowBatch BoltzmannGenerator::reverse(const torch::Tensor& x, int steps, bool wi
                 .expand({y.size(0), po.n_particles, po.spatial_dim})
                 .reshape({y.size(0), dim()});
   }
-  const CnfState s = integrate(*phi_, y, options_.time, 0.0, steps, with_costs, options_.noise, noise);
+  CnfExtras extras;
+  extras.sigma = options_.noise;
+  extras.noise = noise;
+  const CnfState s = integrate(*phi_, y, options_.time, 0.0, steps, with_costs, extras);
   FlowBatch out;
   out.x = x;
   out.log_q = base_log_density(s.x) + s.log_det - log_scale_sum();
   out.transport = s.transport;
   out.hjb = s.hjb;
   return out;
+}
+
+FlowPath BoltzmannGenerator::forward_path(const torch::Tensor& z, int steps, bool with_costs, double decay) {
+  if (options_.stochastic()) throw DomainError("generator: the relaxed game needs the deterministic flow (noise 0)");
+  FlowPath path;
+  CnfExtras extras;
+  extras.transport_decay = decay;
+  std::vector<torch::Tensor> log_det;
+  extras.path_x = &path.y;
+  extras.path_log_det = &log_det;
+  const CnfState s = integrate(*phi_, z, 0.0, options_.time, steps, with_costs, extras);
+  const auto log_base = base_log_density(z) - log_scale_sum();
+  for (std::size_t k = 0; k < path.y.size(); ++k) {
+    path.t.push_back(options_.time * static_cast<double>(k) / steps);
+    path.x.push_back(from_flow_space(path.y[k]));
+    path.log_q.push_back(log_base - log_det[k]);
+  }
+  path.end.x = path.x.back();
+  path.end.log_q = path.log_q.back();
+  path.end.transport = s.transport;
+  path.end.hjb = s.hjb;
+  return path;
 }
 
 torch::Tensor BoltzmannGenerator::terminal_potential(const torch::Tensor& x) {

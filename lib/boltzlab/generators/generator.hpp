@@ -88,6 +88,15 @@ struct FlowBatch {
   torch::Tensor hjb;        ///< B: ∫ |∂ₜΦ − ½|∇Φ|²| dt
 };
 
+/// A base → target trajectory at the RK4 step boundaries t_k = k·T/steps, k = 0 … steps.
+struct FlowPath {
+  FlowBatch end;                   ///< the end point, as forward() (with the path costs)
+  std::vector<double> t;           ///< t_k
+  std::vector<torch::Tensor> y;    ///< B×d flow-space points y(t_k)
+  std::vector<torch::Tensor> x;    ///< B×d configurations x(t_k) = μ + σ ⊙ y(t_k)
+  std::vector<torch::Tensor> log_q;  ///< B: log ρ_{t_k}(x(t_k)) in model coordinates
+};
+
 /// Writes `fill`'s archive (plus "metadata") to `path` through a temporary file, then the
 /// model record beside it (sign_model_file): the save of every saved model kind.
 /// \throws IoError naming the file.
@@ -151,6 +160,10 @@ class BoltzmannGenerator {
   /// Differentiable: z (flow space) → x, with log q(x) and the path costs. With σ > 0 and
   /// `noise` (noise_sample), the stochastic flow: log_q is then the path's log F/B.
   FlowBatch forward(const torch::Tensor& z, int steps, bool with_costs, const torch::Tensor& noise = {});
+  /// Differentiable: the deterministic flow from z with its states at the step boundaries
+  /// (the relaxed game, relaxed_game.hpp); the running cost weighted e^{−t·decay}.
+  /// \throws DomainError for a stochastic flow.
+  FlowPath forward_path(const torch::Tensor& z, int steps, bool with_costs, double decay);
   /// Differentiable: data x → base, with log q(x) and the path costs; with σ > 0 and `noise`,
   /// the backward kernel (cnf.hpp), and log_q the path's log F/B (a lower bound of log q(x) in
   /// expectation: its mean over the noise bounds the forward KL from above).

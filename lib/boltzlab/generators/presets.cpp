@@ -32,6 +32,11 @@ const std::vector<LossPreset>& loss_presets() {
        "reverse KL + transport + HJB even given data (then only to standardize, fit the base, warm up): "
        "OT-BG at lambda 0",
        {0.0, 0.01, 0.05}, NoDataRule::kKeep, {"F(rho) e^(-T/eps), F = KL(rho|pi)", "0", "|v|^2/2", "dx = v dt"}},
+      {"relaxed-wgf", "Generalized OT-Flow, relaxed WGF at finite eps", "Thm 5.1, eqs. 70, 78; Sec. 6.5",
+       "KL(rho_t|pi) along the whole path weighted e^(-t/eps)/eps, running cost e^(-t/eps)|v|^2/2, HJB in "
+       "relaxation form (eq. 78); eps (generator.epsilon) interpolates the KL gradient flow (eps -> 0) and ot-rkl",
+       {0.0, 1.0, 0.05, 0.0, 1.0}, NoDataRule::kKeep,
+       {"F(rho) e^(-T/eps), F = KL(rho|pi)", "F(rho) e^(-t/eps) / eps", "e^(-t/eps) |v|^2/2", "dx = v dt"}},
       {"stochastic-ot-nf", "Stochastic OT normalizing flow", "Sec. 6.3, eqs. 86-87 + HJB",
        "OT-Flow with Brownian noise sigma 0.2 (generator.noise): path-space KL of a stochastic normalizing flow, "
        "HJB residual with (sigma^2/2) Laplacian; samples carry unbiased path weights",
@@ -101,9 +106,10 @@ std::string preset_help() {
                     p.sampler == ScoreSampler::kReverseSde ? "reverse SDE" : "probability flow");
       data_rule = "; needs data";
     } else {
-      std::snprintf(weights, sizeof weights, "lambda %g, alpha_transport %g, alpha_hjb %g%s", p.weights.lambda,
+      std::snprintf(weights, sizeof weights, "lambda %g, alpha_transport %g, alpha_hjb %g%s%s", p.weights.lambda,
                     p.weights.alpha_transport, p.weights.alpha_hjb,
-                    p.noise > 0.0 ? (", noise " + format_g(p.noise)).c_str() : "");
+                    p.noise > 0.0 ? (", noise " + format_g(p.noise)).c_str() : "",
+                    p.weights.epsilon > 0.0 ? (", epsilon " + format_g(p.weights.epsilon)).c_str() : "");
       if (p.without_data == NoDataRule::kReverseKlOnly) data_rule = "; without data lambda 0";
       else if (p.weights.lambda > 0.0) data_rule = "; needs data";
     }
@@ -134,13 +140,17 @@ void LossWeights::validate() const {
     throw ConfigError("generator.alpha_hjb must be finite and >= 0");
   if (!(alpha_terminal >= 0.0) || !std::isfinite(alpha_terminal))
     throw ConfigError("generator.alpha_terminal must be finite and >= 0");
+  if (!(epsilon >= 0.0) || !std::isfinite(epsilon))
+    throw ConfigError("generator.epsilon is " + std::to_string(epsilon) +
+                      ", but must be finite and > 0 (the relaxed game) or 0 (not relaxed)");
 }
 
 nlohmann::json LossWeights::to_json() const {
   return {{"lambda", lambda},
           {"alpha_transport", alpha_transport},
           {"alpha_hjb", alpha_hjb},
-          {"alpha_terminal", alpha_terminal}};
+          {"alpha_terminal", alpha_terminal},
+          {"epsilon", epsilon}};
 }
 
 }  // namespace boltzlab::generators

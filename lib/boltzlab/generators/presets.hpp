@@ -40,12 +40,13 @@ struct LossWeights {
   double alpha_transport = 0.01;  ///< α_L ≥ 0: running cost ½|v|² (0: canonical BG)
   double alpha_hjb = 0.05;        ///< α_HJB ≥ 0: HJB residual regularizer (eq. 30)
   double alpha_terminal = 0.0;    ///< α₂ ≥ 0: the HJB terminal condition (eq. 26, trainer.hpp)
+  double epsilon = 0.0;           ///< ε > 0: the relaxed WGF game (relaxed_game.hpp); 0: not relaxed (ε = ∞)
   /// Weights of the named preset row (find_loss_preset(name).resolve(have_data)).
   /// \throws ConfigError for an unknown name ("did you mean", the known names).
   static LossWeights preset(const std::string& name, bool have_data);
   /// The preset names, sorted (the candidates of the "did you mean" suggestion).
   static std::vector<std::string> preset_names();
-  /// \throws ConfigError unless λ ∈ [0, 1] and α_L, α_HJB, α₂ are finite and ≥ 0.
+  /// \throws ConfigError unless λ ∈ [0, 1] and α_L, α_HJB, α₂, ε are finite and ≥ 0.
   void validate() const;
   nlohmann::json to_json() const;
 };

@@ -24,6 +24,7 @@ void TrainOptions::read(JsonReader& r, bool have_data) {
   weights.alpha_transport = r.get_double("alpha_transport", weights.alpha_transport);
   weights.alpha_hjb = r.get_double("alpha_hjb", weights.alpha_hjb);
   weights.alpha_terminal = r.get_double("alpha_terminal", weights.alpha_terminal);
+  weights.epsilon = r.get_double("epsilon", weights.epsilon);
   iterations = static_cast<int>(r.get_int("iterations", iterations));
   warmup_iterations = static_cast<int>(r.get_int("warmup_iterations", warmup_iterations));
   batch_size = static_cast<int>(r.get_int("batch_size", batch_size));
@@ -57,6 +58,11 @@ void TrainOptions::validate(bool have_data) const {
   if (weights.alpha_terminal > 0.0 && weights.lambda >= 1.0)
     throw ConfigError("generator.alpha_terminal is " + std::to_string(weights.alpha_terminal) +
                       ", but the terminal condition is enforced on generated samples, which lambda 1 never draws");
+  if (weights.epsilon > 0.0 && weights.lambda >= 1.0)
+    throw ConfigError("generator.epsilon is " + std::to_string(weights.epsilon) +
+                      ", but the relaxed game replaces the reverse-KL term, which lambda 1 never uses");
+  if (weights.epsilon > 0.0 && weights.alpha_terminal > 0.0)
+    throw ConfigError("generator.alpha_terminal is not combined with the relaxed game (generator.epsilon > 0)");
   if (iterations < 0) throw ConfigError("generator.iterations must be >= 0");
   if (warmup_iterations < 0) throw ConfigError("generator.warmup_iterations must be >= 0");
   if (warmup_iterations > 0 && !have_data)

@@ -41,6 +41,11 @@
 /// of a stochastic normalizing flow (upper bounds of the marginal KLs), the HJB residual
 /// gains (σ²/2)ΔΦ, and the fused data path is not used.
 ///
+/// Relaxed game (LossWeights::epsilon ε > 0): the reverse-KL term and its path costs are
+/// replaced by those of the relaxed WGF game of relaxed_game.hpp (time-weighted KL along the
+/// trajectory, e^{−t/ε} running cost, the HJB in relaxation form); deterministic flows
+/// without a flow-space map only.
+///
 /// Warm-up (a two-stage schedule): the first `warmup_iterations` steps use λ = 1
 /// (forward KL on the data only, no energies), then the configured λ applies.
 ///

@@ -4,9 +4,11 @@
 #include <cmath>
 #include <limits>
 
+#include "boltzlab/core/error.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/core/timing.hpp"
 #include "boltzlab/generators/fused_otflow.hpp"
+#include "boltzlab/generators/relaxed_game.hpp"
 
 namespace boltzlab::generators {
 
@@ -80,7 +82,11 @@ TrainingStep::TrainingStep(BoltzmannGenerator& model, const Target& target, cons
       options_(options),
       map_(map),
       params_(model.potential()->parameters()),
-      fused_path_(uses_fused_data_term(model, options)) {}
+      fused_path_(uses_fused_data_term(model, options)) {
+  if (options.weights.epsilon > 0.0 && (map != nullptr || model.options().stochastic()))
+    throw ConfigError("generator.epsilon: the relaxed game runs the deterministic flow (noise 0) on targets "
+                      "without a flow-space map (not on molecules in internal coordinates)");
+}
 
 StepRecord TrainingStep::operator()(int iteration, const LossWeights& w, double learning_rate,
                                     torch::optim::Adam& adam) {
@@ -153,6 +159,16 @@ std::vector<TrainingStep::ChunkResult> TrainingStep::chunk_terms(const Batch& b,
           loss_c = weight * inv_b * nll;
           transport_c = f.transport;
           hjb_c = f.hjb;
+        } else if (w.epsilon > 0.0) {
+          weight = 1.0 - w.lambda;
+          const RelaxedGameTerm rg = relaxed_game_term(model_, b.base.narrow(0, b0, m), steps, costs, w.epsilon,
+                                                       target_, options_.energy_cut, &counters_, options_.exec);
+          r.rev = rg.terminal.item<double>();
+          r.game = rg.sum.item<double>();
+          r.valid = m;
+          loss_c = weight * inv_b * rg.sum;
+          transport_c = rg.transport;
+          hjb_c = rg.hjb;
         } else {
           weight = 1.0 - w.lambda;
           ReverseKlExtras extras;
@@ -162,6 +178,7 @@ std::vector<TrainingStep::ChunkResult> TrainingStep::chunk_terms(const Batch& b,
           const ReverseKlTerm rk = reverse_kl_term(model_, b.base.narrow(0, b0, m), steps, costs, target_,
                                                    options_.energy_cut, map_, &counters_, options_.exec, extras);
           r.rev = rk.sum.item<double>();
+          r.game = r.rev;
           r.valid = rk.valid;
           r.invalid = rk.invalid;
           // Invalid draws contribute 0: the mean is E_z[1_valid·(log q + ũ − L)].
@@ -192,7 +209,7 @@ void TrainingStep::sum_terms(const Batch& b, const LossWeights& w, bool fused_da
   torch::NoGradGuard ng;
   const double inv_b = 1.0 / static_cast<double>(options_.batch_size);
   const bool costs = w.alpha_transport > 0.0 || w.alpha_hjb > 0.0;
-  double fwd_sum = 0, rev_sum = 0, transport_value = 0.0, hjb_value = 0.0;
+  double fwd_sum = 0, rev_sum = 0, game_sum = 0, transport_value = 0.0, hjb_value = 0.0;
   std::int64_t n_valid = 0;
   if (fused_data) {
     const FusedDataTerm f = fused_data_term(model_, b.rows, options_, w);
@@ -206,6 +223,7 @@ void TrainingStep::sum_terms(const Batch& b, const LossWeights& w, bool fused_da
   for (const ChunkResult& r : chunks) {
     fwd_sum += r.fwd;
     rev_sum += r.rev;
+    game_sum += r.game;
     n_valid += r.valid;
     record.invalid += static_cast<std::size_t>(r.invalid);
     transport_value += r.transport;
@@ -226,7 +244,7 @@ void TrainingStep::sum_terms(const Batch& b, const LossWeights& w, bool fused_da
   record.transport = transport_value;
   record.hjb = hjb_value;
   record.loss = (w.lambda > 0.0 ? w.lambda * record.forward_kl : 0.0) +
-                (w.lambda < 1.0 ? (1.0 - w.lambda) * rev_sum * inv_b : 0.0) + w.alpha_transport * transport_value +
+                (w.lambda < 1.0 ? (1.0 - w.lambda) * game_sum * inv_b : 0.0) + w.alpha_transport * transport_value +
                 w.alpha_hjb * hjb_value + w.alpha_terminal * record.terminal;
 }
 

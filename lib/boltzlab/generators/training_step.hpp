@@ -40,7 +40,7 @@ class TrainingStep {
   };
   /// Loss parts and gradients of one chunk task.
   struct ChunkResult {
-    double fwd = 0, rev = 0, transport = 0, hjb = 0, terminal = 0;
+    double fwd = 0, rev = 0, game = 0, transport = 0, hjb = 0, terminal = 0;
     std::int64_t valid = 0, invalid = 0;
     std::vector<torch::Tensor> grads;
   };
