@@ -272,7 +272,7 @@ TEST_CASE("relaxed game: trained end points follow the exact optimum from the gr
   // a(T) moves from m(1 − e^{−1}) (ε → 0, the KL gradient flow) to m/2 (ε → ∞, the OT game);
   // relaxed_translation_end gives it for every ε. The trained model's mean end point
   // (4000 samples: standard error ≈ 1/√4000 ≈ 0.016) must land within 0.06 of it — the
-  // optimization error of 400 Adam steps on a width-8 potential, measured at 0.004–0.01.
+  // optimization error of 300 Adam steps (batches of 128) on a width-8 potential, measured at 0.004–0.03.
   // (Without the relaxation-form HJB term, α_HJB = 0, ε = 0.1 ends at 1.61: for t ≫ ε the
   // game's weights e^{−t/ε} leave the path undetermined on the grid; the residual pins it.)
   const double m = 2.0;
@@ -282,8 +282,8 @@ TEST_CASE("relaxed game: trained end points follow the exact optimum from the gr
     bg::TrainOptions t;
     t.weights = bg::LossWeights::preset("relaxed-wgf", false);
     t.weights.epsilon = eps;
-    t.iterations = 400;
-    t.batch_size = 256;
+    t.iterations = 300;
+    t.batch_size = 128;
     t.learning_rate = 1e-2;
     t.eval_every = 0;
     t.progress = false;
