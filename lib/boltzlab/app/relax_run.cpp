@@ -131,18 +131,6 @@ namespace {
 
 // ---------------------------------------------------------------- stage 1: settings
 
-/// Every wgf-relax setting resolved (flag > the potential's "sampler" section >
-/// built-in default), the flow built and its options validated.
-struct RelaxPlan {
-  std::string flow_name;
-  nlohmann::json flow_params = nlohmann::json::object();  ///< sampler.params[flow], then --param
-  std::unique_ptr<Flow> flow;
-  FlowOptions flow_options;      ///< max_frames is set once the ensemble size is known
-  std::size_t particles = 1024;  ///< --particles, else sampler.particles (unused with --init)
-  std::size_t max_frames = 1000; ///< requested cap on frames, before the memory guard
-  InitSpec init;                 ///< default initial ensemble (unused with --init)
-};
-
 /// The initial-ensemble recipe: the target's reference configuration (molecules,
 /// jittered by 1e-3 nm) or N(0, I), then sampler.init, then --init-scale.
 InitSpec resolve_init_spec(JsonReader& sampler, const Target& target, const RelaxOptions& opt,
@@ -180,11 +168,12 @@ nlohmann::json section_flow_params(JsonReader& sampler, const std::string& flow_
   return params;
 }
 
-/// Stage 1. Every sampler key is read (validated, marked known) even when a flag wins.
-RelaxPlan resolve_plan(const RelaxOptions& opt, const Potential& pot) {
-  const std::string sctx = opt.potential.string() + ": sampler";
+}  // namespace
+
+RelaxPlan resolve_relax_plan(const RelaxOptions& opt, const nlohmann::json& section, const Target& target,
+                             const std::string& sctx) {
   const nlohmann::json empty = nlohmann::json::object();
-  JsonReader sampler(pot.sampler.is_null() ? empty : pot.sampler, sctx);
+  JsonReader sampler(section.is_null() ? empty : section, sctx);
   RelaxPlan plan;
   const std::string section_flow = sampler.get_string("flow", "mala");
   plan.flow_name = opt.flow ? *opt.flow : section_flow;
@@ -225,7 +214,7 @@ RelaxPlan resolve_plan(const RelaxOptions& opt, const Potential& pot) {
   fo.beta.kind = sampler.get_string("beta_schedule", "geometric");
   fo.progress = !opt.quiet;
   fo.exec = Execution::kParallel;
-  plan.init = resolve_init_spec(sampler, *pot.target, opt, sctx);
+  plan.init = resolve_init_spec(sampler, target, opt, sctx);
   plan.flow_params = section_flow_params(sampler, plan.flow_name);
   sampler.finish();
   const nlohmann::json cli_params = parse_params(opt.params);
@@ -237,6 +226,13 @@ RelaxPlan resolve_plan(const RelaxOptions& opt, const Potential& pot) {
     throw ConfigError(sctx + ": " + e.what());
   }
   return plan;
+}
+
+namespace {
+
+/// Stage 1. Every sampler key is read (validated, marked known) even when a flag wins.
+RelaxPlan resolve_plan(const RelaxOptions& opt, const Potential& pot) {
+  return resolve_relax_plan(opt, pot.sampler, *pot.target, opt.potential.string() + ": sampler");
 }
 
 // ---------------------------------------------------------------- stage 2: initial ensemble
