@@ -69,6 +69,11 @@ struct RelaxOptions {
   bool quiet = false;                       ///< --quiet: no progress lines
   bool plots = true;                        ///< --no-plots clears it
   bool strict = false;                      ///< --strict: diverged or stuck particles fail the run (exit 1)
+  /// --netcdf FILE: also write the samples in ArviZ's InferenceData layout (io/netcdf.hpp):
+  /// posterior "x" (chain = particle, draw = recorded frame, or the final ensemble as one
+  /// draw without --thin, x_dim_0 = coordinate), sample_stats "reduced_energy" (u) and
+  /// "lp" (−u) at every draw (frames are evaluated once more for them). Empty: none.
+  std::filesystem::path netcdf;
   /// Checks the flag values that need no file. \throws ConfigError naming the flag.
   void validate() const;
 };
