@@ -78,16 +78,20 @@ def run_flow(target, x=None, flow=None, options=None, seed=None, threads=0, prog
     return FlowRun(**_run_flow(target, section, context, x, int(threads), bool(progress)))
 
 
-def inference_data_from_flow(run, lp=True):
-    """The (posterior, sample_stats) dicts of write_netcdf for a FlowRun: chains are the
-    particles, draws the recorded frames (thin > 0) or, without frames, the final
-    ensemble as one draw. sample_stats holds reduced_energy (final draw only when frames
-    are recorded without energies: then only the posterior is returned with frames)."""
+def inference_data_from_flow(run, target=None):
+    """The (posterior, sample_stats) dicts of write_netcdf for a FlowRun, as
+    wgf-relax --netcdf writes them: chains are the particles, draws the recorded frames
+    (options "thin" > 0) or, without frames, the final ensemble as one draw; posterior
+    "x" (chain, draw, x_dim_0), sample_stats "reduced_energy" (u) and "lp" (-u). With
+    frames, u is evaluated on them with ``target`` (no sample_stats without it)."""
     import numpy as np
     if run.frames.shape[0] > 0:
-        return {"x": np.ascontiguousarray(np.transpose(run.frames, (1, 0, 2)))}, {}
-    posterior = {"x": run.samples[:, None, :]}
-    stats = {"reduced_energy": run.reduced_energies[:, None]}
-    if lp:
-        stats["lp"] = -run.reduced_energies[:, None]
-    return posterior, stats
+        x = np.ascontiguousarray(np.transpose(run.frames, (1, 0, 2)))
+        if target is None:
+            return {"x": x}, {}
+        n, f, d = x.shape
+        u = np.asarray(target.u(x.reshape(n * f, d))).reshape(n, f)
+    else:
+        x = run.samples[:, None, :]
+        u = run.reduced_energies[:, None]
+    return {"x": x}, {"reduced_energy": u, "lp": -u}
