@@ -95,3 +95,21 @@ def inference_data_from_flow(run, target=None):
         x = run.samples[:, None, :]
         u = run.reduced_energies[:, None]
     return {"x": x}, {"reduced_energy": u, "lp": -u}
+
+
+def inference_data_from_run(run_dir):
+    """The (posterior, sample_stats) dicts of write_netcdf for an importance-weighted run
+    directory (bg-sample: samples.npy, log_weights.npy, log_q.npy, reduced_energies.npy):
+    one chain whose draws are the samples; sample_stats log_weight, log_q,
+    reduced_energy and lp (-u), those present."""
+    import os
+    import numpy as np
+    x = np.load(os.path.join(run_dir, "samples.npy"))
+    stats = {}
+    for name, key in (("log_weights", "log_weight"), ("log_q", "log_q"), ("reduced_energies", "reduced_energy")):
+        path = os.path.join(run_dir, name + ".npy")
+        if os.path.exists(path):
+            stats[key] = np.load(path)[None, :]
+    if "reduced_energy" in stats:
+        stats["lp"] = -stats["reduced_energy"]
+    return {"x": x[None, :, :]}, stats

@@ -1,6 +1,7 @@
 """NetCDF output in ArviZ's InferenceData layout: wgf-relax --netcdf and
 bl.write_netcdf files open in xarray with groups posterior (chain, draw, x_dim_0) and
 sample_stats (chain, draw), holding the run's values."""
+import os
 import unittest
 
 import numpy as np
@@ -61,6 +62,21 @@ class NetCdf(TempDirTest):
         self.assertEqual(post.attrs["tool"], "test")
         with self.assertRaisesRegex(bl.DomainError, r"sample_stats.lp: \(chain, draw\) = \(1, 49\)"):
             bl.write_netcdf(self.path("bad.nc"), {"x": x}, {"lp": lw[:, :49]})
+
+    def test_importance_weighted_run_directory(self):
+        run = self.path("iw_run")
+        os.mkdir(run)
+        rng = np.random.default_rng(1)
+        x, lq, u = rng.standard_normal((40, 2)), rng.standard_normal(40), rng.standard_normal(40)
+        for name, a in (("samples", x), ("log_q", lq), ("reduced_energies", u), ("log_weights", -u - lq)):
+            np.save(os.path.join(run, name + ".npy"), a)
+        posterior, stats = bl.inference_data_from_run(run)
+        bl.write_netcdf(self.path("iw_run.nc"), posterior, stats, {"tool": "bg-sample"})
+        post = xr.open_dataset(self.path("iw_run.nc"), group="posterior")
+        st = xr.open_dataset(self.path("iw_run.nc"), group="sample_stats")
+        self.assertEqual(dict(post.sizes), {"chain": 1, "draw": 40, "x_dim_0": 2})
+        self.assertTrue(np.array_equal(st["log_weight"].values[0], -u - lq))
+        self.assertTrue(np.array_equal(st["lp"].values[0], -u))
 
     def test_flow_run_helper(self):
         pot = bl.load_potential(potential("double_well.json"))
