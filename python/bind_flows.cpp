@@ -1,6 +1,7 @@
 // Particle flows from Python: any row of the flow table (flows/registry.cpp) on an
 // ensemble given as a NumPy array, with the settings of wgf-relax's "sampler" section.
 #include <cmath>
+#include <optional>
 
 #include <pybind11/stl.h>
 
@@ -72,15 +73,16 @@ py::dict result_dict(const RelaxPlan& plan, const Ensemble& ens, const FlowResul
 /// as a "sampler" section, messages prefixed with `context`), builds the initial
 /// ensemble and runs the flow with the GIL released.
 py::dict run_flow(const TargetPtr& target, const py::object& options, const std::string& context,
-                  const py::object& x, int threads, bool progress) {
+                  const py::object& x, std::optional<int> threads, bool progress) {
   if (!target) throw DomainError("run_flow: target is None");
   RelaxOptions flags;
   flags.quiet = !progress;
-  flags.threads = threads;
-  if (threads < 0 || threads > 1024) {
-    throw ConfigError("threads is " + std::to_string(threads) + ", but must be in [0, 1024] (0: all cores)");
+  if (threads) {  // None: keep the process-wide setting (set_num_threads)
+    if (*threads < 0 || *threads > 1024) {
+      throw ConfigError("threads is " + std::to_string(*threads) + ", but must be in [0, 1024] (0: all cores)");
+    }
+    set_num_threads(*threads);
   }
-  set_num_threads(threads);
   const nlohmann::json section = to_json(options, context);
   RelaxPlan plan = resolve_relax_plan(flags, section, *target, context);
   Ensemble ens = initial_ensemble(*target, x, plan);

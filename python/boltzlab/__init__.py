@@ -46,7 +46,7 @@ def python_target(obj=None, *, u=None, grad_u=None, u_and_grad=None, dim=None, n
                         log_z=pick(log_z, "log_z"), particle_layout=pick(particle_layout, "particle_layout"))
 
 
-def run_flow(target, x=None, flow=None, options=None, seed=None, threads=0, progress=False):
+def run_flow(target, x=None, flow=None, options=None, seed=None, threads=None, progress=False):
     """Runs a registered flow (flow_names(); wgf-relax --flow) on ``target`` (a Target,
     PythonTarget or Potential) and returns a FlowRun.
 
@@ -58,7 +58,8 @@ def run_flow(target, x=None, flow=None, options=None, seed=None, threads=0, prog
     messages then name the file as wgf-relax does. ``flow`` and ``seed`` act as the
     --flow and --seed flags. ``x`` (N, d) is the initial ensemble (as --init; particle
     systems are centred); None builds the tool's default one (the same particles as
-    wgf-relax with the same settings)."""
+    wgf-relax with the same settings). ``threads`` sets the worker threads of this and
+    later calls (set_num_threads; 0: all cores); None keeps the current setting."""
     section = {}
     context = "options"
     if isinstance(target, Potential):
@@ -75,7 +76,8 @@ def run_flow(target, x=None, flow=None, options=None, seed=None, threads=0, prog
         section["flow"] = flow
     if seed is not None:
         section["seed"] = seed
-    return FlowRun(**_run_flow(target, section, context, x, int(threads), bool(progress)))
+    threads = None if threads is None else int(threads)
+    return FlowRun(**_run_flow(target, section, context, x, threads, bool(progress)))
 
 
 def inference_data_from_flow(run, target=None):
