@@ -31,6 +31,24 @@ py::array_t<double, py::array::c_style | py::array::forcecast> checked_result(
   return a;
 }
 
+/// Takes the GIL for a callback. A worker thread's first callback creates its Python
+/// thread state; one extra reference keeps it for the thread's lifetime, so later
+/// callbacks do not create and destroy a thread state each time (oneTBB's workers live
+/// as long as the process).
+class CallbackGil {
+ public:
+  CallbackGil() {
+    thread_local bool kept = false;
+    if (!kept) {
+      gil_.inc_ref();
+      kept = true;
+    }
+  }
+
+ private:
+  py::gil_scoped_acquire gil_;
+};
+
 }  // namespace
 
 void PythonTargetSpec::validate() const {
@@ -146,7 +164,7 @@ double PythonTarget::reduced_energy(const double* x, double* grad) const {
   Eigen::VectorXd u;
   RowMatrix g;
   {
-    py::gil_scoped_acquire gil;
+    CallbackGil gil;
     call(row, u, grad ? &g : nullptr);
   }
   if (grad) std::copy(g.data(), g.data() + d, grad);
@@ -158,7 +176,7 @@ BatchStats PythonTarget::evaluate_batch(const RowMatrix& x, Eigen::VectorXd& u, 
   const std::size_t n = prepare_batch(x, u, grad);
   if (n == 0) return BatchStats{};
   {
-    py::gil_scoped_acquire gil;
+    CallbackGil gil;
     call(x, u, grad);
   }
   std::size_t bad = 0;
