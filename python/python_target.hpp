@@ -9,12 +9,13 @@
 /// ∇u is the central difference (u(x + h e_k) − u(x − h e_k)) / 2h with
 /// h = 1e-5·max(1, |x_k|), all 2dB shifted configurations in one call of u.
 ///
-/// The GIL: every callback acquires it (py::gil_scoped_acquire), so C++ threads can call
-/// it while the caller released it; the callbacks of concurrent threads run one at a
-/// time. evaluate_batch() — what the interacting flows (SVGD, blob, MMD), OpenMM-style
-/// batch code and the generator's training use — makes one call for the whole batch.
-/// The Langevin flows (ULA, MALA, BAOAB) call reduced_energy() one particle at a time,
-/// so they pay the call overhead (a few µs) per particle and step (docs/python.md).
+/// The GIL: every callback acquires it, so C++ threads can call it while the caller
+/// released it (the module releases it around every flow, evaluation and training); the
+/// callbacks of concurrent threads run one at a time. evaluate_batch() — what the
+/// interacting flows (SVGD, blob, MMD), the generator's training and Target.u from Python
+/// use — makes one call for the whole batch. The Langevin flows (ULA, MALA, BAOAB) call
+/// reduced_energy() one particle at a time, so they pay the call overhead (≈ 3 µs) per
+/// particle and step (docs/python.md, docs/results/python.md).
 ///
 /// A Python exception raised by a callback propagates unchanged (as
 /// py::error_already_set) through the flow to the Python caller.
