@@ -76,6 +76,52 @@ class SameSamplesAsCpp(TempDirTest):
         self.assertGreater(len(calls), 0)
 
 
+class ParticleSystem(unittest.TestCase):
+    """A Python DW4 (potentials/dw4.json: u = Σ_{i<j} b (d − d0)² + c (d − d0)⁴, a = 0,
+    τ = 1) with particle_layout (4, 2): the flows sample it on the centre-of-mass-free
+    subspace, as the C++ dw4."""
+    b, c, d0 = -4.0, 0.9, 4.0
+
+    def pairs(self, x):
+        p = x.reshape(x.shape[0], 4, 2)
+        i, j = np.triu_indices(4, k=1)
+        diff = p[:, i, :] - p[:, j, :]
+        return p, i, j, diff, np.sqrt((diff * diff).sum(axis=2))
+
+    def u(self, x):
+        _, _, _, _, d = self.pairs(x)
+        r = d - self.d0
+        return (self.b * r ** 2 + self.c * r ** 4).sum(axis=1)
+
+    def grad_u(self, x):
+        p, i, j, diff, d = self.pairs(x)
+        r = d - self.d0
+        f = ((2.0 * self.b * r + 4.0 * self.c * r ** 3) / d)[:, :, None] * diff
+        g = np.zeros_like(p)
+        np.add.at(g, (slice(None), i), f)
+        np.add.at(g, (slice(None), j), -f)
+        return g.reshape(x.shape[0], 8)
+
+    def test_centre_of_mass_stays_removed(self):
+        cpp = bl.load_potential(potential("dw4.json"))
+        py = bl.PythonTarget(self.u, 8, grad_u=self.grad_u, name="dw4_py", particle_layout=(4, 2))
+        self.assertEqual(py.particle_layout, (4, 2))
+        x0 = np.random.default_rng(6).standard_normal((32, 8)) * 2.0 + 5.0  # centre of mass far from 0
+        # Same energies and gradients as the C++ target up to rounding (sums in another order).
+        np.testing.assert_allclose(py.u(x0), cpp.target.u(x0), rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(py.grad_u(x0), cpp.target.grad_u(x0), rtol=1e-12, atol=1e-9)
+        run = bl.run_flow(py, x0, flow="mala", options={"steps": 50}, seed=2)
+        centre = run.samples.reshape(32, 4, 2).mean(axis=1)
+        self.assertLess(np.abs(centre).max(), 1e-12)  # initial centring, then projected moves
+        p0 = x0.reshape(32, 4, 2)
+        centred0 = (p0 - p0.mean(axis=1, keepdims=True)).reshape(32, 8)
+        self.assertGreater(np.abs(run.samples - centred0).max(), 0.1)  # and the particles moved
+
+    def test_bad_layout(self):
+        with self.assertRaisesRegex(bl.ConfigError, r"particle_layout \(3, 2\) does not multiply to dim 8"):
+            bl.PythonTarget(self.u, 8, particle_layout=(3, 2))
+
+
 class Errors(unittest.TestCase):
     def test_python_exception_propagates_from_worker_threads(self):
         def u(x):
