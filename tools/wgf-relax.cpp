@@ -72,6 +72,7 @@ void setup(CLI::App& app, boltzlab::RelaxOptions& opt, Optionals& optionals, Swi
   app.add_option("--param", opt.params, "flow parameter key=value (JSON value), repeatable, e.g. --param friction=2");
   boltzlab::add_quiet_flag(app, opt.quiet);
   app.add_flag("--no-plots", switches.no_plots, "skip the PNG plots");
+  app.add_option("--netcdf", opt.netcdf, "also write the samples as NetCDF (ArviZ InferenceData: posterior, sample_stats)");
   app.add_flag("--strict", opt.strict, "exit 1 when particles diverged (non-finite, exploded) or got stuck");
   app.footer(flows);
 }

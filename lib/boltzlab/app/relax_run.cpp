@@ -11,6 +11,7 @@
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/io/json_file.hpp"
+#include "boltzlab/io/netcdf.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/io/seed.hpp"
 #include "boltzlab/app/run_directory.hpp"
@@ -131,18 +132,6 @@ namespace {
 
 // ---------------------------------------------------------------- stage 1: settings
 
-/// Every wgf-relax setting resolved (flag > the potential's "sampler" section >
-/// built-in default), the flow built and its options validated.
-struct RelaxPlan {
-  std::string flow_name;
-  nlohmann::json flow_params = nlohmann::json::object();  ///< sampler.params[flow], then --param
-  std::unique_ptr<Flow> flow;
-  FlowOptions flow_options;      ///< max_frames is set once the ensemble size is known
-  std::size_t particles = 1024;  ///< --particles, else sampler.particles (unused with --init)
-  std::size_t max_frames = 1000; ///< requested cap on frames, before the memory guard
-  InitSpec init;                 ///< default initial ensemble (unused with --init)
-};
-
 /// The initial-ensemble recipe: the target's reference configuration (molecules,
 /// jittered by 1e-3 nm) or N(0, I), then sampler.init, then --init-scale.
 InitSpec resolve_init_spec(JsonReader& sampler, const Target& target, const RelaxOptions& opt,
@@ -180,11 +169,12 @@ nlohmann::json section_flow_params(JsonReader& sampler, const std::string& flow_
   return params;
 }
 
-/// Stage 1. Every sampler key is read (validated, marked known) even when a flag wins.
-RelaxPlan resolve_plan(const RelaxOptions& opt, const Potential& pot) {
-  const std::string sctx = opt.potential.string() + ": sampler";
+}  // namespace
+
+RelaxPlan resolve_relax_plan(const RelaxOptions& opt, const nlohmann::json& section, const Target& target,
+                             const std::string& sctx) {
   const nlohmann::json empty = nlohmann::json::object();
-  JsonReader sampler(pot.sampler.is_null() ? empty : pot.sampler, sctx);
+  JsonReader sampler(section.is_null() ? empty : section, sctx);
   RelaxPlan plan;
   const std::string section_flow = sampler.get_string("flow", "mala");
   plan.flow_name = opt.flow ? *opt.flow : section_flow;
@@ -225,7 +215,7 @@ RelaxPlan resolve_plan(const RelaxOptions& opt, const Potential& pot) {
   fo.beta.kind = sampler.get_string("beta_schedule", "geometric");
   fo.progress = !opt.quiet;
   fo.exec = Execution::kParallel;
-  plan.init = resolve_init_spec(sampler, *pot.target, opt, sctx);
+  plan.init = resolve_init_spec(sampler, target, opt, sctx);
   plan.flow_params = section_flow_params(sampler, plan.flow_name);
   sampler.finish();
   const nlohmann::json cli_params = parse_params(opt.params);
@@ -237,6 +227,13 @@ RelaxPlan resolve_plan(const RelaxOptions& opt, const Potential& pot) {
     throw ConfigError(sctx + ": " + e.what());
   }
   return plan;
+}
+
+namespace {
+
+/// Stage 1. Every sampler key is read (validated, marked known) even when a flag wins.
+RelaxPlan resolve_plan(const RelaxOptions& opt, const Potential& pot) {
+  return resolve_relax_plan(opt, pot.sampler, *pot.target, opt.potential.string() + ": sampler");
 }
 
 // ---------------------------------------------------------------- stage 2: initial ensemble
@@ -410,6 +407,56 @@ RunOutputs relax_outputs(const RelaxOptions& opt, const Potential& pot, const Re
   return o;
 }
 
+/// Stage 4c (--netcdf): the draws of the run as InferenceData: the recorded frames (each
+/// evaluated for u) or, without frames, the final ensemble as one draw.
+InferenceData relax_inference_data(const RelaxPlan& plan, const Potential& pot, const Ensemble& ens,
+                                   const FlowResult& res) {
+  const std::size_t n = ens.size(), d = ens.dim();
+  const std::size_t draws = res.frames.empty() ? 1 : res.frames.size();
+  ChainVariable x{"x", {d}, std::vector<double>(n * draws * d)};
+  ChainVariable u{"reduced_energy", {}, std::vector<double>(n * draws)};
+  for (std::size_t f = 0; f < draws; ++f) {
+    Eigen::VectorXd uf = ens.reduced_energies;
+    const RowMatrix& xf = res.frames.empty() ? ens.positions : res.frames[f];
+    if (!res.frames.empty()) pot.target->evaluate_batch(xf, uf, nullptr);
+    for (std::size_t i = 0; i < n; ++i) {  // (chain, draw, x_dim_0) in C order
+      const auto row = static_cast<Eigen::Index>(i);
+      std::copy(xf.row(row).data(), xf.row(row).data() + d, x.values.begin() + static_cast<std::ptrdiff_t>((i * draws + f) * d));
+      u.values[i * draws + f] = uf[row];
+    }
+  }
+  ChainVariable lp{"lp", {}, u.values};
+  for (double& v : lp.values) v = -v;
+  InferenceData data;
+  data.chains = n;
+  data.draws = draws;
+  data.posterior = {std::move(x)};
+  data.sample_stats = {std::move(u), std::move(lp)};
+  data.attributes = {{"tool", "wgf-relax"},
+                     {"potential", pot.name},
+                     {"flow", plan.flow_name},
+                     {"interacting", flow_info(plan.flow_name).interacting ? "true" : "false"},
+                     {"seed", std::to_string(plan.flow_options.seed)},
+                     {"draws", res.frames.empty() ? "final ensemble" : "recorded frames"}};
+  return data;
+}
+
+/// --netcdf checks before the run: libnetcdf present, the folder exists, not an input.
+void check_netcdf_path(const RelaxOptions& opt, const std::vector<std::filesystem::path>& inputs) {
+  if (opt.netcdf.empty()) return;
+  if (!netcdf_available()) throw ConfigError("--netcdf: this build of boltzlab has no libnetcdf");
+  const fs::path parent = opt.netcdf.has_parent_path() ? opt.netcdf.parent_path() : fs::path(".");
+  if (!fs::is_directory(parent)) {
+    throw ConfigError("--netcdf " + opt.netcdf.string() + ": folder '" + parent.string() + "' does not exist");
+  }
+  std::error_code ec;
+  for (const fs::path& input : inputs) {
+    if (!input.empty() && fs::exists(opt.netcdf) && fs::equivalent(opt.netcdf, input, ec)) {
+      throw ConfigError("--netcdf " + opt.netcdf.string() + ": is an input of the run");
+    }
+  }
+}
+
 /// Stage 4b: the typed report (⟨u⟩ over the healthy particles).
 RelaxReport relax_report(const RelaxOptions& opt, const Potential& pot, const RelaxPlan& plan,
                          const Ensemble& ens, const FlowResult& res, const RelaxTimes& times) {
@@ -464,6 +511,7 @@ RelaxReport run_relax(const RelaxOptions& opt) {
     if (value.is_string()) inputs.emplace_back(value.get<std::string>());
   }
   RunDirectory run(opt.out, inputs);  // checked and probed before the expensive work
+  check_netcdf_path(opt, inputs);
   times.loaded = wall_seconds();
 
   InitialEnsemble init = build_initial_ensemble(opt, *pot.target, plan);
@@ -475,6 +523,7 @@ RelaxReport run_relax(const RelaxOptions& opt) {
 
   write_run(run, relax_outputs(opt, pot, plan, init, res, times, std::move(notes)));
   run.commit();
+  if (!opt.netcdf.empty()) write_inference_data(opt.netcdf, relax_inference_data(plan, pot, init.ensemble, res));
   if (!res.health.ok() && !opt.strict) {
     // Printed even with --quiet: a failed particle is never silent (with --strict the
     // error line below says it instead).

@@ -32,6 +32,7 @@
 /// are centred (target.hpp convention).
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -68,6 +69,11 @@ struct RelaxOptions {
   bool quiet = false;                       ///< --quiet: no progress lines
   bool plots = true;                        ///< --no-plots clears it
   bool strict = false;                      ///< --strict: diverged or stuck particles fail the run (exit 1)
+  /// --netcdf FILE: also write the samples in ArviZ's InferenceData layout (io/netcdf.hpp):
+  /// posterior "x" (chain = particle, draw = recorded frame, or the final ensemble as one
+  /// draw without --thin, x_dim_0 = coordinate), sample_stats "reduced_energy" (u) and
+  /// "lp" (−u) at every draw (frames are evaluated once more for them). Empty: none.
+  std::filesystem::path netcdf;
   /// Checks the flag values that need no file. \throws ConfigError naming the flag.
   void validate() const;
 };
@@ -89,6 +95,26 @@ Ensemble make_initial_ensemble(const Target& target, std::size_t n, const InitSp
 /// Parses --param strings "key=value" into a JSON object; the value is parsed as
 /// JSON when it is valid JSON, else taken as a string. \throws ConfigError.
 nlohmann::json parse_params(const std::vector<std::string>& params);
+
+/// Every wgf-relax setting resolved (flag > the potential's "sampler" section >
+/// built-in default), the flow built and its options validated.
+struct RelaxPlan {
+  std::string flow_name;
+  nlohmann::json flow_params = nlohmann::json::object();  ///< sampler.params[flow], then --param
+  std::unique_ptr<Flow> flow;
+  FlowOptions flow_options;      ///< max_frames is set once the ensemble size is known
+  std::size_t particles = 1024;  ///< --particles, else sampler.particles (unused with --init)
+  std::size_t max_frames = 1000; ///< requested cap on frames, before the memory guard
+  InitSpec init;                 ///< default initial ensemble (unused with --init)
+};
+
+/// Stage 1 of run_relax(): resolves every setting from the flags of `options`, then the
+/// "sampler" section `section` (null: none; keys as in the file comment, read with
+/// `context` as the prefix of its messages, e.g. "potentials/x.json: sampler"), then the
+/// defaults, and builds the flow. Also the entry of the Python module's run_flow, so the
+/// validation and its messages are the tool's. \throws ConfigError naming the key or flag.
+RelaxPlan resolve_relax_plan(const RelaxOptions& options, const nlohmann::json& section, const Target& target,
+                             const std::string& context);
 
 /// What run_relax() did (typed; the JSON is summary.json in the run directory).
 struct RelaxReport {
