@@ -29,6 +29,7 @@ struct Expected {
   int p = 2;
   bool probability_flow = false;
   double noise = 0.0;  // flow rows: σ of the stochastic dynamics (0: the ODE)
+  bool free_velocity = false;  // flow rows: a free-form MLP velocity instead of −∇Φ
 };
 
 // The rows as documented in the seed's Table 3 terms (presets.cpp): λ of the terminal
@@ -40,6 +41,9 @@ const std::vector<Expected>& expected_rows() {
       {"bg", 0.5, 0.0, 0.0, 0.0},          // eq. 32
       {"ot-bg", 0.5, 0.01, 0.05, 0.0},     // eq. 85 + eq. 30
       {"ot-rkl", 0.0, 0.01, 0.05, 0.0},    // eq. 90 with F = KL(ρ‖π) + eq. 30
+      // The canonical CNF and BG (eqs. 17, 32) with a free-form velocity; no potential, so no HJB.
+      {"free-cnf", 1.0, 0.0, 0.0, 1.0, false, 0, 0, 0, 2, false, 0.0, true},
+      {"free-bg", 0.5, 0.0, 0.0, 0.0, false, 0, 0, 0, 2, false, 0.0, true},
       // eqs. 70, 78: the relaxed game at ε = 1 (weights in relaxed_game.hpp), α_L = 1 (the
       // game's running cost), α_HJB = 0.05 (the relaxation-form residual).
       {"relaxed-wgf", 0.0, 1.0, 0.05, 0.0},
@@ -80,6 +84,7 @@ TEST_CASE("presets: every row has the weights of its Table 3 game, with and with
     CHECK(std::string(row.columns.dynamics).rfind("dx = ", 0) == 0);
     CHECK((row.family == bg::ModelFamily::kScore) == e.score);
     CHECK(row.noise == e.noise);
+    CHECK(row.free_velocity == e.free_velocity);
     if (!e.score) CHECK((std::string(row.columns.dynamics).find("dW") != std::string::npos) == (e.noise > 0.0));
     if (e.score) {
       CHECK(row.score.alpha0 == e.alpha0);

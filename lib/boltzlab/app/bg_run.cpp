@@ -116,6 +116,7 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   }
   // A preset with stochastic dynamics brings its σ unless the file sets generator.noise.
   if (!section.contains("noise")) c.model.noise = find_loss_preset(c.train.preset).noise;
+  if (!section.contains("velocity")) c.model.free_velocity = find_loss_preset(c.train.preset).free_velocity;
   if (flags.lambda) c.train.weights.lambda = *flags.lambda;
   if (flags.iterations) c.train.iterations = *flags.iterations;
   if (flags.samples) c.samples = *flags.samples;

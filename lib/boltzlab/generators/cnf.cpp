@@ -4,6 +4,7 @@
 #include <string>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/generators/velocity_field.hpp"
 
 namespace boltzlab::generators {
 
@@ -27,15 +28,29 @@ Rates rates(OtPotentialImpl& phi, const torch::Tensor& x, double t, bool with_co
   return r;
 }
 
-}  // namespace
+// Free velocity: dx = v, dℓ = ∇·v, the running cost ½|v|²; no potential, so no HJB residual.
+Rates rates(FreeVelocity& field, const torch::Tensor& x, double t, bool with_costs, double /*half_sigma2*/,
+            double decay) {
+  const VelocityRates v = field.evaluate(x, t);
+  Rates r;
+  r.dx = v.v;
+  r.dlog_det = v.divergence;
+  if (with_costs) {
+    const auto half_sq = 0.5 * (v.v * v.v).sum(1);
+    r.dtransport = decay > 0.0 ? std::exp(-t * decay) * half_sq : half_sq;
+    r.dhjb = torch::zeros_like(half_sq);
+  }
+  return r;
+}
 
-CnfState integrate(OtPotentialImpl& phi, const torch::Tensor& x0, double t0, double t1, int steps,
-                   bool with_costs, const CnfExtras& extras) {
+template <class Field>
+CnfState integrate_field(Field& field, int dim, const torch::Tensor& x0, double t0, double t1, int steps,
+                         bool with_costs, const CnfExtras& extras) {
   if (steps < 1) throw ConfigError("cnf: steps is " + std::to_string(steps) + ", but must be >= 1");
-  if (x0.dim() != 2 || x0.size(1) != phi.options().dim)
+  if (x0.dim() != 2 || x0.size(1) != dim)
     throw DomainError("cnf: points have shape [" + std::to_string(x0.size(0)) + ", " +
                       std::to_string(x0.dim() == 2 ? x0.size(1) : -1) + "], expected [B, " +
-                      std::to_string(phi.options().dim) + "]");
+                      std::to_string(dim) + "]");
   const double dt = (t1 - t0) / steps;
   const double adt = std::abs(dt);
   const auto batch = x0.size(0);
@@ -61,10 +76,10 @@ CnfState integrate(OtPotentialImpl& phi, const torch::Tensor& x0, double t0, dou
   record();
   for (int k = 0; k < steps; ++k) {
     if (stochastic && !forward_in_time) s.x = s.x - kick * noise[k];  // backward kernel: noise, then Ψ⁻¹
-    const Rates k1 = rates(phi, s.x, t, with_costs, half_sigma2, decay);
-    const Rates k2 = rates(phi, s.x + (0.5 * dt) * k1.dx, t + 0.5 * dt, with_costs, half_sigma2, decay);
-    const Rates k3 = rates(phi, s.x + (0.5 * dt) * k2.dx, t + 0.5 * dt, with_costs, half_sigma2, decay);
-    const Rates k4 = rates(phi, s.x + dt * k3.dx, t + dt, with_costs, half_sigma2, decay);
+    const Rates k1 = rates(field, s.x, t, with_costs, half_sigma2, decay);
+    const Rates k2 = rates(field, s.x + (0.5 * dt) * k1.dx, t + 0.5 * dt, with_costs, half_sigma2, decay);
+    const Rates k3 = rates(field, s.x + (0.5 * dt) * k2.dx, t + 0.5 * dt, with_costs, half_sigma2, decay);
+    const Rates k4 = rates(field, s.x + dt * k3.dx, t + dt, with_costs, half_sigma2, decay);
     s.x = s.x + (dt / 6.0) * (k1.dx + 2.0 * k2.dx + 2.0 * k3.dx + k4.dx);
     s.log_det = s.log_det + (dt / 6.0) * (k1.dlog_det + 2.0 * k2.dlog_det + 2.0 * k3.dlog_det +
                                           k4.dlog_det);
@@ -78,6 +93,18 @@ CnfState integrate(OtPotentialImpl& phi, const torch::Tensor& x0, double t0, dou
     record();
   }
   return s;
+}
+
+}  // namespace
+
+CnfState integrate(OtPotentialImpl& phi, const torch::Tensor& x0, double t0, double t1, int steps, bool with_costs,
+                   const CnfExtras& extras) {
+  return integrate_field(phi, phi.options().dim, x0, t0, t1, steps, with_costs, extras);
+}
+
+CnfState integrate(FreeVelocity& velocity, const torch::Tensor& x0, double t0, double t1, int steps,
+                   bool with_costs, const CnfExtras& extras) {
+  return integrate_field(velocity, velocity.options().dim, x0, t0, t1, steps, with_costs, extras);
 }
 
 }  // namespace boltzlab::generators

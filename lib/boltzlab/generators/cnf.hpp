@@ -63,4 +63,10 @@ struct CnfExtras {
 CnfState integrate(OtPotentialImpl& phi, const torch::Tensor& x0, double t0, double t1, int steps,
                    bool with_costs = true, const CnfExtras& extras = {});
 
+class FreeVelocity;
+/// The same for a free-form velocity (velocity_field.hpp): dx/dt = v, dℓ/dt = ∇·v, the running
+/// cost ½|v|², and no HJB residual (hjb stays 0: there is no potential).
+CnfState integrate(FreeVelocity& velocity, const torch::Tensor& x0, double t0, double t1, int steps,
+                   bool with_costs = true, const CnfExtras& extras = {});
+
 }  // namespace boltzlab::generators

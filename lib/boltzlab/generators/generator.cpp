@@ -34,12 +34,34 @@ void GeneratorOptions::validate() const {
     throw ConfigError("generator: sample_steps is " + std::to_string(sample_steps) + ", but must be >= 1");
   if (!(noise >= 0.0) || !std::isfinite(noise))
     throw ConfigError("generator: noise is " + std::to_string(noise) + ", but must be finite and >= 0");
+  if (free_velocity) {
+    if (!potential.periodic.empty())
+      throw ConfigError("generator: velocity \"free\" has no periodic form (molecules use the gradient velocity)");
+    free_velocity_options().validate();
+  } else if (!velocity_hidden.empty() || velocity_bound != 0.0) {
+    throw ConfigError("generator: velocity_hidden and velocity_bound need velocity \"free\"");
+  }
+}
+
+FreeVelocityOptions GeneratorOptions::free_velocity_options() const {
+  FreeVelocityOptions o;
+  o.dim = potential.dim;
+  o.hidden = velocity_hidden.empty() ? std::vector<int>{potential.width, potential.width} : velocity_hidden;
+  o.bound = velocity_bound;
+  o.n_particles = potential.n_particles;
+  o.spatial_dim = potential.spatial_dim;
+  return o;
 }
 
 nlohmann::json GeneratorOptions::to_json() const {
   nlohmann::json j = {{"potential", potential.to_json()}, {"time", time}, {"steps", steps},
                       {"sample_steps", sample_steps}};
   if (noise > 0.0) j["noise"] = noise;  // absent: the deterministic flow (files of older versions)
+  if (free_velocity) {  // absent: the gradient velocity
+    j["velocity"] = "free";
+    j["velocity_hidden"] = velocity_hidden;
+    j["velocity_bound"] = velocity_bound;
+  }
   return j;
 }
 
@@ -51,6 +73,11 @@ GeneratorOptions GeneratorOptions::from_json(const nlohmann::json& j) {
   o.steps = static_cast<int>(r.get_int("steps"));
   o.sample_steps = static_cast<int>(r.get_int("sample_steps"));
   o.noise = r.get_double("noise", 0.0);
+  const std::string velocity = r.get_string("velocity", "gradient");
+  if (velocity != "gradient" && velocity != "free") r.fail("velocity", "must be \"gradient\" or \"free\"");
+  o.free_velocity = velocity == "free";
+  if (r.has("velocity_hidden")) o.velocity_hidden = r.get_json("velocity_hidden").get<std::vector<int>>();
+  o.velocity_bound = r.get_double("velocity_bound", 0.0);
   r.finish();
   o.validate();
   return o;
@@ -61,6 +88,7 @@ BoltzmannGenerator::BoltzmannGenerator(const GeneratorOptions& options, std::uin
   options_.validate();
   options_.potential = phi_->options();  // rank resolved
   phi_->reset_parameters(seed);
+  if (options_.free_velocity) velocity_ = std::make_shared<FreeVelocity>(options_.free_velocity_options(), seed);
   set_standardization(Eigen::VectorXd::Zero(dim()), Eigen::VectorXd::Ones(dim()));
 }
 
@@ -225,7 +253,8 @@ FlowBatch BoltzmannGenerator::forward(const torch::Tensor& z, int steps, bool wi
   CnfExtras extras;
   extras.sigma = options_.noise;
   extras.noise = noise;
-  const CnfState s = integrate(*phi_, z, 0.0, options_.time, steps, with_costs, extras);
+  const CnfState s = velocity_ ? integrate(*velocity_, z, 0.0, options_.time, steps, with_costs, extras)
+                               : integrate(*phi_, z, 0.0, options_.time, steps, with_costs, extras);
   FlowBatch out;
   out.x = from_flow_space(s.x);
   out.log_q = base_log_density(z) - s.log_det - log_scale_sum();
@@ -247,7 +276,8 @@ FlowBatch BoltzmannGenerator::reverse(const torch::Tensor& x, int steps, bool wi
   CnfExtras extras;
   extras.sigma = options_.noise;
   extras.noise = noise;
-  const CnfState s = integrate(*phi_, y, options_.time, 0.0, steps, with_costs, extras);
+  const CnfState s = velocity_ ? integrate(*velocity_, y, options_.time, 0.0, steps, with_costs, extras)
+                               : integrate(*phi_, y, options_.time, 0.0, steps, with_costs, extras);
   FlowBatch out;
   out.x = x;
   out.log_q = base_log_density(s.x) + s.log_det - log_scale_sum();
@@ -257,14 +287,15 @@ FlowBatch BoltzmannGenerator::reverse(const torch::Tensor& x, int steps, bool wi
 }
 
 FlowPath BoltzmannGenerator::forward_path(const torch::Tensor& z, int steps, bool with_costs, double decay) {
-  if (options_.stochastic()) throw DomainError("generator: the relaxed game needs the deterministic flow (noise 0)");
+  if (options_.stochastic()) throw DomainError("generator: a path of states needs the deterministic flow (noise 0)");
   FlowPath path;
   CnfExtras extras;
   extras.transport_decay = decay;
   std::vector<torch::Tensor> log_det;
   extras.path_x = &path.y;
   extras.path_log_det = &log_det;
-  const CnfState s = integrate(*phi_, z, 0.0, options_.time, steps, with_costs, extras);
+  const CnfState s = velocity_ ? integrate(*velocity_, z, 0.0, options_.time, steps, with_costs, extras)
+                               : integrate(*phi_, z, 0.0, options_.time, steps, with_costs, extras);
   const auto log_base = base_log_density(z) - log_scale_sum();
   for (std::size_t k = 0; k < path.y.size(); ++k) {
     path.t.push_back(options_.time * static_cast<double>(k) / steps);
@@ -278,7 +309,12 @@ FlowPath BoltzmannGenerator::forward_path(const torch::Tensor& z, int steps, boo
   return path;
 }
 
+std::vector<torch::Tensor> BoltzmannGenerator::parameters() {
+  return velocity_ ? velocity_->parameters() : phi_->parameters();
+}
+
 torch::Tensor BoltzmannGenerator::terminal_potential(const torch::Tensor& x) {
+  if (velocity_) throw DomainError("generator: a free velocity has no potential (no terminal condition)");
   return phi_->value(to_flow_space(x), options_.time);
 }
 
@@ -333,6 +369,11 @@ void BoltzmannGenerator::write(torch::serialize::OutputArchive& archive) const {
   torch::serialize::OutputArchive params;
   phi_->save(params);
   archive.write("potential", params);
+  if (velocity_) {
+    torch::serialize::OutputArchive v;
+    velocity_->write(v);
+    archive.write("velocity", v);
+  }
 }
 
 BoltzmannGenerator BoltzmannGenerator::read(torch::serialize::InputArchive& archive,
@@ -353,6 +394,11 @@ BoltzmannGenerator BoltzmannGenerator::read(torch::serialize::InputArchive& arch
   torch::serialize::InputArchive params;
   archive.read("potential", params);
   g.phi_->load(params);
+  if (g.velocity_) {
+    torch::serialize::InputArchive v;
+    if (!archive.try_read("velocity", v)) throw IoError(where + ": a free-velocity model without its velocity");
+    g.velocity_->read(v);
+  }
   g.set_standardization(to_vector(shift), to_vector(scale));
   if (version.toInt() >= 2) {  // version 1: standard normal base
     c10::IValue base;

@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -49,6 +50,7 @@
 #include "boltzlab/generators/model_file.hpp"
 #include "boltzlab/generators/molecular_space.hpp"
 #include "boltzlab/generators/ot_potential.hpp"
+#include "boltzlab/generators/velocity_field.hpp"
 
 namespace boltzlab::generators {
 
@@ -69,6 +71,15 @@ struct GeneratorOptions {
   /// and there is no closed-form log q(x) of given points.
   double noise = 0.0;
   bool stochastic() const { return noise > 0.0; }
+  /// The velocity: v = −∇Φ (false, the OT-Flow potential) or a free-form MLP field
+  /// (velocity_field.hpp) with `velocity_hidden` widths (empty: {width, width}) and
+  /// |v| ≤ `velocity_bound` (0: unbounded). Free velocities: plain targets and particle
+  /// systems, no periodic columns.
+  bool free_velocity = false;
+  std::vector<int> velocity_hidden;
+  double velocity_bound = 0.0;
+  /// The free velocity's architecture from these options.
+  FreeVelocityOptions free_velocity_options() const;
   void validate() const;
   nlohmann::json to_json() const;
   static GeneratorOptions from_json(const nlohmann::json& j);
@@ -116,7 +127,12 @@ class BoltzmannGenerator {
   int dim() const { return options_.potential.dim; }
   /// Degrees of freedom: d, or (n−1)·s for particle systems.
   int degrees_of_freedom() const;
+  /// The OT-Flow potential Φ (unused by a free-velocity model, whose field is velocity()).
   OtPotential& potential() { return phi_; }
+  /// The free velocity field, or null for a gradient model.
+  FreeVelocity* velocity() { return velocity_.get(); }
+  /// The trainable parameters: Φ's, or the free velocity's.
+  std::vector<torch::Tensor> parameters();
 
   /// Sets x = μ + σ ⊙ y. For particle systems μ must be 0 and σ isotropic.
   /// \throws DomainError on wrong sizes, σ ≤ 0, or a particle-system violation.
@@ -161,7 +177,7 @@ class BoltzmannGenerator {
   /// `noise` (noise_sample), the stochastic flow: log_q is then the path's log F/B.
   FlowBatch forward(const torch::Tensor& z, int steps, bool with_costs, const torch::Tensor& noise = {});
   /// Differentiable: the deterministic flow from z with its states at the step boundaries
-  /// (the relaxed game, relaxed_game.hpp); the running cost weighted e^{−t·decay}.
+  /// (the relaxed game, relaxed_game.hpp; path measures); the running cost weighted e^{−t·decay}.
   /// \throws DomainError for a stochastic flow.
   FlowPath forward_path(const torch::Tensor& z, int steps, bool with_costs, double decay);
   /// Differentiable: data x → base, with log q(x) and the path costs; with σ > 0 and `noise`,
@@ -204,6 +220,7 @@ class BoltzmannGenerator {
 
   GeneratorOptions options_;
   OtPotential phi_;
+  std::shared_ptr<FreeVelocity> velocity_;  // free_velocity models only
   std::optional<BaseDensity> base_;
   std::vector<std::int64_t> periodic_columns_;
   torch::Tensor periodic_mask_;  // Bool d (defined with a torus base)

@@ -32,6 +32,15 @@ const std::vector<LossPreset>& loss_presets() {
        "reverse KL + transport + HJB even given data (then only to standardize, fit the base, warm up): "
        "OT-BG at lambda 0",
        {0.0, 0.01, 0.05}, NoDataRule::kKeep, {"F(rho) e^(-T/eps), F = KL(rho|pi)", "0", "|v|^2/2", "dx = v dt"}},
+      {"free-cnf", "Continuous normalizing flow, free-form velocity", "eq. 17 with L = 0, Cor. 3.1",
+       "the canonical CNF: an MLP velocity v(x, t) with exact divergence, maximum likelihood on data; ill-posed "
+       "without bounded velocities (Cor. 3.1: generator.velocity_bound)",
+       {1.0, 0.0, 0.0}, NoDataRule::kKeep, {"KL(pi|rho)", "0", "0", "dx = v dt"},
+       ModelFamily::kFlow, {}, ScoreSampler::kProbabilityFlow, 0.0, true},
+      {"free-bg", "Boltzmann generator, free-form velocity", "eq. 32, terminal cost eq. 31",
+       "the canonical BG: an MLP velocity, forward and reverse KL half and half (reverse KL alone without data)",
+       {0.5, 0.0, 0.0}, NoDataRule::kReverseKlOnly, {kBgGame.terminal_cost, "0", "0", "dx = v dt"},
+       ModelFamily::kFlow, {}, ScoreSampler::kProbabilityFlow, 0.0, true},
       {"relaxed-wgf", "Generalized OT-Flow, relaxed WGF at finite eps", "Thm 5.1, eqs. 70, 78; Sec. 6.5",
        "KL(rho_t|pi) along the whole path weighted e^(-t/eps)/eps, running cost e^(-t/eps)|v|^2/2, HJB in "
        "relaxation form (eq. 78); eps (generator.epsilon) interpolates the KL gradient flow (eps -> 0) and ot-rkl",
@@ -106,8 +115,8 @@ std::string preset_help() {
                     p.sampler == ScoreSampler::kReverseSde ? "reverse SDE" : "probability flow");
       data_rule = "; needs data";
     } else {
-      std::snprintf(weights, sizeof weights, "lambda %g, alpha_transport %g, alpha_hjb %g%s%s", p.weights.lambda,
-                    p.weights.alpha_transport, p.weights.alpha_hjb,
+      std::snprintf(weights, sizeof weights, "lambda %g, alpha_transport %g, alpha_hjb %g%s%s%s", p.weights.lambda,
+                    p.weights.alpha_transport, p.weights.alpha_hjb, p.free_velocity ? ", free velocity" : "",
                     p.noise > 0.0 ? (", noise " + format_g(p.noise)).c_str() : "",
                     p.weights.epsilon > 0.0 ? (", epsilon " + format_g(p.weights.epsilon)).c_str() : "");
       if (p.without_data == NoDataRule::kReverseKlOnly) data_rule = "; without data lambda 0";

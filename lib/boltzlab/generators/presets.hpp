@@ -84,6 +84,7 @@ struct LossPreset {
   ScoreLossOptions score = {};                            ///< score rows: α₀, α₁, α₂, p
   ScoreSampler sampler = ScoreSampler::kProbabilityFlow;  ///< score rows: how samples are drawn
   double noise = 0.0;  ///< flow rows: the default σ of the dynamics (generator.noise overrides)
+  bool free_velocity = false;  ///< flow rows: a free-form velocity (generator.velocity overrides)
   /// The row's weights for a run with or without data.
   LossWeights resolve(bool have_data) const;
 };

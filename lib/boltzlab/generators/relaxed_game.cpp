@@ -12,6 +12,7 @@ RelaxedGameTerm relaxed_game_term(BoltzmannGenerator& model, const torch::Tensor
                                   EnergyCounters* counters, Execution exec) {
   if (!(epsilon > 0.0) || !std::isfinite(epsilon))
     throw ConfigError("relaxed game: epsilon is " + std::to_string(epsilon) + ", but must be finite and > 0");
+  if (model.velocity() != nullptr) throw DomainError("relaxed game: needs the potential's velocity v = -grad Phi");
   const FlowPath path = model.forward_path(z, steps, with_costs, 1.0 / epsilon);
   const std::size_t n = path.t.size();
   const double h = model.options().time / steps;

@@ -176,10 +176,10 @@ bool uses_fused_data_term(const BoltzmannGenerator& model, const TrainOptions& o
   // needs periodic columns, set_base); a base other than N(0, I) enters through
   // FusedOtFlowOptions::base_neg_log_density.
   const auto& po = model.options().potential;
-  const bool supported = fused_otflow_supports(po) && !model.options().stochastic();
+  const bool supported = fused_otflow_supports(po) && !model.options().stochastic() && !model.options().free_velocity;
   if (options.fused == FusedMode::kOn && !supported)
-    throw ConfigError("generator.fused is true, but the fused path needs the deterministic flow (noise 0) with "
-                      "layers = 2 without particles or periodic columns (noise = " +
+    throw ConfigError("generator.fused is true, but the fused path needs the deterministic gradient flow (noise 0, "
+                      "velocity gradient) with layers = 2 without particles or periodic columns (noise = " +
                       std::to_string(model.options().noise) + ", layers = " + std::to_string(po.layers) +
                       ", n_particles = " + std::to_string(po.n_particles) +
                       ", periodic columns = " + std::to_string(po.periodic.size()) + ")");
@@ -303,7 +303,7 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
     resumed.emplace(checkpointer.load(model));
     history = std::move(resumed->history);
   }
-  torch::optim::Adam adam(model.potential()->parameters(), torch::optim::AdamOptions(options.learning_rate));
+  torch::optim::Adam adam(model.parameters(), torch::optim::AdamOptions(options.learning_rate));
   if (resumed) adam.load(resumed->adam);
   const double wall_before = history.wall_seconds;
   auto stamp_wall_seconds = [&] { history.wall_seconds = wall_before + (wall_seconds() - t_start); };

@@ -81,11 +81,14 @@ TrainingStep::TrainingStep(BoltzmannGenerator& model, const Target& target, cons
       data_(data),
       options_(options),
       map_(map),
-      params_(model.potential()->parameters()),
+      params_(model.parameters()),
       fused_path_(uses_fused_data_term(model, options)) {
-  if (options.weights.epsilon > 0.0 && (map != nullptr || model.options().stochastic()))
-    throw ConfigError("generator.epsilon: the relaxed game runs the deterministic flow (noise 0) on targets "
-                      "without a flow-space map (not on molecules in internal coordinates)");
+  if (options.weights.epsilon > 0.0 && (map != nullptr || model.options().stochastic() || model.options().free_velocity))
+    throw ConfigError("generator.epsilon: the relaxed game runs the deterministic gradient flow (noise 0, velocity "
+                      "gradient) on targets without a flow-space map (not on molecules in internal coordinates)");
+  if (model.options().free_velocity && (options.weights.alpha_hjb > 0.0 || options.weights.alpha_terminal > 0.0))
+    throw ConfigError("generator.alpha_hjb / alpha_terminal: a free velocity has no potential, so no HJB residual "
+                      "or terminal condition (set them to 0)");
 }
 
 StepRecord TrainingStep::operator()(int iteration, const LossWeights& w, double learning_rate,
