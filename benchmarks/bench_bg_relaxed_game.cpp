@@ -9,10 +9,10 @@
 // (importance ESS); the path length E∫|v| dt and transport E∫½|v|² dt of the flow; and
 // its stiffness as the NFE a user pays: the fewest RK4 steps (4 evaluations each) whose end
 // points agree with a 64-step reference to 10⁻² (max over the samples). One PNG per ε shows
-// 40 trajectories on the target's contours.
+// 40 trajectories over the target's energy.
 //
 //   bench_bg_relaxed_game [--potential potentials/double_well.json] [--eps 0.05,0.2,1,5,1e6]
-//                      [--iterations 1000] [--samples 20000] [--out DIR] [--seed 1]
+//                      [--iterations 1000] [--steps 8] [--samples 20000] [--out DIR] [--seed 1]
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -118,31 +118,30 @@ void plot_paths(const boltzlab::Target& target, const std::vector<std::vector<do
       const double x[2] = {-3.0 + 6.0 * i / 80, -3.0 + 6.0 * j / 80};
       gx.push_back(x[0]);
       gy.push_back(x[1]);
-      gu.push_back(std::min(target.reduced_energy(x, nullptr), 12.0));
+      gu.push_back(std::min(target.reduced_energy(x, nullptr), 6.0));
     }
   std::ostringstream s;
   s << boltzlab::gnuplot_datablock("u", {gx, gy, gu}) << boltzlab::gnuplot_datablock("p", paths);
   char title[160];
-  std::snprintf(title, sizeof title, "relaxed game, eps = %g: 40 trajectories t = 0 -> 1 on the contours of u",
+  std::snprintf(title, sizeof title, "relaxed game, eps = %g: 40 trajectories t = 0 -> 1 over u(x)",
                 row.eps);
   s << "set title " << boltzlab::gnuplot_string(title) << "\n"
-    << "set xrange [-3:3]\nset yrange [-3:3]\nset size ratio -1\nset view map\nset contour base\n"
-    << "set cntrparam levels incremental 0,1,12\nunset surface\nset table $c\nsplot $u using 1:2:3 with lines\n"
-    << "unset table\nunset contour\nset xlabel 'x1'\nset ylabel 'x2'\n"
-    << "plot $c using 1:2 with lines lc rgb '#bbbbbb' notitle, $p using 1:2 with lines lc rgb '#1f4e99' notitle\n";
+    << "set xrange [-3:3]\nset yrange [-3:3]\nset size ratio -1\nset xlabel 'x1'\nset ylabel 'x2'\n"
+    << "set palette defined (0 '#ffffff', 6 '#9a9a9a')\nset cbrange [0:6]\nset cblabel 'u (cut at 6)'\n"
+    << "plot $u using 1:2:3 with image notitle, $p using 1:2 with lines lc rgb '#1f4e99' notitle\n";
   const auto r = boltzlab::run_gnuplot(s.str(), png, 640, 640);
   if (!r.ok) std::fprintf(stderr, "plot %s skipped: %s\n", png.string().c_str(), r.note.c_str());
 }
 
-Row run_eps(const boltzlab::Target& target, double eps, int iterations, std::int64_t samples, std::uint64_t seed,
-            const std::filesystem::path& out) {
+Row run_eps(const boltzlab::Target& target, double eps, int iterations, int steps, std::int64_t samples,
+            std::uint64_t seed, const std::filesystem::path& out) {
   Row row;
   row.eps = eps;
   bg::GeneratorOptions o;
   o.potential.dim = static_cast<int>(target.dim());
   o.potential.width = 32;
-  o.steps = 8;
-  o.sample_steps = 16;
+  o.steps = steps;
+  o.sample_steps = std::max(16, steps);
   bg::BoltzmannGenerator model(o, seed);
   bg::TrainOptions t;
   t.weights = bg::LossWeights::preset("relaxed-wgf", false);
@@ -176,13 +175,14 @@ int main(int argc, char** argv) {
   CLI::App app{"relaxed WGF game across eps: trained flows against the ULA gradient flow and the OT limit"};
   std::string potential = std::string(BOLTZLAB_SOURCE_DIR) + "/potentials/double_well.json";
   std::vector<double> eps_list = {0.05, 0.2, 1.0, 5.0, 1e6};
-  int iterations = 1000;
+  int iterations = 1000, steps = 8;
   std::int64_t samples = 20000;
   std::string out = "relaxed_game";
   std::uint64_t seed = 1;
   app.add_option("--potential", potential, "2-D potential file");
   app.add_option("--eps", eps_list, "the eps values")->delimiter(',');
   app.add_option("--iterations", iterations, "Adam steps per eps");
+  app.add_option("--steps", steps, "RK4 steps in training (the game's time grid: resolve eps with steps >~ 1/eps)");
   app.add_option("--samples", samples, "samples per model and ULA particles");
   app.add_option("--out", out, "folder for the PNGs and results.md");
   app.add_option("--seed", seed, "seed");
@@ -195,12 +195,12 @@ int main(int argc, char** argv) {
     const Moments ula = moments(ula_reference(target, samples, seed + 7, 1e-3), target);
     std::ostringstream md;
     md << "target " << pot.name << ", base N(0, I), T = 1, " << iterations << " Adam steps per eps, " << samples
-       << " samples\n\nULA (h = 1e-3, to t = 1): <u> " << ula.mean_u << " +- " << ula.se_u << ", <x1> " << ula.mean_x
+       << " samples, " << steps << " RK4 steps in training\n\nULA (h = 1e-3, to t = 1): <u> " << ula.mean_u << " +- " << ula.se_u << ", <x1> " << ula.mean_x
        << " +- " << ula.se_x << "\n\n"
        << "| eps | <u>_q | (<u>_q - <u>_ULA)/se | <x1>_q | (<x1>_q - <x1>_ULA)/se | ESS/N vs pi | path length | "
           "transport | NFE (RK4, 1e-2) | train s |\n|---|---|---|---|---|---|---|---|---|---|\n";
     for (const double eps : eps_list) {
-      const Row r = run_eps(target, eps, iterations, samples, seed, out);
+      const Row r = run_eps(target, eps, iterations, steps, samples, seed, out);
       const double zu = (r.m.mean_u - ula.mean_u) / std::hypot(r.m.se_u, ula.se_u);
       const double zx = (r.m.mean_x - ula.mean_x) / std::hypot(r.m.se_x, ula.se_x);
       char line[320];
