@@ -2,8 +2,8 @@
 # bg-sample with the games beyond OT-BG on a 2-D Gaussian: the stochastic OT normalizing flow
 # (noise recorded in the model, path weights whose log Z estimate covers the exact value,
 # identical results for 1 and 2 threads, --evaluate refused with one line), the relaxed game
-# (epsilon in the training record, finite weights) and the terminal term (alpha_terminal's
-# curve in the history); bad values of the new keys give one line naming the key.
+# (epsilon in the training record, finite weights), the free-velocity rows, and the terminal term
+# (alpha_terminal's curve in the history); bad values of the new keys give one line naming the key.
 set -u
 BIN="$1"; SRC="$2"
 [ -x "$BIN/bg-sample" ] || { echo "bg-sample not built (no LibTorch): skipped"; exit 0; }
@@ -40,6 +40,25 @@ w = s["training"]["options"]["weights"]
 assert w["epsilon"] == 1.0 and w["alpha_transport"] == 1.0, w
 assert s["statistics"]["ess_fraction"] > 0.0
 PY
+run --preset wgf --iterations 20 --out "$T/wgf" 2>/dev/null || fail "wgf run"
+/usr/bin/python3 -c "
+import json; w = json.load(open('$T/wgf/summary.json'))['training']['options']['weights']; assert w['epsilon'] == 0.1, w" \
+  || fail "wgf: epsilon not 0.1"
+
+# The free-velocity rows: free-bg on the energy, free-cnf on exact samples; both 2-D runs draw density.png
+# (the free flow keeps an exact log q), and the model records velocity "free".
+/usr/bin/python3 -c "
+import numpy as np
+L = np.linalg.cholesky(np.array([[2.0, 0.9], [0.9, 1.0]]))
+np.save('$T/data.npy', np.array([1.0, -0.5]) + np.random.default_rng(3).standard_normal((2000, 2)) @ L.T)"
+run --preset free-bg --iterations 30 --out "$T/fbg" 2>/dev/null || fail "free-bg run"
+run --preset free-cnf --data "$T/data.npy" --iterations 30 --out "$T/fcnf" 2>/dev/null || fail "free-cnf run"
+for d in fbg fcnf; do
+  [ -s "$T/$d/density.png" ] || fail "$d: no density.png"
+  /usr/bin/python3 -c "
+import json; s = json.load(open('$T/$d/summary.json')); assert s['generator']['velocity'] == 'free', s['generator']" \
+    || fail "$d: velocity not recorded"
+done
 
 /usr/bin/python3 -c "
 import json; p = json.load(open('$P')); p['generator']['alpha_terminal'] = 1.0; p['generator']['preset'] = 'ot-rkl'
@@ -51,7 +70,7 @@ h = json.load(open(sys.argv[1] + "/summary.json"))["training"]["history"]
 assert len(h["terminal"]) == 30 and h["terminal"][0] > 0 and h["terminal"][-1] < h["terminal"][0], h["terminal"][:3]
 PY
 
-for bad in '"noise": -1' '"epsilon": -0.5' '"alpha_terminal": -2'; do
+for bad in '"noise": -1' '"epsilon": -0.5' '"alpha_terminal": -2' '"velocity": "curly"' '"velocity_bound": 1'; do
   /usr/bin/python3 -c "
 import json; p = json.load(open('$P')); p['generator'].update(json.loads('{' + '''$bad''' + '}'))
 json.dump(p, open('$T/bad.json', 'w'))"

@@ -44,6 +44,8 @@ const std::vector<Expected>& expected_rows() {
       // The canonical CNF and BG (eqs. 17, 32) with a free-form velocity; no potential, so no HJB.
       {"free-cnf", 1.0, 0.0, 0.0, 1.0, false, 0, 0, 0, 2, false, 0.0, true},
       {"free-bg", 0.5, 0.0, 0.0, 0.0, false, 0, 0, 0, 2, false, 0.0, true},
+      // eqs. 70, 78-79: the relaxed game at ε = 0.1, the gradient-flow end of Table 3.
+      {"wgf", 0.0, 1.0, 0.05, 0.0},
       // eqs. 70, 78: the relaxed game at ε = 1 (weights in relaxed_game.hpp), α_L = 1 (the
       // game's running cost), α_HJB = 0.05 (the relaxation-form residual).
       {"relaxed-wgf", 0.0, 1.0, 0.05, 0.0},
@@ -73,7 +75,7 @@ TEST_CASE("presets: every row has the weights of its Table 3 game, with and with
       CHECK(w.lambda == (have_data ? e.lambda : e.lambda_without_data));
       CHECK(w.alpha_transport == e.alpha_transport);
       CHECK(w.alpha_hjb == e.alpha_hjb);
-      CHECK(w.epsilon == (e.name == "relaxed-wgf" ? 1.0 : 0.0));  // ε of the relaxed game only
+      CHECK(w.epsilon == (e.name == "relaxed-wgf" ? 1.0 : e.name == "wgf" ? 0.1 : 0.0));  // the relaxed games' ε
       w.validate();
     }
     CHECK(std::string(row.game).size() > 0);

@@ -41,6 +41,11 @@ const std::vector<LossPreset>& loss_presets() {
        "the canonical BG: an MLP velocity, forward and reverse KL half and half (reverse KL alone without data)",
        {0.5, 0.0, 0.0}, NoDataRule::kReverseKlOnly, {kBgGame.terminal_cost, "0", "0", "dx = v dt"},
        ModelFamily::kFlow, {}, ScoreSampler::kProbabilityFlow, 0.0, true},
+      {"wgf", "Wasserstein gradient flow of KL(rho|pi) as the eps -> 0 game", "Thm 5.1, eqs. 70, 78-79",
+       "the relaxed game at eps 0.1: the HJB in relaxation form drives Phi to log rho_t + u, so the learned flow "
+       "tracks the KL gradient flow (the particle version: wgf-relax --flow ula); resolve eps with steps",
+       {0.0, 1.0, 0.05, 0.0, 0.1}, NoDataRule::kKeep,
+       {"F(rho) e^(-T/eps), F = KL(rho|pi)", "F(rho) e^(-t/eps) / eps", "e^(-t/eps) |v|^2/2", "dx = v dt"}},
       {"relaxed-wgf", "Generalized OT-Flow, relaxed WGF at finite eps", "Thm 5.1, eqs. 70, 78; Sec. 6.5",
        "KL(rho_t|pi) along the whole path weighted e^(-t/eps)/eps, running cost e^(-t/eps)|v|^2/2, HJB in "
        "relaxation form (eq. 78); eps (generator.epsilon) interpolates the KL gradient flow (eps -> 0) and ot-rkl",
