@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include <emmintrin.h>
 #include <tbb/enumerable_thread_specific.h>
 
 #include "boltzlab/core/error.hpp"
@@ -41,6 +42,17 @@ BOLTZLAB_INLINE v8d splat(double a) { return v8d{} + a; }
 BOLTZLAB_INLINE v8d load(const double* p) { return *reinterpret_cast<const v8d_unaligned*>(p); }
 BOLTZLAB_INLINE void store(double* p, v8d a) { *reinterpret_cast<v8d_unaligned*>(p) = a; }
 BOLTZLAB_INLINE v8d vmax(v8d a, v8d b) { return a > b ? a : b; }
+/// Lane-wise √a, correctly rounded as std::sqrt (SSE2 sqrtpd on pairs: baseline ISA,
+/// so every multi-versioned clone has it; no errno path, unlike std::sqrt in a loop).
+BOLTZLAB_INLINE v8d vsqrt(v8d a) {
+  v8d r;
+  for (int h = 0; h < 4; ++h) {
+    const __m128d pair = _mm_sqrt_pd(_mm_set_pd(a[2 * h + 1], a[2 * h]));
+    r[2 * h] = _mm_cvtsd_f64(pair);
+    r[2 * h + 1] = _mm_cvtsd_f64(_mm_unpackhi_pd(pair, pair));
+  }
+  return r;
+}
 BOLTZLAB_INLINE v8d vmin(v8d a, v8d b) { return a < b ? a : b; }
 
 /// exp(x) for a vector x: n = round(x·log2 e), r = x − n ln2 (Cody–Waite, two parts),
@@ -283,14 +295,15 @@ void ksd_block(const RowBlock& xrows, const RowBlock& srows, const Columns& xcol
       const std::size_t i = i0 + r;
       const v8d r2 = sq_dist(xrows.norm[r], xcols.norms.data() + j, xx[r]);
       const v8d q = vc2 + r2;
-      double qa[kLanes], ka[kLanes];
-      store(qa, q);
-      for (std::size_t l = 0; l < kLanes; ++l) ka[l] = 1.0 / std::sqrt(qa[l]);
-      const v8d k = load(ka);
+      const v8d k = splat(1.0) / vsqrt(q);
       const v8d kq = k / q;
       // (s_i − s_j)·(x_i − x_j) = s_i·x_i − s_i·x_j − x_i·s_j + s_j·x_j
       const v8d g = (splat(srows.norm[r]) - sx[r]) - xs[r] + self_j;
       const v8d u = k * ss[r] + kq * g + vd * kq - splat(3.0) * r2 * kq / q;
+      if (j > i && j + kLanes <= n) {  // every pair of the tile counts
+        total[r] += u;
+        continue;
+      }
       double ua[kLanes];
       store(ua, u);
       for (std::size_t l = 0; l < kLanes; ++l) {
