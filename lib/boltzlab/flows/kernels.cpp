@@ -146,6 +146,42 @@ BOLTZLAB_INLINE v8d sq_dist(double xnorm, const double* ynorm, v8d dot) {
   return vmax((splat(xnorm) + load(ynorm)) - splat(2.0) * dot, splat(0.0));
 }
 
+/// Phase B of the kernel sums: acc_r += Σ_{jj ∈ [jb, je)} k_r,jj v_jj for the 4 rows,
+/// k from the tile ktile (4 × kColBlock), vectorized over the weight columns q, jj ascending.
+BOLTZLAB_INLINE void accumulate_tile(const double* v, std::size_t pp, std::size_t jb, std::size_t je,
+                                     const double* ktile, double* acc) {
+  std::size_t q = 0;
+  for (; q + 2 * kLanes <= pp; q += 2 * kLanes) {
+    v8d s0[kRows], s1[kRows];
+    for (std::size_t r = 0; r < kRows; ++r) {
+      s0[r] = load(acc + r * pp + q);
+      s1[r] = load(acc + r * pp + q + kLanes);
+    }
+    for (std::size_t jj = jb; jj < je; ++jj) {
+      const v8d v0 = load(v + jj * pp + q);
+      const v8d v1 = load(v + jj * pp + q + kLanes);
+      for (std::size_t r = 0; r < kRows; ++r) {
+        const v8d kr = splat(ktile[r * kColBlock + (jj - jb)]);
+        s0[r] += kr * v0;
+        s1[r] += kr * v1;
+      }
+    }
+    for (std::size_t r = 0; r < kRows; ++r) {
+      store(acc + r * pp + q, s0[r]);
+      store(acc + r * pp + q + kLanes, s1[r]);
+    }
+  }
+  for (; q < pp; q += kLanes) {
+    v8d s0[kRows];
+    for (std::size_t r = 0; r < kRows; ++r) s0[r] = load(acc + r * pp + q);
+    for (std::size_t jj = jb; jj < je; ++jj) {
+      const v8d v0 = load(v + jj * pp + q);
+      for (std::size_t r = 0; r < kRows; ++r) s0[r] += splat(ktile[r * kColBlock + (jj - jb)]) * v0;
+    }
+    for (std::size_t r = 0; r < kRows; ++r) store(acc + r * pp + q, s0[r]);
+  }
+}
+
 /// Kernel sums for the 4 rows of `rows`: acc[r·pp + q] = Σ_j exp(−c d²_rj) v_jq.
 /// v is mp × pp row-major, zero-padded (so padded columns contribute exactly 0).
 BOLTZLAB_MULTIVERSION
@@ -175,95 +211,122 @@ void kernel_sums_block(const RowBlock& rows, const Columns& cols, const double* 
               vexp(minus_c * sq_dist(rows.norm[r], cols.norms.data() + j, a[r])));
       }
     }
-    // Phase B: acc_r += Σ_j k_rj v_j, vectorized over the weight columns q, j ascending.
-    std::size_t q = 0;
-    for (; q + 2 * kLanes <= pp; q += 2 * kLanes) {
-      v8d s0[kRows], s1[kRows];
-      for (std::size_t r = 0; r < kRows; ++r) {
-        s0[r] = load(acc + r * pp + q);
-        s1[r] = load(acc + r * pp + q + kLanes);
-      }
-      for (std::size_t jj = jb; jj < je; ++jj) {
-        const v8d v0 = load(v + jj * pp + q);
-        const v8d v1 = load(v + jj * pp + q + kLanes);
-        for (std::size_t r = 0; r < kRows; ++r) {
-          const v8d kr = splat(ktile[r * kColBlock + (jj - jb)]);
-          s0[r] += kr * v0;
-          s1[r] += kr * v1;
-        }
-      }
-      for (std::size_t r = 0; r < kRows; ++r) {
-        store(acc + r * pp + q, s0[r]);
-        store(acc + r * pp + q + kLanes, s1[r]);
-      }
-    }
-    for (; q < pp; q += kLanes) {
-      v8d s0[kRows];
-      for (std::size_t r = 0; r < kRows; ++r) s0[r] = load(acc + r * pp + q);
-      for (std::size_t jj = jb; jj < je; ++jj) {
-        const v8d v0 = load(v + jj * pp + q);
-        for (std::size_t r = 0; r < kRows; ++r) s0[r] += splat(ktile[r * kColBlock + (jj - jb)]) * v0;
-      }
-      for (std::size_t r = 0; r < kRows; ++r) store(acc + r * pp + q, s0[r]);
+    accumulate_tile(v, pp, jb, je, ktile, acc);
+  }
+}
+
+/// kernel_sums_block from kept squared distances: d2rows[r] is row i0 + r of the
+/// N × mp matrix D² (zero in the padding columns, whose weights are 0). Same values as
+/// kernel_sums_block, which computes each D²_ij by the same arithmetic.
+BOLTZLAB_MULTIVERSION
+void kernel_sums_block_kept(const double* const* d2rows, std::size_t mp, const double* v, std::size_t pp, double c,
+                            double* acc, double* ktile) {
+  std::fill(acc, acc + kRows * pp, 0.0);
+  const v8d minus_c = splat(-c);
+  for (std::size_t jb = 0; jb < mp; jb += kColBlock) {
+    const std::size_t je = std::min(mp, jb + kColBlock);
+    for (std::size_t j = jb; j < je; j += kLanes)
+      for (std::size_t r = 0; r < kRows; ++r) store(ktile + r * kColBlock + (j - jb), vexp(minus_c * load(d2rows[r] + j)));
+    accumulate_tile(v, pp, jb, je, ktile, acc);
+  }
+}
+
+/// Writes the 4 × 8 tile of squared distances (rows i0.., columns j..) into the kept
+/// N × mp matrix d2: D²_il for l ≥ i directly, and D²_li for l > i by symmetry, so that
+/// every entry is written once, by the task of its upper-triangle row.
+BOLTZLAB_INLINE void keep_tile(double* d2, std::size_t mp, std::size_t i0, std::size_t j, std::size_t n,
+                               const double (*tile)[kLanes]) {
+  for (std::size_t r = 0; r < kRows && i0 + r < n; ++r) {
+    const std::size_t i = i0 + r;
+    for (std::size_t l = 0; l < kLanes && j + l < n; ++l) {
+      const std::size_t jl = j + l;
+      if (jl >= i) d2[i * mp + jl] = tile[r][l];
+      if (jl > i) d2[jl * mp + i] = tile[r][l];
     }
   }
 }
 
-/// Pass of the exact median: for the 4 rows i0..i0+3 and all columns j > i (j < n),
-/// counts the pair values d²_ij < lo (into *below) and appends those in [lo, hi] to
-/// kept[*size …] (kept grows as needed; *size is the number used). Interior tiles (all
-/// 4×8 pairs valid) count with vector selects and append branch-free, and only when some
+/// Running state of one median counting pass over a row block.
+struct PairCount {
+  v8u count = v8u{} + 0;         ///< per lane: interior pair values below lo
+  std::uint64_t edge_count = 0;  ///< edge-tile pair values below lo
+  std::size_t pos = 0;           ///< values kept so far
+};
+
+/// One 4 × 8 tile (columns j..j+7, dot products a) of the median counting pass: counts
+/// the pair values d²_ij < lo (pairs j > i, j < n), appends those in [lo, hi] to kept,
+/// and writes the tile into kept_d2 when non-null (keep_tile). Interior tiles (all 4×8
+/// pairs valid) count with vector selects and append branch-free, and only when some
 /// value falls in [lo, hi]; edge tiles go through a scalar path.
-BOLTZLAB_MULTIVERSION
-void count_pairs_block(const RowBlock& rows, const Columns& cols, std::size_t i0, std::size_t n, double lo,
-                       double hi, std::uint64_t* below, std::vector<double>& kept, std::size_t* size) {
+BOLTZLAB_INLINE void count_tile(const RowBlock& rows, const Columns& cols, std::size_t i0, std::size_t n,
+                                std::size_t j, const v8d* a, double lo, double hi, PairCount& st,
+                                std::vector<double>& kept, double* kept_d2) {
   // Indicators from sign bits (GCC lowers vector compare-selects poorly): for finite or
   // infinite lo ≤ hi and d² ≥ 0, d² < lo ⇔ sign(d² − lo) = 1, d² > hi ⇔ sign(hi − d²) = 1.
-  const v8d vlo = splat(lo), vhi = splat(hi);
-  v8u count = v8u{} + 0;
-  std::uint64_t edge_count = 0;
-  std::size_t pos = *size;
   double tile[kRows][kLanes];
-  for (std::size_t j = i0 / kLanes * kLanes; j < cols.mp; j += kLanes) {
-    v8d a[kRows];
-    dots8(rows, cols, j, a);
-    if (kept.size() < pos + kRows * kLanes) kept.resize(2 * (pos + kRows * kLanes));
-    double* out = kept.data();
-    if (j > i0 + kRows - 1 && j + kLanes <= n) {
-      v8u outside = v8u{} + 1;
-      for (std::size_t r = 0; r < kRows; ++r) {
-        const v8d d2 = sq_dist(rows.norm[r], cols.norms.data() + j, a[r]);
-        store(tile[r], d2);
-        const v8u below_bit = (v8u)(d2 - vlo) >> 63;
-        count += below_bit;
-        outside &= below_bit | ((v8u)(vhi - d2) >> 63);
-      }
-      std::uint64_t all_outside = 1;
-      for (std::size_t l = 0; l < kLanes; ++l) all_outside &= outside[l];
-      if (all_outside) continue;
-      for (std::size_t r = 0; r < kRows; ++r)
-        for (std::size_t l = 0; l < kLanes; ++l) {
-          const double v = tile[r][l];
-          out[pos] = v;
-          pos += static_cast<std::size_t>((v >= lo) & (v <= hi));
-        }
-      continue;
-    }
+  if (kept.size() < st.pos + kRows * kLanes) kept.resize(2 * (st.pos + kRows * kLanes));
+  double* out = kept.data();
+  if (j > i0 + kRows - 1 && j + kLanes <= n) {
+    v8u outside = v8u{} + 1;
     for (std::size_t r = 0; r < kRows; ++r) {
-      store(tile[r], sq_dist(rows.norm[r], cols.norms.data() + j, a[r]));
-      const std::size_t i = i0 + r;
+      const v8d v = sq_dist(rows.norm[r], cols.norms.data() + j, a[r]);
+      store(tile[r], v);
+      const v8u below_bit = (v8u)(v - splat(lo)) >> 63;
+      st.count += below_bit;
+      outside &= below_bit | ((v8u)(splat(hi) - v) >> 63);
+    }
+    if (kept_d2) keep_tile(kept_d2, cols.mp, i0, j, n, tile);
+    std::uint64_t all_outside = 1;
+    for (std::size_t l = 0; l < kLanes; ++l) all_outside &= outside[l];
+    if (all_outside) return;
+    for (std::size_t r = 0; r < kRows; ++r)
       for (std::size_t l = 0; l < kLanes; ++l) {
-        const std::size_t jl = j + l;
-        if (!(jl > i && jl < n)) continue;
         const double v = tile[r][l];
-        if (v < lo) ++edge_count;
-        if (v >= lo && v <= hi) out[pos++] = v;
+        out[st.pos] = v;
+        st.pos += static_cast<std::size_t>((v >= lo) & (v <= hi));
       }
+    return;
+  }
+  for (std::size_t r = 0; r < kRows; ++r) {
+    store(tile[r], sq_dist(rows.norm[r], cols.norms.data() + j, a[r]));
+    const std::size_t i = i0 + r;
+    for (std::size_t l = 0; l < kLanes; ++l) {
+      const std::size_t jl = j + l;
+      if (!(jl > i && jl < n)) continue;
+      const double v = tile[r][l];
+      if (v < lo) ++st.edge_count;
+      if (v >= lo && v <= hi) out[st.pos++] = v;
     }
   }
-  *size = pos;
-  std::uint64_t total = edge_count;
-  for (std::size_t l = 0; l < kLanes; ++l) total += count[l];
+  if (kept_d2) keep_tile(kept_d2, cols.mp, i0, j, n, tile);
+}
+
+/// Pass of the exact median for the 4 rows i0..i0+3 and all columns j > i (j < n):
+/// count_tile over the tiles from the diagonal on, the dot products 16 columns at a
+/// time (dots16: the same sums as dots8, lane for lane). Adds the count below lo to
+/// *below, appends the values in [lo, hi] to kept[*size …] (kept grows as needed; *size
+/// is the number used), and with kept_d2 non-null writes the N × mp matrix of D².
+BOLTZLAB_MULTIVERSION
+void count_pairs_block(const RowBlock& rows, const Columns& cols, std::size_t i0, std::size_t n, double lo,
+                       double hi, std::uint64_t* below, std::vector<double>& kept, std::size_t* size,
+                       double* kept_d2) {
+  PairCount st;
+  st.pos = *size;
+  std::size_t j = i0 / kLanes * kLanes;
+  for (; j + 2 * kLanes <= cols.mp; j += 2 * kLanes) {
+    v8d a[kRows], b[kRows];
+    dots16(rows, cols, j, a, b);
+    count_tile(rows, cols, i0, n, j, a, lo, hi, st, kept, kept_d2);
+    count_tile(rows, cols, i0, n, j + kLanes, b, lo, hi, st, kept, kept_d2);
+  }
+  for (; j < cols.mp; j += kLanes) {
+    v8d a[kRows];
+    dots8(rows, cols, j, a);
+    count_tile(rows, cols, i0, n, j, a, lo, hi, st, kept, kept_d2);
+  }
+  *size = st.pos;
+  std::uint64_t total = st.edge_count;
+  for (std::size_t l = 0; l < kLanes; ++l) total += st.count[l];
   *below += total;
 }
 
@@ -427,7 +490,8 @@ struct BracketCount {
   std::vector<double> kept;
 };
 
-BracketCount count_in_bracket(const RowMatrix& x, const Columns& cols, const Bracket& bracket, Execution exec) {
+BracketCount count_in_bracket(const RowMatrix& x, const Columns& cols, const Bracket& bracket, double* d2,
+                              Execution exec) {
   struct Kept {
     std::vector<double> values;
     std::size_t size = 0;
@@ -443,7 +507,7 @@ BracketCount count_in_bracket(const RowMatrix& x, const Columns& cols, const Bra
         Kept& k = local.local();
         for (std::size_t g = gb; g < ge; ++g) {
           const RowBlock rows = row_block(x, cols.norms, g * kRows, zeros);
-          count_pairs_block(rows, cols, g * kRows, n, bracket.lo, bracket.hi, &k.below, k.values, &k.size);
+          count_pairs_block(rows, cols, g * kRows, n, bracket.lo, bracket.hi, &k.below, k.values, &k.size, d2);
         }
       },
       exec);
@@ -457,11 +521,25 @@ BracketCount count_in_bracket(const RowMatrix& x, const Columns& cols, const Bra
 
 }  // namespace
 
-double median_squared_distance(const RowMatrix& x, Execution exec) {
+double median_squared_distance(const RowMatrix& x, Execution exec, PairDistances* keep) {
   const std::size_t n = rows_of(x);
   if (n < 2) throw DomainError("median_squared_distance: needs at least 2 particles, got " + std::to_string(n));
+  if (keep) keep->clear();
   const MedianRanks ranks = median_ranks(n);
   if (ranks.r2 < 0) return 0.0;  // the middle entries are diagonal zeros
+  double* d2 = nullptr;
+  if (keep && n <= kMaxKeptPairDistances) {
+    const std::size_t stride = (n + kLanes - 1) / kLanes * kLanes;
+    if (keep->d2.size() != n * stride) {
+      keep->d2.assign(n * stride, 0.0);
+    } else {  // reused storage: every entry below N is overwritten; zero the padding
+      for (std::size_t i = 0; i < n; ++i) std::fill(keep->d2.begin() + static_cast<std::ptrdiff_t>(i * stride + n),
+                                                    keep->d2.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride), 0.0);
+    }
+    keep->n = n;
+    keep->stride = stride;
+    d2 = keep->d2.data();
+  }
   const std::size_t first = ranks.first(), last = ranks.last();
   // Exact selection by sampling: count the pairs below the sampled bracket, keep those
   // in it, and select the ranks exactly among the kept ones. If the bracket missed,
@@ -470,7 +548,7 @@ double median_squared_distance(const RowMatrix& x, Execution exec) {
   Bracket bracket = sample_bracket(x, first, last);
   const Columns cols = transpose_columns(x);
   for (int attempt = 0; attempt < 2; ++attempt) {
-    BracketCount count = count_in_bracket(x, cols, bracket, exec);
+    BracketCount count = count_in_bracket(x, cols, bracket, d2, exec);
     std::vector<double>& kept = count.kept;
     if (first < count.below || last >= count.below + kept.size()) {  // bracket missed: gather everything
       bracket = Bracket{};
@@ -489,8 +567,8 @@ double median_squared_distance(const RowMatrix& x, Execution exec) {
   throw DomainError("median_squared_distance: non-finite squared distances");
 }
 
-double median_heuristic_bandwidth2(const RowMatrix& x, Execution exec) {
-  return 0.5 * median_squared_distance(x, exec) / std::log(static_cast<double>(x.rows()) + 1.0);
+double median_heuristic_bandwidth2(const RowMatrix& x, Execution exec, PairDistances* keep) {
+  return 0.5 * median_squared_distance(x, exec, keep) / std::log(static_cast<double>(x.rows()) + 1.0);
 }
 
 void gaussian_kernel_sums(const RowMatrix& x, const RowMatrix& y, const RowMatrix& v, double c,
@@ -529,6 +607,42 @@ void gaussian_kernel_sums(const RowMatrix& x, const RowMatrix& y, const RowMatri
             if (i >= n) break;
             for (std::size_t q = 0; q < p; ++q) out(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(q)) = acc[r * pp + q];
           }
+        }
+      },
+      exec);
+}
+
+void gaussian_kernel_sums(const PairDistances& pairs, const RowMatrix& v, double c, RowMatrix& out, Execution exec) {
+  const std::size_t n = pairs.n, p = cols_of(v);
+  if (pairs.empty() || rows_of(v) != n) {
+    throw DomainError("gaussian_kernel_sums: v has " + std::to_string(rows_of(v)) + " rows but the kept distances are " +
+                      std::to_string(n) + "x" + std::to_string(n) + (pairs.empty() ? " (none kept)" : ""));
+  }
+  if (!(c >= 0) || !std::isfinite(c)) {
+    throw DomainError("gaussian_kernel_sums: c is " + std::to_string(c) + ", but must be finite and >= 0");
+  }
+  out.resize(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(p));
+  if (p == 0) return;
+  const std::size_t mp = pairs.stride, pp = (p + kLanes - 1) / kLanes * kLanes;
+  std::vector<double> vpad(mp * pp, 0.0);
+  for (std::size_t j = 0; j < n; ++j)
+    for (std::size_t q = 0; q < p; ++q) vpad[j * pp + q] = v(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(q));
+  const std::vector<double> zeros(mp, 0.0);
+  const std::size_t groups = (n + kRows - 1) / kRows;
+  for_each_block(
+      groups, kGroupsPerTask,
+      [&](std::size_t gb, std::size_t ge) {
+        std::vector<double> acc(kRows * pp), ktile(kRows * kColBlock);
+        for (std::size_t g = gb; g < ge; ++g) {
+          const double* rows[kRows];
+          for (std::size_t r = 0; r < kRows; ++r) {
+            const std::size_t i = g * kRows + r;
+            rows[r] = i < n ? pairs.d2.data() + i * mp : zeros.data();
+          }
+          kernel_sums_block_kept(rows, mp, vpad.data(), pp, c, acc.data(), ktile.data());
+          for (std::size_t r = 0; r < kRows && g * kRows + r < n; ++r)
+            for (std::size_t q = 0; q < p; ++q)
+              out(static_cast<Eigen::Index>(g * kRows + r), static_cast<Eigen::Index>(q)) = acc[r * pp + q];
         }
       },
       exec);
