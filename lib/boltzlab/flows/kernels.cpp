@@ -33,6 +33,8 @@ typedef double v8d __attribute__((vector_size(64)));
 typedef long long v8l __attribute__((vector_size(64)));
 typedef unsigned long long v8u __attribute__((vector_size(64)));
 typedef double v8d_unaligned __attribute__((vector_size(64), aligned(8), may_alias));
+typedef double v4d __attribute__((vector_size(32)));
+typedef double v4d_unaligned __attribute__((vector_size(32), aligned(8), may_alias));
 
 constexpr std::size_t kLanes = 8;      // doubles per vector
 constexpr std::size_t kRows = 4;       // rows i per register block
@@ -233,9 +235,18 @@ void kernel_sums_block_kept(const double* const* d2rows, std::size_t mp, const d
 
 /// Writes the 4 × 8 tile of squared distances (rows i0.., columns j..) into the kept
 /// N × mp matrix d2: D²_il for l ≥ i directly, and D²_li for l > i by symmetry, so that
-/// every entry is written once, by the task of its upper-triangle row.
+/// every entry is written once, by the task of its upper-triangle row. Interior tiles
+/// (all pairs l > i, all inside N) store whole rows and 4-wide transposed columns.
 BOLTZLAB_INLINE void keep_tile(double* d2, std::size_t mp, std::size_t i0, std::size_t j, std::size_t n,
                                const double (*tile)[kLanes]) {
+  if (j >= i0 + kRows && j + kLanes <= n && i0 + kRows <= n) {
+    for (std::size_t r = 0; r < kRows; ++r) store(d2 + (i0 + r) * mp + j, load(tile[r]));
+    for (std::size_t l = 0; l < kLanes; ++l) {
+      const v4d column = {tile[0][l], tile[1][l], tile[2][l], tile[3][l]};
+      *reinterpret_cast<v4d_unaligned*>(d2 + (j + l) * mp + i0) = column;
+    }
+    return;
+  }
   for (std::size_t r = 0; r < kRows && i0 + r < n; ++r) {
     const std::size_t i = i0 + r;
     for (std::size_t l = 0; l < kLanes && j + l < n; ++l) {
