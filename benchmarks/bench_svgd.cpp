@@ -19,7 +19,8 @@
 /// The PyTorch baseline is the faster of torch.set_num_threads(1) and (2), both with
 /// OMP_WAIT_POLICY=PASSIVE (on a machine shared with other jobs, spin-waiting OpenMP
 /// threads can make PyTorch several times slower: the favourable setting is the honest
-/// baseline). The BLAS it runs on (its build setting and the BLAS shared objects
+/// baseline), and glibc's allocator set as the tools set it (mallopt here, MALLOC_*_
+/// for Python). The BLAS it runs on (its build setting and the BLAS shared objects
 /// mapped into the Python process) is printed. The boltzlab figure in the ratio is its
 /// faster thread setting as well.
 /// Flops:
@@ -27,6 +28,8 @@
 ///   kernel pass  N² · (2d + 2(d+1)) (dot products + weighted sums of [s − x/h², 1]),
 ///                N² · 2(d+1) when the median pass keeps the distances (d ≥ 8, N ≤ 2048)
 /// (exp, scores and O(N d) work not counted).
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -54,6 +57,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
+/// The allocator settings of the tools (tools/wgf-relax.cpp, bg-sample): mallopt here,
+/// the equivalent glibc environment variables for the PyTorch process (which allocates
+/// N×N tensors every step), so that neither side pays mmap/trim page faults per step.
+const std::string kMallocEnv =
+    "MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=2146435072 MALLOC_TOP_PAD_=536870912 ";
+void tune_allocator() {
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 2047 * 1024 * 1024);
+  mallopt(M_TOP_PAD, 512 * 1024 * 1024);
+}
+
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 struct Config {
@@ -66,13 +80,14 @@ GaussianTarget bench_target(std::size_t d) {
   return GaussianTarget(Eigen::VectorXd::Zero(static_cast<Eigen::Index>(d)), Eigen::MatrixXd(var.asDiagonal()));
 }
 
-/// One SVGD step as a flow step: scores (one gradient per particle), φ, x += εφ.
-double svgd_step(const Target& target, RowMatrix& x, double eps) {
+/// One SVGD step as a flow step: scores (one gradient per particle), φ, x += εφ; the
+/// storage of the kept pair distances reused across steps, as SvgdFlow does.
+double svgd_step(const Target& target, RowMatrix& x, double eps, PairDistances& pairs) {
   Eigen::VectorXd u;
   RowMatrix grad, phi;
   target.evaluate_batch(x, u, &grad);
   grad *= -1.0;
-  const double h = SvgdFlow::stein_direction(x, grad, 0.0, phi, Execution::kParallel);
+  const double h = SvgdFlow::stein_direction(x, grad, 0.0, phi, Execution::kParallel, &pairs);
   x += eps * phi;
   return h;
 }
@@ -105,6 +120,7 @@ int main(int argc, char** argv) {
   app.add_option("--python", python, "Python with torch (Debian python3-torch)");
   app.add_flag("--no-torch", no_torch, "skip the PyTorch baseline");
   CLI11_PARSE(app, argc, argv);
+  tune_allocator();
   try {
     const fs::path script = fs::path(BOLTZLAB_SOURCE_DIR) / "benchmarks" / "svgd_torch.py";
     const fs::path tmp = fs::temp_directory_path() / ("bench_svgd_" + std::to_string(::getpid()));
@@ -131,12 +147,13 @@ int main(int argc, char** argv) {
       // C++: 1 and 2 threads, rounds interleaved.
       std::vector<double> t1, t2;
       RowMatrix x1 = x0, x2 = x0;
+      PairDistances pairs;
       for (int r = 0; r <= rounds; ++r) {
         for (int threads : {1, 2}) {
           set_num_threads(threads);
           RowMatrix& x = threads == 1 ? x1 : x2;
           const double start = now();
-          for (int s = 0; s < steps; ++s) svgd_step(target, x, 0.05);
+          for (int s = 0; s < steps; ++s) svgd_step(target, x, 0.05, pairs);
           const double per = (now() - start) / steps;
           if (r > 0) (threads == 1 ? t1 : t2).push_back(per);  // round 0: warm-up
         }
@@ -158,7 +175,7 @@ int main(int argc, char** argv) {
       std::vector<double> tt;
       int torch_threads = 0;
       for (int threads : {1, 2}) {
-        const std::string out = run_command("OMP_WAIT_POLICY=PASSIVE " + python + " " + script.string() + " --x " +
+        const std::string out = run_command("OMP_WAIT_POLICY=PASSIVE " + kMallocEnv + python + " " + script.string() + " --x " +
                                             xfile.string() + " --check " + check.string() + " --steps " +
                                             std::to_string(steps) + " --rounds " + std::to_string(rounds) +
                                             " --threads " + std::to_string(threads));
