@@ -182,21 +182,6 @@ void langevin_rows(int rounds, std::size_t particles, std::size_t steps) {
   sink += buf[0];
   std::printf("| %-34s | %19.2f | %10.2f | %5.2f | %19.3g |\n", "normals alone (Rng::fill_normal)",
               1e9 * t.t1 / coord_steps, 1e9 * t.cpu1 / coord_steps, 1e9 * t.t2 / coord_steps, coord_steps / t.t2);
-  const Timing tv = best_times(rounds, [&] {
-    for_each_block(particles, 16, [&](std::size_t b, std::size_t e) {
-      std::vector<double> local(kNormalLanes * d);
-      for (std::size_t g = b; g < e; g += kNormalLanes) {
-        const std::size_t ge = std::min(e, g + kNormalLanes);
-        Rng* lanes[kNormalLanes];
-        for (std::size_t i = g; i < ge; ++i) lanes[i - g] = &streams[i];
-        for (std::size_t s = 0; s < steps; ++s) fill_normal_streams(lanes, ge - g, d, local.data(), d);
-      }
-      buf[0] += local[0];
-    });
-  });
-  sink += buf[0];
-  std::printf("| %-34s | %19.2f | %10.2f | %5.2f | %19.3g |\n", "normals, 8 streams side by side",
-              1e9 * tv.t1 / coord_steps, 1e9 * tv.cpu1 / coord_steps, 1e9 * tv.t2 / coord_steps, coord_steps / tv.t2);
   if (sink == 12345.0) std::printf("\n");
 }
 

@@ -7,8 +7,6 @@
 /// a hash of (seed, index). Normals by the Marsaglia polar method, caching the pair
 /// (normal()), or by the ziggurat method (normal_ziggurat(), fill_normal()): one
 /// 64-bit draw per normal on the fast path, which is what the Langevin samplers use.
-/// fill_normal_streams() advances up to 8 streams side by side (one SIMD lane each)
-/// and gives every stream exactly the values fill_normal() would.
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -63,8 +61,6 @@ inline const ZigguratTables& ziggurat_tables() {
 
 /// A small, fast, copyable random stream (xoshiro256++).
 class Rng {
-  friend struct RngLanes;  // rng.cpp: the multi-stream generator
-
  public:
   using result_type = std::uint64_t;
 
@@ -221,24 +217,6 @@ class Rng {
   double cached_ = 0.0;
   bool has_cached_ = false;
 };
-
-/// Streams that fill_normal_streams() advances side by side.
-constexpr std::size_t kNormalLanes = 8;
-
-/// For each stream l < count (count ≤ kNormalLanes): out[l·stride + k], k < n, are the
-/// next n N(0, 1) draws of *streams[l] — the values, and the stream state afterwards,
-/// of streams[l]->fill_normal(out + l·stride, n). The streams are advanced together,
-/// one SIMD lane each (AVX-512 when the CPU has it, chosen at run time; else an
-/// interleaved scalar loop), which removes the serial dependency of one generator's
-/// state updates; a lane whose ziggurat fast-path test fails (≈ 1 % of draws) takes the
-/// scalar slow path of its own stream. So results tied to stream_for(seed, i) do not
-/// change. \pre the streams are distinct objects; count ≤ kNormalLanes.
-void fill_normal_streams(Rng* const* streams, std::size_t count, std::size_t n, double* out, std::size_t stride);
-
-/// fill_normal_streams without SIMD (the interleaved scalar loop): the path taken on
-/// CPUs without AVX-512; tests check that both give fill_normal's values.
-void fill_normal_streams_portable(Rng* const* streams, std::size_t count, std::size_t n, double* out,
-                                  std::size_t stride);
 
 /// The stream of particle/chain `index` in a run seeded with `seed`.
 inline Rng stream_for(std::uint64_t seed, std::uint64_t index) { return Rng(seed, index); }

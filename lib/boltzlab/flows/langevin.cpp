@@ -51,16 +51,10 @@ struct MonitorAcc {
   double extra[kMaxExtras] = {0.0, 0.0};
 };
 
-/// Particles whose normal draws are generated together (fill_normal_streams lanes).
-constexpr std::size_t kGroup = kNormalLanes;
-static_assert(kBlock % kGroup == 0, "a block holds whole groups");
-
 /// Per-block scratch (allocated once per block and segment, never per step).
 struct Scratch {
-  std::vector<double> normals;  ///< kGroup × d: the projected draws of a group's step
-  const double* xi = nullptr;   ///< the current particle's row of `normals`
-  std::vector<double> y, gy;
-  explicit Scratch(std::size_t d) : normals(kGroup * d), y(d), gy(d) {}
+  std::vector<double> xi, y, gy;
+  explicit Scratch(std::size_t d) : xi(d), y(d), gy(d) {}
 };
 
 /// State shared by the three kernels: the ensemble, gradients and streams.
@@ -82,15 +76,6 @@ struct ChainState {
     rng[i].fill_normal(out, d);
     layout.project(out);
     return out;
-  }
-  /// Row r of out (kGroup × d) := the next projected draws P ξ of particle b + r, for
-  /// the particles b ≤ i < e (e − b ≤ kGroup): the values draw_projected would give,
-  /// generated for the group's streams side by side.
-  void draw_group(std::size_t b, std::size_t e, double* out) {
-    Rng* streams[kGroup];
-    for (std::size_t i = b; i < e; ++i) streams[i - b] = &rng[i];
-    fill_normal_streams(streams, e - b, d, out, d);
-    for (std::size_t i = b; i < e; ++i) layout.project(out + (i - b) * d);
   }
   /// u and ∇u at x into (u_out, g_out); counts the evaluation.
   double evaluate(const double* xp, double* gp, Tally& tally) const {
@@ -149,9 +134,7 @@ class DualAveraging {
 // ---------------------------------------------------------------- kernels
 // Each kernel advances one particle by one step: step(i, β, warmup, scratch, tally)
 // returns the acceptance probability of the step (1 for unadjusted moves); `warmup`
-// is true during the warm-up steps. scratch.xi holds the particle's projected normal
-// draws P ξ of this step (drawn by the driver before any other draw of the step).
-// end_warmup() is called once between the phases.
+// is true during the warm-up steps. end_warmup() is called once between the phases.
 
 /// The overdamped Langevin move of particle i at inverse temperature β: position,
 /// gradient, the projected draw Pξ (in the block's scratch), drift τβ and noise √(2τ).
@@ -161,8 +144,8 @@ struct OverdampedMove {
   const double* xi;
   double drift;
   double noise;
-  OverdampedMove(ChainState& st, std::size_t i, double beta, const Scratch& s)
-      : x(st.x(i)), g(st.g(i)), xi(s.xi), drift(st.tau[i] * beta),
+  OverdampedMove(ChainState& st, std::size_t i, double beta, Scratch& s)
+      : x(st.x(i)), g(st.g(i)), xi(st.draw_projected(i, s.xi.data())), drift(st.tau[i] * beta),
         noise(std::sqrt(2.0 * st.tau[i])) {}
 };
 
@@ -274,7 +257,7 @@ struct BaoabKernel {
     double* x = st.x(i);
     double* g = st.g(i);
     double* pi = p(i);
-    const double* xi = s.xi;
+    const double* xi = st.draw_projected(i, s.xi.data());
     const double h = st.tau[i];
     const double kick = 0.5 * h * beta;
     const double drift = 0.5 * h / mass;
@@ -485,11 +468,8 @@ class Driver {
     }
   }
 
-  /// The hot loop: every block takes its particles, a group of kGroup at a time,
-  /// through the planned steps (the group's normal draws of a step generated together),
-  /// filling its monitor slots and the frame rows. Each particle still draws only from
-  /// its own stream, in the order of the one-particle loop, and a monitor slot receives
-  /// the particles in index order: the results are those of one particle at a time.
+  /// The hot loop: every block takes its particles, one at a time, through the
+  /// planned steps, filling its monitor slots and the frame rows.
   void advance_blocks() {
     const std::size_t len = betas_.size();
     for_each_block(
@@ -498,28 +478,18 @@ class Driver {
           const std::size_t blk = b / kBlock;
           Tally& tally = block_tally_[blk];
           Scratch scratch(st_.d);
-          for (std::size_t g = b; g < e; g += kGroup) {
-            const std::size_t ge = std::min(e, g + kGroup);
+          for (std::size_t i = b; i < e; ++i) {
             for (std::size_t k = 0; k < len; ++k) {
-              st_.draw_group(g, ge, scratch.normals.data());
-              for (std::size_t i = g; i < ge; ++i) {
-                scratch.xi = scratch.normals.data() + (i - g) * st_.d;
-                const double a = kernel_.step(i, betas_[k], warmup_[k] != 0, scratch, tally);
-                after_step(blk, k, i, a);
+              const double a = kernel_.step(i, betas_[k], warmup_[k] != 0, scratch, tally);
+              if (slot_of_[k] >= 0) accumulate(accs_[static_cast<std::size_t>(slot_of_[k]) * blocks_ + blk], i, a);
+              if (frame_of_[k] >= 0) {
+                res_.frames[static_cast<std::size_t>(frame_of_[k])].row(static_cast<Eigen::Index>(i)) =
+                    st_.ensemble.positions.row(static_cast<Eigen::Index>(i));
               }
             }
           }
         },
         opt_.exec);
-  }
-
-  /// Particle i's monitor contribution and frame row after step k of the segment.
-  void after_step(std::size_t blk, std::size_t k, std::size_t i, double a) {
-    if (slot_of_[k] >= 0) accumulate(accs_[static_cast<std::size_t>(slot_of_[k]) * blocks_ + blk], i, a);
-    if (frame_of_[k] >= 0) {
-      res_.frames[static_cast<std::size_t>(frame_of_[k])].row(static_cast<Eigen::Index>(i)) =
-          st_.ensemble.positions.row(static_cast<Eigen::Index>(i));
-    }
   }
 
   // ------------------------------------------------------------ monitors
