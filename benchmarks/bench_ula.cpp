@@ -41,7 +41,10 @@ double torch_rate(const std::string& script, std::size_t particles, std::size_t 
   std::string out;
   char buf[512];
   while (std::fgets(buf, sizeof buf, pipe.get())) out += buf;
-  const auto brace = out.rfind('{');
+  // The JSON line is the last line that starts with '{' (it holds nested objects).
+  std::size_t brace = !out.empty() && out.front() == '{' ? 0 : std::string::npos;
+  const auto line = out.rfind("\n{");
+  if (line != std::string::npos) brace = line + 1;
   if (brace == std::string::npos) {
     detail = out;
     return 0.0;
