@@ -148,39 +148,41 @@ BOLTZLAB_INLINE v8d sq_dist(double xnorm, const double* ynorm, v8d dot) {
   return vmax((splat(xnorm) + load(ynorm)) - splat(2.0) * dot, splat(0.0));
 }
 
-/// Phase B of the kernel sums: acc_r += Σ_{jj ∈ [jb, je)} k_r,jj v_jj for the 4 rows,
-/// k from the tile ktile (4 × kColBlock), vectorized over the weight columns q, jj ascending.
-BOLTZLAB_INLINE void accumulate_tile(const double* v, std::size_t pp, std::size_t jb, std::size_t je,
-                                     const double* ktile, double* acc) {
-  std::size_t q = 0;
-  for (; q + 2 * kLanes <= pp; q += 2 * kLanes) {
-    v8d s0[kRows], s1[kRows];
+/// acc_r[q0 + 8v + l] += Σ_{jj ∈ [jb, je)} k_r,jj v_jj[q0 + 8v + l] for v < NV: the
+/// 4 × NV accumulators stay in registers over the whole jj loop (NV loads and 4
+/// broadcasts per 4·NV multiply-adds).
+template <std::size_t NV>
+BOLTZLAB_INLINE void accumulate_columns(const double* v, std::size_t pp, std::size_t q0, std::size_t jb,
+                                        std::size_t je, const double* ktile, double* acc) {
+  v8d s[kRows][NV];
+  for (std::size_t r = 0; r < kRows; ++r)
+    for (std::size_t c = 0; c < NV; ++c) s[r][c] = load(acc + r * pp + q0 + c * kLanes);
+  for (std::size_t jj = jb; jj < je; ++jj) {
+    v8d vv[NV];
+    for (std::size_t c = 0; c < NV; ++c) vv[c] = load(v + jj * pp + q0 + c * kLanes);
     for (std::size_t r = 0; r < kRows; ++r) {
-      s0[r] = load(acc + r * pp + q);
-      s1[r] = load(acc + r * pp + q + kLanes);
-    }
-    for (std::size_t jj = jb; jj < je; ++jj) {
-      const v8d v0 = load(v + jj * pp + q);
-      const v8d v1 = load(v + jj * pp + q + kLanes);
-      for (std::size_t r = 0; r < kRows; ++r) {
-        const v8d kr = splat(ktile[r * kColBlock + (jj - jb)]);
-        s0[r] += kr * v0;
-        s1[r] += kr * v1;
-      }
-    }
-    for (std::size_t r = 0; r < kRows; ++r) {
-      store(acc + r * pp + q, s0[r]);
-      store(acc + r * pp + q + kLanes, s1[r]);
+      const v8d kr = splat(ktile[r * kColBlock + (jj - jb)]);
+      for (std::size_t c = 0; c < NV; ++c) s[r][c] += kr * vv[c];
     }
   }
-  for (; q < pp; q += kLanes) {
-    v8d s0[kRows];
-    for (std::size_t r = 0; r < kRows; ++r) s0[r] = load(acc + r * pp + q);
-    for (std::size_t jj = jb; jj < je; ++jj) {
-      const v8d v0 = load(v + jj * pp + q);
-      for (std::size_t r = 0; r < kRows; ++r) s0[r] += splat(ktile[r * kColBlock + (jj - jb)]) * v0;
-    }
-    for (std::size_t r = 0; r < kRows; ++r) store(acc + r * pp + q, s0[r]);
+  for (std::size_t r = 0; r < kRows; ++r)
+    for (std::size_t c = 0; c < NV; ++c) store(acc + r * pp + q0 + c * kLanes, s[r][c]);
+}
+
+/// Phase B of the kernel sums: acc_r += Σ_{jj ∈ [jb, je)} k_r,jj v_jj for the 4 rows,
+/// k from the tile ktile (4 × kColBlock), vectorized over the weight columns q in
+/// chunks of up to 5 vectors (20 accumulators), jj ascending for every output.
+BOLTZLAB_INLINE void accumulate_tile(const double* v, std::size_t pp, std::size_t jb, std::size_t je,
+                                     const double* ktile, double* acc) {
+  constexpr std::size_t kChunk = 5 * kLanes;
+  std::size_t q = 0;
+  for (; q + kChunk <= pp; q += kChunk) accumulate_columns<5>(v, pp, q, jb, je, ktile, acc);
+  switch ((pp - q) / kLanes) {
+    case 4: accumulate_columns<4>(v, pp, q, jb, je, ktile, acc); break;
+    case 3: accumulate_columns<3>(v, pp, q, jb, je, ktile, acc); break;
+    case 2: accumulate_columns<2>(v, pp, q, jb, je, ktile, acc); break;
+    case 1: accumulate_columns<1>(v, pp, q, jb, je, ktile, acc); break;
+    default: break;
   }
 }
 
