@@ -17,7 +17,12 @@
 ///    serially in index order: bit-identical for any thread count (and Execution);
 ///  - symmetry is used where it pays: the median pass and the KSD visit only pairs
 ///    j > i. The kernel-sum pass does not: mirroring a pair into row j from the task
-///    owning row i would need atomics (non-deterministic) or an N×N buffer.
+///    owning row i would need atomics (non-deterministic) or an N×N buffer;
+///  - for SVGD and blob (kernel sums over the particles themselves, right after the
+///    exact-median pass) that N×N buffer is what the median pass fills when d is large
+///    enough that the dot products outweigh a memory read (PairDistances): each entry is
+///    written once, by the task owning its upper-triangle row, and the kernel sums read
+///    it instead of recomputing the dot products — same values, bit for bit.
 #include <cstddef>
 #include <vector>
 
