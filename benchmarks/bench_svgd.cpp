@@ -47,6 +47,7 @@
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/rng.hpp"
+#include "boltzlab/core/timing.hpp"
 #include "boltzlab/flows/svgd.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/targets/gaussian.hpp"
@@ -145,17 +146,18 @@ int main(int argc, char** argv) {
       const double flops = nn * (nn - 1) / 2 * 2 * dd + nn * nn * ((kept ? 0 : 2 * dd) + 2 * (dd + 1));
 
       // C++: 1 and 2 threads, rounds interleaved.
-      std::vector<double> t1, t2;
+      std::vector<double> t1, t2, cpu1;
       RowMatrix x1 = x0, x2 = x0;
       PairDistances pairs;
       for (int r = 0; r <= rounds; ++r) {
         for (int threads : {1, 2}) {
           set_num_threads(threads);
           RowMatrix& x = threads == 1 ? x1 : x2;
-          const double start = now();
+          const double start = now(), cpu_start = cpu_seconds();
           for (int s = 0; s < steps; ++s) svgd_step(target, x, 0.05, pairs);
           const double per = (now() - start) / steps;
           if (r > 0) (threads == 1 ? t1 : t2).push_back(per);  // round 0: warm-up
+          if (r > 0 && threads == 1) cpu1.push_back((cpu_seconds() - cpu_start) / steps);
         }
       }
       const bool same = x1 == x2;
@@ -173,6 +175,7 @@ int main(int argc, char** argv) {
       if (no_torch) continue;
       // PyTorch at 1 and 2 threads; the faster is the baseline.
       std::vector<double> tt;
+      double torch_cpu1 = 0.0;  // PyTorch at 1 thread: best CPU seconds per step
       int torch_threads = 0;
       for (int threads : {1, 2}) {
         const std::string out = run_command("OMP_WAIT_POLICY=PASSIVE " + kMallocEnv + python + " " + script.string() + " --x " +
@@ -187,6 +190,10 @@ int main(int argc, char** argv) {
                     flops / best * 1e-9);
         if (c.n == 1000) std::printf("    PyTorch BLAS: %s\n", j.at("blas").dump().c_str());
         if (tt.empty() || best < *std::min_element(tt.begin(), tt.end())) tt = t, torch_threads = threads;
+        if (threads == 1) {
+          const std::vector<double> c1 = j.at("cpu_seconds_per_step").get<std::vector<double>>();
+          torch_cpu1 = *std::min_element(c1.begin(), c1.end());
+        }
       }
       // Same update? φ at the start from both implementations.
       set_num_threads(2);
@@ -204,6 +211,11 @@ int main(int argc, char** argv) {
       std::printf("  speed-up boltzlab (%d thread(s)) vs PyTorch (%d thread(s), the faster): %.1fx best, %.1fx median"
                   "  (goal >= 15x)\n",
                   two ? 2 : 1, torch_threads, best_t / best_b, median_of(tt) / median_of(two ? t2 : t1));
+      // On a machine shared with other jobs, wall time depends on the CPU share each
+      // process got; CPU time per step at 1 thread does not (it is what one free core gives).
+      std::printf("  per CPU-second at 1 thread (insensitive to other load): boltzlab %.2f ms, PyTorch %.2f ms: %.1fx\n",
+                  1e3 * *std::min_element(cpu1.begin(), cpu1.end()), 1e3 * torch_cpu1,
+                  torch_cpu1 / *std::min_element(cpu1.begin(), cpu1.end()));
     }
     fs::remove_all(tmp);
   } catch (const Error& e) {

@@ -15,13 +15,16 @@ set as wgf-relax sets it (MALLOC_*_ environment variables). The ratios use the
 faster setting of each side (best of --repeats runs). Printed per job: each run's wall
 time and the tool's own stage timings, the BLAS PyTorch runs on, a check that the jobs
 agree (SVGD is deterministic: max |x_boltzlab - x_torch| of the final samples; ULA:
-final mean energies within their Monte Carlo error), and the ratios.
+final mean energies within their Monte Carlo error), the wall-clock ratios, and the ratio
+of CPU seconds (user + system of the process, all threads) at 1 thread, which other jobs
+on a shared machine do not inflate.
 
   /usr/bin/python3 benchmarks/bench_whole_process.py [--bin build/bin] [--repeats 1] [--jobs ula,svgd]
 """
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -53,12 +56,16 @@ def initial_ensemble(job, n, path):
 
 
 def timed(cmd, env=None):
+    """Runs cmd; returns (wall seconds, CPU seconds user + system of the process, stdout)."""
     t0 = time.perf_counter()
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
     if res.returncode != 0:
         sys.exit(f"bench_whole_process: failed ({res.returncode}): {' '.join(cmd)}\n{res.stderr}")
-    return wall, res.stdout
+    return wall, cpu, res.stdout
 
 
 def run_boltzlab(a, job, init, out, threads, plots):
@@ -71,9 +78,9 @@ def run_boltzlab(a, job, init, out, threads, plots):
         cmd.append("--no-plots")
     best, timings = None, None
     for _ in range(a.repeats):
-        wall, _ = timed(cmd)
-        if best is None or wall < best:
-            best = wall
+        wall, cpu, _ = timed(cmd)
+        if best is None or wall < best[0]:
+            best = (wall, cpu)
             with open(os.path.join(out, "summary.json")) as f:
                 timings = json.load(f).get("timings", {})
     return best, timings
@@ -89,9 +96,9 @@ def run_torch(a, job, init, out, threads):
                MALLOC_TRIM_THRESHOLD_="2146435072", MALLOC_TOP_PAD_="536870912")
     best, info = None, None
     for _ in range(a.repeats):
-        wall, stdout = timed(cmd, env)
-        if best is None or wall < best:
-            best, info = wall, json.loads(stdout.strip().splitlines()[-1])
+        wall, cpu, stdout = timed(cmd, env)
+        if best is None or wall < best[0]:
+            best, info = (wall, cpu), json.loads(stdout.strip().splitlines()[-1])
     return best, info
 
 
@@ -124,16 +131,16 @@ def main():
             for threads in (1, 2):
                 for plots in (False, True):
                     out = os.path.join(tmp, f"b_{job}_{threads}_{int(plots)}")
-                    wall, tm = run_boltzlab(a, job, init, out, threads, plots)
-                    results[("b", threads, plots)] = (wall, out)
+                    (wall, cpu), tm = run_boltzlab(a, job, init, out, threads, plots)
+                    results[("b", threads, plots)] = (wall, out, cpu)
                     stages = ", ".join(f"{k} {v:.3f}" for k, v in tm.items() if k != "particle_steps_per_second")
-                    print(f"  wgf-relax {threads} thread(s), plots {'on ' if plots else 'off'}: {wall:7.3f} s "
-                          f"(stages: {stages})")
+                    print(f"  wgf-relax {threads} thread(s), plots {'on ' if plots else 'off'}: {wall:7.3f} s, "
+                          f"CPU {cpu:6.3f} s (stages: {stages})")
             for threads in (1, 2):
                 out = os.path.join(tmp, f"t_{job}_{threads}")
-                wall, info = run_torch(a, job, init, out, threads)
-                results[("t", threads)] = (wall, out)
-                print(f"  PyTorch {info['torch']} {threads} thread(s): {wall:7.3f} s "
+                (wall, cpu), info = run_torch(a, job, init, out, threads)
+                results[("t", threads)] = (wall, out, cpu)
+                print(f"  PyTorch {info['torch']} {threads} thread(s): {wall:7.3f} s, CPU {cpu:6.3f} s "
                       f"(in script: flow {info['flow']:.3f}, write {info['write']:.3f}; import and start-up "
                       f"{wall - info['flow'] - info['write'] - info['load']:.3f})")
             print(f"  PyTorch BLAS: {json.dumps(info['blas'])}")
@@ -143,6 +150,10 @@ def main():
             print("  agreement: " + agreement(job, results[best_b[1]][1], results[best_t[1]][1]))
             print(f"  ratio PyTorch / wgf-relax (faster settings): {best_t[0] / best_b[0]:.1f}x without plots, "
                   f"{best_t[0] / best_bp[0]:.1f}x with the default plots")
+            # CPU seconds at 1 thread: insensitive to the CPU share other jobs leave.
+            cpu_b, cpu_bp, cpu_t = results[("b", 1, False)][2], results[("b", 1, True)][2], results[("t", 1)][2]
+            print(f"  ratio of CPU seconds at 1 thread (insensitive to other load): {cpu_t / cpu_b:.1f}x without "
+                  f"plots, {cpu_t / cpu_bp:.1f}x with the default plots")
 
 
 if __name__ == "__main__":
