@@ -574,8 +574,11 @@ double median_squared_distance(const RowMatrix& x, Execution exec, PairDistances
     };
     const double t1 = select(first);
     if (ranks.r1 < 0) return 0.5 * t1;  // N² even, middle entries: a diagonal zero and t_(r2)
-    if (ranks.odd) return t1;
-    return 0.5 * (t1 + (last == first ? t1 : select(last)));
+    if (ranks.odd || last == first) return t1;
+    // The middle ranks are adjacent (last = first + 1): after the selection of `first`
+    // every value past it is ≥ t1, and the next order statistic is their minimum.
+    const auto past = kept.begin() + static_cast<std::ptrdiff_t>(first - count.below) + 1;
+    return 0.5 * (t1 + *std::min_element(past, kept.end()));
   }
   throw DomainError("median_squared_distance: non-finite squared distances");
 }
