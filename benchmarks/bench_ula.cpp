@@ -8,7 +8,9 @@
 // best of --repeats timed runs after an untimed warm-up run. The PyTorch baseline is
 // the faster of torch.set_num_threads(threads) and of 1 thread (on a machine shared
 // with other jobs, OpenMP spin-waiting can make 2 threads slower than 1; the more
-// favourable baseline is the honest one), with OMP_WAIT_POLICY=PASSIVE.
+// favourable baseline is the honest one), with OMP_WAIT_POLICY=PASSIVE and glibc's
+// allocator set as the tools set it (MALLOC_*_, as mallopt in tools/wgf-relax.cpp). The
+// PyTorch JSON line names the BLAS it runs on.
 #include <algorithm>
 #include <ctime>
 #include <cstdio>
@@ -30,7 +32,8 @@ namespace {
 /// (particle-steps per CPU-second of the process, all threads).
 double torch_rate(const std::string& script, std::size_t particles, std::size_t steps, int threads,
                   std::string& detail, double& cpu_rate) {
-  const std::string cmd = "OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 '" + script + "' --particles " +
+  const std::string cmd = "OMP_WAIT_POLICY=PASSIVE MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=2146435072 "
+                          "MALLOC_TOP_PAD_=536870912 /usr/bin/python3 '" + script + "' --particles " +
                           std::to_string(particles) + " --steps " + std::to_string(steps) + " --threads " +
                           std::to_string(threads) + " 2>&1";
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
@@ -38,7 +41,10 @@ double torch_rate(const std::string& script, std::size_t particles, std::size_t 
   std::string out;
   char buf[512];
   while (std::fgets(buf, sizeof buf, pipe.get())) out += buf;
-  const auto brace = out.rfind('{');
+  // The JSON line is the last line that starts with '{' (it holds nested objects).
+  std::size_t brace = !out.empty() && out.front() == '{' ? 0 : std::string::npos;
+  const auto line = out.rfind("\n{");
+  if (line != std::string::npos) brace = line + 1;
   if (brace == std::string::npos) {
     detail = out;
     return 0.0;

@@ -12,12 +12,28 @@ Called by build/bin/bench_svgd; prints one JSON line.
 """
 import argparse
 import json
+import os
+import re
 import math
 import time
 
 import numpy as np
 import torch
 
+
+
+def blas_in_use():
+    """The BLAS PyTorch runs on: its build setting (BLAS_INFO) and the BLAS/LAPACK
+    shared objects mapped into this process (resolved paths, e.g. OpenBLAS through
+    /usr/lib/x86_64-linux-gnu/libblas.so.3)."""
+    info = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
+    libs = set()
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.split()[-1]
+            if "blas" in path or "lapack" in path:
+                libs.add(os.path.realpath(path))
+    return {"build": info.group(1) if info else "?", "loaded": sorted(libs)}
 
 def step_direction(x, inv_var):
     n = x.shape[0]
@@ -60,18 +76,20 @@ def main():
     if a.check:
         phi, _ = step_direction(x0, inv_var)
         np.save(a.check, phi.numpy())
-    rounds = []
+    rounds, cpu = [], []
     with torch.no_grad():
         x = x0.clone()
         step_direction(x, inv_var)  # warm-up
         for _ in range(a.rounds):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(a.steps):
                 phi, _ = step_direction(x, inv_var)
                 x = x + a.eps * phi
             rounds.append((time.perf_counter() - t0) / a.steps)
+            cpu.append((time.process_time() - c0) / a.steps)
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
-                      "seconds_per_step": rounds}))
+                      "blas": blas_in_use(), "seconds_per_step": rounds,
+                      "cpu_seconds_per_step": cpu}))
 
 
 if __name__ == "__main__":

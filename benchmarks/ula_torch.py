@@ -9,11 +9,27 @@ Prints one JSON line: {"particle_steps_per_second": ..., ...}.
 """
 import argparse
 import json
+import os
+import re
 import math
 import time
 
 import torch
 
+
+
+def blas_in_use():
+    """The BLAS PyTorch runs on: its build setting (BLAS_INFO) and the BLAS/LAPACK
+    shared objects mapped into this process (resolved paths, e.g. OpenBLAS through
+    /usr/lib/x86_64-linux-gnu/libblas.so.3)."""
+    info = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
+    libs = set()
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.split()[-1]
+            if "blas" in path or "lapack" in path:
+                libs.add(os.path.realpath(path))
+    return {"build": info.group(1) if info else "?", "loaded": sorted(libs)}
 
 def main():
     ap = argparse.ArgumentParser()
@@ -60,7 +76,7 @@ def main():
     print(json.dumps({"particle_steps_per_second": rate, "seconds": best,
                       "particle_steps_per_cpu_second": args.particles * args.steps / best_cpu,
                       "cpu_seconds": best_cpu, "particles": args.particles,
-                      "steps": args.steps, "threads": args.threads, "torch": torch.__version__,
+                      "steps": args.steps, "threads": args.threads, "torch": torch.__version__, "blas": blas_in_use(),
                       "mean_energy": float(u.mean())}))
 
 

@@ -108,3 +108,40 @@ TEST_CASE("flows: shape errors and option errors") {
   CHECK_THROWS_AS(make_flow("svgd", Json{{"patience", 0}}), ConfigError);
   CHECK_THROWS_AS(make_flow("svgd", Json{{"ksd", false}, {"stop_monitor", "ksd"}})->run(g, wrong, o), ConfigError);
 }
+
+TEST_CASE("flows: SVGD and blob keep the median pass's distances at d >= 8, bit-identical for any thread count") {
+  // d = 9 ≥ kMinDimKeptPairDistances: the kernel sums read the squared distances the
+  // median pass kept (gaussian_kernel_sums(PairDistances, …)); N = 45 is not a multiple
+  // of the 4-row or 8-lane blocks. kernel_width2 keeps nothing below the break-even d.
+  const std::size_t d = 9;
+  const GaussianTarget target(Eigen::VectorXd::Zero(d), Eigen::MatrixXd::Identity(d, d));
+  const RowMatrix start = normal_rows(45, d, 91, 2.0);
+  for (const std::string name : {"svgd", "blob"}) {
+    CAPTURE(name);
+    std::vector<RowMatrix> ends;
+    for (const auto& [exec, threads] : {std::pair<Execution, int>{Execution::kSerial, 1}, {Execution::kParallel, 2},
+                                        {Execution::kParallel, 3}}) {
+      set_num_threads(threads);
+      Ensemble e(45, d);
+      e.positions = start;
+      FlowOptions o;
+      o.steps = 12;
+      o.step_size = 0.05;
+      o.progress = false;
+      o.exec = exec;
+      make_flow(name, Json::object())->run(target, e, o);
+      ends.push_back(e.positions);
+      set_num_threads(0);
+    }
+    CHECK(ends[0] == ends[1]);
+    CHECK(ends[0] == ends[2]);
+    CHECK(ends[0] != start);
+  }
+  PairDistances kept;
+  kernel_width2(normal_rows(45, d, 92, 1.0), 0.0, Execution::kParallel, &kept);
+  CHECK(kept.n == 45);
+  kernel_width2(normal_rows(45, kMinDimKeptPairDistances - 1, 92, 1.0), 0.0, Execution::kParallel, &kept);
+  CHECK(kept.empty());
+  kernel_width2(normal_rows(45, d, 92, 1.0), 0.7, Execution::kParallel, &kept);  // fixed width: no median pass
+  CHECK(kept.empty());
+}

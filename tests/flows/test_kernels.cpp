@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <vector>
 
@@ -66,6 +67,53 @@ TEST_CASE("kernels: exact median of the full squared-distance matrix (numpy.medi
     CHECK(got == median_squared_distance(x, Execution::kSerial));
   }
   CHECK_THROWS_AS(median_squared_distance(normal_matrix(1, 2, 1)), DomainError);
+}
+
+TEST_CASE("kernels: squared distances kept by the median pass: exact, and bit-identical kernel sums") {
+  // Sizes with N mod 8 ≠ 0 (padding columns), 801 on the sampled-bracket path, the same
+  // PairDistances reused across sizes (203 twice: storage reused, padding re-zeroed), and
+  // an offset ensemble (|x|² ≈ 2.5e3·d ≫ |x − y|²) for the cancellation in
+  // |x|² + |y|² − 2x·y.
+  PairDistances kept;
+  for (auto [n, d, offset] : {std::array<double, 3>{203, 39, 0}, {37, 9, 0}, {801, 12, 0}, {203, 39, 50}}) {
+    const std::size_t nn = static_cast<std::size_t>(n), dd = static_cast<std::size_t>(d);
+    const RowMatrix x = (normal_matrix(nn, dd, 5, 1.5).array() + offset).matrix();
+    const double median = median_squared_distance(x, Execution::kParallel, &kept);
+    CHECK(median == median_squared_distance(x));
+    REQUIRE(kept.n == nn);
+    double worst = 0.0;
+    for (std::size_t i = 0; i < nn; ++i)
+      for (std::size_t j = 0; j < nn; ++j) {
+        const auto ii = static_cast<Eigen::Index>(i), jj = static_cast<Eigen::Index>(j);
+        const double got = kept.d2[i * kept.stride + j];
+        CHECK(got == kept.d2[j * kept.stride + i]);  // bitwise symmetric
+        // Each of |x|², |y|², x·y carries a relative rounding error ≤ γ_d = d·u/(1 − d·u)
+        // (u = 2^−53, sums of d products), so |error| ≤ γ_d (|x|² + |y|² + 2|x·y|)
+        // ≤ 2γ_d (|x|² + |y|²): the bound below (≈ 4e−13 relative to the norms at d = 39,
+        // i.e. absolute 1e−9 on the offset ensemble, whose D² are ≈ 2·2.25·39 ≈ 175).
+        const double bound = 2.0 * d * 0x1.0p-53 / (1.0 - d * 0x1.0p-53) *
+                             (x.row(ii).squaredNorm() + x.row(jj).squaredNorm());
+        const double direct = (x.row(ii) - x.row(jj)).squaredNorm();
+        worst = std::max(worst, std::fabs(got - direct) / bound);
+      }
+    CHECK(worst <= 1.0);
+    for (std::size_t j = nn; j < kept.stride; ++j) CHECK(kept.d2[j] == 0.0);  // padding of row 0
+    const RowMatrix v = normal_matrix(nn, dd + 1, 3);
+    for (double c : {0.05, 0.7}) {
+      RowMatrix from_kept, from_kept_serial, computed;
+      gaussian_kernel_sums(kept, v, c, from_kept);
+      gaussian_kernel_sums(kept, v, c, from_kept_serial, Execution::kSerial);
+      gaussian_kernel_sums(x, x, v, c, computed);
+      CHECK(bit_identical(from_kept, computed));
+      CHECK(bit_identical(from_kept_serial, computed));
+    }
+  }
+  // Too many particles to keep (N > kMaxKeptPairDistances), or d below the break-even
+  // through kernel_width2: nothing kept, and the sums refuse an empty matrix.
+  median_squared_distance(normal_matrix(kMaxKeptPairDistances + 1, 2, 9), Execution::kParallel, &kept);
+  CHECK(kept.empty());
+  RowMatrix out;
+  CHECK_THROWS_AS(gaussian_kernel_sums(kept, normal_matrix(3, 1, 1), 1.0, out), DomainError);
 }
 
 TEST_CASE("kernels: KSD pair sums match the all-pairs reference, serial == parallel") {

@@ -2,6 +2,7 @@
 // or histogram, the interacting flows' monitors, 2-D samples and densities.
 #include <algorithm>
 #include <cmath>
+#include <future>
 #include <limits>
 #include <sstream>
 
@@ -329,11 +330,10 @@ PlotScript density_comparison_script(const Target& target, const LogDensityFunct
 nlohmann::json write_run_plots(const RunDirectory& run, const RunOutputs& o) {
   const Target& target = *o.target;
   const std::string title = plot_title(o);
-  nlohmann::json plots = nlohmann::json::object();
-  auto record = [&](const std::string& png, const PlotScript& script) {
-    const PlotResult r = draw_plot(script, run.path(png));
-    plots[png] = r.ok ? "ok" : r.note;
-  };
+  // The scripts are built first and drawn concurrently (one gnuplot process each: its
+  // start-up, not the drawing, is most of the time), recorded in order.
+  std::vector<std::pair<std::string, PlotScript>> scripts;
+  auto record = [&](const std::string& png, const PlotScript& script) { scripts.emplace_back(png, script); };
   if (o.md_trace) {
     record("energy_trace.png", md_trace_script(*o.md_trace, title));
   } else if (o.traces.count("mean_energy") && !o.trace_steps.empty()) {
@@ -354,6 +354,17 @@ nlohmann::json write_run_plots(const RunDirectory& run, const RunOutputs& o) {
     record(key + "_trace.png", {line_plot_script(p), ""});
   }
   if (target.dim() == 2) record("samples.png", samples_2d_script(target, *o.samples, title));
+  std::vector<std::future<PlotResult>> drawn;
+  for (const auto& [png, script] : scripts) {
+    drawn.push_back(std::async(std::launch::async, [&run, png = png, script = script] {
+      return draw_plot(script, run.path(png));
+    }));
+  }
+  nlohmann::json plots = nlohmann::json::object();
+  for (std::size_t k = 0; k < scripts.size(); ++k) {
+    const PlotResult r = drawn[k].get();
+    plots[scripts[k].first] = r.ok ? "ok" : r.note;
+  }
   return plots;
 }
 

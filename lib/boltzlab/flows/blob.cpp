@@ -17,22 +17,25 @@ BlobFlow::BlobFlow(BlobOptions options, InteractingOptions common)
   options_.validate();
 }
 
-double BlobFlow::diffusion_velocity(const RowMatrix& x, double fixed_epsilon, RowMatrix& velocity, Execution exec) {
+double BlobFlow::diffusion_velocity(const RowMatrix& x, double fixed_epsilon, RowMatrix& velocity, Execution exec,
+                                    PairDistances* pairs) {
+  PairDistances local;
+  PairDistances& kept = pairs ? *pairs : local;
   const std::size_t n = static_cast<std::size_t>(x.rows());
   const Eigen::Index d = x.cols();
   const RowMatrix xc = x.rowwise() - row_mean(x);
-  const double eps2 = kernel_width2(xc, fixed_epsilon, exec);
+  const double eps2 = kernel_width2(xc, fixed_epsilon, exec, &kept);
   const double c = 0.5 / eps2;
   // Pass 1: ρ_i ∝ Σ_k φ_ik (φ_ii = 1 included, so a_i ≤ 1 is finite).
   RowMatrix ones = RowMatrix::Ones(static_cast<Eigen::Index>(n), 1), density;
-  gaussian_kernel_sums(xc, xc, ones, c, density, exec);
+  self_kernel_sums(xc, kept, ones, c, density, exec);
   const Eigen::VectorXd a = density.col(0).cwiseInverse();
   // Pass 2: Σ_j φ_ij [x_j, a_j x_j, a_j].
   RowMatrix weights(static_cast<Eigen::Index>(n), 2 * d + 1), sums;
   weights.leftCols(d) = xc;
   weights.middleCols(d, d) = a.asDiagonal() * xc;
   weights.col(2 * d) = a;
-  gaussian_kernel_sums(xc, xc, weights, c, sums, exec);
+  self_kernel_sums(xc, kept, weights, c, sums, exec);
   velocity.resize(static_cast<Eigen::Index>(n), d);
   for (Eigen::Index i = 0; i < velocity.rows(); ++i) {
     velocity.row(i) = (xc.row(i) * (1.0 + sums(i, 2 * d)) - a[i] * sums.row(i).head(d) - sums.row(i).segment(d, d)) / eps2;
@@ -42,7 +45,7 @@ double BlobFlow::diffusion_velocity(const RowMatrix& x, double fixed_epsilon, Ro
 
 void BlobFlow::update(const RowMatrix& x, const RowMatrix& grad_u, double beta, std::size_t, double step_size,
                       const FlowOptions& options, RowMatrix& delta) {
-  epsilon_ = diffusion_velocity(x, options_.epsilon, delta, options.exec);
+  epsilon_ = diffusion_velocity(x, options_.epsilon, delta, options.exec, &pairs_);
   delta = step_size * (delta - beta * grad_u);
 }
 

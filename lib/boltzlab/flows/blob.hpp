@@ -37,8 +37,10 @@ class BlobFlow final : public InteractingFlow {
   std::string name() const override { return "blob"; }
 
   /// The diffusion velocity −Σ_j ∇φ_ε(X_i − X_j)[a_i + a_j] for all particles (N×d);
-  /// returns the ε used. Exposed for tests.
-  static double diffusion_velocity(const RowMatrix& x, double fixed_epsilon, RowMatrix& velocity, Execution exec);
+  /// returns the ε used. `pairs`: storage for the squared distances the median pass
+  /// keeps (kernel_width2), reused across calls (null: a temporary). Exposed for tests.
+  static double diffusion_velocity(const RowMatrix& x, double fixed_epsilon, RowMatrix& velocity, Execution exec,
+                                   PairDistances* pairs = nullptr);
 
  protected:
   void update(const RowMatrix& x, const RowMatrix& grad_u, double beta, std::size_t step, double step_size,
@@ -50,6 +52,7 @@ class BlobFlow final : public InteractingFlow {
  private:
   BlobOptions options_;
   double epsilon_ = 0.0;
+  PairDistances pairs_;  ///< squared distances kept by the median pass (storage reused per step)
 };
 
 /// Factory: {"epsilon": "median" | ε, "ksd", "ksd_c", "stop_monitor", "patience"}.

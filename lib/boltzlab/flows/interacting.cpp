@@ -54,10 +54,21 @@ Eigen::RowVectorXd row_mean(const RowMatrix& x) {
   return m;
 }
 
-double kernel_width2(const RowMatrix& xc, double fixed, Execution exec) {
+double kernel_width2(const RowMatrix& xc, double fixed, Execution exec, PairDistances* keep) {
+  if (keep) keep->clear();
   if (fixed > 0) return fixed * fixed;
-  const double w2 = median_heuristic_bandwidth2(xc, exec);
+  const bool pays = static_cast<std::size_t>(xc.cols()) >= kMinDimKeptPairDistances;
+  const double w2 = median_heuristic_bandwidth2(xc, exec, pays ? keep : nullptr);
   return w2 > 0 ? w2 : 1.0;
+}
+
+void self_kernel_sums(const RowMatrix& xc, const PairDistances& kept, const RowMatrix& v, double c, RowMatrix& out,
+                      Execution exec) {
+  if (kept.empty()) {
+    gaussian_kernel_sums(xc, xc, v, c, out, exec);
+  } else {
+    gaussian_kernel_sums(kept, v, c, out, exec);
+  }
 }
 
 void InteractingFlow::prepare(const Target&, const Ensemble&, const FlowOptions&) {}

@@ -76,8 +76,15 @@ Eigen::RowVectorXd row_mean(const RowMatrix& x);
 
 /// Squared kernel width of the centred positions xc: fixed² when fixed > 0, else the
 /// median heuristic (median_heuristic_bandwidth2); 1 when all particles are at one
-/// point (then any width gives the same update: keep it finite and > 0).
-double kernel_width2(const RowMatrix& xc, double fixed, Execution exec);
+/// point (then any width gives the same update: keep it finite and > 0). With `keep`
+/// non-null, the median pass keeps the squared distances of xc in it when that pays
+/// (d ≥ kMinDimKeptPairDistances, N ≤ kMaxKeptPairDistances); else *keep is empty.
+double kernel_width2(const RowMatrix& xc, double fixed, Execution exec, PairDistances* keep = nullptr);
+
+/// Σ_j exp(−c|x_i − x_j|²) v_j for the centred positions xc: from `kept` (the squared
+/// distances kernel_width2 kept for xc) when not empty, else computed. Same values.
+void self_kernel_sums(const RowMatrix& xc, const PairDistances& kept, const RowMatrix& v, double c, RowMatrix& out,
+                      Execution exec);
 
 /// Reads a bandwidth parameter: a number > 0 (fixed) or the string "median" (returns 0).
 /// \throws ConfigError "flow.key: bandwidth is -1, but must be > 0 or \"median\"".

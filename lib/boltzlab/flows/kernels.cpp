@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include <emmintrin.h>
 #include <tbb/enumerable_thread_specific.h>
 
 #include "boltzlab/core/error.hpp"
@@ -32,6 +33,8 @@ typedef double v8d __attribute__((vector_size(64)));
 typedef long long v8l __attribute__((vector_size(64)));
 typedef unsigned long long v8u __attribute__((vector_size(64)));
 typedef double v8d_unaligned __attribute__((vector_size(64), aligned(8), may_alias));
+typedef double v4d __attribute__((vector_size(32)));
+typedef double v4d_unaligned __attribute__((vector_size(32), aligned(8), may_alias));
 
 constexpr std::size_t kLanes = 8;      // doubles per vector
 constexpr std::size_t kRows = 4;       // rows i per register block
@@ -41,6 +44,17 @@ BOLTZLAB_INLINE v8d splat(double a) { return v8d{} + a; }
 BOLTZLAB_INLINE v8d load(const double* p) { return *reinterpret_cast<const v8d_unaligned*>(p); }
 BOLTZLAB_INLINE void store(double* p, v8d a) { *reinterpret_cast<v8d_unaligned*>(p) = a; }
 BOLTZLAB_INLINE v8d vmax(v8d a, v8d b) { return a > b ? a : b; }
+/// Lane-wise √a, correctly rounded as std::sqrt (SSE2 sqrtpd on pairs: baseline ISA,
+/// so every multi-versioned clone has it; no errno path, unlike std::sqrt in a loop).
+BOLTZLAB_INLINE v8d vsqrt(v8d a) {
+  v8d r;
+  for (int h = 0; h < 4; ++h) {
+    const __m128d pair = _mm_sqrt_pd(_mm_set_pd(a[2 * h + 1], a[2 * h]));
+    r[2 * h] = _mm_cvtsd_f64(pair);
+    r[2 * h + 1] = _mm_cvtsd_f64(_mm_unpackhi_pd(pair, pair));
+  }
+  return r;
+}
 BOLTZLAB_INLINE v8d vmin(v8d a, v8d b) { return a < b ? a : b; }
 
 /// exp(x) for a vector x: n = round(x·log2 e), r = x − n ln2 (Cody–Waite, two parts),
@@ -134,6 +148,44 @@ BOLTZLAB_INLINE v8d sq_dist(double xnorm, const double* ynorm, v8d dot) {
   return vmax((splat(xnorm) + load(ynorm)) - splat(2.0) * dot, splat(0.0));
 }
 
+/// acc_r[q0 + 8v + l] += Σ_{jj ∈ [jb, je)} k_r,jj v_jj[q0 + 8v + l] for v < NV: the
+/// 4 × NV accumulators stay in registers over the whole jj loop (NV loads and 4
+/// broadcasts per 4·NV multiply-adds).
+template <std::size_t NV>
+BOLTZLAB_INLINE void accumulate_columns(const double* v, std::size_t pp, std::size_t q0, std::size_t jb,
+                                        std::size_t je, const double* ktile, double* acc) {
+  v8d s[kRows][NV];
+  for (std::size_t r = 0; r < kRows; ++r)
+    for (std::size_t c = 0; c < NV; ++c) s[r][c] = load(acc + r * pp + q0 + c * kLanes);
+  for (std::size_t jj = jb; jj < je; ++jj) {
+    v8d vv[NV];
+    for (std::size_t c = 0; c < NV; ++c) vv[c] = load(v + jj * pp + q0 + c * kLanes);
+    for (std::size_t r = 0; r < kRows; ++r) {
+      const v8d kr = splat(ktile[r * kColBlock + (jj - jb)]);
+      for (std::size_t c = 0; c < NV; ++c) s[r][c] += kr * vv[c];
+    }
+  }
+  for (std::size_t r = 0; r < kRows; ++r)
+    for (std::size_t c = 0; c < NV; ++c) store(acc + r * pp + q0 + c * kLanes, s[r][c]);
+}
+
+/// Phase B of the kernel sums: acc_r += Σ_{jj ∈ [jb, je)} k_r,jj v_jj for the 4 rows,
+/// k from the tile ktile (4 × kColBlock), vectorized over the weight columns q in
+/// chunks of up to 5 vectors (20 accumulators), jj ascending for every output.
+BOLTZLAB_INLINE void accumulate_tile(const double* v, std::size_t pp, std::size_t jb, std::size_t je,
+                                     const double* ktile, double* acc) {
+  constexpr std::size_t kChunk = 5 * kLanes;
+  std::size_t q = 0;
+  for (; q + kChunk <= pp; q += kChunk) accumulate_columns<5>(v, pp, q, jb, je, ktile, acc);
+  switch ((pp - q) / kLanes) {
+    case 4: accumulate_columns<4>(v, pp, q, jb, je, ktile, acc); break;
+    case 3: accumulate_columns<3>(v, pp, q, jb, je, ktile, acc); break;
+    case 2: accumulate_columns<2>(v, pp, q, jb, je, ktile, acc); break;
+    case 1: accumulate_columns<1>(v, pp, q, jb, je, ktile, acc); break;
+    default: break;
+  }
+}
+
 /// Kernel sums for the 4 rows of `rows`: acc[r·pp + q] = Σ_j exp(−c d²_rj) v_jq.
 /// v is mp × pp row-major, zero-padded (so padded columns contribute exactly 0).
 BOLTZLAB_MULTIVERSION
@@ -163,95 +215,131 @@ void kernel_sums_block(const RowBlock& rows, const Columns& cols, const double* 
               vexp(minus_c * sq_dist(rows.norm[r], cols.norms.data() + j, a[r])));
       }
     }
-    // Phase B: acc_r += Σ_j k_rj v_j, vectorized over the weight columns q, j ascending.
-    std::size_t q = 0;
-    for (; q + 2 * kLanes <= pp; q += 2 * kLanes) {
-      v8d s0[kRows], s1[kRows];
-      for (std::size_t r = 0; r < kRows; ++r) {
-        s0[r] = load(acc + r * pp + q);
-        s1[r] = load(acc + r * pp + q + kLanes);
-      }
-      for (std::size_t jj = jb; jj < je; ++jj) {
-        const v8d v0 = load(v + jj * pp + q);
-        const v8d v1 = load(v + jj * pp + q + kLanes);
-        for (std::size_t r = 0; r < kRows; ++r) {
-          const v8d kr = splat(ktile[r * kColBlock + (jj - jb)]);
-          s0[r] += kr * v0;
-          s1[r] += kr * v1;
-        }
-      }
-      for (std::size_t r = 0; r < kRows; ++r) {
-        store(acc + r * pp + q, s0[r]);
-        store(acc + r * pp + q + kLanes, s1[r]);
-      }
+    accumulate_tile(v, pp, jb, je, ktile, acc);
+  }
+}
+
+/// kernel_sums_block from kept squared distances: d2rows[r] is row i0 + r of the
+/// N × mp matrix D² (zero in the padding columns, whose weights are 0). Same values as
+/// kernel_sums_block, which computes each D²_ij by the same arithmetic.
+BOLTZLAB_MULTIVERSION
+void kernel_sums_block_kept(const double* const* d2rows, std::size_t mp, const double* v, std::size_t pp, double c,
+                            double* acc, double* ktile) {
+  std::fill(acc, acc + kRows * pp, 0.0);
+  const v8d minus_c = splat(-c);
+  for (std::size_t jb = 0; jb < mp; jb += kColBlock) {
+    const std::size_t je = std::min(mp, jb + kColBlock);
+    for (std::size_t j = jb; j < je; j += kLanes)
+      for (std::size_t r = 0; r < kRows; ++r) store(ktile + r * kColBlock + (j - jb), vexp(minus_c * load(d2rows[r] + j)));
+    accumulate_tile(v, pp, jb, je, ktile, acc);
+  }
+}
+
+/// Writes the 4 × 8 tile of squared distances (rows i0.., columns j..) into the kept
+/// N × mp matrix d2: D²_il for l ≥ i directly, and D²_li for l > i by symmetry, so that
+/// every entry is written once, by the task of its upper-triangle row. Interior tiles
+/// (all pairs l > i, all inside N) store whole rows and 4-wide transposed columns.
+BOLTZLAB_INLINE void keep_tile(double* d2, std::size_t mp, std::size_t i0, std::size_t j, std::size_t n,
+                               const double (*tile)[kLanes]) {
+  if (j >= i0 + kRows && j + kLanes <= n && i0 + kRows <= n) {
+    for (std::size_t r = 0; r < kRows; ++r) store(d2 + (i0 + r) * mp + j, load(tile[r]));
+    for (std::size_t l = 0; l < kLanes; ++l) {
+      const v4d column = {tile[0][l], tile[1][l], tile[2][l], tile[3][l]};
+      *reinterpret_cast<v4d_unaligned*>(d2 + (j + l) * mp + i0) = column;
     }
-    for (; q < pp; q += kLanes) {
-      v8d s0[kRows];
-      for (std::size_t r = 0; r < kRows; ++r) s0[r] = load(acc + r * pp + q);
-      for (std::size_t jj = jb; jj < je; ++jj) {
-        const v8d v0 = load(v + jj * pp + q);
-        for (std::size_t r = 0; r < kRows; ++r) s0[r] += splat(ktile[r * kColBlock + (jj - jb)]) * v0;
-      }
-      for (std::size_t r = 0; r < kRows; ++r) store(acc + r * pp + q, s0[r]);
+    return;
+  }
+  for (std::size_t r = 0; r < kRows && i0 + r < n; ++r) {
+    const std::size_t i = i0 + r;
+    for (std::size_t l = 0; l < kLanes && j + l < n; ++l) {
+      const std::size_t jl = j + l;
+      if (jl >= i) d2[i * mp + jl] = tile[r][l];
+      if (jl > i) d2[jl * mp + i] = tile[r][l];
     }
   }
 }
 
-/// Pass of the exact median: for the 4 rows i0..i0+3 and all columns j > i (j < n),
-/// counts the pair values d²_ij < lo (into *below) and appends those in [lo, hi] to
-/// kept[*size …] (kept grows as needed; *size is the number used). Interior tiles (all
-/// 4×8 pairs valid) count with vector selects and append branch-free, and only when some
+/// Running state of one median counting pass over a row block.
+struct PairCount {
+  v8u count = v8u{} + 0;         ///< per lane: interior pair values below lo
+  std::uint64_t edge_count = 0;  ///< edge-tile pair values below lo
+  std::size_t pos = 0;           ///< values kept so far
+};
+
+/// One 4 × 8 tile (columns j..j+7, dot products a) of the median counting pass: counts
+/// the pair values d²_ij < lo (pairs j > i, j < n), appends those in [lo, hi] to kept,
+/// and writes the tile into kept_d2 when non-null (keep_tile). Interior tiles (all 4×8
+/// pairs valid) count with vector selects and append branch-free, and only when some
 /// value falls in [lo, hi]; edge tiles go through a scalar path.
-BOLTZLAB_MULTIVERSION
-void count_pairs_block(const RowBlock& rows, const Columns& cols, std::size_t i0, std::size_t n, double lo,
-                       double hi, std::uint64_t* below, std::vector<double>& kept, std::size_t* size) {
+BOLTZLAB_INLINE void count_tile(const RowBlock& rows, const Columns& cols, std::size_t i0, std::size_t n,
+                                std::size_t j, const v8d* a, double lo, double hi, PairCount& st,
+                                std::vector<double>& kept, double* kept_d2) {
   // Indicators from sign bits (GCC lowers vector compare-selects poorly): for finite or
   // infinite lo ≤ hi and d² ≥ 0, d² < lo ⇔ sign(d² − lo) = 1, d² > hi ⇔ sign(hi − d²) = 1.
-  const v8d vlo = splat(lo), vhi = splat(hi);
-  v8u count = v8u{} + 0;
-  std::uint64_t edge_count = 0;
-  std::size_t pos = *size;
   double tile[kRows][kLanes];
-  for (std::size_t j = i0 / kLanes * kLanes; j < cols.mp; j += kLanes) {
-    v8d a[kRows];
-    dots8(rows, cols, j, a);
-    if (kept.size() < pos + kRows * kLanes) kept.resize(2 * (pos + kRows * kLanes));
-    double* out = kept.data();
-    if (j > i0 + kRows - 1 && j + kLanes <= n) {
-      v8u outside = v8u{} + 1;
-      for (std::size_t r = 0; r < kRows; ++r) {
-        const v8d d2 = sq_dist(rows.norm[r], cols.norms.data() + j, a[r]);
-        store(tile[r], d2);
-        const v8u below_bit = (v8u)(d2 - vlo) >> 63;
-        count += below_bit;
-        outside &= below_bit | ((v8u)(vhi - d2) >> 63);
-      }
-      std::uint64_t all_outside = 1;
-      for (std::size_t l = 0; l < kLanes; ++l) all_outside &= outside[l];
-      if (all_outside) continue;
-      for (std::size_t r = 0; r < kRows; ++r)
-        for (std::size_t l = 0; l < kLanes; ++l) {
-          const double v = tile[r][l];
-          out[pos] = v;
-          pos += static_cast<std::size_t>((v >= lo) & (v <= hi));
-        }
-      continue;
-    }
+  if (kept.size() < st.pos + kRows * kLanes) kept.resize(2 * (st.pos + kRows * kLanes));
+  double* out = kept.data();
+  if (j > i0 + kRows - 1 && j + kLanes <= n) {
+    v8u outside = v8u{} + 1;
     for (std::size_t r = 0; r < kRows; ++r) {
-      store(tile[r], sq_dist(rows.norm[r], cols.norms.data() + j, a[r]));
-      const std::size_t i = i0 + r;
+      const v8d v = sq_dist(rows.norm[r], cols.norms.data() + j, a[r]);
+      store(tile[r], v);
+      const v8u below_bit = (v8u)(v - splat(lo)) >> 63;
+      st.count += below_bit;
+      outside &= below_bit | ((v8u)(splat(hi) - v) >> 63);
+    }
+    if (kept_d2) keep_tile(kept_d2, cols.mp, i0, j, n, tile);
+    std::uint64_t all_outside = 1;
+    for (std::size_t l = 0; l < kLanes; ++l) all_outside &= outside[l];
+    if (all_outside) return;
+    for (std::size_t r = 0; r < kRows; ++r)
       for (std::size_t l = 0; l < kLanes; ++l) {
-        const std::size_t jl = j + l;
-        if (!(jl > i && jl < n)) continue;
         const double v = tile[r][l];
-        if (v < lo) ++edge_count;
-        if (v >= lo && v <= hi) out[pos++] = v;
+        out[st.pos] = v;
+        st.pos += static_cast<std::size_t>((v >= lo) & (v <= hi));
       }
+    return;
+  }
+  for (std::size_t r = 0; r < kRows; ++r) {
+    store(tile[r], sq_dist(rows.norm[r], cols.norms.data() + j, a[r]));
+    const std::size_t i = i0 + r;
+    for (std::size_t l = 0; l < kLanes; ++l) {
+      const std::size_t jl = j + l;
+      if (!(jl > i && jl < n)) continue;
+      const double v = tile[r][l];
+      if (v < lo) ++st.edge_count;
+      if (v >= lo && v <= hi) out[st.pos++] = v;
     }
   }
-  *size = pos;
-  std::uint64_t total = edge_count;
-  for (std::size_t l = 0; l < kLanes; ++l) total += count[l];
+  if (kept_d2) keep_tile(kept_d2, cols.mp, i0, j, n, tile);
+}
+
+/// Pass of the exact median for the 4 rows i0..i0+3 and all columns j > i (j < n):
+/// count_tile over the tiles from the diagonal on, the dot products 16 columns at a
+/// time (dots16: the same sums as dots8, lane for lane). Adds the count below lo to
+/// *below, appends the values in [lo, hi] to kept[*size …] (kept grows as needed; *size
+/// is the number used), and with kept_d2 non-null writes the N × mp matrix of D².
+BOLTZLAB_MULTIVERSION
+void count_pairs_block(const RowBlock& rows, const Columns& cols, std::size_t i0, std::size_t n, double lo,
+                       double hi, std::uint64_t* below, std::vector<double>& kept, std::size_t* size,
+                       double* kept_d2) {
+  PairCount st;
+  st.pos = *size;
+  std::size_t j = i0 / kLanes * kLanes;
+  for (; j + 2 * kLanes <= cols.mp; j += 2 * kLanes) {
+    v8d a[kRows], b[kRows];
+    dots16(rows, cols, j, a, b);
+    count_tile(rows, cols, i0, n, j, a, lo, hi, st, kept, kept_d2);
+    count_tile(rows, cols, i0, n, j + kLanes, b, lo, hi, st, kept, kept_d2);
+  }
+  for (; j < cols.mp; j += kLanes) {
+    v8d a[kRows];
+    dots8(rows, cols, j, a);
+    count_tile(rows, cols, i0, n, j, a, lo, hi, st, kept, kept_d2);
+  }
+  *size = st.pos;
+  std::uint64_t total = st.edge_count;
+  for (std::size_t l = 0; l < kLanes; ++l) total += st.count[l];
   *below += total;
 }
 
@@ -283,14 +371,15 @@ void ksd_block(const RowBlock& xrows, const RowBlock& srows, const Columns& xcol
       const std::size_t i = i0 + r;
       const v8d r2 = sq_dist(xrows.norm[r], xcols.norms.data() + j, xx[r]);
       const v8d q = vc2 + r2;
-      double qa[kLanes], ka[kLanes];
-      store(qa, q);
-      for (std::size_t l = 0; l < kLanes; ++l) ka[l] = 1.0 / std::sqrt(qa[l]);
-      const v8d k = load(ka);
+      const v8d k = splat(1.0) / vsqrt(q);
       const v8d kq = k / q;
       // (s_i − s_j)·(x_i − x_j) = s_i·x_i − s_i·x_j − x_i·s_j + s_j·x_j
       const v8d g = (splat(srows.norm[r]) - sx[r]) - xs[r] + self_j;
       const v8d u = k * ss[r] + kq * g + vd * kq - splat(3.0) * r2 * kq / q;
+      if (j > i && j + kLanes <= n) {  // every pair of the tile counts
+        total[r] += u;
+        continue;
+      }
       double ua[kLanes];
       store(ua, u);
       for (std::size_t l = 0; l < kLanes; ++l) {
@@ -414,7 +503,8 @@ struct BracketCount {
   std::vector<double> kept;
 };
 
-BracketCount count_in_bracket(const RowMatrix& x, const Columns& cols, const Bracket& bracket, Execution exec) {
+BracketCount count_in_bracket(const RowMatrix& x, const Columns& cols, const Bracket& bracket, double* d2,
+                              Execution exec) {
   struct Kept {
     std::vector<double> values;
     std::size_t size = 0;
@@ -430,7 +520,7 @@ BracketCount count_in_bracket(const RowMatrix& x, const Columns& cols, const Bra
         Kept& k = local.local();
         for (std::size_t g = gb; g < ge; ++g) {
           const RowBlock rows = row_block(x, cols.norms, g * kRows, zeros);
-          count_pairs_block(rows, cols, g * kRows, n, bracket.lo, bracket.hi, &k.below, k.values, &k.size);
+          count_pairs_block(rows, cols, g * kRows, n, bracket.lo, bracket.hi, &k.below, k.values, &k.size, d2);
         }
       },
       exec);
@@ -444,11 +534,25 @@ BracketCount count_in_bracket(const RowMatrix& x, const Columns& cols, const Bra
 
 }  // namespace
 
-double median_squared_distance(const RowMatrix& x, Execution exec) {
+double median_squared_distance(const RowMatrix& x, Execution exec, PairDistances* keep) {
   const std::size_t n = rows_of(x);
   if (n < 2) throw DomainError("median_squared_distance: needs at least 2 particles, got " + std::to_string(n));
+  if (keep) keep->clear();
   const MedianRanks ranks = median_ranks(n);
   if (ranks.r2 < 0) return 0.0;  // the middle entries are diagonal zeros
+  double* d2 = nullptr;
+  if (keep && n <= kMaxKeptPairDistances) {
+    const std::size_t stride = (n + kLanes - 1) / kLanes * kLanes;
+    if (keep->d2.size() != n * stride) {
+      keep->d2.assign(n * stride, 0.0);
+    } else {  // reused storage: every entry below N is overwritten; zero the padding
+      for (std::size_t i = 0; i < n; ++i) std::fill(keep->d2.begin() + static_cast<std::ptrdiff_t>(i * stride + n),
+                                                    keep->d2.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride), 0.0);
+    }
+    keep->n = n;
+    keep->stride = stride;
+    d2 = keep->d2.data();
+  }
   const std::size_t first = ranks.first(), last = ranks.last();
   // Exact selection by sampling: count the pairs below the sampled bracket, keep those
   // in it, and select the ranks exactly among the kept ones. If the bracket missed,
@@ -457,7 +561,7 @@ double median_squared_distance(const RowMatrix& x, Execution exec) {
   Bracket bracket = sample_bracket(x, first, last);
   const Columns cols = transpose_columns(x);
   for (int attempt = 0; attempt < 2; ++attempt) {
-    BracketCount count = count_in_bracket(x, cols, bracket, exec);
+    BracketCount count = count_in_bracket(x, cols, bracket, d2, exec);
     std::vector<double>& kept = count.kept;
     if (first < count.below || last >= count.below + kept.size()) {  // bracket missed: gather everything
       bracket = Bracket{};
@@ -470,14 +574,17 @@ double median_squared_distance(const RowMatrix& x, Execution exec) {
     };
     const double t1 = select(first);
     if (ranks.r1 < 0) return 0.5 * t1;  // N² even, middle entries: a diagonal zero and t_(r2)
-    if (ranks.odd) return t1;
-    return 0.5 * (t1 + (last == first ? t1 : select(last)));
+    if (ranks.odd || last == first) return t1;
+    // The middle ranks are adjacent (last = first + 1): after the selection of `first`
+    // every value past it is ≥ t1, and the next order statistic is their minimum.
+    const auto past = kept.begin() + static_cast<std::ptrdiff_t>(first - count.below) + 1;
+    return 0.5 * (t1 + *std::min_element(past, kept.end()));
   }
   throw DomainError("median_squared_distance: non-finite squared distances");
 }
 
-double median_heuristic_bandwidth2(const RowMatrix& x, Execution exec) {
-  return 0.5 * median_squared_distance(x, exec) / std::log(static_cast<double>(x.rows()) + 1.0);
+double median_heuristic_bandwidth2(const RowMatrix& x, Execution exec, PairDistances* keep) {
+  return 0.5 * median_squared_distance(x, exec, keep) / std::log(static_cast<double>(x.rows()) + 1.0);
 }
 
 void gaussian_kernel_sums(const RowMatrix& x, const RowMatrix& y, const RowMatrix& v, double c,
@@ -516,6 +623,42 @@ void gaussian_kernel_sums(const RowMatrix& x, const RowMatrix& y, const RowMatri
             if (i >= n) break;
             for (std::size_t q = 0; q < p; ++q) out(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(q)) = acc[r * pp + q];
           }
+        }
+      },
+      exec);
+}
+
+void gaussian_kernel_sums(const PairDistances& pairs, const RowMatrix& v, double c, RowMatrix& out, Execution exec) {
+  const std::size_t n = pairs.n, p = cols_of(v);
+  if (pairs.empty() || rows_of(v) != n) {
+    throw DomainError("gaussian_kernel_sums: v has " + std::to_string(rows_of(v)) + " rows but the kept distances are " +
+                      std::to_string(n) + "x" + std::to_string(n) + (pairs.empty() ? " (none kept)" : ""));
+  }
+  if (!(c >= 0) || !std::isfinite(c)) {
+    throw DomainError("gaussian_kernel_sums: c is " + std::to_string(c) + ", but must be finite and >= 0");
+  }
+  out.resize(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(p));
+  if (p == 0) return;
+  const std::size_t mp = pairs.stride, pp = (p + kLanes - 1) / kLanes * kLanes;
+  std::vector<double> vpad(mp * pp, 0.0);
+  for (std::size_t j = 0; j < n; ++j)
+    for (std::size_t q = 0; q < p; ++q) vpad[j * pp + q] = v(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(q));
+  const std::vector<double> zeros(mp, 0.0);
+  const std::size_t groups = (n + kRows - 1) / kRows;
+  for_each_block(
+      groups, kGroupsPerTask,
+      [&](std::size_t gb, std::size_t ge) {
+        std::vector<double> acc(kRows * pp), ktile(kRows * kColBlock);
+        for (std::size_t g = gb; g < ge; ++g) {
+          const double* rows[kRows];
+          for (std::size_t r = 0; r < kRows; ++r) {
+            const std::size_t i = g * kRows + r;
+            rows[r] = i < n ? pairs.d2.data() + i * mp : zeros.data();
+          }
+          kernel_sums_block_kept(rows, mp, vpad.data(), pp, c, acc.data(), ktile.data());
+          for (std::size_t r = 0; r < kRows && g * kRows + r < n; ++r)
+            for (std::size_t q = 0; q < p; ++q)
+              out(static_cast<Eigen::Index>(g * kRows + r), static_cast<Eigen::Index>(q)) = acc[r * pp + q];
         }
       },
       exec);

@@ -17,8 +17,14 @@
 ///    serially in index order: bit-identical for any thread count (and Execution);
 ///  - symmetry is used where it pays: the median pass and the KSD visit only pairs
 ///    j > i. The kernel-sum pass does not: mirroring a pair into row j from the task
-///    owning row i would need atomics (non-deterministic) or an N×N buffer.
+///    owning row i would need atomics (non-deterministic) or an N×N buffer;
+///  - for SVGD and blob (kernel sums over the particles themselves, right after the
+///    exact-median pass) that N×N buffer is what the median pass fills when d is large
+///    enough that the dot products outweigh a memory read (PairDistances): each entry is
+///    written once, by the task owning its upper-triangle row, and the kernel sums read
+///    it instead of recomputing the dot products — same values, bit for bit.
 #include <cstddef>
+#include <vector>
 
 #include "boltzlab/core/ensemble.hpp"
 #include "boltzlab/core/parallel.hpp"
@@ -26,17 +32,41 @@
 
 namespace boltzlab {
 
+/// The squared distances D²_ij of all pairs of rows of an N × d matrix x, kept by the
+/// exact-median pass for the kernel sums that follow at the same positions (SVGD, blob):
+/// those then skip their own O(N²d) dot products. Entry (i, j) at d2[i·stride + j],
+/// computed exactly as gaussian_kernel_sums(x, x, …) computes it, (|x_i|² + |x_j|²) −
+/// 2 x_i·x_j clamped at 0 (bitwise symmetric), so sums from it are bit-identical.
+/// Padding columns j ≥ N hold 0.
+struct PairDistances {
+  std::size_t n = 0;       ///< N (0: nothing kept)
+  std::size_t stride = 0;  ///< row stride: N rounded up to a multiple of 8
+  std::vector<double> d2;  ///< N × stride (storage reused by the next pass)
+  bool empty() const { return n == 0; }
+  void clear() { n = 0; }
+};
+
+/// Largest N whose squared distances the median pass keeps (N² doubles: 32 MiB at 2048).
+constexpr std::size_t kMaxKeptPairDistances = 2048;
+/// Smallest dimension d at which keeping them pays: the dot products they save cost 2d
+/// flops per pair, reading a kept value costs one 8-byte load (measured break-even ≈ 4).
+constexpr std::size_t kMinDimKeptPairDistances = 8;
+
 /// Exact median of the N² entries of the squared-distance matrix D²_ij = |x_i − x_j|²
 /// (the N zero diagonal entries included, each off-diagonal pair counted twice) —
 /// numpy.median(squareform(pdist(x))**2) as in the original SVGD code (Liu & Wang 2016).
 /// Computed from the N(N−1)/2 pairs j > i by exact selection, so the value does not
-/// depend on the algorithm or on the thread count. \throws DomainError for N < 2.
-double median_squared_distance(const RowMatrix& x, Execution exec = Execution::kParallel);
+/// depend on the algorithm or on the thread count. With `keep` non-null and
+/// N ≤ kMaxKeptPairDistances, the pass also fills *keep with all of D² (else *keep is
+/// left empty). \throws DomainError for N < 2.
+double median_squared_distance(const RowMatrix& x, Execution exec = Execution::kParallel,
+                               PairDistances* keep = nullptr);
 
 /// Median-heuristic squared bandwidth h² = ½ · median(D²) / log(N + 1), D² as in
 /// median_squared_distance (the rule of the original SVGD code). 0 when all rows coincide.
-/// \throws DomainError for N < 2.
-double median_heuristic_bandwidth2(const RowMatrix& x, Execution exec = Execution::kParallel);
+/// `keep` as in median_squared_distance. \throws DomainError for N < 2.
+double median_heuristic_bandwidth2(const RowMatrix& x, Execution exec = Execution::kParallel,
+                                   PairDistances* keep = nullptr);
 
 /// Gaussian-kernel weighted sums
 ///   out_i = Σ_j exp(−c·|x_i − y_j|²) · v_j,   i < N (rows of x), j < M (rows of y),
@@ -49,6 +79,12 @@ double median_heuristic_bandwidth2(const RowMatrix& x, Execution exec = Executio
 /// \throws DomainError on mismatched shapes or c < 0.
 void gaussian_kernel_sums(const RowMatrix& x, const RowMatrix& y, const RowMatrix& v, double c,
                           RowMatrix& out, Execution exec = Execution::kParallel);
+
+/// gaussian_kernel_sums(x, x, v, c, out) from the squared distances of x kept by the
+/// median pass: the same values, bit for bit, without the dot products (flops
+/// N²·2p). \throws DomainError when nothing is kept, v has not N rows, or c < 0.
+void gaussian_kernel_sums(const PairDistances& pairs, const RowMatrix& v, double c, RowMatrix& out,
+                          Execution exec = Execution::kParallel);
 
 /// Scalar reference of gaussian_kernel_sums (plain loops, std::exp, direct (x−y)²):
 /// what the tests compare the fast path against.

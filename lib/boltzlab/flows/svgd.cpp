@@ -20,18 +20,20 @@ SvgdFlow::SvgdFlow(SvgdOptions options, InteractingOptions common)
 }
 
 double SvgdFlow::stein_direction(const RowMatrix& x, const RowMatrix& scores, double fixed_bandwidth,
-                                 RowMatrix& phi, Execution exec) {
+                                 RowMatrix& phi, Execution exec, PairDistances* pairs) {
+  PairDistances local;
+  PairDistances& kept = pairs ? *pairs : local;
   const std::size_t n = static_cast<std::size_t>(x.rows());
   const Eigen::Index d = x.cols();
   // Kernels are translation invariant: work on centred positions (no cancellation).
   const RowMatrix xc = x.rowwise() - row_mean(x);
   // All particles at one point: any h gives φ = mean score (kernel_width2 gives 1).
-  const double h2 = kernel_width2(xc, fixed_bandwidth, exec);
+  const double h2 = kernel_width2(xc, fixed_bandwidth, exec, &kept);
   RowMatrix weights(static_cast<Eigen::Index>(n), d + 1);
   weights.leftCols(d) = scores - xc / h2;
   weights.col(d).setOnes();
   RowMatrix sums;
-  gaussian_kernel_sums(xc, xc, weights, 0.5 / h2, sums, exec);
+  self_kernel_sums(xc, kept, weights, 0.5 / h2, sums, exec);
   const double inv_n = 1.0 / static_cast<double>(n);
   phi.resize(static_cast<Eigen::Index>(n), d);
   for (Eigen::Index i = 0; i < phi.rows(); ++i)
@@ -42,7 +44,7 @@ double SvgdFlow::stein_direction(const RowMatrix& x, const RowMatrix& scores, do
 void SvgdFlow::update(const RowMatrix& x, const RowMatrix& grad_u, double beta, std::size_t step, double step_size,
                       const FlowOptions& options, RowMatrix& delta) {
   const RowMatrix scores = -beta * grad_u;
-  bandwidth_ = stein_direction(x, scores, options_.bandwidth, delta, options.exec);
+  bandwidth_ = stein_direction(x, scores, options_.bandwidth, delta, options.exec, &pairs_);
   if (!options_.adaptive) {
     delta *= step_size;
     return;

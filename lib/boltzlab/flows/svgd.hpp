@@ -42,9 +42,10 @@ class SvgdFlow final : public InteractingFlow {
   std::string name() const override { return "svgd"; }
 
   /// φ(x_i) for all particles given scores s (N×d), into phi (N×d); returns the h used.
-  /// Exposed for the benchmark and tests.
+  /// `pairs`: storage for the squared distances the median pass keeps (kernel_width2),
+  /// reused across calls (null: a temporary). Exposed for the benchmark and tests.
   static double stein_direction(const RowMatrix& x, const RowMatrix& scores, double fixed_bandwidth,
-                                RowMatrix& phi, Execution exec);
+                                RowMatrix& phi, Execution exec, PairDistances* pairs = nullptr);
 
  protected:
   void update(const RowMatrix& x, const RowMatrix& grad_u, double beta, std::size_t step, double step_size,
@@ -57,6 +58,7 @@ class SvgdFlow final : public InteractingFlow {
   SvgdOptions options_;
   double bandwidth_ = 0.0;
   RowMatrix history_;  ///< RMSProp accumulator G
+  PairDistances pairs_;  ///< squared distances kept by the median pass (storage reused per step)
 };
 
 /// Factory: {"bandwidth": "median" | h, "adaptive": false, "alpha": 0.9, "fudge": 1e-6,
