@@ -10,6 +10,7 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/rng.hpp"
+#include "boltzlab/generators/game_spec.hpp"
 #include "boltzlab/generators/relaxed_game.hpp"
 #include "boltzlab/generators/trainer.hpp"
 #include "boltzlab/generators/velocity_field.hpp"
@@ -386,4 +387,36 @@ TEST_CASE("free velocity: the generator's log q is exact (forward against revers
   bg::GeneratorOptions bad = o;
   bad.free_velocity = false;
   CHECK_THROWS_AS(bad.validate(), boltzlab::ConfigError);  // velocity keys without velocity free
+}
+
+TEST_CASE("game specification: every flow row is an instance, read back key by key") {
+  for (const auto& row : bg::loss_presets()) {
+    if (row.family != bg::ModelFamily::kFlow) continue;
+    INFO("preset " << std::string(row.name));
+    const bg::GameSpec g = bg::GameSpec::of(row, false);
+    bg::GameSpec back;  // all defaults, then the row's game read from its JSON
+    const nlohmann::json spelled = g.to_json();  // JsonReader keeps a reference
+    boltzlab::JsonReader r(spelled, "game");
+    back.read(r);
+    CHECK(back.to_json() == g.to_json());
+    bg::LossWeights w;
+    bg::GeneratorOptions m;
+    back.apply(w, m);
+    CHECK(m.noise == row.noise);
+    CHECK(m.free_velocity == row.free_velocity);
+    CHECK(w.epsilon == row.resolve(false).epsilon);
+  }
+  // One key overrides one term; misspelt keys and sections are refused with a suggestion.
+  bg::GameSpec g = bg::GameSpec::of(bg::find_loss_preset("ot-bg"), true);
+  const nlohmann::json one = {{"dynamics", {{"noise", 0.3}}}};
+  boltzlab::JsonReader r(one, "game");
+  g.read(r);
+  CHECK(g.noise == 0.3);
+  CHECK(g.weights.alpha_hjb == 0.05);
+  const nlohmann::json misspelt = {{"dynamics", {{"nosie", 0.3}}}};
+  boltzlab::JsonReader bad(misspelt, "game");
+  CHECK_THROWS_WITH_AS(g.read(bad), doctest::Contains("noise"), boltzlab::ConfigError);
+  const nlohmann::json section = {{"interactions", {{"epsilon", 1}}}};
+  boltzlab::JsonReader bad2(section, "game");
+  CHECK_THROWS_WITH_AS(g.read(bad2), doctest::Contains("interaction"), boltzlab::ConfigError);
 }

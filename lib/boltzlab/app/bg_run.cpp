@@ -18,6 +18,7 @@
 #include "boltzlab/estimators/importance.hpp"
 #include "boltzlab/estimators/report.hpp"
 #include "boltzlab/generators/base_registry.hpp"
+#include "boltzlab/generators/game_spec.hpp"
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/model_file.hpp"
 #include "boltzlab/generators/score_generator.hpp"
@@ -89,6 +90,21 @@ void check_model_file(const BgSampleOptions& o, const Potential& pot, nlohmann::
   if (warning) summary["warnings"].push_back(*warning);
 }
 
+// generator.game (game_spec.hpp): the preset's terms overridden key by key; the same terms as
+// top-level keys beside it are refused (one spelling per run).
+void apply_game_section(const Potential& pot, const Json& section, GeneratorConfig& c) {
+  if (!section.contains("game")) return;
+  const std::string where = pot.path.string() + ": generator";
+  for (const auto& key : GameSpec::flat_keys())
+    if (section.contains(key))
+      throw ConfigError(where + "." + key + " and " + where + ".game both set the game's terms; use one of them");
+  if (!section.at("game").is_object()) throw ConfigError(where + ".game: must be an object");
+  GameSpec game = GameSpec::of(c.train.weights, c.model);
+  JsonReader r(section.at("game"), where + ".game");
+  game.read(r);
+  game.apply(c.train.weights, c.model);
+}
+
 GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOptions& flags, bool have_data_flag) {
   GeneratorConfig c;
   const Json empty = Json::object();
@@ -108,6 +124,7 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   if (molecular) c.train.preset = "ot-flow";
   c.train.read(r, have_data);
   r.ignore("score");  // the score rows' section (bg_score.hpp)
+  r.ignore("game");   // the game object (apply_game_section)
   r.finish();
   if (flags.preset) {
     c.train.preset = *flags.preset;
@@ -117,6 +134,7 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   // A preset with stochastic dynamics brings its σ unless the file sets generator.noise.
   if (!section.contains("noise")) c.model.noise = find_loss_preset(c.train.preset).noise;
   if (!section.contains("velocity")) c.model.free_velocity = find_loss_preset(c.train.preset).free_velocity;
+  apply_game_section(pot, section, c);
   if (flags.lambda) c.train.weights.lambda = *flags.lambda;
   if (flags.iterations) c.train.iterations = *flags.iterations;
   if (flags.samples) c.samples = *flags.samples;
@@ -235,6 +253,7 @@ nlohmann::json run_plain(const BgSampleOptions& o, const Potential& pot, Generat
     model.emplace(fit_plain_model(o, pot, cfg, have_data ? &data : nullptr));
     history = train(*model, target, have_data ? &data : nullptr, cfg.train);
     summary["training"] = training_summary(cfg.train, history);
+    summary["training"]["game"] = GameSpec::of(cfg.train.weights, model->options()).to_json();
     summary["training"]["data"] = have_data ? cfg.data.string() : "";
     summary["training"]["data_count"] = have_data ? data.rows() : 0;
     if (!have_data) summary["warnings"].push_back("no training data: trained by reverse KL only (mode-seeking)");
