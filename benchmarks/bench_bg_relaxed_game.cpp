@@ -30,6 +30,7 @@
 #include "boltzlab/core/timing.hpp"
 #include "boltzlab/estimators/importance.hpp"
 #include "boltzlab/flows/flow.hpp"
+#include "boltzlab/generators/path_measures.hpp"
 #include "boltzlab/generators/trainer.hpp"
 #include "boltzlab/io/plot.hpp"
 #include "boltzlab/targets/registry.hpp"
@@ -81,33 +82,18 @@ struct Row {
   int nfe = -1;
 };
 
-// Path length E Σ_k |x_{k+1} − x_k| on a 64-step path, transport E∫½|v|², and 40 paths to plot.
-void path_measures(bg::BoltzmannGenerator& model, Row& row, std::vector<std::vector<double>>& plot_columns) {
-  torch::NoGradGuard ng;
-  const auto z = model.base_sample(2000, 77);
-  const bg::FlowPath p = model.forward_path(z, 64, true, 0.0);
-  auto length = torch::zeros({z.size(0)}, z.options());
-  for (std::size_t k = 0; k + 1 < p.x.size(); ++k) length = length + (p.x[k + 1] - p.x[k]).norm(2, {1});
-  row.path_length = length.mean().item<double>();
-  row.transport = p.end.transport.mean().item<double>();
-  plot_columns.assign(2, {});
+// The 40 first trajectories of the measured path, as plot columns (NaN between trajectories).
+std::vector<std::vector<double>> plot_columns(const bg::FlowPath& p) {
+  std::vector<std::vector<double>> columns(2);
   for (int i = 0; i < 40; ++i) {
     for (const auto& xk : p.x) {
-      plot_columns[0].push_back(xk[i][0].item<double>());
-      plot_columns[1].push_back(xk[i][1].item<double>());
+      columns[0].push_back(xk[i][0].item<double>());
+      columns[1].push_back(xk[i][1].item<double>());
     }
-    plot_columns[0].push_back(NAN);  // a break between trajectories
-    plot_columns[1].push_back(NAN);
+    columns[0].push_back(NAN);
+    columns[1].push_back(NAN);
   }
-}
-
-int stiffness_nfe(bg::BoltzmannGenerator& model) {
-  torch::NoGradGuard ng;
-  const auto z = model.base_sample(1000, 91);
-  const auto ref = model.forward(z, 64, false).x;
-  for (const int steps : {1, 2, 4, 8, 16, 32})
-    if ((model.forward(z, steps, false).x - ref).abs().max().item<double>() < 1e-2) return 4 * steps;
-  return -1;
+  return columns;
 }
 
 void plot_paths(const boltzlab::Target& target, const std::vector<std::vector<double>>& paths, const Row& row,
@@ -160,9 +146,11 @@ Row run_eps(const boltzlab::Target& target, double eps, int iterations, int step
   Eigen::VectorXd lw(samples);
   for (Eigen::Index i = 0; i < samples; ++i) lw[i] = -target.reduced_energy(s.x.row(i).data(), nullptr) - s.log_q[i];
   row.ess = boltzlab::kish_ess(lw) / static_cast<double>(samples);
-  std::vector<std::vector<double>> paths;
-  path_measures(model, row, paths);
-  row.nfe = stiffness_nfe(model);
+  const bg::PathMeasures pm = bg::measure_paths(model, 2000, 77);
+  row.path_length = pm.path_length;
+  row.transport = pm.transport;
+  row.nfe = pm.nfe;
+  const auto paths = plot_columns(pm.path);
   char name[64];
   std::snprintf(name, sizeof name, "paths_eps_%g.png", eps);
   plot_paths(target, paths, row, out / name);

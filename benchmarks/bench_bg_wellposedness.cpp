@@ -30,6 +30,7 @@
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/core/timing.hpp"
 #include "boltzlab/estimators/importance.hpp"
+#include "boltzlab/generators/path_measures.hpp"
 #include "boltzlab/generators/trainer.hpp"
 #include "boltzlab/targets/gaussian_mixture.hpp"
 #include "boltzlab/targets/registry.hpp"
@@ -76,22 +77,6 @@ bg::GeneratorOptions model_options(const boltzlab::Target& target, const std::st
   return o;
 }
 
-void flow_measures(bg::BoltzmannGenerator& model, Metrics& m) {
-  torch::NoGradGuard ng;
-  const auto z = model.base_sample(1000, 77);
-  const bg::FlowPath p = model.forward_path(z, 64, true, 0.0);
-  auto length = torch::zeros({z.size(0)}, z.options());
-  for (std::size_t k = 0; k + 1 < p.x.size(); ++k) length = length + (p.x[k + 1] - p.x[k]).norm(2, {1});
-  m.path_length = length.mean().item<double>();
-  m.transport = p.end.transport.mean().item<double>();
-  const auto ref = p.end.x;
-  for (const int steps : {1, 2, 4, 8, 16, 32})
-    if ((model.forward(z, steps, false).x - ref).abs().max().item<double>() < 1e-2) {
-      m.nfe = 4 * steps;
-      break;
-    }
-}
-
 Metrics run_one(const boltzlab::Target& target, const RowMatrix* data, const std::string& preset, int width,
                 int iterations, std::int64_t samples, std::uint64_t seed) {
   Metrics m;
@@ -117,7 +102,10 @@ Metrics run_one(const boltzlab::Target& target, const RowMatrix* data, const std
   const Eigen::ArrayXd w = (lw.array() - mx).exp();
   m.log_z = mx + std::log(w.mean());
   m.log_z_se = std::sqrt((w - w.mean()).square().mean() / samples) / w.mean();
-  flow_measures(model, m);
+  const bg::PathMeasures pm = bg::measure_paths(model, 1000, 77);
+  m.path_length = pm.path_length;
+  m.transport = pm.transport;
+  m.nfe = pm.nfe;
   return m;
 }
 
