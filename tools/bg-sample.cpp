@@ -42,6 +42,9 @@ void setup(CLI::App& app, Flags& f) {
   app.add_option("--iterations", o.iterations, "override generator.iterations");
   app.add_option("--preset", o.preset, boltzlab::generators::preset_help());
   app.add_option("--lambda", o.lambda, "override generator.lambda (weight of the forward KL)");
+  app.add_option("--netcdf", o.netcdf,
+                 "also write the weighted samples as NetCDF (ArviZ InferenceData: one chain, posterior x, "
+                 "sample_stats log_weight, log_q, reduced_energy, lp)");
   app.add_flag("--resume", o.resume, "resume training from <out>.checkpoint.pt");
   boltzlab::add_quiet_flag(app, f.quiet);
   app.add_flag("--no-progress", f.quiet)->group("");  // the former spelling of --quiet, hidden

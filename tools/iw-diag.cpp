@@ -4,6 +4,7 @@
 // here through the target registry).
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +16,7 @@
 #include "boltzlab/app/iw_diag.hpp"
 #include "boltzlab/estimators/ramachandran_compare.hpp"
 #include "boltzlab/io/config.hpp"
+#include "boltzlab/io/netcdf.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/app/run_directory.hpp"
 #include "boltzlab/molecules/dihedrals.hpp"
@@ -26,7 +28,7 @@ using namespace boltzlab;
 namespace {
 
 struct Options {
-  fs::path run, log_weights, chains, samples, log_q, potential, out, reference;
+  fs::path run, log_weights, chains, samples, log_q, potential, out, reference, netcdf;
   IwDiagOptions analysis;
   std::string fes_columns = "0,1";
   bool interacting = false, independent = false, no_plots = false, print_json = false, quiet = false;
@@ -49,6 +51,9 @@ void setup(CLI::App& app, Options& o) {
                  "reference MD phi/psi (.npy, N x 2, radians): Ramachandran KL/TV vs the reference, their "
                  "noise floor (half vs half) and the phi>=0 population");
   app.add_option("--out", o.out, "output directory (summary.json, arrays, plots), written atomically");
+  app.add_option("--netcdf", o.netcdf,
+                 "also write the samples as NetCDF (ArviZ InferenceData: one chain, posterior x, sample_stats "
+                 "log_weight, log_q, reduced_energy, lp)");
   app.add_option("--r-eff", o.analysis.r_eff, "relative efficiency ESS/S of the draws for PSIS")->capture_default_str();
   app.add_option("--clip-fraction", o.analysis.clip_fraction, "fraction of largest log-weights clipped for the clipped ESS")
       ->capture_default_str();
@@ -99,6 +104,10 @@ void validate(const Options& o) {
   }
   if (!o.log_q.empty() && !o.log_weights.empty()) {
     throw ConfigError("give either --log-weights or --log-q with --potential, not both");
+  }
+  if (!o.netcdf.empty()) {
+    if (o.run.empty() && o.samples.empty()) throw ConfigError("--netcdf writes samples: give --run DIR or --samples");
+    check_netcdf_output(o.netcdf, {o.run, o.log_weights, o.chains, o.samples, o.log_q, o.potential, o.reference}, o.out);
   }
 }
 
@@ -182,6 +191,8 @@ int run(const Options& o) {
   analysis.plots = !o.no_plots;
   analysis.validate();
   const IwDiagInput in = gather_input(o);
+  std::optional<InferenceData> netcdf;  // built before the analysis: a length mismatch fails first
+  if (!o.netcdf.empty()) netcdf = importance_inference_data(in);
   IwDiagReport report;
   if (!o.out.empty()) {
     RunDirectory out(o.out);
@@ -190,6 +201,7 @@ int run(const Options& o) {
   } else {
     report = iw_diagnose(in, analysis, nullptr);
   }
+  if (netcdf) write_inference_data(o.netcdf, *netcdf);
   nlohmann::json summary = report.to_json();
   sanitize_non_finite(summary);
   const std::string headline = o.out.empty() ? "diagnosed " + report.input : "wrote " + o.out.string();

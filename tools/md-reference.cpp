@@ -38,6 +38,9 @@ void setup(CLI::App& app, Options& o) {
   add_seed_option(app, o.seed, "run seed (replica r uses stream r)");
   app.add_option("--replicas", o.run.replicas, "independent trajectories, run in parallel");
   app.add_option("--threads", o.run.threads, "worker threads (0: all cores)");
+  app.add_option("--netcdf", o.run.netcdf,
+                 "also write the frames as NetCDF (ArviZ InferenceData: replicas as chains, posterior x, "
+                 "sample_stats reduced_energy, lp, potential_energy)");
   app.add_flag("--no-minimize", o.no_minimize, "skip the energy minimization");
   add_quiet_flag(app, o.quiet);
 }

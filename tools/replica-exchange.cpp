@@ -48,6 +48,9 @@ void setup(CLI::App& app, Options& o) {
   app.add_option("--checkpoint-seconds", o.run.checkpoint_seconds, "wall time between checkpoints (0: off)");
   app.add_option("--checkpoint-exchanges", o.checkpoint_exchanges, "also a checkpoint every N exchanges (0: off)");
   app.add_flag("--resume", o.run.resume, "continue from <out>.checkpoint.rex");
+  app.add_option("--netcdf", o.run.netcdf,
+                 "also write the T_0 frames as NetCDF (ArviZ InferenceData: one chain, posterior x, "
+                 "sample_stats reduced_energy, lp, potential_energy)");
   app.add_flag("--no-minimize", o.no_minimize, "skip the energy minimization");
   add_quiet_flag(app, o.quiet);
 }

@@ -1,12 +1,14 @@
 """NetCDF output in ArviZ's InferenceData layout: wgf-relax --netcdf and
 bl.write_netcdf files open in xarray with groups posterior (chain, draw, x_dim_0) and
-sample_stats (chain, draw), holding the run's values."""
+sample_stats (chain, draw), holding the run's values; bg-sample --netcdf writes what
+bl.inference_data_from_run makes of its run directory (the other tools' --netcdf:
+tests/cli/test_netcdf_tools.sh)."""
 import os
 import unittest
 
 import numpy as np
 
-from common import TempDirTest, bl, potential, tool, tool_error
+from common import BIN_DIR, SOURCE_DIR, TempDirTest, bl, potential, tool, tool_error
 
 try:
     import xarray as xr
@@ -77,6 +79,23 @@ class NetCdf(TempDirTest):
         self.assertEqual(dict(post.sizes), {"chain": 1, "draw": 40, "x_dim_0": 2})
         self.assertTrue(np.array_equal(st["log_weight"].values[0], -u - lq))
         self.assertTrue(np.array_equal(st["lp"].values[0], -u))
+
+    @unittest.skipUnless(os.path.exists(os.path.join(BIN_DIR, "bg-sample")), "bg-sample not built (no LibTorch)")
+    def test_bg_sample_file_is_inference_data_from_run(self):
+        run, nc = self.path("bg"), self.path("bg.nc")
+        tool("bg-sample", "--potential", os.path.join(SOURCE_DIR, "tests", "data", "bg_gaussian2d.json"), "--out", run,
+             "--iterations", 5, "--samples", 100, "--threads", 2, "-q", "--netcdf", nc)
+        posterior, stats = bl.inference_data_from_run(run)
+        post = xr.open_dataset(nc, group="posterior")
+        st = xr.open_dataset(nc, group="sample_stats")
+        self.assertEqual(list(post.data_vars), list(posterior))
+        self.assertEqual(list(st.data_vars), list(stats))
+        self.assertEqual(post["x"].dims, ("chain", "draw", "x_dim_0"))
+        self.assertTrue(np.array_equal(post["x"].values, posterior["x"]))
+        for name, values in stats.items():
+            self.assertEqual(st[name].dims, ("chain", "draw"))
+            self.assertTrue(np.array_equal(st[name].values, values), name)
+        self.assertEqual(post.attrs["tool"], "bg-sample")
 
     def test_flow_run_helper(self):
         pot = bl.load_potential(potential("double_well.json"))

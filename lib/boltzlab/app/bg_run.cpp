@@ -10,6 +10,7 @@
 #include "boltzlab/app/bg_molecular.hpp"
 #include "boltzlab/app/bg_outputs.hpp"
 #include "boltzlab/app/bg_score.hpp"
+#include "boltzlab/app/iw_diag.hpp"
 #include "boltzlab/app/run_directory.hpp"
 #include "boltzlab/app/run_outputs.hpp"
 #include "boltzlab/core/error.hpp"
@@ -24,6 +25,7 @@
 #include "boltzlab/generators/score_generator.hpp"
 #include "boltzlab/generators/trainer.hpp"
 #include "boltzlab/generators/training_checkpoint.hpp"
+#include "boltzlab/io/netcdf.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/targets/registry.hpp"
 
@@ -43,6 +45,8 @@ void BgSampleOptions::validate() const {
     throw ConfigError("--iterations is " + std::to_string(*iterations) + ", but must be >= 0");
   if (out.empty()) throw ConfigError("--out is empty");
   if (resume && !model.empty()) throw ConfigError("--resume continues a training, but --model skips training");
+  if (!netcdf.empty() && !evaluate.empty())
+    throw ConfigError("--netcdf writes weighted samples, but --evaluate writes only log q");
 }
 
 void set_generator_threads(int threads) {
@@ -320,6 +324,16 @@ std::vector<fs::path> run_inputs(const BgSampleOptions& o, const Potential& pot,
   return inputs;
 }
 
+
+/// --netcdf: the committed run directory's arrays (the same values as its .npy files).
+void write_netcdf(const BgSampleOptions& o) {
+  if (o.netcdf.empty()) return;
+  InferenceData data = run_directory_inference_data(o.out);
+  data.attributes["tool"] = "bg-sample";
+  data.attributes["seed"] = std::to_string(o.seed);
+  write_inference_data(o.netcdf, data);
+}
+
 }  // namespace
 
 nlohmann::json run_bg_sample(const BgSampleOptions& o) {
@@ -335,7 +349,10 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
     nlohmann::json summary = summary_header(target, o);
     if (!o.model.empty()) check_model_file(o, pot, summary);
     RunDirectory run(o.out, run_inputs(o, pot, cfg));
-    return run_score(o, pot, cfg, run, summary, t_start);
+    if (!o.netcdf.empty()) check_netcdf_output(o.netcdf, run_inputs(o, pot, cfg), o.out);
+    nlohmann::json written = run_score(o, pot, cfg, run, summary, t_start);
+    write_netcdf(o);
+    return written;
   }
 
   cfg.train.checkpoint_identity = training_identity(pot, cfg, o);
@@ -344,12 +361,14 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
   nlohmann::json summary = summary_header(target, o);
   if (!o.model.empty()) check_model_file(o, pot, summary);
   RunDirectory run(o.out, run_inputs(o, pot, cfg));  // fails early when `out` may not be written
+  if (!o.netcdf.empty()) check_netcdf_output(o.netcdf, run_inputs(o, pot, cfg), o.out);
   nlohmann::json written = target.topology() != nullptr ? run_molecular(o, pot, cfg, run, summary, t_start)
                                                         : run_plain(o, pot, cfg, run, summary, t_start);
   if (o.model.empty()) {  // committed: nothing is left to resume
     std::error_code ec;
     fs::remove(bg_checkpoint_path(o.out), ec);
   }
+  write_netcdf(o);
   return written;
 }
 

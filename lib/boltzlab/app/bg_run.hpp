@@ -11,6 +11,8 @@
 ///     summary.json (ESS, clipped ESS, log Z ± se, training history, counters) and
 ///     plots (training curves; density for 2-D; molecular outputs for molecules).
 ///
+///   with --netcdf FILE also the samples as NetCDF (BgSampleOptions::netcdf).
+///
 ///   bg-sample --model M --evaluate X.npy --out DIR
 ///     writes log_q.npy for given configurations (held-out likelihood).
 ///
@@ -70,6 +72,12 @@ struct BgSampleOptions {
   std::optional<double> lambda;     ///< override generator.lambda
   bool resume = false;              ///< resume training from <out>.checkpoint.pt (must exist, of this run)
   bool progress = true;             ///< progress lines on stderr (--quiet clears it)
+  /// --netcdf FILE: also write the weighted samples in ArviZ's InferenceData layout
+  /// (io/netcdf.hpp), read back from the committed run directory
+  /// (run_directory_inference_data, app/iw_diag.hpp): one chain, posterior "x" (the rows
+  /// of samples.npy), sample_stats "log_weight", "log_q", "reduced_energy" and "lp" (−u).
+  /// The path is checked before the run; not with --evaluate. Empty: none.
+  std::filesystem::path netcdf;
   /// Checks the flag values alone. \throws ConfigError naming the flag.
   void validate() const;
 };

@@ -332,6 +332,38 @@ IwDiagInput load_run_directory(const fs::path& dir) {
   return in;
 }
 
+InferenceData importance_inference_data(const IwDiagInput& input) {
+  if (!input.samples) throw ConfigError("--netcdf: " + input.description + " has no samples to write");
+  const RowMatrix& x = *input.samples;
+  InferenceData data;
+  data.chains = 1;
+  data.draws = static_cast<std::size_t>(x.rows());
+  data.posterior = {{"x", {static_cast<std::size_t>(x.cols())}, {x.data(), x.data() + x.size()}}};
+  auto add = [&](const char* name, const Eigen::VectorXd& v) {
+    data.sample_stats.push_back({name, {}, {v.data(), v.data() + v.size()}});
+  };
+  // The order of inference_data_from_run: log_weight, log_q, reduced_energy, lp.
+  if (input.log_weights) {
+    add("log_weight", *input.log_weights);
+  } else if (input.log_q && input.reduced_energies && input.log_q->size() == input.reduced_energies->size()) {
+    add("log_weight", Eigen::VectorXd(-*input.reduced_energies - *input.log_q));
+  }
+  if (input.log_q) add("log_q", *input.log_q);
+  if (input.reduced_energies) {
+    add("reduced_energy", *input.reduced_energies);
+    add("lp", Eigen::VectorXd(-*input.reduced_energies));
+  }
+  if (input.source_run && !input.source_run->tool.empty()) data.attributes["tool"] = input.source_run->tool;
+  if (input.source_run && !input.source_run->potential.empty()) data.attributes["potential"] = input.source_run->potential;
+  data.attributes["input"] = input.description;
+  data.validate();
+  return data;
+}
+
+InferenceData run_directory_inference_data(const fs::path& dir) {
+  return importance_inference_data(load_run_directory(dir));
+}
+
 nlohmann::json FreeEnergySection::to_json() const {
   nlohmann::json j = std::visit([](const auto& f) { return boltzlab::to_json(f); }, result);
   if (!kind.empty()) j["kind"] = kind;

@@ -38,6 +38,7 @@
 #include "boltzlab/estimators/mcmc.hpp"
 #include "boltzlab/estimators/ramachandran_compare.hpp"
 #include "boltzlab/estimators/report.hpp"
+#include "boltzlab/io/netcdf.hpp"
 #include "boltzlab/app/run_directory.hpp"
 
 namespace boltzlab {
@@ -96,6 +97,20 @@ struct IwDiagOptions {
 /// analysable array, unreadable files or inconsistent lengths \throw IoError /
 /// DomainError naming the file.
 IwDiagInput load_run_directory(const std::filesystem::path& dir);
+
+/// The samples of `input` as InferenceData (io/netcdf.hpp), the layout of the Python
+/// module's inference_data_from_run: one chain whose draws are the rows of `samples`
+/// (posterior "x", dims chain, draw, x_dim_0) and, in sample_stats, those given of
+/// "log_weight" (the log-weights, else −u − log q when both are given), "log_q",
+/// "reduced_energy" (u) and "lp" (−u). Attributes: "tool" and "potential" of the source
+/// run (when known) and "input" (the description).
+/// \throws ConfigError when `input` has no samples; DomainError when an array's length
+/// is not the number of samples (naming the variable).
+InferenceData importance_inference_data(const IwDiagInput& input);
+
+/// importance_inference_data of load_run_directory(dir): a run directory's samples.npy,
+/// log_weights.npy, log_q.npy and reduced_energies.npy. \throws as both.
+InferenceData run_directory_inference_data(const std::filesystem::path& dir);
 
 /// Reads a chains array from .npy: (chains, draws) or (chains, draws, params).
 /// \throws IoError/DomainError naming the file and the shape.

@@ -12,6 +12,7 @@
 #include "boltzlab/core/progress.hpp"
 #include "boltzlab/core/timing.hpp"
 #include "boltzlab/io/config.hpp"
+#include "boltzlab/io/netcdf.hpp"
 #include "boltzlab/targets/registry.hpp"
 
 namespace fs = std::filesystem;
@@ -121,6 +122,36 @@ MdTrace md_trace(const std::vector<LangevinMdResult>& results, const LangevinMdO
   return t;
 }
 
+/// --netcdf: replicas as chains, frames as draws (NaN after the end of a replica that
+/// stopped early); `u` is the pooled reduced energies (replica-major, as pooled.samples).
+InferenceData md_inference_data(const std::vector<LangevinMdResult>& results, const PooledFrames& pooled,
+                                const Eigen::VectorXd& u) {
+  const std::size_t chains = results.size(), draws = std::max<std::size_t>(pooled.longest, 1);
+  const auto d = static_cast<std::size_t>(pooled.samples.cols());
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  ChainVariable x{"x", {d}, std::vector<double>(chains * draws * d, nan)};
+  ChainVariable energy{"reduced_energy", {}, std::vector<double>(chains * draws, nan)};
+  ChainVariable lp{"lp", {}, energy.values};
+  ChainVariable kj{"potential_energy", {}, energy.values};
+  Eigen::Index row = 0;
+  for (std::size_t c = 0; c < chains; ++c) {
+    for (Eigen::Index f = 0; f < results[c].frames.rows(); ++f, ++row) {
+      const std::size_t at = c * draws + static_cast<std::size_t>(f);  // (chain, draw) in C order
+      std::copy(pooled.samples.row(row).data(), pooled.samples.row(row).data() + d,
+                x.values.begin() + static_cast<std::ptrdiff_t>(at * d));
+      energy.values[at] = u[row];
+      lp.values[at] = -u[row];
+      kj.values[at] = pooled.energies[row];
+    }
+  }
+  InferenceData data;
+  data.chains = chains;
+  data.draws = draws;
+  data.posterior = {std::move(x)};
+  data.sample_stats = {std::move(energy), std::move(lp), std::move(kj)};
+  return data;
+}
+
 /// summary["options"]: the protocol as run.
 nlohmann::json protocol_summary(const LangevinMdOptions& md, const OpenMMTarget& target,
                                 const MdReferenceOptions& options, bool serial) {
@@ -153,6 +184,7 @@ nlohmann::json run_md_reference(const MdReferenceOptions& options) {
   md = md_options_from_json(options.protocol, "options", md);
   md.progress = options.progress;
   RunDirectory run(options.out, potential_files(potential));  // fails early when the output may not be written
+  if (!options.netcdf.empty()) check_netcdf_output(options.netcdf, potential_files(potential), options.out);
 
   const double t0 = wall_seconds();
   std::vector<LangevinMdResult> results(options.replicas);
@@ -198,6 +230,12 @@ nlohmann::json run_md_reference(const MdReferenceOptions& options) {
   }
   nlohmann::json summary = write_run(run, o);
   run.commit();
+  if (!options.netcdf.empty()) {
+    InferenceData data = md_inference_data(results, pooled, u);
+    data.attributes = {{"tool", "md-reference"}, {"potential", potential.name}, {"seed", std::to_string(md.seed)},
+                       {"temperature_K", format_number(md.temperature > 0 ? md.temperature : target->temperature())}};
+    write_inference_data(options.netcdf, data);
+  }
   return summary;
 }
 

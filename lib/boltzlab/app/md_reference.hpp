@@ -21,6 +21,13 @@ struct MdReferenceOptions {
   bool progress = true;             ///< progress lines on stderr
   std::size_t replicas = 1;         ///< independent trajectories
   int threads = 0;                  ///< worker threads (0: all cores)
+  /// --netcdf FILE: also write the frames in ArviZ's InferenceData layout (io/netcdf.hpp):
+  /// chain = replica, draw = frame (time order), posterior "x" (the coordinates, nm,
+  /// x_dim_0 = coordinate; the rows of samples.npy), sample_stats "reduced_energy" (u),
+  /// "lp" (−u) and "potential_energy" (kJ/mol). A replica that stopped early is padded
+  /// with NaN to the longest. Checked before the run. Empty: none.
+  std::filesystem::path netcdf;
+  /// \throws ConfigError naming the flag.
   void validate() const;
 };
 

@@ -11,6 +11,7 @@
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/estimators/conformations.hpp"
 #include "boltzlab/core/parallel.hpp"
+#include "boltzlab/io/netcdf.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/io/plot.hpp"
 #include "boltzlab/targets/registry.hpp"
@@ -237,11 +238,30 @@ ToolRun prepare(const ReplicaExchangeRunOptions& options) {
   return t;
 }
 
+/// --netcdf: the T_0 frames as one chain, with u (reduced_energies.npy), −u and E.
+InferenceData rex_inference_data(const ToolRun& t, const ReplicaExchangeResult& r, const Eigen::VectorXd& u) {
+  const RowMatrix& x = r.frames[0];
+  const Eigen::VectorXd& e = r.potential_energies[0];
+  InferenceData data;
+  data.chains = 1;
+  data.draws = static_cast<std::size_t>(x.rows());
+  data.posterior = {{"x", {static_cast<std::size_t>(x.cols())}, {x.data(), x.data() + x.size()}}};
+  const Eigen::VectorXd lp = -u;
+  data.sample_stats = {{"reduced_energy", {}, {u.data(), u.data() + u.size()}},
+                       {"lp", {}, {lp.data(), lp.data() + lp.size()}},
+                       {"potential_energy", {}, {e.data(), e.data() + e.size()}}};
+  std::string ladder;
+  for (double temperature : r.temperatures) ladder += (ladder.empty() ? "" : ",") + format_number(temperature);
+  data.attributes = {{"tool", "replica-exchange"}, {"potential", t.potential.name},
+                     {"seed", std::to_string(t.options.seed)}, {"temperature_K", format_number(r.temperatures[0])},
+                     {"temperatures_K", ladder}};
+  return data;
+}
+
+/// Writes the run directory (not committed); `u` is u of the T_0 frames.
 nlohmann::json write_outputs(RunDirectory& run, const ToolRun& t, const ReplicaExchangeRunOptions& options,
-                             const ReplicaExchangeResult& r) {
+                             const ReplicaExchangeResult& r, const Eigen::VectorXd& u, const BatchStats& stats) {
   const RowMatrix& samples = r.frames[0];
-  Eigen::VectorXd u;
-  const BatchStats stats = t.target->evaluate_batch(samples, u, nullptr);
   RunOutputs o;
   o.tool = "replica-exchange";
   o.potential_path = options.potential;
@@ -303,14 +323,18 @@ nlohmann::json run_replica_exchange_tool(const ReplicaExchangeRunOptions& option
     throw ConfigError("--resume: no checkpoint at '" + ck.path.string() + "'");
   }
   RunDirectory run(options.out, potential_files(t.potential));  // fails early when the output may not be written
+  if (!options.netcdf.empty()) check_netcdf_output(options.netcdf, potential_files(t.potential), options.out);
   const ReplicaExchangeResult r = run_replica_exchange(*t.target, t.target->initial_positions(), t.options, &ck);
   if (r.frames.empty() || r.frames[0].rows() == 0) {
     throw BackendError("replica exchange stopped before the first frame: " + r.failure);
   }
-  nlohmann::json summary = write_outputs(run, t, options, r);
+  Eigen::VectorXd u;
+  const BatchStats stats = t.target->evaluate_batch(r.frames[0], u, nullptr);
+  nlohmann::json summary = write_outputs(run, t, options, r, u, stats);
   run.commit();
   std::error_code ec;
   fs::remove(ck.path, ec);
+  if (!options.netcdf.empty()) write_inference_data(options.netcdf, rex_inference_data(t, r, u));
   return summary;
 }
 

@@ -31,6 +31,13 @@ struct ReplicaExchangeRunOptions {
   bool resume = false;              ///< continue from <out>.checkpoint.rex
   double checkpoint_seconds = 300;  ///< wall time between checkpoints (0: not by time)
   std::size_t checkpoint_exchanges = 0;  ///< also every this many exchanges (0: not by count)
+  /// --netcdf FILE: also write the samples in ArviZ's InferenceData layout (io/netcdf.hpp):
+  /// the frames at the lowest temperature T_0 as one chain (draw = frame; the other
+  /// temperatures are other distributions, not chains of this one), posterior "x" (nm,
+  /// the rows of samples.npy), sample_stats "reduced_energy" (u, reduced_energies.npy),
+  /// "lp" (−u) and "potential_energy" (kJ/mol); attributes temperature_K (T_0) and
+  /// temperatures_K (the ladder). Checked before the run. Empty: none.
+  std::filesystem::path netcdf;
   /// \throws ConfigError naming the flag.
   void validate() const;
 };

@@ -152,4 +152,26 @@ void write_inference_data(const std::filesystem::path& path, const InferenceData
 
 #endif
 
+void check_netcdf_output(const std::filesystem::path& path, const std::vector<std::filesystem::path>& inputs,
+                         const std::filesystem::path& out) {
+  namespace fs = std::filesystem;
+  const std::string flag = "--netcdf " + path.string() + ": ";
+  if (!netcdf_available()) throw ConfigError(flag + "this build of boltzlab has no libnetcdf");
+  const fs::path parent = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(parent, ec)) throw ConfigError(flag + "folder '" + parent.string() + "' does not exist");
+  if (fs::is_directory(path, ec)) throw ConfigError(flag + "is a directory, but must name a file");
+  if (!out.empty() && fs::absolute(path).lexically_normal() == fs::absolute(out).lexically_normal()) {
+    throw ConfigError(flag + "is the run's output directory, but must name a file");
+  }
+  if (!fs::exists(path, ec)) return;
+  // An existing file is replaced: refuse it when the run reads it, itself or inside an input folder.
+  for (const fs::path& input : inputs) {
+    if (input.empty() || !fs::exists(input, ec)) continue;
+    for (fs::path p = fs::absolute(path, ec); !p.empty() && p != p.root_path(); p = p.parent_path()) {
+      if (fs::equivalent(p, input, ec)) throw ConfigError(flag + "is an input of the run (" + input.string() + ")");
+    }
+  }
+}
+
 }  // namespace boltzlab

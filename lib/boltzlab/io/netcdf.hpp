@@ -52,4 +52,13 @@ bool netcdf_available();
 /// ConfigError when the build has no libnetcdf.
 void write_inference_data(const std::filesystem::path& path, const InferenceData& data);
 
+/// The checks of a tool's `--netcdf FILE` before its run, so that a bad path fails in one
+/// line before any work: this build has libnetcdf, the folder of `path` exists, `path` is
+/// not a directory, not the run's output directory `out` (empty: none), and, when it exists
+/// (it would be replaced), neither one of the run's `inputs` nor inside an input folder
+/// (empty entries are skipped).
+/// \throws ConfigError "--netcdf FILE: ..." naming the path and the problem.
+void check_netcdf_output(const std::filesystem::path& path, const std::vector<std::filesystem::path>& inputs,
+                         const std::filesystem::path& out = {});
+
 }  // namespace boltzlab
