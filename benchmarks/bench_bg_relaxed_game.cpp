@@ -143,8 +143,7 @@ Row run_eps(const boltzlab::Target& target, double eps, int iterations, int step
   row.seconds = boltzlab::wall_seconds() - t0;
   const auto s = model.sample(samples, seed + 100);
   row.m = moments(s.x, target);
-  Eigen::VectorXd lw(samples);
-  for (Eigen::Index i = 0; i < samples; ++i) lw[i] = -target.reduced_energy(s.x.row(i).data(), nullptr) - s.log_q[i];
+  const Eigen::VectorXd lw = bg::flow_log_weights(s.x, s.log_q, target, nullptr, nullptr, nullptr);
   row.ess = boltzlab::kish_ess(lw) / static_cast<double>(samples);
   const bg::PathMeasures pm = bg::measure_paths(model, 2000, 77);
   row.path_length = pm.path_length;

@@ -95,8 +95,7 @@ Metrics run_one(const boltzlab::Target& target, const RowMatrix* data, const std
   bg::train(model, target, data, t);
   m.seconds = boltzlab::wall_seconds() - t0;
   const auto s = model.sample(samples, seed + 1000);
-  Eigen::VectorXd lw(samples);
-  for (Eigen::Index i = 0; i < samples; ++i) lw[i] = -target.reduced_energy(s.x.row(i).data(), nullptr) - s.log_q[i];
+  const Eigen::VectorXd lw = bg::flow_log_weights(s.x, s.log_q, target, nullptr, nullptr, nullptr);
   m.ess = boltzlab::kish_ess(lw) / static_cast<double>(samples);
   const double mx = lw.maxCoeff();
   const Eigen::ArrayXd w = (lw.array() - mx).exp();
