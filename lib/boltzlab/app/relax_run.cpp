@@ -441,20 +441,9 @@ InferenceData relax_inference_data(const RelaxPlan& plan, const Potential& pot, 
   return data;
 }
 
-/// --netcdf checks before the run: libnetcdf present, the folder exists, not an input.
+/// --netcdf checks before the run (check_netcdf_output, shared with the other tools).
 void check_netcdf_path(const RelaxOptions& opt, const std::vector<std::filesystem::path>& inputs) {
-  if (opt.netcdf.empty()) return;
-  if (!netcdf_available()) throw ConfigError("--netcdf: this build of boltzlab has no libnetcdf");
-  const fs::path parent = opt.netcdf.has_parent_path() ? opt.netcdf.parent_path() : fs::path(".");
-  if (!fs::is_directory(parent)) {
-    throw ConfigError("--netcdf " + opt.netcdf.string() + ": folder '" + parent.string() + "' does not exist");
-  }
-  std::error_code ec;
-  for (const fs::path& input : inputs) {
-    if (!input.empty() && fs::exists(opt.netcdf) && fs::equivalent(opt.netcdf, input, ec)) {
-      throw ConfigError("--netcdf " + opt.netcdf.string() + ": is an input of the run");
-    }
-  }
+  if (!opt.netcdf.empty()) check_netcdf_output(opt.netcdf, inputs, opt.out);
 }
 
 /// Stage 4b: the typed report (⟨u⟩ over the healthy particles).
