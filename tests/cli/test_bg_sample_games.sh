@@ -33,6 +33,8 @@ import numpy as np; np.save('$T/x.npy', np.zeros((3, 2)))"
 [ "$(wc -l < "$T/err")" -eq 1 ] && grep -q "stochastic" "$T/err" || { cat "$T/err"; fail "--evaluate error not one clear line"; }
 
 run --preset relaxed-wgf --iterations 40 --out "$T/rg" 2>/dev/null || fail "relaxed-wgf run"
+run --preset relaxed-wgf --iterations 40 --threads 1 --out "$T/rg1" 2>/dev/null || fail "relaxed-wgf run, 1 thread"
+cmp -s "$T/rg/samples.npy" "$T/rg1/samples.npy" || fail "relaxed-wgf samples differ between 1 and 2 threads"
 /usr/bin/python3 - "$T/rg" <<'PY' || fail "relaxed run summary inconsistent"
 import json, sys, math
 s = json.load(open(sys.argv[1] + "/summary.json"))
@@ -52,6 +54,8 @@ import numpy as np
 L = np.linalg.cholesky(np.array([[2.0, 0.9], [0.9, 1.0]]))
 np.save('$T/data.npy', np.array([1.0, -0.5]) + np.random.default_rng(3).standard_normal((2000, 2)) @ L.T)"
 run --preset free-bg --iterations 30 --out "$T/fbg" 2>/dev/null || fail "free-bg run"
+run --preset free-bg --iterations 30 --threads 1 --out "$T/fbg1" 2>/dev/null || fail "free-bg run, 1 thread"
+cmp -s "$T/fbg/samples.npy" "$T/fbg1/samples.npy" || fail "free-bg samples differ between 1 and 2 threads"
 run --preset free-cnf --data "$T/data.npy" --iterations 30 --out "$T/fcnf" 2>/dev/null || fail "free-cnf run"
 for d in fbg fcnf; do
   [ -s "$T/$d/density.png" ] || fail "$d: no density.png"
@@ -87,7 +91,14 @@ import json; p = json.load(open('$T/game.json')); p['generator']['noise'] = 0.1;
 "$BIN/bg-sample" --potential "$T/both.json" --iterations 1 --out "$T/both" -q 2> "$T/err" && fail "game + top-level key accepted"
 [ "$(wc -l < "$T/err")" -eq 1 ] && grep -q "generator.noise and" "$T/err" || { cat "$T/err"; fail "game conflict error"; }
 
-for bad in '"noise": -1' '"epsilon": -0.5' '"alpha_terminal": -2' '"velocity": "curly"' '"velocity_bound": 1'; do
+# The terminal condition needs the marginal log rho_T: refused on a stochastic flow.
+/usr/bin/python3 -c "
+import json; p = json.load(open('$T/term.json')); p['generator']['noise'] = 0.2; json.dump(p, open('$T/term_noise.json', 'w'))"
+"$BIN/bg-sample" --potential "$T/term_noise.json" --iterations 1 --out "$T/tn" -q 2> "$T/err" && fail "alpha_terminal with noise accepted"
+[ "$(wc -l < "$T/err")" -eq 1 ] && grep -q "alpha_terminal" "$T/err" && [ ! -e "$T/tn" ] || { cat "$T/err"; fail "alpha_terminal + noise error"; }
+
+for bad in '"noise": -1' '"epsilon": -0.5' '"alpha_terminal": -2' '"velocity": "curly"' '"velocity_bound": 1' \
+           '"velocity": "free", "velocity_hidden": [8, "x"]'; do
   /usr/bin/python3 -c "
 import json; p = json.load(open('$P')); p['generator'].update(json.loads('{' + '''$bad''' + '}'))
 json.dump(p, open('$T/bad.json', 'w'))"

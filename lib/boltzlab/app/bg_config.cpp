@@ -47,18 +47,7 @@ GeneratorOptions read_model_options(JsonReader& r, const Target& target) {
   m.steps = static_cast<int>(r.get_int("steps", 8));
   m.sample_steps = static_cast<int>(r.get_int("sample_steps", m.steps));
   m.noise = r.get_double("noise", 0.0);
-  const std::string velocity = r.get_string("velocity", "gradient");
-  if (velocity != "gradient" && velocity != "free") r.fail("velocity", "is \"" + velocity + "\", but must be \"gradient\" or \"free\"");
-  m.free_velocity = velocity == "free";
-  if (r.has("velocity_hidden")) {
-    const Json& h = r.get_json("velocity_hidden");
-    if (!h.is_array()) r.fail("velocity_hidden", "must be an array of layer widths");
-    for (const auto& w : h) {
-      if (!w.is_number_integer()) r.fail("velocity_hidden", "entries must be integers");
-      m.velocity_hidden.push_back(w.get<int>());
-    }
-  }
-  m.velocity_bound = r.get_double("velocity_bound", 0.0);
+  read_velocity_options(r, m);
   return m;
 }
 

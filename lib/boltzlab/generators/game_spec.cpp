@@ -33,11 +33,14 @@ void GameSpec::read(JsonReader& game) {
   section("running_cost",
           [this](JsonReader& r) { weights.alpha_transport = r.get_double("alpha_transport", weights.alpha_transport); });
   section("dynamics", [this](JsonReader& r) {
-    const std::string v = r.get_string("velocity", free_velocity ? "free" : "gradient");
-    if (v != "gradient" && v != "free") r.fail("velocity", "is \"" + v + "\", but must be \"gradient\" or \"free\"");
-    free_velocity = v == "free";
+    GeneratorOptions m;  // the velocity keys through the generator section's reader
+    m.free_velocity = free_velocity;
+    m.velocity_bound = velocity_bound;
+    if (r.has("velocity_hidden")) r.fail("velocity_hidden", "is an architecture key: give it in the generator section");
+    read_velocity_options(r, m);
+    free_velocity = m.free_velocity;
+    velocity_bound = m.velocity_bound;
     noise = r.get_double("noise", noise);
-    velocity_bound = r.get_double("velocity_bound", velocity_bound);
   });
   section("regularizers", [this](JsonReader& r) {
     weights.alpha_hjb = r.get_double("alpha_hjb", weights.alpha_hjb);

@@ -43,6 +43,23 @@ void GeneratorOptions::validate() const {
   }
 }
 
+void read_velocity_options(JsonReader& r, GeneratorOptions& o) {
+  const std::string velocity = r.get_string("velocity", o.free_velocity ? "free" : "gradient");
+  if (velocity != "gradient" && velocity != "free")
+    r.fail("velocity", "is \"" + velocity + "\", but must be \"gradient\" or \"free\"");
+  o.free_velocity = velocity == "free";
+  if (r.has("velocity_hidden")) {
+    const Json& h = r.get_json("velocity_hidden");
+    if (!h.is_array()) r.fail("velocity_hidden", "must be an array of layer widths");
+    o.velocity_hidden.clear();
+    for (const auto& w : h) {
+      if (!w.is_number_integer()) r.fail("velocity_hidden", "entries must be integers");
+      o.velocity_hidden.push_back(w.get<int>());
+    }
+  }
+  o.velocity_bound = r.get_double("velocity_bound", o.velocity_bound);
+}
+
 FreeVelocityOptions GeneratorOptions::free_velocity_options() const {
   FreeVelocityOptions o;
   o.dim = potential.dim;
@@ -73,11 +90,7 @@ GeneratorOptions GeneratorOptions::from_json(const nlohmann::json& j) {
   o.steps = static_cast<int>(r.get_int("steps"));
   o.sample_steps = static_cast<int>(r.get_int("sample_steps"));
   o.noise = r.get_double("noise", 0.0);
-  const std::string velocity = r.get_string("velocity", "gradient");
-  if (velocity != "gradient" && velocity != "free") r.fail("velocity", "must be \"gradient\" or \"free\"");
-  o.free_velocity = velocity == "free";
-  if (r.has("velocity_hidden")) o.velocity_hidden = r.get_json("velocity_hidden").get<std::vector<int>>();
-  o.velocity_bound = r.get_double("velocity_bound", 0.0);
+  read_velocity_options(r, o);
   r.finish();
   o.validate();
   return o;

@@ -51,6 +51,7 @@
 #include "boltzlab/generators/molecular_space.hpp"
 #include "boltzlab/generators/ot_potential.hpp"
 #include "boltzlab/generators/velocity_field.hpp"
+#include "boltzlab/io/config.hpp"
 
 namespace boltzlab::generators {
 
@@ -84,6 +85,11 @@ struct GeneratorOptions {
   nlohmann::json to_json() const;
   static GeneratorOptions from_json(const nlohmann::json& j);
 };
+
+/// Reads the velocity keys of a generator section or saved options into `o`: "velocity"
+/// ("gradient" | "free", default: o's), "velocity_hidden" (integer widths), "velocity_bound".
+/// \throws ConfigError naming the key.
+void read_velocity_options(JsonReader& r, GeneratorOptions& o);
 
 /// Generated samples with their exact (up to the RK4 error) log-density.
 struct GeneratedSamples {

@@ -39,7 +39,8 @@
 /// trajectories carry Brownian increments from per-row streams (seed ^ kNoiseSeedMix and
 /// seed ^ kDataNoiseSeedMix, indexed like the draws), the KL terms are the path-space ones
 /// of a stochastic normalizing flow (upper bounds of the marginal KLs), the HJB residual
-/// gains (σ²/2)ΔΦ, and the fused data path is not used.
+/// gains (σ²/2)ΔΦ, and the fused data path is not used. The terminal term α₂ is refused there:
+/// it needs the marginal log ρ_T, and a stochastic flow's log q is a path ratio.
 ///
 /// Relaxed game (LossWeights::epsilon ε > 0): the reverse-KL term and its path costs are
 /// replaced by those of the relaxed WGF game of relaxed_game.hpp (time-weighted KL along the

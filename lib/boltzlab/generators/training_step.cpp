@@ -86,6 +86,9 @@ TrainingStep::TrainingStep(BoltzmannGenerator& model, const Target& target, cons
   if (options.weights.epsilon > 0.0 && (map != nullptr || model.options().stochastic() || model.options().free_velocity))
     throw ConfigError("generator.epsilon: the relaxed game runs the deterministic gradient flow (noise 0, velocity "
                       "gradient) on targets without a flow-space map (not on molecules in internal coordinates)");
+  if (model.options().stochastic() && options.weights.alpha_terminal > 0.0)
+    throw ConfigError("generator.alpha_terminal: the terminal condition needs log rho_T of the marginal, which a "
+                      "stochastic flow (noise > 0) does not have (its log q is a path ratio)");
   if (model.options().free_velocity && (options.weights.alpha_hjb > 0.0 || options.weights.alpha_terminal > 0.0))
     throw ConfigError("generator.alpha_hjb / alpha_terminal: a free velocity has no potential, so no HJB residual "
                       "or terminal condition (set them to 0)");
