@@ -12,28 +12,16 @@ Called by build/bin/bench_svgd; prints one JSON line.
 """
 import argparse
 import json
-import os
-import re
 import math
 import time
 
 import numpy as np
 import torch
 
+from torch_blas import blas_in_use
 
 
-def blas_in_use():
-    """The BLAS PyTorch runs on: its build setting (BLAS_INFO) and the BLAS/LAPACK
-    shared objects mapped into this process (resolved paths, e.g. OpenBLAS through
-    /usr/lib/x86_64-linux-gnu/libblas.so.3)."""
-    info = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
-    libs = set()
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            path = line.split()[-1]
-            if "blas" in path or "lapack" in path:
-                libs.add(os.path.realpath(path))
-    return {"build": info.group(1) if info else "?", "loaded": sorted(libs)}
+
 
 def step_direction(x, inv_var):
     n = x.shape[0]

@@ -21,23 +21,14 @@ import argparse
 import json
 import math
 import os
-import re
 import time
 
 import numpy as np
 import torch
 
+from torch_blas import blas_in_use
 
-def blas_in_use():
-    """PyTorch's BLAS: its build setting and the BLAS shared objects mapped in."""
-    info = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
-    libs = set()
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            path = line.split()[-1]
-            if "blas" in path or "lapack" in path:
-                libs.add(os.path.realpath(path))
-    return {"build": info.group(1) if info else "?", "loaded": sorted(libs)}
+
 
 
 # ---------------------------------------------------------------- ULA on ManyWell-32
