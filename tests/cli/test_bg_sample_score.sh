@@ -3,7 +3,7 @@
 # contract of a probability-flow run (log w = −u − log q, the exact log Z beside the
 # estimate), reload and --evaluate reproducing log q, identical results for 1 and 2 threads,
 # reverse-SDE runs without weights, and one clear line for a score preset without data, a
-# misspelt key of generator.score, and a molecular potential.
+# misspelt key of generator.score, and this 2-D model given to a molecule.
 set -u
 BIN="$1"; SRC="$2"
 [ -x "$BIN/bg-sample" ] || { echo "bg-sample not built (no LibTorch): skipped"; exit 0; }
@@ -73,6 +73,6 @@ expect_error "give --data" --potential "$P" --preset sgm --out "$T/bad"
 import json; p = json.load(open('$P')); p['generator']['score']['alpah0'] = 1
 json.dump(p, open('$T/typo.json', 'w'))" || fail "cannot write the typo potential"
 expect_error "alpah0.*did you mean 'alpha0'" --potential "$T/typo.json" --data "$T/data.npy" --preset sgm --out "$T/bad"
-expect_error "score models run on targets without molecules" \
-  --potential "$SRC/potentials/alanine_dipeptide.json" --data "$T/data.npy" --preset sgm --out "$T/bad"
+expect_error "a score model of a target without molecules" \
+  --potential "$SRC/potentials/alanine_dipeptide.json" --model "$T/flow/model.pt" --allow-other-potential --out "$T/bad"
 echo "ok"

@@ -209,9 +209,17 @@ MolecularModel load_molecular_model(const BgSampleOptions& o) {
 
 void sample_molecular(BoltzmannGenerator& model, const MolecularFlowSpace& space, const Target& target,
                       long long n, std::uint64_t seed, EnergyCounters& counters, MolecularSamples& out) {
-  const GeneratedSamples s = model.sample(n, seed);
+  weigh_molecular(model.sample(n, seed), space, target, counters, out);
+}
+
+void weigh_molecular(const GeneratedSamples& s, const MolecularFlowSpace& space, const Target& target,
+                     EnergyCounters& counters, MolecularSamples& out, const torch::Tensor& in_support) {
   const torch::Tensor ys = to_tensor(s.x);
-  const auto dec = space.from_flow(ys);
+  auto dec = space.from_flow(ys);
+  if (in_support.defined()) {
+    out.outside_support = (~in_support).sum().item<std::int64_t>();
+    dec.valid = dec.valid & in_support;
+  }
   torch::Tensor lq_y = torch::empty({s.log_q.size()}, torch::kFloat64);
   std::copy(s.log_q.data(), s.log_q.data() + s.log_q.size(), lq_y.data_ptr<double>());
   const torch::Tensor lq_cart = space.log_q_cartesian(lq_y, dec);
@@ -232,7 +240,34 @@ void sample_molecular(BoltzmannGenerator& model, const MolecularFlowSpace& space
     if (!std::isfinite(log_q[i])) log_q[i] = std::numeric_limits<double>::quiet_NaN();
   }
   out.wrong_chirality = (~dec.chirality_ok).sum().item<int64_t>();
-  out.outside_domain = (~dec.valid).sum().item<int64_t>();
+  out.outside_domain = (~dec.valid).sum().item<int64_t>() - out.outside_support;
+}
+
+nlohmann::json conformations_summary(const Target& target, const MolecularSamples& s,
+                                     const std::optional<RowMatrix>& reference, const std::string& reference_name) {
+  nlohmann::json out;
+  try {
+    const ConformationReport model = conformation_populations(*target.topology(), s.x, &s.log_weights);
+    out = model.to_json();
+    std::fputs(format_conformations(model, "bg-sample: reweighted ").c_str(), stderr);
+    if (reference && !model.residues.empty()) {
+      const ConformationReport ref =
+          conformation_populations_from_angles(*reference, {model.residues[0].residue}, nullptr);
+      nlohmann::json r = ref.to_json();
+      r["source"] = reference_name;
+      for (std::size_t b = 0; b < basin_names().size(); ++b) {
+        const Population& m = model.residues[0].basins[b];
+        const Population& q = ref.residues[0].basins[b];
+        const double se = std::hypot(m.standard_error, q.standard_error);
+        r["z"][basin_names()[b]] = se > 0 ? nlohmann::json((m.value - q.value) / se) : nlohmann::json(nullptr);
+      }
+      std::fputs(format_conformations(ref, "bg-sample: reference  ").c_str(), stderr);
+      out["reference"] = r;
+    }
+  } catch (const DomainError& e) {
+    out = {{"note", std::string("no conformations: ") + e.what()}};
+  }
+  return out;
 }
 
 namespace {
@@ -273,36 +308,6 @@ nlohmann::json molecular_generator_summary(const MolecularModel& m, const Molecu
           {"zero_weight_domain_chirality", s.zero_weight},
           {"wrong_chirality", s.wrong_chirality},
           {"outside_domain", s.outside_domain}};
-}
-
-/// summary["conformations"]: basin populations of the weighted samples per residue, and for the
-/// first residue the reference run's (batch means) with z = (model − reference)/√(se² + se²);
-/// the same lines on stderr. A note instead when no sample is usable.
-nlohmann::json conformations_summary(const Target& target, const MolecularSamples& s,
-                                     const std::optional<RowMatrix>& reference, const std::string& reference_name) {
-  nlohmann::json out;
-  try {
-    const ConformationReport model = conformation_populations(*target.topology(), s.x, &s.log_weights);
-    out = model.to_json();
-    std::fputs(format_conformations(model, "bg-sample: reweighted ").c_str(), stderr);
-    if (reference && !model.residues.empty()) {
-      const ConformationReport ref =
-          conformation_populations_from_angles(*reference, {model.residues[0].residue}, nullptr);
-      nlohmann::json r = ref.to_json();
-      r["source"] = reference_name;
-      for (std::size_t b = 0; b < basin_names().size(); ++b) {
-        const Population& m = model.residues[0].basins[b];
-        const Population& q = ref.residues[0].basins[b];
-        const double se = std::hypot(m.standard_error, q.standard_error);
-        r["z"][basin_names()[b]] = se > 0 ? nlohmann::json((m.value - q.value) / se) : nlohmann::json(nullptr);
-      }
-      std::fputs(format_conformations(ref, "bg-sample: reference  ").c_str(), stderr);
-      out["reference"] = r;
-    }
-  } catch (const DomainError& e) {
-    out = {{"note", std::string("no conformations: ") + e.what()}};
-  }
-  return out;
 }
 
 /// The model (trained or loaded) with its flow space; `data_info` and `history` of a training.
@@ -366,7 +371,7 @@ nlohmann::json run_molecular(const BgSampleOptions& o, const Potential& pot, Gen
   m.model->save(run.path("model.pt"), meta, saved_model_potential(pot, summary));
   if (trained) plot_training(run, history, notes);
 
-  return write_generator_run(run, o, pot, cfg, *m.model, trained ? &history : nullptr, counters,
+  return write_generator_run(run, o, pot, flow_record(cfg, *m.model, trained ? &history : nullptr), counters,
                              {&s.x, &s.u, &s.log_q, &s.log_weights}, summary, notes, t_start,
                              {reference ? &*reference : nullptr, cfg.reference_dihedrals.string()});
 }

@@ -93,10 +93,23 @@ struct MolecularSamples {
   std::size_t non_finite_energies = 0;
   std::size_t zero_weight = 0;   ///< outside the domain or wrong chirality
   std::int64_t wrong_chirality = 0, outside_domain = 0;
+  std::int64_t outside_support = 0;  ///< outside the `in_support` rows of weigh_molecular
 };
 /// n samples (base stream `seed`), decoded, with energies (counted in `counters`) and weights.
 void sample_molecular(BoltzmannGenerator& model, const MolecularFlowSpace& space, const Target& target,
                       long long n, std::uint64_t seed, EnergyCounters& counters, MolecularSamples& out);
+
+/// Decodes flow-coordinate samples s (y with log q_y) to Cartesian and weighs them as
+/// sample_molecular does. `in_support` (Bool B, optional): rows outside it get zero weight and
+/// are counted in out.outside_support (e.g. a Euclidean model's torsions outside [−π, π)).
+void weigh_molecular(const GeneratedSamples& s, const MolecularFlowSpace& space, const Target& target,
+                     EnergyCounters& counters, MolecularSamples& out, const torch::Tensor& in_support = {});
+
+/// summary["conformations"]: basin populations of the weighted samples per residue, and for the
+/// first residue the reference run's (batch means) with z = (model − reference)/√(se² + se²);
+/// the same lines on stderr. A note instead when no sample is usable.
+nlohmann::json conformations_summary(const Target& target, const MolecularSamples& s,
+                                     const std::optional<RowMatrix>& reference, const std::string& reference_name);
 
 /// The molecular path of run_bg_sample (see the file comment). Without --data/generator.data
 /// a short Langevin MD run from the target's initial positions provides the frames.

@@ -71,9 +71,19 @@ nlohmann::json training_summary(const TrainOptions& options, const TrainHistory&
 /// counts (training + sampling energy evaluations), timings, the importance report as
 /// `statistics`, notes, and every other summary entry as extra keys; then commits.
 /// `history` is null when the model was loaded instead of trained.
+GeneratorRecord flow_record(const GeneratorConfig& cfg, const BoltzmannGenerator& model, const TrainHistory* history) {
+  GeneratorRecord r;
+  r.options = {{"samples", cfg.samples}, {"generator", model.options().to_json()}};
+  if (history) {
+    r.options["training"] = cfg.train.to_json();
+    r.training_energy_evaluations = history->energy_evaluations;
+    r.training_seconds = history->wall_seconds;
+  }
+  return r;
+}
+
 nlohmann::json write_generator_run(RunDirectory& run, const BgSampleOptions& o, const Potential& pot,
-                                   const GeneratorConfig& cfg, const BoltzmannGenerator& model,
-                                   const TrainHistory* history, const EnergyCounters& counters,
+                                   const GeneratorRecord& record, const EnergyCounters& counters,
                                    const GeneratedArrays& arrays, const nlohmann::json& summary,
                                    const nlohmann::json& notes, double t_start, const MolecularReference& reference) {
   RunOutputs out;
@@ -81,8 +91,7 @@ nlohmann::json write_generator_run(RunDirectory& run, const BgSampleOptions& o, 
   out.potential_path = o.potential;
   out.potential_name = pot.name;
   out.target = pot.target.get();
-  out.options = {{"samples", cfg.samples}, {"generator", model.options().to_json()}};
-  if (history) out.options["training"] = cfg.train.to_json();
+  out.options = record.options;
   out.seed = o.seed;
   out.samples = arrays.samples;
   out.reduced_energies = arrays.reduced_energies;
@@ -91,9 +100,9 @@ nlohmann::json write_generator_run(RunDirectory& run, const BgSampleOptions& o, 
   out.reference_dihedrals = reference.dihedrals;
   out.reference_name = reference.name;
   const std::size_t sampling_evaluations = counters.evaluations.load();
-  out.counts = {{"energy_evaluations", (history ? history->energy_evaluations : 0) + sampling_evaluations},
+  out.counts = {{"energy_evaluations", record.training_energy_evaluations + sampling_evaluations},
                 {"sampling_energy_evaluations", sampling_evaluations}};
-  out.timings = {{"training", history ? history->wall_seconds : 0.0},
+  out.timings = {{"training", record.training_seconds},
                  {"sampling", summary["sampling_seconds"]},
                  {"total_before_write", wall_seconds() - t_start}};
   out.statistics = summary["importance"];

@@ -41,14 +41,23 @@ struct GeneratedArrays {
   const Eigen::VectorXd* log_weights;
 };
 
-/// The run-directory contract of both bg-sample paths (plain and molecular): arrays,
+/// What the run directory records of the model behind a sample set: its options
+/// ({"samples", "generator"[, "training"]}) and, when it was trained here, the energy
+/// evaluations and wall time of that training (zero for a loaded model).
+struct GeneratorRecord {
+  nlohmann::json options;
+  std::size_t training_energy_evaluations = 0;
+  double training_seconds = 0.0;
+};
+/// The record of a flow model: `history` is null when the model was loaded.
+GeneratorRecord flow_record(const GeneratorConfig& cfg, const BoltzmannGenerator& model, const TrainHistory* history);
+
+/// The run-directory contract of every bg-sample path (plain, molecular, score): arrays,
 /// counts (training + sampling energy evaluations), timings, the importance report as
 /// `statistics`, notes, and every other summary entry as extra keys; then commits.
-/// `history` is null when the model was loaded instead of trained; `reference` (molecules)
-/// puts the reference run beside the model in ramachandran.png.
+/// `reference` (molecules) puts the reference run beside the model in ramachandran.png.
 nlohmann::json write_generator_run(RunDirectory& run, const BgSampleOptions& o, const Potential& pot,
-                                   const GeneratorConfig& cfg, const BoltzmannGenerator& model,
-                                   const TrainHistory* history, const EnergyCounters& counters,
+                                   const GeneratorRecord& record, const EnergyCounters& counters,
                                    const GeneratedArrays& arrays, const nlohmann::json& summary,
                                    const nlohmann::json& notes, double t_start,
                                    const MolecularReference& reference = {});

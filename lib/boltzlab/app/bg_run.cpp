@@ -287,7 +287,7 @@ nlohmann::json run_plain(const BgSampleOptions& o, const Potential& pot, Generat
   if (trained) plot_training(run, history, notes);
   if (target.dim() == 2 && target.particle_layout().first == 0) plot_density_2d(run, target, *model, s.x, notes);
 
-  return write_generator_run(run, o, pot, cfg, *model, trained ? &history : nullptr, counters,
+  return write_generator_run(run, o, pot, flow_record(cfg, *model, trained ? &history : nullptr), counters,
                              {&s.x, &u, &s.log_q, &lw}, summary, notes, t_start);
 }
 

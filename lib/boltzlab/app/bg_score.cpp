@@ -1,14 +1,18 @@
 #include "boltzlab/app/bg_score.hpp"
 
 #include <cmath>
+#include <optional>
 #include <string>
+#include <utility>
 
+#include "boltzlab/app/bg_molecular.hpp"
 #include "boltzlab/app/bg_outputs.hpp"
 #include "boltzlab/app/run_outputs.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/timing.hpp"
 #include "boltzlab/estimators/importance.hpp"
+#include "boltzlab/estimators/ramachandran_compare.hpp"
 #include "boltzlab/generators/presets.hpp"
 #include "boltzlab/generators/score_generator.hpp"
 #include "boltzlab/generators/target_bridge.hpp"
@@ -26,7 +30,7 @@ struct ScoreConfig {
 
 /// The row's loss and sampler, then generator.score and the shared top-level keys over them
 /// (the top level's unknown keys were refused by the flow reader, bg_run.cpp).
-ScoreConfig read_score_config(const Potential& pot, const BgSampleOptions& o, const GeneratorConfig& cfg) {
+ScoreConfig read_score_config(const Potential& pot, const BgSampleOptions& o, const GeneratorConfig& cfg, int dim) {
   const LossPreset& row = find_loss_preset(cfg.train.preset);
   ScoreConfig c;
   c.train.loss = row.score;
@@ -39,7 +43,7 @@ ScoreConfig read_score_config(const Potential& pot, const BgSampleOptions& o, co
   const Json& nested = section.contains("score") ? section.at("score") : empty;
   if (!nested.is_object()) throw ConfigError(where + ".score: must be an object");
   JsonReader r(nested, where + ".score");
-  c.model.read(r, static_cast<int>(pot.target->dim()));
+  c.model.read(r, dim);
   c.train.read_loss(r);
   r.finish();
   if (o.iterations) c.train.iterations = *o.iterations;
@@ -82,32 +86,18 @@ Eigen::VectorXd score_model_log_q(const std::filesystem::path& model, const RowM
 
 namespace {
 
-/// A trained (on cfg.data) or loaded (--model) score generator; fills summary["training"] or
-/// summary["model"], `history`, `options["training"]` and the training plot.
-ScoreGenerator train_or_load(const BgSampleOptions& o, const Potential& pot, const GeneratorConfig& cfg,
-                             RunDirectory& run, nlohmann::json& summary, nlohmann::json& options,
-                             ScoreTrainHistory& history, nlohmann::json& notes) {
-  const Target& target = *pot.target;
-  if (!o.model.empty()) {
-    nlohmann::json meta;
-    ScoreGenerator model = ScoreGenerator::load(o.model, &meta);
-    if (model.dim() != static_cast<int>(target.dim()))
-      throw ConfigError(o.model.string() + ": model dim " + std::to_string(model.dim()) +
-                        " does not match target dim " + std::to_string(target.dim()));
-    summary["model"] = o.model.string();
-    summary["model_metadata"] = meta;
-    return model;
-  }
-  const ScoreConfig sc = read_score_config(pot, o, cfg);
-  if (cfg.data.empty())
-    throw ConfigError(pot.path.string() + ": preset '" + cfg.train.preset +
-                      "' trains on samples of pi: give --data or generator.data");
-  const RowMatrix data = read_npy_matrix(cfg.data, target.dim());
+/// A score generator trained on `data` (the model's coordinates); fills summary["training"],
+/// `history`, `options["training"]` and the training plot. `data_info`: where the data came from.
+ScoreGenerator train_score_model(const BgSampleOptions& o, const Potential& pot, const GeneratorConfig& cfg,
+                                 const RowMatrix& data, const nlohmann::json& data_info, RunDirectory& run,
+                                 nlohmann::json& summary, nlohmann::json& options, ScoreTrainHistory& history,
+                                 nlohmann::json& notes) {
+  const ScoreConfig sc = read_score_config(pot, o, cfg, static_cast<int>(data.cols()));
   ScoreGenerator model(sc.model, o.seed);
   model.standardize_from_data(data);
   history = model.train(data, sc.train);
   summary["training"] = {{"options", sc.train.to_json()},        {"preset", cfg.train.preset},
-                         {"data", cfg.data.string()},            {"data_count", data.rows()},
+                         {"data", data_info},                    {"data_count", data.rows()},
                          {"iterations", history.iterations_done}, {"skipped_steps", history.skipped},
                          {"wall_seconds", history.wall_seconds},  {"history", history.to_json()}};
   options["training"] = sc.train.to_json();
@@ -115,26 +105,150 @@ ScoreGenerator train_or_load(const BgSampleOptions& o, const Potential& pot, con
   return model;
 }
 
+/// A loaded (--model) score generator of `pot`: a model of a molecule (saved with its molecular
+/// space, returned in `space`) for a molecular target, a plain one otherwise; the dimension
+/// checked against the target's (or the molecular space's).
+ScoreGenerator load_score_model(const BgSampleOptions& o, const Potential& pot, nlohmann::json& summary,
+                                std::optional<MolecularFlowSpace>& space) {
+  nlohmann::json meta;
+  ScoreGenerator model = ScoreGenerator::load(o.model, &meta);
+  const bool molecular_model = meta.contains("molecular_space");
+  if (molecular_model != (pot.target->topology() != nullptr))
+    throw ConfigError(o.model.string() + ": a score model of " +
+                      (molecular_model ? "a molecule" : "a target without molecules") + ", not of " + pot.name);
+  std::int64_t dim = static_cast<std::int64_t>(pot.target->dim());
+  if (molecular_model) {
+    space.emplace(MolecularFlowSpace::from_json(meta.at("molecular_space"), o.model.string() + ": molecular_space"));
+    check_atom_names(space->coordinates().zmatrix(), *pot.target->topology(), o.model.string());
+    dim = space->dim();
+  }
+  if (model.dim() != dim)
+    throw ConfigError(o.model.string() + ": model dim " + std::to_string(model.dim()) + " does not match the " +
+                      (molecular_model ? "molecular space's" : "target's") + " dim " + std::to_string(dim));
+  summary["model"] = o.model.string();
+  meta.erase("molecular_space");
+  summary["model_metadata"] = meta;
+  return model;
+}
+
+/// Samples of the row's sampler: PF-ODE with log q, or reverse SDE (log q left empty).
+GeneratedSamples draw_score_samples(ScoreGenerator& model, long long n, std::uint64_t seed) {
+  if (model.options().sampler == ScoreSampler::kProbabilityFlow) return model.sample(n, seed);
+  return {model.sample_reverse_sde(n, seed), Eigen::VectorXd()};
+}
+
+const char* const kReverseSdeNote =
+    "reverse-SDE samples carry no density: no importance weights (the probability-flow sampler, preset "
+    "score-flow, gives them)";
+
+/// The record of a score model for the run directory.
+GeneratorRecord score_record(const GeneratorConfig& cfg, const ScoreGenerator& model, const nlohmann::json& options,
+                             const ScoreTrainHistory* history) {
+  GeneratorRecord r;
+  r.options = options;
+  r.options["samples"] = cfg.samples;
+  r.options["generator"] = model.options().to_json();
+  if (history) r.training_seconds = history->wall_seconds;
+  return r;
+}
+
+/// The molecular path: the score model lives on MolecularFlowSpace's normalized internal
+/// coordinates y, treated as Euclidean (ℝ^m, no periodicity). The target's density in y has its
+/// torsions in [−π, π): probability-flow draws outside that box get zero weight (counted), which
+/// keeps the importance estimator unbiased (q > 0 wherever π > 0), at a cost in ESS.
+nlohmann::json run_score_molecular(const BgSampleOptions& o, const Potential& pot, const GeneratorConfig& cfg,
+                                   RunDirectory& run, nlohmann::json summary, double t_start) {
+  const Target& target = *pot.target;
+  nlohmann::json notes = nlohmann::json::array(), options = nlohmann::json::object(), data_info;
+  std::optional<RowMatrix> reference;  // read before training: bad input fails early
+  if (!cfg.reference_dihedrals.empty())
+    reference = read_reference_dihedrals(cfg.reference_dihedrals, cfg.reference_field);
+  ScoreTrainHistory history;
+  std::optional<MolecularFlowSpace> space;
+  std::optional<ScoreGenerator> model;
+  const bool trained = o.model.empty();
+  if (trained) {
+    const MolecularSystem system = molecular_system(pot, cfg);
+    const TrainingFrames f = obtain_training_frames(o, pot, cfg, notes);
+    data_info = f.info;
+    space.emplace(MolecularFlowSpace::fit(system.coordinates, to_tensor(f.frames)));
+    const RowMatrix y = to_matrix(space->to_flow(to_tensor(f.frames)).first);
+    model.emplace(train_score_model(o, pot, cfg, y, data_info, run, summary, options, history, notes));
+  } else {
+    model.emplace(load_score_model(o, pot, summary, space));
+  }
+  summary["generator"] = model->options().to_json();
+  summary["generator"]["score_model"] = model->field().describe();
+
+  const double t_sample = wall_seconds();
+  const bool with_density = model->options().sampler == ScoreSampler::kProbabilityFlow;
+  GeneratedSamples g = draw_score_samples(*model, cfg.samples, o.seed);
+  if (!with_density) g.log_q = Eigen::VectorXd::Zero(g.x.rows());  // weights computed, then dropped
+  const torch::Tensor y = to_tensor(g.x), torsions = space->torsion_mask().unsqueeze(0).expand_as(y);
+  const torch::Tensor in_box = (~torsions | ((y >= -M_PI) & (y < M_PI))).all(1);
+  EnergyCounters counters;
+  MolecularSamples s;
+  weigh_molecular(g, *space, target, counters, s, in_box);
+  const auto& ic = space->coordinates();
+  summary["molecular_generator"] = {
+      {"coordinates", "internal (Z-matrix of " + std::to_string(ic.n_atoms()) + " atoms), normalized, torsions as " +
+                          "Euclidean columns; draws with a torsion outside [-pi, pi) get zero weight"},
+      {"z_matrix", ic.to_json()}, {"flow_dim", space->dim()}, {"data", data_info},
+      {"outside_torsion_box", s.outside_support}, {"wrong_chirality", s.wrong_chirality},
+      {"outside_domain", s.outside_domain}, {"zero_weight", s.zero_weight}};
+  summary["samples"] = cfg.samples;
+  summary["sampling_seconds"] = wall_seconds() - t_sample;
+  summary["non_finite_energies"] = s.non_finite_energies;
+  if (with_density) {
+    summary["importance"] = generator_importance_report(s.log_weights, s.non_finite_energies, target);
+    if (reference)
+      summary["ramachandran_vs_reference"] =
+          ramachandran_vs_reference(*target.topology(), s.x, &s.log_weights, *reference,
+                                    cfg.reference_dihedrals.string()).to_json();
+    summary["conformations"] = conformations_summary(target, s, reference, cfg.reference_dihedrals.string());
+  } else {
+    summary["importance"] = {{"note", kReverseSdeNote}};
+  }
+  nlohmann::json saved = {{"potential", o.potential.string()}, {"seed", o.seed}, {"preset", cfg.train.preset},
+                          {"molecular_space", space->to_json()}};
+  model->save(run.path("model.pt"), saved, saved_model_potential(pot, summary));
+  summary["model_file"] = (o.out / "model.pt").string();
+  return write_generator_run(run, o, pot, score_record(cfg, *model, options, trained ? &history : nullptr), counters,
+                             {&s.x, &s.u, with_density ? &s.log_q : nullptr, with_density ? &s.log_weights : nullptr},
+                             summary, notes, t_start, {reference ? &*reference : nullptr, cfg.reference_dihedrals.string()});
+}
+
 }  // namespace
 
 nlohmann::json run_score(const BgSampleOptions& o, const Potential& pot, const GeneratorConfig& cfg,
                          RunDirectory& run, nlohmann::json summary, double t_start) {
   const Target& target = *pot.target;
-  if (target.topology() != nullptr || target.particle_layout().first > 0)
-    throw ConfigError(pot.path.string() + ": preset '" + cfg.train.preset +
-                      "': score models run on targets without molecules or particle layouts");
   if (o.resume) throw ConfigError("--resume: score-model training keeps no checkpoints");
+  if (target.topology() != nullptr) return run_score_molecular(o, pot, cfg, run, std::move(summary), t_start);
+  if (target.particle_layout().first > 0)
+    throw ConfigError(pot.path.string() + ": preset '" + cfg.train.preset +
+                      "': score models run on molecules (internal coordinates) or on targets without particle "
+                      "layouts");
   nlohmann::json notes = nlohmann::json::array(), options = nlohmann::json::object();
   ScoreTrainHistory history;
-  ScoreGenerator model = train_or_load(o, pot, cfg, run, summary, options, history, notes);
+  const bool trained = o.model.empty();
+  std::optional<ScoreGenerator> loaded;
+  std::optional<MolecularFlowSpace> no_space;
+  if (!trained) {
+    loaded.emplace(load_score_model(o, pot, summary, no_space));
+  } else if (cfg.data.empty()) {
+    throw ConfigError(pot.path.string() + ": preset '" + cfg.train.preset +
+                      "' trains on samples of pi: give --data or generator.data");
+  }
+  ScoreGenerator model = trained ? train_score_model(o, pot, cfg, read_npy_matrix(cfg.data, target.dim()),
+                                                     cfg.data.string(), run, summary, options, history, notes)
+                                 : std::move(*loaded);
   summary["generator"] = model.options().to_json();
   summary["generator"]["score_model"] = model.field().describe();
 
   const double t_sample = wall_seconds();
   const bool with_density = model.options().sampler == ScoreSampler::kProbabilityFlow;
-  GeneratedSamples s;
-  if (with_density) s = model.sample(cfg.samples, o.seed);
-  else s.x = model.sample_reverse_sde(cfg.samples, o.seed);
+  const GeneratedSamples s = draw_score_samples(model, cfg.samples, o.seed);
   EnergyCounters counters;
   const Eigen::VectorXd u = target_energy_values(s.x, target, &counters);
   summary["samples"] = cfg.samples;
@@ -146,45 +260,19 @@ nlohmann::json run_score(const BgSampleOptions& o, const Potential& pot, const G
     lw = log_importance_weights(u, s.log_q, &non_finite_u);
     summary["importance"] = generator_importance_report(lw, non_finite_u, target);
   } else {
-    summary["importance"] = {{"note", "reverse-SDE samples carry no density: no importance weights "
-                                      "(the probability-flow sampler, preset score-flow, gives them)"}};
+    summary["importance"] = {{"note", kReverseSdeNote}};
   }
-  nlohmann::json meta = {{"potential", o.potential.string()}, {"seed", o.seed}, {"preset", cfg.train.preset}};
-  model.save(run.path("model.pt"), meta, saved_model_potential(pot, summary));
+  nlohmann::json saved = {{"potential", o.potential.string()}, {"seed", o.seed}, {"preset", cfg.train.preset}};
+  model.save(run.path("model.pt"), saved, saved_model_potential(pot, summary));
   summary["model_file"] = (o.out / "model.pt").string();
   if (with_density && target.dim() == 2) {
     const LogDensityFunction log_q = [&model](const RowMatrix& x) { return Eigen::VectorXd(model.log_q(x)); };
     const PlotResult r = draw_plot(density_comparison_script(target, log_q, s.x), run.path("density.png"));
     if (!r.ok) notes.push_back(r.note);
   }
-
-  RunOutputs out;
-  out.tool = "bg-sample";
-  out.potential_path = o.potential;
-  out.potential_name = pot.name;
-  out.target = &target;
-  options["samples"] = cfg.samples;
-  options["generator"] = model.options().to_json();
-  out.options = options;
-  out.seed = o.seed;
-  out.samples = &s.x;
-  out.reduced_energies = &u;
-  if (with_density) {
-    out.log_q = &s.log_q;
-    out.log_weights = &lw;
-  }
-  out.counts = {{"energy_evaluations", counters.evaluations.load()},
-                {"sampling_energy_evaluations", counters.evaluations.load()}};
-  out.timings = {{"training", history.wall_seconds},
-                 {"sampling", summary["sampling_seconds"]},
-                 {"total_before_write", wall_seconds() - t_start}};
-  out.statistics = summary["importance"];
-  for (const auto& n : notes) out.notes.push_back(n.get<std::string>());
-  for (const auto& [k, v] : summary.items())
-    if (k != "tool" && k != "seed" && k != "threads") out.extra[k] = v;
-  nlohmann::json written = write_run(run, out);
-  run.commit();
-  return written;
+  return write_generator_run(run, o, pot, score_record(cfg, model, options, trained ? &history : nullptr), counters,
+                             {&s.x, &u, with_density ? &s.log_q : nullptr, with_density ? &lw : nullptr}, summary,
+                             notes, t_start);
 }
 
 }  // namespace boltzlab::generators
