@@ -213,13 +213,9 @@ void sample_molecular(BoltzmannGenerator& model, const MolecularFlowSpace& space
 }
 
 void weigh_molecular(const GeneratedSamples& s, const MolecularFlowSpace& space, const Target& target,
-                     EnergyCounters& counters, MolecularSamples& out, const torch::Tensor& in_support) {
+                     EnergyCounters& counters, MolecularSamples& out) {
   const torch::Tensor ys = to_tensor(s.x);
-  auto dec = space.from_flow(ys);
-  if (in_support.defined()) {
-    out.outside_support = (~in_support).sum().item<std::int64_t>();
-    dec.valid = dec.valid & in_support;
-  }
+  const auto dec = space.from_flow(ys);
   torch::Tensor lq_y = torch::empty({s.log_q.size()}, torch::kFloat64);
   std::copy(s.log_q.data(), s.log_q.data() + s.log_q.size(), lq_y.data_ptr<double>());
   const torch::Tensor lq_cart = space.log_q_cartesian(lq_y, dec);
@@ -240,7 +236,7 @@ void weigh_molecular(const GeneratedSamples& s, const MolecularFlowSpace& space,
     if (!std::isfinite(log_q[i])) log_q[i] = std::numeric_limits<double>::quiet_NaN();
   }
   out.wrong_chirality = (~dec.chirality_ok).sum().item<int64_t>();
-  out.outside_domain = (~dec.valid).sum().item<int64_t>() - out.outside_support;
+  out.outside_domain = (~dec.valid).sum().item<int64_t>();
 }
 
 nlohmann::json conformations_summary(const Target& target, const MolecularSamples& s,

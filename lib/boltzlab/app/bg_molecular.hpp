@@ -93,17 +93,15 @@ struct MolecularSamples {
   std::size_t non_finite_energies = 0;
   std::size_t zero_weight = 0;   ///< outside the domain or wrong chirality
   std::int64_t wrong_chirality = 0, outside_domain = 0;
-  std::int64_t outside_support = 0;  ///< outside the `in_support` rows of weigh_molecular
 };
 /// n samples (base stream `seed`), decoded, with energies (counted in `counters`) and weights.
 void sample_molecular(BoltzmannGenerator& model, const MolecularFlowSpace& space, const Target& target,
                       long long n, std::uint64_t seed, EnergyCounters& counters, MolecularSamples& out);
 
 /// Decodes flow-coordinate samples s (y with log q_y) to Cartesian and weighs them as
-/// sample_molecular does. `in_support` (Bool B, optional): rows outside it get zero weight and
-/// are counted in out.outside_support (e.g. a Euclidean model's torsions outside [−π, π)).
+/// sample_molecular does.
 void weigh_molecular(const GeneratedSamples& s, const MolecularFlowSpace& space, const Target& target,
-                     EnergyCounters& counters, MolecularSamples& out, const torch::Tensor& in_support = {});
+                     EnergyCounters& counters, MolecularSamples& out);
 
 /// summary["conformations"]: basin populations of the weighted samples per residue, and for the
 /// first residue the reference run's (batch means) with z = (model − reference)/√(se² + se²);

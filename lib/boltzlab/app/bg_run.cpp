@@ -159,6 +159,9 @@ nlohmann::json run_evaluate(const BgSampleOptions& o) {
   if (ScoreGenerator::is_score_model(o.model)) {
     record = verify_model_bytes(o.model, read_model_bytes(o.model));
     score.emplace(ScoreGenerator::load(o.model, &meta));
+    if (meta.contains("molecular_space"))
+      throw ConfigError("--evaluate: " + o.model.string() + " is a score model of a molecule, whose coordinates "
+                        "(internal, torsions on the real line) are not a file format; evaluate flow models");
   } else {
     flow.emplace(BoltzmannGenerator::load(o.model, &meta, &record));
   }
