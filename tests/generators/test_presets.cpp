@@ -56,6 +56,9 @@ const std::vector<Expected>& expected_rows() {
       {"score-flow", 1.0, 0.0, 0.0, 1.0, true, 1.0, 0.0, 0.0, 2, true},   // Thm 4.3, PF-ODE
       {"hjb-sgm", 1.0, 0.0, 0.0, 1.0, true, 1.0, 1.0, 0.0, 2, false},     // Sec. 6.1, 7
       {"sgm-pinn", 1.0, 0.0, 0.0, 1.0, true, 0.0, 1.0, 1.0, 2, false},    // Sec. 7.1, α₀ = 0
+      // Bridge rows (Sec. 4.5): the path KL of the bridge from δ₀, running cost ½|v|² at weight 1.
+      {"schrodinger-bridge", 0.0, 1.0, 0.0, 0.0},
+      {"generalized-sb", 0.0, 1.0, 0.0, 0.0},
   };
   return rows;
 }
@@ -87,7 +90,16 @@ TEST_CASE("presets: every row has the weights of its Table 3 game, with and with
     CHECK((row.family == bg::ModelFamily::kScore) == e.score);
     CHECK(row.noise == e.noise);
     CHECK(row.free_velocity == e.free_velocity);
-    if (!e.score) CHECK((std::string(row.columns.dynamics).find("dW") != std::string::npos) == (e.noise > 0.0));
+    const bool bridge = row.family == bg::ModelFamily::kBridge;
+    CHECK(bridge == (e.name == "schrodinger-bridge" || e.name == "generalized-sb"));
+    if (bridge) {
+      // Stochastic dynamics; an interaction only in the generalized bridge.
+      CHECK(std::string(row.columns.dynamics).find("dW") != std::string::npos);
+      CHECK((row.bridge_interaction > 0.0) == (e.name == "generalized-sb"));
+      CHECK((std::string(row.columns.interaction) != "0") == (e.name == "generalized-sb"));
+    }
+    if (!e.score && !bridge)
+      CHECK((std::string(row.columns.dynamics).find("dW") != std::string::npos) == (e.noise > 0.0));
     if (e.score) {
       CHECK(row.score.alpha0 == e.alpha0);
       CHECK(row.score.alpha1 == e.alpha1);
@@ -157,6 +169,8 @@ TEST_CASE("presets: names, the unknown-name error and the help come from the tab
     if (row.family == bg::ModelFamily::kScore)
       std::snprintf(weights, sizeof weights, "score model, alpha0 %g, alpha1 %g, alpha2 %g, p %d", row.score.alpha0,
                     row.score.alpha1, row.score.alpha2, row.score.p);
+    else if (row.family == bg::ModelFamily::kBridge)
+      std::snprintf(weights, sizeof weights, "bridge sampler, alpha_interaction %g", row.bridge_interaction);
     else
       std::snprintf(weights, sizeof weights, "lambda %g, alpha_transport %g, alpha_hjb %g", row.weights.lambda,
                     row.weights.alpha_transport, row.weights.alpha_hjb);

@@ -9,6 +9,7 @@
 #include "boltzlab/app/bg_config.hpp"
 #include "boltzlab/app/bg_molecular.hpp"
 #include "boltzlab/app/bg_outputs.hpp"
+#include "boltzlab/app/bg_bridge.hpp"
 #include "boltzlab/app/bg_score.hpp"
 #include "boltzlab/app/iw_diag.hpp"
 #include "boltzlab/app/run_directory.hpp"
@@ -127,7 +128,8 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   const bool have_data = have_data_flag || !c.data.empty() || molecular;
   if (molecular) c.train.preset = "ot-flow";
   c.train.read(r, have_data);
-  r.ignore("score");  // the score rows' section (bg_score.hpp)
+  r.ignore("score");   // the score rows' section (bg_score.hpp)
+  r.ignore("bridge");  // the bridge rows' section (bg_bridge.hpp)
   r.ignore("game");   // the game object (apply_game_section)
   r.finish();
   if (flags.preset) {
@@ -348,12 +350,14 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
   Potential pot = load_potential(o.potential);
   const Target& target = *pot.target;
   GeneratorConfig cfg = read_generator_config(pot, o, !o.data.empty());
-  if (is_score_run(o, cfg)) {
+  // The score and bridge families have paths of their own (bg_score.hpp, bg_bridge.hpp).
+  const auto family = is_bridge_run(o, cfg) ? &run_bridge : is_score_run(o, cfg) ? &run_score : nullptr;
+  if (family != nullptr) {
     nlohmann::json summary = summary_header(target, o);
     if (!o.model.empty()) check_model_file(o, pot, summary);
     RunDirectory run(o.out, run_inputs(o, pot, cfg));
     if (!o.netcdf.empty()) check_netcdf_output(o.netcdf, run_inputs(o, pot, cfg), o.out);
-    nlohmann::json written = run_score(o, pot, cfg, run, summary, t_start);
+    nlohmann::json written = family(o, pot, cfg, run, summary, t_start);
     write_netcdf(o);
     return written;
   }

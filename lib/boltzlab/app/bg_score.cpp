@@ -60,13 +60,13 @@ ScoreConfig read_score_config(const Potential& pot, const BgSampleOptions& o, co
 }
 
 void plot_score_training(const RunDirectory& run, const ScoreTrainHistory& h, nlohmann::json& notes) {
-  std::vector<Series> series = {{"total loss", h.loss, h.iteration}};
+  std::vector<Series> series = {{"total loss", h.iteration, h.loss}};
   if (std::any_of(h.matching.begin(), h.matching.end(), [](double v) { return v != 0.0; }))
-    series.push_back({"score matching", h.matching, h.iteration});
+    series.push_back({"score matching", h.iteration, h.matching});
   if (std::any_of(h.residual.begin(), h.residual.end(), [](double v) { return v != 0.0; }))
-    series.push_back({"HJB residual", h.residual, h.iteration});
+    series.push_back({"HJB residual", h.iteration, h.residual});
   if (std::any_of(h.terminal.begin(), h.terminal.end(), [](double v) { return v != 0.0; }))
-    series.push_back({"terminal condition", h.terminal, h.iteration});
+    series.push_back({"terminal condition", h.iteration, h.terminal});
   const PlotResult r = plot_lines(series, "score-model training (means over blocks of steps)", "iteration",
                                   "loss", run.path("training_loss.png"));
   if (!r.ok) notes.push_back(r.note);

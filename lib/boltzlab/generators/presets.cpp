@@ -74,6 +74,20 @@ const std::vector<LossPreset>& loss_presets() {
        "the HJB residual and its terminal condition alone, no score matching; reverse-SDE samples",
        {1.0, 0.0, 0.0}, NoDataRule::kKeep, kSgmGame, ModelFamily::kScore,
        {ScoreObjective::kImplicit, ScoreWeighting::kDiffusion, 0.0, 1.0, 1.0, 2}, ScoreSampler::kReverseSde},
+      {"schrodinger-bridge", "Schrodinger bridge", "Sec. 4.5, eqs. 64-69",
+       "the bridge from delta_0 to pi with the Brownian reference sigma W (the Schrodinger-Follmer process), "
+       "learned as a stochastic control on the energy alone (path integral sampler) with the KL penalty as "
+       "terminal cost; v = -grad Phi; exact path weights",
+       {0.0, 1.0, 0.0}, NoDataRule::kKeep,
+       {"rho_T = pi (KL penalty)", "0", "|v|^2/2", "dx = sigma v dt + sigma dW, x(0) = 0"}, ModelFamily::kBridge},
+      {"generalized-sb", "Generalized Schrodinger bridge", "Sec. 4.5, eqs. 67-69 with I != 0",
+       "the bridge with the mean-field repulsion alpha E_rho exp(-|x-y|^2/(2 l^2)) in the running cost "
+       "(generator.bridge.alpha_interaction 1, interaction_length l): it spreads the training paths against "
+       "mode collapse; the weights stay the plain bridge's, exact",
+       {0.0, 1.0, 0.0}, NoDataRule::kKeep,
+       {"rho_T = pi (KL penalty)", "alpha E_rho exp(-|x-y|^2/(2 l^2))", "|v|^2/2",
+        "dx = sigma v dt + sigma dW, x(0) = 0"},
+       ModelFamily::kBridge, {}, ScoreSampler::kProbabilityFlow, 0.0, false, 1.0},
   };
   return table;
 }
@@ -110,7 +124,8 @@ std::string preset_help() {
       "games laboratory for generative modeling\" (equations numbered as there) in the training loss\n"
       "J = lambda KL(pi|q) + (1-lambda) KL(q|pi) + alpha_transport E int |v|^2/2 dt + alpha_hjb E int |HJB residual| dt\n"
       "+ alpha_terminal E_q |Phi(T) - dM/drho| (flow rows; generator.noise sigma > 0: the stochastic flow), or J = alpha0 (implicit score matching) + alpha1 (gradient-HJB residual, power p) + alpha2\n"
-      "(terminal condition) (score rows; trained on data, keys under generator.score):";
+      "(terminal condition) (score rows; trained on data, keys under generator.score), or the path KL of a\n"
+      "Schrodinger bridge (bridge rows; trained on the energy, keys under generator.bridge):";
   for (const auto& p : loss_presets()) {
     char weights[160];
     std::string data_rule;
@@ -119,6 +134,9 @@ std::string preset_help() {
                     p.score.alpha0, p.score.alpha1, p.score.alpha2, p.score.p,
                     p.sampler == ScoreSampler::kReverseSde ? "reverse SDE" : "probability flow");
       data_rule = "; needs data";
+    } else if (p.family == ModelFamily::kBridge) {
+      std::snprintf(weights, sizeof weights, "bridge sampler, alpha_interaction %g; energy only (keys under "
+                    "generator.bridge)", p.bridge_interaction);
     } else {
       std::snprintf(weights, sizeof weights, "lambda %g, alpha_transport %g, alpha_hjb %g%s%s%s", p.weights.lambda,
                     p.weights.alpha_transport, p.weights.alpha_hjb, p.free_velocity ? ", free velocity" : "",

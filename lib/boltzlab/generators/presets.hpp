@@ -15,8 +15,10 @@
 /// §6.1): M = −E_ρ log π, running cost ½|v|² − ∇·f, the noising SDE's dynamics; they are
 /// trained by score matching with the HJB regularizer R₁ (score_matching.hpp: α₀, α₁, α₂,
 /// p) and sampled by the reverse SDE or the probability-flow ODE (score_generator.hpp).
-/// Rows with an interaction cost other than the probability flow's Fisher information, or
-/// with Schrödinger-bridge constraints, are not expressible here.
+/// Bridge rows (family kBridge) are the Schrödinger bridges of §4.5 (eqs. 64–69): the bridge
+/// from δ₀ to π with a Brownian reference, learned as a stochastic control on the energy with
+/// exact path weights, and its generalized form with a mean-field interaction
+/// (bridge_sampler.hpp).
 ///
 /// A row holds the name, its Table 3 game and equations, a one-line description, the
 /// game's M, I, L and dynamics as text, the weights (λ, α_L, α_HJB) and what happens without
@@ -61,6 +63,7 @@ enum class NoDataRule {
 enum class ModelFamily {
   kFlow,   ///< the OT-Flow CNF (generator.hpp, trainer.hpp)
   kScore,  ///< a score model (score_generator.hpp, score_matching.hpp)
+  kBridge,  ///< a Schrödinger-bridge sampler (bridge_sampler.hpp), trained on the energy
 };
 
 /// The mean-field game of a row, as written in the seed's Table 3.
@@ -85,6 +88,7 @@ struct LossPreset {
   ScoreSampler sampler = ScoreSampler::kProbabilityFlow;  ///< score rows: how samples are drawn
   double noise = 0.0;  ///< flow rows: the default σ of the dynamics (generator.noise overrides)
   bool free_velocity = false;  ///< flow rows: a free-form velocity (generator.velocity overrides)
+  double bridge_interaction = 0.0;  ///< bridge rows: α of I(x, ρ) (generator.bridge.alpha_interaction overrides)
   /// The row's weights for a run with or without data.
   LossWeights resolve(bool have_data) const;
 };
