@@ -2,9 +2,9 @@
 # replica-exchange over MPI ranks: `mpirun -np 2` (replicas split 2 + 1 over the ranks)
 # writes the same run directory, byte for byte, as one process — every .npy, and
 # summary.json without the fields that say how it ran (timings, threads, ranks,
-# md_steps_per_second) — for 1 and 2 threads per rank; checkpoints written by two ranks
-# resume on one, and a checkpoint of one process resumes on two ranks, to the bytes of
-# the uninterrupted run. Registered only when boltzlab is built with MPI.
+# md_steps_per_second, OpenMM contexts created) — for 1 and 2 threads per rank;
+# checkpoints written by two ranks resume on one, and a checkpoint of one process
+# resumes on two ranks, to the bytes of the uninterrupted run. Registered only when boltzlab is built with MPI.
 # Usage: bash test_mpi_replica_exchange.sh BIN_DIR SOURCE_DIR
 set -uo pipefail
 BIN=$(cd "$1" && pwd)
@@ -15,7 +15,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 source "$SRC/tests/cli/mpi_common.sh"
 POT="$SRC/potentials/alanine_dipeptide_vacuum.json"
 RUN=(--potential "$POT" --temperatures 300,340,385 --equilibration-ps 0.5 --exchange-interval-ps 0.1 --seed 5 --quiet
-     --production-ns 0.006 --frame-interval-ps 0.2)
+     --production-ns 0.004 --frame-interval-ps 0.2)
 
 # 1. One process (no launcher) is the reference.
 "$BIN/replica-exchange" "${RUN[@]}" --out "$TMP/one" --threads 1 >"$TMP/one.txt" 2>&1 ||
@@ -31,10 +31,9 @@ done
 [[ $(grep -c "^replica-exchange: " "$TMP/np2.txt") -eq 1 ]] || fail "not one verdict line: $(cat "$TMP/np2.txt")"
 
 # 3. Checkpoints gathered from two ranks: a run killed after its first checkpoint and
-#    resumed on one process equals the uninterrupted run (and a run that writes
-#    checkpoints equals one that does not).
+#    resumed on one process equals the uninterrupted run; and the other way round.
 LONG=(--potential "$POT" --temperatures 300,340,385 --equilibration-ps 0.5 --exchange-interval-ps 0.1 --seed 5 --quiet
-      --production-ns 0.03 --frame-interval-ps 0.1 --checkpoint-exchanges 10)
+      --production-ns 0.02 --frame-interval-ps 0.1 --checkpoint-exchanges 10)
 "$BIN/replica-exchange" "${LONG[@]}" --out "$TMP/full" --threads 2 >/dev/null 2>&1 || fail "uninterrupted run"
 resume_after_kill() {  # $1: launcher of the killed run ("mpi" or "one"), $2: of the resumed run, $3: name
   local out="$TMP/$3" pid killed
@@ -73,7 +72,4 @@ resume_after_kill() {  # $1: launcher of the killed run ("mpi" or "one"), $2: of
 }
 resume_after_kill mpi one mpi_to_one
 resume_after_kill one mpi one_to_mpi
-timeout 120 "${MPIRUN[@]}" -np 2 "$BIN/replica-exchange" "${LONG[@]}" --out "$TMP/ck2" --threads 1 >/dev/null 2>&1 ||
-  fail "two ranks with checkpoints"
-same_run_directory "$TMP/full" "$TMP/ck2" || fail "two ranks writing checkpoints differ from one process"
 echo "ok"
