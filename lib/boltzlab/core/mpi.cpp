@@ -1,5 +1,6 @@
 #include "boltzlab/core/mpi.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdio>
@@ -36,6 +37,20 @@ bool launched_by_mpi() {
   }
   return false;
 }
+
+namespace {
+
+/// A failure to start: "PROGRAM: error: MESSAGE" (the tools' convention, app/cli.hpp)
+/// and exit status 1, before the tool's own error handling exists.
+[[noreturn]] void start_failure(char** argv, const std::string& message) {
+  std::string program = argv && argv[0] ? argv[0] : "boltzlab";
+  const std::size_t slash = program.rfind('/');
+  if (slash != std::string::npos) program.erase(0, slash + 1);
+  std::fprintf(stderr, "%s: error: %s\n", program.c_str(), message.c_str());
+  std::exit(1);
+}
+
+}  // namespace
 
 Block block_of(std::size_t n, int rank, int ranks) {
   const auto r = static_cast<std::size_t>(rank), p = static_cast<std::size_t>(ranks);
@@ -107,11 +122,11 @@ Session::Session(int& argc, char**& argv) {
   if (!launched_by_mpi() || active()) return;
   int provided = 0;
   if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
-    throw BackendError("mpi: MPI_Init_thread failed");
+    start_failure(argv, "mpi: MPI_Init_thread failed");
   }
   initialized_ = true;
   if (provided < MPI_THREAD_FUNNELED) {
-    throw BackendError("mpi: the MPI library does not support MPI_THREAD_FUNNELED");
+    start_failure(argv, "mpi: the MPI library does not support MPI_THREAD_FUNNELED (threads calling MPI one at a time)");
   }
 }
 
@@ -236,8 +251,37 @@ void abort_job(int status) {
 
 #else  // no MPI: one process of a job of size 1
 
+namespace {
+
+/// Processes the launcher started (its environment), 1 when it says nothing.
+long launcher_size() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS"}) {
+    if (const char* v = std::getenv(name)) return std::max(1L, std::strtol(v, nullptr, 10));
+  }
+  return 1;
+}
+
+/// This process's rank by the launcher's environment (0 when it says nothing).
+long launcher_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"}) {
+    if (const char* v = std::getenv(name)) return std::strtol(v, nullptr, 10);
+  }
+  return 0;
+}
+
+}  // namespace
+
 bool built_with_mpi() { return false; }
-Session::Session(int&, char**&) {}
+Session::Session(int&, char**& argv) {
+  // Several copies of a build without MPI would each run the whole job and race for --out.
+  const long processes = launched_by_mpi() ? launcher_size() : 1;
+  if (processes > 1) {
+    if (launcher_rank() != 0) std::exit(1);  // one line for the job: rank 0's
+    start_failure(argv, "started by an MPI launcher as " + std::to_string(processes) +
+                            " processes, but this build has no MPI (configured with BOLTZLAB_WITH_MPI=OFF or "
+                            "without an MPI found): run it as one process, or rebuild with MPI");
+  }
+}
 Session::~Session() = default;
 int Session::finish(int status) { return status; }
 int rank() { return 0; }

@@ -31,9 +31,10 @@ bool built_with_mpi();
 bool launched_by_mpi();
 
 /// MPI_Init_thread / MPI_Finalize for the lifetime of a tool's main (RAII). Does nothing
-/// when the build has no MPI or the process was not started by a launcher. One per
-/// process. \throws BackendError when MPI_Init_thread fails or gives less than
-/// MPI_THREAD_FUNNELED.
+/// when the process was not started by a launcher. One per process. When MPI cannot
+/// start (MPI_Init_thread fails or gives less than MPI_THREAD_FUNNELED), or a build
+/// without MPI was started by a launcher as several processes (each would run the whole
+/// job and race for --out), prints "PROGRAM: error: ..." and exits with status 1.
 class Session {
  public:
   Session(int& argc, char**& argv);
