@@ -521,6 +521,9 @@ void finish_result(Engine& e) {
     }
   }
   r.md_steps = r.exchanges_done * r.steps_per_exchange;
+  // Every rank returns the whole result (bg-sample trains on it on every rank); the
+  // configurations were gathered on rank 0 only.
+  for (std::size_t k = 0; k < e.K; ++k) mpi::bcast(r.frames[k].data(), static_cast<std::size_t>(r.frames[k].size()));
 }
 
 /// Checkpoint bookkeeping of one invocation.
