@@ -6,10 +6,10 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 # same_run_directory A B: every file but plots and summary.json byte-identical (the same
 # names on both sides), and summary.json equal once the fields that say how the run
-# went rather than what it computed are dropped: timings, threads, ranks, rates (keys
-# ending in "_per_second") and the OpenMM Contexts created (one per worker thread that
-# evaluated; it differs between thread counts of one process too), and options.out (the
-# two runs were written to different places).
+# went rather than what it computed are dropped: timings, threads, ranks, times and rates
+# (keys ending in "seconds" or "_per_second"), the OpenMM Contexts created (one per worker
+# thread that evaluated; it differs between thread counts of one process too), and the
+# paths of the two runs (options.out, model_file).
 same_run_directory() {
   local a=$1 b=$2 f
   diff <(cd "$a" && ls | grep -v '\.png$' | sort) <(cd "$b" && ls | grep -v '\.png$' | sort) >/dev/null ||
@@ -22,7 +22,8 @@ import json, sys
 def strip(v):
     if isinstance(v, dict):
         return {k: strip(x) for k, x in v.items()
-                if k not in ("timings", "threads", "ranks", "contexts_created", "out") and not k.endswith("_per_second")}
+                if k not in ("timings", "threads", "ranks", "contexts_created", "out", "model_file")
+                and not k.endswith("seconds") and not k.endswith("_per_second")}
     if isinstance(v, list):
         return [strip(x) for x in v]
     return v

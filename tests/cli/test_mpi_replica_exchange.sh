@@ -28,7 +28,7 @@ for threads in 1 2; do
   same_run_directory "$TMP/one" "$TMP/np2_t$threads" || fail "mpirun -np 2 --threads $threads differs from one process"
   grep -q '"ranks": 2' "$TMP/np2_t$threads/summary.json" || fail "summary.json does not record 2 ranks"
 done
-[[ $(grep -c "^replica-exchange: " "$TMP/np2.txt") -eq 1 ]] || fail "not one verdict line: $(cat "$TMP/np2.txt")"
+[[ $(grep -c "^replica-exchange: wrote " "$TMP/np2.txt") -eq 1 ]] || fail "not one verdict line: $(cat "$TMP/np2.txt")"
 
 # 3. Checkpoints gathered from two ranks: a run killed after its first checkpoint and
 #    resumed on one process equals the uninterrupted run; and the other way round.

@@ -29,7 +29,7 @@ run_pair() {  # flow potential extra-args...: one process vs two and three ranks
     same_run_directory "$TMP/${flow}_one" "$TMP/${flow}_np$1_t$2" ||
       fail "$flow: mpirun -np $1 --threads $2 differs from one process"
     grep -q "\"ranks\": $1" "$TMP/${flow}_np$1_t$2/summary.json" || fail "$flow: summary.json does not record $1 ranks"
-    [[ $(grep -c "^wgf-relax: " "$TMP/out.txt") -eq 1 ]] || fail "$flow: not one verdict line: $(cat "$TMP/out.txt")"
+    [[ $(grep -c "^wgf-relax: wrote " "$TMP/out.txt") -eq 1 ]] || fail "$flow: not one verdict line: $(cat "$TMP/out.txt")"
   done
 }
 
