@@ -9,6 +9,7 @@
 
 #include "boltzlab/app/bg_run.hpp"
 #include "boltzlab/app/cli.hpp"
+#include "boltzlab/core/mpi.hpp"
 #include "boltzlab/app/console.hpp"
 #include "boltzlab/generators/presets.hpp"
 
@@ -66,19 +67,29 @@ void tune_allocator() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Under mpirun the training batch's chunks are split over the ranks (data-parallel
+  // training; README "Running on several processes").
+  boltzlab::mpi::Session mpi_session(argc, argv);
   CLI::App app{"bg-sample"};
   Flags flags;
   setup(app, flags);
   auto& o = flags.run;
-  return boltzlab::run_tool("bg-sample", app, argc, argv,
-                            {[&] {
-                               o.progress = !flags.quiet;
-                               o.validate();
-                             },
-                             [&] {
-                               tune_allocator();
-                               const auto summary = boltzlab::generators::run_bg_sample(o);
-                               boltzlab::run_verdict("bg-sample", summary, "wrote " + o.out.string()).print();
-                               return boltzlab::kExitOk;
-                             }});
+  const int status = boltzlab::run_tool(
+      "bg-sample", app, argc, argv,
+      {[&] {
+         boltzlab::mpi::run_step([&] {
+           o.progress = !flags.quiet && boltzlab::mpi::is_root();
+           o.validate();
+           return 0;
+         });
+       },
+       [&] {
+         return boltzlab::mpi::run_step([&] {
+           tune_allocator();
+           const auto summary = boltzlab::generators::run_bg_sample(o);
+           if (boltzlab::mpi::is_root()) boltzlab::run_verdict("bg-sample", summary, "wrote " + o.out.string()).print();
+           return boltzlab::kExitOk;
+         });
+       }});
+  return mpi_session.finish(status);
 }

@@ -15,6 +15,7 @@
 #include "boltzlab/app/console.hpp"
 #include "boltzlab/app/replica_exchange_run.hpp"
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/mpi.hpp"
 
 using namespace boltzlab;
 
@@ -103,7 +104,7 @@ int run(const CLI::App& app, Options& o) {
   o.run.checkpoint_exchanges = static_cast<std::size_t>(o.checkpoint_exchanges);
   o.run.progress = !o.quiet;
   const Json summary = run_replica_exchange_tool(o.run);
-  run_verdict("replica-exchange", summary, "wrote " + o.run.out.string()).print();
+  if (mpi::is_root()) run_verdict("replica-exchange", summary, "wrote " + o.run.out.string()).print();
   const std::size_t non_finite = summary["counts"]["non_finite_replicas"].get<std::size_t>();
   if (non_finite > 0)
     throw BackendError(std::to_string(non_finite) + " replica(s) reached a non-finite energy; " + o.run.out.string() +
@@ -114,8 +115,13 @@ int run(const CLI::App& app, Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Under mpirun the replicas are split over the ranks (README "Running on several processes").
+  mpi::Session mpi_session(argc, argv);
   CLI::App app{"Replica exchange (parallel tempering) of an OpenMM potential into a run directory"};
   Options o;
   setup(app, o);
-  return run_tool("replica-exchange", app, argc, argv, {[&] { check(o); }, [&] { return run(app, o); }});
+  const int status = run_tool("replica-exchange", app, argc, argv,
+                              {[&] { mpi::run_step([&] { check(o); return 0; }); },
+                               [&] { return mpi::run_step([&] { return run(app, o); }); }});
+  return mpi_session.finish(status);
 }

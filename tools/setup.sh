@@ -9,7 +9,8 @@ packages=(cmake g++ make libtbb-dev libeigen3-dev libboost-dev nlohmann-json3-de
           libcli11-dev libopenmm-dev libopenmm-plugins libtorch-dev gnuplot-nox python3-numpy
           python3-simtk python3-mdtraj   # tools/make_alanine_systems.py, MDTraj trajectory check
           libopenblas0-pthread           # LibTorch's BLAS (libblas.so.3): 26-43x the reference BLAS
-          pybind11-dev python3-pybind11 python3-dev python3-xarray python3-netcdf4 libnetcdf-dev)  # python/, NetCDF
+          pybind11-dev python3-pybind11 python3-dev python3-xarray python3-netcdf4 libnetcdf-dev   # python/, NetCDF
+          libopenmpi-dev openmpi-bin)    # MPI: replica-exchange and wgf-relax over mpirun ranks (tests/cli/test_mpi_*.sh)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

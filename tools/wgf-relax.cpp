@@ -18,6 +18,7 @@
 #include "boltzlab/app/cli.hpp"
 #include "boltzlab/app/console.hpp"
 #include "boltzlab/app/relax_run.hpp"
+#include "boltzlab/core/mpi.hpp"
 #include "boltzlab/flows/flow.hpp"
 #include "boltzlab/io/config.hpp"
 
@@ -93,21 +94,31 @@ void tune_allocator() {
 
 int main(int argc, char** argv) {
   tune_allocator();
+  // Under mpirun the particles are split over the ranks (README "Running on several processes").
+  boltzlab::mpi::Session mpi_session(argc, argv);
   CLI::App app{"wgf-relax"};
   boltzlab::RelaxOptions opt;
   Optionals optionals;
   Switches switches;
   setup(app, opt, optionals, switches);
-  return boltzlab::run_tool("wgf-relax", app, argc, argv,
-                            {[&] {
-                               for (auto& f : optionals.apply) f();
-                               opt.plots = !switches.no_plots;
-                               opt.validate();
-                             },
-                             [&] {
-                               const boltzlab::RelaxReport report = boltzlab::run_relax(opt);
-                               const nlohmann::json summary = boltzlab::read_json_file(report.out / "summary.json");
-                               boltzlab::run_verdict("wgf-relax", summary, "wrote " + report.out.string()).print();
-                               return boltzlab::kExitOk;
-                             }});
+  const int status = boltzlab::run_tool(
+      "wgf-relax", app, argc, argv,
+      {[&] {
+         boltzlab::mpi::run_step([&] {
+           for (auto& f : optionals.apply) f();
+           opt.plots = !switches.no_plots;
+           opt.validate();
+           return 0;
+         });
+       },
+       [&] {
+         return boltzlab::mpi::run_step([&] {
+           const boltzlab::RelaxReport report = boltzlab::run_relax(opt);
+           if (!boltzlab::mpi::is_root()) return boltzlab::kExitOk;  // rank 0 wrote and reports
+           const nlohmann::json summary = boltzlab::read_json_file(report.out / "summary.json");
+           boltzlab::run_verdict("wgf-relax", summary, "wrote " + report.out.string()).print();
+           return boltzlab::kExitOk;
+         });
+       }});
+  return mpi_session.finish(status);
 }

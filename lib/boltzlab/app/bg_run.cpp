@@ -15,6 +15,7 @@
 #include "boltzlab/app/run_directory.hpp"
 #include "boltzlab/app/run_outputs.hpp"
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/mpi.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/timing.hpp"
 #include "boltzlab/estimators/importance.hpp"
@@ -332,7 +333,7 @@ std::vector<fs::path> run_inputs(const BgSampleOptions& o, const Potential& pot,
 
 /// --netcdf: the committed run directory's arrays (the same values as its .npy files).
 void write_netcdf(const BgSampleOptions& o) {
-  if (o.netcdf.empty()) return;
+  if (o.netcdf.empty() || !mpi::is_root()) return;  // over MPI ranks rank 0 alone writes
   InferenceData data = run_directory_inference_data(o.out);
   data.attributes["tool"] = "bg-sample";
   data.attributes["seed"] = std::to_string(o.seed);
@@ -356,7 +357,7 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
     nlohmann::json summary = summary_header(target, o);
     if (!o.model.empty()) check_model_file(o, pot, summary);
     RunDirectory run(o.out, run_inputs(o, pot, cfg));
-    if (!o.netcdf.empty()) check_netcdf_output(o.netcdf, run_inputs(o, pot, cfg), o.out);
+    if (!o.netcdf.empty() && mpi::is_root()) check_netcdf_output(o.netcdf, run_inputs(o, pot, cfg), o.out);
     nlohmann::json written = family(o, pot, cfg, run, summary, t_start);
     write_netcdf(o);
     return written;
@@ -368,10 +369,10 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
   nlohmann::json summary = summary_header(target, o);
   if (!o.model.empty()) check_model_file(o, pot, summary);
   RunDirectory run(o.out, run_inputs(o, pot, cfg));  // fails early when `out` may not be written
-  if (!o.netcdf.empty()) check_netcdf_output(o.netcdf, run_inputs(o, pot, cfg), o.out);
+  if (!o.netcdf.empty() && mpi::is_root()) check_netcdf_output(o.netcdf, run_inputs(o, pot, cfg), o.out);
   nlohmann::json written = target.topology() != nullptr ? run_molecular(o, pot, cfg, run, summary, t_start)
                                                         : run_plain(o, pot, cfg, run, summary, t_start);
-  if (o.model.empty()) {  // committed: nothing is left to resume
+  if (o.model.empty() && mpi::is_root()) {  // committed: nothing is left to resume
     std::error_code ec;
     fs::remove(bg_checkpoint_path(o.out), ec);
   }

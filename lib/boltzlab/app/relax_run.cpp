@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/mpi.hpp"
 #include "boltzlab/core/timing.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/rng.hpp"
@@ -213,7 +214,7 @@ RelaxPlan resolve_relax_plan(const RelaxOptions& opt, const nlohmann::json& sect
   fo.beta.end = 1.0;
   fo.tolerance = from_d(opt.tolerance, "tolerance", 0.0);
   fo.beta.kind = sampler.get_string("beta_schedule", "geometric");
-  fo.progress = !opt.quiet;
+  fo.progress = !opt.quiet && mpi::is_root();  // one progress line per job
   fo.exec = Execution::kParallel;
   plan.init = resolve_init_spec(sampler, target, opt, sctx);
   plan.flow_params = section_flow_params(sampler, plan.flow_name);
@@ -294,7 +295,7 @@ InitialEnsemble build_initial_ensemble(const RelaxOptions& opt, const Target& ta
     throw DomainError(opt.potential.string() + ": all " + std::to_string(n) +
                       " initial energies or gradients are non-finite (initial ensemble: " + init.description + ")");
   }
-  if (st.non_finite > 0 && !opt.quiet) {
+  if (st.non_finite > 0 && !opt.quiet && mpi::is_root()) {
     std::fprintf(stderr, "wgf-relax: warning: %zu of %zu initial energies or gradients are non-finite (counted in summary.json)\n",
                  st.non_finite, n);
   }
@@ -392,8 +393,10 @@ RunOutputs relax_outputs(const RelaxOptions& opt, const Potential& pot, const Re
   o.timings = {{"load", times.loaded - times.start},
                {"init", times.initialized - times.loaded},
                {"flow", sampling},
-               {"particle_steps_per_second", sampling > 0 ? particle_steps / sampling : 0.0}};
-  o.extra = {{"interacting", flow_info(plan.flow_name).interacting}};
+               {"particle_steps_per_second", sampling > 0 ? particle_steps / sampling : 0.0},
+               {"communication", mpi::communication_seconds()}};
+  // "ranks", like "threads", says how the run went, never what it computed.
+  o.extra = {{"interacting", flow_info(plan.flow_name).interacting}, {"ranks", mpi::size()}};
   if (!res.health.ok()) notes.push_back("warning: " + res.health.problem());
   o.plots = opt.plots;
   if (opt.plots && res.health.diverged() > 0) {
@@ -499,8 +502,13 @@ RelaxReport run_relax(const RelaxOptions& opt) {
   for (const auto& value : plan.flow_params) {  // file parameters, e.g. mmd's target_samples
     if (value.is_string()) inputs.emplace_back(value.get<std::string>());
   }
-  RunDirectory run(opt.out, inputs);  // checked and probed before the expensive work
-  check_netcdf_path(opt, inputs);
+  // Over MPI ranks, rank 0 alone stages, writes and commits the run directory; the
+  // others never touch --out.
+  std::unique_ptr<RunDirectory> run;
+  if (mpi::is_root()) {
+    run = std::make_unique<RunDirectory>(opt.out, inputs);  // checked and probed before the expensive work
+    check_netcdf_path(opt, inputs);
+  }
   times.loaded = wall_seconds();
 
   InitialEnsemble init = build_initial_ensemble(opt, *pot.target, plan);
@@ -510,10 +518,12 @@ RelaxReport run_relax(const RelaxOptions& opt) {
   const FlowResult res = plan.flow->run(*pot.target, init.ensemble, plan.flow_options);
   times.flowed = wall_seconds();
 
-  write_run(run, relax_outputs(opt, pot, plan, init, res, times, std::move(notes)));
-  run.commit();
-  if (!opt.netcdf.empty()) write_inference_data(opt.netcdf, relax_inference_data(plan, pot, init.ensemble, res));
-  if (!res.health.ok() && !opt.strict) {
+  if (mpi::is_root()) {
+    write_run(*run, relax_outputs(opt, pot, plan, init, res, times, std::move(notes)));
+    run->commit();
+    if (!opt.netcdf.empty()) write_inference_data(opt.netcdf, relax_inference_data(plan, pot, init.ensemble, res));
+  }
+  if (!res.health.ok() && !opt.strict && mpi::is_root()) {
     // Printed even with --quiet: a failed particle is never silent (with --strict the
     // error line below says it instead).
     std::fprintf(stderr, "wgf-relax: warning: %s (summary.json counts, statistics.health)\n",

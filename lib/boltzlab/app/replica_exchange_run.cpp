@@ -3,12 +3,14 @@
 #include <cmath>
 #include <iomanip>
 #include <limits>
+#include <memory>
 #include <sstream>
 #include <system_error>
 
 #include "boltzlab/app/run_directory.hpp"
 #include "boltzlab/app/run_outputs.hpp"
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/mpi.hpp"
 #include "boltzlab/estimators/conformations.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/io/netcdf.hpp"
@@ -234,7 +236,7 @@ ToolRun prepare(const ReplicaExchangeRunOptions& options) {
   }
   t.options = resolve_replica_exchange_options(t.potential.replica_exchange, options.protocol,
                                                t.target->temperature(), options.potential.string());
-  t.options.progress = options.progress;
+  t.options.progress = options.progress && mpi::is_root();
   return t;
 }
 
@@ -282,7 +284,7 @@ nlohmann::json write_outputs(RunDirectory& run, const ToolRun& t, const ReplicaE
               {"non_finite_replicas", r.non_finite_replicas},
               {"non_finite_evaluations", stats.non_finite},
               {"checkpoints_written", r.checkpoints_written}};
-  o.timings = {{"replica_exchange", r.wall_seconds}, {"md", r.md_seconds}};
+  o.timings = {{"replica_exchange", r.wall_seconds}, {"md", r.md_seconds}, {"communication", mpi::communication_seconds()}};
   o.statistics = statistics(r, *t.target);
   o.statistics["md_steps_per_second"] = r.md_seconds > 0 ? static_cast<double>(r.md_steps * K) / r.md_seconds : 0.0;
   if (r.resumed) o.statistics["resumed_at_exchange"] = r.resumed_at_exchange;
@@ -304,6 +306,7 @@ nlohmann::json write_outputs(RunDirectory& run, const ToolRun& t, const ReplicaE
   nlohmann::json summary = write_run(run, o);
   // write_run wrote summary.json already: add the mixing plot's status and rewrite it.
   for (const auto& [name, status] : plots.items()) summary["plots"][name] = status;
+  summary["ranks"] = mpi::size();  // like "threads": how it ran, never what it computed
   run.write_summary(summary);
   return summary;
 }
@@ -322,20 +325,30 @@ nlohmann::json run_replica_exchange_tool(const ReplicaExchangeRunOptions& option
   if (options.resume && !fs::exists(ck.path)) {
     throw ConfigError("--resume: no checkpoint at '" + ck.path.string() + "'");
   }
-  RunDirectory run(options.out, potential_files(t.potential));  // fails early when the output may not be written
-  if (!options.netcdf.empty()) check_netcdf_output(options.netcdf, potential_files(t.potential), options.out);
+  // Over MPI ranks, rank 0 alone stages, writes and commits the run directory and the
+  // checkpoints; the other ranks never touch --out (they read a checkpoint to resume).
+  std::unique_ptr<RunDirectory> run;
+  if (mpi::is_root()) {
+    run = std::make_unique<RunDirectory>(options.out, potential_files(t.potential));  // fails early when the output may not be written
+    if (!options.netcdf.empty()) check_netcdf_output(options.netcdf, potential_files(t.potential), options.out);
+  }
   const ReplicaExchangeResult r = run_replica_exchange(*t.target, t.target->initial_positions(), t.options, &ck);
   if (r.frames.empty() || r.frames[0].rows() == 0) {
     throw BackendError("replica exchange stopped before the first frame: " + r.failure);
   }
-  Eigen::VectorXd u;
-  const BatchStats stats = t.target->evaluate_batch(r.frames[0], u, nullptr);
-  nlohmann::json summary = write_outputs(run, t, options, r, u, stats);
-  run.commit();
-  std::error_code ec;
-  fs::remove(ck.path, ec);
-  if (!options.netcdf.empty()) write_inference_data(options.netcdf, rex_inference_data(t, r, u));
-  return summary;
+  std::string summary_text;
+  if (mpi::is_root()) {
+    Eigen::VectorXd u;
+    const BatchStats stats = t.target->evaluate_batch(r.frames[0], u, nullptr);
+    const nlohmann::json summary = write_outputs(*run, t, options, r, u, stats);
+    run->commit();
+    std::error_code ec;
+    fs::remove(ck.path, ec);
+    if (!options.netcdf.empty()) write_inference_data(options.netcdf, rex_inference_data(t, r, u));
+    summary_text = summary.dump();
+  }
+  mpi::bcast(summary_text);  // every rank returns the same summary (and exit status)
+  return nlohmann::json::parse(summary_text);
 }
 
 }  // namespace boltzlab

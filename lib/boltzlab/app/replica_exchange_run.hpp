@@ -63,7 +63,10 @@ ReplicaExchangeOptions resolve_replica_exchange_options(const Json& section, con
 ///   replica_states.npy                  (P, K) temperature index of each replica after
 ///                                       each production exchange
 ///   mixing.png                          those states against time
-/// Returns the summary. A run that stopped on a non-finite replica still writes what
+/// Over MPI ranks (core/mpi.hpp) the replicas are split in contiguous blocks over the
+/// ranks; rank 0 alone writes the run directory and the checkpoints, and the result is
+/// byte-identical to one process (summary "ranks" and "timings" aside).
+/// Returns the summary (on every rank). A run that stopped on a non-finite replica still writes what
 /// it recorded (summary counts.non_finite_replicas, a note) when it has frames.
 /// \throws ConfigError/IoError/BackendError naming what failed.
 nlohmann::json run_replica_exchange_tool(const ReplicaExchangeRunOptions& options);

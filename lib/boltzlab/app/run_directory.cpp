@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/mpi.hpp"
 #include "boltzlab/io/npy.hpp"
 #include "boltzlab/targets/registry.hpp"
 
@@ -308,6 +309,20 @@ std::vector<fs::path> potential_files(const Potential& potential) {
 
 RunDirectory::RunDirectory(fs::path out, const std::vector<fs::path>& inputs) : out_(std::move(out)) {
   if (out_.empty()) throw IoError("output directory: empty path");
+  if (!mpi::is_root()) {
+    // Over MPI ranks only rank 0 checks, stages and commits `out`; another rank writes
+    // into a private scratch folder that commit() and the destructor discard.
+    scratch_ = true;
+    target_ = out_;
+    staging_ = fs::temp_directory_path() /
+               ("boltzlab-rank" + std::to_string(mpi::rank()) + "-" + std::to_string(::getpid()));
+    slot_ = arm_cleanup(staging_);
+    std::error_code ec;
+    fs::remove_all(staging_, ec);
+    fs::create_directories(staging_, ec);
+    if (ec) throw IoError(staging_.string() + ": cannot create the scratch folder of MPI rank " + std::to_string(mpi::rank()));
+    return;
+  }
   target_ = resolve_out(out_);
   check_replaceable(target_, out_);
   refuse_inputs(inputs);
@@ -341,6 +356,7 @@ RunDirectory::~RunDirectory() {
 }
 
 void RunDirectory::refuse_inputs(const std::vector<fs::path>& inputs) const {
+  if (scratch_) return;
   std::error_code ec;
   if (!fs::exists(target_, ec)) return;  // a new directory holds nothing yet
   const fs::path out = fs::weakly_canonical(target_, ec);
@@ -379,6 +395,7 @@ void RunDirectory::write_text(const std::string& name, const std::string& text) 
 }
 
 void RunDirectory::commit() {
+  if (scratch_) return;  // the destructor removes it
   // `out` may have been created since the constructor checked it.
   check_replaceable(target_, out_);
   std::error_code ec;

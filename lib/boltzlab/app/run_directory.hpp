@@ -4,6 +4,10 @@
 /// summary.json schema are defined in one place, app/run_outputs.hpp), and the
 /// output-safety contract of all tools.
 ///
+/// Over MPI ranks (core/mpi.hpp) only rank 0 checks, stages and commits `--out`; a
+/// RunDirectory of any other rank is a private scratch folder in the temporary
+/// directory that commit() leaves and the destructor removes.
+///
 /// Output safety (a tool never loses a user's files):
 ///   * Run marker: every run directory holds `.boltzlab-run` (kRunMarker), a two-line
 ///     text file written when the staging directory is made. A directory is a run
@@ -100,6 +104,7 @@ class RunDirectory {
   std::filesystem::path staging_;
   int slot_ = -1;                   ///< signal-cleanup slot (run_directory.cpp), -1: none
   bool committed_ = false;
+  bool scratch_ = false;            ///< an MPI rank other than 0: a private folder, never committed
 };
 
 /// Whether `dir` is a run directory: it holds kRunMarker, or a summary.json object

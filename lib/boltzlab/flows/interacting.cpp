@@ -1,9 +1,12 @@
 #include "boltzlab/flows/interacting.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/mpi.hpp"
 #include "boltzlab/io/config.hpp"
 
 namespace boltzlab {
@@ -99,7 +102,8 @@ struct InteractingFlow::Loop {
 
   /// u, ∇u at the current positions; non-finite ones counted and their gradient zeroed.
   std::size_t evaluate() {
-    const BatchStats stats = target.evaluate_batch(ensemble.positions, u, &grad, options.exec);
+    const BatchStats stats = mpi::size() == 1 ? target.evaluate_batch(ensemble.positions, u, &grad, options.exec)
+                                              : evaluate_over_ranks();
     result.energy_evaluations += stats.evaluated;
     result.non_finite += stats.non_finite;
     if (stats.non_finite > 0) {
@@ -107,6 +111,42 @@ struct InteractingFlow::Loop {
         if (!std::isfinite(u[i])) grad.row(i).setZero();
     }
     return stats.non_finite;
+  }
+
+  /// Over MPI ranks: each rank evaluates a contiguous block of particles, then every
+  /// rank gets all u and ∇u (the update itself needs every particle, so every rank
+  /// computes it whole). Each row is evaluated alone, so the bits are those of one process.
+  BatchStats evaluate_over_ranks() {
+    const std::size_t n = ensemble.size(), d = ensemble.dim();
+    const mpi::Block mine = mpi::my_block(n);
+    const RowMatrix x = ensemble.positions.middleRows(static_cast<Eigen::Index>(mine.begin),
+                                                      static_cast<Eigen::Index>(mine.size()));
+    Eigen::VectorXd u_mine;
+    RowMatrix g_mine;
+    const BatchStats stats = target.evaluate_batch(x, u_mine, &g_mine, options.exec);
+    std::vector<double> packed(mine.size() * (d + 1) + 1);
+    for (std::size_t i = 0; i < mine.size(); ++i) {
+      packed[i * (d + 1)] = u_mine[static_cast<Eigen::Index>(i)];
+      std::copy(g_mine.row(static_cast<Eigen::Index>(i)).data(), g_mine.row(static_cast<Eigen::Index>(i)).data() + d,
+                packed.begin() + static_cast<std::ptrdiff_t>(i * (d + 1) + 1));
+    }
+    packed.back() = static_cast<double>(stats.non_finite);  // this rank's count, after its rows
+    const std::vector<double> all = mpi::allgatherv(packed);
+    u.resize(static_cast<Eigen::Index>(n));
+    grad.resize(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
+    BatchStats total;
+    std::size_t pos = 0;
+    for (int r = 0; r < mpi::size(); ++r) {
+      const mpi::Block b = mpi::block_of(n, r, mpi::size());
+      for (std::size_t i = b.begin; i < b.end; ++i, pos += d + 1) {
+        u[static_cast<Eigen::Index>(i)] = all[pos];
+        std::copy(all.begin() + static_cast<std::ptrdiff_t>(pos + 1), all.begin() + static_cast<std::ptrdiff_t>(pos + 1 + d),
+                  grad.row(static_cast<Eigen::Index>(i)).data());
+      }
+      total.non_finite += static_cast<std::size_t>(all[pos++]);
+    }
+    total.evaluated = n;
+    return total;
   }
 
   /// Step `step` at β: evaluate, update, monitor; then x ← x + Δ and the frame.

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/mpi.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/io/config.hpp"
 
@@ -154,6 +157,7 @@ struct OverdampedMove {
 struct PlainKernel {
   void init(std::size_t) {}
   void end_warmup() {}
+  void share_chains(std::size_t, std::size_t) {}
 };
 
 struct UlaKernel : PlainKernel {
@@ -183,6 +187,20 @@ struct MalaKernel {
   static constexpr int kExtras = 1;
   static const char* extra_name(int) { return "acceptance"; }
   void init(std::size_t) {}
+  /// Over MPI ranks: every rank gets the per-chain counters of all chains (this rank
+  /// owns [first, last)), for the chain statistics.
+  void share_chains(std::size_t first, std::size_t last) {
+    std::vector<double> mine;
+    for (std::size_t i = first; i < last; ++i) {
+      mine.push_back(static_cast<double>(accepted[i]));
+      mine.push_back(static_cast<double>(rejections[i]));
+    }
+    const std::vector<double> all = mpi::allgatherv(mine);
+    for (std::size_t i = 0; i < accepted.size(); ++i) {
+      accepted[i] = static_cast<std::size_t>(all[2 * i]);
+      rejections[i] = static_cast<std::size_t>(all[2 * i + 1]);
+    }
+  }
   /// Freezes τ_i at the averaged iterate τ̄_i of its dual averaging.
   void end_warmup() {
     for (std::size_t i = 0; i < adapters.size(); ++i) st.tau[i] = adapters[i].final_step_size();
@@ -244,8 +262,9 @@ struct BaoabKernel {
   static constexpr int kExtras = 1;
   static const char* extra_name(int) { return "kinetic_temperature"; }
   double* p(std::size_t i) { return momenta.row(static_cast<Eigen::Index>(i)).data(); }
-  /// p ~ N(0, m I) projected (centred) for particle systems.
   void end_warmup() {}
+  void share_chains(std::size_t, std::size_t) {}
+  /// p ~ N(0, m I) projected (centred) for particle systems.
   void init(std::size_t i) {
     double* pi = st.draw_projected(i, p(i));
     const double sm = std::sqrt(mass);
@@ -308,6 +327,10 @@ double quantile(std::vector<double> v, double q) {
 /// points ("segments") each block advances its particles through all steps of the
 /// segment one particle at a time (its state stays in cache); monitors and frames
 /// are written into per-block / per-row slots, combined in block order afterwards.
+/// Over MPI ranks (core/mpi.hpp) each rank advances a contiguous range of blocks; after
+/// each segment every rank receives all blocks' slots and combines them in the same
+/// block order, and at the end the particles (and frames, on rank 0), so the result is
+/// bit-identical to one process.
 template <class Kernel>
 class Driver {
  public:
@@ -315,7 +338,9 @@ class Driver {
       : kernel_(kernel), st_(st), opt_(opt), cfg_(cfg), res_(out_.result), n_(st.ensemble.size()),
         total_(opt.warmup + opt.steps), blocks_((n_ + kBlock - 1) / kBlock),
         chunk_(std::max<std::size_t>(opt.monitor_every,
-                                     (total_ / 100 + opt.monitor_every - 1) / opt.monitor_every * opt.monitor_every)) {}
+                                     (total_ / 100 + opt.monitor_every - 1) / opt.monitor_every * opt.monitor_every)),
+        mine_(mpi::my_block(blocks_)), first_(std::min(n_, mine_.begin * kBlock)),
+        last_(std::min(n_, mine_.end * kBlock)) {}
 
   DriverOutcome run() {
     res_.monitors["mean_energy"] = {};
@@ -328,6 +353,7 @@ class Driver {
     Progress progress(cfg_.label + " (" + std::to_string(n_) + " particles)", total_, opt_.progress);
     std::size_t t = warm_up(progress);
     t = sample(t, progress);
+    share_particles();
     progress.finish(status());
     finish(t, init);
     return std::move(out_);
@@ -341,22 +367,29 @@ class Driver {
     st_.rng.resize(n_);
     st_.grad.resize(static_cast<Eigen::Index>(n_), static_cast<Eigen::Index>(st_.d));
     block_tally_.assign(blocks_, Tally{});
-    for_each_block(
-        n_, kBlock,
-        [&](std::size_t b, std::size_t e) {
-          Tally& t = block_tally_[b / kBlock];
-          for (std::size_t i = b; i < e; ++i) {
-            st_.rng[i] = stream_for(opt_.seed, i);
-            st_.layout.project(st_.x(i));
-            kernel_.init(i);
-            st_.u(i) = st_.evaluate(st_.x(i), st_.g(i), t);
-          }
-        },
-        opt_.exec);
+    for_my_blocks([&](std::size_t b, std::size_t e) {
+      Tally& t = block_tally_[b / kBlock];
+      for (std::size_t i = b; i < e; ++i) {
+        st_.rng[i] = stream_for(opt_.seed, i);
+        st_.layout.project(st_.x(i));
+        kernel_.init(i);
+        st_.u(i) = st_.evaluate(st_.x(i), st_.g(i), t);
+      }
+    });
+    share_blocks(0);
     Tally init;
     for (const auto& t : block_tally_) init.add(t);
+    // The step-0 monitor sums over particles in particle order: every rank gets u and
+    // the extras of all particles.
+    constexpr std::size_t w = 1 + kMaxExtras;
+    std::vector<double> mine(w * (last_ - first_), 0.0);
+    for (std::size_t i = first_; i < last_; ++i) {
+      mine[w * (i - first_)] = st_.ensemble.reduced_energies[static_cast<Eigen::Index>(i)];
+      kernel_.extras(i, kNaN, mine.data() + w * (i - first_) + 1);
+    }
+    const std::vector<double> values = mpi::allgatherv(mine);
     MonitorAcc all;
-    for (std::size_t i = 0; i < n_; ++i) accumulate(all, i, kNaN);
+    for (std::size_t i = 0; i < n_; ++i) add_values(all, values[w * i], values.data() + w * i + 1);
     record_monitor(0.0, &all, 1);
     return init;
   }
@@ -437,6 +470,7 @@ class Driver {
     accs_.assign(blocks_ * std::max<std::size_t>(slots, 1), MonitorAcc{});
     block_tally_.assign(blocks_, Tally{});
     advance_blocks();
+    share_blocks(slots);
     for (std::size_t sl = 0; sl < slots; ++sl) record_monitor(slot_steps_[sl], accs_.data() + sl * blocks_, blocks_);
     Tally seg;
     for (const auto& t : block_tally_) seg.add(t);
@@ -472,37 +506,110 @@ class Driver {
   /// planned steps, filling its monitor slots and the frame rows.
   void advance_blocks() {
     const std::size_t len = betas_.size();
-    for_each_block(
-        n_, kBlock,
-        [&](std::size_t b, std::size_t e) {
-          const std::size_t blk = b / kBlock;
-          Tally& tally = block_tally_[blk];
-          Scratch scratch(st_.d);
-          for (std::size_t i = b; i < e; ++i) {
-            for (std::size_t k = 0; k < len; ++k) {
-              const double a = kernel_.step(i, betas_[k], warmup_[k] != 0, scratch, tally);
-              if (slot_of_[k] >= 0) accumulate(accs_[static_cast<std::size_t>(slot_of_[k]) * blocks_ + blk], i, a);
-              if (frame_of_[k] >= 0) {
-                res_.frames[static_cast<std::size_t>(frame_of_[k])].row(static_cast<Eigen::Index>(i)) =
-                    st_.ensemble.positions.row(static_cast<Eigen::Index>(i));
-              }
-            }
+    for_my_blocks([&](std::size_t b, std::size_t e) {
+      const std::size_t blk = b / kBlock;
+      Tally& tally = block_tally_[blk];
+      Scratch scratch(st_.d);
+      for (std::size_t i = b; i < e; ++i) {
+        for (std::size_t k = 0; k < len; ++k) {
+          const double a = kernel_.step(i, betas_[k], warmup_[k] != 0, scratch, tally);
+          if (slot_of_[k] >= 0) accumulate(accs_[static_cast<std::size_t>(slot_of_[k]) * blocks_ + blk], i, a);
+          if (frame_of_[k] >= 0) {
+            res_.frames[static_cast<std::size_t>(frame_of_[k])].row(static_cast<Eigen::Index>(i)) =
+                st_.ensemble.positions.row(static_cast<Eigen::Index>(i));
           }
+        }
+      }
+    });
+  }
+
+  /// body(b, e) for each block [b, e) of this rank's range (all blocks on one rank).
+  template <class Body>
+  void for_my_blocks(Body&& body) {
+    for_each_index(
+        mine_.size(),
+        [&](std::size_t k) {
+          const std::size_t b = (mine_.begin + k) * kBlock;
+          body(b, std::min(n_, b + kBlock));
         },
         opt_.exec);
+  }
+
+  // ------------------------------------------------------------ ranks
+
+  /// Over MPI ranks: every rank gets every block's tally and its `slots` monitor
+  /// accumulators (rank order is block order). Nothing to do on one rank.
+  void share_blocks(std::size_t slots) {
+    if (mpi::size() == 1) return;
+    const std::size_t w = 4 + slots * (2 + kMaxExtras);
+    std::vector<double> mine;
+    mine.reserve(w * mine_.size());
+    for (std::size_t blk = mine_.begin; blk < mine_.end; ++blk) {
+      const Tally& t = block_tally_[blk];
+      mine.insert(mine.end(), {t.accept_prob, static_cast<double>(t.accepted), static_cast<double>(t.non_finite),
+                               static_cast<double>(t.evaluations)});
+      for (std::size_t sl = 0; sl < slots; ++sl) {
+        const MonitorAcc& a = accs_[sl * blocks_ + blk];
+        mine.insert(mine.end(), {a.sum_u, static_cast<double>(a.finite), a.extra[0], a.extra[1]});
+      }
+    }
+    const std::vector<double> all = mpi::allgatherv(mine);
+    for (std::size_t blk = 0; blk < blocks_; ++blk) {
+      const double* v = all.data() + w * blk;
+      block_tally_[blk] = Tally{v[0], static_cast<std::size_t>(v[1]), static_cast<std::size_t>(v[2]),
+                                static_cast<std::size_t>(v[3])};
+      for (std::size_t sl = 0; sl < slots; ++sl) {
+        const double* a = v + 4 + sl * (2 + kMaxExtras);
+        MonitorAcc& acc = accs_[sl * blocks_ + blk];
+        acc.sum_u = a[0];
+        acc.finite = static_cast<std::size_t>(a[1]);
+        acc.extra[0] = a[2];
+        acc.extra[1] = a[3];
+      }
+    }
+  }
+
+  /// Over MPI ranks, after the last step: every rank gets every particle's position,
+  /// u and step size and the kernel's per-chain counters; rank 0 the frames' rows.
+  void share_particles() {
+    if (mpi::size() == 1) return;
+    const std::size_t d = st_.d, w = d + 2;
+    std::vector<double> mine(w * (last_ - first_));
+    for (std::size_t i = first_; i < last_; ++i) {
+      double* v = mine.data() + w * (i - first_);
+      std::copy(st_.x(i), st_.x(i) + d, v);
+      v[d] = st_.u(i);
+      v[d + 1] = st_.tau[i];
+    }
+    const std::vector<double> all = mpi::allgatherv(mine);
+    for (std::size_t i = 0; i < n_; ++i) {
+      std::copy(all.data() + w * i, all.data() + w * i + d, st_.x(i));
+      st_.u(i) = all[w * i + d];
+      st_.tau[i] = all[w * i + d + 1];
+    }
+    kernel_.share_chains(first_, last_);
+    for (RowMatrix& frame : res_.frames) {
+      const std::size_t bytes = (last_ - first_) * d * sizeof(double);
+      const std::string rows = mpi::gatherv(std::string(reinterpret_cast<const char*>(frame.data() + first_ * d), bytes));
+      if (mpi::is_root()) std::memcpy(frame.data(), rows.data(), rows.size());
+    }
   }
 
   // ------------------------------------------------------------ monitors
 
   /// Adds particle i (its u when finite, and the kernel's extras) to `acc`.
   void accumulate(MonitorAcc& acc, std::size_t i, double last_accept) const {
-    const double ui = st_.ensemble.reduced_energies[static_cast<Eigen::Index>(i)];
+    double e[kMaxExtras] = {0.0, 0.0};
+    kernel_.extras(i, last_accept, e);
+    add_values(acc, st_.ensemble.reduced_energies[static_cast<Eigen::Index>(i)], e);
+  }
+
+  /// Adds a particle's u (when finite) and extras `e` to `acc`.
+  static void add_values(MonitorAcc& acc, double ui, const double* e) {
     if (std::isfinite(ui)) {
       acc.sum_u += ui;
       ++acc.finite;
     }
-    double e[kMaxExtras] = {0.0, 0.0};
-    kernel_.extras(i, last_accept, e);
     for (int c = 0; c < Kernel::kExtras; ++c) acc.extra[c] += e[c];
   }
 
@@ -538,6 +645,9 @@ class Driver {
   const std::size_t total_;
   const std::size_t blocks_;
   const std::size_t chunk_;  ///< segment length without adaptation or tolerance
+  const mpi::Block mine_;    ///< this rank's blocks (all of them on one rank)
+  const std::size_t first_;  ///< this rank's particles: [first_, last_)
+  const std::size_t last_;
   std::size_t n_frames_ = 0;
   std::vector<Tally> block_tally_;
   std::vector<MonitorAcc> accs_;    ///< per monitor slot of the segment, per block

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <iomanip>
 #include <limits>
 #include <sstream>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/mpi.hpp"
 #include "boltzlab/io/seed.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/progress.hpp"
@@ -223,6 +225,7 @@ struct Engine {
   std::size_t K = 0;
   std::size_t eq = 0;      ///< equilibration exchanges
   std::size_t total = 0;   ///< all exchanges
+  mpi::Block mine;         ///< the replicas this rank advances (all of them on one rank)
 
   Engine(const OpenMMTarget& t, const ReplicaExchangeOptions& options, ReplicaExchangeState& state)
       : target(t), o(options), st(state), inv_mass(inverse_masses(t)), K(options.temperatures.size()) {
@@ -232,6 +235,7 @@ struct Engine {
     total = eq + o.production_exchanges();
     st.result.removes_com = removes_com_motion(t);
     dof = static_cast<double>(t.dim()) - (st.result.removes_com ? 3.0 : 0.0);
+    mine = mpi::my_block(K);
   }
 
   double kinetic_temperature(const LangevinState& s) const {
@@ -257,20 +261,49 @@ void allocate_records(ReplicaExchangeState& st, const ReplicaExchangeOptions& o,
   st.kinetic_temperature_sum.assign(K, 0.0);
 }
 
-/// A fresh run: minimized start, replica r at temperature r with velocities from its
-/// stream. Returns "" or why the start failed.
-std::string start_run(Engine& e, const std::vector<double>& start) {
-  ReplicaExchangeState& st = e.st;
-  LangevinState s0;
+/// The start configuration of every replica: `start`, minimized (optional), with its
+/// forces. Returns "" or why it failed.
+std::string start_configuration(Engine& e, const std::vector<double>& start, LangevinState& s0) {
   s0.x = start;
   if (!compute_forces(e.target, s0)) return "non-finite energy or forces at the start configuration";
-  st.result.start_energy = s0.energy;
+  e.st.result.start_energy = s0.energy;
   if (e.o.minimize) {
     const std::string error = minimize_positions(e.target, s0.x, e.dt);
     if (!error.empty()) return "minimization failed: " + error;
   }
   if (!compute_forces(e.target, s0)) return "non-finite energy or forces after minimization";
-  st.result.minimized_energy = s0.energy;
+  e.st.result.minimized_energy = s0.energy;
+  return "";
+}
+
+/// A fresh run: minimized start, replica r at temperature r with velocities from its
+/// stream. Rank 0 minimizes and hands every rank the result (one minimization, the
+/// same start bits everywhere); each rank draws the velocities of its own replicas.
+/// Returns "" or why the start failed.
+std::string start_run(Engine& e, const std::vector<double>& start) {
+  ReplicaExchangeState& st = e.st;
+  LangevinState s0;
+  std::string failure;
+  if (mpi::is_root()) failure = start_configuration(e, start, s0);
+  mpi::bcast(failure);
+  if (!failure.empty()) return failure;
+  // x, f, energy and the two reported energies, from rank 0.
+  const std::size_t n = e.target.dim();
+  std::vector<double> packed(2 * n + 3);
+  if (mpi::is_root()) {
+    std::copy(s0.x.begin(), s0.x.end(), packed.begin());
+    std::copy(s0.f.begin(), s0.f.end(), packed.begin() + static_cast<std::ptrdiff_t>(n));
+    packed[2 * n] = s0.energy;
+    packed[2 * n + 1] = st.result.start_energy;
+    packed[2 * n + 2] = st.result.minimized_energy;
+  }
+  mpi::bcast(packed.data(), packed.size());
+  s0.x.assign(packed.begin(), packed.begin() + static_cast<std::ptrdiff_t>(n));
+  s0.f.assign(packed.begin() + static_cast<std::ptrdiff_t>(n), packed.begin() + static_cast<std::ptrdiff_t>(2 * n));
+  s0.v.assign(n, 0.0);
+  s0.energy = packed[2 * n];
+  st.result.start_energy = packed[2 * n + 1];
+  st.result.minimized_energy = packed[2 * n + 2];
   st.replicas.assign(e.K, s0);
   st.streams.clear();
   for (std::size_t r = 0; r < e.K; ++r) st.streams.push_back(stream_for(e.o.seed, r));
@@ -280,51 +313,122 @@ std::string start_run(Engine& e, const std::vector<double>& start) {
   for (std::size_t r = 0; r < e.K; ++r) {
     st.state_of_replica[r] = r;
     st.trip_label[r] = r == 0 ? 1 : 0;
+  }
+  for (std::size_t r = e.mine.begin; r < e.mine.end; ++r) {
     draw_velocities(st.replicas[r], e.inv_mass, e.kT[r], st.streams[r], st.result.removes_com);
   }
   return "";
 }
 
-/// Advances every replica by one exchange interval at its current temperature (in
-/// parallel over replicas). Returns "" or the failure of the first failing replica;
-/// counts the failing replicas.
+/// Advances every replica of this rank by one exchange interval at its current
+/// temperature (in parallel over its replicas), then shares the energies and failures
+/// of all replicas with every rank (the only data a swap needs: configurations never
+/// move). Returns "" or the failure of the first failing replica; counts the failing
+/// replicas.
 std::string md_segment(Engine& e) {
   ReplicaExchangeState& st = e.st;
   const std::size_t steps = e.o.steps_per_exchange();
   const std::size_t first_step = st.result.exchanges_done * steps;
-  std::vector<std::string> failures(e.K);
-  for_each_index(e.K, [&](std::size_t r) {
+  // Per own replica: its energy and the step (counted from 1) it failed at, 0 if none.
+  std::vector<double> mine(2 * e.mine.size(), 0.0);
+  for_each_index(e.mine.size(), [&](std::size_t i) {
+    const std::size_t r = e.mine.begin + i;
     const std::size_t k = st.state_of_replica[r];
     for (std::size_t s = 0; s < steps; ++s) {
       if (!langevin_middle_step(e.target, st.replicas[r], e.inv_mass, e.dt, e.o.friction_per_ps, e.kT[k],
                                 st.streams[r], st.result.removes_com)) {
-        std::ostringstream msg;
-        msg << "replica " << r << " at " << std::fixed << std::setprecision(2) << e.o.temperatures[k]
-            << " K: non-finite energy or forces at step " << first_step + s + 1;
-        failures[r] = msg.str();
-        return;
+        mine[2 * i + 1] = static_cast<double>(first_step + s + 1);
+        break;
       }
     }
+    mine[2 * i] = st.replicas[r].energy;
   });
+  const std::vector<double> all = mpi::allgatherv(mine);
   std::string first;
-  for (const auto& f : failures) {
-    if (f.empty()) continue;
+  for (std::size_t r = 0; r < e.K; ++r) {
+    st.replicas[r].energy = all[2 * r];
+    if (all[2 * r + 1] == 0.0) continue;
     ++st.result.non_finite_replicas;
-    if (first.empty()) first = f;
+    if (!first.empty()) continue;
+    std::ostringstream msg;
+    msg << "replica " << r << " at " << std::fixed << std::setprecision(2)
+        << e.o.temperatures[st.state_of_replica[r]] << " K: non-finite energy or forces at step "
+        << static_cast<std::size_t>(all[2 * r + 1]);
+    first = msg.str();
   }
   return first;
 }
 
-/// Frame `st.frames_done` of every temperature: the configuration at it now.
+/// Every replica of this rank as bytes: x, v, f, energy, then its stream's state.
+std::string pack_replicas(const Engine& e, bool full) {
+  std::string bytes;
+  auto put = [&bytes](const void* p, std::size_t n) { bytes.append(static_cast<const char*>(p), n); };
+  for (std::size_t r = e.mine.begin; r < e.mine.end; ++r) {
+    const LangevinState& s = e.st.replicas[r];
+    put(s.x.data(), s.x.size() * sizeof(double));
+    put(&s.energy, sizeof(double));
+    if (!full) continue;
+    put(s.v.data(), s.v.size() * sizeof(double));
+    put(s.f.data(), s.f.size() * sizeof(double));
+    const Rng::State rs = e.st.streams[r].state();
+    put(rs.words.data(), sizeof(rs.words));
+    put(&rs.cached, sizeof(double));
+    const char cached = rs.has_cached ? 1 : 0;
+    put(&cached, 1);
+  }
+  return bytes;
+}
+
+/// Rank 0: the replicas of every rank from their bytes (pack_replicas, in rank order,
+/// hence in replica order).
+void unpack_replicas(Engine& e, const std::string& bytes, bool full) {
+  std::size_t pos = 0;
+  auto get = [&bytes, &pos](void* p, std::size_t n) {
+    std::memcpy(p, bytes.data() + pos, n);
+    pos += n;
+  };
+  for (std::size_t r = 0; r < e.K; ++r) {
+    LangevinState& s = e.st.replicas[r];
+    get(s.x.data(), s.x.size() * sizeof(double));
+    get(&s.energy, sizeof(double));
+    if (!full) continue;
+    s.v.resize(s.x.size());
+    get(s.v.data(), s.v.size() * sizeof(double));
+    get(s.f.data(), s.f.size() * sizeof(double));
+    Rng::State rs;
+    get(rs.words.data(), sizeof(rs.words));
+    get(&rs.cached, sizeof(double));
+    char cached = 0;
+    get(&cached, 1);
+    rs.has_cached = cached != 0;
+    e.st.streams[r].set_state(rs);
+  }
+}
+
+/// Brings every replica's configuration (and, when `full`, velocities, forces and
+/// stream) to rank 0, which alone records frames and writes checkpoints. Nothing to do
+/// on one rank.
+void gather_replicas(Engine& e, bool full) {
+  if (mpi::size() == 1) return;
+  const std::string bytes = mpi::gatherv(pack_replicas(e, full));
+  if (mpi::is_root()) unpack_replicas(e, bytes, full);
+}
+
+/// Frame `st.frames_done` of every temperature: the configuration at it now (on rank
+/// 0, which gathers the configurations and the owners' kinetic temperatures).
 void record_frame(Engine& e) {
   ReplicaExchangeState& st = e.st;
+  std::vector<double> kinetic;
+  for (std::size_t r = e.mine.begin; r < e.mine.end; ++r) kinetic.push_back(e.kinetic_temperature(st.replicas[r]));
+  gather_replicas(e, false);
+  kinetic = mpi::allgatherv(kinetic);
   const auto row = static_cast<Eigen::Index>(st.frames_done);
   const std::vector<std::size_t> at = st.replica_at_state();
   for (std::size_t k = 0; k < e.K; ++k) {
     const LangevinState& s = st.replicas[at[k]];
     st.result.frames[k].row(row) = Eigen::Map<const Eigen::RowVectorXd>(s.x.data(), static_cast<Eigen::Index>(s.x.size()));
     st.result.potential_energies[k][row] = s.energy;
-    st.kinetic_temperature_sum[k] += e.kinetic_temperature(st.replicas[at[k]]);
+    st.kinetic_temperature_sum[k] += kinetic[at[k]];
   }
   ++st.frames_done;
 }
@@ -417,6 +521,9 @@ void finish_result(Engine& e) {
     }
   }
   r.md_steps = r.exchanges_done * r.steps_per_exchange;
+  // Every rank returns the whole result (bg-sample trains on it on every rank); the
+  // configurations were gathered on rank 0 only.
+  for (std::size_t k = 0; k < e.K; ++k) mpi::bcast(r.frames[k].data(), static_cast<std::size_t>(r.frames[k].size()));
 }
 
 /// Checkpoint bookkeeping of one invocation.
@@ -471,8 +578,12 @@ void run_exchanges(Engine& e, const ReplicaExchangeCheckpointing* ck, double inv
     const double now = wall_seconds();
     st.result.wall_seconds = wall_before + (now - invocation_start);
     if (e.o.progress) progress.update(st.result.exchanges_done * steps, progress_status(st.result));
-    if (st.result.exchanges_done < e.total && clock.due(st.result.exchanges_done, now)) {
-      write_replica_exchange_checkpoint(ck->path, st, e.o, e.target);
+    // Rank 0's clock decides (wall time differs between ranks); every rank then sends
+    // its replicas and rank 0 alone writes.
+    const bool due = st.result.exchanges_done < e.total && clock.due(st.result.exchanges_done, now);
+    if (mpi::bcast(due)) {
+      gather_replicas(e, true);
+      if (mpi::is_root()) write_replica_exchange_checkpoint(ck->path, st, e.o, e.target);
       ++st.result.checkpoints_written;
       clock.last = wall_seconds();
       if (ck->stop_after_exchanges == st.result.exchanges_done) {

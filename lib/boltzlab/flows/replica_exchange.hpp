@@ -155,6 +155,9 @@ struct ReplicaExchangeCheckpointing {
 
 /// Runs replica exchange from `start` (flat 3n, nm): minimize once (optional), draw
 /// each replica's velocities at its temperature, equilibrate, then record frames.
+/// Over MPI ranks (core/mpi.hpp) the replicas are split in contiguous blocks; a swap
+/// exchanges only the energies; rank 0 alone writes checkpoints; every rank returns the
+/// same result, bit-identical to one process (timings aside).
 /// A replica whose energy or forces become non-finite stops the run: the result has
 /// failed = true, the failure, non_finite_replicas and everything recorded before.
 /// \throws ConfigError (options; a checkpoint from other options), DomainError

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string>
 
+#include "boltzlab/core/mpi.hpp"
 #include "boltzlab/estimators/importance.hpp"
 
 namespace boltzlab::generators {
@@ -33,6 +34,7 @@ void EvaluationCallback::operator()(IterationState& state) {
 }
 
 void CheckpointCallback::operator()(IterationState& state) {
+  if (!mpi::is_root()) return;  // over MPI ranks (identical models) rank 0 alone writes
   if (checkpointer_.due(state.step.iteration + 1, state.last) || (state.stopping && checkpointer_.enabled()))
     checkpointer_.save(state.model, state.adam, state.history);
 }

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <string>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/mpi.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/core/timing.hpp"
 #include "boltzlab/generators/fused_otflow.hpp"
@@ -70,6 +73,52 @@ FusedDataTerm fused_data_term(BoltzmannGenerator& model, const RowMatrix& rows, 
   out.grads = std::move(r.grads);
   for (auto& g : out.grads) g.mul_(w.lambda);
   return out;
+}
+
+/// Over MPI ranks (data-parallel training): every rank computed the chunk tasks of
+/// `mine`; afterwards every rank holds every task's loss parts and gradients (float64,
+/// bit for bit), so the sum in task order, the clipping and the Adam step are those of
+/// one process. Nothing to do on one rank.
+template <class ChunkResult>
+void share_chunk_results(std::vector<ChunkResult>& results, const mpi::Block& mine,
+                         const std::vector<torch::Tensor>& params) {
+  if (mpi::size() == 1) return;
+  std::string bytes;
+  auto put = [&bytes](const void* p, std::size_t n) { bytes.append(static_cast<const char*>(p), n); };
+  for (std::size_t t = mine.begin; t < mine.end; ++t) {
+    const ChunkResult& r = results[t];
+    const double parts[8] = {r.fwd, r.rev, r.game, r.transport, r.hjb, r.terminal, static_cast<double>(r.valid),
+                             static_cast<double>(r.invalid)};
+    put(parts, sizeof parts);
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      const char defined = k < r.grads.size() && r.grads[k].defined() ? 1 : 0;
+      put(&defined, 1);
+      if (!defined) continue;
+      const torch::Tensor g = r.grads[k].to(torch::kFloat64).contiguous();
+      put(g.data_ptr<double>(), static_cast<std::size_t>(g.numel()) * sizeof(double));
+    }
+  }
+  const std::string all = mpi::allgatherv(bytes);
+  std::size_t pos = 0;
+  auto get = [&all, &pos](void* p, std::size_t n) {
+    std::memcpy(p, all.data() + pos, n);
+    pos += n;
+  };
+  for (ChunkResult& r : results) {  // rank order is task order
+    double parts[8];
+    get(parts, sizeof parts);
+    r.fwd = parts[0], r.rev = parts[1], r.game = parts[2], r.transport = parts[3], r.hjb = parts[4];
+    r.terminal = parts[5], r.valid = static_cast<std::int64_t>(parts[6]), r.invalid = static_cast<std::int64_t>(parts[7]);
+    r.grads.assign(params.size(), torch::Tensor());
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      char defined = 0;
+      get(&defined, 1);
+      if (!defined) continue;
+      torch::Tensor g = torch::empty(params[k].sizes(), torch::TensorOptions().dtype(torch::kFloat64));
+      get(g.data_ptr<double>(), static_cast<std::size_t>(g.numel()) * sizeof(double));
+      r.grads[k] = g.to(params[k].dtype());
+    }
+  }
 }
 
 }  // namespace
@@ -148,9 +197,11 @@ std::vector<TrainingStep::ChunkResult> TrainingStep::chunk_terms(const Batch& b,
   const int n_terms = (autograd_data ? 1 : 0) + (w.lambda < 1.0 ? 1 : 0);
   std::vector<ChunkResult> results(static_cast<std::size_t>(n_terms * n_chunks));
   const double inv_b = 1.0 / static_cast<double>(batch);
+  const mpi::Block mine = mpi::my_block(results.size());  // this rank's tasks (all on one rank)
   for_each_index(
-      results.size(),
-      [&](std::size_t task) {
+      mine.size(),
+      [&](std::size_t local) {
+        const std::size_t task = mine.begin + local;
         const bool data_term = autograd_data && static_cast<std::int64_t>(task) < n_chunks;
         const std::int64_t c = static_cast<std::int64_t>(task) % n_chunks;
         const std::int64_t b0 = c * chunk, m = std::min(chunk, batch - b0);
@@ -205,6 +256,15 @@ std::vector<TrainingStep::ChunkResult> TrainingStep::chunk_terms(const Batch& b,
         r.grads = torch::autograd::grad({loss_c}, params_, {}, false, false, /*allow_unused=*/true);
       },
       options_.exec);
+  share_chunk_results(results, mine, params_);
+  if (mpi::size() > 1) {  // the step's target evaluations of all ranks
+    double counts[3] = {static_cast<double>(counters_.evaluations.exchange(0)),
+                        static_cast<double>(counters_.non_finite.exchange(0)), static_cast<double>(counters_.cut.exchange(0))};
+    mpi::allreduce_sum(counts, 3);
+    counters_.evaluations = static_cast<std::size_t>(counts[0]);
+    counters_.non_finite = static_cast<std::size_t>(counts[1]);
+    counters_.cut = static_cast<std::size_t>(counts[2]);
+  }
   return results;
 }
 

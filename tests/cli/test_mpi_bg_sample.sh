@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# bg-sample over MPI ranks (data-parallel training): the training batch's fixed chunks
+# are split over the ranks and their gradients summed in chunk order on every rank, so
+# `mpirun -np 2` (2 + 2 chunks, 2 threads per rank) and `-np 3` (2 + 1 + 1, 1 thread) write
+# the run directory of one process byte for byte — samples, log q, weights, the
+# training history, the model file — summary.json without the fields that say how it
+# ran. Only rank 0 writes. Registered only when boltzlab is built with MPI.
+# Usage: bash test_mpi_bg_sample.sh BIN_DIR SOURCE_DIR
+set -uo pipefail
+BIN=$(cd "$1" && pwd)
+SRC=$(cd "$2" && pwd)
+[[ -x "$BIN/bg-sample" ]] || { echo "bg-sample not built (no LibTorch): skipped"; exit 0; }
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+source "$SRC/tests/cli/mpi_common.sh"
+
+# The 2-D Gaussian of test_bg_sample.sh, batch 128 in 4 chunks of 32.
+sed 's/"batch_size": 128,/"batch_size": 128, "chunk_size": 32,/' "$SRC/tests/data/bg_gaussian2d.json" >"$TMP/g.json"
+grep -q '"chunk_size": 32' "$TMP/g.json" || fail "could not set chunk_size"
+ARGS=(--potential "$TMP/g.json" --iterations 6 --samples 200 --seed 4 -q)
+"$BIN/bg-sample" "${ARGS[@]}" --out "$TMP/one" --threads 1 >"$TMP/out.txt" 2>&1 || fail "one process: $(cat "$TMP/out.txt")"
+for np_threads in "2 2" "3 1"; do
+  set -- $np_threads
+  mkdir -p "$TMP/scratch"
+  TMPDIR="$TMP/scratch" timeout 300 "${MPIRUN[@]}" -np "$1" "$BIN/bg-sample" "${ARGS[@]}" --out "$TMP/np$1_t$2" --threads "$2" \
+    >"$TMP/out.txt" 2>&1 || fail "mpirun -np $1 --threads $2: $(cat "$TMP/out.txt")"
+  same_run_directory "$TMP/one" "$TMP/np$1_t$2" || fail "mpirun -np $1 --threads $2 differs from one process"
+  [[ $(grep -c "^bg-sample: wrote " "$TMP/out.txt") -eq 1 ]] || fail "not one verdict line: $(cat "$TMP/out.txt")"
+done
+# Ranks other than 0 wrote into scratch folders in TMPDIR; none is left.
+ls "$TMP/scratch" | grep -q "^boltzlab-rank" && fail "scratch folder of a rank left behind: $(ls "$TMP/scratch")"
+echo "ok"
