@@ -42,12 +42,6 @@ torch::Tensor repulsion(const torch::Tensor& x, double length) {
   return (k.sum(1) - 1.0) / static_cast<double>(n - 1);  // the diagonal term exp(0) = 1 left out
 }
 
-std::string read_archive_text(torch::serialize::InputArchive& a, const char* key) {
-  c10::IValue v;
-  if (!a.try_read(key, v) || !v.isString()) throw ConfigError(std::string("missing '") + key + "'");
-  return v.toStringRef();
-}
-
 }  // namespace
 
 void BridgeOptions::read(JsonReader& r, int dim) {
@@ -231,45 +225,21 @@ void BridgeSampler::save(const std::filesystem::path& path, const nlohmann::json
 }
 
 bool BridgeSampler::is_bridge_model(const std::filesystem::path& path) {
-  const std::string bytes = read_model_bytes(path);
-  verify_model_bytes(path, bytes);
-  try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(bytes.data(), bytes.size());
-    c10::IValue v;
-    return archive.try_read("bridge_format_version", v);
-  } catch (const c10::Error&) {
-    return false;  // not an archive: the flow loader reports it
-  }
+  return model_archive_has(path, "bridge_format_version");
 }
 
 BridgeSampler BridgeSampler::load(const std::filesystem::path& path, nlohmann::json* metadata) {
-  const std::string bytes = read_model_bytes(path);
-  verify_model_bytes(path, bytes);
-  const std::string where = path.string();
-  try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(bytes.data(), bytes.size());
-    c10::IValue version;
-    if (!archive.try_read("bridge_format_version", version) || !version.isInt())
-      throw IoError(where + ": not a boltzlab bridge sampler");
-    if (version.toInt() != kBridgeModelFormatVersion)
-      throw ConfigError(where + ": bridge format_version " + std::to_string(version.toInt()) +
-                        " is not supported (expected " + std::to_string(kBridgeModelFormatVersion) + ")");
-    BridgeSampler b(BridgeOptions::from_json(nlohmann::json::parse(read_archive_text(archive, "options"))), 0);
-    torch::serialize::InputArchive params;
-    archive.read("potential", params);
-    b.phi_->load(params);
-    if (metadata) *metadata = nlohmann::json::parse(read_archive_text(archive, "metadata"));
-    return b;
-  } catch (const Error& e) {
-    if (std::string(e.what()).rfind(where, 0) == 0) throw;
-    throw ConfigError(where + ": malformed bridge sampler (" + e.what() + ")");
-  } catch (const c10::Error& e) {
-    throw IoError(where + ": malformed bridge sampler (" + std::string(e.what_without_backtrace()) + ")");
-  } catch (const nlohmann::json::exception& e) {
-    throw ConfigError(where + ": malformed bridge sampler (" + e.what() + ")");
-  }
+  std::optional<BridgeSampler> b;
+  const nlohmann::json meta = load_model_archive(
+      path, "bridge_format_version", kBridgeModelFormatVersion, "bridge sampler",
+      [&b](torch::serialize::InputArchive& archive) {
+        b.emplace(BridgeOptions::from_json(nlohmann::json::parse(read_archive_string(archive, "options"))), 0);
+        torch::serialize::InputArchive params;
+        archive.read("potential", params);
+        b->phi_->load(params);
+      });
+  if (metadata) *metadata = meta;
+  return std::move(*b);
 }
 
 }  // namespace boltzlab::generators

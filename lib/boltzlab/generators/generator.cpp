@@ -451,6 +451,51 @@ void save_model_archive(const std::filesystem::path& path,
   sign_model_file(path, potential);
 }
 
+bool model_archive_has(const std::filesystem::path& path, const char* version_key) {
+  const std::string bytes = read_model_bytes(path);
+  verify_model_bytes(path, bytes);
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(bytes.data(), bytes.size());
+    c10::IValue v;
+    return archive.try_read(version_key, v);
+  } catch (const c10::Error&) {
+    return false;  // not an archive: the flow loader reports it
+  }
+}
+
+std::string read_archive_string(torch::serialize::InputArchive& archive, const char* key) {
+  c10::IValue v;
+  if (!archive.try_read(key, v) || !v.isString()) throw ConfigError(std::string("missing '") + key + "'");
+  return v.toStringRef();
+}
+
+nlohmann::json load_model_archive(const std::filesystem::path& path, const char* version_key, int version,
+                                  const std::string& what,
+                                  const std::function<void(torch::serialize::InputArchive&)>& read) {
+  const std::string bytes = read_model_bytes(path);
+  verify_model_bytes(path, bytes);
+  const std::string where = path.string();
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(bytes.data(), bytes.size());
+    c10::IValue stored;
+    if (!archive.try_read(version_key, stored) || !stored.isInt()) throw IoError(where + ": not a boltzlab " + what);
+    if (stored.toInt() != version)
+      throw ConfigError(where + ": " + what + " format_version " + std::to_string(stored.toInt()) +
+                        " is not supported (expected " + std::to_string(version) + ")");
+    read(archive);
+    return nlohmann::json::parse(read_archive_string(archive, "metadata"));
+  } catch (const Error& e) {
+    if (std::string(e.what()).rfind(where, 0) == 0) throw;
+    throw ConfigError(where + ": malformed " + what + " (" + e.what() + ")");
+  } catch (const c10::Error& e) {
+    throw IoError(where + ": malformed " + what + " (" + std::string(e.what_without_backtrace()) + ")");
+  } catch (const nlohmann::json::exception& e) {
+    throw ConfigError(where + ": malformed " + what + " (" + e.what() + ")");
+  }
+}
+
 namespace {
 
 /// The archive's "metadata" record (an empty object when absent).

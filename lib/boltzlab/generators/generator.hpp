@@ -121,6 +121,21 @@ void save_model_archive(const std::filesystem::path& path,
                         const std::function<void(torch::serialize::OutputArchive&)>& fill,
                         const nlohmann::json& metadata, const std::optional<PotentialIdentity>& potential);
 
+/// True when `path` (verified against its record first) is an archive holding `version_key`:
+/// how a saved model's kind (score model, bridge sampler, …) is told from a flow's.
+bool model_archive_has(const std::filesystem::path& path, const char* version_key);
+
+/// Verifies `path` against its record, opens it, checks that `version_key` holds `version`, then
+/// runs `read` and returns the archive's "metadata". Errors name the file and `what` ("score
+/// model", …): IoError for an unreadable archive or another kind of model, ConfigError for
+/// another format version or malformed contents.
+nlohmann::json load_model_archive(const std::filesystem::path& path, const char* version_key, int version,
+                                  const std::string& what,
+                                  const std::function<void(torch::serialize::InputArchive&)>& read);
+
+/// The string entry `key` of an archive. \throws ConfigError "missing 'key'".
+std::string read_archive_string(torch::serialize::InputArchive& archive, const char* key);
+
 class BoltzmannGenerator {
  public:
   /// A fresh model (parameters from `seed`), identity standardization.

@@ -36,12 +36,6 @@ Eigen::VectorXd tensor_vector(const torch::Tensor& t) {
   return Eigen::Map<const Eigen::VectorXd>(c.data_ptr<double>(), c.numel());
 }
 
-std::string read_archive_string(torch::serialize::InputArchive& a, const char* key) {
-  c10::IValue v;
-  if (!a.try_read(key, v) || !v.isString()) throw ConfigError(std::string("missing '") + key + "'");
-  return v.toStringRef();
-}
-
 }  // namespace
 
 void ScoreGeneratorOptions::read(JsonReader& r, int dim) {
@@ -169,52 +163,27 @@ void ScoreGenerator::save(const std::filesystem::path& path, const nlohmann::jso
 }
 
 bool ScoreGenerator::is_score_model(const std::filesystem::path& path) {
-  const std::string bytes = read_model_bytes(path);
-  verify_model_bytes(path, bytes);
-  try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(bytes.data(), bytes.size());
-    c10::IValue v;
-    return archive.try_read("score_format_version", v);
-  } catch (const c10::Error&) {
-    return false;  // not an archive: the flow loader reports it
-  }
+  return model_archive_has(path, "score_format_version");
 }
 
 ScoreGenerator ScoreGenerator::load(const std::filesystem::path& path, nlohmann::json* metadata) {
-  const std::string bytes = read_model_bytes(path);
-  verify_model_bytes(path, bytes);
-  const std::string where = path.string();
-  try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(bytes.data(), bytes.size());
-    c10::IValue version;
-    if (!archive.try_read("score_format_version", version) || !version.isInt())
-      throw IoError(where + ": not a boltzlab score model");
-    if (version.toInt() != kScoreModelFormatVersion)
-      throw ConfigError(where + ": score model format_version " + std::to_string(version.toInt()) +
-                        " is not supported (expected " + std::to_string(kScoreModelFormatVersion) + ")");
-    ScoreGenerator g(ScoreGeneratorOptions::from_json(nlohmann::json::parse(read_archive_string(archive, "options"))),
-                     0);
-    torch::Tensor shift, scale;
-    archive.read("shift", shift);
-    archive.read("scale", scale);
-    if (shift.numel() != g.dim() || scale.numel() != g.dim()) throw ConfigError("shift/scale of the wrong size");
-    g.shift_ = tensor_vector(shift);
-    g.scale_ = tensor_vector(scale);
-    torch::serialize::InputArchive params;
-    archive.read("field", params);
-    g.field_->read(params);
-    if (metadata) *metadata = nlohmann::json::parse(read_archive_string(archive, "metadata"));
-    return g;
-  } catch (const Error& e) {
-    if (std::string(e.what()).rfind(where, 0) == 0) throw;
-    throw ConfigError(where + ": malformed score model (" + e.what() + ")");
-  } catch (const c10::Error& e) {
-    throw IoError(where + ": malformed score model (" + std::string(e.what_without_backtrace()) + ")");
-  } catch (const nlohmann::json::exception& e) {
-    throw ConfigError(where + ": malformed score model (" + e.what() + ")");
-  }
+  std::optional<ScoreGenerator> g;
+  const nlohmann::json meta = load_model_archive(
+      path, "score_format_version", kScoreModelFormatVersion, "score model",
+      [&g](torch::serialize::InputArchive& archive) {
+        g.emplace(ScoreGeneratorOptions::from_json(nlohmann::json::parse(read_archive_string(archive, "options"))), 0);
+        torch::Tensor shift, scale;
+        archive.read("shift", shift);
+        archive.read("scale", scale);
+        if (shift.numel() != g->dim() || scale.numel() != g->dim()) throw ConfigError("shift/scale of the wrong size");
+        g->shift_ = tensor_vector(shift);
+        g->scale_ = tensor_vector(scale);
+        torch::serialize::InputArchive params;
+        archive.read("field", params);
+        g->field_->read(params);
+      });
+  if (metadata) *metadata = meta;
+  return std::move(*g);
 }
 
 }  // namespace boltzlab::generators
