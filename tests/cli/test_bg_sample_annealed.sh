@@ -36,8 +36,9 @@ assert a["options"]["smoothing"] == "truncate"
 rungs = a["result"]["rungs"]
 assert [r["rung"] for r in rungs] == [1, 2] and rungs[-1]["tau"] == 1.0, rungs
 assert all(0 < r["ess_fraction"] <= 1 and r["samples"] == 256 for r in rungs), rungs
-# Stage 1 (40 x 128), the two rungs' draws and the final check (3 x 256).
-assert s["training"]["energy_evaluations"] == 40 * 128 + 3 * 256, s["training"]["energy_evaluations"]
+# Stage 1 (40 x 128), the two rungs' draws and the two checks (4 x 256).
+assert s["training"]["energy_evaluations"] == 40 * 128 + 4 * 256, s["training"]["energy_evaluations"]
+assert a["result"]["stage1"]["check"]["tau"] == 12 and a["result"]["stage1"]["check"]["rung"] == 0
 assert s["training"]["iterations"] == 40 + 2 * 10
 assert not any("reverse KL only" in w for w in s["warnings"]), s["warnings"]
 PY

@@ -267,8 +267,9 @@ TEST_CASE("annealed training covers both modes where the plain reverse KL collap
   for (const auto& r : h.rungs) MESSAGE("rung " << r.rung << " tau " << r.tau << " ESS " << r.ess_fraction);
   CHECK(h.rungs.back().tau == 1.0);
   CHECK(h.final_check.samples == 1024u);
-  // Energy evaluations: stage 1's batches, one per rung draw and the final check.
-  CHECK(h.combined().energy_evaluations == 120u * 128u + 4u * 1024u);
+  CHECK(h.stage1_check.tau == 12.0);
+  // Energy evaluations: stage 1's batches, one per rung draw and the two checks.
+  CHECK(h.combined().energy_evaluations == 120u * 128u + 5u * 1024u);
   // The same budget of plain reverse KL (stage 1 + the rungs' steps) at τ = 1.
   bg::BoltzmannGenerator plain = fresh_model(7);
   bg::train(plain, target, nullptr, stage1_options(120 + 3 * 60));

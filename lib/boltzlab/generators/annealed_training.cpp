@@ -188,7 +188,7 @@ TrainHistory AnnealedHistory::combined() const {
     h.cut += t.cut;
     h.invalid += t.invalid;
   }
-  h.energy_evaluations += final_check.energy_evaluations;
+  h.energy_evaluations += stage1_check.energy_evaluations + final_check.energy_evaluations;
   h.iterations_done = offset;
   h.wall_seconds = wall_seconds;
   return h;
@@ -197,12 +197,14 @@ TrainHistory AnnealedHistory::combined() const {
 nlohmann::json AnnealedHistory::to_json() const {
   nlohmann::json rows = nlohmann::json::array();
   for (const AnnealingRung& r : rungs) rows.push_back(r.to_json());
-  std::size_t evaluations = stage1.energy_evaluations + final_check.energy_evaluations;
+  std::size_t evaluations =
+      stage1.energy_evaluations + stage1_check.energy_evaluations + final_check.energy_evaluations;
   for (const AnnealingRung& r : rungs) evaluations += r.energy_evaluations + r.training.energy_evaluations;
   return {{"stage1", {{"iterations", stage1.iterations_done},
                       {"energy_evaluations", stage1.energy_evaluations},
                       {"wall_seconds", stage1.wall_seconds},
-                      {"final_reverse_kl", stage1.reverse_kl.empty() ? 0.0 : stage1.reverse_kl.back()}}},
+                      {"final_reverse_kl", stage1.reverse_kl.empty() ? 0.0 : stage1.reverse_kl.back()},
+                      {"check", stage1_check.samples > 0 ? stage1_check.to_json() : nlohmann::json(nullptr)}}},
           {"rungs", rows},
           {"final", final_check.samples > 0 ? final_check.to_json() : nlohmann::json(nullptr)},
           {"energy_evaluations", evaluations},
@@ -272,6 +274,14 @@ AnnealedHistory train_annealed(BoltzmannGenerator& model, const Target& target, 
     h.wall_seconds = wall_seconds() - t_start;
     return h;
   }
+  const auto sample_seed = [&](int k) {
+    return (options.seed ^ kAnnealSampleSeedMix) + static_cast<std::uint64_t>(k);
+  };
+  h.stage1_check.tau = h.stage1_check.tau_model = tau.front();
+  draw_rung(model, target, annealing, options, map, sample_seed(0), h.stage1_check);
+  if (options.progress)
+    std::fprintf(stderr, "annealing: stage 1 at tau %.4g, ESS %.2f %%\n", tau.front(),
+                 100.0 * h.stage1_check.ess_fraction);
   for (int k = 1; k <= annealing.rungs; ++k) {
     const double t_rung = wall_seconds();
     AnnealingRung r;
@@ -279,7 +289,7 @@ AnnealedHistory train_annealed(BoltzmannGenerator& model, const Target& target, 
     r.tau = tau[static_cast<std::size_t>(k)];
     r.tau_model = tau[static_cast<std::size_t>(k) - 1];
     const auto [buffer, weights] =
-        draw_rung(model, target, annealing, options, map, (options.seed ^ kAnnealSampleSeedMix) + k, r);
+        draw_rung(model, target, annealing, options, map, sample_seed(k), r);
     r.training = train(model, target, &buffer.x, rung_training(options, annealing, k), map, &weights);
     r.seconds = wall_seconds() - t_rung;
     if (options.progress)
@@ -290,8 +300,7 @@ AnnealedHistory train_annealed(BoltzmannGenerator& model, const Target& target, 
   }
   const double t_final = wall_seconds();
   h.final_check.rung = annealing.rungs + 1;
-  draw_rung(model, target, annealing, options, map, (options.seed ^ kAnnealSampleSeedMix) + annealing.rungs + 1,
-            h.final_check);
+  draw_rung(model, target, annealing, options, map, sample_seed(annealing.rungs + 1), h.final_check);
   h.final_check.seconds = wall_seconds() - t_final;
   h.wall_seconds = wall_seconds() - t_start;
   return h;

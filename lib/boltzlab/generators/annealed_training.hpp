@@ -7,7 +7,8 @@
 ///
 ///  1. Stage 1, reverse KL at a high temperature: min_θ KL(q_θ‖π_{τ₀}), τ₀ = t_high, by
 ///     train() (trainer.hpp) with λ = 0 against TemperedTarget(u, τ₀). At τ₀ the barriers
-///     between modes are lowered by 1/τ₀, so the mode-seeking reverse KL still covers them.
+///     between modes are lowered by 1/τ₀, so the mode-seeking reverse KL can still cover them
+///     when τ₀ is high enough (the stage-1 check below tells).
 ///  2. Down the ladder τ₀ > τ₁ > … > τ_K = 1 (geometric τ_k = τ₀^{1−k/K} by default, or
 ///     linear τ_k = τ₀ − k(τ₀ − 1)/K), at rung k = 1 … K:
 ///       draw M samples x_i ~ q_θ with exact log q (RK4, generator.hpp),
@@ -18,11 +19,14 @@
 ///     (train() with λ = 1 and the data weights w̄: mini-batch rows drawn with probability w̄_i,
 ///     training_step.hpp). The buffer of rung k is its own M draws.
 ///  3. A final check: M fresh draws of the trained model at τ = 1 (ESS, log Z).
+/// Before the first rung, "rung 0" weights M draws of stage 1's model to π_{τ₀} itself: its ESS
+/// tells a stage 1 that did not fit (e.g. modes still dropped at τ₀) from a ladder that is too steep.
 /// Each rung reports the Kish ESS of its raw weights (how well the model of the rung above
 /// covers π_{τ_k}), the ESS after smoothing, PSIS k̂ and the importance estimate of
 /// log Z_τ = log ∫ exp(−u/τ) dx (Z_τ is known only at τ = 1 for analytic targets).
 ///
-/// Random streams: rung k draws with seed (seed ^ kAnnealSampleSeedMix) + k and trains with
+/// Random streams: rung k (0: the stage-1 check, K + 1: the final check) draws with seed
+/// (seed ^ kAnnealSampleSeedMix) + k and trains with
 /// (seed ^ kAnnealTrainSeedMix) + k; energies go through Target::evaluate_batch (oneTBB, one
 /// row each) and the training through train(), so results do not depend on the thread count.
 #include <cstddef>
@@ -121,11 +125,12 @@ struct AnnealingRung {
 /// Stage 1 and the rungs.
 struct AnnealedHistory {
   TrainHistory stage1;               ///< reverse KL at τ₀
+  AnnealingRung stage1_check;        ///< rung 0: stage 1's model weighted to π_{τ₀} itself (how well it fits)
   std::vector<AnnealingRung> rungs;  ///< k = 1 … K
   AnnealingRung final_check;         ///< τ = 1 after the last rung (samples 0: not run)
   double wall_seconds = 0.0;
   /// Stage 1 and the rungs as one history (curves concatenated, counters summed, the weights'
-  /// and final check's energy evaluations included): what the run directory plots and sums.
+  /// and the checks' energy evaluations included): what the run directory plots and sums.
   TrainHistory combined() const;
   nlohmann::json to_json() const;
 };
