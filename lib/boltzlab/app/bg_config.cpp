@@ -93,6 +93,22 @@ MolecularDefaults read_md_defaults(JsonReader& r) {
   return md;
 }
 
+AnnealingOptions read_annealing(JsonReader& r, const Target& target, bool have_data) {
+  AnnealingOptions a;
+  if (!r.has("annealing")) return a;
+  const Json& section = r.get_json("annealing");
+  if (!section.is_object()) r.fail("annealing", "must be an object of annealing settings");
+  if (have_data)
+    r.fail("annealing", "trains from the energy alone (reverse KL at t_high, then reweighted draws of the model), "
+                        "but data were given (--data or generator.data)");
+  if (target.topology() != nullptr)
+    r.fail("annealing", "is implemented for targets without a topology (the flow in the target's coordinates), "
+                        "not for the molecular generator");
+  JsonReader ar(section, r.context_of("annealing"));
+  a.read(ar);
+  return a;
+}
+
 fs::path bg_checkpoint_path(const fs::path& out) { return checkpoint_path(out, ".checkpoint.pt"); }
 
 std::optional<PotentialIdentity> saved_model_potential(const Potential& pot, const nlohmann::json& summary) {

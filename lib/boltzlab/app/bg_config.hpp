@@ -12,6 +12,7 @@
 #include <Eigen/Core>
 
 #include "boltzlab/app/bg_run.hpp"
+#include "boltzlab/generators/annealed_training.hpp"
 #include "boltzlab/generators/base_options.hpp"
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/model_file.hpp"
@@ -39,6 +40,7 @@ struct GeneratorConfig {
   MolecularDefaults md;
   GeneratorOptions model;
   TrainOptions train;
+  AnnealingOptions annealing;  ///< "annealing": temperature-annealed training (annealed_training.hpp)
   std::filesystem::path data;
   std::filesystem::path z_matrix;             ///< user Z-matrix file (zmatrix.hpp JSON); empty: built from the bonds
   std::filesystem::path reference_dihedrals;  ///< reference φ/ψ (.npy N×2) for summary["ramachandran_vs_reference"]
@@ -65,6 +67,11 @@ BaseOptions read_base(JsonReader& r, const Target& target);
 /// "data_source", "replica_exchange", "md_equilibration_ps", "md_production_ps", "md_frame_interval_ps".
 /// \throws ConfigError naming the key.
 MolecularDefaults read_md_defaults(JsonReader& r);
+
+/// "annealing" (an object, AnnealingOptions::read; absent: no annealing). Annealed training runs
+/// from the energy alone on targets without a topology, so data (`have_data`) or a molecular
+/// target are refused. \throws ConfigError naming the file and the key.
+AnnealingOptions read_annealing(JsonReader& r, const Target& target, bool have_data);
 
 /// <out>.checkpoint.pt, beside the run directory (run_directory.hpp checkpoint_path); removed
 /// once a trained run is committed.

@@ -20,6 +20,7 @@
 #include "boltzlab/core/timing.hpp"
 #include "boltzlab/estimators/importance.hpp"
 #include "boltzlab/estimators/report.hpp"
+#include "boltzlab/generators/annealed_training.hpp"
 #include "boltzlab/generators/base_registry.hpp"
 #include "boltzlab/generators/game_spec.hpp"
 #include "boltzlab/generators/generator.hpp"
@@ -129,6 +130,7 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   const bool have_data = have_data_flag || !c.data.empty() || molecular;
   if (molecular) c.train.preset = "ot-flow";
   c.train.read(r, have_data);
+  c.annealing = read_annealing(r, target, have_data);
   r.ignore("score");   // the score rows' section (bg_score.hpp)
   r.ignore("bridge");  // the bridge rows' section (bg_bridge.hpp)
   r.ignore("game");   // the game object (apply_game_section)
@@ -261,12 +263,17 @@ nlohmann::json run_plain(const BgSampleOptions& o, const Potential& pot, Generat
     apply_training_flags(cfg.train, o);
     cfg.train.validate(have_data);
     model.emplace(fit_plain_model(o, pot, cfg, have_data ? &data : nullptr));
-    history = train(*model, target, have_data ? &data : nullptr, cfg.train);
+    std::optional<AnnealedHistory> annealed;
+    if (cfg.annealing.enabled) annealed = train_annealed(*model, target, cfg.train, cfg.annealing);
+    history = annealed ? annealed->combined() : train(*model, target, have_data ? &data : nullptr, cfg.train);
     summary["training"] = training_summary(cfg.train, history);
+    if (annealed)
+      summary["training"]["annealing"] = {{"options", cfg.annealing.to_json()}, {"result", annealed->to_json()}};
     summary["training"]["game"] = GameSpec::of(cfg.train.weights, model->options()).to_json();
     summary["training"]["data"] = have_data ? cfg.data.string() : "";
     summary["training"]["data_count"] = have_data ? data.rows() : 0;
-    if (!have_data) summary["warnings"].push_back("no training data: trained by reverse KL only (mode-seeking)");
+    if (!have_data && !annealed)
+      summary["warnings"].push_back("no training data: trained by reverse KL only (mode-seeking)");
   }
   summary["generator"] = model->options().to_json();
   summary["base"] = model->base() != nullptr ? model->base()->kind() : std::string("standard_normal");
@@ -305,12 +312,14 @@ nlohmann::json training_identity(const Potential& pot, const GeneratorConfig& cf
     parameters.erase("platform");
     parameters.erase("platform_properties");
   }
-  return {{"potential", {{"name", pot.name}, {"type", pot.type}, {"dimension", pot.target->dim()},
-                         {"parameters", parameters}}},
-          {"generator", cfg.model.to_json()},
-          {"seed", o.seed},
-          {"preset", cfg.train.preset},
-          {"loss_weights", cfg.train.weights.to_json()}};
+  nlohmann::json identity = {{"potential", {{"name", pot.name}, {"type", pot.type}, {"dimension", pot.target->dim()},
+                                             {"parameters", parameters}}},
+                             {"generator", cfg.model.to_json()},
+                             {"seed", o.seed},
+                             {"preset", cfg.train.preset},
+                             {"loss_weights", cfg.train.weights.to_json()}};
+  if (cfg.annealing.enabled) identity["annealing"] = cfg.annealing.to_json();  // stage 1 trains at t_high
+  return identity;
 }
 
 /// The summary entries every bg-sample run starts with.
@@ -354,6 +363,9 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
   // The score and bridge families have paths of their own (bg_score.hpp, bg_bridge.hpp).
   const auto family = is_bridge_run(o, cfg) ? &run_bridge : is_score_run(o, cfg) ? &run_score : nullptr;
   if (family != nullptr) {
+    if (cfg.annealing.enabled)
+      throw ConfigError(o.potential.string() + ": generator.annealing: annealed training is for the flow rows, "
+                        "not the score or bridge rows (preset '" + cfg.train.preset + "')");
     nlohmann::json summary = summary_header(target, o);
     if (!o.model.empty()) check_model_file(o, pot, summary);
     RunDirectory run(o.out, run_inputs(o, pot, cfg));

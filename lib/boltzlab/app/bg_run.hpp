@@ -38,7 +38,11 @@
 /// (default, N(0, I) after standardization) or "gaussian_mixture" (per-coordinate Gaussian
 /// mixtures fitted to the standardized data; needs data). A two-stage schedule
 /// is "warmup_iterations": K with "lambda": λ < 1: K steps of forward KL on the data,
-/// then λ·forward + (1−λ)·reverse KL. Unknown keys are rejected naming the file.
+/// then λ·forward + (1−λ)·reverse KL. Training from the energy alone with a temperature ladder
+/// is "annealing": {"t_high", "rungs", "spacing", "samples_per_rung", "steps_per_rung",
+/// "batch_size", "learning_rate", "smoothing"} (generators/annealed_training.hpp; no data, flow
+/// rows, targets without a topology; summary["training"]["annealing"] holds the per-rung ESS).
+/// Unknown keys are rejected naming the file.
 /// The stages of a run: bg_config.hpp (reading), bg_molecular.hpp (molecules), bg_outputs.hpp
 /// (plots, summary entries, run directory).
 #include <cstdint>

@@ -292,7 +292,7 @@ void check_inputs(const BoltzmannGenerator& model, const Target& target, const R
 }  // namespace
 
 TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMatrix* data,
-                   const TrainOptions& options, const FlowSpaceMap* map) {
+                   const TrainOptions& options, const FlowSpaceMap* map, const Eigen::VectorXd* data_weights) {
   if (map != nullptr && !map->map) map = nullptr;
   check_inputs(model, target, data, options, map);
   const double t_start = wall_seconds();
@@ -309,7 +309,7 @@ TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMat
   auto stamp_wall_seconds = [&] { history.wall_seconds = wall_before + (wall_seconds() - t_start); };
 
   const TrainingSchedule schedule(options);
-  TrainingStep step(model, target, data, options, map);
+  TrainingStep step(model, target, data, options, map, data_weights);
   EvaluationCallback evaluation(target, map, options);
   CheckpointCallback checkpoints(checkpointer);
   ProgressCallback progress(options);

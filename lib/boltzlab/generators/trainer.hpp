@@ -212,10 +212,15 @@ bool uses_fused_data_term(const BoltzmannGenerator& model, const TrainOptions& o
 
 /// Trains `model` in place. `data` (N×d, may be null when λ = 0) are samples of π
 /// (in the flow space when a `map` is given: the reverse KL and the running ESS then
-/// evaluate the target at x(y), see FlowSpaceMap).
-/// \throws ConfigError for invalid options, DomainError for data of the wrong shape.
+/// evaluate the target at x(y), see FlowSpaceMap). `data_weights` (N, may be null) are
+/// importance weights of the data rows (need not be normalized): the forward-KL term is then
+/// the weighted one, −Σ_i w̄_i log q(x_i), estimated by drawing mini-batch rows with
+/// probability w̄_i (training_step.hpp; annealed_training.hpp uses it).
+/// \throws ConfigError for invalid options, DomainError for data of the wrong shape or
+/// invalid weights (wrong length, negative, non-finite, all zero).
 TrainHistory train(BoltzmannGenerator& model, const Target& target, const RowMatrix* data,
-                   const TrainOptions& options, const FlowSpaceMap* map = nullptr);
+                   const TrainOptions& options, const FlowSpaceMap* map = nullptr,
+                   const Eigen::VectorXd* data_weights = nullptr);
 
 
 }  // namespace boltzlab::generators

@@ -123,14 +123,40 @@ void share_chunk_results(std::vector<ChunkResult>& results, const mpi::Block& mi
 
 }  // namespace
 
+namespace {
+
+// Running sums of the data weights (inverse-CDF row draws); checked here, once.
+std::vector<double> cumulative_weights(const Eigen::VectorXd* weights, const RowMatrix* data) {
+  std::vector<double> c;
+  if (weights == nullptr) return c;
+  const Eigen::Index rows = data != nullptr ? data->rows() : 0;
+  if (weights->size() != rows)
+    throw DomainError("train: " + std::to_string(weights->size()) + " data weights for " + std::to_string(rows) +
+                      " data rows");
+  c.reserve(static_cast<std::size_t>(rows));
+  double sum = 0.0;
+  for (Eigen::Index i = 0; i < rows; ++i) {
+    const double w = (*weights)[i];
+    if (!(w >= 0.0) || !std::isfinite(w))
+      throw DomainError("train: data weight " + std::to_string(i) + " is " + std::to_string(w) +
+                        ", but must be finite and >= 0");
+    c.push_back(sum += w);
+  }
+  if (!(sum > 0.0)) throw DomainError("train: the data weights sum to 0");
+  return c;
+}
+
+}  // namespace
+
 TrainingStep::TrainingStep(BoltzmannGenerator& model, const Target& target, const RowMatrix* data,
-                           const TrainOptions& options, const FlowSpaceMap* map)
+                           const TrainOptions& options, const FlowSpaceMap* map, const Eigen::VectorXd* data_weights)
     : model_(model),
       target_(target),
       data_(data),
       options_(options),
       map_(map),
       params_(model.parameters()),
+      cumulative_(cumulative_weights(data_weights, data)),
       fused_path_(uses_fused_data_term(model, options)) {
   if (options.weights.epsilon > 0.0 && (map != nullptr || model.options().stochastic() || model.options().free_velocity))
     throw ConfigError("generator.epsilon: the relaxed game runs the deterministic gradient flow (noise 0, velocity "
@@ -169,8 +195,7 @@ TrainingStep::Batch TrainingStep::draw_batch(int iteration, const LossWeights& w
   if (w.lambda > 0.0) {  // data rows with replacement from stream (seed, data, it)
     Rng rng(options_.seed, kDataStream + static_cast<std::uint64_t>(iteration));
     b.rows.resize(size, model_.dim());
-    for (std::int64_t i = 0; i < size; ++i)
-      b.rows.row(i) = data_->row(static_cast<Eigen::Index>(rng.uniform() * data_->rows()) % data_->rows());
+    for (std::int64_t i = 0; i < size; ++i) b.rows.row(i) = data_->row(draw_row(rng));
     if (!fused_data) b.data = to_tensor(b.rows);
   }
   const std::int64_t first = static_cast<std::int64_t>(iteration) * size;
@@ -182,6 +207,16 @@ TrainingStep::Batch TrainingStep::draw_batch(int iteration, const LossWeights& w
     if (stochastic) b.base_noise = model_.noise_sample(steps, size, options_.seed, first);
   }
   return b;
+}
+
+// Row index of one data draw: uniform, or with probability w_i / Σ w (the first running
+// sum above u·Σ w; rows of weight 0 are never drawn).
+Eigen::Index TrainingStep::draw_row(Rng& rng) const {
+  const double r = rng.uniform();
+  if (cumulative_.empty()) return static_cast<Eigen::Index>(r * data_->rows()) % data_->rows();
+  const auto it = std::upper_bound(cumulative_.begin(), cumulative_.end(), r * cumulative_.back());
+  const auto last = static_cast<std::ptrdiff_t>(cumulative_.size()) - 1;
+  return static_cast<Eigen::Index>(std::min<std::ptrdiff_t>(it - cumulative_.begin(), last));
 }
 
 // Chunk tasks: the autograd data term (chunks 0 … n − 1, when not fused) and the

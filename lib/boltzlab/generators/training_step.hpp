@@ -7,12 +7,15 @@
 /// Random streams: the data rows of step `it` are drawn with replacement from the
 /// stream (seed, kDataStream + it), the base draws are the streams it·B … it·B + B − 1
 /// (BoltzmannGenerator::base_sample), so a resumed run draws what an uninterrupted run
-/// draws. Fixed chunks of `chunk_size` batch rows run as oneTBB tasks, each with its own
+/// draws. With data weights (train()'s `data_weights`), row i is drawn with probability
+/// w_i / Σ w (inverse CDF of one uniform per row, the same stream), so the step's data term
+/// is an unbiased estimate of the weighted forward KL −Σ_i w̄_i log q(x_i). Fixed chunks of `chunk_size` batch rows run as oneTBB tasks, each with its own
 /// autograd graph; their gradients are summed in chunk order (data term first), so the
 /// step does not depend on the thread count.
 #include <cstdint>
 #include <vector>
 
+#include "boltzlab/core/rng.hpp"
 #include "boltzlab/generators/trainer.hpp"
 
 namespace boltzlab::generators {
@@ -20,10 +23,12 @@ namespace boltzlab::generators {
 class TrainingStep {
  public:
   /// Binds the step to the run's inputs; all must outlive it. `data` may be null when no
-  /// step has λ > 0; `map` may be null (see train()). Decides the forward-KL path once
-  /// (uses_fused_data_term). \throws ConfigError as uses_fused_data_term.
+  /// step has λ > 0; `map` may be null (see train()); `data_weights` (may be null: uniform)
+  /// are non-negative weights of the data rows. Decides the forward-KL path once
+  /// (uses_fused_data_term). \throws ConfigError as uses_fused_data_term, DomainError for
+  /// weights of the wrong length, negative or non-finite, or summing to zero.
   TrainingStep(BoltzmannGenerator& model, const Target& target, const RowMatrix* data, const TrainOptions& options,
-               const FlowSpaceMap* map);
+               const FlowSpaceMap* map, const Eigen::VectorXd* data_weights = nullptr);
 
   /// Takes step `iteration` with the loss weights `w` and learning rate `learning_rate`
   /// on `adam` (an Adam over the model's parameters). A non-finite loss or gradient norm
@@ -46,6 +51,7 @@ class TrainingStep {
   };
 
   Batch draw_batch(int iteration, const LossWeights& w, bool fused_data) const;
+  Eigen::Index draw_row(Rng& rng) const;
   std::vector<ChunkResult> chunk_terms(const Batch& batch, const LossWeights& w, bool autograd_data);
   void sum_terms(const Batch& batch, const LossWeights& w, bool fused_data, const std::vector<ChunkResult>& chunks,
                  StepRecord& record);
@@ -57,6 +63,7 @@ class TrainingStep {
   const TrainOptions& options_;
   const FlowSpaceMap* map_;
   std::vector<torch::Tensor> params_;  ///< the model's parameters (the ones Adam updates)
+  std::vector<double> cumulative_;     ///< running sums of the data weights (empty: uniform rows)
   bool fused_path_;                    ///< forward-KL term by fused_otflow.hpp
   EnergyCounters counters_;            ///< of the current step
 };
