@@ -40,6 +40,26 @@ sed 's/"batch_size": 128,/"batch_size": 128, "chunk_size": 32, "checkpoint_every
 LONG=(--potential "$TMP/gck.json" --iterations 20 --samples 200 --seed 4 -q)
 "$BIN/bg-sample" "${LONG[@]}" --out "$TMP/full" --threads 1 >"$TMP/out.txt" 2>&1 || fail "uninterrupted run: $(cat "$TMP/out.txt")"
 resumed=0
+# A failure that only rank 1 meets: its scratch folder goes into TMPDIR (rank 0 writes
+# beside --out), here a plain file. The job ends (no hang: `timeout`; 124 would mean
+# rank 0 waits forever in the first gradient sum) with one error line naming TMPDIR's
+# value and a non-zero status; the checkpoint it was resuming from stays as it was.
+fail_on_rank_1() {  # $1: --out of a stopped run whose checkpoint is resumed
+  local out=$1 rc lines
+  echo "not a folder" >"$TMP/tmpdir_file"
+  cp "$out.checkpoint.pt" "$TMP/checkpoint_before.pt"
+  timeout 120 "${MPIRUN[@]}" -np 2 env TMPDIR="$TMP/tmpdir_file" "$BIN/bg-sample" "${LONG[@]}" --out "$out" --threads 1 \
+    --resume >"$TMP/rank1.out" 2>"$TMP/rank1.err"
+  rc=$?
+  [[ $rc -ne 124 ]] || fail "rank 1 failing alone: the job hung (killed by timeout)"
+  [[ $rc -ne 0 ]] || fail "rank 1 failing alone: exit status 0"
+  lines=$(grep -c "^bg-sample: error: " "$TMP/rank1.err")
+  [[ $lines -eq 1 ]] || fail "rank 1 failing alone: $lines error lines, expected 1: $(cat "$TMP/rank1.err")"
+  grep "^bg-sample: error: " "$TMP/rank1.err" | grep -q "TMPDIR '$TMP/tmpdir_file'" ||
+    fail "rank 1 failing alone: the error does not name TMPDIR's value: $(grep "error" "$TMP/rank1.err")"
+  cmp -s "$out.checkpoint.pt" "$TMP/checkpoint_before.pt" || fail "rank 1 failing alone: the checkpoint changed"
+  [[ ! -e "$out" ]] && ! compgen -G "$out.staging-*" >/dev/null || fail "rank 1 failing alone: output left behind"
+}
 resume_after_kill() {  # $1: launcher of the killed run ("mpi" or "one"), $2: of the resumed run, $3: name
   local out="$TMP/$3" pid
   if [[ $1 == mpi ]]; then
@@ -60,6 +80,7 @@ resume_after_kill() {  # $1: launcher of the killed run ("mpi" or "one"), $2: of
   fi
   [[ -e "$out.checkpoint.pt" ]] || fail "$3: no checkpoint after SIGTERM"
   if [[ $2 == mpi ]]; then
+    fail_on_rank_1 "$out"
     TMPDIR="$TMP/scratch" timeout 300 "${MPIRUN[@]}" -np 2 "$BIN/bg-sample" "${LONG[@]}" --out "$out" --threads 1 \
       --resume >"$TMP/resume.txt" 2>&1 || fail "$3: --resume on two ranks: $(cat "$TMP/resume.txt")"
   else
