@@ -78,7 +78,7 @@ std::vector<std::string> openmm_platform_names() {
 }
 
 OpenMMContextPolicy openmm_context_policy(const std::string& platform) {
-  // GPU platforms: one device per Context set, whose queue serializes kernels anyway.
+  // GPU platforms: more Contexts would queue on the same device, each with its own copy of the System.
   if (platform == "OpenCL" || platform == "CUDA" || platform == "HIP") return OpenMMContextPolicy::kShared;
   return OpenMMContextPolicy::kPerThread;
 }
