@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -336,5 +337,93 @@ TEST_CASE("openmm: bad input gives one clear error naming the file or field") {
     const auto f = potential("a.json", good(R"(, "platform": "CPU", "platform_properties": {"Thread": "1"})"));
     CHECK_THROWS_AS(load_potential(f), ConfigError);
     CHECK(load_error(f).find("platform_properties: 'Thread'") != std::string::npos);
+  }
+}
+
+TEST_CASE("openmm: Context policy by platform: one per thread on host platforms, one shared on GPU platforms") {
+  CHECK(openmm_context_policy("OpenCL") == OpenMMContextPolicy::kShared);
+  CHECK(openmm_context_policy("CUDA") == OpenMMContextPolicy::kShared);
+  CHECK(openmm_context_policy("HIP") == OpenMMContextPolicy::kShared);
+  CHECK(openmm_context_policy("CPU") == OpenMMContextPolicy::kPerThread);
+  CHECK(openmm_context_policy("Reference") == OpenMMContextPolicy::kPerThread);
+  CHECK(to_string(OpenMMContextPolicy::kShared) == "shared");
+  CHECK(to_string(OpenMMContextPolicy::kPerThread) == "per_thread");
+  Potential p = load_potential(kPotentials / "alanine_dipeptide.json");
+  CHECK(as_openmm(p).context_policy() == OpenMMContextPolicy::kPerThread);
+  CHECK(as_openmm(p).describe()["contexts"] == "per_thread");
+}
+
+TEST_CASE("openmm: one shared Context gives the per-thread results, bit for bit, from any number of threads") {
+  // The shared path (what a GPU platform uses) run on the Reference platform: the same
+  // rows through one Context, whatever thread asks, in parallel batches and serial ones.
+  Potential p = load_potential(kPotentials / "alanine_dipeptide.json");
+  OpenMMTargetOptions options = as_openmm(p).options();
+  options.context_policy = OpenMMContextPolicy::kShared;
+  const OpenMMTarget shared(options);
+  CHECK(shared.context_policy() == OpenMMContextPolicy::kShared);
+  CHECK(shared.describe()["contexts"] == "shared");
+  const RowMatrix x = read_npy_matrix(std::string(BOLTZLAB_TEST_DATA) + "/ala2_obc2_positions.npy", 66);
+  Eigen::VectorXd u_ref, u_par, u_ser;
+  RowMatrix g_ref, g_par, g_ser;
+  p.target->evaluate_batch(x, u_ref, &g_ref, Execution::kSerial);
+  shared.evaluate_batch(x, u_par, &g_par, Execution::kParallel);
+  shared.evaluate_batch(x, u_ser, &g_ser, Execution::kSerial);
+  CHECK(u_par == u_ref);
+  CHECK(g_par == g_ref);
+  CHECK(u_ser == u_ref);
+  CHECK(g_ser == g_ref);
+  // Three plain threads at once: one Context for the shared target (the lock serializes
+  // them), one more per thread for the per-thread target.
+  const OpenMMTarget per_thread(as_openmm(p).options());
+  auto from_threads = [&](const OpenMMTarget& target) {
+    std::vector<double> u(static_cast<std::size_t>(x.rows()));
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 3; ++t) {
+      threads.emplace_back([&, t] {
+        for (Eigen::Index i = t; i < x.rows(); i += 3) {
+          std::vector<double> g(66);
+          u[static_cast<std::size_t>(i)] = target.reduced_energy(x.row(i).data(), g.data());
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    return u;
+  };
+  const std::vector<double> u_shared = from_threads(shared), u_own = from_threads(per_thread);
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    CHECK(u_shared[static_cast<std::size_t>(i)] == u_ref[i]);
+    CHECK(u_own[static_cast<std::size_t>(i)] == u_ref[i]);
+  }
+  CHECK(shared.evaluation_contexts() == 1);
+  CHECK(per_thread.evaluation_contexts() >= 4);  // the constructor's and one per plain thread
+}
+
+TEST_CASE("openmm: a GPU platform with device properties: one shared Context, or one line naming the available platforms") {
+  const std::vector<std::string> available = openmm_platform_names();
+  for (const std::string platform : {"OpenCL", "CUDA"}) {
+    INFO(platform);
+    const Json overrides{{"platform", platform}, {"platform_properties", {{"Precision", "mixed"}, {"DeviceIndex", "0"}}}};
+    if (std::find(available.begin(), available.end(), platform) == available.end()) {
+      // No device here (Debian's OpenMM ships the OpenCL plugin, which needs an OpenCL runtime).
+      std::string msg;
+      try {
+        shipped_with("alanine_dipeptide", overrides);
+      } catch (const ConfigError& e) {
+        msg = e.what();
+      }
+      CHECK(msg.find("platform: OpenMM platform '" + platform + "' is not available on this machine") != std::string::npos);
+      CHECK(msg.find("available: Reference") != std::string::npos);
+      CHECK(msg.find('\n') == std::string::npos);
+      continue;
+    }
+    auto target = shipped_with("alanine_dipeptide", overrides);
+    const auto& gpu = dynamic_cast<const OpenMMTarget&>(*target);
+    CHECK(gpu.context_policy() == OpenMMContextPolicy::kShared);
+    const RowMatrix x = read_npy_matrix(std::string(BOLTZLAB_TEST_DATA) + "/ala2_obc2_positions.npy", 66);
+    Eigen::VectorXd u_par, u_ser;
+    gpu.evaluate_batch(x, u_par, nullptr, Execution::kParallel);
+    gpu.evaluate_batch(x, u_ser, nullptr, Execution::kSerial);
+    CHECK(u_par == u_ser);
+    CHECK(gpu.evaluation_contexts() == 1);
   }
 }

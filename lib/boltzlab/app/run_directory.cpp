@@ -295,6 +295,23 @@ void remove_stale_staging(const fs::path& out) {
   }
 }
 
+namespace {
+
+/// The folder of the scratch folders of ranks other than 0: the temporary directory
+/// (TMPDIR). \throws IoError naming TMPDIR and its value when it is not a folder.
+fs::path scratch_parent() {
+  std::error_code ec;
+  fs::path dir = fs::temp_directory_path(ec);
+  if (ec) {
+    const char* tmpdir = std::getenv("TMPDIR");
+    throw IoError("TMPDIR '" + std::string(tmpdir ? tmpdir : "") + "': cannot hold the scratch folder of MPI rank " +
+                  std::to_string(mpi::rank()) + ": " + ec.message());
+  }
+  return dir;
+}
+
+}  // namespace
+
 fs::path checkpoint_path(const fs::path& out, const std::string& suffix) {
   fs::path p = out;
   while (!p.empty() && p.filename().empty() && p != p.root_path()) p = p.parent_path();
@@ -314,8 +331,7 @@ RunDirectory::RunDirectory(fs::path out, const std::vector<fs::path>& inputs) : 
     // into a private scratch folder that commit() and the destructor discard.
     scratch_ = true;
     target_ = out_;
-    staging_ = fs::temp_directory_path() /
-               ("boltzlab-rank" + std::to_string(mpi::rank()) + "-" + std::to_string(::getpid()));
+    staging_ = scratch_parent() / ("boltzlab-rank" + std::to_string(mpi::rank()) + "-" + std::to_string(::getpid()));
     slot_ = arm_cleanup(staging_);
     std::error_code ec;
     fs::remove_all(staging_, ec);

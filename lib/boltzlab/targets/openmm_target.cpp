@@ -77,6 +77,16 @@ std::vector<std::string> openmm_platform_names() {
   return names;
 }
 
+OpenMMContextPolicy openmm_context_policy(const std::string& platform) {
+  // GPU platforms: more Contexts would queue on the same device, each with its own copy of the System.
+  if (platform == "OpenCL" || platform == "CUDA" || platform == "HIP") return OpenMMContextPolicy::kShared;
+  return OpenMMContextPolicy::kPerThread;
+}
+
+std::string to_string(OpenMMContextPolicy policy) {
+  return policy == OpenMMContextPolicy::kShared ? "shared" : "per_thread";
+}
+
 void OpenMMTargetOptions::validate() const {
   if (!(temperature > 0) || !std::isfinite(temperature)) {
     throw ConfigError("temperature: is " + std::to_string(temperature) + " K, but must be > 0");
@@ -112,12 +122,22 @@ struct OpenMMTarget::ThreadState {
   std::vector<OpenMM::Vec3> positions;
 };
 
+/// A Context to evaluate with; `lock` is held while the shared Context is in use.
+struct OpenMMTarget::StateLease {
+  std::unique_lock<std::mutex> lock;
+  ThreadState* state = nullptr;
+};
+
 struct OpenMMTarget::Impl {
   OpenMM::Platform* platform = nullptr;
   std::map<std::string, std::string> properties;
+  OpenMMContextPolicy policy = OpenMMContextPolicy::kPerThread;
   std::mutex create_mutex;  // Context creation is rare; serialize it to be safe
-  std::atomic<std::size_t> contexts_created{0};
-  tbb::enumerable_thread_specific<std::unique_ptr<ThreadState>> states;
+  std::atomic<std::size_t> contexts_created{0};  // of every make_context (MD included)
+  std::atomic<std::size_t> evaluation_contexts{0};
+  tbb::enumerable_thread_specific<std::unique_ptr<ThreadState>> states;  // kPerThread
+  std::mutex shared_mutex;                                               // kShared: guards `shared`
+  std::unique_ptr<ThreadState> shared;
 };
 
 namespace {
@@ -174,15 +194,25 @@ PdbStructure load_structure(const OpenMMTargetOptions& options, std::size_t atom
   return pdb;
 }
 
+/// Why the plugin of platform `name` did not load (": reason", first line), or "".
+std::string plugin_failure(const std::string& name) {
+  for (const std::string& failure : OpenMM::Platform::getPluginLoadFailures()) {
+    if (failure.find("OpenMM" + name) == std::string::npos) continue;
+    const std::string line = failure.substr(0, failure.find('\n'));
+    return ": " + line;
+  }
+  return "";
+}
+
 /// The platform named `name`. \throws ConfigError naming the available ones (with a
 /// "did you mean" suggestion, or why a GPU platform is missing).
 OpenMM::Platform& find_platform(const std::string& name) {
   const auto names = openmm_platform_names();
   if (std::find(names.begin(), names.end(), name) != names.end()) return OpenMM::Platform::getPlatformByName(name);
-  if (name == "OpenCL" || name == "CUDA" || name == "HIP") {
+  if (openmm_context_policy(name) == OpenMMContextPolicy::kShared) {  // a GPU platform
     throw ConfigError("platform: OpenMM platform '" + name +
                       "' is not available on this machine (no device or driver, or its plugin did not load from " +
-                      OpenMM::Platform::getDefaultPluginsDirectory() + "); available: " + join(names));
+                      OpenMM::Platform::getDefaultPluginsDirectory() + plugin_failure(name) + "); available: " + join(names));
   }
   std::string msg = "platform: unknown OpenMM platform '" + name + "'";
   const std::string guess = closest_key(name, names);
@@ -219,8 +249,9 @@ OpenMMTarget::OpenMMTarget(OpenMMTargetOptions options) : options_(std::move(opt
   kT_ = kBoltzmannKJPerMolK * options_.temperature;
   impl_->platform = &find_platform(options_.platform);
   impl_->properties = platform_properties(options_, *impl_->platform);
-  // Create this thread's Context now: it proves that the platform works.
-  local_state();
+  impl_->policy = options_.context_policy.value_or(openmm_context_policy(options_.platform));
+  // Create the first evaluation Context now: it proves that the platform works.
+  lease_state();
 }
 
 OpenMMTarget::~OpenMMTarget() = default;
@@ -240,16 +271,30 @@ OpenMMContext OpenMMTarget::make_context(std::unique_ptr<OpenMM::Integrator> int
   return c;
 }
 
+std::unique_ptr<OpenMMTarget::ThreadState> OpenMMTarget::new_state() const {
+  auto state = std::make_unique<ThreadState>();
+  state->ctx = make_context(std::make_unique<OpenMM::VerletIntegrator>(0.001));
+  state->positions.resize(atoms_);
+  impl_->evaluation_contexts.fetch_add(1, std::memory_order_relaxed);
+  return state;
+}
+
 OpenMMTarget::ThreadState& OpenMMTarget::local_state() const {
   auto& slot = impl_->states.local();
-  if (!slot) {
-    auto state = std::make_unique<ThreadState>();
-    state->ctx = make_context(std::make_unique<OpenMM::VerletIntegrator>(0.001));
-    state->positions.resize(atoms_);
-    slot = std::move(state);
-  }
+  if (!slot) slot = new_state();
   return *slot;
 }
+
+OpenMMTarget::StateLease OpenMMTarget::lease_state() const {
+  if (impl_->policy == OpenMMContextPolicy::kPerThread) return StateLease{{}, &local_state()};
+  std::unique_lock<std::mutex> lock(impl_->shared_mutex);
+  if (!impl_->shared) impl_->shared = new_state();
+  return StateLease{std::move(lock), impl_->shared.get()};
+}
+
+std::size_t OpenMMTarget::evaluation_contexts() const { return impl_->evaluation_contexts.load(); }
+
+OpenMMContextPolicy OpenMMTarget::context_policy() const { return impl_->policy; }
 
 double OpenMMTarget::potential_energy_with(ThreadState& state, const double* x, double* forces) const {
   for (std::size_t i = 0; i < atoms_; ++i) {
@@ -277,7 +322,8 @@ double OpenMMTarget::potential_energy_with(ThreadState& state, const double* x, 
 }
 
 double OpenMMTarget::potential_energy(const double* x, double* forces) const {
-  return potential_energy_with(local_state(), x, forces);
+  const StateLease lease = lease_state();
+  return potential_energy_with(*lease.state, x, forces);
 }
 
 double OpenMMTarget::reduced_energy_with(ThreadState& state, const double* x, double* grad) const {
@@ -312,7 +358,8 @@ double OpenMMTarget::reduced_energy_with(ThreadState& state, const double* x, do
 }
 
 double OpenMMTarget::reduced_energy(const double* x, double* grad) const {
-  return reduced_energy_with(local_state(), x, grad);
+  const StateLease lease = lease_state();
+  return reduced_energy_with(*lease.state, x, grad);
 }
 
 BatchStats OpenMMTarget::evaluate_batch(const RowMatrix& x, Eigen::VectorXd& u, RowMatrix* grad,
@@ -325,10 +372,13 @@ BatchStats OpenMMTarget::evaluate_batch(const RowMatrix& x, Eigen::VectorXd& u, 
   // blocking never changes the results).
   const std::size_t per_thread = n / (4 * static_cast<std::size_t>(std::max(1, num_threads())));
   const std::size_t grain = std::clamp<std::size_t>(per_thread, 1, 8);
+  // One shared Context evaluates one row at a time: workers would only wait for its lock.
+  if (impl_->policy == OpenMMContextPolicy::kShared) exec = Execution::kSerial;
   for_each_block(
       n, grain,
       [&](std::size_t b, std::size_t e) {
-        ThreadState& state = local_state();
+        const StateLease lease = lease_state();
+        ThreadState& state = *lease.state;
         std::size_t local_bad = 0;
         for (std::size_t i = b; i < e; ++i) {
           const auto row = static_cast<Eigen::Index>(i);
@@ -360,6 +410,7 @@ nlohmann::json OpenMMTarget::describe() const {
   j["kT_kJ_per_mol"] = kT_;
   j["platform"] = options_.platform;
   j["platform_properties"] = impl_->properties;
+  j["contexts"] = to_string(impl_->policy);
   j["openmm_version"] = OpenMM::Platform::getOpenMMVersion();
   j["energy_cut"] = options_.energy_cut ? nlohmann::json(*options_.energy_cut) : nlohmann::json(nullptr);
   j["energy_max"] = options_.energy_max ? nlohmann::json(*options_.energy_max) : nlohmann::json(nullptr);

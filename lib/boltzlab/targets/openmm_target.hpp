@@ -10,9 +10,12 @@
 /// starting coordinates from a PDB (optionally overridden by an Amber coordinate
 /// file or a .npy array when more precision is needed than PDB's 0.001 Å).
 ///
-/// Parallel evaluation: every thread that evaluates gets its own OpenMM Context
-/// (with its own copy of the System), created on first use and reused for the
-/// lifetime of the target — no processes, no locks on the hot path.
+/// Parallel evaluation (openmm_context_policy): on the CPU and Reference platforms every
+/// thread that evaluates gets its own OpenMM Context (with its own copy of the System),
+/// created on first use and reused for the lifetime of the target — no locks on the hot
+/// path. On a GPU platform (OpenCL, CUDA, HIP) the target holds one Context on its
+/// device(s) and evaluations go through it one at a time: further Contexts would only
+/// queue on the same device and each hold a copy of the System in its memory.
 ///
 /// Optional safeguards for training (both off by default):
 ///   - energy_max: u > energy_max (clashes) is reported as +inf (counted as non-finite);
@@ -41,15 +44,32 @@ namespace boltzlab {
 /// Boltzmann constant in kJ/(mol·K) (CODATA 2018 k_B·N_A), as OpenMM uses.
 inline constexpr double kBoltzmannKJPerMolK = 0.0083144626;
 
+/// How many OpenMM Contexts a target evaluates with.
+enum class OpenMMContextPolicy {
+  kPerThread,  ///< one Context per evaluating thread (host platforms: CPU, Reference)
+  kShared,     ///< one Context for the target, evaluations serialized (GPU platforms)
+};
+
+/// The policy of an OpenMM platform by its name: kShared for the GPU platforms
+/// "OpenCL", "CUDA" and "HIP", kPerThread for every other ("CPU", "Reference", plugins).
+OpenMMContextPolicy openmm_context_policy(const std::string& platform);
+/// "per_thread" or "shared" (summary.json's target.contexts).
+std::string to_string(OpenMMContextPolicy policy);
+
 /// Description of an OpenMM target (the "parameters" of a potential file).
 struct OpenMMTargetOptions {
   std::filesystem::path system_xml;   ///< serialized OpenMM System (XmlSerializer)
   std::filesystem::path pdb;          ///< atom names, residues, elements, starting coordinates
   std::filesystem::path coordinates;  ///< optional: starting coordinates (.crd/.inpcrd in Å, .npy in nm)
   double temperature = 300.0;         ///< K; kT = kBoltzmannKJPerMolK · temperature
-  std::string platform = "Reference"; ///< OpenMM platform: Reference, CPU, OpenCL
-  /// Platform properties; for CPU, "Threads" defaults to "1" (we parallelize over Contexts).
+  std::string platform = "Reference"; ///< OpenMM platform: Reference, CPU, OpenCL, CUDA, HIP
+  /// Platform properties, checked against the platform's names (OpenMM 7.7: OpenCL and
+  /// CUDA take e.g. "DeviceIndex" = "0" and "Precision" = "single", "mixed" or "double");
+  /// for CPU, "Threads" defaults to "1" (we parallelize over Contexts).
   std::map<std::string, std::string> platform_properties;
+  /// Contexts used for evaluation; empty: openmm_context_policy(platform). Not a key of
+  /// the potential file (tests run the shared path on a host platform).
+  std::optional<OpenMMContextPolicy> context_policy;
   std::optional<double> energy_cut;   ///< lin-log cut start c (reduced units); empty: off
   std::optional<double> energy_max;   ///< u above this is +inf (reduced units); empty: off
   /// \throws ConfigError naming the field (temperature ≤ 0, cut/max not finite, ...).
@@ -90,7 +110,8 @@ class OpenMMTarget : public Target {
   /// kT in kJ/mol.
   double kT() const override { return kT_; }
   nlohmann::json describe() const override;
-  /// Same contract as Target::evaluate_batch; looks up the thread's Context once per block.
+  /// Same contract as Target::evaluate_batch; looks up the thread's Context once per block
+  /// (with one shared Context the rows are evaluated in order on the calling thread).
   BatchStats evaluate_batch(const RowMatrix& x, Eigen::VectorXd& u, RowMatrix* grad,
                             Execution exec = Execution::kParallel) const override;
 
@@ -117,10 +138,18 @@ class OpenMMTarget : public Target {
     std::size_t cut = 0;            ///< u > energy_cut, lin-log cut applied
   };
   Counters counters() const;
+  /// Contexts made for evaluation so far (per thread, or the one shared Context).
+  std::size_t evaluation_contexts() const;
+  /// The policy in use (options.context_policy, or that of the platform).
+  OpenMMContextPolicy context_policy() const;
 
  private:
   struct ThreadState;
+  struct StateLease;
   ThreadState& local_state() const;
+  /// The Context to evaluate with: the thread's own, or the shared one with its lock held.
+  StateLease lease_state() const;
+  std::unique_ptr<ThreadState> new_state() const;
   double reduced_energy_with(ThreadState& state, const double* x, double* grad) const;
   double potential_energy_with(ThreadState& state, const double* x, double* forces) const;
 
