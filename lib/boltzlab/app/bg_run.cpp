@@ -4,6 +4,7 @@
 #include <cmath>
 #include <optional>
 
+#include <dlfcn.h>
 #include <torch/torch.h>
 
 #include "boltzlab/app/bg_config.hpp"
@@ -52,8 +53,23 @@ void BgSampleOptions::validate() const {
     throw ConfigError("--netcdf writes weighted samples, but --evaluate writes only log q");
 }
 
+namespace {
+
+/// The BLAS behind libblas.so.3 (Debian's alternatives) may keep a thread pool of its own:
+/// OpenBLAS's pthread build starts one thread per core and uses it inside every GEMM, on
+/// top of the oneTBB workers that each run a chunk's LibTorch ops (training at --threads 2
+/// ran 3× slower than at 1). Its pool is set to one thread when the running BLAS is OpenBLAS
+/// (found by symbol; other BLAS libraries are left alone).
+void one_blas_thread() {
+  using SetThreads = void (*)(int);
+  if (auto* set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(1);
+}
+
+}  // namespace
+
 void set_generator_threads(int threads) {
   set_num_threads(threads);
+  one_blas_thread();
   // The generators parallelize over fixed batch chunks with oneTBB (deterministic,
   // thread-count independent); LibTorch's own intra-op pool would oversubscribe the
   // same cores (and its OpenMP barriers stall badly on a loaded machine), so each
