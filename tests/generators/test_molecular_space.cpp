@@ -513,3 +513,36 @@ TEST_CASE("base options: the registry's fitters give the bases of the named Base
   CHECK_THROWS_WITH_AS(fit_base(VonMisesBaseOptions{}, BaseFitData{torch::Tensor(), mask, {}}),
                        "base density: \"von_mises\" is fitted to data, but none were given", DomainError);
 }
+
+TEST_CASE("torsions to the real line: the logit map round-trips and carries the exact log-Jacobian") {
+  // Columns 0 and 2 are torsions, column 1 is not. A standard logistic t has density
+  // σ(t)σ(−t); its image τ = 2πσ(t) − π is uniform on [−π, π), density 1/2π. So after
+  // torsions_to_circle, log q_t(t) − log|dτ/dt| must be −log 2π per torsion column for every
+  // row, exactly (a wrong sign or factor in the Jacobian moves it by O(1)).
+  const torch::Tensor mask = torch::tensor({true, false, true});
+  RowMatrix t(7, 3);
+  t << -30, 0.5, 3, -4, -1, -0.2, -1, 2, 0, 0, 7, 1, 0.3, -3, -2.5, 2.5, 1, 5, 35, 0, -8;
+  const auto log_sigmoid = [](double v) { return -std::log1p(std::exp(-v)); };
+  Eigen::VectorXd log_q(7);
+  for (int i = 0; i < 7; ++i)
+    log_q[i] = log_sigmoid(t(i, 0)) + log_sigmoid(-t(i, 0)) + log_sigmoid(t(i, 2)) + log_sigmoid(-t(i, 2));
+  RowMatrix x = t;
+  torsions_to_circle(x, &log_q, mask);
+  for (int i = 0; i < 7; ++i) {
+    CHECK(log_q[i] == doctest::Approx(-2.0 * std::log(2.0 * M_PI)).epsilon(1e-12));
+    CHECK(x(i, 1) == t(i, 1));  // the non-torsion column is untouched
+    for (int c : {0, 2}) CHECK((x(i, c) >= -M_PI && x(i, c) <= M_PI));
+  }
+  // Round trip (rows away from the clamped edge), and a finite-difference check of dτ/dt.
+  const RowMatrix back = torsions_to_line(x, mask);
+  for (int i = 0; i < 7; ++i)
+    for (int c : {0, 2})
+      if (std::abs(t(i, c)) < 20) CHECK(back(i, c) == doctest::Approx(t(i, c)).epsilon(1e-9));
+  RowMatrix a(1, 3), b(1, 3);
+  a << 0.7, 0, 0.7;
+  b << 0.7 + 1e-6, 0, 0.7 + 1e-6;
+  torsions_to_circle(a, nullptr, mask);
+  torsions_to_circle(b, nullptr, mask);
+  const double s = 1.0 / (1.0 + std::exp(-0.7));
+  CHECK((b(0, 0) - a(0, 0)) / 1e-6 == doctest::Approx(2.0 * M_PI * s * (1.0 - s)).epsilon(1e-5));
+}

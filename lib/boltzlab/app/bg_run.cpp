@@ -7,10 +7,10 @@
 #include <dlfcn.h>
 #include <torch/torch.h>
 
+#include "boltzlab/app/bg_bridge.hpp"
 #include "boltzlab/app/bg_config.hpp"
 #include "boltzlab/app/bg_molecular.hpp"
 #include "boltzlab/app/bg_outputs.hpp"
-#include "boltzlab/app/bg_bridge.hpp"
 #include "boltzlab/app/bg_score.hpp"
 #include "boltzlab/app/iw_diag.hpp"
 #include "boltzlab/app/run_directory.hpp"
@@ -354,7 +354,6 @@ std::vector<fs::path> run_inputs(const BgSampleOptions& o, const Potential& pot,
     inputs.push_back(p);
   return inputs;
 }
-
 
 /// --netcdf: the committed run directory's arrays (the same values as its .npy files).
 void write_netcdf(const BgSampleOptions& o) {

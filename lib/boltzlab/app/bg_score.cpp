@@ -79,12 +79,6 @@ bool is_score_run(const BgSampleOptions& o, const GeneratorConfig& cfg) {
   return find_loss_preset(cfg.train.preset).family == ModelFamily::kScore;
 }
 
-Eigen::VectorXd score_model_log_q(const std::filesystem::path& model, const RowMatrix& x, int* dim_out) {
-  ScoreGenerator g = ScoreGenerator::load(model);
-  if (dim_out) *dim_out = g.dim();
-  return g.log_q(x);
-}
-
 namespace {
 
 /// A score generator trained on `data` (the model's coordinates); fills summary["training"],
@@ -153,38 +147,6 @@ GeneratorRecord score_record(const GeneratorConfig& cfg, const ScoreGenerator& m
   return r;
 }
 
-/// Torsion columns of MolecularFlowSpace's y, which lie in [−π, π), and the real line, by
-///   t = logit((τ + π) / 2π),   τ = 2π σ(t) − π,   log|dτ/dt| = log 2π + log σ(t) + log σ(−t).
-/// A score model on t is Euclidean, yet every probability-flow draw decodes to a torsion inside
-/// [−π, π) (treating τ itself as Euclidean loses the draws that spill past ±π, which then get
-/// zero weight: 45 % of them for alanine dipeptide's near-uniform methyl rotors); a uniform
-/// torsion becomes the logistic density, a peaked one stays peaked (the circular-mean centring
-/// of MolecularFlowSpace puts the bulk of each torsion at τ = 0, t = 0).
-RowMatrix torsions_to_line(RowMatrix y, const torch::Tensor& torsion_mask) {
-  constexpr double kEdge = 1e-12;  // frames exactly at −π map to a finite t
-  for (Eigen::Index c = 0; c < y.cols(); ++c) {
-    if (!torsion_mask[c].item<bool>()) continue;
-    for (Eigen::Index i = 0; i < y.rows(); ++i) {
-      const double u = std::clamp((y(i, c) + M_PI) / (2.0 * M_PI), kEdge, 1.0 - kEdge);
-      y(i, c) = std::log(u) - std::log1p(-u);
-    }
-  }
-  return y;
-}
-
-/// The inverse of torsions_to_line on draws with log q: x and log q move from t to τ.
-void torsions_to_circle(GeneratedSamples& g, const torch::Tensor& torsion_mask) {
-  const auto log_sigmoid = [](double t) { return t >= 0 ? -std::log1p(std::exp(-t)) : t - std::log1p(std::exp(t)); };
-  for (Eigen::Index c = 0; c < g.x.cols(); ++c) {
-    if (!torsion_mask[c].item<bool>()) continue;
-    for (Eigen::Index i = 0; i < g.x.rows(); ++i) {
-      const double t = g.x(i, c);
-      if (g.log_q.size() > 0) g.log_q[i] -= std::log(2.0 * M_PI) + log_sigmoid(t) + log_sigmoid(-t);
-      g.x(i, c) = 2.0 * M_PI * std::exp(log_sigmoid(t)) - M_PI;
-    }
-  }
-}
-
 /// The molecular path: the score model lives on MolecularFlowSpace's normalized internal
 /// coordinates y with the torsion columns mapped to the real line (torsions_to_line); its
 /// probability-flow draws are mapped back, decoded to Cartesian and weighed like a flow's.
@@ -203,8 +165,9 @@ nlohmann::json run_score_molecular(const BgSampleOptions& o, const Potential& po
     const MolecularSystem system = molecular_system(pot, cfg);
     const TrainingFrames f = obtain_training_frames(o, pot, cfg, notes);
     data_info = f.info;
-    space.emplace(MolecularFlowSpace::fit(system.coordinates, to_tensor(f.frames)));
-    const RowMatrix y = torsions_to_line(to_matrix(space->to_flow(to_tensor(f.frames)).first), space->torsion_mask());
+    const torch::Tensor frames = to_tensor(f.frames);
+    space.emplace(MolecularFlowSpace::fit(system.coordinates, frames));
+    const RowMatrix y = torsions_to_line(to_matrix(space->to_flow(frames).first), space->torsion_mask());
     model.emplace(train_score_model(o, pot, cfg, y, data_info, run, summary, options, history, notes));
   } else {
     model.emplace(load_score_model(o, pot, summary, space));
@@ -215,8 +178,8 @@ nlohmann::json run_score_molecular(const BgSampleOptions& o, const Potential& po
   const double t_sample = wall_seconds();
   const bool with_density = model->options().sampler == ScoreSampler::kProbabilityFlow;
   GeneratedSamples g = draw_score_samples(*model, cfg.samples, o.seed);
+  torsions_to_circle(g.x, with_density ? &g.log_q : nullptr, space->torsion_mask());
   if (!with_density) g.log_q = Eigen::VectorXd::Zero(g.x.rows());  // weights computed, then dropped
-  torsions_to_circle(g, space->torsion_mask());
   EnergyCounters counters;
   MolecularSamples s;
   weigh_molecular(g, *space, target, counters, s);

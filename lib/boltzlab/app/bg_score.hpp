@@ -30,7 +30,4 @@ bool is_score_run(const BgSampleOptions& o, const GeneratorConfig& cfg);
 nlohmann::json run_score(const BgSampleOptions& o, const Potential& pot, const GeneratorConfig& cfg,
                          RunDirectory& run, nlohmann::json summary, double t_start);
 
-/// log q of a saved score generator at the rows of `x` (bg-sample --evaluate).
-Eigen::VectorXd score_model_log_q(const std::filesystem::path& model, const RowMatrix& x, int* dim_out = nullptr);
-
 }  // namespace boltzlab::generators

@@ -755,4 +755,28 @@ MolecularFlowSpace MolecularFlowSpace::from_json(const Json& object, const std::
 
 // ---------------------------------------------------------------- circular helpers
 
+RowMatrix torsions_to_line(RowMatrix y, const torch::Tensor& torsion_mask) {
+  constexpr double kEdge = 1e-12;
+  for (Eigen::Index c = 0; c < y.cols(); ++c) {
+    if (!torsion_mask[c].item<bool>()) continue;
+    for (Eigen::Index i = 0; i < y.rows(); ++i) {
+      const double u = std::clamp((y(i, c) + kPi) / kTwoPi, kEdge, 1.0 - kEdge);
+      y(i, c) = std::log(u) - std::log1p(-u);
+    }
+  }
+  return y;
+}
+
+void torsions_to_circle(RowMatrix& x, Eigen::VectorXd* log_q, const torch::Tensor& torsion_mask) {
+  const auto log_sigmoid = [](double t) { return t >= 0 ? -std::log1p(std::exp(-t)) : t - std::log1p(std::exp(t)); };
+  for (Eigen::Index c = 0; c < x.cols(); ++c) {
+    if (!torsion_mask[c].item<bool>()) continue;
+    for (Eigen::Index i = 0; i < x.rows(); ++i) {
+      const double t = x(i, c);
+      if (log_q != nullptr) (*log_q)[i] -= std::log(kTwoPi) + log_sigmoid(t) + log_sigmoid(-t);
+      x(i, c) = kTwoPi * std::exp(log_sigmoid(t)) - kPi;
+    }
+  }
+}
+
 }  // namespace boltzlab::generators
