@@ -121,10 +121,6 @@ void share_chunk_results(std::vector<ChunkResult>& results, const mpi::Block& mi
   }
 }
 
-}  // namespace
-
-namespace {
-
 // Running sums of the data weights (inverse-CDF row draws); checked here, once.
 std::vector<double> cumulative_weights(const Eigen::VectorXd* weights, const RowMatrix* data) {
   std::vector<double> c;
