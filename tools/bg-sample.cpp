@@ -32,6 +32,9 @@ void setup(CLI::App& app, Flags& f) {
   app.add_flag("--allow-other-potential", o.allow_other_potential,
                "use a --model trained on another potential (a warning instead of an error)");
   app.add_option("--samples", o.samples, "number of samples (default generator.samples or 100000)");
+  app.add_option("--smc", o.smc,
+                 "after the flow, annealed SMC with N particles from the flow's first N draws to the target "
+                 "(settings: generator.smc); writes smc_*.npy and summary smc");
   app.add_option("--data", o.data, "samples of the target (.npy, N x d) for the forward KL");
   app.add_option("--out", o.out, "run directory (default bg-run)");
   boltzlab::add_seed_option(app, o.seed, "seed of the training and the base draws (default 1)");

@@ -12,6 +12,7 @@
 #include <Eigen/Core>
 
 #include "boltzlab/app/bg_run.hpp"
+#include "boltzlab/app/bg_smc.hpp"
 #include "boltzlab/generators/annealed_training.hpp"
 #include "boltzlab/generators/base_options.hpp"
 #include "boltzlab/generators/generator.hpp"
@@ -41,6 +42,7 @@ struct GeneratorConfig {
   GeneratorOptions model;
   TrainOptions train;
   AnnealingOptions annealing;  ///< "annealing": temperature-annealed training (annealed_training.hpp)
+  std::optional<SmcSettings> smc;  ///< "smc" or --smc: annealed SMC after the flow (bg_smc.hpp)
   std::filesystem::path data;
   std::filesystem::path z_matrix;             ///< user Z-matrix file (zmatrix.hpp JSON); empty: built from the bonds
   std::filesystem::path reference_dihedrals;  ///< reference φ/ψ (.npy N×2) for summary["ramachandran_vs_reference"]

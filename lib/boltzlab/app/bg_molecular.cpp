@@ -318,6 +318,23 @@ MolecularModel molecular_model(const BgSampleOptions& o, const Potential& pot, G
   return m;
 }
 
+/// The annealed SMC stage (bg_smc.hpp) in the flow's base space, with the final particles'
+/// conformation populations and Ramachandran comparison weighted like the flow's.
+nlohmann::json molecular_smc(MolecularModel& m, const Target& target, const GeneratorConfig& cfg,
+                             const BgSampleOptions& o, const std::optional<RowMatrix>& reference, RunDirectory& run) {
+  SmcOutcome out = run_smc_stage(*m.model, target, &*m.space, *cfg.smc, o.seed, o.progress, run);
+  MolecularSamples s;
+  s.x = std::move(out.x);
+  s.u = std::move(out.u);
+  s.log_weights = std::move(out.log_weights);
+  out.summary["conformations"] = conformations_summary(target, s, reference, cfg.reference_dihedrals.string());
+  if (reference)
+    out.summary["ramachandran_vs_reference"] =
+        ramachandran_vs_reference(*target.topology(), s.x, &s.log_weights, *reference, cfg.reference_dihedrals.string())
+            .to_json();
+  return out.summary;
+}
+
 }  // namespace
 
 nlohmann::json run_molecular(const BgSampleOptions& o, const Potential& pot, GeneratorConfig& cfg, RunDirectory& run,
@@ -358,6 +375,7 @@ nlohmann::json run_molecular(const BgSampleOptions& o, const Potential& pot, Gen
     r["training_data"] = data_info.is_object() ? data_info.value("source", std::string()) : std::string("(loaded model)");
   }
   summary["conformations"] = conformations_summary(target, s, reference, cfg.reference_dihedrals.string());
+  if (cfg.smc) summary["smc"] = molecular_smc(m, target, cfg, o, reference, run);
   if (trained) {
     summary["training"] = training_summary(cfg.train, history);
     summary["training"]["invalid_reverse_kl_draws"] = history.invalid;

@@ -100,8 +100,14 @@ nlohmann::json write_generator_run(RunDirectory& run, const BgSampleOptions& o, 
   out.reference_dihedrals = reference.dihedrals;
   out.reference_name = reference.name;
   const std::size_t sampling_evaluations = counters.evaluations.load();
-  out.counts = {{"energy_evaluations", record.training_energy_evaluations + sampling_evaluations},
+  // The SMC stage's evaluations (bg_smc.hpp) count toward the total and are shown apart.
+  const std::size_t smc_evaluations = summary.contains("smc") ? summary["smc"]["energy_evaluations"].get<std::size_t>() : 0;
+  out.counts = {{"energy_evaluations", record.training_energy_evaluations + sampling_evaluations + smc_evaluations},
                 {"sampling_energy_evaluations", sampling_evaluations}};
+  if (summary.contains("smc")) {
+    out.counts["smc_energy_evaluations"] = smc_evaluations;
+    out.extra_files = {"smc_samples.npy", "smc_log_weights.npy", "smc_reduced_energies.npy"};
+  }
   out.timings = {{"training", record.training_seconds},
                  {"sampling", summary["sampling_seconds"]},
                  {"total_before_write", wall_seconds() - t_start}};

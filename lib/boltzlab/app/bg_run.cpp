@@ -44,6 +44,8 @@ void BgSampleOptions::validate() const {
   if (allow_other_potential && model.empty()) throw ConfigError("--allow-other-potential needs --model");
   if (samples && *samples < 2)
     throw ConfigError("--samples is " + std::to_string(*samples) + ", but must be >= 2");
+  if (smc && *smc < 2) throw ConfigError("--smc is " + std::to_string(*smc) + ", but must be >= 2");
+  if (smc && !evaluate.empty()) throw ConfigError("--smc samples a model; it does not go with --evaluate");
   if (threads < 0) throw ConfigError("--threads is " + std::to_string(threads) + ", but must be >= 0");
   if (iterations && *iterations < 0)
     throw ConfigError("--iterations is " + std::to_string(*iterations) + ", but must be >= 0");
@@ -147,6 +149,7 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   if (molecular) c.train.preset = "ot-flow";
   c.train.read(r, have_data);
   c.annealing = read_annealing(r, target, have_data);
+  c.smc = read_smc(r, flags.smc);
   r.ignore("score");   // the score rows' section (bg_score.hpp)
   r.ignore("bridge");  // the bridge rows' section (bg_bridge.hpp)
   r.ignore("game");   // the game object (apply_game_section)
@@ -306,6 +309,7 @@ nlohmann::json run_plain(const BgSampleOptions& o, const Potential& pot, Generat
   summary["sampling_energy_evaluations"] = counters.evaluations.load();
   summary["non_finite_energies"] = counters.non_finite.load();
   summary["importance"] = generator_importance_report(lw, non_finite_u, target);
+  if (cfg.smc) summary["smc"] = run_smc_stage(*model, target, nullptr, *cfg.smc, o.seed, o.progress, run).summary;
 
   nlohmann::json meta = {{"potential", o.potential.string()}, {"seed", o.seed}};
   if (trained) meta["training"] = {{"iterations", history.iterations_done},
@@ -380,6 +384,9 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
   if (family != nullptr) {
     if (cfg.annealing.enabled)
       throw ConfigError(o.potential.string() + ": generator.annealing: annealed training is for the flow rows, "
+                        "not the score or bridge rows (preset '" + cfg.train.preset + "')");
+    if (cfg.smc)
+      throw ConfigError(o.potential.string() + ": generator.smc (--smc): annealed SMC runs after the flow rows, "
                         "not the score or bridge rows (preset '" + cfg.train.preset + "')");
     nlohmann::json summary = summary_header(target, o);
     if (!o.model.empty()) check_model_file(o, pot, summary);

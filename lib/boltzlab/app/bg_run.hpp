@@ -69,6 +69,8 @@ struct BgSampleOptions {
   std::filesystem::path reference;
   std::filesystem::path out = "bg-run";  ///< run directory
   std::optional<long long> samples;       ///< N (default generator.samples or 100000)
+  /// --smc N: annealed SMC with N particles after the flow (bg_smc.hpp; overrides generator.smc.particles)
+  std::optional<long long> smc;
   std::uint64_t seed = 1;           ///< training and base-draw seed, any value in [0, 2^64)
   int threads = 0;                  ///< 0: all cores (oneTBB and LibTorch alike)
   std::optional<int> iterations;    ///< override generator.iterations

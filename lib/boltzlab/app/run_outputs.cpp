@@ -144,6 +144,7 @@ nlohmann::json write_run(const RunDirectory& run, const RunOutputs& o) {
   const Target& target = *o.target;
   const std::size_t n = static_cast<std::size_t>(o.samples->rows());
   nlohmann::json files = write_arrays(run, o);
+  for (const std::string& f : o.extra_files) files.push_back(f);
 
   nlohmann::json s = nlohmann::json::object();
   s["tool"] = o.tool;

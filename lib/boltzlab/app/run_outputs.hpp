@@ -125,6 +125,7 @@ struct RunOutputs {
   std::vector<double> trace_steps;                        ///< x-axis of the traces
   std::map<std::string, std::vector<double>> traces;      ///< e.g. "mean_energy" (same length)
   nlohmann::json extra = nlohmann::json::object();        ///< tool-specific top-level keys
+  std::vector<std::string> extra_files;  ///< files the tool wrote into the run itself (listed in "files")
   std::vector<std::string> notes;                         ///< human-readable remarks
   bool plots = true;                                      ///< draw PNGs (false: skip, noted)
   TraceMarkers trace_markers;                             ///< warm-up and annealing marks of the trace
