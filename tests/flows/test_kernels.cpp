@@ -58,8 +58,27 @@ class SimulatedRanks {
     for (int r = 0; r < ranks_; ++r) threads.emplace_back([&body, r] { body(r); });
     for (std::thread& t : threads) t.join();
   }
-  SumOverRanks sum_function() {
-    return [this](double* values, std::size_t count) { sum(values, count); };
+  /// Every rank's `local` concatenated in rank order, on every rank (mpi::allgatherv).
+  std::vector<double> gather(int rank, const std::vector<double>& local) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (arrived_ == 0) pieces_.assign(static_cast<std::size_t>(ranks_), {});
+    pieces_[static_cast<std::size_t>(rank)] = local;
+    const std::uint64_t round = round_;
+    if (++arrived_ == ranks_) {
+      result_.clear();
+      for (const std::vector<double>& p : pieces_) result_.insert(result_.end(), p.begin(), p.end());
+      arrived_ = 0;
+      ++round_;
+      done_.notify_all();
+    } else {
+      done_.wait(lock, [&] { return round_ != round; });
+    }
+    return result_;
+  }
+  /// The share of `rank` of the rows `rows`, combined through this simulation.
+  MedianShare share(int rank, RowRange rows) {
+    return {rows, [this](double* values, std::size_t count) { sum(values, count); },
+            [this, rank](const std::vector<double>& local) { return gather(rank, local); }};
   }
 
  private:
@@ -69,6 +88,7 @@ class SimulatedRanks {
   int arrived_ = 0;
   std::uint64_t round_ = 0;
   std::vector<double> total_, result_;
+  std::vector<std::vector<double>> pieces_;
 };
 
 /// [begin, end) of `rank` when n rows are split in contiguous blocks (as mpi::block_of).
@@ -266,20 +286,35 @@ TEST_CASE("kernels: pair_row_share partitions the rows, balanced by pairs, at mu
 }
 
 TEST_CASE("kernels: the median over simulated ranks is the one-process median, bit for bit") {
-  // n ≥ 800: the sampled bracket (the ranks' in-bracket values meet in the radix
-  // selection); 900: a lattice with massive ties; even and odd N² (one or two middle
+  // n ≥ 800: the sampled bracket (then a histogram round before the gather); 257: the
+  // whole range (several rounds); 900: a lattice with massive ties; even and odd N² (one or two middle
   // entries), a rank with no rows (3 rows over 5 ranks), balanced pair shares and plain
   // blocks of rows.
+  // Two-valued 1-D sets of 400 points (D² ∈ {0, 1}, far more tied pairs than are
+  // gathered at once): 200 + 200, whose two middle entries are the last 0 and the first
+  // 1 (the selection ends with the two values in different bins, median 0.5), and
+  // 100 + 300, whose middle entries are a tie of 49 800 zero pairs (narrowed to one bit
+  // pattern).
+  std::vector<RowMatrix> sets;
   for (std::size_t n : {3, 4, 5, 64, 257, 801, 900}) {
-    RowMatrix x = normal_matrix(n, 3, 7 + n);
-    if (n == 900) x = (x * 2.0).array().round().matrix();
+    sets.push_back(normal_matrix(n, 3, 7 + n));
+    if (n == 900) sets.back() = (sets.back() * 2.0).array().round().matrix();
+  }
+  for (Eigen::Index zeros : {200, 100}) {
+    sets.push_back(RowMatrix::Ones(400, 1));
+    sets.back().topRows(zeros).setZero();
+  }
+  CHECK(median_squared_distance(sets[sets.size() - 2]) == 0.5);
+  CHECK(median_squared_distance(sets.back()) == 0.0);
+  for (const RowMatrix& x : sets) {
+    const std::size_t n = static_cast<std::size_t>(x.rows());
     const double serial = median_squared_distance(x, Execution::kSerial);
     for (int ranks : {2, 3, 5}) {
       for (bool balanced : {true, false}) {
         SimulatedRanks sim(ranks);
         std::vector<double> got(static_cast<std::size_t>(ranks), -1.0);
         sim.run([&](int r) {
-          MedianShare share{balanced ? pair_row_share(n, r, ranks) : block_rows(n, r, ranks), sim.sum_function()};
+          const MedianShare share = sim.share(r, balanced ? pair_row_share(n, r, ranks) : block_rows(n, r, ranks));
           const Execution exec = r % 2 ? Execution::kSerial : Execution::kParallel;
           got[static_cast<std::size_t>(r)] = median_squared_distance(x, exec, nullptr, share);
         });
@@ -288,7 +323,7 @@ TEST_CASE("kernels: the median over simulated ranks is the one-process median, b
     }
   }
   // Without a sum over ranks, a share of the rows is refused.
-  CHECK_THROWS_AS(median_squared_distance(normal_matrix(10, 2, 1), Execution::kParallel, nullptr, MedianShare{{0, 5}, {}}),
+  CHECK_THROWS_AS(median_squared_distance(normal_matrix(10, 2, 1), Execution::kParallel, nullptr, MedianShare{{0, 5}, {}, {}}),
                   DomainError);
 }
 
@@ -306,7 +341,7 @@ TEST_CASE("kernels: each simulated rank keeps only its rows of D², and its sums
     SimulatedRanks sim(ranks);
     std::vector<double> got(ranks);
     sim.run([&](int r) {
-      const MedianShare share{block_rows(n, r, ranks), sim.sum_function()};
+      const MedianShare share = sim.share(r, block_rows(n, r, ranks));
       got[static_cast<std::size_t>(r)] = median_squared_distance(x, Execution::kParallel, &kept[static_cast<std::size_t>(r)], share);
     });
     for (int r = 0; r < ranks; ++r) {

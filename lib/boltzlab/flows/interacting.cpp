@@ -89,6 +89,7 @@ double kernel_width2(const RowMatrix& xc, double fixed, Execution exec, PairDist
   if (mpi::size() > 1) {
     share.rows = pays && keep && n <= kMaxKeptPairDistances ? my_rows(n) : pair_row_share(n, mpi::rank(), mpi::size());
     share.sum = [](double* values, std::size_t count) { mpi::allreduce_sum(values, count); };
+    share.gather = [](const std::vector<double>& local) { return mpi::allgatherv(local); };
   }
   const double w2 = median_heuristic_bandwidth2(xc, exec, pays ? keep : nullptr, share);
   return w2 > 0 ? w2 : 1.0;

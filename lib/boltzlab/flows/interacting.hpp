@@ -89,7 +89,8 @@ RowMatrix gather_rows(RowMatrix mine, std::size_t n);
 /// point (then any width gives the same update: keep it finite and > 0). With `keep`
 /// non-null, the median pass keeps the squared distances of xc in it when that pays
 /// (d ≥ kMinDimKeptPairDistances, N ≤ kMaxKeptPairDistances); else *keep is empty.
-/// Over MPI ranks the median pass is split (MedianShare with mpi::allreduce_sum): by
+/// Over MPI ranks the median pass is split (MedianShare with mpi::allreduce_sum and
+/// mpi::allgatherv): by
 /// my_rows when D² is kept (a rank keeps only the rows it computes sums for, all j),
 /// else by pair_row_share; the width is the same double on every rank.
 double kernel_width2(const RowMatrix& xc, double fixed, Execution exec, PairDistances* keep = nullptr);

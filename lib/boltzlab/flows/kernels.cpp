@@ -612,40 +612,87 @@ std::array<double, 2> select_local(std::vector<double>& kept, std::size_t k1, st
   return {t1, *std::min_element(kept.begin() + static_cast<std::ptrdiff_t>(k1) + 1, kept.end())};
 }
 
-/// The order statistics k1, k2 of the union of every rank's `kept` values (all ≥ +0, so
-/// their bit patterns as unsigned integers sort as the values): a radix selection from
-/// the top byte down, each round summing the ranks' 256-bin histograms of the next byte
-/// of the values that match the prefix found so far. Exact: counts are integers.
-std::array<double, 2> select_over_ranks(const std::vector<double>& kept, std::array<std::uint64_t, 2> k,
-                                        const SumOverRanks& sum) {
-  constexpr std::size_t kBins = 256;
-  std::array<std::uint64_t, 2> prefix{0, 0};
-  std::vector<double> counts(2 * kBins);
-  for (int shift = 56; shift >= 0; shift -= 8) {
-    const std::uint64_t high = shift == 56 ? 0 : ~std::uint64_t{0} << (shift + 8);
+std::uint64_t bits_of(double v) {
+  std::uint64_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+}
+double double_of(std::uint64_t b) {
+  double v;
+  std::memcpy(&v, &b, sizeof v);
+  return v;
+}
+
+/// Adjacent order statistics k and k + 1 in different bins [first, first + width) and
+/// [second, second + width) of bit patterns (the bins between them empty): the largest
+/// value of the first bin and the smallest of the second, over all ranks.
+std::array<double, 2> split_bins(const std::vector<double>& kept, std::uint64_t first, std::uint64_t second,
+                                 std::uint64_t width, const MedianShare& share) {
+  double largest = -1.0, smallest = std::numeric_limits<double>::infinity();  // values are ≥ 0
+  for (const double v : kept) {
+    const std::uint64_t b = bits_of(v);
+    if (b >= first && b - first < width) largest = std::max(largest, v);
+    if (b >= second && b - second < width) smallest = std::min(smallest, v);
+  }
+  const std::vector<double> all = share.gather({largest, smallest});
+  for (std::size_t r = 0; r + 1 < all.size(); r += 2) {
+    largest = std::max(largest, all[r]);
+    smallest = std::min(smallest, all[r + 1]);
+  }
+  return {largest, smallest};
+}
+
+/// The order statistics k1 ≤ k2 ≤ k1 + 1 of the union of every rank's `kept` values,
+/// all in the bracket [lo, hi] and ≥ +0, so that their bit patterns, as unsigned
+/// integers, sort as the values. The candidates are the values whose bits lie in
+/// [from, to]; while more than kGatherAtMost of them are left (over all ranks), a round
+/// sums the ranks' counts of them in 256 equal bins of [from, to] and narrows it to the
+/// bin holding ranks k1 and k2 (or, in two bins, ends with split_bins). Then the
+/// candidates are gathered and selected on every rank. Exact: counts are integers.
+std::array<double, 2> select_over_ranks(const std::vector<double>& kept, Bracket bracket,
+                                        std::array<std::uint64_t, 2> k, std::uint64_t candidates,
+                                        const MedianShare& share) {
+  constexpr std::uint64_t kBins = 256, kGatherAtMost = 1 << 14;
+  std::uint64_t from = bits_of(std::max(bracket.lo, 0.0)), to = bits_of(bracket.hi);
+  std::vector<double> counts(kBins);
+  while (candidates > kGatherAtMost) {
+    const std::uint64_t width = ((to - from) >> 8) + 1;  // (to − from)/width < 256 bins
     std::fill(counts.begin(), counts.end(), 0.0);
     for (const double v : kept) {
-      std::uint64_t bits;
-      std::memcpy(&bits, &v, sizeof bits);
+      const std::uint64_t b = bits_of(v);
+      if (b >= from && b <= to) counts[(b - from) / width] += 1.0;
+    }
+    share.sum(counts.data(), counts.size());
+    std::array<std::uint64_t, 2> bin{kBins, kBins};
+    std::uint64_t before = 0, before_first = 0;
+    for (std::uint64_t i = 0; i < kBins; ++i) {
+      const auto c = static_cast<std::uint64_t>(counts[i]);
       for (std::size_t t = 0; t < 2; ++t)
-        if ((bits & high) == prefix[t]) counts[t * kBins + ((bits >> shift) & (kBins - 1))] += 1.0;
+        if (bin[t] == kBins && k[t] < before + c) {
+          bin[t] = i;
+          if (t == 0) before_first = before;
+        }
+      before += c;
     }
-    sum(counts.data(), counts.size());
-    for (std::size_t t = 0; t < 2; ++t) {
-      std::uint64_t before = 0, digit = 0;
-      for (; digit < kBins; ++digit) {
-        const auto c = static_cast<std::uint64_t>(counts[t * kBins + digit]);
-        if (k[t] < before + c) break;
-        before += c;
-      }
-      if (digit == kBins) throw DomainError("median_squared_distance: the ranks' pair counts do not add up");
-      prefix[t] |= digit << shift;
-      k[t] -= before;
-    }
+    if (bin[1] == kBins) throw DomainError("median_squared_distance: the ranks' pair counts do not add up");
+    candidates = 0;
+    for (std::uint64_t i = bin[0]; i <= bin[1]; ++i) candidates += static_cast<std::uint64_t>(counts[i]);
+    k = {k[0] - before_first, k[1] - before_first};
+    if (width == 1) return {double_of(from + bin[0]), double_of(from + bin[1])};  // one value per bin
+    if (bin[0] != bin[1]) return split_bins(kept, from + bin[0] * width, from + bin[1] * width, width, share);
+    from += bin[0] * width;
+    to = std::min(to, from + width - 1);
   }
-  std::array<double, 2> out;
-  for (std::size_t t = 0; t < 2; ++t) std::memcpy(&out[t], &prefix[t], sizeof(double));
-  return out;
+  std::vector<double> mine;
+  for (const double v : kept) {
+    const std::uint64_t b = bits_of(v);
+    if (b >= from && b <= to) mine.push_back(v);
+  }
+  std::vector<double> all = share.gather(mine);
+  if (all.size() != candidates || k[1] >= candidates) {
+    throw DomainError("median_squared_distance: the ranks' pair counts do not add up");
+  }
+  return select_local(all, static_cast<std::size_t>(k[0]), static_cast<std::size_t>(k[1]));
 }
 
 }  // namespace
@@ -683,7 +730,10 @@ double median_squared_distance(const RowMatrix& x, Execution exec, PairDistances
   if (keep) keep->clear();
   const RowRange rows = share.rows.clamp(n);
   const bool whole = rows.begin == 0 && rows.end == n;
-  if (!whole && !share.sum) throw DomainError("median_squared_distance: a share of the rows needs a sum over ranks");
+  const bool over_ranks = share.sum && share.gather;
+  if (!whole && !over_ranks) {
+    throw DomainError("median_squared_distance: a share of the rows needs a sum and a gather over ranks");
+  }
   const MedianRanks ranks = median_ranks(n);
   if (ranks.r2 < 0) return 0.0;  // the middle entries are diagonal zeros
   CountSpec spec;
@@ -705,14 +755,15 @@ double median_squared_distance(const RowMatrix& x, Execution exec, PairDistances
     spec.hi = bracket.hi;
     BracketCount count = count_in_bracket(x, cols, rows, spec, exec);
     double totals[2] = {static_cast<double>(count.below), static_cast<double>(count.kept.size())};
-    if (share.sum) share.sum(totals, 2);
+    if (over_ranks) share.sum(totals, 2);
     const auto below = static_cast<std::uint64_t>(totals[0]), inside = static_cast<std::uint64_t>(totals[1]);
     if (first < below || last >= below + inside) {  // bracket missed: gather everything
       bracket = Bracket{};
       continue;
     }
-    const std::array<double, 2> t = share.sum ? select_over_ranks(count.kept, {first - below, last - below}, share.sum)
-                                              : select_local(count.kept, first - below, last - below);
+    const std::array<double, 2> t =
+        over_ranks ? select_over_ranks(count.kept, bracket, {first - below, last - below}, inside, share)
+                   : select_local(count.kept, first - below, last - below);
     if (ranks.r1 < 0) return 0.5 * t[0];  // N² even, middle entries: a diagonal zero and t_(r2)
     return last == first ? t[0] : 0.5 * (t[0] + t[1]);
   }

@@ -79,13 +79,17 @@ struct PairDistances {
 /// on every rank (mpi::allreduce_sum). The median pass sums only integer counts (exact
 /// below 2^53) with it.
 using SumOverRanks = std::function<void(double* values, std::size_t count)>;
+/// Every rank's `local` values concatenated in rank order, on every rank (mpi::allgatherv).
+using GatherOverRanks = std::function<std::vector<double>(const std::vector<double>& local)>;
 
 /// One rank's part of a distributed exact median: it counts the pairs (i, j > i) of
-/// rows i in `rows`; the rows of all ranks must partition [0, N). `sum` combines the
-/// ranks' counts; empty: this process is the only one (then `rows` must be every row).
+/// rows i in `rows`; the rows of all ranks must partition [0, N). `sum` and `gather`
+/// combine the ranks' counts and candidate values; both empty: this process is the
+/// only one (then `rows` must be every row).
 struct MedianShare {
   RowRange rows;
   SumOverRanks sum;
+  GatherOverRanks gather;
 };
 
 /// Largest N whose squared distances the median pass keeps (N² doubles: 32 MiB at 2048).
@@ -102,9 +106,12 @@ constexpr std::size_t kMinDimKeptPairDistances = 8;
 /// N ≤ kMaxKeptPairDistances, the pass also fills *keep with the rows share.rows of D²
 /// (all j; else *keep is left empty).
 /// Over ranks (share.sum set): the pairs are counted per rank, the counts below and
-/// inside a sampled bracket are summed, and the order statistics are found by a radix
-/// selection on the bit patterns of the values (8 bits a round, the ranks' 256-bin
-/// histograms summed): exact, so the result is the double one process gives.
+/// inside a sampled bracket are summed, and the order statistics are found by a
+/// selection on the bit patterns of the values (non-negative doubles sort as their bit
+/// patterns): 256-bin histograms of the candidates' bit range, summed over the ranks,
+/// narrow the range until at most 2^14 candidates are left, which are gathered and
+/// selected on every rank. Exact, so the result is the double one process gives;
+/// usually one histogram round or none (two or three collectives per median).
 /// \throws DomainError for N < 2.
 double median_squared_distance(const RowMatrix& x, Execution exec = Execution::kParallel,
                                PairDistances* keep = nullptr, const MedianShare& share = {});
