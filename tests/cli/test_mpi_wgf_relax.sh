@@ -3,8 +3,8 @@
 # blocks of 16 over the ranks, the last block partial) write the same run directory,
 # byte for byte, as one process — samples, energies, frames, monitors and summary.json
 # without the fields that say how it ran (timings, threads, ranks, rates) — for the
-# independent-chain flows (ula, mala, baoab) and the interacting ones (svgd, blob, mmd),
-# with 1 and 2 threads per rank. Registered only when boltzlab is built with MPI.
+# independent-chain flows (ula, mala, baoab) and the interacting ones (svgd, blob, mmd:
+# their O(N²) passes split by rows over the ranks), with 1 and 2 threads per rank. Registered only when boltzlab is built with MPI.
 # Usage: bash test_mpi_wgf_relax.sh BIN_DIR SOURCE_DIR
 set -uo pipefail
 BIN=$(cd "$1" && pwd)
@@ -38,8 +38,22 @@ run_pair() {  # flow potential extra-args...: one process vs two and three ranks
 for flow in mala ula baoab; do
   run_pair $flow "$SRC/potentials/manywell32.json" --particles 100 --steps 100 --warmup 50 --thin 25
 done
-# Interacting flows: every rank needs the whole ensemble at each step.
+# Interacting flows: each rank computes the median pass, the kernel sums, the KSD and
+# (mmd) the MMD² monitor for its rows only, and the rows are gathered every step.
+# Double well (d = 2): the median pass counts each rank's balanced share of the pairs.
+# ManyWell-32 (d = 32 ≥ 8): the median pass keeps a rank's own rows of D² for the sums.
 for flow in svgd blob; do
   run_pair $flow "$SRC/potentials/double_well.json" --particles 100 --steps 40 --warmup 0 --thin 20
+  run_pair $flow "$SRC/potentials/manywell32.json" --particles 100 --steps 20 --warmup 0 --thin 10
 done
+# SVGD with 400 particles: 79 800 pairs, past the size where the median pass selects
+# inside a sampled bracket (then the ranks' in-bracket values meet in the radix selection).
+run_pair svgd "$SRC/potentials/double_well.json" --particles 400 --steps 10 --warmup 0 --thin 5
+# MMD with noise (each rank draws its own particles' streams) and the mmd2 monitor.
+/usr/bin/python3 - "$TMP" <<'PY'
+import sys, numpy as np
+np.save(sys.argv[1] + "/y2.npy", np.random.default_rng(5).standard_normal((150, 2)) * [0.5, 1.0] + [1.0, 0.0])
+PY
+run_pair mmd "$SRC/potentials/double_well.json" --particles 100 --steps 40 --warmup 0 --thin 20 \
+  --param "target_samples=$TMP/y2.npy" --param noise_level=0.2
 echo "ok"

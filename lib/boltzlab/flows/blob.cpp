@@ -26,20 +26,26 @@ double BlobFlow::diffusion_velocity(const RowMatrix& x, double fixed_epsilon, Ro
   const RowMatrix xc = x.rowwise() - row_mean(x);
   const double eps2 = kernel_width2(xc, fixed_epsilon, exec, &kept);
   const double c = 0.5 / eps2;
+  // Each pass computes this rank's rows (all of them on one process); every rank gets
+  // all rows of the density (pass 2 weighs by every a_j) and of the velocity.
+  const RowRange mine = my_rows(n);
   // Pass 1: ρ_i ∝ Σ_k φ_ik (φ_ii = 1 included, so a_i ≤ 1 is finite).
   RowMatrix ones = RowMatrix::Ones(static_cast<Eigen::Index>(n), 1), density;
-  self_kernel_sums(xc, kept, ones, c, density, exec);
-  const Eigen::VectorXd a = density.col(0).cwiseInverse();
+  self_kernel_sums(xc, kept, ones, c, density, exec, mine);
+  const Eigen::VectorXd a = gather_rows(std::move(density), n).col(0).cwiseInverse();
   // Pass 2: Σ_j φ_ij [x_j, a_j x_j, a_j].
   RowMatrix weights(static_cast<Eigen::Index>(n), 2 * d + 1), sums;
   weights.leftCols(d) = xc;
   weights.middleCols(d, d) = a.asDiagonal() * xc;
   weights.col(2 * d) = a;
-  self_kernel_sums(xc, kept, weights, c, sums, exec);
-  velocity.resize(static_cast<Eigen::Index>(n), d);
-  for (Eigen::Index i = 0; i < velocity.rows(); ++i) {
-    velocity.row(i) = (xc.row(i) * (1.0 + sums(i, 2 * d)) - a[i] * sums.row(i).head(d) - sums.row(i).segment(d, d)) / eps2;
+  self_kernel_sums(xc, kept, weights, c, sums, exec, mine);
+  RowMatrix velocity_mine(sums.rows(), d);
+  for (Eigen::Index r = 0; r < velocity_mine.rows(); ++r) {
+    const Eigen::Index i = static_cast<Eigen::Index>(mine.begin) + r;
+    velocity_mine.row(r) =
+        (xc.row(i) * (1.0 + sums(r, 2 * d)) - a[i] * sums.row(r).head(d) - sums.row(r).segment(d, d)) / eps2;
   }
+  velocity = gather_rows(std::move(velocity_mine), n);
   return std::sqrt(eps2);
 }
 

@@ -57,21 +57,58 @@ Eigen::RowVectorXd row_mean(const RowMatrix& x) {
   return m;
 }
 
+RowRange my_rows(std::size_t n) {
+  const mpi::Block b = mpi::my_block(n);
+  return {b.begin, b.end};
+}
+
+RowMatrix gather_rows(RowMatrix mine, std::size_t n) {
+  const RowRange rows = my_rows(n);
+  if (static_cast<std::size_t>(mine.rows()) != rows.size()) {
+    throw DomainError("gather_rows: this rank holds " + std::to_string(mine.rows()) + " rows, but its block has " +
+                      std::to_string(rows.size()));
+  }
+  if (mpi::size() == 1) return mine;
+  const std::vector<double> local(mine.data(), mine.data() + mine.size());
+  const std::vector<double> all = mpi::allgatherv(local);
+  RowMatrix out(static_cast<Eigen::Index>(n), mine.cols());
+  if (all.size() != static_cast<std::size_t>(out.size())) {
+    throw DomainError("gather_rows: gathered " + std::to_string(all.size()) + " values, expected " +
+                      std::to_string(out.size()));
+  }
+  std::copy(all.begin(), all.end(), out.data());
+  return out;
+}
+
 double kernel_width2(const RowMatrix& xc, double fixed, Execution exec, PairDistances* keep) {
   if (keep) keep->clear();
   if (fixed > 0) return fixed * fixed;
+  const std::size_t n = static_cast<std::size_t>(xc.rows());
   const bool pays = static_cast<std::size_t>(xc.cols()) >= kMinDimKeptPairDistances;
-  const double w2 = median_heuristic_bandwidth2(xc, exec, pays ? keep : nullptr);
+  MedianShare share;
+  if (mpi::size() > 1) {
+    share.rows = pays && keep && n <= kMaxKeptPairDistances ? my_rows(n) : pair_row_share(n, mpi::rank(), mpi::size());
+    share.sum = [](double* values, std::size_t count) { mpi::allreduce_sum(values, count); };
+    share.gather = [](const std::vector<double>& local) { return mpi::allgatherv(local); };
+  }
+  const double w2 = median_heuristic_bandwidth2(xc, exec, pays ? keep : nullptr, share);
   return w2 > 0 ? w2 : 1.0;
 }
 
 void self_kernel_sums(const RowMatrix& xc, const PairDistances& kept, const RowMatrix& v, double c, RowMatrix& out,
-                      Execution exec) {
+                      Execution exec, RowRange rows) {
   if (kept.empty()) {
-    gaussian_kernel_sums(xc, xc, v, c, out, exec);
+    gaussian_kernel_sums(xc, xc, v, c, out, exec, rows);
   } else {
-    gaussian_kernel_sums(kept, v, c, out, exec);
+    gaussian_kernel_sums(kept, v, c, out, exec, rows);
   }
+}
+
+KsdResult kernel_stein_discrepancy_over_ranks(const RowMatrix& x, const RowMatrix& scores, const KsdOptions& options,
+                                              Execution exec) {
+  if (mpi::size() == 1) return kernel_stein_discrepancy(x, scores, options, exec);
+  const RowRange share = pair_row_share(static_cast<std::size_t>(x.rows()), mpi::rank(), mpi::size());
+  return ksd_from_row_sums(mpi::allgatherv(ksd_row_sums(x, scores, options, exec, share)), scores, options);
 }
 
 void InteractingFlow::prepare(const Target&, const Ensemble&, const FlowOptions&) {}
@@ -114,8 +151,9 @@ struct InteractingFlow::Loop {
   }
 
   /// Over MPI ranks: each rank evaluates a contiguous block of particles, then every
-  /// rank gets all u and ∇u (the update itself needs every particle, so every rank
-  /// computes it whole). Each row is evaluated alone, so the bits are those of one process.
+  /// rank gets all u and ∇u (the update of a particle needs every particle's; each rank
+  /// computes the update rows of its block, see the flows). Each row is evaluated alone,
+  /// so the bits are those of one process.
   BatchStats evaluate_over_ranks() {
     const std::size_t n = ensemble.size(), d = ensemble.dim();
     const mpi::Block mine = mpi::my_block(n);
@@ -207,7 +245,7 @@ struct InteractingFlow::Loop {
     KsdResult k{ksd_value, ksd_value};
     if (non_finite == 0) {
       const RowMatrix scores = -options.beta.end * grad;
-      k = kernel_stein_discrepancy(ensemble.positions, scores, flow.common_.ksd_kernel, options.exec);
+      k = kernel_stein_discrepancy_over_ranks(ensemble.positions, scores, flow.common_.ksd_kernel, options.exec);
     }
     ksd_value = k.ksd();
     if (non_finite > 0) ksd_value = std::numeric_limits<double>::quiet_NaN();

@@ -74,17 +74,38 @@ class InteractingFlow : public Flow {
 /// the flows work on centred copies to avoid cancellation in x_i Σk − Σ k x_j).
 Eigen::RowVectorXd row_mean(const RowMatrix& x);
 
+/// The rows of an N-particle update that this MPI rank computes: its block
+/// mpi::my_block(N) (every row on one process).
+RowRange my_rows(std::size_t n);
+
+/// The N × p matrix whose rows my_rows(n) this rank holds in `mine`, whole on every rank
+/// (mpi::allgatherv: the blocks in rank order are the rows in order; on one process,
+/// `mine` itself). Rows move unchanged, so the bits are those each owner computed.
+/// \throws DomainError when `mine` has not my_rows(n).size() rows.
+RowMatrix gather_rows(RowMatrix mine, std::size_t n);
+
 /// Squared kernel width of the centred positions xc: fixed² when fixed > 0, else the
 /// median heuristic (median_heuristic_bandwidth2); 1 when all particles are at one
 /// point (then any width gives the same update: keep it finite and > 0). With `keep`
 /// non-null, the median pass keeps the squared distances of xc in it when that pays
 /// (d ≥ kMinDimKeptPairDistances, N ≤ kMaxKeptPairDistances); else *keep is empty.
+/// Over MPI ranks the median pass is split (MedianShare with mpi::allreduce_sum and
+/// mpi::allgatherv): by
+/// my_rows when D² is kept (a rank keeps only the rows it computes sums for, all j),
+/// else by pair_row_share; the width is the same double on every rank.
 double kernel_width2(const RowMatrix& xc, double fixed, Execution exec, PairDistances* keep = nullptr);
 
-/// Σ_j exp(−c|x_i − x_j|²) v_j for the centred positions xc: from `kept` (the squared
-/// distances kernel_width2 kept for xc) when not empty, else computed. Same values.
+/// Σ_j exp(−c|x_i − x_j|²) v_j for the centred positions xc and the rows i in `rows`
+/// (out: rows.size() × p): from `kept` (the squared distances kernel_width2 kept for xc)
+/// when not empty, else computed. Same values.
 void self_kernel_sums(const RowMatrix& xc, const PairDistances& kept, const RowMatrix& v, double c, RowMatrix& out,
-                      Execution exec);
+                      Execution exec, RowRange rows = {});
+
+/// KSD of the particles x with scores s (kernel_stein_discrepancy); over MPI ranks each
+/// rank computes the per-row partial sums of its pair_row_share and every rank adds all
+/// of them in index order: the one-process bits.
+KsdResult kernel_stein_discrepancy_over_ranks(const RowMatrix& x, const RowMatrix& scores, const KsdOptions& options,
+                                              Execution exec);
 
 /// Reads a bandwidth parameter: a number > 0 (fixed) or the string "median" (returns 0).
 /// \throws ConfigError "flow.key: bandwidth is -1, but must be > 0 or \"median\"".

@@ -1,6 +1,7 @@
 #include "boltzlab/flows/kernels.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -235,12 +236,36 @@ void kernel_sums_block_kept(const double* const* d2rows, std::size_t mp, const d
   }
 }
 
+/// What one median counting pass does, shared by its tiles.
+struct CountSpec {
+  std::size_t n = 0;          ///< columns j < n (N)
+  std::size_t row_end = 0;    ///< only rows i < row_end are counted and kept
+  double lo = 0.0, hi = 0.0;  ///< the bracket: values below lo are counted, those in [lo, hi] kept
+  double* kept_d2 = nullptr;  ///< D² storage (null: nothing kept)
+  std::size_t kept_row0 = 0;  ///< row of D² stored first in kept_d2
+  bool rows_only = false;     ///< keep whole rows (all j, no mirroring): one rank's rows
+};
+
 /// Writes the 4 × 8 tile of squared distances (rows i0.., columns j..) into the kept
-/// N × mp matrix d2: D²_il for l ≥ i directly, and D²_li for l > i by symmetry, so that
-/// every entry is written once, by the task of its upper-triangle row. Interior tiles
-/// (all pairs l > i, all inside N) store whole rows and 4-wide transposed columns.
-BOLTZLAB_INLINE void keep_tile(double* d2, std::size_t mp, std::size_t i0, std::size_t j, std::size_t n,
+/// matrix of D² (row stride mp). One process keeps all of D²: D²_il for l ≥ i directly,
+/// and D²_li for l > i by symmetry, so that every entry is written once, by the task of
+/// its upper-triangle row; interior tiles (all pairs l > i, all inside N) store whole rows
+/// and 4-wide transposed columns. A rank's share (rows_only) stores its rows' entries only.
+BOLTZLAB_INLINE void keep_tile(const CountSpec& spec, std::size_t mp, std::size_t i0, std::size_t j,
                                const double (*tile)[kLanes]) {
+  double* d2 = spec.kept_d2;
+  const std::size_t n = spec.n;
+  if (spec.rows_only) {
+    for (std::size_t r = 0; r < kRows && i0 + r < spec.row_end; ++r) {
+      double* row = d2 + (i0 + r - spec.kept_row0) * mp;
+      if (j + kLanes <= n) {
+        store(row + j, load(tile[r]));
+      } else {
+        for (std::size_t l = 0; l < kLanes && j + l < n; ++l) row[j + l] = tile[r][l];
+      }
+    }
+    return;
+  }
   if (j >= i0 + kRows && j + kLanes <= n && i0 + kRows <= n) {
     for (std::size_t r = 0; r < kRows; ++r) store(d2 + (i0 + r) * mp + j, load(tile[r]));
     for (std::size_t l = 0; l < kLanes; ++l) {
@@ -267,19 +292,21 @@ struct PairCount {
 };
 
 /// One 4 × 8 tile (columns j..j+7, dot products a) of the median counting pass: counts
-/// the pair values d²_ij < lo (pairs j > i, j < n), appends those in [lo, hi] to kept,
-/// and writes the tile into kept_d2 when non-null (keep_tile). Interior tiles (all 4×8
-/// pairs valid) count with vector selects and append branch-free, and only when some
-/// value falls in [lo, hi]; edge tiles go through a scalar path.
-BOLTZLAB_INLINE void count_tile(const RowBlock& rows, const Columns& cols, std::size_t i0, std::size_t n,
-                                std::size_t j, const v8d* a, double lo, double hi, PairCount& st,
-                                std::vector<double>& kept, double* kept_d2) {
+/// the pair values d²_ij < lo (pairs j > i, j < n, i < row_end), appends those in
+/// [lo, hi] to kept, and writes the tile into the kept D² when there is one (keep_tile).
+/// Interior tiles (all 4×8 pairs valid) count with vector selects and append
+/// branch-free, and only when some value falls in [lo, hi]; edge tiles go through a
+/// scalar path.
+BOLTZLAB_INLINE void count_tile(const RowBlock& rows, const Columns& cols, std::size_t i0, std::size_t j,
+                                const v8d* a, const CountSpec& spec, PairCount& st, std::vector<double>& kept) {
+  const std::size_t n = spec.n;
+  const double lo = spec.lo, hi = spec.hi;
   // Indicators from sign bits (GCC lowers vector compare-selects poorly): for finite or
   // infinite lo ≤ hi and d² ≥ 0, d² < lo ⇔ sign(d² − lo) = 1, d² > hi ⇔ sign(hi − d²) = 1.
   double tile[kRows][kLanes];
   if (kept.size() < st.pos + kRows * kLanes) kept.resize(2 * (st.pos + kRows * kLanes));
   double* out = kept.data();
-  if (j > i0 + kRows - 1 && j + kLanes <= n) {
+  if (j > i0 + kRows - 1 && j + kLanes <= n && i0 + kRows <= spec.row_end) {
     v8u outside = v8u{} + 1;
     for (std::size_t r = 0; r < kRows; ++r) {
       const v8d v = sq_dist(rows.norm[r], cols.norms.data() + j, a[r]);
@@ -288,7 +315,7 @@ BOLTZLAB_INLINE void count_tile(const RowBlock& rows, const Columns& cols, std::
       st.count += below_bit;
       outside &= below_bit | ((v8u)(splat(hi) - v) >> 63);
     }
-    if (kept_d2) keep_tile(kept_d2, cols.mp, i0, j, n, tile);
+    if (spec.kept_d2) keep_tile(spec, cols.mp, i0, j, tile);
     std::uint64_t all_outside = 1;
     for (std::size_t l = 0; l < kLanes; ++l) all_outside &= outside[l];
     if (all_outside) return;
@@ -305,37 +332,61 @@ BOLTZLAB_INLINE void count_tile(const RowBlock& rows, const Columns& cols, std::
     const std::size_t i = i0 + r;
     for (std::size_t l = 0; l < kLanes; ++l) {
       const std::size_t jl = j + l;
-      if (!(jl > i && jl < n)) continue;
+      if (!(jl > i && jl < n && i < spec.row_end)) continue;
       const double v = tile[r][l];
       if (v < lo) ++st.edge_count;
       if (v >= lo && v <= hi) out[st.pos++] = v;
     }
   }
-  if (kept_d2) keep_tile(kept_d2, cols.mp, i0, j, n, tile);
+  if (spec.kept_d2) keep_tile(spec, cols.mp, i0, j, tile);
 }
 
-/// Pass of the exact median for the 4 rows i0..i0+3 and all columns j > i (j < n):
-/// count_tile over the tiles from the diagonal on, the dot products 16 columns at a
-/// time (dots16: the same sums as dots8, lane for lane). Adds the count below lo to
-/// *below, appends the values in [lo, hi] to kept[*size …] (kept grows as needed; *size
-/// is the number used), and with kept_d2 non-null writes the N × mp matrix of D².
+/// For a rank that keeps whole rows: the tiles of the 4 rows from i0 left of the
+/// diagonal tile (columns j < j_end), stored into the kept D², not counted (the pair
+/// (j, i) is counted by the rank of row j).
+BOLTZLAB_INLINE void keep_rows_before(const RowBlock& rows, const Columns& cols, std::size_t i0, std::size_t j_end,
+                                      const CountSpec& spec) {
+  double tile[kRows][kLanes];
+  std::size_t j = 0;
+  for (; j + 2 * kLanes <= j_end; j += 2 * kLanes) {
+    v8d a[kRows], b[kRows];
+    dots16(rows, cols, j, a, b);
+    for (std::size_t r = 0; r < kRows; ++r) store(tile[r], sq_dist(rows.norm[r], cols.norms.data() + j, a[r]));
+    keep_tile(spec, cols.mp, i0, j, tile);
+    for (std::size_t r = 0; r < kRows; ++r) store(tile[r], sq_dist(rows.norm[r], cols.norms.data() + j + kLanes, b[r]));
+    keep_tile(spec, cols.mp, i0, j + kLanes, tile);
+  }
+  for (; j < j_end; j += kLanes) {
+    v8d a[kRows];
+    dots8(rows, cols, j, a);
+    for (std::size_t r = 0; r < kRows; ++r) store(tile[r], sq_dist(rows.norm[r], cols.norms.data() + j, a[r]));
+    keep_tile(spec, cols.mp, i0, j, tile);
+  }
+}
+
+/// Pass of the exact median for the 4 rows i0..i0+3 (those below spec.row_end) and all
+/// columns j > i (j < N): count_tile over the tiles from the diagonal on, the dot
+/// products 16 columns at a time (dots16: the same sums as dots8, lane for lane). Adds
+/// the count below lo to *below, appends the values in [lo, hi] to kept[*size …] (kept
+/// grows as needed; *size is the number used), and writes the kept D² when there is one
+/// (a rank's whole rows: the tiles left of the diagonal as well).
 BOLTZLAB_MULTIVERSION
-void count_pairs_block(const RowBlock& rows, const Columns& cols, std::size_t i0, std::size_t n, double lo,
-                       double hi, std::uint64_t* below, std::vector<double>& kept, std::size_t* size,
-                       double* kept_d2) {
+void count_pairs_block(const RowBlock& rows, const Columns& cols, std::size_t i0, const CountSpec& spec,
+                       std::uint64_t* below, std::vector<double>& kept, std::size_t* size) {
+  if (spec.rows_only && spec.kept_d2) keep_rows_before(rows, cols, i0, i0 / kLanes * kLanes, spec);
   PairCount st;
   st.pos = *size;
   std::size_t j = i0 / kLanes * kLanes;
   for (; j + 2 * kLanes <= cols.mp; j += 2 * kLanes) {
     v8d a[kRows], b[kRows];
     dots16(rows, cols, j, a, b);
-    count_tile(rows, cols, i0, n, j, a, lo, hi, st, kept, kept_d2);
-    count_tile(rows, cols, i0, n, j + kLanes, b, lo, hi, st, kept, kept_d2);
+    count_tile(rows, cols, i0, j, a, spec, st, kept);
+    count_tile(rows, cols, i0, j + kLanes, b, spec, st, kept);
   }
   for (; j < cols.mp; j += kLanes) {
     v8d a[kRows];
     dots8(rows, cols, j, a);
-    count_tile(rows, cols, i0, n, j, a, lo, hi, st, kept, kept_d2);
+    count_tile(rows, cols, i0, j, a, spec, st, kept);
   }
   *size = st.pos;
   std::uint64_t total = st.edge_count;
@@ -496,31 +547,32 @@ Bracket sample_bracket(const RowMatrix& x, std::size_t first, std::size_t last) 
   return bracket;
 }
 
-/// One pass over every pair (no O(N²) storage): the number of pair values below lo
-/// (an integer count: exact, whatever the scheduling) and the values in [lo, hi].
+/// One pass over the pairs (i, j > i) of the rows `rows` (no O(N²) storage unless D² is
+/// kept): the number of pair values below lo (an integer count: exact, whatever the
+/// scheduling) and the values in [lo, hi].
 struct BracketCount {
   std::uint64_t below = 0;
   std::vector<double> kept;
 };
 
-BracketCount count_in_bracket(const RowMatrix& x, const Columns& cols, const Bracket& bracket, double* d2,
+BracketCount count_in_bracket(const RowMatrix& x, const Columns& cols, RowRange rows, const CountSpec& spec,
                               Execution exec) {
   struct Kept {
     std::vector<double> values;
     std::size_t size = 0;
     std::uint64_t below = 0;
   };
-  const std::size_t n = rows_of(x);
   const std::vector<double> zeros(cols_of(x) + 1, 0.0);
-  const std::size_t groups = (n + kRows - 1) / kRows;
+  const std::size_t groups = (rows.size() + kRows - 1) / kRows;
   tbb::enumerable_thread_specific<Kept> local;
   for_each_block(
       groups, 1,
       [&](std::size_t gb, std::size_t ge) {
         Kept& k = local.local();
         for (std::size_t g = gb; g < ge; ++g) {
-          const RowBlock rows = row_block(x, cols.norms, g * kRows, zeros);
-          count_pairs_block(rows, cols, g * kRows, n, bracket.lo, bracket.hi, &k.below, k.values, &k.size, d2);
+          const std::size_t i0 = rows.begin + g * kRows;
+          const RowBlock block = row_block(x, cols.norms, i0, zeros);
+          count_pairs_block(block, cols, i0, spec, &k.below, k.values, &k.size);
         }
       },
       exec);
@@ -532,63 +584,198 @@ BracketCount count_in_bracket(const RowMatrix& x, const Columns& cols, const Bra
   return out;
 }
 
+/// Sizes *keep for the rows `rows` of D² (N ≤ kMaxKeptPairDistances) and returns its
+/// storage; null when nothing is to be kept.
+double* prepare_kept(PairDistances* keep, std::size_t n, RowRange rows) {
+  if (!keep || n > kMaxKeptPairDistances) return nullptr;
+  const std::size_t stride = (n + kLanes - 1) / kLanes * kLanes, count = rows.size();
+  if (keep->d2.size() != count * stride) {
+    keep->d2.assign(count * stride, 0.0);
+  } else {  // reused storage: every entry below N is overwritten; zero the padding
+    for (std::size_t r = 0; r < count; ++r)
+      std::fill(keep->d2.begin() + static_cast<std::ptrdiff_t>(r * stride + n),
+                keep->d2.begin() + static_cast<std::ptrdiff_t>((r + 1) * stride), 0.0);
+  }
+  keep->n = n;
+  keep->row_begin = rows.begin;
+  keep->rows = count;
+  keep->stride = stride;
+  return keep->d2.data();
+}
+
+/// The order statistics k1 ≤ k2 ≤ k1 + 1 of the values held by this process alone.
+std::array<double, 2> select_local(std::vector<double>& kept, std::size_t k1, std::size_t k2) {
+  std::nth_element(kept.begin(), kept.begin() + static_cast<std::ptrdiff_t>(k1), kept.end());
+  const double t1 = kept[k1];
+  if (k2 == k1) return {t1, t1};
+  // After the selection of k1 every value past it is ≥ t1: the next one is their minimum.
+  return {t1, *std::min_element(kept.begin() + static_cast<std::ptrdiff_t>(k1) + 1, kept.end())};
+}
+
+std::uint64_t bits_of(double v) {
+  std::uint64_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+}
+double double_of(std::uint64_t b) {
+  double v;
+  std::memcpy(&v, &b, sizeof v);
+  return v;
+}
+
+/// Adjacent order statistics k and k + 1 in different bins [first, first + width) and
+/// [second, second + width) of bit patterns (the bins between them empty): the largest
+/// value of the first bin and the smallest of the second, over all ranks.
+std::array<double, 2> split_bins(const std::vector<double>& kept, std::uint64_t first, std::uint64_t second,
+                                 std::uint64_t width, const MedianShare& share) {
+  double largest = -1.0, smallest = std::numeric_limits<double>::infinity();  // values are ≥ 0
+  for (const double v : kept) {
+    const std::uint64_t b = bits_of(v);
+    if (b >= first && b - first < width) largest = std::max(largest, v);
+    if (b >= second && b - second < width) smallest = std::min(smallest, v);
+  }
+  const std::vector<double> all = share.gather({largest, smallest});
+  for (std::size_t r = 0; r + 1 < all.size(); r += 2) {
+    largest = std::max(largest, all[r]);
+    smallest = std::min(smallest, all[r + 1]);
+  }
+  return {largest, smallest};
+}
+
+/// The order statistics k1 ≤ k2 ≤ k1 + 1 of the union of every rank's `kept` values,
+/// all in the bracket [lo, hi] and ≥ +0, so that their bit patterns, as unsigned
+/// integers, sort as the values. The candidates are the values whose bits lie in
+/// [from, to]; while more than kGatherAtMost of them are left (over all ranks), a round
+/// sums the ranks' counts of them in 256 equal bins of [from, to] and narrows it to the
+/// bin holding ranks k1 and k2 (or, in two bins, ends with split_bins). Then the
+/// candidates are gathered and selected on every rank. Exact: counts are integers.
+std::array<double, 2> select_over_ranks(const std::vector<double>& kept, Bracket bracket,
+                                        std::array<std::uint64_t, 2> k, std::uint64_t candidates,
+                                        const MedianShare& share) {
+  constexpr std::uint64_t kBins = 256, kGatherAtMost = 1 << 14;
+  std::uint64_t from = bits_of(std::max(bracket.lo, 0.0)), to = bits_of(bracket.hi);
+  std::vector<double> counts(kBins);
+  while (candidates > kGatherAtMost) {
+    const std::uint64_t width = ((to - from) >> 8) + 1;  // (to − from)/width < 256 bins
+    std::fill(counts.begin(), counts.end(), 0.0);
+    for (const double v : kept) {
+      const std::uint64_t b = bits_of(v);
+      if (b >= from && b <= to) counts[(b - from) / width] += 1.0;
+    }
+    share.sum(counts.data(), counts.size());
+    std::array<std::uint64_t, 2> bin{kBins, kBins};
+    std::uint64_t before = 0, before_first = 0;
+    for (std::uint64_t i = 0; i < kBins; ++i) {
+      const auto c = static_cast<std::uint64_t>(counts[i]);
+      for (std::size_t t = 0; t < 2; ++t)
+        if (bin[t] == kBins && k[t] < before + c) {
+          bin[t] = i;
+          if (t == 0) before_first = before;
+        }
+      before += c;
+    }
+    if (bin[1] == kBins) throw DomainError("median_squared_distance: the ranks' pair counts do not add up");
+    candidates = 0;
+    for (std::uint64_t i = bin[0]; i <= bin[1]; ++i) candidates += static_cast<std::uint64_t>(counts[i]);
+    k = {k[0] - before_first, k[1] - before_first};
+    if (width == 1) return {double_of(from + bin[0]), double_of(from + bin[1])};  // one value per bin
+    if (bin[0] != bin[1]) return split_bins(kept, from + bin[0] * width, from + bin[1] * width, width, share);
+    from += bin[0] * width;
+    to = std::min(to, from + width - 1);
+  }
+  std::vector<double> mine;
+  for (const double v : kept) {
+    const std::uint64_t b = bits_of(v);
+    if (b >= from && b <= to) mine.push_back(v);
+  }
+  std::vector<double> all = share.gather(mine);
+  if (all.size() != candidates || k[1] >= candidates) {
+    throw DomainError("median_squared_distance: the ranks' pair counts do not add up");
+  }
+  return select_local(all, static_cast<std::size_t>(k[0]), static_cast<std::size_t>(k[1]));
+}
+
 }  // namespace
 
-double median_squared_distance(const RowMatrix& x, Execution exec, PairDistances* keep) {
+RowRange RowRange::clamp(std::size_t n) const {
+  const RowRange r{begin, std::min(end, n)};
+  if (r.begin > r.end) {
+    throw DomainError("row range [" + std::to_string(begin) + ", " + std::to_string(end) + ") is past the " +
+                      std::to_string(n) + " rows");
+  }
+  return r;
+}
+
+RowRange pair_row_share(std::size_t n, int rank, int ranks) {
+  if (ranks < 1 || rank < 0 || rank >= ranks) {
+    throw DomainError("pair_row_share: rank " + std::to_string(rank) + " of " + std::to_string(ranks));
+  }
+  const std::uint64_t total = static_cast<std::uint64_t>(n) * (n - (n > 0 ? 1 : 0)) / 2;
+  auto boundary = [&](int r) -> std::size_t {
+    if (r == 0) return 0;
+    if (r == ranks) return n;
+    // Pairs (i, j > i) in the rows before b: b(N − 1) − b(b − 1)/2.
+    for (std::size_t b = 0; b < n; b += kLanes) {
+      const std::uint64_t before = static_cast<std::uint64_t>(b) * (n - 1) - static_cast<std::uint64_t>(b) * (b - (b > 0 ? 1 : 0)) / 2;
+      if (before * static_cast<std::uint64_t>(ranks) >= static_cast<std::uint64_t>(r) * total) return b;
+    }
+    return n;
+  };
+  return {boundary(rank), boundary(rank + 1)};
+}
+
+double median_squared_distance(const RowMatrix& x, Execution exec, PairDistances* keep, const MedianShare& share) {
   const std::size_t n = rows_of(x);
   if (n < 2) throw DomainError("median_squared_distance: needs at least 2 particles, got " + std::to_string(n));
   if (keep) keep->clear();
+  const RowRange rows = share.rows.clamp(n);
+  const bool whole = rows.begin == 0 && rows.end == n;
+  const bool over_ranks = share.sum && share.gather;
+  if (!whole && !over_ranks) {
+    throw DomainError("median_squared_distance: a share of the rows needs a sum and a gather over ranks");
+  }
   const MedianRanks ranks = median_ranks(n);
   if (ranks.r2 < 0) return 0.0;  // the middle entries are diagonal zeros
-  double* d2 = nullptr;
-  if (keep && n <= kMaxKeptPairDistances) {
-    const std::size_t stride = (n + kLanes - 1) / kLanes * kLanes;
-    if (keep->d2.size() != n * stride) {
-      keep->d2.assign(n * stride, 0.0);
-    } else {  // reused storage: every entry below N is overwritten; zero the padding
-      for (std::size_t i = 0; i < n; ++i) std::fill(keep->d2.begin() + static_cast<std::ptrdiff_t>(i * stride + n),
-                                                    keep->d2.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride), 0.0);
-    }
-    keep->n = n;
-    keep->stride = stride;
-    d2 = keep->d2.data();
-  }
+  CountSpec spec;
+  spec.n = n;
+  spec.row_end = rows.end;
+  spec.kept_d2 = prepare_kept(keep, n, rows);
+  spec.kept_row0 = rows.begin;
+  spec.rows_only = !whole;
   const std::size_t first = ranks.first(), last = ranks.last();
   // Exact selection by sampling: count the pairs below the sampled bracket, keep those
-  // in it, and select the ranks exactly among the kept ones. If the bracket missed,
-  // the pass is repeated with (−∞, +∞). The value is the exact order statistic, so it
-  // depends neither on the sample nor on the thread count.
+  // in it, and select the ranks exactly among the kept ones (over ranks: the counts
+  // summed). If the bracket missed, the pass is repeated with (−∞, +∞). The value is the
+  // exact order statistic, so it depends neither on the sample, nor on the thread
+  // count, nor on the number of ranks.
   Bracket bracket = sample_bracket(x, first, last);
   const Columns cols = transpose_columns(x);
   for (int attempt = 0; attempt < 2; ++attempt) {
-    BracketCount count = count_in_bracket(x, cols, bracket, d2, exec);
-    std::vector<double>& kept = count.kept;
-    if (first < count.below || last >= count.below + kept.size()) {  // bracket missed: gather everything
+    spec.lo = bracket.lo;
+    spec.hi = bracket.hi;
+    BracketCount count = count_in_bracket(x, cols, rows, spec, exec);
+    double totals[2] = {static_cast<double>(count.below), static_cast<double>(count.kept.size())};
+    if (over_ranks) share.sum(totals, 2);
+    const auto below = static_cast<std::uint64_t>(totals[0]), inside = static_cast<std::uint64_t>(totals[1]);
+    if (first < below || last >= below + inside) {  // bracket missed: gather everything
       bracket = Bracket{};
       continue;
     }
-    auto select = [&](std::size_t rank) {
-      const std::size_t local = rank - count.below;
-      std::nth_element(kept.begin(), kept.begin() + static_cast<std::ptrdiff_t>(local), kept.end());
-      return kept[local];
-    };
-    const double t1 = select(first);
-    if (ranks.r1 < 0) return 0.5 * t1;  // N² even, middle entries: a diagonal zero and t_(r2)
-    if (ranks.odd || last == first) return t1;
-    // The middle ranks are adjacent (last = first + 1): after the selection of `first`
-    // every value past it is ≥ t1, and the next order statistic is their minimum.
-    const auto past = kept.begin() + static_cast<std::ptrdiff_t>(first - count.below) + 1;
-    return 0.5 * (t1 + *std::min_element(past, kept.end()));
+    const std::array<double, 2> t =
+        over_ranks ? select_over_ranks(count.kept, bracket, {first - below, last - below}, inside, share)
+                   : select_local(count.kept, first - below, last - below);
+    if (ranks.r1 < 0) return 0.5 * t[0];  // N² even, middle entries: a diagonal zero and t_(r2)
+    return last == first ? t[0] : 0.5 * (t[0] + t[1]);
   }
   throw DomainError("median_squared_distance: non-finite squared distances");
 }
 
-double median_heuristic_bandwidth2(const RowMatrix& x, Execution exec, PairDistances* keep) {
-  return 0.5 * median_squared_distance(x, exec, keep) / std::log(static_cast<double>(x.rows()) + 1.0);
+double median_heuristic_bandwidth2(const RowMatrix& x, Execution exec, PairDistances* keep, const MedianShare& share) {
+  return 0.5 * median_squared_distance(x, exec, keep, share) / std::log(static_cast<double>(x.rows()) + 1.0);
 }
 
 void gaussian_kernel_sums(const RowMatrix& x, const RowMatrix& y, const RowMatrix& v, double c,
-                          RowMatrix& out, Execution exec) {
+                          RowMatrix& out, Execution exec, RowRange rows) {
   const std::size_t n = rows_of(x), m = rows_of(y), d = cols_of(x), p = cols_of(v);
   if (cols_of(y) != d) {
     throw DomainError("gaussian_kernel_sums: x has " + std::to_string(d) + " columns but y has " +
@@ -601,8 +788,9 @@ void gaussian_kernel_sums(const RowMatrix& x, const RowMatrix& y, const RowMatri
   if (!(c >= 0) || !std::isfinite(c)) {
     throw DomainError("gaussian_kernel_sums: c is " + std::to_string(c) + ", but must be finite and >= 0");
   }
-  out.resize(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(p));
-  if (n == 0 || p == 0) return;
+  const RowRange range = rows.clamp(n);
+  out.resize(static_cast<Eigen::Index>(range.size()), static_cast<Eigen::Index>(p));
+  if (range.size() == 0 || p == 0) return;
   const Columns cols = transpose_columns(y);
   const std::size_t pp = (p + kLanes - 1) / kLanes * kLanes;
   std::vector<double> vpad(cols.mp * pp, 0.0);
@@ -610,25 +798,27 @@ void gaussian_kernel_sums(const RowMatrix& x, const RowMatrix& y, const RowMatri
     for (std::size_t q = 0; q < p; ++q) vpad[j * pp + q] = v(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(q));
   const std::vector<double> norms = row_norms(x);
   const std::vector<double> zeros(d + 1, 0.0);
-  const std::size_t groups = (n + kRows - 1) / kRows;
+  // Groups of 4 rows from range.begin: a row's sums do not depend on its neighbours.
+  const std::size_t groups = (range.size() + kRows - 1) / kRows;
   for_each_block(
       groups, kGroupsPerTask,
       [&](std::size_t gb, std::size_t ge) {
         std::vector<double> acc(kRows * pp), ktile(kRows * kColBlock);
         for (std::size_t g = gb; g < ge; ++g) {
-          const RowBlock rows = row_block(x, norms, g * kRows, zeros);
-          kernel_sums_block(rows, cols, vpad.data(), pp, c, acc.data(), ktile.data());
-          for (std::size_t r = 0; r < kRows; ++r) {
-            const std::size_t i = g * kRows + r;
-            if (i >= n) break;
-            for (std::size_t q = 0; q < p; ++q) out(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(q)) = acc[r * pp + q];
+          const std::size_t i0 = range.begin + g * kRows;
+          const RowBlock block = row_block(x, norms, i0, zeros);
+          kernel_sums_block(block, cols, vpad.data(), pp, c, acc.data(), ktile.data());
+          for (std::size_t r = 0; r < kRows && i0 + r < range.end; ++r) {
+            const auto i = static_cast<Eigen::Index>(i0 + r - range.begin);
+            for (std::size_t q = 0; q < p; ++q) out(i, static_cast<Eigen::Index>(q)) = acc[r * pp + q];
           }
         }
       },
       exec);
 }
 
-void gaussian_kernel_sums(const PairDistances& pairs, const RowMatrix& v, double c, RowMatrix& out, Execution exec) {
+void gaussian_kernel_sums(const PairDistances& pairs, const RowMatrix& v, double c, RowMatrix& out, Execution exec,
+                          RowRange rows) {
   const std::size_t n = pairs.n, p = cols_of(v);
   if (pairs.empty() || rows_of(v) != n) {
     throw DomainError("gaussian_kernel_sums: v has " + std::to_string(rows_of(v)) + " rows but the kept distances are " +
@@ -637,28 +827,35 @@ void gaussian_kernel_sums(const PairDistances& pairs, const RowMatrix& v, double
   if (!(c >= 0) || !std::isfinite(c)) {
     throw DomainError("gaussian_kernel_sums: c is " + std::to_string(c) + ", but must be finite and >= 0");
   }
-  out.resize(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(p));
-  if (p == 0) return;
+  const RowRange range = rows.all() ? RowRange{pairs.row_begin, pairs.row_begin + pairs.rows} : rows.clamp(n);
+  if (range.begin < pairs.row_begin || range.end > pairs.row_begin + pairs.rows) {
+    throw DomainError("gaussian_kernel_sums: rows [" + std::to_string(range.begin) + ", " + std::to_string(range.end) +
+                      ") are not among the kept rows [" + std::to_string(pairs.row_begin) + ", " +
+                      std::to_string(pairs.row_begin + pairs.rows) + ")");
+  }
+  out.resize(static_cast<Eigen::Index>(range.size()), static_cast<Eigen::Index>(p));
+  if (p == 0 || range.size() == 0) return;
   const std::size_t mp = pairs.stride, pp = (p + kLanes - 1) / kLanes * kLanes;
   std::vector<double> vpad(mp * pp, 0.0);
   for (std::size_t j = 0; j < n; ++j)
     for (std::size_t q = 0; q < p; ++q) vpad[j * pp + q] = v(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(q));
   const std::vector<double> zeros(mp, 0.0);
-  const std::size_t groups = (n + kRows - 1) / kRows;
+  const std::size_t groups = (range.size() + kRows - 1) / kRows;
   for_each_block(
       groups, kGroupsPerTask,
       [&](std::size_t gb, std::size_t ge) {
         std::vector<double> acc(kRows * pp), ktile(kRows * kColBlock);
         for (std::size_t g = gb; g < ge; ++g) {
-          const double* rows[kRows];
+          const std::size_t i0 = range.begin + g * kRows;
+          const double* d2rows[kRows];
           for (std::size_t r = 0; r < kRows; ++r) {
-            const std::size_t i = g * kRows + r;
-            rows[r] = i < n ? pairs.d2.data() + i * mp : zeros.data();
+            const std::size_t i = i0 + r;
+            d2rows[r] = i < range.end ? pairs.d2.data() + (i - pairs.row_begin) * mp : zeros.data();
           }
-          kernel_sums_block_kept(rows, mp, vpad.data(), pp, c, acc.data(), ktile.data());
-          for (std::size_t r = 0; r < kRows && g * kRows + r < n; ++r)
+          kernel_sums_block_kept(d2rows, mp, vpad.data(), pp, c, acc.data(), ktile.data());
+          for (std::size_t r = 0; r < kRows && i0 + r < range.end; ++r)
             for (std::size_t q = 0; q < p; ++q)
-              out(static_cast<Eigen::Index>(g * kRows + r), static_cast<Eigen::Index>(q)) = acc[r * pp + q];
+              out(static_cast<Eigen::Index>(i0 + r - range.begin), static_cast<Eigen::Index>(q)) = acc[r * pp + q];
         }
       },
       exec);
@@ -695,8 +892,8 @@ double ksd_pair(const double* xi, const double* xj, const double* si, const doub
 }
 }  // namespace
 
-KsdResult kernel_stein_discrepancy(const RowMatrix& x, const RowMatrix& scores, const KsdOptions& options,
-                                   Execution exec) {
+std::vector<double> ksd_row_sums(const RowMatrix& x, const RowMatrix& scores, const KsdOptions& options,
+                                 Execution exec, RowRange rows) {
   options.validate();
   const std::size_t n = rows_of(x), d = cols_of(x);
   if (rows_of(scores) != n || cols_of(scores) != d) {
@@ -704,27 +901,43 @@ KsdResult kernel_stein_discrepancy(const RowMatrix& x, const RowMatrix& scores, 
                       " but positions are " + std::to_string(n) + "x" + std::to_string(d));
   }
   if (n < 2) throw DomainError("ksd: needs at least 2 particles, got " + std::to_string(n));
+  const RowRange range = rows.clamp(n);
   const double c2 = options.c * options.c;
   const Columns xcols = transpose_columns(x), scols = transpose_columns(scores);
   std::vector<double> self_xs(xcols.mp, 0.0);
   for (std::size_t i = 0; i < n; ++i)
     self_xs[i] = x.row(static_cast<Eigen::Index>(i)).dot(scores.row(static_cast<Eigen::Index>(i)));
   const std::vector<double> zeros(d + 1, 0.0);
-  const std::size_t groups = (n + kRows - 1) / kRows;
-  std::vector<double> rowsum(groups * kRows, 0.0);
+  // The groups of 4 rows of one process (from a multiple of 4), so that every row's
+  // tiles start at the same column whatever the range.
+  const std::size_t g0 = range.begin / kRows, g1 = (range.end + kRows - 1) / kRows;
+  std::vector<double> rowsum((g1 - g0) * kRows, 0.0);
   for_each_block(
-      groups, 1,
+      g1 - g0, 1,
       [&](std::size_t gb, std::size_t ge) {
         for (std::size_t g = gb; g < ge; ++g) {
-          RowBlock xr = row_block(x, xcols.norms, g * kRows, zeros);
+          const std::size_t i0 = (g0 + g) * kRows;
+          RowBlock xr = row_block(x, xcols.norms, i0, zeros);
           // For the score rows, RowBlock::norm carries x_i·s_i (used in g).
-          RowBlock sr = row_block(scores, self_xs, g * kRows, zeros);
-          ksd_block(xr, sr, xcols, scols, self_xs.data(), g * kRows, n, c2, rowsum.data() + g * kRows);
+          RowBlock sr = row_block(scores, self_xs, i0, zeros);
+          ksd_block(xr, sr, xcols, scols, self_xs.data(), i0, n, c2, rowsum.data() + g * kRows);
         }
       },
       exec);
+  const auto from = rowsum.begin() + static_cast<std::ptrdiff_t>(range.begin - g0 * kRows);
+  return std::vector<double>(from, from + static_cast<std::ptrdiff_t>(range.size()));
+}
+
+KsdResult ksd_from_row_sums(const std::vector<double>& row_sums, const RowMatrix& scores, const KsdOptions& options) {
+  options.validate();
+  const std::size_t n = rows_of(scores), d = cols_of(scores);
+  if (row_sums.size() != n) {
+    throw DomainError("ksd: " + std::to_string(row_sums.size()) + " row sums for " + std::to_string(n) + " particles");
+  }
+  if (n < 2) throw DomainError("ksd: needs at least 2 particles, got " + std::to_string(n));
+  const double c2 = options.c * options.c;
   double off = 0.0, diag = 0.0;
-  for (std::size_t i = 0; i < n; ++i) off += rowsum[i];
+  for (std::size_t i = 0; i < n; ++i) off += row_sums[i];
   // u(x,x) = |s|²/c + d/c³.
   for (std::size_t i = 0; i < n; ++i)
     diag += scores.row(static_cast<Eigen::Index>(i)).squaredNorm() / options.c +
@@ -734,6 +947,11 @@ KsdResult kernel_stein_discrepancy(const RowMatrix& x, const RowMatrix& scores, 
   res.u_statistic = 2.0 * off / (nn * (nn - 1.0));
   res.v_statistic = (2.0 * off + diag) / (nn * nn);
   return res;
+}
+
+KsdResult kernel_stein_discrepancy(const RowMatrix& x, const RowMatrix& scores, const KsdOptions& options,
+                                   Execution exec) {
+  return ksd_from_row_sums(ksd_row_sums(x, scores, options, exec), scores, options);
 }
 
 KsdResult kernel_stein_discrepancy(const RowMatrix& x, const Target& target, double beta,

@@ -22,8 +22,16 @@
 ///    exact-median pass) that N×N buffer is what the median pass fills when d is large
 ///    enough that the dot products outweigh a memory read (PairDistances): each entry is
 ///    written once, by the task owning its upper-triangle row, and the kernel sums read
-///    it instead of recomputing the dot products — same values, bit for bit.
+///    it instead of recomputing the dot products — same values, bit for bit;
+///  - over MPI ranks (the callers in flows/interacting.* and the flows) every pass takes
+///    a RowRange: a rank computes the output rows of its own block, each row by the same
+///    arithmetic in the same j order as on one process, so gathering the rows gives the
+///    one-process bits. The exact median counts the pairs of a rank's rows and combines
+///    integer counts over the ranks (MedianShare), so it is the same double on any number
+///    of ranks.
 #include <cstddef>
+#include <functional>
+#include <limits>
 #include <vector>
 
 #include "boltzlab/core/ensemble.hpp"
@@ -32,18 +40,56 @@
 
 namespace boltzlab {
 
-/// The squared distances D²_ij of all pairs of rows of an N × d matrix x, kept by the
+/// The rows [begin, end) of an N-row matrix that a pass computes (an MPI rank's block);
+/// the default is every row (end is clamped to N).
+struct RowRange {
+  std::size_t begin = 0;
+  std::size_t end = std::numeric_limits<std::size_t>::max();
+  /// True for the default (every row, whatever N).
+  bool all() const { return begin == 0 && end == std::numeric_limits<std::size_t>::max(); }
+  /// [begin, min(end, n)). \throws DomainError when begin > min(end, n).
+  RowRange clamp(std::size_t n) const;
+  std::size_t size() const { return end - begin; }
+};
+
+/// A balanced share of the N(N−1)/2 pairs (i, j > i) for `rank` of `ranks`: contiguous
+/// rows, in rank order (the shares of all ranks partition [0, N)), boundaries multiples
+/// of 8 (so that row blocks are those of one process), each holding about
+/// N(N−1)/(2·ranks) pairs. For the median pass and the KSD over ranks.
+RowRange pair_row_share(std::size_t n, int rank, int ranks);
+
+/// The squared distances D²_ij of pairs of rows of an N × d matrix x, kept by the
 /// exact-median pass for the kernel sums that follow at the same positions (SVGD, blob):
-/// those then skip their own O(N²d) dot products. Entry (i, j) at d2[i·stride + j],
-/// computed exactly as gaussian_kernel_sums(x, x, …) computes it, (|x_i|² + |x_j|²) −
-/// 2 x_i·x_j clamped at 0 (bitwise symmetric), so sums from it are bit-identical.
-/// Padding columns j ≥ N hold 0.
+/// those then skip their own O(N²d) dot products. Rows row_begin … row_begin + rows − 1
+/// are kept (all N on one process; an MPI rank keeps only its own rows, for all j).
+/// Entry (i, j) at d2[(i − row_begin)·stride + j], computed exactly as
+/// gaussian_kernel_sums(x, x, …) computes it, (|x_i|² + |x_j|²) − 2 x_i·x_j clamped at 0
+/// (bitwise symmetric), so sums from it are bit-identical. Padding columns j ≥ N hold 0.
 struct PairDistances {
-  std::size_t n = 0;       ///< N (0: nothing kept)
-  std::size_t stride = 0;  ///< row stride: N rounded up to a multiple of 8
-  std::vector<double> d2;  ///< N × stride (storage reused by the next pass)
+  std::size_t n = 0;          ///< N: columns (0: nothing kept)
+  std::size_t row_begin = 0;  ///< first kept row
+  std::size_t rows = 0;       ///< number of kept rows
+  std::size_t stride = 0;     ///< row stride: N rounded up to a multiple of 8
+  std::vector<double> d2;     ///< rows × stride (storage reused by the next pass)
   bool empty() const { return n == 0; }
-  void clear() { n = 0; }
+  void clear() { n = rows = row_begin = 0; }
+};
+
+/// Element-wise sum of `count` doubles over every rank taking part, in place, the same
+/// on every rank (mpi::allreduce_sum). The median pass sums only integer counts (exact
+/// below 2^53) with it.
+using SumOverRanks = std::function<void(double* values, std::size_t count)>;
+/// Every rank's `local` values concatenated in rank order, on every rank (mpi::allgatherv).
+using GatherOverRanks = std::function<std::vector<double>(const std::vector<double>& local)>;
+
+/// One rank's part of a distributed exact median: it counts the pairs (i, j > i) of
+/// rows i in `rows`; the rows of all ranks must partition [0, N). `sum` and `gather`
+/// combine the ranks' counts and candidate values; both empty: this process is the
+/// only one (then `rows` must be every row).
+struct MedianShare {
+  RowRange rows;
+  SumOverRanks sum;
+  GatherOverRanks gather;
 };
 
 /// Largest N whose squared distances the median pass keeps (N² doubles: 32 MiB at 2048).
@@ -57,16 +103,24 @@ constexpr std::size_t kMinDimKeptPairDistances = 8;
 /// numpy.median(squareform(pdist(x))**2) as in the original SVGD code (Liu & Wang 2016).
 /// Computed from the N(N−1)/2 pairs j > i by exact selection, so the value does not
 /// depend on the algorithm or on the thread count. With `keep` non-null and
-/// N ≤ kMaxKeptPairDistances, the pass also fills *keep with all of D² (else *keep is
-/// left empty). \throws DomainError for N < 2.
+/// N ≤ kMaxKeptPairDistances, the pass also fills *keep with the rows share.rows of D²
+/// (all j; else *keep is left empty).
+/// Over ranks (share.sum set): the pairs are counted per rank, the counts below and
+/// inside a sampled bracket are summed, and the order statistics are found by a
+/// selection on the bit patterns of the values (non-negative doubles sort as their bit
+/// patterns): 256-bin histograms of the candidates' bit range, summed over the ranks,
+/// narrow the range until at most 2^14 candidates are left, which are gathered and
+/// selected on every rank. Exact, so the result is the double one process gives;
+/// usually one histogram round or none (two or three collectives per median).
+/// \throws DomainError for N < 2.
 double median_squared_distance(const RowMatrix& x, Execution exec = Execution::kParallel,
-                               PairDistances* keep = nullptr);
+                               PairDistances* keep = nullptr, const MedianShare& share = {});
 
 /// Median-heuristic squared bandwidth h² = ½ · median(D²) / log(N + 1), D² as in
 /// median_squared_distance (the rule of the original SVGD code). 0 when all rows coincide.
 /// `keep` as in median_squared_distance. \throws DomainError for N < 2.
 double median_heuristic_bandwidth2(const RowMatrix& x, Execution exec = Execution::kParallel,
-                                   PairDistances* keep = nullptr);
+                                   PairDistances* keep = nullptr, const MedianShare& share = {});
 
 /// Gaussian-kernel weighted sums
 ///   out_i = Σ_j exp(−c·|x_i − y_j|²) · v_j,   i < N (rows of x), j < M (rows of y),
@@ -74,17 +128,20 @@ double median_heuristic_bandwidth2(const RowMatrix& x, Execution exec = Executio
 /// as columns to get several sums in one pass). c ≥ 0 (c = 1/(2h²) for bandwidth h).
 /// exp is a vectorized double-precision exp (max relative error 2.2e−16 vs std::exp,
 /// measured on [−708, 0]);
-/// arguments below −708 give 0. out is resized to N×p.
+/// arguments below −708 give 0. Only the rows i in `rows` are computed: out is resized
+/// to rows.size() × p, out row r holding row rows.begin + r; each row is the same bits
+/// whatever the range (one task, fixed j order).
 /// Flops: N·M·(2d + 2p) multiply-adds counted as 2 flops each (plus N·M exp).
-/// \throws DomainError on mismatched shapes or c < 0.
+/// \throws DomainError on mismatched shapes, c < 0 or a range past N.
 void gaussian_kernel_sums(const RowMatrix& x, const RowMatrix& y, const RowMatrix& v, double c,
-                          RowMatrix& out, Execution exec = Execution::kParallel);
+                          RowMatrix& out, Execution exec = Execution::kParallel, RowRange rows = {});
 
-/// gaussian_kernel_sums(x, x, v, c, out) from the squared distances of x kept by the
-/// median pass: the same values, bit for bit, without the dot products (flops
-/// N²·2p). \throws DomainError when nothing is kept, v has not N rows, or c < 0.
+/// gaussian_kernel_sums(x, x, v, c, out, exec, rows) from the squared distances of x kept
+/// by the median pass: the same values, bit for bit, without the dot products (flops
+/// N²·2p). The default `rows`: the kept rows. \throws DomainError when nothing is kept,
+/// v has not N rows, c < 0, or `rows` are not all kept.
 void gaussian_kernel_sums(const PairDistances& pairs, const RowMatrix& v, double c, RowMatrix& out,
-                          Execution exec = Execution::kParallel);
+                          Execution exec = Execution::kParallel, RowRange rows = {});
 
 /// Scalar reference of gaussian_kernel_sums (plain loops, std::exp, direct (x−y)²):
 /// what the tests compare the fast path against.
@@ -116,10 +173,24 @@ struct KsdOptions {
 
 /// KSD of the particles x (N×d) given their scores s_i = ∇log π(x_i) (N×d).
 /// Visits each unordered pair once (u is symmetric); per-row partial sums are combined
-/// in index order (thread-count independent). \throws DomainError on shape mismatch or N < 2.
+/// in index order (thread-count independent):
+/// ksd_from_row_sums(ksd_row_sums(x, scores, options, exec), scores, options).
+/// \throws DomainError on shape mismatch or N < 2.
 KsdResult kernel_stein_discrepancy(const RowMatrix& x, const RowMatrix& scores,
                                    const KsdOptions& options = {},
                                    Execution exec = Execution::kParallel);
+
+/// The KSD's per-row partial sums Σ_{j>i} u(x_i, x_j) for the rows i in `rows` (a rank's
+/// share, pair_row_share), in row order; each the same bits whatever the range.
+/// \throws DomainError on shape mismatch, N < 2 or a range past N.
+std::vector<double> ksd_row_sums(const RowMatrix& x, const RowMatrix& scores, const KsdOptions& options = {},
+                                 Execution exec = Execution::kParallel, RowRange rows = {});
+
+/// The KSD from all N per-row partial sums (ksd_row_sums over every row, or the ranks'
+/// shares concatenated in row order), added in index order, and the diagonal terms.
+/// \throws DomainError when row_sums has not N entries or N < 2.
+KsdResult ksd_from_row_sums(const std::vector<double>& row_sums, const RowMatrix& scores,
+                            const KsdOptions& options = {});
 
 /// KSD of an ensemble against π_β ∝ exp(−β u) of `target`: evaluates the scores
 /// s = −β∇u (one gradient per particle). Particles with non-finite u or ∇u make the

@@ -56,14 +56,20 @@ void MmdFlow::extra_monitors(const RowMatrix& x, const FlowOptions& options,
                              std::map<std::string, std::vector<double>>& monitors) {
   const RowMatrix xc = x.rowwise() - shift_;
   const RowMatrix ones = RowMatrix::Ones(x.rows(), 1);
+  // This rank's rows of both sums; every rank adds all rows in index order.
+  const std::size_t count = static_cast<std::size_t>(x.rows());
+  const RowRange mine = my_rows(count);
   RowMatrix own, cross;
   const double c = 0.5 / (bandwidth_ * bandwidth_);
-  gaussian_kernel_sums(xc, xc, ones, c, own, options.exec);
-  gaussian_kernel_sums(xc, centred_samples_, sample_weights_.rightCols(1), c, cross, options.exec);
+  gaussian_kernel_sums(xc, xc, ones, c, own, options.exec, mine);
+  gaussian_kernel_sums(xc, centred_samples_, sample_weights_.rightCols(1), c, cross, options.exec, mine);
+  RowMatrix both(own.rows(), 2);
+  both << own, cross;
+  both = gather_rows(std::move(both), count);
   double own_total = 0.0, cross_total = 0.0;
   for (Eigen::Index i = 0; i < x.rows(); ++i) {
-    own_total += own(i, 0);
-    cross_total += cross(i, 0);
+    own_total += both(i, 0);
+    cross_total += both(i, 1);
   }
   const double n = static_cast<double>(x.rows()), m = static_cast<double>(centred_samples_.rows());
   monitors["mmd2"].push_back(own_total / (n * n) + sample_self_ - 2.0 * cross_total / (n * m));
@@ -83,14 +89,20 @@ void MmdFlow::update(const RowMatrix& x, const RowMatrix&, double beta, std::siz
                      const FlowOptions& options, RowMatrix& delta) {
   const Eigen::Index n = x.rows(), d = x.cols();
   const RowMatrix xc = x.rowwise() - shift_;
+  // This rank's particles (all of them on one process): their evaluation points, sums
+  // and updates; every rank then gets all rows of Δ. A particle's stream is drawn only
+  // by the rank that owns it (the blocks are fixed by N), as on one process.
+  const RowRange mine = my_rows(static_cast<std::size_t>(n));
+  const auto rows = static_cast<Eigen::Index>(mine.size()), first = static_cast<Eigen::Index>(mine.begin);
   // Evaluation points z_i = X_i + β_n U_i (particle i's own stream: thread-count independent).
-  RowMatrix z = xc;
+  RowMatrix z = xc.middleRows(first, rows);
   const double noise = options_.noise_level * std::pow(static_cast<double>(step) + 1.0, -options_.noise_decay);
   if (noise > 0) {
     for_each_index(
-        static_cast<std::size_t>(n),
-        [&](std::size_t i) {
-          for (Eigen::Index k = 0; k < d; ++k) z(static_cast<Eigen::Index>(i), k) += noise * streams_[i].normal();
+        mine.size(),
+        [&](std::size_t r) {
+          for (Eigen::Index k = 0; k < d; ++k)
+            z(static_cast<Eigen::Index>(r), k) += noise * streams_[mine.begin + r].normal();
         },
         options.exec, 64);
   }
@@ -101,12 +113,13 @@ void MmdFlow::update(const RowMatrix& x, const RowMatrix&, double beta, std::siz
   gaussian_kernel_sums(z, xc, own_weights, c, own, options.exec);
   gaussian_kernel_sums(z, centred_samples_, sample_weights_, c, target, options.exec);
   const double inv_n = 1.0 / static_cast<double>(n), inv_m = beta / static_cast<double>(centred_samples_.rows());
-  delta.resize(n, d);
-  for (Eigen::Index i = 0; i < n; ++i) {
+  RowMatrix delta_mine(rows, d);
+  for (Eigen::Index i = 0; i < rows; ++i) {
     // −∇f(z_i) = (1/h²)[(1/N)(z Σk − Σ k X) − (β/M)(z Σk − Σ k Y)]
-    delta.row(i) = (step_size / h2) * (inv_n * (z.row(i) * own(i, d) - own.row(i).head(d)) -
-                                       inv_m * (z.row(i) * target(i, d) - target.row(i).head(d)));
+    delta_mine.row(i) = (step_size / h2) * (inv_n * (z.row(i) * own(i, d) - own.row(i).head(d)) -
+                                            inv_m * (z.row(i) * target(i, d) - target.row(i).head(d)));
   }
+  delta = gather_rows(std::move(delta_mine), static_cast<std::size_t>(n));
 }
 
 void MmdFlow::add_statistics(nlohmann::json& statistics) const {

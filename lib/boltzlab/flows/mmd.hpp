@@ -13,7 +13,9 @@
 /// the analogue of tempering −β∇u in SVGD and the blob flow. The target's energy enters
 /// only the monitors (mean energy, KSD).
 /// Bandwidth: fixed h, or "median": h² = ½ median(D²(Y))/log(M + 1) over the target
-/// samples, computed once.
+/// samples, computed once (whole, on every MPI rank).
+/// Over MPI ranks each rank computes the update and the mmd2 sums of its block of
+/// particles (my_rows) and the rows are gathered every step.
 #include <filesystem>
 #include <memory>
 #include <string>

@@ -32,12 +32,17 @@ double SvgdFlow::stein_direction(const RowMatrix& x, const RowMatrix& scores, do
   RowMatrix weights(static_cast<Eigen::Index>(n), d + 1);
   weights.leftCols(d) = scores - xc / h2;
   weights.col(d).setOnes();
+  // This rank's rows of φ (all of them on one process), then every rank gets all rows.
+  const RowRange mine = my_rows(n);
   RowMatrix sums;
-  self_kernel_sums(xc, kept, weights, 0.5 / h2, sums, exec);
+  self_kernel_sums(xc, kept, weights, 0.5 / h2, sums, exec, mine);
   const double inv_n = 1.0 / static_cast<double>(n);
-  phi.resize(static_cast<Eigen::Index>(n), d);
-  for (Eigen::Index i = 0; i < phi.rows(); ++i)
-    phi.row(i) = inv_n * (sums.row(i).head(d) + xc.row(i) * (sums(i, d) / h2));
+  RowMatrix phi_mine(sums.rows(), d);
+  for (Eigen::Index r = 0; r < phi_mine.rows(); ++r) {
+    const Eigen::Index i = static_cast<Eigen::Index>(mine.begin) + r;
+    phi_mine.row(r) = inv_n * (sums.row(r).head(d) + xc.row(i) * (sums(r, d) / h2));
+  }
+  phi = gather_rows(std::move(phi_mine), n);
   return std::sqrt(h2);
 }
 
