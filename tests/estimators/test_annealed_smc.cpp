@@ -103,7 +103,7 @@ class NowherePath : public AnnealingPath {
 
 }  // namespace
 
-TEST_CASE("annealed SMC: log Z and mode weights of a two-mode mixture from a broad Gaussian") {
+TEST_CASE("estimators.annealed_smc: log Z and mode weights of a two-mode mixture from a broad Gaussian") {
   const GaussianMixtureTarget target = two_modes();
   const GaussianReferencePath path(target, Eigen::VectorXd::Zero(2), 4.0);
   AnnealedSmcOptions o;
@@ -130,7 +130,7 @@ TEST_CASE("annealed SMC: log Z and mode weights of a two-mode mixture from a bro
   }
 }
 
-TEST_CASE("annealed SMC: Ẑ is unbiased and the ancestry variance matches the spread of repeats") {
+TEST_CASE("estimators.annealed_smc: Ẑ is unbiased and the ancestry variance matches the spread of repeats") {
   // 200 independent small runs (N = 100): E[Ẑ/Z] = 1 and E[V̂/Ẑ²] ≈ Var(Ẑ/Z); both checked with
   // standard errors of the means taken from the repeats (sample-variance se from the 4th moment).
   const GaussianMixtureTarget target = two_modes();
@@ -158,7 +158,7 @@ TEST_CASE("annealed SMC: Ẑ is unbiased and the ancestry variance matches the s
   CHECK(std::abs(p.mean - 0.7) < 4.0 * std::sqrt(p.var / reps) + 0.01);
 }
 
-TEST_CASE("annealed SMC: plain AIS (no resampling) and a fixed schedule") {
+TEST_CASE("estimators.annealed_smc: plain AIS (no resampling) and a fixed schedule") {
   const GaussianMixtureTarget target = two_modes();
   const GaussianReferencePath path(target, Eigen::VectorXd::Zero(2), 4.0);
   AnnealedSmcOptions o;
@@ -175,7 +175,7 @@ TEST_CASE("annealed SMC: plain AIS (no resampling) and a fixed schedule") {
   CHECK(r.initial_ess_fraction < 0.5);
 }
 
-TEST_CASE("annealed SMC: von Mises on the circle, moves wrapped into [-pi, pi)") {
+TEST_CASE("estimators.annealed_smc: von Mises on the circle, moves wrapped onto the circle") {
   const double kappa = 4.0, mu = 3.0;  // the mode close to the cut at ±π
   const CirclePath path(kappa, mu);
   AnnealedSmcOptions o;
@@ -201,7 +201,7 @@ TEST_CASE("annealed SMC: von Mises on the circle, moves wrapped into [-pi, pi)")
   CHECK(std::abs(resultant - exact_r) < 0.02);
 }
 
-TEST_CASE("annealed SMC: the same bits for any thread count") {
+TEST_CASE("estimators.annealed_smc: the same bits for any thread count") {
   const GaussianMixtureTarget target = two_modes();
   const GaussianReferencePath path(target, Eigen::VectorXd::Zero(2), 4.0);
   AnnealedSmcOptions o;
@@ -214,7 +214,7 @@ TEST_CASE("annealed SMC: the same bits for any thread count") {
   CHECK(a.rungs.size() == b.rungs.size());
 }
 
-TEST_CASE("annealed SMC: bad settings and a target without mass") {
+TEST_CASE("estimators.annealed_smc: bad settings and a target without mass") {
   const GaussianMixtureTarget target = two_modes();
   const GaussianReferencePath path(target, Eigen::VectorXd::Zero(2), 4.0);
   AnnealedSmcOptions o;

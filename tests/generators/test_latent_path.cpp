@@ -47,7 +47,7 @@ bg::BoltzmannGenerator brief_flow(const boltzlab::Target& target) {
 
 }  // namespace
 
-TEST_CASE("latent path: u0 - u1 is the flow's log-weight, gradients match central differences") {
+TEST_CASE("generators.latent_path: u0 - u1 is the flow's log-weight, gradients match central differences") {
   const auto target = two_modes();
   bg::BoltzmannGenerator g = brief_flow(target);
   bg::EnergyCounters counters;
@@ -80,7 +80,7 @@ TEST_CASE("latent path: u0 - u1 is the flow's log-weight, gradients match centra
   CHECK((x - s.x).cwiseAbs().maxCoeff() < 1e-12);
 }
 
-TEST_CASE("latent path: annealed SMC from a mode-seeking flow recovers log Z") {
+TEST_CASE("generators.latent_path: annealed SMC from a mode-seeking flow recovers log Z") {
   const auto target = two_modes();
   bg::BoltzmannGenerator g = brief_flow(target);
   const bg::GeneratorLatentPath path(g, target);
@@ -108,7 +108,7 @@ TEST_CASE("latent path: annealed SMC from a mode-seeking flow recovers log Z") {
   CHECK(std::abs(right / den - 0.7) < 4.0 * std::sqrt(0.21 / static_cast<double>(r.distinct_ancestors)) + 0.01);
 }
 
-TEST_CASE("latent path: refuses stochastic flows and mismatched targets") {
+TEST_CASE("generators.latent_path: refuses stochastic flows and mismatched targets") {
   const auto target = two_modes();
   bg::GeneratorOptions o;
   o.potential.dim = 2;

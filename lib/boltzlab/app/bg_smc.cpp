@@ -19,7 +19,9 @@ nlohmann::json rungs_json(const std::vector<SmcRung>& rungs) {
                    {"ess_fraction", r.ess_fraction},
                    {"resampled", r.resampled},
                    {"acceptance", r.acceptance},
-                   {"step_size", r.step_size}});
+                   {"step_size", r.step_size},
+                   {"preconditioner_min", r.scale_min},
+                   {"preconditioner_max", r.scale_max}});
   return out;
 }
 
@@ -52,7 +54,8 @@ nlohmann::json SmcSettings::to_json() const {
           {"mala_steps", options.mala_steps},
           {"step_size", options.step_size},
           {"target_acceptance", options.target_acceptance},
-          {"resample_threshold", options.resample_threshold}};
+          {"resample_threshold", options.resample_threshold},
+          {"precondition", options.precondition}};
 }
 
 std::optional<SmcSettings> read_smc(JsonReader& r, std::optional<long long> particles_flag) {
@@ -71,6 +74,7 @@ std::optional<SmcSettings> read_smc(JsonReader& r, std::optional<long long> part
     o.step_size = sr.get_double("step_size", o.step_size);
     o.target_acceptance = sr.get_double("target_acceptance", o.target_acceptance);
     o.resample_threshold = sr.get_double("resample_threshold", o.resample_threshold);
+    if (sr.has("precondition")) o.precondition = sr.get_bool("precondition");
     sr.finish();
   }
   if (particles_flag) s.particles = *particles_flag;

@@ -11,8 +11,8 @@
 /// resamplings, surviving ancestors, target evaluations and wall time.
 ///
 /// Keys of "smc" (all optional): "particles" (default 10000), "rungs" (0: adaptive), "cess",
-/// "max_rungs", "mala_steps", "step_size", "target_acceptance", "resample_threshold"
-/// (AnnealedSmcOptions). Flow rows only (not the score or bridge rows), deterministic flows.
+/// "max_rungs", "mala_steps", "step_size", "target_acceptance", "resample_threshold",
+/// "precondition" (AnnealedSmcOptions). Flow rows only (not the score or bridge rows), deterministic flows.
 #include <optional>
 
 #include <nlohmann/json.hpp>

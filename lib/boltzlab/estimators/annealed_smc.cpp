@@ -131,7 +131,39 @@ struct MoveContext {
   double beta;
   double tau;
   std::size_t d;
+  std::vector<double> scale;  ///< M: the diagonal preconditioner (all 1 without preconditioning)
 };
+
+/// Weighted per-column variance of the particles (circular for periodic columns), clamped to
+/// [1e-10, 1e10]; one common value (their mean) when the path's moves may not scale columns.
+std::vector<double> particle_scale(const Particles& p, const AnnealingPath& path) {
+  const Eigen::Index n = p.z.rows(), d = p.z.cols();
+  const double l = log_sum_exp_finite(p.lw);
+  Eigen::VectorXd w(n);
+  for (Eigen::Index i = 0; i < n; ++i) w[i] = p.lw[i] > -kInf ? std::exp(p.lw[i] - l) : 0.0;
+  std::vector<bool> periodic(static_cast<std::size_t>(d), false);
+  for (std::size_t k : path.periodic_columns()) periodic[k] = true;
+  std::vector<double> out(static_cast<std::size_t>(d));
+  for (Eigen::Index k = 0; k < d; ++k) {
+    double v = 0.0;
+    if (periodic[static_cast<std::size_t>(k)]) {
+      double c = 0.0, s = 0.0;
+      for (Eigen::Index i = 0; i < n; ++i) c += w[i] * std::cos(p.z(i, k)), s += w[i] * std::sin(p.z(i, k));
+      v = -2.0 * std::log(std::max(std::hypot(c, s), 1e-300));
+    } else {
+      double m = 0.0;
+      for (Eigen::Index i = 0; i < n; ++i) m += w[i] * p.z(i, k);
+      for (Eigen::Index i = 0; i < n; ++i) v += w[i] * (p.z(i, k) - m) * (p.z(i, k) - m);
+    }
+    out[static_cast<std::size_t>(k)] = std::clamp(v, 1e-10, 1e10);
+  }
+  if (!path.columnwise()) {
+    double mean = 0.0;
+    for (double v : out) mean += v;
+    std::fill(out.begin(), out.end(), mean / static_cast<double>(d));
+  }
+  return out;
+}
 
 /// ∇u_β of particle i into g (projected).
 void tempered_gradient(const MoveContext& c, const PathValues& v, Eigen::Index i, double* g) {
@@ -144,7 +176,7 @@ double tempered_energy(double beta, const PathValues& v, Eigen::Index i) {
   return (1.0 - beta) * v.u0[i] + beta * v.u1[i];
 }
 
-/// Proposals y_i = z_i − τ∇u_β + √(2τ) ξ_i (unwrapped into `raw`, wrapped into `y`).
+/// Proposals y_i = z_i − τM∇u_β + √(2τ) M^{1/2} ξ_i (unwrapped into `raw`, wrapped into `y`).
 void propose(const MoveContext& c, Particles& p, RowMatrix& raw, RowMatrix& y, Execution exec) {
   const double s = std::sqrt(2.0 * c.tau);
   for_each_block(
@@ -159,7 +191,7 @@ void propose(const MoveContext& c, Particles& p, RowMatrix& raw, RowMatrix& y, E
           else std::fill(g.begin(), g.end(), 0.0);
           for (std::size_t k = 0; k < c.d; ++k) {
             const auto kk = static_cast<Eigen::Index>(k);
-            raw(r, kk) = p.z(r, kk) - c.tau * g[k] + s * xi[k];
+            raw(r, kk) = p.z(r, kk) - c.tau * c.scale[k] * g[k] + s * std::sqrt(c.scale[k]) * xi[k];
             y(r, kk) = raw(r, kk);
           }
           for (std::size_t k : c.periodic) {
@@ -182,10 +214,10 @@ double log_accept_ratio(const MoveContext& c, const Particles& p, const RowMatri
   for (std::size_t k = 0; k < c.d; ++k) {
     const auto kk = static_cast<Eigen::Index>(k);
     const double diff = raw(i, kk) - p.z(i, kk);
-    const double a = diff + c.tau * gz[k];   // y − z + τ∇u_β(z)
-    const double bb = -diff + c.tau * gy[k];  // z − y + τ∇u_β(y)
-    fwd += a * a;
-    bwd += bb * bb;
+    const double a = diff + c.tau * c.scale[k] * gz[k];   // y − z + τM∇u_β(z)
+    const double bb = -diff + c.tau * c.scale[k] * gy[k];  // z − y + τM∇u_β(y)
+    fwd += a * a / c.scale[k];
+    bwd += bb * bb / c.scale[k];
   }
   return tempered_energy(c.beta, p.v, i) - tempered_energy(c.beta, w, i) - (bwd - fwd) / (4.0 * c.tau);
 }
@@ -322,7 +354,7 @@ AnnealedSmcResult run_annealed_smc(const AnnealingPath& path, std::size_t n, con
     res.initial_ess_fraction = ess_fraction(lw0);
     res.initial_log_z = log_sum_exp_finite(lw0) - std::log(static_cast<double>(n));
   }
-  MoveContext c{path, path.periodic_columns(), 0.0, o.step_size, path.dim()};
+  MoveContext c{path, path.periodic_columns(), 0.0, o.step_size, path.dim(), std::vector<double>(path.dim(), 1.0)};
   double log_z_done = 0.0;
   for (int rung = 1; c.beta < 1.0; ++rung) {
     if (o.rungs == 0 && rung > o.max_rungs)
@@ -344,6 +376,11 @@ AnnealedSmcResult run_annealed_smc(const AnnealingPath& path, std::size_t n, con
       resample(p, o.seed, rung);
       r.resampled = true;
       ++res.resamplings;
+    }
+    if (o.precondition && o.mala_steps > 0) {
+      c.scale = particle_scale(p, path);
+      r.scale_min = *std::min_element(c.scale.begin(), c.scale.end());
+      r.scale_max = *std::max_element(c.scale.begin(), c.scale.end());
     }
     double acc_sum = 0.0;
     for (int m = 0; m < o.mala_steps; ++m) {

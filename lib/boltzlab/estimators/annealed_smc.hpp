@@ -12,7 +12,11 @@
 /// a_i = exp(−(β_k − β_{k−1}) (u₁ − u₀)(z_i)) and W the normalized weights; (2) log w_i +=
 /// log a_i; (3) multinomial resampling when the ESS falls below `resample_threshold`·N; (4)
 /// `mala_steps` Metropolis-adjusted Langevin steps that leave γ_{β_k} invariant, one step
-/// size for all particles adapted toward `target_acceptance`.
+/// size for all particles adapted toward `target_acceptance`; with `precondition`, the steps
+/// are scaled per column by the particles' weighted variance at the rung (a diagonal mass
+/// matrix, y = z − τ M∇u_β + √(2τ) M^{1/2} ξ; circular variance −2 log R for periodic
+/// columns), as adaptive SMC samplers do (Buchholz, Chopin & Jacob 2021): columns the target
+/// pins down get small steps, loose ones large steps.
 ///
 /// Estimates: Ẑ = Π over resampling epochs of the mean weight, unbiased for Z₁; the weighted
 /// final particles estimate expectations under π₁ = e^{−u₁}/Z₁. The relative variance of Ẑ
@@ -71,6 +75,9 @@ class AnnealingPath {
   /// Projects a vector (a gradient or a noise draw, length d) onto the subspace the points
   /// live on (e.g. centre-of-mass free); identity by default.
   virtual void project(double* /*v*/) const {}
+  /// Whether moves may scale the columns independently (false when project() mixes columns:
+  /// the preconditioner is then one scalar).
+  virtual bool columnwise() const { return true; }
 };
 
 /// p₀ = N(mean, sd² I) to a Target's e^{−u}: the path for analytic targets.
@@ -97,6 +104,7 @@ struct AnnealedSmcOptions {
   double step_size = 0.05;          ///< initial MALA step τ (y = z − τ∇u_β + √(2τ) ξ)
   double target_acceptance = 0.574; ///< the step size is adapted toward this mean acceptance
   double resample_threshold = 0.5;  ///< resample when ESS < threshold · N; 0: never (plain AIS)
+  bool precondition = true;         ///< scale the moves by the particles' per-column variance
   std::uint64_t seed = 1;
   /// \throws ConfigError naming the field.
   void validate() const;
@@ -109,6 +117,7 @@ struct SmcRung {
   bool resampled = false;
   double acceptance = 0.0;    ///< mean MALA acceptance probability at this rung
   double step_size = 0.0;     ///< τ used by the last move of this rung
+  double scale_min = 1.0, scale_max = 1.0;  ///< smallest and largest entry of the preconditioner M
 };
 
 /// Result of run_annealed_smc.

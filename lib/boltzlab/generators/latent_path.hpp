@@ -44,6 +44,8 @@ class GeneratorLatentPath : public AnnealingPath {
   std::size_t evaluate(const RowMatrix& z, PathValues& out) const override;
   std::vector<std::size_t> periodic_columns() const override;
   void project(double* v) const override;
+  /// False for particle systems (the centre-of-mass projection mixes columns).
+  bool columnwise() const override { return model_->options().potential.n_particles == 0; }
 
   /// T(z): the target configurations of base points (no gradient; Cartesian for molecules).
   RowMatrix configurations(const RowMatrix& z) const;
