@@ -42,6 +42,7 @@
 /// is "annealing": {"t_high", "rungs", "spacing", "samples_per_rung", "steps_per_rung",
 /// "batch_size", "learning_rate", "smoothing"} (generators/annealed_training.hpp; no data, flow
 /// rows, targets without a topology; summary["training"]["annealing"] holds the per-rung ESS).
+/// Annealed SMC after the flow is "smc" (or --smc N; bg_smc.hpp).
 /// Unknown keys are rejected naming the file.
 /// The stages of a run: bg_config.hpp (reading), bg_molecular.hpp (molecules), bg_outputs.hpp
 /// (plots, summary entries, run directory).
