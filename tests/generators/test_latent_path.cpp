@@ -78,6 +78,16 @@ TEST_CASE("generators.latent_path: u0 - u1 is the flow's log-weight, gradients m
   }
   const RowMatrix x = path.configurations(z);
   CHECK((x - s.x).cwiseAbs().maxCoeff() < 1e-12);
+  // FAB's AIS target ρ₀ w² (weight exponent 2): u₀ − u₁ = 2 log w, and its gradient.
+  const bg::GeneratorLatentPath fab(g, target, nullptr, nullptr, 16, 2.0);
+  boltzlab::PathValues v2;
+  fab.evaluate(z, v2);
+  for (Eigen::Index i = 0; i < 40; ++i) {
+    CHECK(v2.u0[i] - v2.u1[i] == doctest::Approx(2.0 * (v.u0[i] - v.u1[i])).epsilon(1e-10));
+    for (Eigen::Index k = 0; k < 2; ++k)
+      CHECK(v2.g1(i, k) - v2.g0(i, k) == doctest::Approx(2.0 * (v.g1(i, k) - v.g0(i, k))).epsilon(1e-10));
+  }
+  CHECK_THROWS_AS(bg::GeneratorLatentPath(g, target, nullptr, nullptr, 16, 0.0), boltzlab::DomainError);
 }
 
 TEST_CASE("generators.latent_path: annealed SMC from a mode-seeking flow recovers log Z") {

@@ -24,8 +24,10 @@ RowMatrix gradient_rows(const torch::Tensor& value, const torch::Tensor& z, bool
 
 GeneratorLatentPath::GeneratorLatentPath(BoltzmannGenerator& model, const Target& target,
                                          const MolecularFlowSpace* space, EnergyCounters* counters,
-                                         std::int64_t chunk)
-    : model_(&model), target_(target), space_(space), counters_(counters), chunk_(chunk) {
+                                         std::int64_t chunk, double weight_exponent)
+    : model_(&model), target_(target), space_(space), counters_(counters), chunk_(chunk), alpha_(weight_exponent) {
+  if (!(weight_exponent > 0.0 && std::isfinite(weight_exponent)))
+    throw DomainError("annealed SMC: the weight exponent must be > 0, got " + std::to_string(weight_exponent));
   if (model.options().stochastic())
     throw DomainError("annealed SMC needs a deterministic flow (exact log q); this model has noise " +
                       std::to_string(model.options().noise));
@@ -95,14 +97,14 @@ void GeneratorLatentPath::evaluate_rows(const RowMatrix& z, Eigen::Index begin, 
       gu.row(i).setZero();
     }
   }
-  // u₁ = u + log q − log ρ₀: its z-gradient through the flow (log q) and through x (∇u · ∂x/∂z).
-  const torch::Tensor pulled = log_q - log_base + (x * to_tensor(gu)).sum(1);
+  // u₁ = α(u + log q) − log ρ₀: its z-gradient through the flow (log q) and through x (∇u · ∂x/∂z).
+  const torch::Tensor pulled = alpha_ * (log_q + (x * to_tensor(gu)).sum(1)) - log_base;
   const Eigen::VectorXd lq = to_vector(log_q.detach()), lb = to_vector(log_base.detach());
   out.g0.middleRows(begin, m) = gradient_rows(-log_base.sum(), zt, true);
   out.g1.middleRows(begin, m) = gradient_rows(pulled.sum(), zt, false);
   for (Eigen::Index i = 0; i < m; ++i) {
     out.u0[begin + i] = -lb[i];
-    const double u1 = u[i] + lq[i] - lb[i];
+    const double u1 = alpha_ * (u[i] + lq[i]) - lb[i];
     out.u1[begin + i] = std::isfinite(u1) ? u1 : kInf;
   }
 }

@@ -17,6 +17,10 @@
 /// enantiomer have no target mass (u₁ = +∞), as in the flow's own weights. Torsion columns of a
 /// torus base are periodic. Stochastic flows (σ > 0) have no log q(x) and are refused.
 ///
+/// With a weight exponent α ≠ 1 the far end is ρ₀ w^α instead, u₁ = u₀ − α log w: α = 2 is the
+/// target p²/q of FAB's AIS (the proposal that minimizes the variance of the weights, whose
+/// samples train the flow by the α = 2 divergence), its normalizer ∫ p²/q.
+///
 /// Rows are evaluated in fixed chunks on oneTBB workers (LibTorch on one thread each, as
 /// set_generator_threads arranges): results do not depend on the thread count.
 #include <cstdint>
@@ -36,7 +40,7 @@ class GeneratorLatentPath : public AnnealingPath {
   /// counters must outlive the path.
   /// \throws DomainError for a stochastic flow or a dimension mismatch.
   GeneratorLatentPath(BoltzmannGenerator& model, const Target& target, const MolecularFlowSpace* space = nullptr,
-                      EnergyCounters* counters = nullptr, std::int64_t chunk = 256);
+                      EnergyCounters* counters = nullptr, std::int64_t chunk = 256, double weight_exponent = 1.0);
 
   std::size_t dim() const override { return static_cast<std::size_t>(model_->dim()); }
   /// The flow's base draws: row i from stream (seed, i), as BoltzmannGenerator::sample draws them.
@@ -58,6 +62,7 @@ class GeneratorLatentPath : public AnnealingPath {
   const MolecularFlowSpace* space_;
   EnergyCounters* counters_;
   std::int64_t chunk_;
+  double alpha_;
 };
 
 }  // namespace boltzlab::generators
