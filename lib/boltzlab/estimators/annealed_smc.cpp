@@ -371,7 +371,9 @@ AnnealedSmcResult run_annealed_smc(const AnnealingPath& path, std::size_t n, con
     r.ess_fraction = ess_fraction(p.lw);
     if (r.ess_fraction == 0.0)
       throw DomainError("annealed SMC: every particle has zero weight at beta = " + std::to_string(beta));
-    if (r.ess_fraction < o.resample_threshold) {
+    // Not at β = 1: the final particles stay weighted (resampling there would only add noise and
+    // report an ESS of 1 that says nothing about the weights).
+    if (beta < 1.0 && r.ess_fraction < o.resample_threshold) {
       log_z_done += log_sum_exp_finite(p.lw) - std::log(static_cast<double>(n));
       resample(p, o.seed, rung);
       r.resampled = true;

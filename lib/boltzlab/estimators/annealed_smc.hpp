@@ -10,7 +10,8 @@
 /// Rung k: (1) the next β_k, fixed (linear in k) or adaptive, the largest β whose conditional
 /// ESS fraction (Σ W_i a_i)² / Σ W_i a_i² stays ≥ `cess` (Zhou, Johansen & Aston 2016), with
 /// a_i = exp(−(β_k − β_{k−1}) (u₁ − u₀)(z_i)) and W the normalized weights; (2) log w_i +=
-/// log a_i; (3) multinomial resampling when the ESS falls below `resample_threshold`·N; (4)
+/// log a_i; (3) multinomial resampling when the ESS falls below `resample_threshold`·N (never at
+/// β = 1: the final particles keep their weights, whose ESS is the figure of merit); (4)
 /// `mala_steps` Metropolis-adjusted Langevin steps that leave γ_{β_k} invariant, one step
 /// size for all particles adapted toward `target_acceptance`; with `precondition`, the steps
 /// are scaled per column by the particles' weighted variance at the rung (a diagonal mass
