@@ -181,7 +181,7 @@ void langevin_rows(int rounds, std::size_t particles, std::size_t steps) {
     });
   });
   sink += buf[0];
-  std::printf("| %-34s | %19.2f | %10.2f | %5.2f | %19.3g |\n", "normals, ziggurat (Rng::fill_normal)",
+  std::printf("| %-34s | %19.2f | %10.2f | %5.2f | %19.3g |\n", "normals, ziggurat (fill_normal)",
               1e9 * t.t1 / coord_steps, 1e9 * t.cpu1 / coord_steps, 1e9 * t.t2 / coord_steps, coord_steps / t.t2);
   // The generator of the Langevin flows: eight streams side by side, blocks of 16 as there.
   std::vector<double> lanes_buf(kNormalLanes * d);

@@ -52,9 +52,14 @@ BOLTZLAB_LANGEVIN_INLINE v8d load_part(const double* p, std::size_t m) {
 BOLTZLAB_LANGEVIN_INLINE void store_part(double* p, v8d v, std::size_t m) {
   for (std::size_t l = 0; l < m; ++l) p[l] = v[l];
 }
-/// Σ of the lanes, pairwise (a short dependency chain), always in this order.
+/// Σ of the lanes, pairwise, always as ((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7)),
+/// by shuffles in registers.
 BOLTZLAB_LANGEVIN_INLINE double lane_sum(v8d v) {
-  return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+  typedef long long v8l __attribute__((vector_size(64)));
+  const v8d a = v + __builtin_shuffle(v, v8l{1, 0, 3, 2, 5, 4, 7, 6});
+  const v8d b = a + __builtin_shuffle(a, v8l{2, 3, 0, 1, 6, 7, 4, 5});
+  const v8d c = b + __builtin_shuffle(b, v8l{4, 5, 6, 7, 0, 1, 2, 3});
+  return c[0];
 }
 
 /// body(offset, count) over [0, d) in chunks of eight coordinates; the last chunk
@@ -89,7 +94,16 @@ bool all_finite(const double* g, std::size_t d) {
   return bad == 0;
 }
 
-/// y ← x + a·ξ − b·g (y may be x); returns |ξ|².
+/// y ← x + a·ξ − b·g.
+BOLTZLAB_LANGEVIN_MULTIVERSION
+void overdamped_step(double* y, const double* x, const double* xi, const double* g, double a, double b,
+                     std::size_t d) {
+  for_chunks(d, [&](std::size_t k, std::size_t m) {
+    store_n(y + k, load_n(x + k, m) + (a * load_n(xi + k, m) - b * load_n(g + k, m)), m);
+  });
+}
+
+/// y ← x + a·ξ − b·g; returns |ξ|².
 BOLTZLAB_LANGEVIN_MULTIVERSION
 double overdamped_move(double* y, const double* x, const double* xi, const double* g, double a, double b,
                        std::size_t d) {
@@ -114,15 +128,15 @@ double reverse_residual(const double* x, const double* y, const double* g, doubl
 }
 
 /// The B A O A part of a BAOAB step (langevin.hpp): p ← p − kick·g, x ← x + drift·p,
-/// p ← c1·p + c2·ξ, x ← x + drift·p.
+/// p ← c1·p + c2·ξ, y ← x + drift·p (the new positions into y).
 BOLTZLAB_LANGEVIN_MULTIVERSION
-void baoa(double* x, double* p, const double* g, const double* xi, double kick, double drift, double c1, double c2,
-          std::size_t d) {
+void baoa(double* y, const double* x, double* p, const double* g, const double* xi, double kick, double drift,
+          double c1, double c2, std::size_t d) {
   for_chunks(d, [&](std::size_t k, std::size_t m) {
     v8d pk = load_n(p + k, m) - kick * load_n(g + k, m);
     const v8d xk = load_n(x + k, m) + drift * pk;
     pk = c1 * pk + c2 * load_n(xi + k, m);
-    store_n(x + k, xk + drift * pk, m);
+    store_n(y + k, xk + drift * pk, m);
     store_n(p + k, pk, m);
   });
 }
@@ -175,10 +189,31 @@ struct MonitorAcc {
 constexpr std::size_t kGroup = kNormalLanes;
 static_assert(kBlock % kGroup == 0, "a block is a whole number of groups");
 
+/// n doubles starting at a 64-byte boundary (a cache line), so that a vector store
+/// and the load of the same coordinates that follows it stay within one line (a
+/// store split over two lines is not forwarded to the load: the load waits).
+class AlignedDoubles {
+ public:
+  explicit AlignedDoubles(std::size_t n = 0) { resize(n); }
+  AlignedDoubles(const AlignedDoubles&) = delete;
+  AlignedDoubles& operator=(const AlignedDoubles&) = delete;
+  void resize(std::size_t n) {
+    storage_.assign(n + 8, 0.0);
+    const auto address = reinterpret_cast<std::uintptr_t>(storage_.data());
+    data_ = storage_.data() + (64 - address % 64) % 64 / sizeof(double);
+  }
+  double* data() { return data_; }
+  const double* data() const { return data_; }
+
+ private:
+  std::vector<double> storage_;
+  double* data_ = nullptr;
+};
+
 /// Per-block scratch (allocated once per block and segment, never per step): the
 /// current group's projected draws (row i − first for particle i) and MALA's proposal.
 struct Scratch {
-  std::vector<double> xi, y, gy;
+  AlignedDoubles xi, y, gy;
   std::size_t first = 0;  ///< first particle of the group whose draws xi holds
   std::size_t d;
   explicit Scratch(std::size_t dim) : xi(kGroup * dim), y(dim), gy(dim), d(dim) {}
@@ -190,14 +225,14 @@ struct Scratch {
 struct ChainState {
   const Target& target;
   Ensemble& ensemble;
-  RowMatrix grad;          ///< ∇u at the current positions
+  AlignedDoubles grad;     ///< ∇u at the current positions, n × d row-major
   std::vector<Rng> rng;    ///< rng[i] = stream_for(seed, i)
   Layout layout;
   std::size_t d;
   std::vector<double> tau;  ///< tau[i]: particle i's current step size
   ChainState(const Target& t, Ensemble& e) : target(t), ensemble(e), d(e.dim()) {}
   double* x(std::size_t i) { return ensemble.particle(i); }
-  double* g(std::size_t i) { return grad.row(static_cast<Eigen::Index>(i)).data(); }
+  double* g(std::size_t i) { return grad.data() + i * d; }
   double& u(std::size_t i) { return ensemble.reduced_energies[static_cast<Eigen::Index>(i)]; }
   /// Draws the next N(0, I) vector of each particle of [first, last) (at most kGroup,
   /// each from its own stream rng[i]) into s.xi, projected onto the centre-of-mass-free
@@ -291,11 +326,14 @@ struct UlaKernel : PlainKernel {
   explicit UlaKernel(ChainState& state) : st(state) {}
   static constexpr int kExtras = 0;
   static const char* extra_name(int) { return ""; }
-  /// x ← x − τβ∇u(x) + √(2τ) Pξ; then u, ∇u at the new x.
+  /// x ← x − τβ∇u(x) + √(2τ) Pξ; then u, ∇u at the new x. The new x is evaluated
+  /// from the block's aligned scratch (see AlignedDoubles), then copied into place.
   double step(std::size_t i, double beta, bool, Scratch& s, Tally& tally) {
     const OverdampedMove m(st, i, beta, s);
-    overdamped_move(m.x, m.x, m.xi, m.g, m.noise, m.drift, st.d);
-    st.u(i) = st.evaluate(m.x, m.g, tally);
+    double* y = s.y.data();
+    overdamped_step(y, m.x, m.xi, m.g, m.noise, m.drift, st.d);
+    st.u(i) = st.evaluate(y, m.g, tally);
+    std::copy(y, y + st.d, m.x);
     return 1.0;
   }
   void extras(std::size_t, double, double*) const {}
@@ -403,8 +441,11 @@ struct BaoabKernel {
     const double drift = 0.5 * h / mass;
     const double c1 = std::exp(-friction * h);
     const double c2 = std::sqrt((1.0 - c1 * c1) * mass);
-    baoa(x, pi, g, xi, kick, drift, c1, c2, d);
-    st.u(i) = st.evaluate(x, g, tally);
+    // The new x goes through the block's aligned scratch, as in ULA.
+    double* y = s.y.data();
+    baoa(y, x, pi, g, xi, kick, drift, c1, c2, d);
+    st.u(i) = st.evaluate(y, g, tally);
+    std::copy(y, y + d, x);
     kick_momenta(pi, g, kick, d);  // B
     return 1.0;
   }
@@ -480,7 +521,7 @@ class Driver {
   /// Streams, centring, kernel init (momenta), u and ∇u; the monitor row at step 0.
   Tally initialize() {
     st_.rng.resize(n_);
-    st_.grad.resize(static_cast<Eigen::Index>(n_), static_cast<Eigen::Index>(st_.d));
+    st_.grad.resize(n_ * st_.d);
     block_tally_.assign(blocks_, Tally{});
     for_my_blocks([&](std::size_t b, std::size_t e) {
       Tally& t = block_tally_[b / kBlock];

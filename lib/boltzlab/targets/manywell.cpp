@@ -76,7 +76,11 @@ double manywell_energy(const double* x, double* grad, std::size_t dim) {
       for (std::size_t l = 0; l < m; ++l) grad[k + l] = gv[l];
     }
   }
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  // ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)), by shuffles in registers.
+  const v8d a = acc + __builtin_shuffle(acc, v8l{1, 0, 3, 2, 5, 4, 7, 6});
+  const v8d b = a + __builtin_shuffle(a, v8l{2, 3, 0, 1, 6, 7, 4, 5});
+  const v8d c = b + __builtin_shuffle(b, v8l{4, 5, 6, 7, 0, 1, 2, 3});
+  return c[0];
 }
 
 }  // namespace
