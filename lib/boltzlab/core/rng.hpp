@@ -6,7 +6,8 @@
 /// Generator: xoshiro256++ (Blackman & Vigna 2018), state seeded by SplitMix64 of
 /// a hash of (seed, index). Normals by the Marsaglia polar method, caching the pair
 /// (normal()), or by the ziggurat method (normal_ziggurat(), fill_normal()): one
-/// 64-bit draw per normal on the fast path, which is what the Langevin samplers use.
+/// 64-bit draw per normal on the fast path. The Langevin samplers draw their normals
+/// by Box–Muller, eight streams side by side (core/rng_lanes.hpp).
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -213,6 +214,8 @@ class Rng {
   }
 
   static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  // Reads and advances the xoshiro256++ words of several streams side by side.
+  friend void fill_normal_lanes(Rng* streams, std::size_t lanes, double* out, std::size_t n);
   std::uint64_t s_[4];
   double cached_ = 0.0;
   bool has_cached_ = false;

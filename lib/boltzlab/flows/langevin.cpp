@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -10,12 +11,141 @@
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/mpi.hpp"
 #include "boltzlab/core/rng.hpp"
+#include "boltzlab/core/rng_lanes.hpp"
 #include "boltzlab/io/config.hpp"
+
+// The vector helpers are always inlined into the multi-versioned functions; the ABI note
+// GCC emits for 64-byte vector arguments of non-inlined functions is moot.
+#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace boltzlab {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// ---------------------------------------------------------------- vector loops
+// The per-coordinate loops of the kernels, compiled for AVX-512, AVX2 with FMA and the
+// baseline ISA and chosen at run time (the library is compiled for the baseline ISA).
+// Sums are taken in eight lanes, then over the lanes pairwise: the same order for
+// every instruction set.
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define BOLTZLAB_LANGEVIN_MULTIVERSION \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define BOLTZLAB_LANGEVIN_MULTIVERSION
+#endif
+
+typedef double v8d __attribute__((vector_size(64)));
+typedef double v8d_unaligned __attribute__((vector_size(64), aligned(8), may_alias));
+
+#define BOLTZLAB_LANGEVIN_INLINE inline __attribute__((always_inline))
+
+BOLTZLAB_LANGEVIN_INLINE v8d load8(const double* p) { return *reinterpret_cast<const v8d_unaligned*>(p); }
+BOLTZLAB_LANGEVIN_INLINE void store8(double* p, v8d v) { *reinterpret_cast<v8d_unaligned*>(p) = v; }
+/// p[0, m) (m ≤ 8) in the low lanes of a vector of zeros.
+BOLTZLAB_LANGEVIN_INLINE v8d load_part(const double* p, std::size_t m) {
+  v8d v = {};
+  for (std::size_t l = 0; l < m; ++l) v[l] = p[l];
+  return v;
+}
+BOLTZLAB_LANGEVIN_INLINE void store_part(double* p, v8d v, std::size_t m) {
+  for (std::size_t l = 0; l < m; ++l) p[l] = v[l];
+}
+/// Σ of the lanes, pairwise, always as ((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7)),
+/// by shuffles in registers.
+BOLTZLAB_LANGEVIN_INLINE double lane_sum(v8d v) {
+  typedef long long v8l __attribute__((vector_size(64)));
+  const v8d a = v + __builtin_shuffle(v, v8l{1, 0, 3, 2, 5, 4, 7, 6});
+  const v8d b = a + __builtin_shuffle(a, v8l{2, 3, 0, 1, 6, 7, 4, 5});
+  const v8d c = b + __builtin_shuffle(b, v8l{4, 5, 6, 7, 0, 1, 2, 3});
+  return c[0];
+}
+
+/// body(offset, count) over [0, d) in chunks of eight coordinates; the last chunk
+/// (count < 8) works on zero-padded vectors. Every coordinate goes through the same
+/// vector arithmetic, so no coordinate's rounding depends on d, on the alignment of
+/// the arrays or on which loop (vector or scalar remainder) would have handled it.
+template <class Body>
+BOLTZLAB_LANGEVIN_INLINE void for_chunks(std::size_t d, Body&& body) {
+  std::size_t k = 0;
+  for (; k + 8 <= d; k += 8) body(k, std::size_t{8});
+  if (k < d) body(k, d - k);
+}
+BOLTZLAB_LANGEVIN_INLINE v8d load_n(const double* p, std::size_t m) { return m == 8 ? load8(p) : load_part(p, m); }
+BOLTZLAB_LANGEVIN_INLINE void store_n(double* p, v8d v, std::size_t m) {
+  if (m == 8) {
+    store8(p, v);
+  } else {
+    store_part(p, v, m);
+  }
+}
+
+/// Whether every g[k], k < d, is finite (exponent field not all ones): an integer test,
+/// which vectorizes (a floating-point comparison chain with an early exit does not).
+BOLTZLAB_LANGEVIN_MULTIVERSION
+bool all_finite(const double* g, std::size_t d) {
+  std::uint64_t bad = 0;
+  for (std::size_t k = 0; k < d; ++k) {
+    std::uint64_t bits;
+    std::memcpy(&bits, g + k, sizeof bits);
+    bad |= static_cast<std::uint64_t>((bits & 0x7FF0000000000000ULL) == 0x7FF0000000000000ULL);
+  }
+  return bad == 0;
+}
+
+/// y ← x + a·ξ − b·g.
+BOLTZLAB_LANGEVIN_MULTIVERSION
+void overdamped_step(double* y, const double* x, const double* xi, const double* g, double a, double b,
+                     std::size_t d) {
+  for_chunks(d, [&](std::size_t k, std::size_t m) {
+    store_n(y + k, load_n(x + k, m) + (a * load_n(xi + k, m) - b * load_n(g + k, m)), m);
+  });
+}
+
+/// y ← x + a·ξ − b·g; returns |ξ|².
+BOLTZLAB_LANGEVIN_MULTIVERSION
+double overdamped_move(double* y, const double* x, const double* xi, const double* g, double a, double b,
+                       std::size_t d) {
+  v8d sq = {};
+  for_chunks(d, [&](std::size_t k, std::size_t m) {
+    const v8d v = load_n(xi + k, m);
+    store_n(y + k, load_n(x + k, m) + (a * v - b * load_n(g + k, m)), m);
+    sq += v * v;
+  });
+  return lane_sum(sq);
+}
+
+/// |x − y + b·g|².
+BOLTZLAB_LANGEVIN_MULTIVERSION
+double reverse_residual(const double* x, const double* y, const double* g, double b, std::size_t d) {
+  v8d sq = {};
+  for_chunks(d, [&](std::size_t k, std::size_t m) {
+    const v8d r = load_n(x + k, m) - load_n(y + k, m) + b * load_n(g + k, m);
+    sq += r * r;
+  });
+  return lane_sum(sq);
+}
+
+/// The B A O A part of a BAOAB step (langevin.hpp): p ← p − kick·g, x ← x + drift·p,
+/// p ← c1·p + c2·ξ, y ← x + drift·p (the new positions into y).
+BOLTZLAB_LANGEVIN_MULTIVERSION
+void baoa(double* y, const double* x, double* p, const double* g, const double* xi, double kick, double drift,
+          double c1, double c2, std::size_t d) {
+  for_chunks(d, [&](std::size_t k, std::size_t m) {
+    v8d pk = load_n(p + k, m) - kick * load_n(g + k, m);
+    const v8d xk = load_n(x + k, m) + drift * pk;
+    pk = c1 * pk + c2 * load_n(xi + k, m);
+    store_n(y + k, xk + drift * pk, m);
+    store_n(p + k, pk, m);
+  });
+}
+
+/// p ← p − kick·g (the closing B of BAOAB).
+BOLTZLAB_LANGEVIN_MULTIVERSION
+void kick_momenta(double* p, const double* g, double kick, std::size_t d) {
+  for_chunks(d, [&](std::size_t k, std::size_t m) { store_n(p + k, load_n(p + k, m) - kick * load_n(g + k, m), m); });
+}
 
 /// Particles per block. Fixed (never chosen by the scheduler), so per-block partial
 /// sums combined in block order give the same bits for any thread count.
@@ -54,31 +184,63 @@ struct MonitorAcc {
   double extra[kMaxExtras] = {0.0, 0.0};
 };
 
-/// Per-block scratch (allocated once per block and segment, never per step).
+/// Particles whose normals are drawn together (side by side in vector lanes, each from
+/// its own stream): the block is taken through the steps in groups of this many.
+constexpr std::size_t kGroup = kNormalLanes;
+static_assert(kBlock % kGroup == 0, "a block is a whole number of groups");
+
+/// n doubles starting at a 64-byte boundary (a cache line), so that a vector store
+/// and the load of the same coordinates that follows it stay within one line (a
+/// store split over two lines is not forwarded to the load: the load waits).
+class AlignedDoubles {
+ public:
+  explicit AlignedDoubles(std::size_t n = 0) { resize(n); }
+  AlignedDoubles(const AlignedDoubles&) = delete;
+  AlignedDoubles& operator=(const AlignedDoubles&) = delete;
+  void resize(std::size_t n) {
+    storage_.assign(n + 8, 0.0);
+    const auto address = reinterpret_cast<std::uintptr_t>(storage_.data());
+    data_ = storage_.data() + (64 - address % 64) % 64 / sizeof(double);
+  }
+  double* data() { return data_; }
+  const double* data() const { return data_; }
+
+ private:
+  std::vector<double> storage_;
+  double* data_ = nullptr;
+};
+
+/// Per-block scratch (allocated once per block and segment, never per step): the
+/// current group's projected draws (row i − first for particle i) and MALA's proposal.
 struct Scratch {
-  std::vector<double> xi, y, gy;
-  explicit Scratch(std::size_t d) : xi(d), y(d), gy(d) {}
+  AlignedDoubles xi, y, gy;
+  std::size_t first = 0;  ///< first particle of the group whose draws xi holds
+  std::size_t d;
+  explicit Scratch(std::size_t dim) : xi(kGroup * dim), y(dim), gy(dim), d(dim) {}
+  /// Particle i's projected draw P ξ (its group's draws must be current).
+  const double* draws(std::size_t i) const { return xi.data() + (i - first) * d; }
 };
 
 /// State shared by the three kernels: the ensemble, gradients and streams.
 struct ChainState {
   const Target& target;
   Ensemble& ensemble;
-  RowMatrix grad;          ///< ∇u at the current positions
+  AlignedDoubles grad;     ///< ∇u at the current positions, n × d row-major
   std::vector<Rng> rng;    ///< rng[i] = stream_for(seed, i)
   Layout layout;
   std::size_t d;
   std::vector<double> tau;  ///< tau[i]: particle i's current step size
   ChainState(const Target& t, Ensemble& e) : target(t), ensemble(e), d(e.dim()) {}
   double* x(std::size_t i) { return ensemble.particle(i); }
-  double* g(std::size_t i) { return grad.row(static_cast<Eigen::Index>(i)).data(); }
+  double* g(std::size_t i) { return grad.data() + i * d; }
   double& u(std::size_t i) { return ensemble.reduced_energies[static_cast<Eigen::Index>(i)]; }
-  /// Fills out[0, d) with particle i's next N(0, I) draws projected onto the
-  /// centre-of-mass-free subspace (P ξ); returns out.
-  double* draw_projected(std::size_t i, double* out) {
-    rng[i].fill_normal(out, d);
-    layout.project(out);
-    return out;
+  /// Draws the next N(0, I) vector of each particle of [first, last) (at most kGroup,
+  /// each from its own stream rng[i]) into s.xi, projected onto the centre-of-mass-free
+  /// subspace (P ξ).
+  void draw_group(std::size_t first, std::size_t last, Scratch& s) {
+    fill_normal_lanes(&rng[first], last - first, s.xi.data(), d);
+    s.first = first;
+    for (std::size_t i = first; i < last; ++i) layout.project(s.xi.data() + (i - first) * d);
   }
   /// u and ∇u at x into (u_out, g_out); counts the evaluation.
   double evaluate(const double* xp, double* gp, Tally& tally) const {
@@ -87,9 +249,7 @@ struct ChainState {
     // Branch-free finiteness test of ∇u: |g| <= DBL_MAX is false exactly for ±inf and
     // NaN. An integer OR reduction vectorizes (unlike a loop with an early exit, or a
     // floating-point sum, which the compiler may not reorder).
-    int bad = 0;
-    for (std::size_t k = 0; k < d; ++k) bad |= !(std::fabs(gp[k]) <= std::numeric_limits<double>::max());
-    if (!std::isfinite(e) || bad) {
+    if (!std::isfinite(e) || !all_finite(gp, d)) {
       e = std::numeric_limits<double>::infinity();
       ++tally.non_finite;
     }
@@ -147,15 +307,16 @@ struct OverdampedMove {
   const double* xi;
   double drift;
   double noise;
-  OverdampedMove(ChainState& st, std::size_t i, double beta, Scratch& s)
-      : x(st.x(i)), g(st.g(i)), xi(st.draw_projected(i, s.xi.data())), drift(st.tau[i] * beta),
+  OverdampedMove(ChainState& st, std::size_t i, double beta, const Scratch& s)
+      : x(st.x(i)), g(st.g(i)), xi(s.draws(i)), drift(st.tau[i] * beta),
         noise(std::sqrt(2.0 * st.tau[i])) {}
 };
 
 /// Base of the kernels without adaptation or per-chain counters: init and end_warmup
 /// do nothing.
 struct PlainKernel {
-  void init(std::size_t) {}
+  static constexpr bool kDrawsAtInit = false;
+  void init(std::size_t, const Scratch&) {}
   void end_warmup() {}
   void share_chains(std::size_t, std::size_t) {}
 };
@@ -165,11 +326,14 @@ struct UlaKernel : PlainKernel {
   explicit UlaKernel(ChainState& state) : st(state) {}
   static constexpr int kExtras = 0;
   static const char* extra_name(int) { return ""; }
-  /// x ← x − τβ∇u(x) + √(2τ) Pξ; then u, ∇u at the new x.
+  /// x ← x − τβ∇u(x) + √(2τ) Pξ; then u, ∇u at the new x. The new x is evaluated
+  /// from the block's aligned scratch (see AlignedDoubles), then copied into place.
   double step(std::size_t i, double beta, bool, Scratch& s, Tally& tally) {
     const OverdampedMove m(st, i, beta, s);
-    for (std::size_t k = 0; k < st.d; ++k) m.x[k] += m.noise * m.xi[k] - m.drift * m.g[k];
-    st.u(i) = st.evaluate(m.x, m.g, tally);
+    double* y = s.y.data();
+    overdamped_step(y, m.x, m.xi, m.g, m.noise, m.drift, st.d);
+    st.u(i) = st.evaluate(y, m.g, tally);
+    std::copy(y, y + st.d, m.x);
     return 1.0;
   }
   void extras(std::size_t, double, double*) const {}
@@ -185,8 +349,9 @@ struct MalaKernel {
     if (adapt) adapters.assign(n, DualAveraging(tau0, target));
   }
   static constexpr int kExtras = 1;
+  static constexpr bool kDrawsAtInit = false;
   static const char* extra_name(int) { return "acceptance"; }
-  void init(std::size_t) {}
+  void init(std::size_t, const Scratch&) {}
   /// Over MPI ranks: every rank gets the per-chain counters of all chains (this rank
   /// owns [first, last)), for the chain statistics.
   void share_chains(std::size_t first, std::size_t last) {
@@ -219,17 +384,9 @@ struct MalaKernel {
     const OverdampedMove m(st, i, beta, s);
     double* y = s.y.data();
     double* gy = s.gy.data();
-    double forward = 0.0;
-    for (std::size_t k = 0; k < d; ++k) {
-      y[k] = m.x[k] + m.noise * m.xi[k] - m.drift * m.g[k];
-      forward += m.xi[k] * m.xi[k];
-    }
+    const double forward = overdamped_move(y, m.x, m.xi, m.g, m.noise, m.drift, d);
     const double uy = st.evaluate(y, gy, tally);
-    double backward = 0.0;
-    for (std::size_t k = 0; k < d; ++k) {
-      const double r = m.x[k] - y[k] + m.drift * gy[k];
-      backward += r * r;
-    }
+    const double backward = reverse_residual(m.x, y, gy, m.drift, d);
     const double log_alpha = -beta * (uy - st.u(i)) - backward / (4.0 * st.tau[i]) + 0.5 * forward;
     const double prob = metropolis_probability(log_alpha);
     tally.accept_prob += prob;
@@ -260,15 +417,17 @@ struct BaoabKernel {
   double mass;
   double dof;
   static constexpr int kExtras = 1;
+  static constexpr bool kDrawsAtInit = true;  ///< the momenta
   static const char* extra_name(int) { return "kinetic_temperature"; }
   double* p(std::size_t i) { return momenta.row(static_cast<Eigen::Index>(i)).data(); }
   void end_warmup() {}
   void share_chains(std::size_t, std::size_t) {}
-  /// p ~ N(0, m I) projected (centred) for particle systems.
-  void init(std::size_t i) {
-    double* pi = st.draw_projected(i, p(i));
+  /// p ~ N(0, m I) projected (centred) for particle systems: √m times the group's draw.
+  void init(std::size_t i, const Scratch& s) {
+    double* pi = p(i);
+    const double* xi = s.draws(i);
     const double sm = std::sqrt(mass);
-    for (std::size_t k = 0; k < st.d; ++k) pi[k] *= sm;
+    for (std::size_t k = 0; k < st.d; ++k) pi[k] = sm * xi[k];
   }
   /// B A O A B (see langevin.hpp); ∇u at the start is the one stored from the last step.
   double step(std::size_t i, double beta, bool, Scratch& s, Tally& tally) {
@@ -276,21 +435,18 @@ struct BaoabKernel {
     double* x = st.x(i);
     double* g = st.g(i);
     double* pi = p(i);
-    const double* xi = st.draw_projected(i, s.xi.data());
+    const double* xi = s.draws(i);
     const double h = st.tau[i];
     const double kick = 0.5 * h * beta;
     const double drift = 0.5 * h / mass;
     const double c1 = std::exp(-friction * h);
     const double c2 = std::sqrt((1.0 - c1 * c1) * mass);
-    for (std::size_t k = 0; k < d; ++k) {
-      double pk = pi[k] - kick * g[k];   // B
-      double xk = x[k] + drift * pk;      // A
-      pk = c1 * pk + c2 * xi[k];          // O
-      x[k] = xk + drift * pk;             // A
-      pi[k] = pk;
-    }
-    st.u(i) = st.evaluate(x, g, tally);
-    for (std::size_t k = 0; k < d; ++k) pi[k] -= kick * g[k];  // B
+    // The new x goes through the block's aligned scratch, as in ULA.
+    double* y = s.y.data();
+    baoa(y, x, pi, g, xi, kick, drift, c1, c2, d);
+    st.u(i) = st.evaluate(y, g, tally);
+    std::copy(y, y + d, x);
+    kick_momenta(pi, g, kick, d);  // B
     return 1.0;
   }
   /// Instantaneous kinetic temperature |p|²/(m·dof) (1 in equilibrium).
@@ -365,15 +521,22 @@ class Driver {
   /// Streams, centring, kernel init (momenta), u and ∇u; the monitor row at step 0.
   Tally initialize() {
     st_.rng.resize(n_);
-    st_.grad.resize(static_cast<Eigen::Index>(n_), static_cast<Eigen::Index>(st_.d));
+    st_.grad.resize(n_ * st_.d);
     block_tally_.assign(blocks_, Tally{});
     for_my_blocks([&](std::size_t b, std::size_t e) {
       Tally& t = block_tally_[b / kBlock];
+      Scratch scratch(st_.d);
       for (std::size_t i = b; i < e; ++i) {
         st_.rng[i] = stream_for(opt_.seed, i);
         st_.layout.project(st_.x(i));
-        kernel_.init(i);
-        st_.u(i) = st_.evaluate(st_.x(i), st_.g(i), t);
+      }
+      for (std::size_t g = b; g < e; g += kGroup) {
+        const std::size_t g_end = std::min(e, g + kGroup);
+        if (Kernel::kDrawsAtInit) st_.draw_group(g, g_end, scratch);
+        for (std::size_t i = g; i < g_end; ++i) {
+          kernel_.init(i, scratch);
+          st_.u(i) = st_.evaluate(st_.x(i), st_.g(i), t);
+        }
       }
     });
     share_blocks(0);
@@ -502,21 +665,27 @@ class Driver {
     }
   }
 
-  /// The hot loop: every block takes its particles, one at a time, through the
-  /// planned steps, filling its monitor slots and the frame rows.
+  /// The hot loop: every block takes its particles, a group of kGroup at a time (their
+  /// normals drawn side by side, each from its own stream), through the planned steps,
+  /// filling its monitor slots (in particle order, as one particle at a time would) and
+  /// the frame rows.
   void advance_blocks() {
     const std::size_t len = betas_.size();
     for_my_blocks([&](std::size_t b, std::size_t e) {
       const std::size_t blk = b / kBlock;
       Tally& tally = block_tally_[blk];
       Scratch scratch(st_.d);
-      for (std::size_t i = b; i < e; ++i) {
+      for (std::size_t g = b; g < e; g += kGroup) {
+        const std::size_t g_end = std::min(e, g + kGroup);
         for (std::size_t k = 0; k < len; ++k) {
-          const double a = kernel_.step(i, betas_[k], warmup_[k] != 0, scratch, tally);
-          if (slot_of_[k] >= 0) accumulate(accs_[static_cast<std::size_t>(slot_of_[k]) * blocks_ + blk], i, a);
-          if (frame_of_[k] >= 0) {
-            res_.frames[static_cast<std::size_t>(frame_of_[k])].row(static_cast<Eigen::Index>(i)) =
-                st_.ensemble.positions.row(static_cast<Eigen::Index>(i));
+          st_.draw_group(g, g_end, scratch);
+          for (std::size_t i = g; i < g_end; ++i) {
+            const double a = kernel_.step(i, betas_[k], warmup_[k] != 0, scratch, tally);
+            if (slot_of_[k] >= 0) accumulate(accs_[static_cast<std::size_t>(slot_of_[k]) * blocks_ + blk], i, a);
+            if (frame_of_[k] >= 0) {
+              res_.frames[static_cast<std::size_t>(frame_of_[k])].row(static_cast<Eigen::Index>(i)) =
+                  st_.ensemble.positions.row(static_cast<Eigen::Index>(i));
+            }
           }
         }
       }
