@@ -6,22 +6,13 @@
 #include <immintrin.h>
 
 #include "boltzlab/core/error.hpp"
-
-// The vector helpers below are always inlined into the per-ISA functions; the
-// ABI note GCC emits for 64-byte vector arguments of non-inlined functions is moot.
-#pragma GCC diagnostic ignored "-Wpsabi"
+#include "boltzlab/core/simd.hpp"
 
 namespace boltzlab {
 namespace {
 
-#define BOLTZLAB_LANES_INLINE inline __attribute__((always_inline))
-
-typedef double v8d __attribute__((vector_size(64)));
-typedef long long v8l __attribute__((vector_size(64)));
-typedef unsigned long long v8u __attribute__((vector_size(64)));
-typedef double v8d_unaligned __attribute__((vector_size(64), aligned(8), may_alias));
-
-BOLTZLAB_LANES_INLINE v8d splat(double a) { return v8d{} + a; }
+#define BOLTZLAB_LANES_INLINE BOLTZLAB_SIMD_INLINE
+using namespace simd;
 
 // The generator is compiled three times, for AVX-512 (x86-64-v4), AVX2 with FMA
 // (x86-64-v3) and the baseline ISA, and chosen once at run time. (GCC's target_clones
@@ -51,17 +42,7 @@ BOLTZLAB_LANES_INLINE v8d vsqrt(v8d a) {
 #endif
 
 namespace isa_base {
-/// Lane-wise √a, correctly rounded (SSE2 sqrtpd on pairs, without the errno path of
-/// std::sqrt).
-BOLTZLAB_LANES_INLINE v8d vsqrt(v8d a) {
-  v8d r;
-  for (int h = 0; h < 4; ++h) {
-    const __m128d pair = _mm_sqrt_pd(_mm_set_pd(a[2 * h + 1], a[2 * h]));
-    r[2 * h] = _mm_cvtsd_f64(pair);
-    r[2 * h + 1] = _mm_cvtsd_f64(_mm_unpackhi_pd(pair, pair));
-  }
-  return r;
-}
+BOLTZLAB_LANES_INLINE v8d vsqrt(v8d a) { return sqrt_pairs(a); }
 #include "boltzlab/core/rng_lanes_body.inc"
 }  // namespace isa_base
 

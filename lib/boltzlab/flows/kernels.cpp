@@ -9,31 +9,17 @@
 #include <string>
 #include <vector>
 
-#include <emmintrin.h>
 #include <tbb/enumerable_thread_specific.h>
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/rng.hpp"
-
-// The vector helpers below are always inlined into the multi-versioned kernels; the
-// ABI note GCC emits for 64-byte vector arguments of non-inlined functions is moot.
-#pragma GCC diagnostic ignored "-Wpsabi"
+#include "boltzlab/core/simd.hpp"
 
 namespace boltzlab {
 namespace kernel_detail {
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define BOLTZLAB_MULTIVERSION \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define BOLTZLAB_MULTIVERSION
-#endif
-#define BOLTZLAB_INLINE inline __attribute__((always_inline))
-
-typedef double v8d __attribute__((vector_size(64)));
-typedef long long v8l __attribute__((vector_size(64)));
-typedef unsigned long long v8u __attribute__((vector_size(64)));
-typedef double v8d_unaligned __attribute__((vector_size(64), aligned(8), may_alias));
+#define BOLTZLAB_INLINE BOLTZLAB_SIMD_INLINE
+using namespace simd;
 typedef double v4d __attribute__((vector_size(32)));
 typedef double v4d_unaligned __attribute__((vector_size(32), aligned(8), may_alias));
 
@@ -41,21 +27,8 @@ constexpr std::size_t kLanes = 8;      // doubles per vector
 constexpr std::size_t kRows = 4;       // rows i per register block
 constexpr std::size_t kColBlock = 256; // columns j per cache block (K tile 4×256 = 8 KiB)
 
-BOLTZLAB_INLINE v8d splat(double a) { return v8d{} + a; }
-BOLTZLAB_INLINE v8d load(const double* p) { return *reinterpret_cast<const v8d_unaligned*>(p); }
-BOLTZLAB_INLINE void store(double* p, v8d a) { *reinterpret_cast<v8d_unaligned*>(p) = a; }
 BOLTZLAB_INLINE v8d vmax(v8d a, v8d b) { return a > b ? a : b; }
-/// Lane-wise √a, correctly rounded as std::sqrt (SSE2 sqrtpd on pairs: baseline ISA,
-/// so every multi-versioned clone has it; no errno path, unlike std::sqrt in a loop).
-BOLTZLAB_INLINE v8d vsqrt(v8d a) {
-  v8d r;
-  for (int h = 0; h < 4; ++h) {
-    const __m128d pair = _mm_sqrt_pd(_mm_set_pd(a[2 * h + 1], a[2 * h]));
-    r[2 * h] = _mm_cvtsd_f64(pair);
-    r[2 * h + 1] = _mm_cvtsd_f64(_mm_unpackhi_pd(pair, pair));
-  }
-  return r;
-}
+BOLTZLAB_INLINE v8d vsqrt(v8d a) { return sqrt_pairs(a); }
 BOLTZLAB_INLINE v8d vmin(v8d a, v8d b) { return a < b ? a : b; }
 
 /// exp(x) for a vector x: n = round(x·log2 e), r = x − n ln2 (Cody–Waite, two parts),

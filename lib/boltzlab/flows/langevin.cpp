@@ -12,11 +12,8 @@
 #include "boltzlab/core/mpi.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/core/rng_lanes.hpp"
+#include "boltzlab/core/simd.hpp"
 #include "boltzlab/io/config.hpp"
-
-// The vector helpers are always inlined into the multi-versioned functions; the ABI note
-// GCC emits for 64-byte vector arguments of non-inlined functions is moot.
-#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace boltzlab {
 namespace {
@@ -29,20 +26,12 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // Sums are taken in eight lanes, then over the lanes pairwise: the same order for
 // every instruction set.
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define BOLTZLAB_LANGEVIN_MULTIVERSION \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define BOLTZLAB_LANGEVIN_MULTIVERSION
-#endif
+using simd::v8d;
+#define BOLTZLAB_LANGEVIN_MULTIVERSION BOLTZLAB_MULTIVERSION
+#define BOLTZLAB_LANGEVIN_INLINE BOLTZLAB_SIMD_INLINE
 
-typedef double v8d __attribute__((vector_size(64)));
-typedef double v8d_unaligned __attribute__((vector_size(64), aligned(8), may_alias));
-
-#define BOLTZLAB_LANGEVIN_INLINE inline __attribute__((always_inline))
-
-BOLTZLAB_LANGEVIN_INLINE v8d load8(const double* p) { return *reinterpret_cast<const v8d_unaligned*>(p); }
-BOLTZLAB_LANGEVIN_INLINE void store8(double* p, v8d v) { *reinterpret_cast<v8d_unaligned*>(p) = v; }
+BOLTZLAB_LANGEVIN_INLINE v8d load8(const double* p) { return simd::load(p); }
+BOLTZLAB_LANGEVIN_INLINE void store8(double* p, v8d v) { simd::store(p, v); }
 /// p[0, m) (m ≤ 8) in the low lanes of a vector of zeros.
 BOLTZLAB_LANGEVIN_INLINE v8d load_part(const double* p, std::size_t m) {
   v8d v = {};

@@ -4,12 +4,10 @@
 #include <cstddef>
 
 #include "boltzlab/core/error.hpp"
+#include "boltzlab/core/simd.hpp"
 #include "boltzlab/targets/quadrature.hpp"
 #include "boltzlab/targets/limits.hpp"
 
-// The vector helpers are always inlined into the multi-versioned function; the ABI note
-// GCC emits for 64-byte vector arguments of non-inlined functions is moot.
-#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace boltzlab {
 namespace {
@@ -37,16 +35,10 @@ const X1Quadrature& x1_quadrature() {
 
 // Clones for AVX-512, AVX2 with FMA and the baseline ISA, chosen at run time (the library
 // is compiled for the baseline ISA). The vector helpers are always inlined into them.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define BOLTZLAB_MANYWELL_MULTIVERSION \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define BOLTZLAB_MANYWELL_MULTIVERSION
-#endif
-
-typedef double v8d __attribute__((vector_size(64)));
-typedef long long v8l __attribute__((vector_size(64)));
-typedef double v8d_unaligned __attribute__((vector_size(64), aligned(8), may_alias));
+#define BOLTZLAB_MANYWELL_MULTIVERSION BOLTZLAB_MULTIVERSION
+using simd::v8d;
+using simd::v8l;
+using simd::v8d_unaligned;
 
 /// u and (when grad is not null) ∇u of ManyWell-dim (see the header), eight coordinates
 /// (four pairs) at a time: even lanes hold x_{2k}, odd lanes x_{2k+1}; the last pairs

@@ -1,0 +1,44 @@
+#pragma once
+/// \file simd.hpp
+/// The eight-lane double vectors (GCC vector extensions) of the hand-vectorized loops
+/// (flows/kernels.cpp, flows/langevin.cpp, core/rng_lanes.cpp, targets/manywell.cpp), and the
+/// multi-versioning they are compiled with: the library is built for the baseline x86-64 ISA,
+/// and BOLTZLAB_MULTIVERSION clones a function for AVX-512 (x86-64-v4), AVX2 with FMA
+/// (x86-64-v3) and the baseline, chosen once at load time. The helpers are always inlined
+/// into their callers, so they take the caller's ISA. Implementation files only (this header
+/// turns off GCC's ABI note for 64-byte vector arguments, moot for inlined functions).
+#include <immintrin.h>
+
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define BOLTZLAB_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define BOLTZLAB_MULTIVERSION
+#endif
+#define BOLTZLAB_SIMD_INLINE inline __attribute__((always_inline))
+
+namespace boltzlab::simd {
+
+typedef double v8d __attribute__((vector_size(64)));
+typedef long long v8l __attribute__((vector_size(64)));
+typedef unsigned long long v8u __attribute__((vector_size(64)));
+typedef double v8d_unaligned __attribute__((vector_size(64), aligned(8), may_alias));
+
+BOLTZLAB_SIMD_INLINE v8d splat(double a) { return v8d{} + a; }
+BOLTZLAB_SIMD_INLINE v8d load(const double* p) { return *reinterpret_cast<const v8d_unaligned*>(p); }
+BOLTZLAB_SIMD_INLINE void store(double* p, v8d a) { *reinterpret_cast<v8d_unaligned*>(p) = a; }
+
+/// Lane-wise √a, correctly rounded as std::sqrt, by SSE2 sqrtpd on pairs: baseline ISA, so
+/// every clone has it, and no errno path (which keeps GCC from vectorizing std::sqrt).
+BOLTZLAB_SIMD_INLINE v8d sqrt_pairs(v8d a) {
+  v8d r;
+  for (int h = 0; h < 4; ++h) {
+    const __m128d pair = _mm_sqrt_pd(_mm_set_pd(a[2 * h + 1], a[2 * h]));
+    r[2 * h] = _mm_cvtsd_f64(pair);
+    r[2 * h + 1] = _mm_cvtsd_f64(_mm_unpackhi_pd(pair, pair));
+  }
+  return r;
+}
+
+}  // namespace boltzlab::simd
