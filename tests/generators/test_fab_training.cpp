@@ -83,7 +83,7 @@ std::vector<torch::Tensor> parameters_of(bg::BoltzmannGenerator& g) {
 
 }  // namespace
 
-TEST_CASE("fab training: AIS toward p^2/q lifts a flow that misses mass; exact log Z") {
+TEST_CASE("fab training: AIS toward p^2/q lifts a flow that misses mass to the exact log Z") {
   const auto target = two_modes();
   const double exact = *target.log_z();
   bg::BoltzmannGenerator g = fresh_model();
