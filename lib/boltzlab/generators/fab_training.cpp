@@ -267,6 +267,10 @@ FabHistory train_fab(BoltzmannGenerator& model, const Target& target, const Trai
   const double t_start = wall_seconds();
   FabHistory h;
   if (options.iterations > 0) h.stage1 = train(model, target, nullptr, options);
+  if (h.stage1.iterations_done < options.iterations) {  // stage 1 stopped early (resumable): no FAB yet
+    h.wall_seconds = wall_seconds() - t_start;
+    return h;
+  }
   const std::uint64_t seed = fab.seed != 0 ? fab.seed : options.seed;
   const TrainOptions t = step_options(options, fab, seed);
   const TrainingSchedule schedule(t);

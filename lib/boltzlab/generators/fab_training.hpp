@@ -126,7 +126,8 @@ struct FabHistory {
 };
 
 /// Runs FAB (file comment) on `model` in place: `options` are stage 1's and give the defaults of the
-/// gradient steps (λ must be 0: no data); `fab` the outer loop. Targets without a topology only.
+/// gradient steps (λ must be 0: no data; its checkpoints, resume and stop_after apply to stage 1 only:
+/// when stage 1 stops early, FAB does not run); `fab` the outer loop. Targets without a topology only.
 /// \throws ConfigError for invalid options or a molecular target, DomainError as train() or
 /// run_annealed_smc (e.g. every AIS weight zero), or for a stochastic flow.
 FabHistory train_fab(BoltzmannGenerator& model, const Target& target, const TrainOptions& options,
