@@ -109,6 +109,23 @@ AnnealingOptions read_annealing(JsonReader& r, const Target& target, bool have_d
   return a;
 }
 
+FabOptions read_fab(JsonReader& r, const Target& target, bool have_data, bool annealing_enabled) {
+  FabOptions f;
+  if (!r.has("fab")) return f;
+  const Json& section = r.get_json("fab");
+  if (!section.is_object()) r.fail("fab", "must be an object of FAB settings");
+  if (have_data)
+    r.fail("fab", "trains from the energy alone (AIS toward p^2/q, then reweighted forward KL), "
+                  "but data were given (--data or generator.data)");
+  if (target.topology() != nullptr)
+    r.fail("fab", "is implemented for targets without a topology (the flow in the target's coordinates), "
+                  "not for the molecular generator");
+  if (annealing_enabled) r.fail("fab", "and \"annealing\" are two trainings; give one of them");
+  JsonReader fr(section, r.context_of("fab"));
+  f.read(fr);
+  return f;
+}
+
 fs::path bg_checkpoint_path(const fs::path& out) { return checkpoint_path(out, ".checkpoint.pt"); }
 
 std::optional<PotentialIdentity> saved_model_potential(const Potential& pot, const nlohmann::json& summary) {

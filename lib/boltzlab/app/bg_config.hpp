@@ -14,6 +14,7 @@
 #include "boltzlab/app/bg_run.hpp"
 #include "boltzlab/app/bg_smc.hpp"
 #include "boltzlab/generators/annealed_training.hpp"
+#include "boltzlab/generators/fab_training.hpp"
 #include "boltzlab/generators/base_options.hpp"
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/model_file.hpp"
@@ -42,6 +43,7 @@ struct GeneratorConfig {
   GeneratorOptions model;
   TrainOptions train;
   AnnealingOptions annealing;  ///< "annealing": temperature-annealed training (annealed_training.hpp)
+  FabOptions fab;              ///< "fab": α = 2 divergence with AIS (fab_training.hpp)
   std::optional<SmcSettings> smc;  ///< "smc" or --smc: annealed SMC after the flow (bg_smc.hpp)
   std::filesystem::path data;
   std::filesystem::path z_matrix;             ///< user Z-matrix file (zmatrix.hpp JSON); empty: built from the bonds
@@ -74,6 +76,11 @@ MolecularDefaults read_md_defaults(JsonReader& r);
 /// from the energy alone on targets without a topology, so data (`have_data`) or a molecular
 /// target are refused. \throws ConfigError naming the file and the key.
 AnnealingOptions read_annealing(JsonReader& r, const Target& target, bool have_data);
+
+/// "fab" (an object, FabOptions::read; absent: no FAB). Like "annealing": from the energy alone on
+/// targets without a topology, so data or a molecular target are refused, and not together with
+/// "annealing" (`annealing_enabled`). \throws ConfigError naming the file and the key.
+FabOptions read_fab(JsonReader& r, const Target& target, bool have_data, bool annealing_enabled);
 
 /// <out>.checkpoint.pt, beside the run directory (run_directory.hpp checkpoint_path); removed
 /// once a trained run is committed.

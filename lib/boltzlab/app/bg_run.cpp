@@ -23,6 +23,7 @@
 #include "boltzlab/estimators/report.hpp"
 #include "boltzlab/generators/annealed_training.hpp"
 #include "boltzlab/generators/base_registry.hpp"
+#include "boltzlab/generators/fab_training.hpp"
 #include "boltzlab/generators/game_spec.hpp"
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/model_file.hpp"
@@ -149,6 +150,7 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   if (molecular) c.train.preset = "ot-flow";
   c.train.read(r, have_data);
   c.annealing = read_annealing(r, target, have_data);
+  c.fab = read_fab(r, target, have_data, c.annealing.enabled);
   c.smc = read_smc(r, flags.smc);
   r.ignore("score");   // the score rows' section (bg_score.hpp)
   r.ignore("bridge");  // the bridge rows' section (bg_bridge.hpp)
@@ -283,15 +285,20 @@ nlohmann::json run_plain(const BgSampleOptions& o, const Potential& pot, Generat
     cfg.train.validate(have_data);
     model.emplace(fit_plain_model(o, pot, cfg, have_data ? &data : nullptr));
     std::optional<AnnealedHistory> annealed;
+    std::optional<FabHistory> fab;
     if (cfg.annealing.enabled) annealed = train_annealed(*model, target, cfg.train, cfg.annealing);
-    history = annealed ? annealed->combined() : train(*model, target, have_data ? &data : nullptr, cfg.train);
+    if (cfg.fab.enabled) fab = train_fab(*model, target, cfg.train, cfg.fab);
+    history = annealed ? annealed->combined()
+              : fab    ? fab->combined()
+                       : train(*model, target, have_data ? &data : nullptr, cfg.train);
     summary["training"] = training_summary(cfg.train, history);
     if (annealed)
       summary["training"]["annealing"] = {{"options", cfg.annealing.to_json()}, {"result", annealed->to_json()}};
+    if (fab) summary["training"]["fab"] = {{"options", cfg.fab.to_json()}, {"result", fab->to_json()}};
     summary["training"]["game"] = GameSpec::of(cfg.train.weights, model->options()).to_json();
     summary["training"]["data"] = have_data ? cfg.data.string() : "";
     summary["training"]["data_count"] = have_data ? data.rows() : 0;
-    if (!have_data && !annealed)
+    if (!have_data && !annealed && !fab)
       summary["warnings"].push_back("no training data: trained by reverse KL only (mode-seeking)");
   }
   summary["generator"] = model->options().to_json();
@@ -339,6 +346,7 @@ nlohmann::json training_identity(const Potential& pot, const GeneratorConfig& cf
                              {"preset", cfg.train.preset},
                              {"loss_weights", cfg.train.weights.to_json()}};
   if (cfg.annealing.enabled) identity["annealing"] = cfg.annealing.to_json();  // stage 1 trains at t_high
+  if (cfg.fab.enabled) identity["fab"] = cfg.fab.to_json();
   return identity;
 }
 
@@ -384,6 +392,9 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
   if (family != nullptr) {
     if (cfg.annealing.enabled)
       throw ConfigError(o.potential.string() + ": generator.annealing: annealed training is for the flow rows, "
+                        "not the score or bridge rows (preset '" + cfg.train.preset + "')");
+    if (cfg.fab.enabled)
+      throw ConfigError(o.potential.string() + ": generator.fab: FAB training is for the flow rows, "
                         "not the score or bridge rows (preset '" + cfg.train.preset + "')");
     if (cfg.smc)
       throw ConfigError(o.potential.string() + ": generator.smc (--smc): annealed SMC runs after the flow rows, "

@@ -42,6 +42,10 @@
 /// is "annealing": {"t_high", "rungs", "spacing", "samples_per_rung", "steps_per_rung",
 /// "batch_size", "learning_rate", "smoothing"} (generators/annealed_training.hpp; no data, flow
 /// rows, targets without a topology; summary["training"]["annealing"] holds the per-rung ESS).
+/// FAB (α = 2 divergence with AIS toward p²/q, generators/fab_training.hpp) is "fab": {"iterations",
+/// "particles", "ais_rungs", "mala_steps", "step_size", "steps_per_batch", "buffer_batches",
+/// "batch_size", "learning_rate", "max_weight_adjust", "check_every", "check_samples", "seed"}
+/// (the same refusals, and not with "annealing"; summary["training"]["fab"]).
 /// Annealed SMC after the flow is "smc" (or --smc N; bg_smc.hpp).
 /// Unknown keys are rejected naming the file.
 /// The stages of a run: bg_config.hpp (reading), bg_molecular.hpp (molecules), bg_outputs.hpp
