@@ -39,8 +39,7 @@ void FabOptions::read(JsonReader& r) {
   try {
     validate();
   } catch (const ConfigError& e) {  // name the file: the keys come from its generator section
-    const auto colon = r.context().rfind(": ");
-    throw ConfigError((colon == std::string::npos ? std::string() : r.context().substr(0, colon + 2)) + e.what());
+    throw ConfigError(r.file_prefix() + e.what());
   }
 }
 

@@ -63,6 +63,11 @@ std::string JsonReader::context_of(const std::string& key) const {
   return context_.empty() ? key : context_ + "." + key;
 }
 
+std::string JsonReader::file_prefix() const {
+  const auto colon = context_.rfind(": ");
+  return colon == std::string::npos ? std::string() : context_.substr(0, colon + 2);
+}
+
 void JsonReader::fail(const std::string& key, const std::string& message) const {
   throw ConfigError(context_of(key) + ": " + message);
 }

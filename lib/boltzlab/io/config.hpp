@@ -56,6 +56,9 @@ class JsonReader {
   /// Context string for nested readers: context + "." + key.
   std::string context_of(const std::string& key) const;
   const std::string& context() const { return context_; }
+  /// The file part of the context, "path.json: " (empty when the context names no file): what
+  /// an options struct's own validate() message is prefixed with when its keys came from here.
+  std::string file_prefix() const;
   /// \throws ConfigError on the first key never read.
   void finish() const;
 
