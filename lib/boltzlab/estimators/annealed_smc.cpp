@@ -9,6 +9,7 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/rng.hpp"
+#include "boltzlab/estimators/importance.hpp"
 
 namespace boltzlab {
 namespace {
@@ -18,23 +19,11 @@ constexpr double kPi = 3.14159265358979323846;
 /// Particles per block of the parallel loops (fixed: block sums combine in block order).
 constexpr std::size_t kBlock = 64;
 
-/// log Σ exp(a_i) over the entries a_i > −∞ (−∞ when there is none).
-double log_sum_exp_finite(const Eigen::VectorXd& a) {
-  double m = -kInf;
-  for (Eigen::Index i = 0; i < a.size(); ++i)
-    if (a[i] > m) m = a[i];
-  if (!std::isfinite(m)) return m;
-  double s = 0.0;
-  for (Eigen::Index i = 0; i < a.size(); ++i)
-    if (a[i] > -kInf) s += std::exp(a[i] - m);
-  return m + std::log(s);
-}
-
-/// Kish ESS / N of the weights exp(lw).
+/// Kish ESS / N of the weights exp(lw), 0 when every weight is 0 (kish_ess would refuse).
 double ess_fraction(const Eigen::VectorXd& lw) {
-  const double l1 = log_sum_exp_finite(lw);
+  const double l1 = log_sum_exp(lw);
   if (!std::isfinite(l1)) return 0.0;
-  const double l2 = log_sum_exp_finite(2.0 * lw);
+  const double l2 = log_sum_exp(2.0 * lw);
   return std::exp(2.0 * l1 - l2) / static_cast<double>(lw.size());
 }
 
@@ -57,14 +46,14 @@ double conditional_ess(const Particles& p, double step) {
   const Eigen::Index n = p.lw.size();
   Eigen::VectorXd a(n), b(n);
   double alive = 0.0;
-  const double l0 = log_sum_exp_finite(p.lw);
+  const double l0 = log_sum_exp(p.lw);
   for (Eigen::Index i = 0; i < n; ++i) {
     const double d = delta_log_weight(p.v, i);
     a[i] = d > -kInf ? p.lw[i] + step * d : -kInf;
     b[i] = d > -kInf ? p.lw[i] + 2.0 * step * d : -kInf;
     if (d > -kInf && p.lw[i] > -kInf) alive += std::exp(p.lw[i] - l0);
   }
-  const double la = log_sum_exp_finite(a), lb = log_sum_exp_finite(b);
+  const double la = log_sum_exp(a), lb = log_sum_exp(b);
   if (!std::isfinite(la) || alive <= 0.0) return 0.0;
   return std::exp(2.0 * la - l0 - lb) / alive;
 }
@@ -85,7 +74,7 @@ double next_beta(const Particles& p, double beta, int rung, const AnnealedSmcOpt
 /// Multinomial resampling: ancestors from N sorted uniforms of stream (seed ^ mix, rung).
 void resample(Particles& p, std::uint64_t seed, int rung) {
   const std::size_t n = static_cast<std::size_t>(p.lw.size());
-  const double l = log_sum_exp_finite(p.lw);
+  const double l = log_sum_exp(p.lw);
   Rng rng(seed ^ kSmcResampleMix, static_cast<std::uint64_t>(rung));
   std::vector<double> u(n);
   for (double& x : u) x = rng.uniform();
@@ -138,7 +127,7 @@ struct MoveContext {
 /// [1e-10, 1e10]; one common value (their mean) when the path's moves may not scale columns.
 std::vector<double> particle_scale(const Particles& p, const AnnealingPath& path) {
   const Eigen::Index n = p.z.rows(), d = p.z.cols();
-  const double l = log_sum_exp_finite(p.lw);
+  const double l = log_sum_exp(p.lw);
   Eigen::VectorXd w(n);
   for (Eigen::Index i = 0; i < n; ++i) w[i] = p.lw[i] > -kInf ? std::exp(p.lw[i] - l) : 0.0;
   std::vector<bool> periodic(static_cast<std::size_t>(d), false);
@@ -204,12 +193,12 @@ void propose(const MoveContext& c, Particles& p, RowMatrix& raw, RowMatrix& y, E
 }
 
 /// Metropolis–Hastings log acceptance ratio of particle i's proposal.
+/// `gz`, `gy`: scratch of d entries each.
 double log_accept_ratio(const MoveContext& c, const Particles& p, const RowMatrix& raw, const PathValues& w,
-                        Eigen::Index i) {
+                        Eigen::Index i, double* gz, double* gy) {
   if (!std::isfinite(w.u1[i]) || !std::isfinite(p.v.u1[i])) return -kInf;
-  std::vector<double> gz(c.d), gy(c.d);
-  tempered_gradient(c, p.v, i, gz.data());
-  tempered_gradient(c, w, i, gy.data());
+  tempered_gradient(c, p.v, i, gz);
+  tempered_gradient(c, w, i, gy);
   double fwd = 0.0, bwd = 0.0;
   for (std::size_t k = 0; k < c.d; ++k) {
     const auto kk = static_cast<Eigen::Index>(k);
@@ -236,11 +225,12 @@ double mala_step(const MoveContext& c, Particles& p, std::size_t& evaluations, s
   for_each_block(
       n, kBlock,
       [&](std::size_t b, std::size_t e) {
+        std::vector<double> gz(c.d), gy(c.d);
         for (std::size_t i = b; i < e; ++i) {
           const auto r = static_cast<Eigen::Index>(i);
           const double log_u = std::log(p.rng[i].uniform_pos());
           if (!std::isfinite(p.v.u1[r]) || p.lw[r] == -kInf) continue;
-          const double la = log_accept_ratio(c, p, raw, w, r);
+          const double la = log_accept_ratio(c, p, raw, w, r, gz.data(), gy.data());
           acc_sum[b / kBlock] += la >= 0.0 ? 1.0 : (la > -kInf ? std::exp(la) : 0.0);
           alive[b / kBlock] += 1.0;
           if (!(log_u < la)) continue;
@@ -260,7 +250,7 @@ double mala_step(const MoveContext& c, Particles& p, std::size_t& evaluations, s
 /// Lee & Whiteley's relative variance of Ẑ from the final weights and ancestors.
 double relative_variance(const Particles& p, std::size_t resamplings, std::size_t* distinct) {
   const std::size_t n = static_cast<std::size_t>(p.lw.size());
-  const double l = log_sum_exp_finite(p.lw);
+  const double l = log_sum_exp(p.lw);
   std::vector<double> mass(n, 0.0);
   for (std::size_t i = 0; i < n; ++i)
     if (p.lw[static_cast<Eigen::Index>(i)] > -kInf) mass[p.ancestor[i]] += std::exp(p.lw[static_cast<Eigen::Index>(i)] - l);
@@ -352,7 +342,7 @@ AnnealedSmcResult run_annealed_smc(const AnnealingPath& path, std::size_t n, con
     Eigen::VectorXd lw0(static_cast<Eigen::Index>(n));
     for (Eigen::Index i = 0; i < lw0.size(); ++i) lw0[i] = delta_log_weight(p.v, i);
     res.initial_ess_fraction = ess_fraction(lw0);
-    res.initial_log_z = log_sum_exp_finite(lw0) - std::log(static_cast<double>(n));
+    res.initial_log_z = log_sum_exp(lw0) - std::log(static_cast<double>(n));
   }
   MoveContext c{path, path.periodic_columns(), 0.0, o.step_size, path.dim(), std::vector<double>(path.dim(), 1.0)};
   double log_z_done = 0.0;
@@ -374,7 +364,7 @@ AnnealedSmcResult run_annealed_smc(const AnnealingPath& path, std::size_t n, con
     // Not at β = 1: the final particles stay weighted (resampling there would only add noise and
     // report an ESS of 1 that says nothing about the weights).
     if (beta < 1.0 && r.ess_fraction < o.resample_threshold) {
-      log_z_done += log_sum_exp_finite(p.lw) - std::log(static_cast<double>(n));
+      log_z_done += log_sum_exp(p.lw) - std::log(static_cast<double>(n));
       resample(p, o.seed, rung);
       r.resampled = true;
       ++res.resamplings;
@@ -395,7 +385,7 @@ AnnealedSmcResult run_annealed_smc(const AnnealingPath& path, std::size_t n, con
     res.rungs.push_back(r);
     if (on_rung) on_rung(r);
   }
-  res.log_z = log_z_done + log_sum_exp_finite(p.lw) - std::log(static_cast<double>(n));
+  res.log_z = log_z_done + log_sum_exp(p.lw) - std::log(static_cast<double>(n));
   res.log_z_se = std::sqrt(relative_variance(p, res.resamplings, &res.distinct_ancestors));
   res.log_weights = p.lw.array() + log_z_done;
   res.u1 = p.v.u1;
