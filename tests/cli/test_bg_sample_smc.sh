@@ -42,9 +42,9 @@ assert abs(ess - m["flow_only"]["ess_fraction"]) < 1e-9
 # Unbiased Ẑ: log Ẑ within 4 ancestry standard errors of the exact value.
 est, se, exact = m["log_z"]["estimate"], m["log_z"]["stderr"], m["log_z"]["exact"]
 assert 0 < se < 0.2 and abs(est - exact) < 4 * se, (est, se, exact)
-# Energies: u at the final particles; evaluations: N at rung 0 plus N per MALA step.
+# Energies: u at the final particles; evaluations: N at rung 0, N per MALA step, N final energies.
 assert np.all(np.isfinite(u))
-assert m["energy_evaluations"] == 1000 * (1 + 3 * len(m["rungs"])), m["energy_evaluations"]
+assert m["energy_evaluations"] == 1000 * (2 + 3 * len(m["rungs"])), m["energy_evaluations"]
 assert s["counts"]["smc_energy_evaluations"] == m["energy_evaluations"]
 assert s["counts"]["energy_evaluations"] >= m["energy_evaluations"] + 1500
 PY

@@ -28,8 +28,7 @@ nlohmann::json rungs_json(const std::vector<SmcRung>& rungs) {
 nlohmann::json result_json(const AnnealedSmcResult& r, const SmcSettings& s, const Target& target, double seconds) {
   nlohmann::json j = {{"options", s.to_json()},
                       {"flow_only", {{"ess_fraction", r.initial_ess_fraction}, {"log_z", r.initial_log_z}}},
-                      {"ess_fraction", std::exp(2.0 * log_sum_exp(r.log_weights) - log_sum_exp(2.0 * r.log_weights)) /
-                                           static_cast<double>(r.log_weights.size())},
+                      {"ess_fraction", kish_ess(r.log_weights) / static_cast<double>(r.log_weights.size())},
                       {"log_z", {{"estimate", r.log_z}, {"stderr", r.log_z_se}}},
                       {"rungs", rungs_json(r.rungs)},
                       {"resamplings", r.resamplings},
@@ -78,8 +77,7 @@ std::optional<SmcSettings> read_smc(JsonReader& r, std::optional<long long> part
     sr.finish();
   }
   if (particles_flag) s.particles = *particles_flag;
-  const auto colon = r.context().rfind(": ");
-  const std::string file = colon == std::string::npos ? std::string() : r.context().substr(0, colon + 2);
+  const std::string file = r.file_prefix();
   if (s.particles < 2)
     throw ConfigError(file + "generator.smc.particles (or --smc) is " + std::to_string(s.particles) +
                       ", but must be >= 2");
@@ -109,12 +107,14 @@ SmcOutcome run_smc_stage(BoltzmannGenerator& model, const Target& target, const 
   SmcOutcome out;
   out.x = path.configurations(res.z);
   // u at the final particles (u₁ = u − log|det| is not u): one more evaluation each.
-  out.u = target_energy_values(out.x, target, nullptr);
+  EnergyCounters final_energies;
+  out.u = target_energy_values(out.x, target, &final_energies);
   out.log_weights = res.log_weights;
   run.write_array("smc_samples.npy", out.x);
   run.write_array("smc_log_weights.npy", out.log_weights);
   run.write_array("smc_reduced_energies.npy", out.u);
   out.summary = result_json(res, settings, target, wall_seconds() - t0);
+  out.summary["energy_evaluations"] = res.evaluations + final_energies.evaluations.load();
   return out;
 }
 

@@ -8,7 +8,8 @@
 ///   offset so that log mean exp = log Ẑ), smc_reduced_energies.npy,
 /// and summary["smc"]: the options, the flow-only ESS and log Z of the N starting draws, the
 /// post-SMC ESS, log Ẑ ± se (ancestry variance), rungs (β, ESS, resampling, acceptance, step),
-/// resamplings, surviving ancestors, target evaluations and wall time.
+/// resamplings, surviving ancestors, target evaluations (N starting draws, N per MALA step and N
+/// for the final particles' energies) and wall time.
 ///
 /// Keys of "smc" (all optional): "particles" (default 10000), "rungs" (0: adaptive), "cess",
 /// "max_rungs", "mala_steps", "step_size", "target_acceptance", "resample_threshold",
