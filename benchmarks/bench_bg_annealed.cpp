@@ -132,6 +132,8 @@ int main(int argc, char** argv) {
   CLI::App app{"bench_bg_annealed"};
   std::string potential, mode = "annealed", json_out, save_path, smoothing = "psis", spacing = "geometric";
   int iterations = 500, batch = 256, width = 64, layers = 2, steps = 8, sample_steps = 0, threads = 2;
+  std::string flow = "otflow";
+  bg::SplineCouplingOptions coupling;
   int rungs = 6, samples_per_rung = 4096, steps_per_rung = 150, rung_batch = 512;
   long long samples = 100000;
   double lr = 5e-3, rung_lr = 2e-3, t_high = 10.0, scale = 1.0, alpha_l = -1, alpha_hjb = -1;
@@ -156,6 +158,12 @@ int main(int argc, char** argv) {
   app.add_option("--width", width);
   app.add_option("--layers", layers);
   app.add_option("--steps", steps);
+  app.add_option("--flow", flow, "otflow (the CNF) | spline_coupling")->check(CLI::IsMember({"otflow", "spline_coupling"}));
+  app.add_option("--coupling-layers", coupling.layers);
+  app.add_option("--coupling-hidden", coupling.hidden);
+  app.add_option("--coupling-depth", coupling.depth);
+  app.add_option("--spline-bins", coupling.bins);
+  app.add_option("--spline-bound", coupling.bound);
   app.add_option("--sample-steps", sample_steps, "RK4 steps when sampling (default: --steps)");
   app.add_option("--threads", threads);
   app.add_option("--samples", samples, "evaluation draws");
@@ -180,6 +188,11 @@ int main(int argc, char** argv) {
     o.potential.spatial_dim = static_cast<int>(sd);
     o.steps = steps;
     o.sample_steps = sample_steps > 0 ? sample_steps : steps;
+    if (flow == "spline_coupling") {
+      o.flow = bg::FlowFamily::spline_coupling;
+      o.coupling = coupling;
+      if (alpha_hjb < 0) alpha_hjb = 0.0;  // no potential: no HJB residual
+    }
     bg::BoltzmannGenerator model(o, seed);
     model.set_standardization(Eigen::VectorXd::Zero(d), Eigen::VectorXd::Constant(d, scale));
 
@@ -233,6 +246,9 @@ int main(int argc, char** argv) {
     r["potential"] = potential;
     r["mode"] = mode;
     r["model"] = o.to_json();
+    std::int64_t n_parameters = 0;
+    for (const auto& p : model.parameters()) n_parameters += p.numel();
+    r["parameters"] = n_parameters;
     r["scale"] = scale;
     r["stage1"] = t.to_json();
     r["threads"] = threads;

@@ -48,6 +48,7 @@ GeneratorOptions read_model_options(JsonReader& r, const Target& target) {
   m.sample_steps = static_cast<int>(r.get_int("sample_steps", m.steps));
   m.noise = r.get_double("noise", 0.0);
   read_velocity_options(r, m);
+  read_flow_options(r, m);
   return m;
 }
 

@@ -41,6 +41,38 @@ void GeneratorOptions::validate() const {
   } else if (!velocity_hidden.empty() || velocity_bound != 0.0) {
     throw ConfigError("generator: velocity_hidden and velocity_bound need velocity \"free\"");
   }
+  if (coupling_flow()) {
+    if (noise > 0.0) throw ConfigError("generator: flow \"spline_coupling\" is a deterministic map (set noise to 0)");
+    if (free_velocity) throw ConfigError("generator: flow \"spline_coupling\" has no velocity (velocity must be \"gradient\")");
+    if (potential.n_particles > 0)
+      throw ConfigError("generator: flow \"spline_coupling\" is not equivariant; particle systems use the OT-Flow (flow \"otflow\")");
+    coupling_options().validate();
+  }
+}
+
+SplineCouplingOptions GeneratorOptions::coupling_options() const {
+  SplineCouplingOptions c = coupling;
+  c.dim = potential.dim;
+  c.periodic = potential.periodic;
+  return c;
+}
+
+void read_flow_options(JsonReader& r, GeneratorOptions& o) {
+  const std::string flow = r.get_string("flow", o.coupling_flow() ? "spline_coupling" : "otflow");
+  if (flow != "otflow" && flow != "spline_coupling")
+    r.fail("flow", "is \"" + flow + "\", but must be \"otflow\" or \"spline_coupling\"");
+  o.flow = flow == "spline_coupling" ? FlowFamily::spline_coupling : FlowFamily::ot_flow;
+  const char* keys[] = {"coupling_layers", "coupling_hidden", "coupling_depth", "spline_bins", "spline_bound"};
+  if (!o.coupling_flow()) {
+    for (const char* k : keys)
+      if (r.has(k)) r.fail(k, "needs flow \"spline_coupling\"");
+    return;
+  }
+  o.coupling.layers = static_cast<int>(r.get_int("coupling_layers", o.coupling.layers));
+  o.coupling.hidden = static_cast<int>(r.get_int("coupling_hidden", o.coupling.hidden));
+  o.coupling.depth = static_cast<int>(r.get_int("coupling_depth", o.coupling.depth));
+  o.coupling.bins = static_cast<int>(r.get_int("spline_bins", o.coupling.bins));
+  o.coupling.bound = r.get_double("spline_bound", o.coupling.bound);
 }
 
 void read_velocity_options(JsonReader& r, GeneratorOptions& o) {
@@ -74,6 +106,10 @@ nlohmann::json GeneratorOptions::to_json() const {
   nlohmann::json j = {{"potential", potential.to_json()}, {"time", time}, {"steps", steps},
                       {"sample_steps", sample_steps}};
   if (noise > 0.0) j["noise"] = noise;  // absent: the deterministic flow (files of older versions)
+  if (coupling_flow()) {               // absent: the CNF (files of older versions)
+    j["flow"] = "spline_coupling";
+    j["coupling"] = coupling.to_json();
+  }
   if (free_velocity) {  // absent: the gradient velocity
     j["velocity"] = "free";
     j["velocity_hidden"] = velocity_hidden;
@@ -91,6 +127,12 @@ GeneratorOptions GeneratorOptions::from_json(const nlohmann::json& j) {
   o.sample_steps = static_cast<int>(r.get_int("sample_steps"));
   o.noise = r.get_double("noise", 0.0);
   read_velocity_options(r, o);
+  const std::string flow = r.get_string("flow", "otflow");
+  if (flow != "otflow" && flow != "spline_coupling") r.fail("flow", "is \"" + flow + "\", not a known flow");
+  if (flow == "spline_coupling") {
+    o.flow = FlowFamily::spline_coupling;
+    o.coupling = SplineCouplingOptions::from_json(r.get_json("coupling"), o.coupling_options());
+  }
   r.finish();
   o.validate();
   return o;
@@ -102,6 +144,7 @@ BoltzmannGenerator::BoltzmannGenerator(const GeneratorOptions& options, std::uin
   options_.potential = phi_->options();  // rank resolved
   phi_->reset_parameters(seed);
   if (options_.free_velocity) velocity_ = std::make_shared<FreeVelocity>(options_.free_velocity_options(), seed);
+  if (options_.coupling_flow()) coupling_ = SplineCouplingFlow(options_.coupling_options(), seed);
   set_standardization(Eigen::VectorXd::Zero(dim()), Eigen::VectorXd::Ones(dim()));
 }
 
@@ -262,7 +305,44 @@ torch::Tensor BoltzmannGenerator::noise_sample(int steps, std::int64_t n, std::u
   return noise;
 }
 
+torch::Tensor BoltzmannGenerator::coupling_transport(const torch::Tensor& z, const torch::Tensor& y,
+                                                     bool with_costs) const {
+  if (!with_costs) return torch::zeros({z.size(0)}, z.options());
+  auto dy = y - z;
+  if (base_) dy = torch::where(periodic_mask_, dy - (2.0 * kPi) * torch::round(dy / (2.0 * kPi)), dy);
+  return (dy * dy).sum(1) / (2.0 * options_.time);
+}
+
+void BoltzmannGenerator::check_coupling_base() const {
+  if (periodic_columns_.empty() && !options_.potential.periodic.empty())
+    throw DomainError("generator: a spline coupling flow with periodic columns needs a torus base (set_base)");
+}
+
+FlowBatch BoltzmannGenerator::coupling_forward(const torch::Tensor& z, bool with_costs) {
+  check_coupling_base();
+  const CouplingValues c = coupling_->forward(z);
+  FlowBatch out;
+  out.x = from_flow_space(c.y);
+  out.log_q = base_log_density(z) - c.log_det - log_scale_sum();
+  out.transport = coupling_transport(z, c.y, with_costs);
+  out.hjb = torch::zeros({z.size(0)}, z.options());
+  return out;
+}
+
+FlowBatch BoltzmannGenerator::coupling_reverse(const torch::Tensor& x, bool with_costs) {
+  check_coupling_base();
+  const auto y = to_flow_space(x);
+  const CouplingValues c = coupling_->inverse(y);
+  FlowBatch out;
+  out.x = x;
+  out.log_q = base_log_density(c.y) + c.log_det - log_scale_sum();
+  out.transport = coupling_transport(c.y, y, with_costs);
+  out.hjb = torch::zeros({x.size(0)}, x.options());
+  return out;
+}
+
 FlowBatch BoltzmannGenerator::forward(const torch::Tensor& z, int steps, bool with_costs, const torch::Tensor& noise) {
+  if (coupling_) return coupling_forward(z, with_costs);
   CnfExtras extras;
   extras.sigma = options_.noise;
   extras.noise = noise;
@@ -277,6 +357,7 @@ FlowBatch BoltzmannGenerator::forward(const torch::Tensor& z, int steps, bool wi
 }
 
 FlowBatch BoltzmannGenerator::reverse(const torch::Tensor& x, int steps, bool with_costs, const torch::Tensor& noise) {
+  if (coupling_) return coupling_reverse(x, with_costs);
   auto y = to_flow_space(x);
   const auto& po = options_.potential;
   if (po.n_particles > 0) {
@@ -301,6 +382,7 @@ FlowBatch BoltzmannGenerator::reverse(const torch::Tensor& x, int steps, bool wi
 
 FlowPath BoltzmannGenerator::forward_path(const torch::Tensor& z, int steps, bool with_costs, double decay) {
   if (options_.stochastic()) throw DomainError("generator: a path of states needs the deterministic flow (noise 0)");
+  if (coupling_) throw DomainError("generator: a spline coupling flow is a single map, with no path of states");
   FlowPath path;
   CnfExtras extras;
   extras.transport_decay = decay;
@@ -323,11 +405,13 @@ FlowPath BoltzmannGenerator::forward_path(const torch::Tensor& z, int steps, boo
 }
 
 std::vector<torch::Tensor> BoltzmannGenerator::parameters() {
+  if (coupling_) return coupling_->parameters();
   return velocity_ ? velocity_->parameters() : phi_->parameters();
 }
 
 torch::Tensor BoltzmannGenerator::terminal_potential(const torch::Tensor& x) {
   if (velocity_) throw DomainError("generator: a free velocity has no potential (no terminal condition)");
+  if (coupling_) throw DomainError("generator: a spline coupling flow has no potential (no terminal condition)");
   return phi_->value(to_flow_space(x), options_.time);
 }
 
@@ -387,6 +471,11 @@ void BoltzmannGenerator::write(torch::serialize::OutputArchive& archive) const {
     velocity_->write(v);
     archive.write("velocity", v);
   }
+  if (coupling_) {
+    torch::serialize::OutputArchive c;
+    coupling_->save(c);
+    archive.write("coupling", c);
+  }
 }
 
 BoltzmannGenerator BoltzmannGenerator::read(torch::serialize::InputArchive& archive,
@@ -411,6 +500,11 @@ BoltzmannGenerator BoltzmannGenerator::read(torch::serialize::InputArchive& arch
     torch::serialize::InputArchive v;
     if (!archive.try_read("velocity", v)) throw IoError(where + ": a free-velocity model without its velocity");
     g.velocity_->read(v);
+  }
+  if (g.coupling_) {
+    torch::serialize::InputArchive c;
+    if (!archive.try_read("coupling", c)) throw IoError(where + ": a spline coupling model without its layers");
+    g.coupling_->load(c);
   }
   g.set_standardization(to_vector(shift), to_vector(scale));
   if (version.toInt() >= 2) {  // version 1: standard normal base

@@ -28,8 +28,13 @@
 ///
 /// Saved models are LibTorch archives carrying kModelFormatVersion, the options
 /// (JSON), the base density (JSON, version ≥ 2; von Mises mixtures from version 3, conditional
-/// Gaussian blocks from version 4, their bin correction from version 5) and
-/// the parameters; load() accepts versions 1 (Gaussian base) to 5 and rejects others.
+/// Gaussian blocks from version 4, their bin correction from version 5, spline coupling flows
+/// from version 6) and the parameters; load() accepts versions 1 (Gaussian base) to 6 and rejects
+/// others.
+///
+/// Spline coupling models (GeneratorOptions::flow): the CNF is replaced by the coupling flow F of
+/// spline_coupling.hpp, y = F(z), log q(x) = log ρ₀(z) − log|det ∂F/∂z| − Σ_k log σ_k; `steps`
+/// are then unused. On a torus base its circular splines map the periodic columns into [−π, π].
 /// save() writes the model's record beside it (model_file.hpp: its SHA-256 and the potential it
 /// was trained on), and load() checks the file against that record before LibTorch reads it.
 #include <cstdint>
@@ -50,6 +55,7 @@
 #include "boltzlab/generators/model_file.hpp"
 #include "boltzlab/generators/molecular_space.hpp"
 #include "boltzlab/generators/ot_potential.hpp"
+#include "boltzlab/generators/spline_coupling.hpp"
 #include "boltzlab/generators/velocity_field.hpp"
 #include "boltzlab/io/config.hpp"
 
@@ -58,8 +64,14 @@ namespace boltzlab::generators {
 /// Stream mix of the stochastic flow's Brownian increments (noise_sample).
 inline constexpr std::uint64_t kNoiseSeedMix = 0x9E3779B97F4A7C15ULL;
 
-/// Version of the saved model format.
-inline constexpr int kModelFormatVersion = 5;
+/// Version of the saved model format (spline coupling flows from version 6).
+inline constexpr int kModelFormatVersion = 6;
+
+/// The family of the map from the base to the target.
+enum class FlowFamily {
+  ot_flow,          ///< the OT-Flow CNF, v = −∇Φ or a free velocity (cnf.hpp)
+  spline_coupling,  ///< rational-quadratic spline coupling layers (spline_coupling.hpp)
+};
 
 /// Model-level options (architecture and discretization).
 struct GeneratorOptions {
@@ -81,10 +93,24 @@ struct GeneratorOptions {
   double velocity_bound = 0.0;
   /// The free velocity's architecture from these options.
   FreeVelocityOptions free_velocity_options() const;
+  /// The map: the CNF (default) or a spline coupling flow with the architecture `coupling`
+  /// (its dim and periodic columns are the potential options'). A coupling flow is a
+  /// discrete map: no noise, no free velocity, no particle systems, no path of states.
+  FlowFamily flow = FlowFamily::ot_flow;
+  SplineCouplingOptions coupling;
+  bool coupling_flow() const { return flow == FlowFamily::spline_coupling; }
+  /// The coupling architecture with dim and periodic columns from `potential`.
+  SplineCouplingOptions coupling_options() const;
   void validate() const;
   nlohmann::json to_json() const;
   static GeneratorOptions from_json(const nlohmann::json& j);
 };
+
+/// Reads the flow-family keys of a generator section into `o`: "flow" ("otflow" |
+/// "spline_coupling", default: o's), and for coupling flows "coupling_layers", "coupling_hidden",
+/// "coupling_depth", "spline_bins", "spline_bound" (SplineCouplingOptions). \throws ConfigError
+/// naming the key.
+void read_flow_options(JsonReader& r, GeneratorOptions& o);
 
 /// Reads the velocity keys of a generator section or saved options into `o`: "velocity"
 /// ("gradient" | "free", default: o's), "velocity_hidden" (integer widths), "velocity_bound".
@@ -101,8 +127,11 @@ struct GeneratedSamples {
 struct FlowBatch {
   torch::Tensor x;          ///< B×d configurations
   torch::Tensor log_q;      ///< B: log q(x)
-  torch::Tensor transport;  ///< B: ∫ ½|∇Φ|² dt
-  torch::Tensor hjb;        ///< B: ∫ |∂ₜΦ − ½|∇Φ|²| dt
+  /// B: ∫ ½|∇Φ|² dt; for a coupling flow the cost of its straight-line interpolation,
+  /// |F(z) − z|²/(2T) in the flow space (the least kinetic energy of any path from z to F(z)
+  /// in time T; the minimal-image difference on periodic columns).
+  torch::Tensor transport;
+  torch::Tensor hjb;        ///< B: ∫ |∂ₜΦ − ½|∇Φ|²| dt (0 for a coupling flow: no potential)
 };
 
 /// A base → target trajectory at the RK4 step boundaries t_k = k·T/steps, k = 0 … steps.
@@ -152,7 +181,9 @@ class BoltzmannGenerator {
   OtPotential& potential() { return phi_; }
   /// The free velocity field, or null for a gradient model.
   FreeVelocity* velocity() { return velocity_.get(); }
-  /// The trainable parameters: Φ's, or the free velocity's.
+  /// The spline coupling flow, or null for a CNF.
+  SplineCouplingFlowImpl* coupling() { return coupling_ ? coupling_.get() : nullptr; }
+  /// The trainable parameters: Φ's, the free velocity's or the coupling flow's.
   std::vector<torch::Tensor> parameters();
 
   /// Sets x = μ + σ ⊙ y. For particle systems μ must be 0 and σ isotropic.
@@ -195,11 +226,13 @@ class BoltzmannGenerator {
   torch::Tensor noise_sample(int steps, std::int64_t n, std::uint64_t seed, std::int64_t first_index = 0) const;
 
   /// Differentiable: z (flow space) → x, with log q(x) and the path costs. With σ > 0 and
-  /// `noise` (noise_sample), the stochastic flow: log_q is then the path's log F/B.
+  /// `noise` (noise_sample), the stochastic flow: log_q is then the path's log F/B. A coupling
+  /// flow ignores `steps`. \throws DomainError for a coupling flow with periodic columns but no
+  /// torus base.
   FlowBatch forward(const torch::Tensor& z, int steps, bool with_costs, const torch::Tensor& noise = {});
   /// Differentiable: the deterministic flow from z with its states at the step boundaries
   /// (the relaxed game, relaxed_game.hpp; path measures); the running cost weighted e^{−t·decay}.
-  /// \throws DomainError for a stochastic flow.
+  /// \throws DomainError for a stochastic flow or a coupling flow (no path of states).
   FlowPath forward_path(const torch::Tensor& z, int steps, bool with_costs, double decay);
   /// Differentiable: data x → base, with log q(x) and the path costs; with σ > 0 and `noise`,
   /// the backward kernel (cnf.hpp), and log_q the path's log F/B (a lower bound of log q(x) in
@@ -208,6 +241,7 @@ class BoltzmannGenerator {
 
   /// Differentiable: Φ(y, T) at configurations x (model coordinates, y = (x − μ)/σ): the
   /// potential's terminal value, of the terminal condition (trainer.hpp).
+  /// \throws DomainError for a free velocity or a coupling flow (no potential).
   torch::Tensor terminal_potential(const torch::Tensor& x);
 
   /// N samples (no gradient), periodic columns wrapped into [−π, π); draws base stream
@@ -238,10 +272,16 @@ class BoltzmannGenerator {
   torch::Tensor to_flow_space(const torch::Tensor& x) const;
   torch::Tensor from_flow_space(const torch::Tensor& y) const;
   double log_scale_sum() const;
+  /// Coupling flows: the transport cost of FlowBatch between base points z and flow points y.
+  torch::Tensor coupling_transport(const torch::Tensor& z, const torch::Tensor& y, bool with_costs) const;
+  void check_coupling_base() const;
+  FlowBatch coupling_forward(const torch::Tensor& z, bool with_costs);
+  FlowBatch coupling_reverse(const torch::Tensor& x, bool with_costs);
 
   GeneratorOptions options_;
   OtPotential phi_;
   std::shared_ptr<FreeVelocity> velocity_;  // free_velocity models only
+  SplineCouplingFlow coupling_{nullptr};     // spline coupling models only
   std::optional<BaseDensity> base_;
   std::vector<std::int64_t> periodic_columns_;
   torch::Tensor periodic_mask_;  // Bool d (defined with a torus base)

@@ -176,10 +176,11 @@ bool uses_fused_data_term(const BoltzmannGenerator& model, const TrainOptions& o
   // needs periodic columns, set_base); a base other than N(0, I) enters through
   // FusedOtFlowOptions::base_neg_log_density.
   const auto& po = model.options().potential;
-  const bool supported = fused_otflow_supports(po) && !model.options().stochastic() && !model.options().free_velocity;
+  const bool supported = fused_otflow_supports(po) && !model.options().stochastic() && !model.options().free_velocity &&
+                         !model.options().coupling_flow();
   if (options.fused == FusedMode::kOn && !supported)
-    throw ConfigError("generator.fused is true, but the fused path needs the deterministic gradient flow (noise 0, "
-                      "velocity gradient) with layers = 2 without particles or periodic columns (noise = " +
+    throw ConfigError("generator.fused is true, but the fused path needs the deterministic gradient flow (flow otflow, "
+                      "noise 0, velocity gradient) with layers = 2 without particles or periodic columns (noise = " +
                       std::to_string(model.options().noise) + ", layers = " + std::to_string(po.layers) +
                       ", n_particles = " + std::to_string(po.n_particles) +
                       ", periodic columns = " + std::to_string(po.periodic.size()) + ")");

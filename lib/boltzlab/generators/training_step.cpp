@@ -163,6 +163,10 @@ TrainingStep::TrainingStep(BoltzmannGenerator& model, const Target& target, cons
   if (model.options().free_velocity && (options.weights.alpha_hjb > 0.0 || options.weights.alpha_terminal > 0.0))
     throw ConfigError("generator.alpha_hjb / alpha_terminal: a free velocity has no potential, so no HJB residual "
                       "or terminal condition (set them to 0)");
+  if (model.options().coupling_flow() && (options.weights.alpha_hjb > 0.0 || options.weights.alpha_terminal > 0.0 ||
+                                          options.weights.epsilon > 0.0))
+    throw ConfigError("generator.alpha_hjb / alpha_terminal / epsilon: a spline coupling flow has no potential and no "
+                      "path of states, so no HJB residual, terminal condition or relaxed game (set them to 0)");
 }
 
 StepRecord TrainingStep::operator()(int iteration, const LossWeights& w, double learning_rate,
