@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <sstream>
 
@@ -253,15 +254,18 @@ Ensemble read_init_file(const RelaxOptions& opt, const Target& target) {
     throw ConfigError("--particles is " + std::to_string(*opt.particles) + ", but " + opt.init.string() + " has " +
                       std::to_string(x.rows()) + " rows");
   }
-  for (Eigen::Index i = 0; i < x.rows(); ++i) {
-    for (Eigen::Index k = 0; k < x.cols(); ++k) {
-      if (!std::isfinite(x(i, k))) {
+  if (!x.allFinite()) {  // one vectorized pass; the first bad row only on failure
+    for (Eigen::Index i = 0; i < x.rows(); ++i) {
+      if (!x.row(i).allFinite()) {
         throw IoError(opt.init.string() + ": row " + std::to_string(i) + " has a non-finite coordinate");
       }
     }
   }
-  Ensemble ens(static_cast<std::size_t>(x.rows()), target.dim());
+  // The ensemble takes the matrix as it is read (no zero-filled N×d first).
+  Ensemble ens;
   ens.positions = std::move(x);
+  ens.reduced_energies = Eigen::VectorXd::Constant(ens.positions.rows(), std::numeric_limits<double>::quiet_NaN());
+  ens.log_weights = Eigen::VectorXd::Zero(ens.positions.rows());
   const auto [np, s] = target.particle_layout();
   if (np > 0) {
     for (std::size_t i = 0; i < ens.size(); ++i) remove_center_of_mass(ens.particle(i), np, s);
@@ -288,9 +292,17 @@ InitialEnsemble build_initial_ensemble(const RelaxOptions& opt, const Target& ta
     init.description = describe_init(plan.init);
   }
   const std::size_t n = init.ensemble.size();
+  // In blocks of rows: the check needs the counts only, not an N×d gradient.
+  constexpr std::size_t kCheckRows = 4096;
+  const RowMatrix& x = init.ensemble.positions;
   Eigen::VectorXd u0;
-  RowMatrix g0;
-  const BatchStats st = target.evaluate_batch(init.ensemble.positions, u0, &g0);
+  RowMatrix block, g0;
+  BatchStats st;
+  for (std::size_t i0 = 0; i0 < n; i0 += kCheckRows) {
+    const auto rows = static_cast<Eigen::Index>(std::min(kCheckRows, n - i0));
+    block = x.middleRows(static_cast<Eigen::Index>(i0), rows);
+    st.non_finite += target.evaluate_batch(block, u0, &g0).non_finite;
+  }
   if (st.non_finite == n) {
     throw DomainError(opt.potential.string() + ": all " + std::to_string(n) +
                       " initial energies or gradients are non-finite (initial ensemble: " + init.description + ")");
@@ -343,7 +355,7 @@ std::optional<double> healthy_mean_energy(const Ensemble& ens, const FlowOptions
 /// Stage 4a: what the run directory records. Pointers refer into `init` and `res`.
 RunOutputs relax_outputs(const RelaxOptions& opt, const Potential& pot, const RelaxPlan& plan,
                          const InitialEnsemble& init, const FlowResult& res, const RelaxTimes& times,
-                         std::vector<std::string> notes) {
+                         std::optional<double> mean_healthy, std::vector<std::string> notes) {
   const FlowOptions& fo = plan.flow_options;
   RunOutputs o;
   o.tool = "wgf-relax";
@@ -382,7 +394,6 @@ RunOutputs relax_outputs(const RelaxOptions& opt, const Potential& pot, const Re
   o.statistics = res.statistics;
   o.statistics["converged_on_tolerance"] = res.converged;
   o.statistics["health"] = res.health.to_json();
-  const std::optional<double> mean_healthy = healthy_mean_energy(init.ensemble, fo);
   o.statistics["mean_energy_healthy"] = mean_healthy ? nlohmann::json(*mean_healthy) : nlohmann::json(nullptr);
   if (!mean_healthy) o.statistics["mean_energy_healthy_reason"] = "no healthy particle (all diverged)";
   o.trace_steps = res.monitor_steps;
@@ -451,7 +462,8 @@ void check_netcdf_path(const RelaxOptions& opt, const std::vector<std::filesyste
 
 /// Stage 4b: the typed report (⟨u⟩ over the healthy particles).
 RelaxReport relax_report(const RelaxOptions& opt, const Potential& pot, const RelaxPlan& plan,
-                         const Ensemble& ens, const FlowResult& res, const RelaxTimes& times) {
+                         const Ensemble& ens, const FlowResult& res, const RelaxTimes& times,
+                         std::optional<double> mean_healthy) {
   RelaxReport r;
   r.flow = plan.flow_name;
   r.interacting = flow_info(plan.flow_name).interacting;
@@ -463,7 +475,7 @@ RelaxReport relax_report(const RelaxOptions& opt, const Potential& pot, const Re
   const auto acceptance = res.statistics.find("acceptance_rate");
   if (acceptance != res.statistics.end() && acceptance->is_number()) r.acceptance_rate = acceptance->get<double>();
   r.step_size = res.statistics.value("step_size", 0.0);
-  r.mean_energy = healthy_mean_energy(ens, plan.flow_options);
+  r.mean_energy = mean_healthy;
   r.non_finite_evaluations = res.non_finite;
   r.health = res.health;
   r.out = opt.out;
@@ -518,8 +530,10 @@ RelaxReport run_relax(const RelaxOptions& opt) {
   const FlowResult res = plan.flow->run(*pot.target, init.ensemble, plan.flow_options);
   times.flowed = wall_seconds();
 
+  // One pass for the summary and the report.
+  const std::optional<double> mean_healthy = healthy_mean_energy(init.ensemble, plan.flow_options);
   if (mpi::is_root()) {
-    write_run(*run, relax_outputs(opt, pot, plan, init, res, times, std::move(notes)));
+    write_run(*run, relax_outputs(opt, pot, plan, init, res, times, mean_healthy, std::move(notes)));
     run->commit();
     if (!opt.netcdf.empty()) write_inference_data(opt.netcdf, relax_inference_data(plan, pot, init.ensemble, res));
   }
@@ -533,7 +547,7 @@ RelaxReport run_relax(const RelaxOptions& opt) {
     throw DomainError("--strict: the run failed: " + res.health.problem() + " (run directory written to " +
                       opt.out.string() + ")");
   }
-  return relax_report(opt, pot, plan, init.ensemble, res, times);
+  return relax_report(opt, pot, plan, init.ensemble, res, times, mean_healthy);
 }
 
 }  // namespace boltzlab

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <fstream>
+#include <future>
 #include <limits>
 #include <sstream>
 
@@ -143,6 +144,10 @@ nlohmann::json write_run(const RunDirectory& run, const RunOutputs& o) {
   const double t_start = wall_seconds();
   const Target& target = *o.target;
   const std::size_t n = static_cast<std::size_t>(o.samples->rows());
+  // The plots (gnuplot processes, from the data in memory) are drawn while the arrays
+  // are written; their results are recorded below, in the same order as before.
+  std::future<nlohmann::json> plotted;
+  if (o.plots) plotted = std::async(std::launch::async, [&run, &o] { return write_run_plots(run, o); });
   nlohmann::json files = write_arrays(run, o);
   for (const std::string& f : o.extra_files) files.push_back(f);
 
@@ -175,7 +180,7 @@ nlohmann::json write_run(const RunDirectory& run, const RunOutputs& o) {
   if (!o.plots) {
     notes.push_back("plots disabled");
   } else {
-    plots = write_run_plots(run, o);
+    plots = plotted.get();
     for (const auto& [name, status] : plots.items()) {
       if (status == "ok") {
         files.push_back(name);

@@ -1,6 +1,7 @@
 #include "boltzlab/flows/flow.hpp"
 
 #include <cmath>
+#include <limits>
 
 #include "boltzlab/io/config.hpp"
 
@@ -10,10 +11,10 @@ bool healthy_particle(const Ensemble& ensemble, std::size_t i, const FlowOptions
   const double u = ensemble.reduced_energies[static_cast<Eigen::Index>(i)];
   if (!std::isfinite(u) || std::fabs(u) > options.exploded_energy) return false;
   const double* x = ensemble.particle(i);
-  for (std::size_t k = 0; k < ensemble.dim(); ++k) {
-    if (!(std::fabs(x[k]) <= options.exploded_position)) return false;  // NaN compares false
-  }
-  return true;
+  const double bound = options.exploded_position;
+  std::size_t outside = 0;  // counted without an early exit, so that the loop vectorizes
+  for (std::size_t k = 0; k < ensemble.dim(); ++k) outside += !(std::fabs(x[k]) <= bound);  // NaN compares false
+  return outside == 0;
 }
 
 FlowHealth assess_health(const Ensemble& ensemble, const FlowOptions& options) {
@@ -23,11 +24,13 @@ FlowHealth assess_health(const Ensemble& ensemble, const FlowOptions& options) {
   h.exploded_position = options.exploded_position;
   for (std::size_t i = 0; i < ensemble.size(); ++i) {
     const double* x = ensemble.particle(i);
-    bool finite_x = true, beyond_x = false;
+    // Counts rather than short-circuit flags, so that the loop vectorizes.
+    std::size_t not_finite = 0, beyond = 0;
     for (std::size_t k = 0; k < ensemble.dim(); ++k) {
-      finite_x = finite_x && std::isfinite(x[k]);
-      beyond_x = beyond_x || std::fabs(x[k]) > options.exploded_position;
+      not_finite += !(std::fabs(x[k]) <= std::numeric_limits<double>::max());
+      beyond += std::fabs(x[k]) > options.exploded_position;
     }
+    const bool finite_x = not_finite == 0, beyond_x = beyond > 0;
     const double u = ensemble.reduced_energies[static_cast<Eigen::Index>(i)];
     if (!finite_x) {
       ++h.non_finite_positions;

@@ -264,6 +264,28 @@ struct PairCount {
   std::size_t pos = 0;           ///< values kept so far
 };
 
+/// An edge tile of the median counting pass (some of its 4 × 8 pairs are not pairs
+/// j > i, j < n, i < row_end): count_tile's scalar path. `out` has room for 32 values
+/// past st.pos.
+BOLTZLAB_INLINE void count_edge_tile(const RowBlock& rows, const Columns& cols, std::size_t i0, std::size_t j,
+                                     const v8d* a, const CountSpec& spec, PairCount& st, double* out) {
+  const std::size_t n = spec.n;
+  const double lo = spec.lo, hi = spec.hi;
+  double tile[kRows][kLanes];
+  for (std::size_t r = 0; r < kRows; ++r) {
+    store(tile[r], sq_dist(rows.norm[r], cols.norms.data() + j, a[r]));
+    const std::size_t i = i0 + r;
+    for (std::size_t l = 0; l < kLanes; ++l) {
+      const std::size_t jl = j + l;
+      if (!(jl > i && jl < n && i < spec.row_end)) continue;
+      const double v = tile[r][l];
+      if (v < lo) ++st.edge_count;
+      if (v >= lo && v <= hi) out[st.pos++] = v;
+    }
+  }
+  if (spec.kept_d2) keep_tile(spec, cols.mp, i0, j, tile);
+}
+
 /// One 4 × 8 tile (columns j..j+7, dot products a) of the median counting pass: counts
 /// the pair values d²_ij < lo (pairs j > i, j < n, i < row_end), appends those in
 /// [lo, hi] to kept, and writes the tile into the kept D² when there is one (keep_tile).
@@ -300,18 +322,7 @@ BOLTZLAB_INLINE void count_tile(const RowBlock& rows, const Columns& cols, std::
       }
     return;
   }
-  for (std::size_t r = 0; r < kRows; ++r) {
-    store(tile[r], sq_dist(rows.norm[r], cols.norms.data() + j, a[r]));
-    const std::size_t i = i0 + r;
-    for (std::size_t l = 0; l < kLanes; ++l) {
-      const std::size_t jl = j + l;
-      if (!(jl > i && jl < n && i < spec.row_end)) continue;
-      const double v = tile[r][l];
-      if (v < lo) ++st.edge_count;
-      if (v >= lo && v <= hi) out[st.pos++] = v;
-    }
-  }
-  if (spec.kept_d2) keep_tile(spec, cols.mp, i0, j, tile);
+  count_edge_tile(rows, cols, i0, j, a, spec, st, out);
 }
 
 /// For a rank that keeps whole rows: the tiles of the 4 rows from i0 left of the
@@ -365,6 +376,80 @@ void count_pairs_block(const RowBlock& rows, const Columns& cols, std::size_t i0
   std::uint64_t total = st.edge_count;
   for (std::size_t l = 0; l < kLanes; ++l) total += st.count[l];
   *below += total;
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define BOLTZLAB_COUNT_DISPATCH 1
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v4")
+namespace isa_v4 {
+
+/// count_tile with AVX-512 masks: the same counts, and the same values appended in the
+/// same order (row by row, lane order), by one compress per row instead of the scalar
+/// loop over the tile's 32 values (which ran for most tiles: with a bracket holding a few
+/// per cent of the pairs, most 4 × 8 tiles hold one of them).
+BOLTZLAB_INLINE void count_tile_v4(const RowBlock& rows, const Columns& cols, std::size_t i0, std::size_t j,
+                                const v8d* a, const CountSpec& spec, PairCount& st, std::vector<double>& kept) {
+  if (kept.size() < st.pos + kRows * kLanes) kept.resize(2 * (st.pos + kRows * kLanes));
+  double* out = kept.data();
+  if (!(j > i0 + kRows - 1 && j + kLanes <= spec.n && i0 + kRows <= spec.row_end)) {
+    count_edge_tile(rows, cols, i0, j, a, spec, st, out);
+    return;
+  }
+  double tile[kRows][kLanes];
+  const __m512d lo = _mm512_set1_pd(spec.lo), hi = _mm512_set1_pd(spec.hi);
+  std::uint64_t below = 0;
+  for (std::size_t r = 0; r < kRows; ++r) {
+    const v8d v = sq_dist(rows.norm[r], cols.norms.data() + j, a[r]);
+    store(tile[r], v);
+    const __m512d x = reinterpret_cast<__m512d>(v);
+    // Below lo: the sign bit of d² − lo, as the generic path counts.
+    below += static_cast<std::uint64_t>(__builtin_popcount(_mm512_movepi64_mask(_mm512_castpd_si512(_mm512_sub_pd(x, lo)))));
+    const __mmask8 inside = _mm512_cmp_pd_mask(x, lo, _CMP_GE_OQ) & _mm512_cmp_pd_mask(x, hi, _CMP_LE_OQ);
+    _mm512_storeu_pd(out + st.pos, _mm512_maskz_compress_pd(inside, x));
+    st.pos += static_cast<std::size_t>(__builtin_popcount(inside));
+  }
+  st.edge_count += below;
+  if (spec.kept_d2) keep_tile(spec, cols.mp, i0, j, tile);
+}
+
+/// count_pairs_block (below) with the AVX-512 count_tile.
+void count_pairs_block(const RowBlock& rows, const Columns& cols, std::size_t i0, const CountSpec& spec,
+                       std::uint64_t* below, std::vector<double>& kept, std::size_t* size) {
+  if (spec.rows_only && spec.kept_d2) keep_rows_before(rows, cols, i0, i0 / kLanes * kLanes, spec);
+  PairCount st;
+  st.pos = *size;
+  std::size_t j = i0 / kLanes * kLanes;
+  for (; j + 2 * kLanes <= cols.mp; j += 2 * kLanes) {
+    v8d a[kRows], b[kRows];
+    dots16(rows, cols, j, a, b);
+    count_tile_v4(rows, cols, i0, j, a, spec, st, kept);
+    count_tile_v4(rows, cols, i0, j + kLanes, b, spec, st, kept);
+  }
+  for (; j < cols.mp; j += kLanes) {
+    v8d a[kRows];
+    dots8(rows, cols, j, a);
+    count_tile_v4(rows, cols, i0, j, a, spec, st, kept);
+  }
+  *size = st.pos;
+  *below += st.edge_count;
+}
+
+}  // namespace isa_v4
+#pragma GCC pop_options
+#endif
+
+using CountPairsBlock = void (*)(const RowBlock&, const Columns&, std::size_t, const CountSpec&, std::uint64_t*,
+                                 std::vector<double>&, std::size_t*);
+
+/// The median counting pass for this processor: the AVX-512 one where there is
+/// AVX-512, else the multi-versioned one (the same counts and values either way).
+CountPairsBlock pick_count_pairs_block() {
+#ifdef BOLTZLAB_COUNT_DISPATCH
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("x86-64-v4")) return isa_v4::count_pairs_block;
+#endif
+  return count_pairs_block;
 }
 
 /// KSD row sums for the 4 rows i0..i0+3: rowsum[r] = Σ_{j>i} u(x_i, x_j).
@@ -538,6 +623,7 @@ BracketCount count_in_bracket(const RowMatrix& x, const Columns& cols, RowRange 
   const std::vector<double> zeros(cols_of(x) + 1, 0.0);
   const std::size_t groups = (rows.size() + kRows - 1) / kRows;
   tbb::enumerable_thread_specific<Kept> local;
+  static const CountPairsBlock count_block = pick_count_pairs_block();
   for_each_block(
       groups, 1,
       [&](std::size_t gb, std::size_t ge) {
@@ -545,7 +631,7 @@ BracketCount count_in_bracket(const RowMatrix& x, const Columns& cols, RowRange 
         for (std::size_t g = gb; g < ge; ++g) {
           const std::size_t i0 = rows.begin + g * kRows;
           const RowBlock block = row_block(x, cols.norms, i0, zeros);
-          count_pairs_block(block, cols, i0, spec, &k.below, k.values, &k.size);
+          count_block(block, cols, i0, spec, &k.below, k.values, &k.size);
         }
       },
       exec);

@@ -348,16 +348,15 @@ class FortranToC {
   std::vector<std::size_t> index_;
 };
 
-/// n elements of `kind` converted to double in C order. Float64 in C order is read in
-/// place; anything else goes through a fixed-size buffer, so the only allocation that
-/// grows with the file is the n doubles of the result.
-std::vector<double> read_npy_values(std::istream& in, NpyKind kind, const NpyHeader& h, std::size_t n,
-                                    const std::string& file) {
-  std::vector<double> data(n);
+/// n elements of `kind` converted to double in C order, into `data` (n doubles).
+/// Float64 in C order is read in place; anything else goes through a fixed-size buffer,
+/// so the only storage that grows with the file is the n doubles of the result.
+void read_npy_values(std::istream& in, NpyKind kind, const NpyHeader& h, std::size_t n, double* data,
+                     const std::string& file) {
   const bool reorder = h.fortran && h.shape.size() > 1;
   if (kind == NpyKind::kFloat64 && !reorder) {
-    read_exactly(in, reinterpret_cast<char*>(data.data()), n * sizeof(double), file);
-    return data;
+    read_exactly(in, reinterpret_cast<char*>(data), n * sizeof(double), file);
+    return;
   }
   const std::size_t item = item_size(kind);
   constexpr std::size_t kChunkBytes = 1 << 16;
@@ -369,20 +368,49 @@ std::vector<double> read_npy_values(std::istream& in, NpyKind kind, const NpyHea
     for (std::size_t k = 0; k < m; ++k) data[reorder ? order.next() : done + k] = to_double(buffer.data() + k * item, kind);
     done += m;
   }
-  return data;
 }
 
-/// A .npy held in `in`, which has `total` bytes.
-NpyArray read_npy_stream(std::istream& in, std::uint64_t total, const std::string& file) {
+/// A .npy held in `in`, which has `total` bytes: the header is checked, then
+/// `destination(shape, n)` returns where the n values go (it may throw on the shape,
+/// before any data are read or stored). Returns the shape.
+template <class Destination>
+std::vector<std::size_t> read_npy_stream(std::istream& in, std::uint64_t total, const std::string& file,
+                                         Destination&& destination) {
   std::uint64_t data_at = 0;
   NpyHeader header = read_npy_header(in, total, file, data_at);
   const NpyKind kind = npy_kind(header.descr, file);
   const std::size_t n = checked_element_count(header, item_size(kind), total - data_at, file);
-  NpyArray arr;
-  arr.data = read_npy_values(in, kind, header, n, file);
-  arr.shape = std::move(header.shape);
-  return arr;
+  double* out = destination(static_cast<const std::vector<std::size_t>&>(header.shape), n);
+  read_npy_values(in, kind, header, n, out, file);
+  return std::move(header.shape);
 }
+
+/// The .npy file at `path` into destination(shape, n), as read_npy_stream.
+template <class Destination>
+std::vector<std::size_t> read_npy_file(const std::filesystem::path& path, Destination&& destination) {
+  const std::string file = path.string();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(file + ": cannot open file for reading");
+  std::error_code ec;
+  const bool regular = std::filesystem::is_regular_file(path, ec);
+  const std::uintmax_t size = regular ? std::filesystem::file_size(path, ec) : 0;
+  if (regular && !ec) return read_npy_stream(in, size, file, destination);
+  // A pipe or device has no size to check the header against: read what it holds
+  // (the allocation is what was actually sent), then parse that.
+  const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  MemoryBuffer buffer(bytes);
+  std::istream from_memory(&buffer);
+  return read_npy_stream(from_memory, bytes.size(), file, destination);
+}
+
+/// A destination of read_npy_stream: NpyArray::data.
+struct IntoArray {
+  NpyArray& array;
+  double* operator()(const std::vector<std::size_t>&, std::size_t n) {
+    array.data.resize(n);
+    return array.data.data();
+  }
+};
 
 /// The header dict and its padding, with the magic, version and length before it.
 std::string npy_preamble_and_header(const std::vector<std::size_t>& shape) {
@@ -417,21 +445,15 @@ std::size_t checked_size(const std::vector<std::size_t>& shape, const std::strin
 NpyArray parse_npy(std::string_view bytes, const std::string& name) {
   MemoryBuffer buffer(bytes);
   std::istream in(&buffer);
-  return read_npy_stream(in, bytes.size(), name);
+  NpyArray a;
+  a.shape = read_npy_stream(in, bytes.size(), name, IntoArray{a});
+  return a;
 }
 
 NpyArray read_npy(const std::filesystem::path& path) {
-  const std::string file = path.string();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(file + ": cannot open file for reading");
-  std::error_code ec;
-  const bool regular = std::filesystem::is_regular_file(path, ec);
-  const std::uintmax_t size = regular ? std::filesystem::file_size(path, ec) : 0;
-  if (regular && !ec) return read_npy_stream(in, size, file);
-  // A pipe or device has no size to check the header against: read what it holds
-  // (the allocation is what was actually sent), then parse that.
-  const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  return parse_npy(bytes, file);
+  NpyArray a;
+  a.shape = read_npy_file(path, IntoArray{a});
+  return a;
 }
 
 void write_npy_pieces(const std::filesystem::path& path, const std::vector<std::size_t>& shape,
@@ -469,25 +491,29 @@ void write_npy(const std::filesystem::path& path, const RowMatrix& m) {
 }
 
 RowMatrix read_npy_matrix(const std::filesystem::path& path, std::size_t required_cols) {
-  NpyArray a = read_npy(path);
-  std::size_t rows = 0, cols = 0;
-  if (a.shape.size() == 2) {
-    rows = a.shape[0];
-    cols = a.shape[1];
-  } else if (a.shape.size() == 1 && required_cols > 0 && a.shape[0] == required_cols) {
-    rows = 1;
-    cols = a.shape[0];
-  } else {
-    throw IoError(path.string() + ": expected a 2-D array (N, " +
-                  (required_cols ? std::to_string(required_cols) : std::string("d")) +
-                  "), got shape " + shape_string(a.shape));
-  }
-  if (required_cols && cols != required_cols) {
-    throw IoError(path.string() + ": expected shape (N, " + std::to_string(required_cols) +
-                  "), got " + shape_string(a.shape));
-  }
-  RowMatrix m(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
-  std::copy(a.data.begin(), a.data.end(), m.data());
+  // The values are read straight into the matrix (no intermediate copy): its shape is
+  // checked from the header, before any data are read.
+  RowMatrix m;
+  read_npy_file(path, [&](const std::vector<std::size_t>& shape, std::size_t) {
+    std::size_t rows = 0, cols = 0;
+    if (shape.size() == 2) {
+      rows = shape[0];
+      cols = shape[1];
+    } else if (shape.size() == 1 && required_cols > 0 && shape[0] == required_cols) {
+      rows = 1;
+      cols = shape[0];
+    } else {
+      throw IoError(path.string() + ": expected a 2-D array (N, " +
+                    (required_cols ? std::to_string(required_cols) : std::string("d")) + "), got shape " +
+                    shape_string(shape));
+    }
+    if (required_cols && cols != required_cols) {
+      throw IoError(path.string() + ": expected shape (N, " + std::to_string(required_cols) + "), got " +
+                    shape_string(shape));
+    }
+    m.resize(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
+    return m.data();
+  });
   return m;
 }
 
