@@ -32,9 +32,12 @@ Eigen::VectorXd read_vector_or_scalar(JsonReader& r, const std::string& key, int
 GeneratorOptions read_model_options(JsonReader& r, const Target& target) {
   GeneratorOptions m;
   m.potential.dim = static_cast<int>(target.dim());
-  const auto [np, sd] = target.particle_layout();
-  m.potential.n_particles = static_cast<int>(np);
-  m.potential.spatial_dim = static_cast<int>(sd);
+  // Molecules train in internal coordinates (bg_molecular), not as a particle system.
+  if (target.topology() == nullptr) {
+    const auto [np, sd] = target.particle_layout();
+    m.potential.n_particles = static_cast<int>(np);
+    m.potential.spatial_dim = static_cast<int>(sd);
+  }
   m.potential.width = static_cast<int>(r.get_int("width", 32));
   m.potential.layers = static_cast<int>(r.get_int("layers", 2));
   m.potential.rank = static_cast<int>(r.get_int("rank", -1));
