@@ -385,14 +385,32 @@ std::int64_t ConditionalGaussian::sample_joint(Rng& rng, double* row) const {
 
 void ConditionalGaussian::fill_hard(torch::Tensor& y, const torch::Tensor& normals,
                                     const std::vector<std::int64_t>& component) const {
-  const auto comp = torch::tensor(component, torch::TensorOptions().dtype(torch::kLong));
-  const auto f = features(y);  // B × F
-  auto yh = torch::empty({y.size(0), static_cast<std::int64_t>(hard_.size())}, y.options());
-  for (std::int64_t k = 0; k < components(); ++k) {  // rows of expert k: B_kᵀ f + L_k ε
-    const auto rows = torch::nonzero(comp == k).squeeze(1);
-    if (rows.numel() == 0) continue;
-    yh.index_copy_(0, rows, torch::matmul(f.index_select(0, rows), coef_[k]) +
-                                torch::matmul(normals.index_select(0, rows), chol_[k].t()));
+  // Row by row in a fixed order (B_kᵀ f + L_k ε, expert k of the row): a GEMM over the rows of
+  // one expert would round each row by the BLAS kernel's blocking of that batch, so a draw would
+  // depend on which other rows share its batch.
+  const auto f = features(y).contiguous();  // B × F
+  const auto eps = normals.contiguous();
+  const auto coef = coef_.contiguous(), chol = chol_.contiguous();
+  const std::int64_t b = y.size(0), nf = f.size(1), h = static_cast<std::int64_t>(hard_.size());
+  auto yh = torch::empty({b, h}, y.options());
+  const double *pf = f.data_ptr<double>(), *pe = eps.data_ptr<double>();
+  const double *pc = coef.data_ptr<double>(), *pl = chol.data_ptr<double>();
+  double* out = yh.data_ptr<double>();
+  for (std::int64_t i = 0; i < b; ++i) {
+    const std::int64_t k = component[static_cast<std::size_t>(i)];
+    const double* ck = pc + k * nf * h;
+    const double* lk = pl + k * h * h;
+    double* row = out + i * h;
+    for (std::int64_t c = 0; c < h; ++c) row[c] = 0.0;
+    for (std::int64_t j = 0; j < nf; ++j) {
+      const double fj = pf[i * nf + j];
+      for (std::int64_t c = 0; c < h; ++c) row[c] += fj * ck[j * h + c];
+    }
+    for (std::int64_t c = 0; c < h; ++c) {
+      double s = 0.0;
+      for (std::int64_t j = 0; j < h; ++j) s += lk[c * h + j] * pe[i * h + j];
+      row[c] += s;
+    }
   }
   yh = torch::where(hard_periodic_mask_, circular::wrap(yh), yh);
   y.index_copy_(1, hard_index_, yh);
