@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "support/torch_doctest.hpp"
+#include "support/grid_mass.hpp"
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/generators/generator.hpp"
@@ -87,17 +88,8 @@ TEST_CASE("generator: q integrates to 1 on a grid and forward/reverse log q agre
   // Riemann sum of q over [μ ± 9σ]²: the flow moves mass O(1) from N(0, I), so the
   // mass outside is < 1e-8; the midpoint rule on a 150² grid of a smooth density
   // has relative error O(h²·|∂²q|/q) ~ 1e-4.
-  const int n = 150;
-  const double lo0 = 0.5 - 9 * 1.3, hi0 = 0.5 + 9 * 1.3, lo1 = -1.0 - 9 * 0.7, hi1 = -1.0 + 9 * 0.7;
-  const double h0 = (hi0 - lo0) / n, h1 = (hi1 - lo1) / n;
-  RowMatrix grid(n * n, 2);
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j) {
-      grid(i * n + j, 0) = lo0 + (i + 0.5) * h0;
-      grid(i * n + j, 1) = lo1 + (j + 0.5) * h1;
-    }
-  const Eigen::VectorXd lq = g.log_q(grid);
-  const double mass = lq.array().exp().sum() * h0 * h1;
+  const double mass = boltzlab::testing::grid_mass([&g](const RowMatrix& x) { return g.log_q(x); }, 0.5 - 9 * 1.3,
+                                                    0.5 + 9 * 1.3, -1.0 - 9 * 0.7, -1.0 + 9 * 0.7, 150);
   MESSAGE("mass on grid: " << mass);
   CHECK(mass == doctest::Approx(1.0).epsilon(2e-3));
 

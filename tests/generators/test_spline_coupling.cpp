@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "support/torch_doctest.hpp"
+#include "support/grid_mass.hpp"
 
 #include "boltzlab/core/constants.hpp"
 #include "boltzlab/core/error.hpp"
@@ -165,16 +166,8 @@ TEST_CASE("generators.spline_coupling: the generator's q integrates to 1, log q 
   // Midpoint rule on a 300² grid over μ ± 10σ: the tails are Gaussian beyond the spline
   // interval (|y| > 4 is the identity), so the mass outside is < 1e-20; q is C¹ with
   // bounded second derivative inside bins, so the rule's error is O(h²) ~ 1e-4 relative.
-  const int n = 300;
-  const double lo0 = 0.5 - 10 * 1.3, hi0 = 0.5 + 10 * 1.3, lo1 = -1.0 - 10 * 0.7, hi1 = -1.0 + 10 * 0.7;
-  const double h0 = (hi0 - lo0) / n, h1 = (hi1 - lo1) / n;
-  RowMatrix grid(n * n, 2);
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j) {
-      grid(i * n + j, 0) = lo0 + (i + 0.5) * h0;
-      grid(i * n + j, 1) = lo1 + (j + 0.5) * h1;
-    }
-  const double mass = g.log_q(grid).array().exp().sum() * h0 * h1;
+  const double mass = boltzlab::testing::grid_mass([&g](const RowMatrix& x) { return g.log_q(x); }, 0.5 - 10 * 1.3,
+                                                    0.5 + 10 * 1.3, -1.0 - 10 * 0.7, -1.0 + 10 * 0.7, 300);
   MESSAGE("mass on grid: " << mass);
   CHECK(mass == doctest::Approx(1.0).epsilon(2e-3));
   const bg::GeneratedSamples s = g.sample(256, 5);
@@ -276,11 +269,10 @@ TEST_CASE("generators.spline_coupling: reverse KL on a two-mode mixture reaches 
   Eigen::VectorXd lw(n);
   for (int i = 0; i < n; ++i) lw[i] = -target.reduced_energy(s.x.row(i).data(), nullptr) - s.log_q[i];
   const double ess = boltzlab::kish_ess(lw) / n;
-  const double mx = lw.maxCoeff();
-  const double log_z = mx + std::log((lw.array() - mx).exp().mean());
-  const double se = std::sqrt((1.0 / ess - 1.0) / n);
+  const auto lz = boltzlab::estimate_log_z(lw);
+  const double log_z = lz.estimate, se = lz.standard_error;  // delta-method se
   // The reweighted mass of the right mode, 1/2 exactly; its delta-method se with Kish's n_eff.
-  const Eigen::ArrayXd w = (lw.array() - mx).exp();
+  const Eigen::ArrayXd w = (lw.array() - lw.maxCoeff()).exp();
   const double right = (w * (s.x.col(0).array() > 0).cast<double>()).sum() / w.sum();
   const double right_se = std::sqrt(0.25 / (ess * n));
   MESSAGE("ESS " << ess << "  log Z " << log_z << " vs exact " << *target.log_z() << " (se " << se
