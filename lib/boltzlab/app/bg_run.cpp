@@ -171,7 +171,8 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   try {
     c.model.validate();
   } catch (const ConfigError& e) {  // name the file: the architecture keys come from its generator section
-    throw ConfigError(pot.path.string() + ": generator: " + e.what());
+    const std::string what = e.what();
+    throw ConfigError(pot.path.string() + (what.rfind("generator", 0) == 0 ? ": " : ": generator: ") + what);
   }
   return c;
 }
