@@ -14,10 +14,10 @@ namespace boltzlab::generators {
 
 namespace {
 
-const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
 const auto kI64 = torch::TensorOptions().dtype(torch::kInt64);
 constexpr double kMinBin = 1e-3;    // smallest bin width / height, as a fraction of the interval
 constexpr double kMinSlope = 1e-3;  // smallest knot derivative
+static_assert(kMinBin * 256 < 1.0, "the most bins validate() allows must leave room for the softmax share");
 
 // softplus(kSlopeShift) = 1 − kMinSlope: a zero network output gives unit derivatives.
 const double kSlopeShift = std::log(std::expm1(1.0 - kMinSlope));
@@ -26,15 +26,12 @@ const double kSlopeShift = std::log(std::expm1(1.0 - kMinSlope));
 torch::Tensor knots(const torch::Tensor& raw, double lo, double hi) {
   const auto k = raw.size(-1);
   const auto frac = kMinBin + (1.0 - kMinBin * static_cast<double>(k)) * torch::softmax(raw, -1);
-  auto c = torch::cumsum(frac, -1);
-  auto sizes = c.sizes().vec();
+  // Interior knots c_1 … c_{K−1} from the cumulative sums; the end points exactly lo and hi
+  // (the sum may round the last one away from hi).
+  const auto interior = lo + (hi - lo) * torch::cumsum(frac, -1).narrow(-1, 0, k - 1);
+  auto sizes = raw.sizes().vec();
   sizes.back() = 1;
-  c = torch::cat({torch::zeros(sizes, raw.options()), c}, -1);
-  c = lo + (hi - lo) * c;
-  // Exact end points (the cumulative sum may round the last knot away from hi).
-  const auto last = torch::full(sizes, hi, raw.options());
-  const auto first = torch::full(sizes, lo, raw.options());
-  return torch::cat({first, c.narrow(-1, 1, k - 1), last}, -1);
+  return torch::cat({torch::full(sizes, lo, raw.options()), interior, torch::full(sizes, hi, raw.options())}, -1);
 }
 
 torch::Tensor wrap_angle(const torch::Tensor& x) { return x - kTwoPi * torch::floor((x + kPi) / kTwoPi); }
@@ -75,7 +72,6 @@ void SplineCouplingOptions::validate() const {
   if (bins < 2 || bins > 256) fail("spline_bins", "is " + std::to_string(bins) + ", but must be in 2 ... 256");
   if (!(bound > 0.0) || !std::isfinite(bound))
     fail("spline_bound", "is " + std::to_string(bound) + ", but must be finite and > 0");
-  if (1.0 - kMinBin * bins <= 0.0) fail("spline_bins", "is too large for the smallest bin size");
   for (std::size_t k = 0; k < periodic.size(); ++k)
     if (periodic[k] < 0 || periodic[k] >= dim || (k > 0 && periodic[k] <= periodic[k - 1]))
       fail("coupling periodic columns", "must be sorted, distinct and in [0, dim)");
