@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/app/bg_run.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/timing.hpp"
@@ -129,6 +130,7 @@ nlohmann::json manywell_coverage(const RowMatrix& x, const Eigen::VectorXd& lw) 
 }  // namespace
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   CLI::App app{"bench_bg_annealed"};
   std::string potential, mode = "annealed", json_out, save_path, smoothing = "psis", spacing = "geometric";
   int iterations = 500, batch = 256, width = 64, layers = 2, steps = 8, sample_steps = 0, threads = 2;

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/app/bg_run.hpp"
 #include "boltzlab/generators/fused_otflow.hpp"
@@ -32,6 +33,7 @@
 namespace bg = boltzlab::generators;
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   CLI::App app{"bench_bg_iteration"};
   int threads = 2, reps = 10, batch = 1024, width = 32, steps = 8, dim = 2, layers = 2;
   bool skip_python = false, fused = false;

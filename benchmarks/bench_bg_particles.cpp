@@ -67,6 +67,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/timing.hpp"
 #include "boltzlab/estimators/importance.hpp"
@@ -402,6 +403,7 @@ void print_run(const nlohmann::json& r) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   CLI::App app{"bench_bg_particles: DW4 / LJ13 acceptance of the OT-Boltzmann generator"};
   Settings s;
   std::string potential, json_out;

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/core/ensemble.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/rng.hpp"
@@ -159,6 +160,7 @@ Row run_eps(const boltzlab::Target& target, double eps, int iterations, int step
 }  // namespace
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   CLI::App app{"relaxed WGF game across eps: trained flows against the ULA gradient flow and the OT limit"};
   std::string potential = std::string(BOLTZLAB_SOURCE_DIR) + "/potentials/double_well.json";
   std::vector<double> eps_list = {0.05, 0.2, 1.0, 5.0, 1e6};

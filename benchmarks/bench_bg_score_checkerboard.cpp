@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/core/timing.hpp"
@@ -205,6 +206,7 @@ void plot_panel(const RowMatrix& x, const Panel& p, const Metrics& m, int iterat
 }  // namespace
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   CLI::App app{"The seed paper's HJB-regularized SGM experiment on the checkerboard (Figs. 2 and 3)"};
   int iterations = 100000, threads = 2, steps = 3000;
   std::int64_t samples = 20000;

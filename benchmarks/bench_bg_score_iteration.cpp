@@ -37,6 +37,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/core/timing.hpp"
 #include "boltzlab/generators/noising.hpp"
@@ -366,6 +367,7 @@ int run(int threads, int reps, int warmup, bool skip_python, bool tuned_malloc) 
 }  // namespace
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   CLI::App app{"bench_bg_score_iteration"};
   int threads = 1, reps = 60, warmup = 3;
   bool skip_python = false, default_malloc = false;

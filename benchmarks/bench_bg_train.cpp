@@ -35,6 +35,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/timing.hpp"
 #include "boltzlab/core/rng.hpp"
@@ -161,6 +162,7 @@ nlohmann::json manywell_coverage(const RowMatrix& x, const Eigen::VectorXd& lw) 
 }  // namespace
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   CLI::App app{"bench_bg_train"};
   std::string potential, preset = "ot-bg", data_path, json_out;
   int iterations = 500, batch = 512, width = 32, layers = 2, steps = 8, threads = 2, data_n = 20000;

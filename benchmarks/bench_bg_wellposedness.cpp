@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/core/timing.hpp"
@@ -122,6 +123,7 @@ std::string mean_sd(const std::vector<double>& v, const char* fmt) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   CLI::App app{"well-posedness at equal capacity: free-form BG vs gradient BG vs OT-BG over seeds"};
   std::vector<std::string> targets = {"gmm40", "dw4"};
   std::vector<std::uint64_t> seeds = {1, 2, 3};

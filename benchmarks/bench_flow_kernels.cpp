@@ -30,6 +30,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/core/rng_lanes.hpp"
@@ -203,6 +204,7 @@ void langevin_rows(int rounds, std::size_t particles, std::size_t steps) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   CLI::App app{"bench_flow_kernels: particle-flow kernels against the measured GEMM peak"};
   int rounds = 5, gemm_n = 1000;
   std::size_t n = 1000, d = 39, particles = 4096, steps = 200;

@@ -34,6 +34,7 @@
 #include <sstream>
 #include <string>
 #include <unistd.h>
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/io/npy.hpp"
 #include <vector>
 
@@ -96,6 +97,7 @@ RowMatrix exact_samples(const GaussianMixtureTarget& gmm, std::size_t n, std::ui
 }  // namespace
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   CLI::App app{"bench_gmm40_flows: mode coverage of SVGD / blob / MMD on GMM-40"};
   std::size_t particles = 1000, steps = 2000, beta_steps = 0;
   double sigma0 = 20.0, beta_start = 1.0;

@@ -14,6 +14,7 @@
 #include <CLI/CLI.hpp>
 #include <OpenMM.h>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/core/timing.hpp"
@@ -24,6 +25,7 @@
 using namespace boltzlab;
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   CLI::App app{"LangevinMiddle steps/s: OpenMM's integrator vs the project's stepper"};
   std::string potential = "potentials/alanine_dipeptide.json";
   int steps = 20000, rounds = 3;

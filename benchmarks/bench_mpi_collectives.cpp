@@ -14,12 +14,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/core/mpi.hpp"
 #include "boltzlab/core/timing.hpp"
 
 using namespace boltzlab;
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   mpi::Session session(argc, argv);
   CLI::App app{"time per call of core/mpi's collectives (run under mpirun)"};
   int rounds = 2000;

@@ -25,6 +25,7 @@
 #include <CLI/CLI.hpp>
 #include <OpenMM.h>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/rng.hpp"
@@ -111,6 +112,7 @@ Rate target_rate(const Target& target, const RowMatrix& x, double seconds, doubl
 }  // namespace
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   CLI::App app{"OpenMM target throughput vs a raw single-Context loop"};
   double seconds = 1.0;
   int rounds = 3;

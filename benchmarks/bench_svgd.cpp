@@ -44,6 +44,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/rng.hpp"
@@ -112,6 +113,7 @@ double median_of(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   CLI::App app{"bench_svgd: boltzlab SVGD step vs vectorized PyTorch"};
   int steps = 10, rounds = 5;
   bool no_torch = false;

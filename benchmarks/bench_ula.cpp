@@ -20,6 +20,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/core/parallel.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/flows/langevin.hpp"
@@ -62,6 +63,7 @@ double torch_rate(const std::string& script, std::size_t particles, std::size_t 
 }  // namespace
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   CLI::App app{"bench_ula: ULA on ManyWell-32, boltzlab vs vectorized PyTorch"};
   std::size_t particles = 4096, steps = 1000, torch_steps = 200;
   int threads = 2, repeats = 3;

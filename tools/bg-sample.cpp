@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/app/bg_run.hpp"
 #include "boltzlab/app/cli.hpp"
 #include "boltzlab/core/mpi.hpp"
@@ -70,6 +71,7 @@ void tune_allocator() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   // Under mpirun the training batch's chunks are split over the ranks (data-parallel
   // training; README "Running on several processes").
   boltzlab::mpi::Session mpi_session(argc, argv);

@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/app/cli.hpp"
 #include "boltzlab/app/console.hpp"
 #include "boltzlab/core/error.hpp"
@@ -219,6 +220,7 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   CLI::App app{"iw-diag"};
   Options options;
   setup(app, options);

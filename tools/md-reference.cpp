@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/app/cli.hpp"
 #include "boltzlab/app/console.hpp"
 #include "boltzlab/app/md_reference.hpp"
@@ -71,6 +72,7 @@ int run(const CLI::App& app, Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   CLI::App app{"Reference MD of an OpenMM potential (LangevinMiddleIntegrator) into a run directory"};
   Options o;
   setup(app, o);

@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/app/cli.hpp"
 #include "boltzlab/app/console.hpp"
 #include "boltzlab/app/replica_exchange_run.hpp"
@@ -115,6 +116,7 @@ int run(const CLI::App& app, Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   // Under mpirun the replicas are split over the ranks (README "Running on several processes").
   mpi::Session mpi_session(argc, argv);
   CLI::App app{"Replica exchange (parallel tempering) of an OpenMM potential into a run directory"};

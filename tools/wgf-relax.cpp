@@ -15,6 +15,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "boltzlab/core/blas_kernels.hpp"
 #include "boltzlab/app/cli.hpp"
 #include "boltzlab/app/console.hpp"
 #include "boltzlab/app/relax_run.hpp"
@@ -93,6 +94,7 @@ void tune_allocator() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   tune_allocator();
   // Under mpirun the particles are split over the ranks (README "Running on several processes").
   boltzlab::mpi::Session mpi_session(argc, argv);
