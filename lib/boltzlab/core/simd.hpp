@@ -41,4 +41,36 @@ BOLTZLAB_SIMD_INLINE v8d sqrt_pairs(v8d a) {
   return r;
 }
 
+BOLTZLAB_SIMD_INLINE v8d max_lanes(v8d a, v8d b) { return a > b ? a : b; }
+BOLTZLAB_SIMD_INLINE v8d min_lanes(v8d a, v8d b) { return a < b ? a : b; }
+
+/// exp(x) for a vector x: n = round(x·log2 e), r = x − n ln2 (Cody–Waite, two parts),
+/// exp(r) by its Taylor polynomial of degree 13 (|r| ≤ ln2/2: truncation < 5e−18),
+/// times 2^n built in the exponent bits. x < −708 gives 0 (true value < 3e−308).
+BOLTZLAB_SIMD_INLINE v8d exp_lanes(v8d x) {
+  const v8d magic = splat(0x1.8p52);
+  const v8d xc = min_lanes(max_lanes(x, splat(-708.0)), splat(709.0));
+  const v8d m = xc * splat(1.4426950408889634074) + magic;
+  const v8d n = m - magic;
+  const v8d r = (xc - n * splat(6.93147180369123816490e-01)) - n * splat(1.90821492927058770002e-10);
+  v8d p = splat(1.0 / 6227020800.0);  // 1/13!
+  p = p * r + splat(1.0 / 479001600.0);
+  p = p * r + splat(1.0 / 39916800.0);
+  p = p * r + splat(1.0 / 3628800.0);
+  p = p * r + splat(1.0 / 362880.0);
+  p = p * r + splat(1.0 / 40320.0);
+  p = p * r + splat(1.0 / 5040.0);
+  p = p * r + splat(1.0 / 720.0);
+  p = p * r + splat(1.0 / 120.0);
+  p = p * r + splat(1.0 / 24.0);
+  p = p * r + splat(1.0 / 6.0);
+  p = p * r + splat(0.5);
+  p = p * r + splat(1.0);
+  p = p * r + splat(1.0);
+  const v8l ni = (v8l)m - (v8l)magic;  // n as an integer (same exponent as magic)
+  const v8d scale = (v8d)((ni + 1023) << 52);
+  const v8d result = p * scale;
+  return x < splat(-708.0) ? splat(0.0) : result;
+}
+
 }  // namespace boltzlab::simd

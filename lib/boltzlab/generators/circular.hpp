@@ -12,6 +12,7 @@
 
 #include "boltzlab/core/constants.hpp"
 #include "boltzlab/core/rng.hpp"
+#include "boltzlab/core/vector_math.hpp"
 
 namespace boltzlab::generators::circular {
 
@@ -44,7 +45,8 @@ double run_em(Eigen::Index n, std::size_t k_count, int max_iterations, LogJoint 
   for (int it = 0; it < max_iterations; ++it) {
     const Eigen::MatrixXd lp = log_joint();
     const Eigen::VectorXd mx = lp.rowwise().maxCoeff();
-    const Eigen::MatrixXd r = (lp.colwise() - mx).array().exp().matrix();
+    Eigen::MatrixXd r = lp.colwise() - mx;
+    exp_in_place(r.data(), static_cast<std::size_t>(r.size()));
     const Eigen::VectorXd norm = r.rowwise().sum();
     ll = (mx.array() + norm.array().log()).sum();
     if (std::abs(ll - previous) < 1e-9 * (1.0 + std::abs(ll))) break;

@@ -42,17 +42,17 @@ struct JointFit {
 };
 
 /// n × K matrix of log w_k + Σ_c log vM(t_ic; μ_kc, κ_kc).
-Eigen::MatrixXd joint_log_terms(const Eigen::MatrixXd& t, const JointFit& f) {
-  const Eigen::Index n = t.rows(), g = t.cols(), k_count = f.weight.size();
+Eigen::MatrixXd joint_log_terms(const Eigen::ArrayXXd& cos_t, const Eigen::ArrayXXd& sin_t, const JointFit& f) {
+  // κ cos(t − μ) = κ cos μ · cos t + κ sin μ · sin t: no cosine per point.
+  const Eigen::Index n = cos_t.rows(), g = cos_t.cols(), k_count = f.weight.size();
   Eigen::MatrixXd out(n, k_count);
   for (Eigen::Index k = 0; k < k_count; ++k) {
     double c = std::log(f.weight[k]);
     for (Eigen::Index j = 0; j < g; ++j) c -= std::log(kTwoPi) + circular::log_i0(f.kappa(k, j));
-    for (Eigen::Index i = 0; i < n; ++i) {
-      double s = c;
-      for (Eigen::Index j = 0; j < g; ++j) s += f.kappa(k, j) * std::cos(t(i, j) - f.mu(k, j));
-      out(i, k) = s;
-    }
+    Eigen::ArrayXd s = Eigen::ArrayXd::Constant(n, c);
+    for (Eigen::Index j = 0; j < g; ++j)
+      s += f.kappa(k, j) * std::cos(f.mu(k, j)) * cos_t.col(j) + f.kappa(k, j) * std::sin(f.mu(k, j)) * sin_t.col(j);
+    out.col(k) = s.matrix();
   }
   return out;
 }
@@ -78,7 +78,7 @@ JointFit em_joint(const Eigen::MatrixXd& t, const Eigen::MatrixXd& start, double
   f.weight = Eigen::VectorXd::Constant(k_count, 1.0 / static_cast<double>(k_count));
   const Eigen::ArrayXXd sin_t = t.array().sin(), cos_t = t.array().cos();
   f.log_likelihood = circular::run_em(
-      n, static_cast<std::size_t>(k_count), 500, [&] { return joint_log_terms(t, f); },
+      n, static_cast<std::size_t>(k_count), 500, [&] { return joint_log_terms(cos_t, sin_t, f); },
       [&](std::size_t k, const Eigen::VectorXd& r, double nk) {
         update_component(f, static_cast<Eigen::Index>(k), r, nk, sin_t, cos_t, n, max_kappa);
       },
@@ -643,12 +643,12 @@ ConditionalGaussian fit_experts(Regression& p, JointFit& joint_fit, const Eigen:
   const std::int64_t n = yd.size(0);
   const auto k_count = static_cast<Eigen::Index>(Bs.size());
   Eigen::MatrixXd resp;
+  const Eigen::ArrayXXd sin_t = t.array().sin(), cos_t = t.array().cos();
   {
-    const Eigen::MatrixXd lp = joint_log_terms(t, joint_fit);
+    const Eigen::MatrixXd lp = joint_log_terms(cos_t, sin_t, joint_fit);
     resp = (lp.colwise() - lp.rowwise().maxCoeff()).array().exp().matrix();
     resp.array().colwise() /= resp.rowwise().sum().array();
   }
-  const Eigen::ArrayXXd sin_t = t.array().sin(), cos_t = t.array().cos();
   double previous = -std::numeric_limits<double>::infinity();
   for (int it = 0; it < em_iterations; ++it) {
     for (Eigen::Index k = 0; k < k_count; ++k) {  // M-step

@@ -105,17 +105,20 @@ namespace {
 using circular::log_i0;
 using circular::ml_kappa;
 
-/// log of the von Mises density at angles `t` (n) for parameters (μ, κ) of K components,
-/// plus log w_k: an n × K matrix (column k = log w_k + log f(t; μ_k, κ_k)).
-Eigen::MatrixXd vm_component_log_density(const Eigen::VectorXd& t, const std::vector<double>& mu,
-                                         const std::vector<double>& kappa, const std::vector<double>& w) {
-  const Eigen::Index n = t.size();
+/// log of the von Mises density at angles t (n; given as cos t and sin t) for parameters
+/// (μ, κ) of K components, plus log w_k: an n × K matrix (column k = log w_k + log f(t; μ_k,
+/// κ_k)), with κ cos(t − μ) = κ (cos t cos μ + sin t sin μ), so no cosine per point.
+Eigen::MatrixXd vm_component_log_density(const Eigen::ArrayXd& cos_t, const Eigen::ArrayXd& sin_t,
+                                         const std::vector<double>& mu, const std::vector<double>& kappa,
+                                         const std::vector<double>& w) {
+  const Eigen::Index n = cos_t.size();
   const auto k_count = static_cast<Eigen::Index>(mu.size());
   Eigen::MatrixXd out(n, k_count);
   for (Eigen::Index k = 0; k < k_count; ++k) {
     const double li0 = log_i0(torch::tensor({kappa[k]}, f64())).item<double>();
     const double c = std::log(w[k]) - std::log(kTwoPi) - li0;
-    for (Eigen::Index i = 0; i < n; ++i) out(i, k) = c + kappa[k] * std::cos(t[i] - mu[k]);
+    const double a = kappa[k] * std::cos(mu[k]), b = kappa[k] * std::sin(mu[k]);
+    out.col(k) = (c + a * cos_t + b * sin_t).matrix();
   }
   return out;
 }
@@ -137,7 +140,7 @@ VmMixtureFit em_von_mises(const Eigen::VectorXd& t, std::vector<double> mu, doub
   fit.weight.assign(k_count, 1.0 / static_cast<double>(k_count));
   const Eigen::ArrayXd sin_t = t.array().sin(), cos_t = t.array().cos();
   fit.log_likelihood = run_em(
-      n, k_count, 300, [&] { return vm_component_log_density(t, fit.mu, fit.kappa, fit.weight); },
+      n, k_count, 300, [&] { return vm_component_log_density(cos_t, sin_t, fit.mu, fit.kappa, fit.weight); },
       [&](std::size_t k, const Eigen::VectorXd& r, double nk) {
         const double s = (r.array() * sin_t).sum(), c = (r.array() * cos_t).sum();
         fit.mu[k] = std::atan2(s, c);
@@ -524,18 +527,27 @@ BaseDensity BaseDensity::fit_mixture(const torch::Tensor& y, const torch::Tensor
   const std::int64_t n = data.size(0);
   MixtureTables tables(max_components, m);
   const double log_n = std::log(double(n));
+  // Columns are independent fits: over oneTBB, each into its own slot, stored in column order.
+  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rows =
+      Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(data.data_ptr<double>(), n, m);
+  std::vector<char> periodic(static_cast<std::size_t>(m));
+  for (std::int64_t col = 0; col < m; ++col) periodic[static_cast<std::size_t>(col)] = mask[col].item<bool>() ? 1 : 0;
+  std::vector<VmMixtureFit> vm_fits(static_cast<std::size_t>(m));
+  std::vector<GaussMixtureFit> gauss_fits(static_cast<std::size_t>(m));
+  for_each_index(static_cast<std::size_t>(m), [&](std::size_t col) {
+    if (!periodic[col] && gaussian_components == 1) return;  // N(0, 1)
+    const Eigen::VectorXd t = rows.col(static_cast<Eigen::Index>(col));
+    if (periodic[col])
+      vm_fits[col] = fit_torsion_column(t, torsion_components, log_n, max_kappa, defensive);
+    else
+      gauss_fits[col] = fit_gaussian_column(t, gaussian_components, log_n, defensive);
+  });
   for (std::int64_t col = 0; col < m; ++col) {
-    const bool periodic = mask[col].item<bool>();
-    if (!periodic && gaussian_components == 1) continue;  // N(0, 1)
-    const auto column = data.select(1, col).contiguous();
-    const Eigen::VectorXd t = Eigen::Map<const Eigen::VectorXd>(column.data_ptr<double>(), n);
-    if (periodic) {
-      const VmMixtureFit best = fit_torsion_column(t, torsion_components, log_n, max_kappa, defensive);
-      tables.store(col, best.weight, best.mu, best.kappa, {});
-    } else {
-      const GaussMixtureFit best = fit_gaussian_column(t, gaussian_components, log_n, defensive);
-      tables.store(col, best.weight, best.mu, {}, best.sd);
-    }
+    const auto c = static_cast<std::size_t>(col);
+    if (periodic[c])
+      tables.store(col, vm_fits[c].weight, vm_fits[c].mu, vm_fits[c].kappa, {});
+    else if (gaussian_components > 1)
+      tables.store(col, gauss_fits[c].weight, gauss_fits[c].mu, {}, gauss_fits[c].sd);
   }
   return tables.pack(mask, max_components, gaussian_components > 1);
 }
