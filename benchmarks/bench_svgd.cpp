@@ -180,7 +180,7 @@ int main(int argc, char** argv) {
       double torch_cpu1 = 0.0;  // PyTorch at 1 thread: best CPU seconds per step
       int torch_threads = 0;
       for (int threads : {1, 2}) {
-        const std::string out = run_command("OMP_WAIT_POLICY=PASSIVE " + kMallocEnv + python + " " + script.string() + " --x " +
+        const std::string out = run_command(boltzlab::blas_environment_for_children() + "OMP_WAIT_POLICY=PASSIVE " + kMallocEnv + python + " " + script.string() + " --x " +
                                             xfile.string() + " --check " + check.string() + " --steps " +
                                             std::to_string(steps) + " --rounds " + std::to_string(rounds) +
                                             " --threads " + std::to_string(threads));

@@ -33,7 +33,7 @@ namespace {
 /// (particle-steps per CPU-second of the process, all threads).
 double torch_rate(const std::string& script, std::size_t particles, std::size_t steps, int threads,
                   std::string& detail, double& cpu_rate) {
-  const std::string cmd = "OMP_WAIT_POLICY=PASSIVE MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=2146435072 "
+  const std::string cmd = boltzlab::blas_environment_for_children() + "OMP_WAIT_POLICY=PASSIVE MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=2146435072 "
                           "MALLOC_TOP_PAD_=536870912 /usr/bin/python3 '" + script + "' --particles " +
                           std::to_string(particles) + " --steps " + std::to_string(steps) + " --threads " +
                           std::to_string(threads) + " 2>&1";

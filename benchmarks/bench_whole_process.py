@@ -10,7 +10,8 @@ Both sides read the same initial ensemble (--init, a .npy written here), use the
 step size (ULA 0.01, the flow's default; SVGD 0.005, lj13.json's sampler setting), record monitors every 10 steps (wgf-relax: mean energy, and for SVGD
 the KSD and bandwidth) and write samples.npy and reduced_energies.npy. wgf-relax runs
 with and without its PNG plots (--no-plots; the PyTorch script draws none) at 1 and 2
-threads; PyTorch at 1 and 2 threads with OMP_WAIT_POLICY=PASSIVE and glibc's allocator
+threads; PyTorch at 1 and 2 threads with OMP_WAIT_POLICY=PASSIVE, the OpenBLAS kernels the tools
+select (tools/openblas_kernels.py) and glibc's allocator
 set as wgf-relax sets it (MALLOC_*_ environment variables). The ratios use the
 faster setting of each side (best of --repeats runs). Printed per job: each run's wall
 time and the tool's own stage timings, the BLAS PyTorch runs on, a check that the jobs
@@ -33,6 +34,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+from openblas_kernels import tool_environment  # noqa: E402
 ROOT = os.path.dirname(HERE)
 
 JOBS = {
@@ -92,7 +95,8 @@ def run_torch(a, job, init, out, threads):
            "--steps", str(spec["steps"]), "--step-size", str(spec["step_size"]), "--monitor-every", "10",
            "--threads", str(threads)]
     # The allocator settings wgf-relax makes by mallopt (tools/wgf-relax.cpp), for Python.
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", MALLOC_MMAP_THRESHOLD_="33554432",
+    # On the OpenBLAS kernels wgf-relax's process would get (tools/openblas_kernels.py).
+    env = dict(tool_environment(), OMP_WAIT_POLICY="PASSIVE", MALLOC_MMAP_THRESHOLD_="33554432",
                MALLOC_TRIM_THRESHOLD_="2146435072", MALLOC_TOP_PAD_="536870912")
     best, info = None, None
     for _ in range(a.repeats):

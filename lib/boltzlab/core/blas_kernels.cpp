@@ -39,18 +39,39 @@ const char* native_core() {
   return nullptr;
 }
 
+/// The core to choose for an OpenBLAS whose core name is `core`, or nullptr: only in place of
+/// the generic cores it falls back to for an x86-64 CPU it does not recognize.
+const char* better_core(const std::string& core) {
+  const std::string c = lower(core);
+  if (c != "prescott" && c != "core2" && c != "unknown") return nullptr;
+  return native_core();
+}
+
 }  // namespace
 
 void select_blas_kernels(char** argv) {
   if (argv == nullptr || argv[0] == nullptr || std::getenv("OPENBLAS_CORETYPE") != nullptr) return;
-  const std::string core = lower(openblas_query("openblas_get_corename"));
-  // The generic cores OpenBLAS falls back to for an x86-64 CPU it does not recognize.
-  if (core != "prescott" && core != "core2" && core != "unknown") return;
-  const char* native = native_core();
+  const char* native = better_core(openblas_query("openblas_get_corename"));  // "" when not loaded
   if (native == nullptr) return;
   if (setenv("OPENBLAS_CORETYPE", native, 1) != 0) return;
   execv("/proc/self/exe", argv);
   unsetenv("OPENBLAS_CORETYPE");  // execv failed: carry on with the generic kernels
+}
+
+std::string blas_environment_for_children() {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return "";  // inherited as it is
+  std::string core = openblas_query("openblas_get_corename");
+  if (core.empty()) {  // not loaded here: ask the library the children will load
+    void* lib = dlopen("libopenblas.so.0", RTLD_LAZY | RTLD_LOCAL);
+    if (lib == nullptr) return "";
+    if (auto fn = reinterpret_cast<NameFn>(dlsym(lib, "openblas_get_corename"))) {
+      const char* s = fn();
+      core = s ? s : "";
+    }
+    // Left open: OpenBLAS starts its thread pool when loaded, and unloading it is not safe.
+  }
+  const char* native = better_core(core);
+  return native ? std::string("OPENBLAS_CORETYPE=") + native + " " : std::string();
 }
 
 std::string blas_description() {

@@ -23,6 +23,12 @@ namespace boltzlab {
 /// (a PyTorch baseline a benchmark starts) inherit the variable, hence the same kernels.
 void select_blas_kernels(char** argv);
 
+/// "OPENBLAS_CORETYPE=SkylakeX " where a process that loads OpenBLAS would get a better
+/// core from select_blas_kernels() (same rule; OpenBLAS is opened to ask it), else "". For
+/// benchmarks that start a baseline which cannot restart itself (a PyTorch script): prefix
+/// its command line, so that the baseline runs on the kernels the tools would run on.
+std::string blas_environment_for_children();
+
 /// "OpenBLAS 0.3.21, kernels SkylakeX (OPENBLAS_CORETYPE=SkylakeX)", or "" when OpenBLAS
 /// is not loaded in this process; for benchmark headers.
 std::string blas_description();
