@@ -204,7 +204,8 @@ void langevin_rows(int rounds, std::size_t particles, std::size_t steps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
+  // May restart once with OpenBLAS kernels for this CPU, also for the GEMM probe's later dlopen.
+  boltzlab::select_blas_kernels(argv, /*later_load=*/true);
   CLI::App app{"bench_flow_kernels: particle-flow kernels against the measured GEMM peak"};
   int rounds = 5, gemm_n = 1000;
   std::size_t n = 1000, d = 39, particles = 4096, steps = 200;

@@ -113,7 +113,8 @@ double median_of(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
+  // May restart once with OpenBLAS kernels for this CPU, also for the GEMM probe's later dlopen.
+  boltzlab::select_blas_kernels(argv, /*later_load=*/true);
   CLI::App app{"bench_svgd: boltzlab SVGD step vs vectorized PyTorch"};
   int steps = 10, rounds = 5;
   bool no_torch = false;

@@ -34,7 +34,11 @@ inline GemmPeak gemm_probe(int n = 1000, int rounds = 3) {
   if (!dgemm) return peak;
   Dl_info info;
   if (dladdr(reinterpret_cast<void*>(dgemm), &info) && info.dli_fname) peak.library = info.dli_fname;
-  if (set_threads) peak.library += " (OpenBLAS)";
+  if (set_threads) {
+    using NameFn = char* (*)();
+    auto core = reinterpret_cast<NameFn>(dlsym(lib, "openblas_get_corename"));
+    peak.library += std::string(" (OpenBLAS, kernels ") + (core && core() ? core() : "?") + ")";
+  }
   const boltzlab::RowMatrix a = boltzlab::RowMatrix::Random(n, n), b = boltzlab::RowMatrix::Random(n, n);
   boltzlab::RowMatrix c(n, n);
   const double one = 1.0, zero = 0.0, flops = 2.0 * n * static_cast<double>(n) * n;

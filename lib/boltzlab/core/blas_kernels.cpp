@@ -47,11 +47,26 @@ const char* better_core(const std::string& core) {
   return native_core();
 }
 
+/// OpenBLAS's core name: of the library loaded in this process, or, with `open`, of the one a
+/// later load would get (opened here to ask; left open: OpenBLAS starts its thread pool when
+/// loaded, and unloading it is not safe). "" without OpenBLAS.
+std::string core_name(bool open) {
+  std::string core = openblas_query("openblas_get_corename");
+  if (!core.empty() || !open) return core;
+  void* lib = dlopen("libopenblas.so.0", RTLD_LAZY | RTLD_LOCAL);
+  if (lib == nullptr) return "";
+  if (auto fn = reinterpret_cast<NameFn>(dlsym(lib, "openblas_get_corename"))) {
+    const char* s = fn();
+    core = s ? s : "";
+  }
+  return core;
+}
+
 }  // namespace
 
-void select_blas_kernels(char** argv) {
+void select_blas_kernels(char** argv, bool later_load) {
   if (argv == nullptr || argv[0] == nullptr || std::getenv("OPENBLAS_CORETYPE") != nullptr) return;
-  const char* native = better_core(openblas_query("openblas_get_corename"));  // "" when not loaded
+  const char* native = better_core(core_name(later_load));
   if (native == nullptr) return;
   if (setenv("OPENBLAS_CORETYPE", native, 1) != 0) return;
   execv("/proc/self/exe", argv);
@@ -60,17 +75,7 @@ void select_blas_kernels(char** argv) {
 
 std::string blas_environment_for_children() {
   if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return "";  // inherited as it is
-  std::string core = openblas_query("openblas_get_corename");
-  if (core.empty()) {  // not loaded here: ask the library the children will load
-    void* lib = dlopen("libopenblas.so.0", RTLD_LAZY | RTLD_LOCAL);
-    if (lib == nullptr) return "";
-    if (auto fn = reinterpret_cast<NameFn>(dlsym(lib, "openblas_get_corename"))) {
-      const char* s = fn();
-      core = s ? s : "";
-    }
-    // Left open: OpenBLAS starts its thread pool when loaded, and unloading it is not safe.
-  }
-  const char* native = better_core(core);
+  const char* native = better_core(core_name(true));
   return native ? std::string("OPENBLAS_CORETYPE=") + native + " " : std::string();
 }
 

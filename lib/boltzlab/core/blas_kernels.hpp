@@ -21,7 +21,10 @@ namespace boltzlab {
 /// is safe before MPI_Init under mpirun). Returns without doing anything otherwise,
 /// also when the re-execution fails. Call first thing in main(). Child processes
 /// (a PyTorch baseline a benchmark starts) inherit the variable, hence the same kernels.
-void select_blas_kernels(char** argv);
+/// `later_load`: also where OpenBLAS is not loaded yet but the program opens it later (the
+/// benchmarks' GEMM probe dlopens libblas.so.3): the library is opened to ask for its core, and
+/// the restart makes the later load read the variable.
+void select_blas_kernels(char** argv, bool later_load = false);
 
 /// "OPENBLAS_CORETYPE=SkylakeX " where a process that loads OpenBLAS would get a better
 /// core from select_blas_kernels() (same rule; OpenBLAS is opened to ask it), else "". For
