@@ -36,8 +36,9 @@ inline GemmPeak gemm_probe(int n = 1000, int rounds = 3) {
   if (dladdr(reinterpret_cast<void*>(dgemm), &info) && info.dli_fname) peak.library = info.dli_fname;
   if (set_threads) {
     using NameFn = char* (*)();
-    auto core = reinterpret_cast<NameFn>(dlsym(lib, "openblas_get_corename"));
-    peak.library += std::string(" (OpenBLAS, kernels ") + (core && core() ? core() : "?") + ")";
+    auto core_fn = reinterpret_cast<NameFn>(dlsym(lib, "openblas_get_corename"));
+    const char* core = core_fn ? core_fn() : nullptr;
+    peak.library += std::string(" (OpenBLAS, kernels ") + (core ? core : "?") + ")";
   }
   const boltzlab::RowMatrix a = boltzlab::RowMatrix::Random(n, n), b = boltzlab::RowMatrix::Random(n, n);
   boltzlab::RowMatrix c(n, n);

@@ -528,8 +528,8 @@ BaseDensity BaseDensity::fit_mixture(const torch::Tensor& y, const torch::Tensor
   MixtureTables tables(max_components, m);
   const double log_n = std::log(double(n));
   // Columns are independent fits: over oneTBB, each into its own slot, stored in column order.
-  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rows =
-      Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(data.data_ptr<double>(), n, m);
+  const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> rows(
+      data.data_ptr<double>(), n, m);
   std::vector<char> periodic(static_cast<std::size_t>(m));
   for (std::int64_t col = 0; col < m; ++col) periodic[static_cast<std::size_t>(col)] = mask[col].item<bool>() ? 1 : 0;
   std::vector<VmMixtureFit> vm_fits(static_cast<std::size_t>(m));
