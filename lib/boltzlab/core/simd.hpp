@@ -26,6 +26,12 @@ typedef unsigned long long v8u __attribute__((vector_size(64)));
 typedef double v8d_unaligned __attribute__((vector_size(64), aligned(8), may_alias));
 
 BOLTZLAB_SIMD_INLINE v8d splat(double a) { return v8d{} + a; }
+/// a in every lane, as one broadcast (from memory where a is loaded), for hot loops:
+/// a − 0 is an identity GCC drops, where v8d{} + a is not (−0 + 0 = +0) and costs a
+/// scalar addition before every broadcast. A macro, so that it is expanded in the
+/// caller's target (an inline function written for the baseline ISA, inlined into an
+/// AVX-512 clone, turns into eight masked broadcasts).
+#define BOLTZLAB_SPLAT(a) ((a) - ::boltzlab::simd::v8d{})
 BOLTZLAB_SIMD_INLINE v8d load(const double* p) { return *reinterpret_cast<const v8d_unaligned*>(p); }
 BOLTZLAB_SIMD_INLINE void store(double* p, v8d a) { *reinterpret_cast<v8d_unaligned*>(p) = a; }
 

@@ -19,10 +19,11 @@
 ///    j > i. The kernel-sum pass does not: mirroring a pair into row j from the task
 ///    owning row i would need atomics (non-deterministic) or an N×N buffer;
 ///  - for SVGD and blob (kernel sums over the particles themselves, right after the
-///    exact-median pass) that N×N buffer is what the median pass fills when d is large
-///    enough that the dot products outweigh a memory read (PairDistances): each entry is
-///    written once, by the task owning its upper-triangle row, and the kernel sums read
-///    it instead of recomputing the dot products — same values, bit for bit;
+///    exact-median pass) the median pass keeps the squared distances it computes when d
+///    is large enough that the dot products outweigh a memory read (PairDistances): the
+///    upper triangle, row by row, which the kernel sums read (the lower triangle
+///    transposed, 8 × 4 blocks) instead of recomputing the dot products — same values,
+///    bit for bit;
 ///  - over MPI ranks (the callers in flows/interacting.* and the flows) every pass takes
 ///    a RowRange: a rank computes the output rows of its own block, each row by the same
 ///    arithmetic in the same j order as on one process, so gathering the rows gives the
@@ -62,17 +63,26 @@ RowRange pair_row_share(std::size_t n, int rank, int ranks);
 /// exact-median pass for the kernel sums that follow at the same positions (SVGD, blob):
 /// those then skip their own O(N²d) dot products. Rows row_begin … row_begin + rows − 1
 /// are kept (all N on one process; an MPI rank keeps only its own rows, for all j).
-/// Entry (i, j) at d2[(i − row_begin)·stride + j], computed exactly as
-/// gaussian_kernel_sums(x, x, …) computes it, (|x_i|² + |x_j|²) − 2 x_i·x_j clamped at 0
-/// (bitwise symmetric), so sums from it are bit-identical. Padding columns j ≥ N hold 0.
+/// Entries are computed exactly as gaussian_kernel_sums(x, x, …) computes them,
+/// (|x_i|² + |x_j|²) − 2 x_i·x_j clamped at 0 (bitwise symmetric), so sums from them are
+/// bit-identical. One process keeps the upper triangle only (`upper`): row i holds the
+/// columns j ≥ ⌊i/8⌋·8, and D²_ij for smaller j is read at (j, i) — half the memory
+/// traffic of the median pass, which writes only contiguous row segments. A rank keeps
+/// whole rows. Padding columns j ≥ N hold 0.
 struct PairDistances {
   std::size_t n = 0;          ///< N: columns (0: nothing kept)
   std::size_t row_begin = 0;  ///< first kept row
   std::size_t rows = 0;       ///< number of kept rows
   std::size_t stride = 0;     ///< row stride: N rounded up to a multiple of 8
+  bool upper = false;         ///< rows hold only the columns j ≥ ⌊i/8⌋·8 (one process)
   std::vector<double> d2;     ///< rows × stride (storage reused by the next pass)
   bool empty() const { return n == 0; }
   void clear() { n = rows = row_begin = 0; }
+  /// D²_ij for kept rows i (any row j when `upper`, which keeps every row).
+  double at(std::size_t i, std::size_t j) const {
+    if (upper && j < i / 8 * 8) return d2[j * stride + i];
+    return d2[(i - row_begin) * stride + j];
+  }
 };
 
 /// Element-wise sum of `count` doubles over every rank taking part, in place, the same
