@@ -184,6 +184,19 @@ TEST_CASE("kernels: squared distances kept by the median pass: exact, and bit-id
       RowMatrix part;
       gaussian_kernel_sums(kept, v, c, part, Execution::kParallel, RowRange{6, nn - 3});
       CHECK(bit_identical(part, computed.middleRows(6, static_cast<Eigen::Index>(nn) - 9)));
+      // Kernel values made once from a copy of the kept distances: the same sums, twice
+      // (as the blob method's two passes), and a refusal at another c.
+      PairDistances kernel = kept;
+      to_gaussian_kernel(kernel, c);
+      // exp_lanes: relative error ≤ 2.2e-16 against std::exp (kernels.hpp), so 4e-16 holds.
+      CHECK(kernel.at(1, 0) == doctest::Approx(std::exp(-c * kept.at(1, 0))).epsilon(4e-16));
+      RowMatrix from_kernel, again;
+      gaussian_kernel_sums(kernel, v, c, from_kernel, Execution::kSerial);
+      gaussian_kernel_sums(kernel, v, c, again);
+      CHECK(bit_identical(from_kernel, computed));
+      CHECK(bit_identical(again, computed));
+      CHECK_THROWS_AS(gaussian_kernel_sums(kernel, v, 2 * c, again), DomainError);
+      CHECK_THROWS_AS(to_gaussian_kernel(kernel, c), DomainError);
     }
   }
   // Too many particles to keep (N > kMaxKeptPairDistances), or d below the break-even

@@ -26,6 +26,7 @@ double BlobFlow::diffusion_velocity(const RowMatrix& x, double fixed_epsilon, Ro
   const RowMatrix xc = x.rowwise() - row_mean(x);
   const double eps2 = kernel_width2(xc, fixed_epsilon, exec, &kept);
   const double c = 0.5 / eps2;
+  if (!kept.empty()) to_gaussian_kernel(kept, c, exec);  // the exp once per pair, for both passes
   // Each pass computes this rank's rows (all of them on one process); every rank gets
   // all rows of the density (pass 2 weighs by every a_j) and of the velocity.
   const RowRange mine = my_rows(n);

@@ -179,8 +179,9 @@ void kernel_sums_block(const RowBlock& rows, const Columns& cols, const double* 
   }
 }
 
-/// kernel_sums_block from kept squared distances: d2rows[r] is row i0 + r of the
-/// N × mp matrix D² (zero in the padding columns, whose weights are 0). With `upper`
+/// kernel_sums_block from kept squared distances (`kernel`: kernel values, no exp):
+/// d2rows[r] is row i0 + r of the N × mp matrix D² (zero in the padding columns, whose
+/// weights are 0). With `upper`
 /// (i0 a multiple of 4, every row kept in d2, only the columns j ≥ ⌊i0/8⌋·8 written) the
 /// columns left of that are read from the transpose: rows j, j + 1 at columns
 /// i0..i0+3, one vector of 8, whose kernel values land in a tile stored by columns
@@ -188,8 +189,8 @@ void kernel_sums_block(const RowBlock& rows, const Columns& cols, const double* 
 /// kernel_sums_block, which computes each D²_ij by the same arithmetic, and the same
 /// order of the sums. ktile: 2·kRows·kColBlock doubles.
 BOLTZLAB_MULTIVERSION
-void kernel_sums_block_kept(const double* const* d2rows, const double* d2, bool upper, std::size_t i0, std::size_t mp,
-                            const double* v, std::size_t pp, double c, double* acc, double* ktile) {
+void kernel_sums_block_kept(const double* const* d2rows, const double* d2, bool upper, bool kernel, std::size_t i0,
+                            std::size_t mp, const double* v, std::size_t pp, double c, double* acc, double* ktile) {
   std::fill(acc, acc + kRows * pp, 0.0);
   const v8d minus_c = splat(-c);
   double* const by_columns = ktile + kRows * kColBlock;
@@ -201,13 +202,38 @@ void kernel_sums_block_kept(const double* const* d2rows, const double* d2, bool 
       const v4d first = *reinterpret_cast<const v4d_unaligned*>(d2 + j * mp + i0);
       const v4d second = *reinterpret_cast<const v4d_unaligned*>(d2 + (j + 1) * mp + i0);
       const v8d pair = __builtin_shufflevector(first, second, 0, 1, 2, 3, 4, 5, 6, 7);
-      store(by_columns + (j - jb) * kRows, vexp(minus_c * pair));
+      store(by_columns + (j - jb) * kRows, kernel ? pair : vexp(minus_c * pair));
     }
     for (std::size_t j = split; j < je; j += kLanes)
-      for (std::size_t r = 0; r < kRows; ++r) store(ktile + r * kColBlock + (j - jb), vexp(minus_c * load(d2rows[r] + j)));
+      for (std::size_t r = 0; r < kRows; ++r) {
+        const v8d kept = load(d2rows[r] + j);
+        store(ktile + r * kColBlock + (j - jb), kernel ? kept : vexp(minus_c * kept));
+      }
     accumulate_tile<1, kRows>(v, pp, jb, split, by_columns, jb, acc);
     accumulate_tile(v, pp, split, je, ktile, jb, acc);
   }
+}
+
+/// |a − b|² of two d-vectors, 8 coordinates per vector operation (the bracket sample).
+BOLTZLAB_MULTIVERSION
+double squared_distance(const double* a, const double* b, std::size_t d) {
+  v8d acc = splat(0.0);
+  std::size_t k = 0;
+  for (; k + kLanes <= d; k += kLanes) {
+    const v8d diff = load(a + k) - load(b + k);
+    acc += diff * diff;
+  }
+  double s = 0.0;
+  for (; k < d; ++k) s += (a[k] - b[k]) * (a[k] - b[k]);
+  for (std::size_t l = 0; l < kLanes; ++l) s += acc[l];
+  return s;
+}
+
+/// values[t] ← exp(a·values[t]) for t < count (a multiple of 8): the kernel sums' exp.
+BOLTZLAB_MULTIVERSION
+void exp_scaled_in_place(double* values, std::size_t count, double a) {
+  const v8d va = splat(a);
+  for (std::size_t t = 0; t < count; t += kLanes) store(values + t, vexp(va * load(values + t)));
 }
 
 /// What one median counting pass does, shared by its tiles.
@@ -545,36 +571,46 @@ struct Bracket {
   double hi = std::numeric_limits<double>::infinity();
 };
 
+std::array<double, 2> order_statistics(std::vector<double>& values, std::size_t k1, std::size_t k2);
+
 /// Floyd & Rivest (1975) pivots from a fixed pseudo-random sample of pairs: they
 /// bracket ranks first..last with overwhelming probability. Few pairs: (−∞, +∞).
-/// Sample size: large enough that the bracket holds ~1–6 % of the pairs, small enough
-/// that drawing it costs little next to the counting pass.
-Bracket sample_bracket(const RowMatrix& x, std::size_t first, std::size_t last) {
+/// Sample size: about 1.6 % of the pairs (at most 2^16), so that the bracket holds ~1–6 %
+/// of them; drawn in chunks of 1024 pairs, chunk c from its own random stream, in
+/// parallel (the same sample for any thread count).
+Bracket sample_bracket(const RowMatrix& x, std::size_t first, std::size_t last, Execution exec) {
   const std::size_t n = rows_of(x), pairs = n * (n - 1) / 2;
-  const std::size_t kSample = std::min<std::size_t>(1 << 16, std::max<std::size_t>(1 << 12, pairs / 64));
+  constexpr std::size_t kChunk = 1 << 10;
+  const std::size_t sample_size = std::min<std::size_t>(1 << 16, std::max<std::size_t>(1 << 12, pairs / 64)) / kChunk * kChunk;
   Bracket bracket;
-  if (pairs <= 16 * kSample) return bracket;
-  Rng rng(0x6d656469616eULL, 0);
-  std::vector<double> sample(kSample);
-  for (double& v : sample) {
-    std::size_t i, j;
-    do {
-      i = static_cast<std::size_t>(rng.uniform() * static_cast<double>(n));
-      j = static_cast<std::size_t>(rng.uniform() * static_cast<double>(n));
-    } while (i == j || i >= n || j >= n);
-    v = (x.row(static_cast<Eigen::Index>(i)) - x.row(static_cast<Eigen::Index>(j))).squaredNorm();
-  }
-  auto sample_at = [&](double rank_fraction, double shift) {
-    const double s = static_cast<double>(kSample);
+  if (pairs <= 16 * (1 << 12)) return bracket;
+  std::vector<double> sample(sample_size);
+  for_each_index(
+      sample_size / kChunk,
+      [&](std::size_t c) {
+        Rng rng(0x6d656469616eULL, c);
+        for (std::size_t t = c * kChunk; t < (c + 1) * kChunk; ++t) {
+          std::size_t i, j;
+          do {
+            i = static_cast<std::size_t>(rng.uniform() * static_cast<double>(n));
+            j = static_cast<std::size_t>(rng.uniform() * static_cast<double>(n));
+          } while (i == j || i >= n || j >= n);
+          sample[t] = squared_distance(x.row(static_cast<Eigen::Index>(i)).data(),
+                                       x.row(static_cast<Eigen::Index>(j)).data(), cols_of(x));
+        }
+      },
+      exec);
+  auto sample_rank = [&](double rank_fraction, double shift) {
+    const double s = static_cast<double>(sample_size);
     const double centre = rank_fraction * s;
     const double spread = 5.0 * std::sqrt(s * rank_fraction * (1.0 - rank_fraction)) + 16.0;
-    const double pos = std::min(s - 1.0, std::max(0.0, centre + shift * spread));
-    const std::size_t k = static_cast<std::size_t>(pos);
-    std::nth_element(sample.begin(), sample.begin() + static_cast<std::ptrdiff_t>(k), sample.end());
-    return sample[k];
+    return static_cast<std::size_t>(std::min(s - 1.0, std::max(0.0, centre + shift * spread)));
   };
-  bracket.lo = sample_at((static_cast<double>(first) + 0.5) / static_cast<double>(pairs), -1.0);
-  bracket.hi = sample_at((static_cast<double>(last) + 0.5) / static_cast<double>(pairs), +1.0);
+  const std::array<double, 2> t =
+      order_statistics(sample, sample_rank((static_cast<double>(first) + 0.5) / static_cast<double>(pairs), -1.0),
+                       sample_rank((static_cast<double>(last) + 0.5) / static_cast<double>(pairs), +1.0));
+  bracket.lo = t[0];
+  bracket.hi = t[1];
   return bracket;
 }
 
@@ -636,47 +672,54 @@ double* prepare_kept(PairDistances* keep, std::size_t n, RowRange rows) {
   return keep->d2.data();
 }
 
-/// The order statistics k1 ≤ k2 ≤ k1 + 1 of the values held by this process alone
-/// (none NaN). A counting pass over equal bins of [min, max] first: the bin of v,
+/// The order statistics k1 ≤ k2 of `values` (none NaN; the vector is reordered). A
+/// counting pass over equal bins of [min, max] first: the bin of v,
 /// ⌊(v − min)·B/(max − min)⌋, never decreases as v grows, so every value of a bin is ≤
-/// every value of a later bin, and the ranks lie in the one or two bins where the
-/// running count crosses them. Only those bins' values (about 2·size/B) are then
-/// selected: exact, as a selection over all of them, in linear time with a small
-/// constant (a plain nth_element over every value cost a sixth of the median pass).
-std::array<double, 2> select_local(std::vector<double>& kept, std::size_t k1, std::size_t k2) {
-  const std::size_t size = kept.size();
+/// every value of a later bin, and each rank lies in the bin where the running count
+/// crosses it. Only that bin's values (about size/B) are then selected: exact, as a
+/// selection over all of them, in linear time with a small constant (nth_element over
+/// every value cost a sixth of the median pass).
+std::array<double, 2> order_statistics(std::vector<double>& values, std::size_t k1, std::size_t k2) {
+  const std::size_t size = values.size();
   const std::size_t bins = std::min<std::size_t>(1 << 16, size / 4);
-  const Eigen::Map<const Eigen::ArrayXd> values(kept.data(), static_cast<Eigen::Index>(size));
-  const double lo = size > 0 ? values.minCoeff() : 0.0, hi = size > 0 ? values.maxCoeff() : 0.0;
+  const Eigen::Map<const Eigen::ArrayXd> all(values.data(), static_cast<Eigen::Index>(size));
+  const double lo = size > 0 ? all.minCoeff() : 0.0, hi = size > 0 ? all.maxCoeff() : 0.0;
   const double scale = static_cast<double>(bins) / (hi - lo);
-  if (bins >= 64 && std::isfinite(scale) && scale > 0) {
-    const std::size_t last_bin = bins - 1;
-    const auto bin_of = [lo, scale, last_bin](double v) {
-      return std::min(last_bin, static_cast<std::size_t>((v - lo) * scale));
-    };
-    std::vector<std::uint32_t> counts(bins, 0);
-    for (const double v : kept) ++counts[bin_of(v)];
-    std::size_t b1 = 0, before1 = 0;
-    while (before1 + counts[b1] <= k1) before1 += counts[b1++];
-    std::size_t b2 = b1, before2 = before1;
-    while (before2 + counts[b2] <= k2) before2 += counts[b2++];
-    std::vector<double> part(before2 + counts[b2] - before1);
+  auto select = [](std::vector<double>& v, std::size_t k1, std::size_t k2) -> std::array<double, 2> {
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k1), v.end());
+    const double t1 = v[k1];
+    if (k2 == k1) return {t1, t1};
+    // After the selection of k1 every value past it is ≥ t1.
+    std::nth_element(v.begin() + static_cast<std::ptrdiff_t>(k1) + 1, v.begin() + static_cast<std::ptrdiff_t>(k2), v.end());
+    return {t1, v[k2]};
+  };
+  if (bins < 64 || !std::isfinite(scale) || !(scale > 0)) return select(values, k1, k2);
+  const std::size_t last_bin = bins - 1;
+  const auto bin_of = [lo, scale, last_bin](double v) {
+    return std::min(last_bin, static_cast<std::size_t>((v - lo) * scale));
+  };
+  std::vector<std::uint32_t> counts(bins, 0);
+  for (const double v : values) ++counts[bin_of(v)];
+  std::size_t b1 = 0, before1 = 0;
+  while (before1 + counts[b1] <= k1) before1 += counts[b1++];
+  std::size_t b2 = b1, before2 = before1;
+  while (before2 + counts[b2] <= k2) before2 += counts[b2++];
+  // The values of bin b (count c), in a vector of their own; branch-free copy, stopping
+  // once all are found.
+  auto values_of_bin = [&](std::size_t b, std::size_t c) {
+    std::vector<double> part(c);
     std::size_t used = 0;
-    for (const double v : kept) {
-      const std::size_t b = bin_of(v);
-      part[used] = v;  // branch-free: the slot is kept only for the bins b1..b2
-      used += static_cast<std::size_t>(b >= b1) & static_cast<std::size_t>(b <= b2);
-      if (used == part.size()) break;
+    for (const double v : values) {
+      part[used] = v;
+      used += static_cast<std::size_t>(bin_of(v) == b);
+      if (used == c) break;
     }
-    kept.swap(part);
-    k1 -= before1;
-    k2 -= before1;
-  }
-  std::nth_element(kept.begin(), kept.begin() + static_cast<std::ptrdiff_t>(k1), kept.end());
-  const double t1 = kept[k1];
-  if (k2 == k1) return {t1, t1};
-  // After the selection of k1 every value past it is ≥ t1: the next one is their minimum.
-  return {t1, *std::min_element(kept.begin() + static_cast<std::ptrdiff_t>(k1) + 1, kept.end())};
+    return part;
+  };
+  std::vector<double> first = values_of_bin(b1, counts[b1]);
+  if (b2 == b1) return select(first, k1 - before1, k2 - before1);
+  std::vector<double> second = values_of_bin(b2, counts[b2]);
+  return {select(first, k1 - before1, k1 - before1)[0], select(second, k2 - before2, k2 - before2)[0]};
 }
 
 std::uint64_t bits_of(double v) {
@@ -759,7 +802,7 @@ std::array<double, 2> select_over_ranks(const std::vector<double>& kept, Bracket
   if (all.size() != candidates || k[1] >= candidates) {
     throw DomainError("median_squared_distance: the ranks' pair counts do not add up");
   }
-  return select_local(all, static_cast<std::size_t>(k[0]), static_cast<std::size_t>(k[1]));
+  return order_statistics(all, static_cast<std::size_t>(k[0]), static_cast<std::size_t>(k[1]));
 }
 
 }  // namespace
@@ -815,7 +858,7 @@ double median_squared_distance(const RowMatrix& x, Execution exec, PairDistances
   // summed). If the bracket missed, the pass is repeated with (−∞, +∞). The value is the
   // exact order statistic, so it depends neither on the sample, nor on the thread
   // count, nor on the number of ranks.
-  Bracket bracket = sample_bracket(x, first, last);
+  Bracket bracket = sample_bracket(x, first, last, exec);
   const Columns cols = transpose_columns(x);
   for (int attempt = 0; attempt < 2; ++attempt) {
     spec.lo = bracket.lo;
@@ -830,7 +873,7 @@ double median_squared_distance(const RowMatrix& x, Execution exec, PairDistances
     }
     const std::array<double, 2> t =
         over_ranks ? select_over_ranks(count.kept, bracket, {first - below, last - below}, inside, share)
-                   : select_local(count.kept, first - below, last - below);
+                   : order_statistics(count.kept, first - below, last - below);
     if (ranks.r1 < 0) return 0.5 * t[0];  // N² even, middle entries: a diagonal zero and t_(r2)
     return last == first ? t[0] : 0.5 * (t[0] + t[1]);
   }
@@ -894,6 +937,10 @@ void gaussian_kernel_sums(const PairDistances& pairs, const RowMatrix& v, double
   if (!(c >= 0) || !std::isfinite(c)) {
     throw DomainError("gaussian_kernel_sums: c is " + std::to_string(c) + ", but must be finite and >= 0");
   }
+  if (pairs.kernel_c >= 0 && pairs.kernel_c != c) {
+    throw DomainError("gaussian_kernel_sums: the kept kernel values are for c = " + std::to_string(pairs.kernel_c) +
+                      ", not " + std::to_string(c));
+  }
   const RowRange range = rows.all() ? RowRange{pairs.row_begin, pairs.row_begin + pairs.rows} : rows.clamp(n);
   if (range.begin < pairs.row_begin || range.end > pairs.row_begin + pairs.rows) {
     throw DomainError("gaussian_kernel_sums: rows [" + std::to_string(range.begin) + ", " + std::to_string(range.end) +
@@ -923,8 +970,8 @@ void gaussian_kernel_sums(const PairDistances& pairs, const RowMatrix& v, double
             const std::size_t i = i0 + r;
             d2rows[r] = i < pairs.row_begin + pairs.rows ? pairs.d2.data() + (i - pairs.row_begin) * mp : zeros.data();
           }
-          kernel_sums_block_kept(d2rows, pairs.d2.data(), pairs.upper, i0, mp, vpad.data(), pp, c, acc.data(),
-                                 ktile.data());
+          kernel_sums_block_kept(d2rows, pairs.d2.data(), pairs.upper, pairs.kernel_c >= 0, i0, mp, vpad.data(), pp, c,
+                                 acc.data(), ktile.data());
           for (std::size_t r = 0; r < kRows; ++r) {
             const std::size_t i = i0 + r;
             if (i < range.begin || i >= range.end) continue;
@@ -934,6 +981,25 @@ void gaussian_kernel_sums(const PairDistances& pairs, const RowMatrix& v, double
         }
       },
       exec);
+}
+
+void to_gaussian_kernel(PairDistances& pairs, double c, Execution exec) {
+  if (pairs.empty()) throw DomainError("to_gaussian_kernel: no squared distances are kept");
+  if (pairs.kernel_c >= 0) throw DomainError("to_gaussian_kernel: the kept values already are kernel values");
+  if (!(c >= 0) || !std::isfinite(c)) {
+    throw DomainError("to_gaussian_kernel: c is " + std::to_string(c) + ", but must be finite and >= 0");
+  }
+  // The written part of each kept row: from ⌊i/8⌋·8 for the upper triangle.
+  for_each_block(
+      pairs.rows, 8,
+      [&](std::size_t rb, std::size_t re) {
+        for (std::size_t r = rb; r < re; ++r) {
+          const std::size_t i = pairs.row_begin + r, first = pairs.upper ? i / kLanes * kLanes : 0;
+          exp_scaled_in_place(pairs.d2.data() + r * pairs.stride + first, pairs.stride - first, -c);
+        }
+      },
+      exec);
+  pairs.kernel_c = c;
 }
 
 void gaussian_kernel_sums_reference(const RowMatrix& x, const RowMatrix& y, const RowMatrix& v, double c,

@@ -75,9 +75,15 @@ struct PairDistances {
   std::size_t rows = 0;       ///< number of kept rows
   std::size_t stride = 0;     ///< row stride: N rounded up to a multiple of 8
   bool upper = false;         ///< rows hold only the columns j ≥ ⌊i/8⌋·8 (one process)
+  /// ≥ 0: the entries are Gaussian kernel values exp(−c·D²) for c = kernel_c
+  /// (to_gaussian_kernel), padding columns 1; < 0: squared distances.
+  double kernel_c = -1.0;
   std::vector<double> d2;     ///< rows × stride (storage reused by the next pass)
   bool empty() const { return n == 0; }
-  void clear() { n = rows = row_begin = 0; }
+  void clear() {
+    n = rows = row_begin = 0;
+    kernel_c = -1.0;
+  }
   /// D²_ij for kept rows i (any row j when `upper`, which keeps every row).
   double at(std::size_t i, std::size_t j) const {
     if (upper && j < i / 8 * 8) return d2[j * stride + i];
@@ -147,11 +153,20 @@ void gaussian_kernel_sums(const RowMatrix& x, const RowMatrix& y, const RowMatri
                           RowMatrix& out, Execution exec = Execution::kParallel, RowRange rows = {});
 
 /// gaussian_kernel_sums(x, x, v, c, out, exec, rows) from the squared distances of x kept
-/// by the median pass: the same values, bit for bit, without the dot products (flops
-/// N²·2p). The default `rows`: the kept rows. \throws DomainError when nothing is kept,
-/// v has not N rows, c < 0, or `rows` are not all kept.
+/// by the median pass (or the kernel values to_gaussian_kernel made of them for this c):
+/// the same values, bit for bit, without the dot products (flops N²·2p). The default
+/// `rows`: the kept rows. \throws DomainError when nothing is kept, v has not N rows,
+/// c < 0, the kept kernel values are for another c, or `rows` are not all kept.
 void gaussian_kernel_sums(const PairDistances& pairs, const RowMatrix& v, double c, RowMatrix& out,
                           Execution exec = Execution::kParallel, RowRange rows = {});
+
+/// Turns the kept squared distances into Gaussian kernel values exp(−c·D²) in place (the
+/// same exp, lane for lane, as the sums evaluate), for gaussian_kernel_sums(pairs, …) at
+/// the same c: the sums then evaluate no exp — N²/2 exp per step for SVGD instead of N²,
+/// and for the blob method's two sums instead of 2N². Parallel over rows.
+/// \throws DomainError when nothing is kept, the values already are kernel values, or
+/// c < 0 or not finite.
+void to_gaussian_kernel(PairDistances& pairs, double c, Execution exec = Execution::kParallel);
 
 /// Scalar reference of gaussian_kernel_sums (plain loops, std::exp, direct (x−y)²):
 /// what the tests compare the fast path against.

@@ -35,6 +35,7 @@ double SvgdFlow::stein_direction(const RowMatrix& x, const RowMatrix& scores, do
   // This rank's rows of φ (all of them on one process), then every rank gets all rows.
   const RowRange mine = my_rows(n);
   RowMatrix sums;
+  if (!kept.empty()) to_gaussian_kernel(kept, 0.5 / h2, exec);  // the exp once per pair
   self_kernel_sums(xc, kept, weights, 0.5 / h2, sums, exec, mine);
   const double inv_n = 1.0 / static_cast<double>(n);
   RowMatrix phi_mine(sums.rows(), d);
