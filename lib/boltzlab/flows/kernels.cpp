@@ -214,19 +214,26 @@ void kernel_sums_block_kept(const double* const* d2rows, const double* d2, bool 
   }
 }
 
-/// |a − b|² of two d-vectors, 8 coordinates per vector operation (the bracket sample).
+/// out[t] = |x_i − x_j|² for the pairs (i, j) = (pairs[2t], pairs[2t + 1]), t < count, of
+/// the rows of the row-major n × d matrix x: 8 coordinates per vector operation (the
+/// bracket sample).
 BOLTZLAB_MULTIVERSION
-double squared_distance(const double* a, const double* b, std::size_t d) {
-  v8d acc = splat(0.0);
-  std::size_t k = 0;
-  for (; k + kLanes <= d; k += kLanes) {
-    const v8d diff = load(a + k) - load(b + k);
-    acc += diff * diff;
+void pair_squared_distances(const double* x, std::size_t d, const std::uint32_t* pairs, std::size_t count,
+                            double* out) {
+  for (std::size_t t = 0; t < count; ++t) {
+    const double* a = x + pairs[2 * t] * d;
+    const double* b = x + pairs[2 * t + 1] * d;
+    v8d acc = splat(0.0);
+    std::size_t k = 0;
+    for (; k + kLanes <= d; k += kLanes) {
+      const v8d diff = load(a + k) - load(b + k);
+      acc += diff * diff;
+    }
+    double s = 0.0;
+    for (; k < d; ++k) s += (a[k] - b[k]) * (a[k] - b[k]);
+    for (std::size_t l = 0; l < kLanes; ++l) s += acc[l];
+    out[t] = s;
   }
-  double s = 0.0;
-  for (; k < d; ++k) s += (a[k] - b[k]) * (a[k] - b[k]);
-  for (std::size_t l = 0; l < kLanes; ++l) s += acc[l];
-  return s;
 }
 
 /// values[t] ← exp(a·values[t]) for t < count (a multiple of 8): the kernel sums' exp.
@@ -589,15 +596,17 @@ Bracket sample_bracket(const RowMatrix& x, std::size_t first, std::size_t last, 
       sample_size / kChunk,
       [&](std::size_t c) {
         Rng rng(0x6d656469616eULL, c);
-        for (std::size_t t = c * kChunk; t < (c + 1) * kChunk; ++t) {
-          std::size_t i, j;
+        std::array<std::uint32_t, 2 * kChunk> ij;
+        auto index = [&] {  // uniform on [0, n): the high word of a 64 × 64-bit product
+          return static_cast<std::uint32_t>((static_cast<unsigned __int128>(rng()) * n) >> 64);
+        };
+        for (std::size_t t = 0; t < kChunk; ++t) {
           do {
-            i = static_cast<std::size_t>(rng.uniform() * static_cast<double>(n));
-            j = static_cast<std::size_t>(rng.uniform() * static_cast<double>(n));
-          } while (i == j || i >= n || j >= n);
-          sample[t] = squared_distance(x.row(static_cast<Eigen::Index>(i)).data(),
-                                       x.row(static_cast<Eigen::Index>(j)).data(), cols_of(x));
+            ij[2 * t] = index();
+            ij[2 * t + 1] = index();
+          } while (ij[2 * t] == ij[2 * t + 1]);
         }
+        pair_squared_distances(x.data(), cols_of(x), ij.data(), kChunk, sample.data() + c * kChunk);
       },
       exec);
   auto sample_rank = [&](double rank_fraction, double shift) {
