@@ -578,7 +578,8 @@ struct Bracket {
   double hi = std::numeric_limits<double>::infinity();
 };
 
-std::array<double, 2> order_statistics(std::vector<double>& values, std::size_t k1, std::size_t k2);
+std::array<double, 2> order_statistics(std::vector<double>& values, std::size_t k1, std::size_t k2, double lo,
+                                       double hi);
 
 /// Floyd & Rivest (1975) pivots from a fixed pseudo-random sample of pairs: they
 /// bracket ranks first..last with overwhelming probability. Few pairs: (−∞, +∞).
@@ -615,9 +616,11 @@ Bracket sample_bracket(const RowMatrix& x, std::size_t first, std::size_t last, 
     const double spread = 5.0 * std::sqrt(s * rank_fraction * (1.0 - rank_fraction)) + 16.0;
     return static_cast<std::size_t>(std::min(s - 1.0, std::max(0.0, centre + shift * spread)));
   };
+  const double unbounded = std::numeric_limits<double>::infinity();
   const std::array<double, 2> t =
       order_statistics(sample, sample_rank((static_cast<double>(first) + 0.5) / static_cast<double>(pairs), -1.0),
-                       sample_rank((static_cast<double>(last) + 0.5) / static_cast<double>(pairs), +1.0));
+                       sample_rank((static_cast<double>(last) + 0.5) / static_cast<double>(pairs), +1.0),
+                       -unbounded, unbounded);
   bracket.lo = t[0];
   bracket.hi = t[1];
   return bracket;
@@ -681,18 +684,22 @@ double* prepare_kept(PairDistances* keep, std::size_t n, RowRange rows) {
   return keep->d2.data();
 }
 
-/// The order statistics k1 ≤ k2 of `values` (none NaN; the vector is reordered). A
-/// counting pass over equal bins of [min, max] first: the bin of v,
-/// ⌊(v − min)·B/(max − min)⌋, never decreases as v grows, so every value of a bin is ≤
+/// The order statistics k1 ≤ k2 of `values` (none NaN, all in [lo, hi]; infinite bounds:
+/// the extremes of the values; the vector is reordered). A counting pass over B = size/16 equal bins of [lo, hi] first: the bin of
+/// v, ⌊(v − lo)·B/(hi − lo)⌋, never decreases as v grows, so every value of a bin is ≤
 /// every value of a later bin, and each rank lies in the bin where the running count
-/// crosses it. Only that bin's values (about size/B) are then selected: exact, as a
+/// crosses it. Only that bin's values (about 16) are then selected: exact, as a
 /// selection over all of them, in linear time with a small constant (nth_element over
 /// every value cost a sixth of the median pass).
-std::array<double, 2> order_statistics(std::vector<double>& values, std::size_t k1, std::size_t k2) {
+std::array<double, 2> order_statistics(std::vector<double>& values, std::size_t k1, std::size_t k2, double lo,
+                                       double hi) {
   const std::size_t size = values.size();
-  const std::size_t bins = std::min<std::size_t>(1 << 16, size / 4);
-  const Eigen::Map<const Eigen::ArrayXd> all(values.data(), static_cast<Eigen::Index>(size));
-  const double lo = size > 0 ? all.minCoeff() : 0.0, hi = size > 0 ? all.maxCoeff() : 0.0;
+  const std::size_t bins = std::min<std::size_t>(1 << 16, size / 16);
+  if ((!std::isfinite(lo) || !std::isfinite(hi)) && size > 0) {  // no finite bounds given: the extremes
+    const Eigen::Map<const Eigen::ArrayXd> all(values.data(), static_cast<Eigen::Index>(size));
+    lo = all.minCoeff();
+    hi = all.maxCoeff();
+  }
   const double scale = static_cast<double>(bins) / (hi - lo);
   auto select = [](std::vector<double>& v, std::size_t k1, std::size_t k2) -> std::array<double, 2> {
     std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k1), v.end());
@@ -811,7 +818,7 @@ std::array<double, 2> select_over_ranks(const std::vector<double>& kept, Bracket
   if (all.size() != candidates || k[1] >= candidates) {
     throw DomainError("median_squared_distance: the ranks' pair counts do not add up");
   }
-  return order_statistics(all, static_cast<std::size_t>(k[0]), static_cast<std::size_t>(k[1]));
+  return order_statistics(all, static_cast<std::size_t>(k[0]), static_cast<std::size_t>(k[1]), double_of(from), double_of(to));
 }
 
 }  // namespace
@@ -882,7 +889,7 @@ double median_squared_distance(const RowMatrix& x, Execution exec, PairDistances
     }
     const std::array<double, 2> t =
         over_ranks ? select_over_ranks(count.kept, bracket, {first - below, last - below}, inside, share)
-                   : order_statistics(count.kept, first - below, last - below);
+                   : order_statistics(count.kept, first - below, last - below, bracket.lo, bracket.hi);
     if (ranks.r1 < 0) return 0.5 * t[0];  // N² even, middle entries: a diagonal zero and t_(r2)
     return last == first ? t[0] : 0.5 * (t[0] + t[1]);
   }
