@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
+#include <malloc.h>
 #include <string>
 #include <vector>
 
@@ -206,6 +207,11 @@ void langevin_rows(int rounds, std::size_t particles, std::size_t steps) {
 int main(int argc, char** argv) {
   // May restart once with OpenBLAS kernels for this CPU, also for the GEMM probe's later dlopen.
   boltzlab::select_blas_kernels(argv, /*later_load=*/true);
+  // The allocator settings of the tools (tools/wgf-relax.cpp): no mmap and unmap of the
+  // median pass's per-call buffers, whose page faults were timed otherwise.
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 2047 * 1024 * 1024);
+  mallopt(M_TOP_PAD, 512 * 1024 * 1024);
   CLI::App app{"bench_flow_kernels: particle-flow kernels against the measured GEMM peak"};
   int rounds = 5, gemm_n = 1000;
   std::size_t n = 1000, d = 39, particles = 4096, steps = 200;

@@ -44,6 +44,17 @@ ok = np.isfinite(lw)
 assert np.allclose(lw[ok], -u[ok] - lq[ok], atol=1e-9)
 assert "molecular" in s
 PY
+# tools/log_weight_residuals.py reads the run and reports the run's own Kish ESS.
+/usr/bin/python3 "$SRC/tools/log_weight_residuals.py" "$T/run" > "$T/residuals" 2>&1 \
+  || { cat "$T/residuals"; fail "log_weight_residuals.py failed"; }
+/usr/bin/python3 - "$T/run" "$T/residuals" <<'PY' || fail "log_weight_residuals.py disagrees with summary.json"
+import json, re, sys
+ess = json.load(open(sys.argv[1] + "/summary.json"))["importance"]["ess_fraction"]
+text = open(sys.argv[2]).read()
+got = float(re.search(r"Kish ESS ([0-9.]+)", text).group(1))
+assert abs(got - ess) < 1e-4, (got, ess)
+assert "var(log w) explained by 24 x 24" in text and "atom-pair distances" in text, text
+PY
 "$BIN/bg-sample" --potential "$P" --model "$T/run/model.pt" --out "$T/again" --samples 300 -q 2>/dev/null \
   || fail "reload failed"
 cmp -s "$T/run/samples.npy" "$T/again/samples.npy" || fail "reloaded model gives different samples"

@@ -4,10 +4,11 @@
 /// flow, MMD flow) and the kernel Stein discrepancy.
 ///
 /// Performance and determinism design:
-///  - positions are row-major (particle i contiguous); each call builds a transposed,
-///    zero-padded copy of the "column" particles so that the pair loop vectorizes over
-///    j (8 doubles per vector) with register blocking over 4 rows i — a small GEMM
-///    micro-kernel with the distance, exp and accumulation fused into its epilogue;
+///  - positions are row-major (particle i contiguous); each call packs the "column"
+///    particles transposed and zero-padded in panels of 16 (as a GEMM packs its
+///    right-hand side) so that the pair loop vectorizes over j (8 doubles per vector)
+///    with register blocking over 4 rows i — a small GEMM micro-kernel with the
+///    distance, exp and accumulation fused into its epilogue;
 ///  - squared distances use precomputed norms: |x−y|² = (|x|²+|y|²) − 2 x·y (clamped ≥ 0),
 ///    which is bitwise symmetric in (x, y);
 ///  - the hot loops are compiled for AVX-512, AVX2 and baseline x86-64 (GCC function
@@ -22,8 +23,13 @@
 ///    exact-median pass) the median pass keeps the squared distances it computes when d
 ///    is large enough that the dot products outweigh a memory read (PairDistances): the
 ///    upper triangle, row by row, which the kernel sums read (the lower triangle
-///    transposed, 8 × 4 blocks) instead of recomputing the dot products — same values,
-///    bit for bit;
+///    transposed, 2 × 4 blocks) instead of recomputing the dot products — same values,
+///    bit for bit. Once the bandwidth is known, the kept values become kernel values in
+///    place (to_gaussian_kernel), so each pair's exp is evaluated once, not once per
+///    row and per sum;
+///  - the median is an exact selection: a sampled bracket, one counting pass that keeps
+///    the values inside it, and a counting pass over bins of the bracket that leaves a
+///    handful of values to select among;
 ///  - over MPI ranks (the callers in flows/interacting.* and the flows) every pass takes
 ///    a RowRange: a rank computes the output rows of its own block, each row by the same
 ///    arithmetic in the same j order as on one process, so gathering the rows gives the
