@@ -589,7 +589,8 @@ std::array<double, 2> order_statistics(std::vector<double>& values, std::size_t 
 Bracket sample_bracket(const RowMatrix& x, std::size_t first, std::size_t last, Execution exec) {
   const std::size_t n = rows_of(x), pairs = n * (n - 1) / 2;
   constexpr std::size_t kChunk = 1 << 10;
-  const std::size_t sample_size = std::min<std::size_t>(1 << 16, std::max<std::size_t>(1 << 12, pairs / 64)) / kChunk * kChunk;
+  const std::size_t sample_size =
+      std::min<std::size_t>(1 << 16, std::max<std::size_t>(1 << 12, pairs / 64)) / kChunk * kChunk;
   Bracket bracket;
   if (pairs <= 16 * (1 << 12)) return bracket;
   std::vector<double> sample(sample_size);
@@ -685,12 +686,12 @@ double* prepare_kept(PairDistances* keep, std::size_t n, RowRange rows) {
 }
 
 /// The order statistics k1 ≤ k2 of `values` (none NaN, all in [lo, hi]; infinite bounds:
-/// the extremes of the values; the vector is reordered). A counting pass over B = size/16 equal bins of [lo, hi] first: the bin of
-/// v, ⌊(v − lo)·B/(hi − lo)⌋, never decreases as v grows, so every value of a bin is ≤
-/// every value of a later bin, and each rank lies in the bin where the running count
-/// crosses it. Only that bin's values (about 16) are then selected: exact, as a
-/// selection over all of them, in linear time with a small constant (nth_element over
-/// every value cost a sixth of the median pass).
+/// the extremes of the values; the vector is reordered). A counting pass over B = size/16
+/// equal bins of [lo, hi] first: the bin of v, ⌊(v − lo)·B/(hi − lo)⌋, never decreases as
+/// v grows, so every value of a bin is ≤ every value of a later bin, and each rank lies in
+/// the bin where the running count crosses it. Only that bin's values (about 16) are then
+/// selected: exact, as a selection over all of them, in linear time with a small constant
+/// (nth_element over every value cost a sixth of the median pass).
 std::array<double, 2> order_statistics(std::vector<double>& values, std::size_t k1, std::size_t k2, double lo,
                                        double hi) {
   const std::size_t size = values.size();
@@ -706,7 +707,8 @@ std::array<double, 2> order_statistics(std::vector<double>& values, std::size_t 
     const double t1 = v[k1];
     if (k2 == k1) return {t1, t1};
     // After the selection of k1 every value past it is ≥ t1.
-    std::nth_element(v.begin() + static_cast<std::ptrdiff_t>(k1) + 1, v.begin() + static_cast<std::ptrdiff_t>(k2), v.end());
+    std::nth_element(v.begin() + static_cast<std::ptrdiff_t>(k1) + 1, v.begin() + static_cast<std::ptrdiff_t>(k2),
+                     v.end());
     return {t1, v[k2]};
   };
   if (bins < 64 || !std::isfinite(scale) || !(scale > 0)) return select(values, k1, k2);
@@ -818,7 +820,8 @@ std::array<double, 2> select_over_ranks(const std::vector<double>& kept, Bracket
   if (all.size() != candidates || k[1] >= candidates) {
     throw DomainError("median_squared_distance: the ranks' pair counts do not add up");
   }
-  return order_statistics(all, static_cast<std::size_t>(k[0]), static_cast<std::size_t>(k[1]), double_of(from), double_of(to));
+  return order_statistics(all, static_cast<std::size_t>(k[0]), static_cast<std::size_t>(k[1]), double_of(from),
+                          double_of(to));
 }
 
 }  // namespace
