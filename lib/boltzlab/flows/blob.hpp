@@ -38,9 +38,9 @@ class BlobFlow final : public InteractingFlow {
 
   /// The diffusion velocity −Σ_j ∇φ_ε(X_i − X_j)[a_i + a_j] for all particles (N×d);
   /// returns the ε used. `pairs`: storage for the squared distances the median pass
-  /// keeps (kernel_width2), reused across calls (null: a temporary). Over MPI ranks
-  /// (collective) each rank computes its rows of both passes; the density and the
-  /// velocity are gathered whole on every rank. Exposed for tests.
+  /// keeps (kernel_width2), turned into kernel values for both passes, reused across
+  /// calls (null: a temporary). Over MPI ranks (collective) each rank computes its rows
+  /// of both passes; the density and the velocity are gathered whole on every rank. Exposed for tests.
   static double diffusion_velocity(const RowMatrix& x, double fixed_epsilon, RowMatrix& velocity, Execution exec,
                                    PairDistances* pairs = nullptr);
 

@@ -90,7 +90,8 @@ struct PairDistances {
     n = rows = row_begin = 0;
     kernel_c = -1.0;
   }
-  /// D²_ij for kept rows i (any row j when `upper`, which keeps every row).
+  /// The kept entry (i, j) — D²_ij, or its kernel value once kernel_c ≥ 0 — for kept
+  /// rows i (any row j when `upper`, which keeps every row).
   double at(std::size_t i, std::size_t j) const {
     if (upper && j < i / 8 * 8) return d2[j * stride + i];
     return d2[(i - row_begin) * stride + j];

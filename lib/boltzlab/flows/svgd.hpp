@@ -43,9 +43,9 @@ class SvgdFlow final : public InteractingFlow {
 
   /// φ(x_i) for all particles given scores s (N×d), into phi (N×d); returns the h used.
   /// `pairs`: storage for the squared distances the median pass keeps (kernel_width2),
-  /// reused across calls (null: a temporary). Over MPI ranks (collective: every rank
-  /// calls it) each rank computes the median pass and the rows of φ of its block
-  /// (my_rows), and φ is gathered whole on every rank. Exposed for the benchmark and tests.
+  /// turned into kernel values for the sums, reused across calls (null: a temporary).
+  /// Over MPI ranks (collective: every rank calls it) each rank computes the median pass
+  /// and the rows of φ of its block (my_rows), and φ is gathered whole on every rank. Exposed for the benchmark and tests.
   static double stein_direction(const RowMatrix& x, const RowMatrix& scores, double fixed_bandwidth,
                                 RowMatrix& phi, Execution exec, PairDistances* pairs = nullptr);
 
