@@ -5,8 +5,9 @@ Reads a bg-sample run directory (samples.npy, log_weights.npy, log_q.npy,
 reduced_energies.npy, dihedrals.npy, topology.pdb) and prints:
   - the Kish ESS and var(log w), against var(u) and var(log q) and their correlation
     (log w = -u - log q + const, so var(log w) is what q misses of the energy);
-  - for phi < 0 and phi > 0: the share of draws, their share of sum w^2, the ESS
-    within the group;
+  - for phi < 0 and phi > 0 (phi, psi: the first two columns of dihedrals.npy, the
+    first residue's): the share of draws, their share of sum w^2, the ESS within
+    the group;
   - the fraction of var(log w) explained by a 24 x 24 (phi, psi) histogram, by each
     internal coordinate alone (20 quantile bins; the largest listed), and out of sample
     by least squares on the first half of the draws, tested on the second: linear +

@@ -49,3 +49,19 @@ TEST_CASE("exp in vector lanes: each result depends on its own value only, not o
     }
   }
 }
+
+TEST_CASE("exp in vector lanes: a scale gives the exp of the rounded product, bit for bit") {
+  // The kernel sums turn kept squared distances into exp(−c·D²) with it: the same bits as
+  // exp of the product formed first (vector body and tail alike).
+  boltzlab::Rng rng(9, 0);
+  std::vector<double> base(21);
+  for (auto& v : base) v = 60.0 * rng.uniform();
+  for (const double scale : {-0.37, -1.0, 2.5}) {
+    std::vector<double> scaled = base, product(base.size());
+    for (std::size_t i = 0; i < base.size(); ++i) product[i] = scale * base[i];
+    exp_in_place(scaled.data(), scaled.size(), scale);
+    exp_in_place(product.data(), product.size());
+    for (std::size_t i = 0; i < base.size(); ++i) REQUIRE(scaled[i] == product[i]);
+    CHECK(scaled[3] != base[3]);  // the scale was applied
+  }
+}

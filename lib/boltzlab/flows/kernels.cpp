@@ -14,6 +14,7 @@
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/rng.hpp"
 #include "boltzlab/core/simd.hpp"
+#include "boltzlab/core/vector_math.hpp"
 
 namespace boltzlab {
 namespace kernel_detail {
@@ -42,8 +43,9 @@ struct Columns {
   std::size_t m = 0, mp = 0, d = 0;
   std::vector<double> yt;     // panels: ⌈mp/16⌉ × d × 16
   std::vector<double> norms;  // |y_j|², 0 in the padding
-  /// y_{j,0}; y_{j,k} is at panel(j)[16k] (and y_{j+l,k} at panel(j)[16k + l], l < 16 − j mod 16).
-  const double* panel(std::size_t j) const { return yt.data() + (j / kPanel) * kPanel * d + j % kPanel; }
+  /// Where y_{j,0} is in yt; y_{j,k} is 16k further (y_{j+l,k} 16k + l, l < 16 − j mod 16).
+  std::size_t offset(std::size_t j) const { return (j / kPanel) * kPanel * d + j % kPanel; }
+  const double* panel(std::size_t j) const { return yt.data() + offset(j); }
 };
 
 Columns transpose_columns(const RowMatrix& y) {
@@ -56,7 +58,7 @@ Columns transpose_columns(const RowMatrix& y) {
   c.norms.assign(c.mp, 0.0);
   for (std::size_t j = 0; j < c.m; ++j) {
     const double* row = y.row(static_cast<Eigen::Index>(j)).data();
-    double* out = c.yt.data() + (j / Columns::kPanel) * Columns::kPanel * c.d + j % Columns::kPanel;
+    double* out = c.yt.data() + c.offset(j);
     double s = 0.0;
     for (std::size_t k = 0; k < c.d; ++k) {
       out[k * Columns::kPanel] = row[k];
@@ -181,9 +183,8 @@ void kernel_sums_block(const RowBlock& rows, const Columns& cols, const double* 
 
 /// kernel_sums_block from kept squared distances (`kernel`: kernel values, no exp):
 /// d2rows[r] is row i0 + r of the N × mp matrix D² (zero in the padding columns, whose
-/// weights are 0). With `upper`
-/// (i0 a multiple of 4, every row kept in d2, only the columns j ≥ ⌊i0/8⌋·8 written) the
-/// columns left of that are read from the transpose: rows j, j + 1 at columns
+/// weights are 0). With `upper` (i0 a multiple of 4, every row kept in d2, only the
+/// columns j ≥ ⌊i0/8⌋·8 written) the columns left of that are read from the transpose: rows j, j + 1 at columns
 /// i0..i0+3, one vector of 8, whose kernel values land in a tile stored by columns
 /// (ktile + kRows·kColBlock), so no shuffles are needed. Same values as
 /// kernel_sums_block, which computes each D²_ij by the same arithmetic, and the same
@@ -234,13 +235,6 @@ void pair_squared_distances(const double* x, std::size_t d, const std::uint32_t*
     for (std::size_t l = 0; l < kLanes; ++l) s += acc[l];
     out[t] = s;
   }
-}
-
-/// values[t] ← exp(a·values[t]) for t < count (a multiple of 8): the kernel sums' exp.
-BOLTZLAB_MULTIVERSION
-void exp_scaled_in_place(double* values, std::size_t count, double a) {
-  const v8d va = splat(a);
-  for (std::size_t t = 0; t < count; t += kLanes) store(values + t, vexp(va * load(values + t)));
 }
 
 /// What one median counting pass does, shared by its tiles.
@@ -1014,7 +1008,8 @@ void to_gaussian_kernel(PairDistances& pairs, double c, Execution exec) {
       [&](std::size_t rb, std::size_t re) {
         for (std::size_t r = rb; r < re; ++r) {
           const std::size_t i = pairs.row_begin + r, first = pairs.upper ? i / kLanes * kLanes : 0;
-          exp_scaled_in_place(pairs.d2.data() + r * pairs.stride + first, pairs.stride - first, -c);
+          // The sums' exp of the sums' product −c·D²: the same bits as computed on the fly.
+          exp_in_place(pairs.d2.data() + r * pairs.stride + first, pairs.stride - first, -c);
         }
       },
       exec);
