@@ -136,34 +136,3 @@ PY
 grep -q 'generator.base_joint_bins' "$T/err4" || { cat "$T/err4"; fail "message lacks the field"; }
 [ -e "$T/badbins" ] && fail "output written for a bad key"
 echo ok
-# "flow_whitening": the flow acts on the hard columns whitened given the soft torsions; the run
-# reports it, and the saved model (with its whitening) reproduces the samples. Without the
-# conditional-Gaussian base the key is refused with one line naming the file and the key.
-/usr/bin/python3 - "$P" "$T" <<'PY' || fail "could not write the whitened potential files"
-import json, os, sys
-src, out = sys.argv[1], sys.argv[2]
-d = json.load(open(src))
-base = os.path.dirname(os.path.abspath(src))
-for k in ("system", "pdb"):
-    d["parameters"][k] = os.path.normpath(os.path.join(base, d["parameters"][k]))
-g = d["generator"]
-g["reference_dihedrals"] = os.path.normpath(os.path.join(base, g["reference_dihedrals"]))
-g["flow_whitening"] = True
-json.dump(d, open(out + "/whitened.json", "w"))
-g["base"] = "von_mises"
-for k in [k for k in g if k.startswith("base_")]:
-    del g[k]
-json.dump(d, open(out + "/unwhitenable.json", "w"))
-PY
-"$BIN/bg-sample" --potential "$T/whitened.json" --data "$D" --out "$T/white" --iterations 3 --samples 300 --threads 2 -q \
-  2> "$T/wlog" || { cat "$T/wlog"; fail "whitened run failed"; }
-/usr/bin/python3 -c "import json, sys; assert json.load(open(sys.argv[1]))['molecular_generator']['flow_whitening'] is True" \
-  "$T/white/summary.json" || fail "the whitened run does not report flow_whitening"
-"$BIN/bg-sample" --potential "$T/whitened.json" --model "$T/white/model.pt" --out "$T/white2" --samples 300 -q \
-  2>/dev/null || fail "whitened reload failed"
-cmp -s "$T/white/samples.npy" "$T/white2/samples.npy" || fail "reloaded whitened model gives different samples"
-"$BIN/bg-sample" --potential "$T/unwhitenable.json" --data "$D" --out "$T/bad" --iterations 3 --samples 300 -q \
-  2> "$T/badlog" && fail "flow_whitening without a conditional base was accepted"
-[ "$(wc -l < "$T/badlog")" -eq 1 ] && grep -q "unwhitenable.json.*flow_whitening" "$T/badlog" \
-  || { cat "$T/badlog"; fail "flow_whitening refusal is not one line naming the file and key"; }
-[ ! -e "$T/bad/summary.json" ] || fail "a refused run left a summary"

@@ -52,9 +52,6 @@ GeneratorOptions read_model_options(JsonReader& r, const Target& target) {
   m.noise = r.get_double("noise", 0.0);
   read_velocity_options(r, m);
   read_flow_options(r, m);
-  m.whitened = r.get_bool("flow_whitening", false);
-  if (m.whitened && target.topology() == nullptr)
-    r.fail("flow_whitening", "needs a molecular target (the whitening is that of a conditional_gaussian base)");
   return m;
 }
 

@@ -140,12 +140,10 @@ TrainingFrames obtain_training_frames(const BgSampleOptions& o, const Potential&
 
 namespace {
 
-/// The base of cfg.base fitted to the flow coordinates y (timed in *seconds; progress line for
-/// fits to data).
-std::optional<BaseDensity> fit_molecular_base(const BgSampleOptions& o, const Potential& pot,
-                                              const BaseOptions& options, const MolecularSystem& system,
-                                              const torch::Tensor& y, const MolecularFlowSpace& space,
-                                              double* seconds) {
+/// The base of cfg.base fitted to the flow coordinates y (timed; progress line for fits to data).
+double fit_molecular_base(const BgSampleOptions& o, const Potential& pot, const BaseOptions& options,
+                          const MolecularSystem& system, const torch::Tensor& y, const MolecularFlowSpace& space,
+                          BoltzmannGenerator& model) {
   const BaseKindSpec& spec = base_kind_spec(kind_of(options));
   const auto* conditional = std::get_if<ConditionalBaseOptions>(&options);
   if (o.progress && spec.needs_data)
@@ -160,18 +158,9 @@ std::optional<BaseDensity> fit_molecular_base(const BgSampleOptions& o, const Po
   } catch (const DomainError& e) {  // e.g. a hard torsion too wide for these data: name the setting
     throw ConfigError(pot.path.string() + ": generator.base \"" + spec.name + "\": " + e.what());
   }
-  *seconds = wall_seconds() - t_fit;
-  return base;
-}
-
-/// The pooled (one-expert) conditional Gaussian of the base's soft and joint columns fitted to y:
-/// the whitening of a whitened flow (BoltzmannGenerator::set_whitening).
-ConditionalGaussian fit_whitening(const Potential& pot, const std::optional<BaseDensity>& base, const torch::Tensor& y,
-                                  const MolecularFlowSpace& space) {
-  const ConditionalGaussian* block = base ? base->conditional() : nullptr;
-  if (block == nullptr)
-    throw ConfigError(pot.path.string() + ": generator.flow_whitening needs \"base\": \"conditional_gaussian\"");
-  return ConditionalGaussian::fit(y, space.torsion_mask(), block->soft(), block->joint(), block->harmonics(), 1);
+  const double seconds = wall_seconds() - t_fit;
+  if (base) model.set_base(*base);
+  return seconds;
 }
 
 }  // namespace
@@ -182,22 +171,14 @@ MolecularModel fit_molecular_model(const BgSampleOptions& o, const Potential& po
   const torch::Tensor cart = to_tensor(frames);
   m.space.emplace(MolecularFlowSpace::fit(system.coordinates, cart));
   m.y_data = m.space->to_flow(cart).first;
-  const std::optional<BaseDensity> base =
-      fit_molecular_base(o, pot, cfg.base, system, m.y_data, *m.space, &m.base_fit_seconds);
-  std::optional<ConditionalGaussian> whitening;
-  if (cfg.model.whitened) whitening.emplace(fit_whitening(pot, base, m.y_data, *m.space));
   GeneratorOptions mo = cfg.model;
   mo.potential.dim = static_cast<int>(m.space->dim());
   mo.potential.n_particles = 0;
   mo.potential.spatial_dim = 0;
   mo.potential.periodic.clear();
-  // The flow's periodic columns: every torsion, but those the whitening turns into residuals.
-  for (const auto c : m.space->coordinates().torsion_indices())
-    if (!whitening || std::find(whitening->hard().begin(), whitening->hard().end(), c) == whitening->hard().end())
-      mo.potential.periodic.push_back(static_cast<int>(c));
+  for (const auto c : m.space->coordinates().torsion_indices()) mo.potential.periodic.push_back(static_cast<int>(c));
   m.model.emplace(mo, o.seed);
-  if (whitening) m.model->set_whitening(*whitening);
-  if (base) m.model->set_base(*base);
+  m.base_fit_seconds = fit_molecular_base(o, pot, cfg.base, system, m.y_data, *m.space, *m.model);
   return m;
 }
 
@@ -319,8 +300,6 @@ nlohmann::json molecular_generator_summary(const MolecularModel& m, const Molecu
           {"base_conditional", conditional_summary(base.conditional())},
           {"base_fit_seconds", m.base_fit_seconds},
           {"flow_dim", m.space->dim()},
-          // The flow acts on the hard columns whitened given the soft torsions (generator.hpp).
-          {"flow_whitening", m.model->whitening() != nullptr},
           {"data", data_info},
           {"zero_weight_domain_chirality", s.zero_weight},
           {"wrong_chirality", s.wrong_chirality},
