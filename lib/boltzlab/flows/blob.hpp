@@ -40,7 +40,8 @@ class BlobFlow final : public InteractingFlow {
   /// returns the ε used. `pairs`: storage for the squared distances the median pass
   /// keeps (kernel_width2), turned into kernel values for both passes, reused across
   /// calls (null: a temporary). Over MPI ranks (collective) each rank computes its rows
-  /// of both passes; the density and the velocity are gathered whole on every rank. Exposed for tests.
+  /// of both passes; the density and the velocity are gathered whole on every rank.
+  /// Exposed for tests.
   static double diffusion_velocity(const RowMatrix& x, double fixed_epsilon, RowMatrix& velocity, Execution exec,
                                    PairDistances* pairs = nullptr);
 

@@ -184,9 +184,9 @@ void kernel_sums_block(const RowBlock& rows, const Columns& cols, const double* 
 /// kernel_sums_block from kept squared distances (`kernel`: kernel values, no exp):
 /// d2rows[r] is row i0 + r of the N × mp matrix D² (zero in the padding columns, whose
 /// weights are 0). With `upper` (i0 a multiple of 4, every row kept in d2, only the
-/// columns j ≥ ⌊i0/8⌋·8 written) the columns left of that are read from the transpose: rows j, j + 1 at columns
-/// i0..i0+3, one vector of 8, whose kernel values land in a tile stored by columns
-/// (ktile + kRows·kColBlock), so no shuffles are needed. Same values as
+/// columns j ≥ ⌊i0/8⌋·8 written) the columns left of that are read from the transpose:
+/// rows j, j + 1 at columns i0..i0+3, one vector of 8, whose kernel values land in a tile
+/// stored by columns (ktile + kRows·kColBlock), so no shuffles are needed. Same values as
 /// kernel_sums_block, which computes each D²_ij by the same arithmetic, and the same
 /// order of the sums. ktile: 2·kRows·kColBlock doubles.
 BOLTZLAB_MULTIVERSION

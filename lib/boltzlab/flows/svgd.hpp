@@ -45,7 +45,8 @@ class SvgdFlow final : public InteractingFlow {
   /// `pairs`: storage for the squared distances the median pass keeps (kernel_width2),
   /// turned into kernel values for the sums, reused across calls (null: a temporary).
   /// Over MPI ranks (collective: every rank calls it) each rank computes the median pass
-  /// and the rows of φ of its block (my_rows), and φ is gathered whole on every rank. Exposed for the benchmark and tests.
+  /// and the rows of φ of its block (my_rows), and φ is gathered whole on every rank.
+  /// Exposed for the benchmark and tests.
   static double stein_direction(const RowMatrix& x, const RowMatrix& scores, double fixed_bandwidth,
                                 RowMatrix& phi, Execution exec, PairDistances* pairs = nullptr);
 
