@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <unordered_map>
@@ -34,6 +35,7 @@
 #include "boltzlab/estimators/importance.hpp"
 #include "boltzlab/generators/annealed_training.hpp"
 #include "boltzlab/generators/generator.hpp"
+#include "boltzlab/generators/model_file.hpp"
 #include "boltzlab/generators/trainer.hpp"
 #include "boltzlab/targets/gaussian_mixture.hpp"
 #include "boltzlab/targets/manywell.hpp"
@@ -132,11 +134,11 @@ nlohmann::json manywell_coverage(const RowMatrix& x, const Eigen::VectorXd& lw) 
 int main(int argc, char** argv) {
   boltzlab::select_blas_kernels(argv);  // may restart once with OpenBLAS kernels for this CPU
   CLI::App app{"bench_bg_annealed"};
-  std::string potential, mode = "annealed", json_out, save_path, smoothing = "psis", spacing = "geometric";
+  std::string potential, mode = "annealed", json_out, save_path, load_path, smoothing = "psis", spacing = "geometric";
   int iterations = 500, batch = 256, width = 64, layers = 2, steps = 8, sample_steps = 0, threads = 2;
   std::string flow = "otflow";
   bg::SplineCouplingOptions coupling;
-  int rungs = 6, samples_per_rung = 4096, steps_per_rung = 150, rung_batch = 512;
+  int rungs = 6, samples_per_rung = 4096, steps_per_rung = 150, rung_batch = 512, refine_rungs = 0, refine_steps = 0;
   long long samples = 100000;
   double lr = 5e-3, rung_lr = 2e-3, t_high = 10.0, scale = 1.0, alpha_l = -1, alpha_hjb = -1;
   std::uint64_t seed = 1;
@@ -151,6 +153,8 @@ int main(int argc, char** argv) {
   app.add_option("--spacing", spacing)->check(CLI::IsMember({"geometric", "linear"}));
   app.add_option("--samples-per-rung", samples_per_rung);
   app.add_option("--steps-per-rung", steps_per_rung);
+  app.add_option("--refine-rungs", refine_rungs, "rungs at tau 1 after the ladder (annealed_training.hpp)");
+  app.add_option("--refine-steps", refine_steps, "steps per refinement rung (0: --steps-per-rung)");
   app.add_option("--rung-batch", rung_batch);
   app.add_option("--rung-lr", rung_lr);
   app.add_option("--smoothing", smoothing)->check(CLI::IsMember({"none", "truncate", "psis"}));
@@ -171,8 +175,16 @@ int main(int argc, char** argv) {
   app.add_option("--samples", samples, "evaluation draws");
   app.add_option("--seed", seed);
   app.add_option("--save", save_path);
+  app.add_option("--load", load_path,
+                 "continue from a saved model (its architecture, standardization and parameters; the flow\n"
+                 "and scale options are then ignored)");
   app.add_option("--json", json_out);
   CLI11_PARSE(app, argc, argv);
+  if (!save_path.empty() && !json_out.empty() &&
+      std::filesystem::absolute(json_out) == std::filesystem::absolute(bg::model_record_path(save_path))) {
+    std::cerr << "bench_bg_annealed: --json " << json_out << " is the record of the --save model; name another file\n";
+    return 2;
+  }
   try {
     mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);  // as tools/bg-sample.cpp
     mallopt(M_TRIM_THRESHOLD, 2047 * 1024 * 1024);
@@ -193,10 +205,11 @@ int main(int argc, char** argv) {
     if (flow == "spline_coupling") {
       o.flow = bg::FlowFamily::spline_coupling;
       o.coupling = coupling;
-      if (alpha_hjb < 0) alpha_hjb = 0.0;  // no potential: no HJB residual
     }
-    bg::BoltzmannGenerator model(o, seed);
-    model.set_standardization(Eigen::VectorXd::Zero(d), Eigen::VectorXd::Constant(d, scale));
+    bg::BoltzmannGenerator model = load_path.empty() ? bg::BoltzmannGenerator(o, seed) : bg::BoltzmannGenerator::load(load_path);
+    if (load_path.empty()) model.set_standardization(Eigen::VectorXd::Zero(d), Eigen::VectorXd::Constant(d, scale));
+    else o = model.options();
+    if (o.flow == bg::FlowFamily::spline_coupling && alpha_hjb < 0) alpha_hjb = 0.0;  // no potential: no HJB residual
 
     bg::TrainOptions t;
     t.preset = "ot-bg";
@@ -215,6 +228,8 @@ int main(int argc, char** argv) {
     a.spacing = spacing;
     a.samples_per_rung = samples_per_rung;
     a.steps_per_rung = steps_per_rung;
+    a.refine_rungs = refine_rungs;
+    a.refine_steps_per_rung = refine_steps;
     a.batch_size = rung_batch;
     a.learning_rate = rung_lr;
     a.smoothing = smoothing == "none" ? bg::WeightSmoothing::kNone
@@ -228,7 +243,8 @@ int main(int argc, char** argv) {
       r["annealing_options"] = a.to_json();
       train_evaluations = h.combined().energy_evaluations;
     } else {
-      t.iterations = iterations + rungs * steps_per_rung;  // the same number of optimizer steps
+      // the same number of optimizer steps
+      t.iterations = iterations + rungs * steps_per_rung + refine_rungs * (refine_steps > 0 ? refine_steps : steps_per_rung);
       const bg::TrainHistory h = bg::train(model, target, nullptr, t);
       train_evaluations = h.energy_evaluations;
       r["final_reverse_kl"] = h.reverse_kl.empty() ? 0.0 : h.reverse_kl.back();

@@ -56,12 +56,11 @@ std::string to_string(WeightSmoothing s) {
 }
 
 std::vector<double> AnnealingOptions::ladder() const {
-  std::vector<double> tau(static_cast<std::size_t>(rungs) + 1);
-  for (int k = 0; k <= rungs; ++k) {
+  std::vector<double> tau(static_cast<std::size_t>(rungs) + 1, 1.0);  // τ_K exactly 1, whatever the rounding
+  for (int k = 0; k < rungs; ++k) {
     const double f = static_cast<double>(k) / rungs;
     tau[static_cast<std::size_t>(k)] = spacing == "linear" ? t_high - f * (t_high - 1.0) : std::pow(t_high, 1.0 - f);
   }
-  tau.back() = 1.0;  // exactly, whatever the rounding
   return tau;
 }
 
@@ -74,6 +73,8 @@ void AnnealingOptions::read(JsonReader& r) {
   steps_per_rung = static_cast<int>(r.get_int("steps_per_rung", steps_per_rung));
   batch_size = static_cast<int>(r.get_int("batch_size", batch_size));
   learning_rate = r.get_double("learning_rate", learning_rate);
+  refine_rungs = static_cast<int>(r.get_int("refine_rungs", refine_rungs));
+  refine_steps_per_rung = static_cast<int>(r.get_int("refine_steps_per_rung", refine_steps_per_rung));
   const std::string s = r.get_string("smoothing", to_string(smoothing));
   if (s == "none") smoothing = WeightSmoothing::kNone;
   else if (s == "truncate") smoothing = WeightSmoothing::kTruncate;
@@ -91,8 +92,15 @@ void AnnealingOptions::validate() const {
   auto bad = [](const std::string& key, const std::string& value, const std::string& need) {
     throw ConfigError("generator.annealing." + key + " is " + value + ", but must be " + need);
   };
-  if (!(t_high > 1.0) || !std::isfinite(t_high)) bad("t_high", std::to_string(t_high), "finite and > 1");
-  if (rungs < 1) bad("rungs", std::to_string(rungs), ">= 1");
+  if (!(t_high >= 1.0) || !std::isfinite(t_high)) bad("t_high", std::to_string(t_high), "finite and >= 1");
+  if (t_high > 1.0 && rungs < 1) bad("rungs", std::to_string(rungs), ">= 1 (a ladder from t_high down to 1)");
+  if (t_high == 1.0 && rungs != 0)
+    bad("rungs", std::to_string(rungs), "0 when t_high is 1 (no ladder; refine_rungs trains at tau 1)");
+  if (refine_rungs < 0) bad("refine_rungs", std::to_string(refine_rungs), ">= 0");
+  if (rungs + refine_rungs < 1)
+    bad("refine_rungs", std::to_string(refine_rungs), ">= 1 when there is no ladder (t_high 1)");
+  if (refine_steps_per_rung < 0)
+    bad("refine_steps_per_rung", std::to_string(refine_steps_per_rung), ">= 1 (or 0: steps_per_rung)");
   if (spacing != "geometric" && spacing != "linear") bad("spacing", "\"" + spacing + "\"", "\"geometric\" or \"linear\"");
   if (samples_per_rung < 2) bad("samples_per_rung", std::to_string(samples_per_rung), ">= 2");
   if (steps_per_rung < 1) bad("steps_per_rung", std::to_string(steps_per_rung), ">= 1");
@@ -110,7 +118,9 @@ nlohmann::json AnnealingOptions::to_json() const {
           {"steps_per_rung", steps_per_rung},
           {"batch_size", batch_size},
           {"learning_rate", learning_rate},
-          {"smoothing", to_string(smoothing)}};
+          {"smoothing", to_string(smoothing)},
+          {"refine_rungs", refine_rungs},
+          {"refine_steps_per_rung", refine_steps_per_rung}};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -244,7 +254,7 @@ TrainOptions rung_training(const TrainOptions& o, const AnnealingOptions& a, int
   t.weights.lambda = 1.0;
   t.weights.alpha_terminal = 0.0;
   t.weights.epsilon = 0.0;
-  t.iterations = a.steps_per_rung;
+  t.iterations = a.steps_of_rung(k);
   t.warmup_iterations = 0;
   if (a.batch_size > 0) t.batch_size = a.batch_size;
   if (a.learning_rate > 0.0) t.learning_rate = a.learning_rate;
@@ -281,25 +291,30 @@ AnnealedHistory train_annealed(BoltzmannGenerator& model, const Target& target, 
   if (options.progress)
     std::fprintf(stderr, "annealing: stage 1 at tau %.4g, ESS %.2f %%\n", tau.front(),
                  100.0 * h.stage1_check.ess_fraction);
-  for (int k = 1; k <= annealing.rungs; ++k) {
+  const int total_rungs = annealing.rungs + annealing.refine_rungs;
+  for (int k = 1; k <= total_rungs; ++k) {
     const double t_rung = wall_seconds();
     AnnealingRung r;
     r.rung = k;
-    r.tau = tau[static_cast<std::size_t>(k)];
-    r.tau_model = tau[static_cast<std::size_t>(k) - 1];
+    r.tau = tau[static_cast<std::size_t>(std::min(k, annealing.rungs))];  // 1 from rung K on
+    r.tau_model = tau[static_cast<std::size_t>(std::min(k - 1, annealing.rungs))];
     const auto [buffer, weights] =
         draw_rung(model, target, annealing, options, map, sample_seed(k), r);
     r.training = train(model, target, &buffer.x, rung_training(options, annealing, k), map, &weights);
     r.seconds = wall_seconds() - t_rung;
-    if (options.progress)
+    if (options.progress && k <= annealing.rungs)
       std::fprintf(stderr, "annealing rung %d/%d: tau %.4g <- %.4g, ESS %.2f %% (smoothed %.2f %%), %.1f s\n", k,
                    annealing.rungs, r.tau, r.tau_model, 100.0 * r.ess_fraction, 100.0 * r.ess_fraction_smoothed,
                    r.seconds);
+    else if (options.progress)
+      std::fprintf(stderr, "annealing refinement %d/%d at tau 1: ESS %.2f %% (smoothed %.2f %%), %.1f s\n",
+                   k - annealing.rungs, annealing.refine_rungs, 100.0 * r.ess_fraction,
+                   100.0 * r.ess_fraction_smoothed, r.seconds);
     h.rungs.push_back(std::move(r));
   }
   const double t_final = wall_seconds();
-  h.final_check.rung = annealing.rungs + 1;
-  draw_rung(model, target, annealing, options, map, sample_seed(annealing.rungs + 1), h.final_check);
+  h.final_check.rung = total_rungs + 1;
+  draw_rung(model, target, annealing, options, map, sample_seed(total_rungs + 1), h.final_check);
   h.final_check.seconds = wall_seconds() - t_final;
   h.wall_seconds = wall_seconds() - t_start;
   return h;

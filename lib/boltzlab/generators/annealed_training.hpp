@@ -18,14 +18,24 @@
 ///         KL(π_{τ_k}‖q_θ) ≈ −Σ_i w̄_i log q_θ(x_i) + const
 ///     (train() with λ = 1 and the data weights w̄: mini-batch rows drawn with probability w̄_i,
 ///     training_step.hpp). The buffer of rung k is its own M draws.
-///  3. A final check: M fresh draws of the trained model at τ = 1 (ESS, log Z).
+///  3. Refinement (optional, `refine_rungs` R ≥ 0): R more rungs at τ = 1, each on its own fresh
+///     M draws of the current model, with `refine_steps_per_rung` steps: iterated self-normalized
+///     importance-weighted maximum likelihood. Reverse KL fixes the shape of each mode but moves
+///     mass between modes only through draws that cross the barrier (the reparameterized gradient
+///     of a mode's share is carried by the density at the barrier, e^{−ΔU} smaller); the
+///     weighted forward KL corrects the shares directly (mass-covering). Few steps per buffer
+///     (≈ one pass over the M draws) keep a large flow from fitting the buffer's points instead
+///     of π. With t_high = 1 and rungs = 0 there is no annealing: stage 1 is the reverse KL at
+///     τ = 1 and the refinement follows.
+///  4. A final check: M fresh draws of the trained model at τ = 1 (ESS, log Z).
 /// Before the first rung, "rung 0" weights M draws of stage 1's model to π_{τ₀} itself: its ESS
 /// tells a stage 1 that did not fit (e.g. modes still dropped at τ₀) from a ladder that is too steep.
 /// Each rung reports the Kish ESS of its raw weights (how well the model of the rung above
 /// covers π_{τ_k}), the ESS after smoothing, PSIS k̂ and the importance estimate of
 /// log Z_τ = log ∫ exp(−u/τ) dx (Z_τ is known only at τ = 1 for analytic targets).
 ///
-/// Random streams: rung k (0: the stage-1 check, K + 1: the final check) draws with seed
+/// Random streams: rung k (0: the stage-1 check, K + 1 … K + R: the refinement, K + R + 1: the
+/// final check) draws with seed
 /// (seed ^ kAnnealSampleSeedMix) + k and trains with
 /// (seed ^ kAnnealTrainSeedMix) + k; energies go through Target::evaluate_batch (oneTBB, one
 /// row each) and the training through train(), so results do not depend on the thread count.
@@ -84,19 +94,27 @@ std::string to_string(WeightSmoothing s);
 /// The "annealing" object of a potential file's generator section.
 struct AnnealingOptions {
   bool enabled = false;           ///< true when the section is given (annealed training runs)
-  double t_high = 10.0;           ///< τ₀ = T_high/T > 1: stage 1's temperature
-  int rungs = 5;                  ///< K ≥ 1: rungs below τ₀ (the last at τ = 1)
+  double t_high = 10.0;           ///< τ₀ = T_high/T ≥ 1: stage 1's temperature (1: no annealing)
+  int rungs = 5;                  ///< K: rungs below τ₀, the last at τ = 1 (≥ 1; 0 iff t_high = 1)
   std::string spacing = "geometric";  ///< "geometric" | "linear" ladder
   int samples_per_rung = 4096;    ///< M ≥ 2: draws per rung (the buffer)
   int steps_per_rung = 200;       ///< Adam steps of weighted forward KL per rung (≥ 1)
   int batch_size = 0;             ///< rows per step (0: the training batch_size)
   double learning_rate = 0.0;     ///< Adam's initial rate per rung (0: the training learning_rate)
   WeightSmoothing smoothing = WeightSmoothing::kPsis;  ///< "smoothing": "none" | "truncate" | "psis"
+  int refine_rungs = 0;           ///< R ≥ 0: refinement rungs at τ = 1 after the ladder (file comment, 3.)
+  int refine_steps_per_rung = 0;  ///< Adam steps per refinement rung (0: steps_per_rung)
 
-  /// τ₀ > τ₁ > … > τ_K = 1 (K + 1 entries).
+  /// Steps of rung k = 1 … K + R.
+  int steps_of_rung(int k) const {
+    return k > rungs && refine_steps_per_rung > 0 ? refine_steps_per_rung : steps_per_rung;
+  }
+
+  /// τ₀ > τ₁ > … > τ_K = 1 (K + 1 entries; {1} when t_high = 1).
   std::vector<double> ladder() const;
   /// Reads the object's keys ("t_high", "rungs", "spacing", "samples_per_rung", "steps_per_rung",
-  /// "batch_size", "learning_rate", "smoothing"), sets enabled and validates.
+  /// "batch_size", "learning_rate", "smoothing", "refine_rungs", "refine_steps_per_rung"), sets
+  /// enabled and validates.
   /// \throws ConfigError "<context>.<key>: …" for a bad value or an unknown key.
   void read(JsonReader& r);
   /// \throws ConfigError "generator.annealing.<key> is …, but must be …".
@@ -106,7 +124,7 @@ struct AnnealingOptions {
 
 /// One rung (or the final check at τ = 1, whose training is empty).
 struct AnnealingRung {
-  int rung = 0;                  ///< k (K + 1 for the final check)
+  int rung = 0;                  ///< k (K + 1 … K + R: refinement; K + R + 1: the final check)
   double tau = 1.0;              ///< τ_k the weights target
   double tau_model = 1.0;        ///< τ the drawing model was trained for (τ_{k−1})
   std::size_t samples = 0;       ///< M
@@ -126,7 +144,7 @@ struct AnnealingRung {
 struct AnnealedHistory {
   TrainHistory stage1;               ///< reverse KL at τ₀
   AnnealingRung stage1_check;        ///< rung 0: stage 1's model weighted to π_{τ₀} itself (how well it fits)
-  std::vector<AnnealingRung> rungs;  ///< k = 1 … K
+  std::vector<AnnealingRung> rungs;  ///< k = 1 … K, then the refinement rungs K + 1 … K + R at τ = 1
   AnnealingRung final_check;         ///< τ = 1 after the last rung (samples 0: not run)
   double wall_seconds = 0.0;
   /// Stage 1 and the rungs as one history (curves concatenated, counters summed, the weights'
