@@ -8,6 +8,8 @@
 
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/core/timing.hpp"
+#include "boltzlab/generators/training_schedule.hpp"
+#include "boltzlab/generators/training_step.hpp"
 
 namespace boltzlab::generators {
 
@@ -267,6 +269,38 @@ TrainOptions rung_training(const TrainOptions& o, const AnnealingOptions& a, int
   return t;
 }
 
+// The refinement rungs K + 1 … K + R at τ = 1 (file comment, 3.): one Adam and one learning-rate
+// schedule over all their steps, so that redrawing the buffer does not restart the optimizer (a
+// fresh Adam's first steps move every parameter by about the learning rate, noise that a large
+// flow pays for at every rung); each rung trains on its own fresh draws.
+template <class SampleSeed>
+void refine(BoltzmannGenerator& model, const Target& target, const TrainOptions& options,
+            const AnnealingOptions& annealing, const FlowSpaceMap* map, const SampleSeed& sample_seed,
+            AnnealedHistory& h) {
+  if (annealing.refine_rungs == 0) return;
+  const int first = annealing.rungs + 1, steps = annealing.steps_of_rung(first);
+  TrainOptions t = rung_training(options, annealing, first);
+  t.iterations = steps * annealing.refine_rungs;
+  t.validate(true);
+  const TrainingSchedule schedule(t);
+  torch::optim::Adam adam(model.parameters(), torch::optim::AdamOptions(t.learning_rate));
+  for (int j = 0; j < annealing.refine_rungs; ++j) {
+    const double t_rung = wall_seconds();
+    AnnealingRung r;
+    r.rung = first + j;
+    const auto [buffer, weights] = draw_rung(model, target, annealing, options, map, sample_seed(r.rung), r);
+    TrainingStep step(model, target, &buffer.x, t, map, &weights);
+    for (int it = j * steps; it < (j + 1) * steps; ++it)
+      r.training.append(step(it, schedule.weights(it), schedule.learning_rate(it), adam));
+    r.training.iterations_done = steps;  // per rung, as the ladder's rungs
+    r.seconds = r.training.wall_seconds = wall_seconds() - t_rung;
+    if (options.progress)
+      std::fprintf(stderr, "annealing refinement %d/%d at tau 1: ESS %.2f %% (smoothed %.2f %%), %.1f s\n", j + 1,
+                   annealing.refine_rungs, 100.0 * r.ess_fraction, 100.0 * r.ess_fraction_smoothed, r.seconds);
+    h.rungs.push_back(std::move(r));
+  }
+}
+
 }  // namespace
 
 AnnealedHistory train_annealed(BoltzmannGenerator& model, const Target& target, const TrainOptions& options,
@@ -291,27 +325,23 @@ AnnealedHistory train_annealed(BoltzmannGenerator& model, const Target& target, 
   if (options.progress)
     std::fprintf(stderr, "annealing: stage 1 at tau %.4g, ESS %.2f %%\n", tau.front(),
                  100.0 * h.stage1_check.ess_fraction);
-  const int total_rungs = annealing.rungs + annealing.refine_rungs;
-  for (int k = 1; k <= total_rungs; ++k) {
+  for (int k = 1; k <= annealing.rungs; ++k) {
     const double t_rung = wall_seconds();
     AnnealingRung r;
     r.rung = k;
-    r.tau = tau[static_cast<std::size_t>(std::min(k, annealing.rungs))];  // 1 from rung K on
-    r.tau_model = tau[static_cast<std::size_t>(std::min(k - 1, annealing.rungs))];
-    const auto [buffer, weights] =
-        draw_rung(model, target, annealing, options, map, sample_seed(k), r);
+    r.tau = tau[static_cast<std::size_t>(k)];
+    r.tau_model = tau[static_cast<std::size_t>(k) - 1];
+    const auto [buffer, weights] = draw_rung(model, target, annealing, options, map, sample_seed(k), r);
     r.training = train(model, target, &buffer.x, rung_training(options, annealing, k), map, &weights);
     r.seconds = wall_seconds() - t_rung;
-    if (options.progress && k <= annealing.rungs)
+    if (options.progress)
       std::fprintf(stderr, "annealing rung %d/%d: tau %.4g <- %.4g, ESS %.2f %% (smoothed %.2f %%), %.1f s\n", k,
                    annealing.rungs, r.tau, r.tau_model, 100.0 * r.ess_fraction, 100.0 * r.ess_fraction_smoothed,
                    r.seconds);
-    else if (options.progress)
-      std::fprintf(stderr, "annealing refinement %d/%d at tau 1: ESS %.2f %% (smoothed %.2f %%), %.1f s\n",
-                   k - annealing.rungs, annealing.refine_rungs, 100.0 * r.ess_fraction,
-                   100.0 * r.ess_fraction_smoothed, r.seconds);
     h.rungs.push_back(std::move(r));
   }
+  refine(model, target, options, annealing, map, sample_seed, h);
+  const int total_rungs = annealing.rungs + annealing.refine_rungs;
   const double t_final = wall_seconds();
   h.final_check.rung = total_rungs + 1;
   draw_rung(model, target, annealing, options, map, sample_seed(total_rungs + 1), h.final_check);

@@ -19,8 +19,9 @@
 ///     (train() with λ = 1 and the data weights w̄: mini-batch rows drawn with probability w̄_i,
 ///     training_step.hpp). The buffer of rung k is its own M draws.
 ///  3. Refinement (optional, `refine_rungs` R ≥ 0): R more rungs at τ = 1, each on its own fresh
-///     M draws of the current model, with `refine_steps_per_rung` steps: iterated self-normalized
-///     importance-weighted maximum likelihood. Reverse KL fixes the shape of each mode but moves
+///     M draws of the current model, with `refine_steps_per_rung` steps of one Adam and one
+///     learning-rate schedule across all R rungs: iterated self-normalized importance-weighted
+///     maximum likelihood. Reverse KL fixes the shape of each mode but moves
 ///     mass between modes only through draws that cross the barrier (the reparameterized gradient
 ///     of a mode's share is carried by the density at the barrier, e^{−ΔU} smaller); the
 ///     weighted forward KL corrects the shares directly (mass-covering). Few steps per buffer
