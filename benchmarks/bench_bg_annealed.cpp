@@ -206,7 +206,8 @@ int main(int argc, char** argv) {
       o.flow = bg::FlowFamily::spline_coupling;
       o.coupling = coupling;
     }
-    bg::BoltzmannGenerator model = load_path.empty() ? bg::BoltzmannGenerator(o, seed) : bg::BoltzmannGenerator::load(load_path);
+    bg::BoltzmannGenerator model =
+        load_path.empty() ? bg::BoltzmannGenerator(o, seed) : bg::BoltzmannGenerator::load(load_path);
     if (load_path.empty()) model.set_standardization(Eigen::VectorXd::Zero(d), Eigen::VectorXd::Constant(d, scale));
     else o = model.options();
     if (o.flow == bg::FlowFamily::spline_coupling && alpha_hjb < 0) alpha_hjb = 0.0;  // no potential: no HJB residual
@@ -244,7 +245,8 @@ int main(int argc, char** argv) {
       train_evaluations = h.combined().energy_evaluations;
     } else {
       // the same number of optimizer steps
-      t.iterations = iterations + rungs * steps_per_rung + refine_rungs * (refine_steps > 0 ? refine_steps : steps_per_rung);
+      t.iterations =
+          iterations + rungs * steps_per_rung + refine_rungs * (refine_steps > 0 ? refine_steps : steps_per_rung);
       const bg::TrainHistory h = bg::train(model, target, nullptr, t);
       train_evaluations = h.energy_evaluations;
       r["final_reverse_kl"] = h.reverse_kl.empty() ? 0.0 : h.reverse_kl.back();

@@ -244,9 +244,10 @@ TEST_CASE("annealed training: options, the ladder and errors naming the key") {
     }
     return std::string();
   };
-  CHECK(error_of(R"({"t_high": 0.5})") == "pot.json: generator.annealing.t_high is 0.500000, but must be finite and >= 1");
-  CHECK(error_of(R"({"t_high": 1, "rungs": 3, "refine_rungs": 2})").find("generator.annealing.rungs is 3") != std::string::npos);
-  CHECK(error_of(R"({"t_high": 1, "rungs": 0})").find("generator.annealing.refine_rungs is 0") != std::string::npos);
+  CHECK(error_of(R"({"t_high": 0.5})") ==
+        "pot.json: generator.annealing.t_high is 0.500000, but must be finite and >= 1");
+  CHECK(error_of(R"({"t_high": 1, "rungs": 3, "refine_rungs": 2})").find("annealing.rungs is 3") != std::string::npos);
+  CHECK(error_of(R"({"t_high": 1, "rungs": 0})").find("annealing.refine_rungs is 0") != std::string::npos);
   CHECK(error_of(R"({"refine_rungs": -1})").find("generator.annealing.refine_rungs is -1") != std::string::npos);
   CHECK(error_of(R"({"refine_steps_per_rung": -2})").find("refine_steps_per_rung is -2") != std::string::npos);
   CHECK(error_of(R"({"t_high": 1, "rungs": 0, "refine_rungs": 2, "refine_steps_per_rung": 5})").empty());

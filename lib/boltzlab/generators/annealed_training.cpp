@@ -249,6 +249,11 @@ std::pair<GeneratedSamples, Eigen::VectorXd> draw_rung(BoltzmannGenerator& model
   return {std::move(s), w.weights};
 }
 
+// The draws' stream of rung k (file comment of the header).
+std::uint64_t rung_sample_seed(const TrainOptions& o, int k) {
+  return (o.seed ^ kAnnealSampleSeedMix) + static_cast<std::uint64_t>(k);
+}
+
 // The training options of rung k: the weighted forward KL (λ = 1) with stage 1's path costs.
 TrainOptions rung_training(const TrainOptions& o, const AnnealingOptions& a, int k) {
   TrainOptions t = o;
@@ -269,15 +274,15 @@ TrainOptions rung_training(const TrainOptions& o, const AnnealingOptions& a, int
   return t;
 }
 
-// The refinement rungs K + 1 … K + R at τ = 1 (file comment, 3.): one Adam and one learning-rate
-// schedule over all their steps, so that redrawing the buffer does not restart the optimizer (a
-// fresh Adam's first steps move every parameter by about the learning rate, noise that a large
-// flow pays for at every rung); each rung trains on its own fresh draws.
-template <class SampleSeed>
-void refine(BoltzmannGenerator& model, const Target& target, const TrainOptions& options,
-            const AnnealingOptions& annealing, const FlowSpaceMap* map, const SampleSeed& sample_seed,
-            AnnealedHistory& h) {
-  if (annealing.refine_rungs == 0) return;
+// The refinement rungs K + 1 … K + R at τ = 1 (file comment, 3.), each on its own fresh draws.
+std::vector<AnnealingRung> refine_at_target(BoltzmannGenerator& model, const Target& target,
+                                            const TrainOptions& options, const AnnealingOptions& annealing,
+                                            const FlowSpaceMap* map) {
+  std::vector<AnnealingRung> out;
+  if (annealing.refine_rungs == 0) return out;
+  // One Adam and one learning-rate schedule over all refinement steps, so that redrawing the
+  // buffer does not restart the optimizer (a fresh Adam's first steps move every parameter by
+  // about the learning rate, noise that a large flow pays for at every rung).
   const int first = annealing.rungs + 1, steps = annealing.steps_of_rung(first);
   TrainOptions t = rung_training(options, annealing, first);
   t.iterations = steps * annealing.refine_rungs;
@@ -288,7 +293,8 @@ void refine(BoltzmannGenerator& model, const Target& target, const TrainOptions&
     const double t_rung = wall_seconds();
     AnnealingRung r;
     r.rung = first + j;
-    const auto [buffer, weights] = draw_rung(model, target, annealing, options, map, sample_seed(r.rung), r);
+    const auto [buffer, weights] =
+        draw_rung(model, target, annealing, options, map, rung_sample_seed(options, r.rung), r);
     TrainingStep step(model, target, &buffer.x, t, map, &weights);
     for (int it = j * steps; it < (j + 1) * steps; ++it)
       r.training.append(step(it, schedule.weights(it), schedule.learning_rate(it), adam));
@@ -297,8 +303,9 @@ void refine(BoltzmannGenerator& model, const Target& target, const TrainOptions&
     if (options.progress)
       std::fprintf(stderr, "annealing refinement %d/%d at tau 1: ESS %.2f %% (smoothed %.2f %%), %.1f s\n", j + 1,
                    annealing.refine_rungs, 100.0 * r.ess_fraction, 100.0 * r.ess_fraction_smoothed, r.seconds);
-    h.rungs.push_back(std::move(r));
+    out.push_back(std::move(r));
   }
+  return out;
 }
 
 }  // namespace
@@ -317,9 +324,7 @@ AnnealedHistory train_annealed(BoltzmannGenerator& model, const Target& target, 
     h.wall_seconds = wall_seconds() - t_start;
     return h;
   }
-  const auto sample_seed = [&](int k) {
-    return (options.seed ^ kAnnealSampleSeedMix) + static_cast<std::uint64_t>(k);
-  };
+  const auto sample_seed = [&](int k) { return rung_sample_seed(options, k); };
   h.stage1_check.tau = h.stage1_check.tau_model = tau.front();
   draw_rung(model, target, annealing, options, map, sample_seed(0), h.stage1_check);
   if (options.progress)
@@ -340,7 +345,7 @@ AnnealedHistory train_annealed(BoltzmannGenerator& model, const Target& target, 
                    r.seconds);
     h.rungs.push_back(std::move(r));
   }
-  refine(model, target, options, annealing, map, sample_seed, h);
+  for (AnnealingRung& r : refine_at_target(model, target, options, annealing, map)) h.rungs.push_back(std::move(r));
   const int total_rungs = annealing.rungs + annealing.refine_rungs;
   const double t_final = wall_seconds();
   h.final_check.rung = total_rungs + 1;
