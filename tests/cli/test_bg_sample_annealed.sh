@@ -1,6 +1,7 @@
 #!/bin/bash
 # bg-sample with generator.annealing (temperature-annealed training from the energy alone) on a
-# 1-D two-mode Gaussian mixture: the run records the options and one ESS per rung in
+# 1-D two-mode Gaussian mixture (two ladder rungs and one refinement rung at tau 1): the run
+# records the options and one ESS per rung in
 # summary.json, its samples are identical for 1 and 2 threads, and bad annealing keys (or data
 # given with annealing) give one line naming the file and the key, with a non-zero exit.
 set -u
@@ -19,7 +20,8 @@ potential() {  # $1: file, $2: the annealing object
 }
 JSON
 }
-potential "$T/p.json" '{"t_high": 12, "rungs": 2, "samples_per_rung": 256, "steps_per_rung": 10, "smoothing": "truncate"}'
+potential "$T/p.json" '{"t_high": 12, "rungs": 2, "samples_per_rung": 256, "steps_per_rung": 10, "smoothing": "truncate",
+                         "refine_rungs": 1, "refine_steps_per_rung": 5}'
 run() { "$BIN/bg-sample" --potential "$1" --samples 1000 -q "${@:2}"; }
 
 run "$T/p.json" --threads 2 --out "$T/a2" 2> "$T/log" || { cat "$T/log"; fail "annealed run"; }
@@ -34,12 +36,13 @@ a = s["training"]["annealing"]
 assert a["options"]["ladder"][0] == 12 and a["options"]["ladder"][-1] == 1.0, a["options"]
 assert a["options"]["smoothing"] == "truncate"
 rungs = a["result"]["rungs"]
-assert [r["rung"] for r in rungs] == [1, 2] and rungs[-1]["tau"] == 1.0, rungs
+assert [r["rung"] for r in rungs] == [1, 2, 3] and rungs[1]["tau"] == 1.0, rungs
+assert rungs[2]["tau"] == rungs[2]["tau_model"] == 1.0 and rungs[2]["training_iterations"] == 5, rungs  # refinement
 assert all(0 < r["ess_fraction"] <= 1 and r["samples"] == 256 for r in rungs), rungs
-# Stage 1 (40 x 128), the two rungs' draws and the two checks (4 x 256).
-assert s["training"]["energy_evaluations"] == 40 * 128 + 4 * 256, s["training"]["energy_evaluations"]
+# Stage 1 (40 x 128), the three rungs' draws and the two checks (5 x 256).
+assert s["training"]["energy_evaluations"] == 40 * 128 + 5 * 256, s["training"]["energy_evaluations"]
 assert a["result"]["stage1"]["check"]["tau"] == 12 and a["result"]["stage1"]["check"]["rung"] == 0
-assert s["training"]["iterations"] == 40 + 2 * 10
+assert s["training"]["iterations"] == 40 + 2 * 10 + 5
 assert not any("reverse KL only" in w for w in s["warnings"]), s["warnings"]
 PY
 
@@ -52,6 +55,7 @@ expect_error() {  # $1: annealing object, $2: text the one-line error must conta
 }
 expect_error '{"t_high": 0.5}' "generator.annealing.t_high is 0.5"
 expect_error '{"rungs": 0}' "generator.annealing.rungs is 0"
+expect_error '{"t_high": 1, "rungs": 0}' "generator.annealing.refine_rungs is 0"
 expect_error '{"smoothing": "clip"}' "generator.annealing.smoothing"
 expect_error '{"step_per_rung": 3}' "did you mean 'steps_per_rung'"
 expect_error '3' "generator.annealing: must be an object"
