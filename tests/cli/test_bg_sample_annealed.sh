@@ -1,9 +1,9 @@
 #!/bin/bash
 # bg-sample with generator.annealing (temperature-annealed training from the energy alone) on a
 # 1-D two-mode Gaussian mixture (two ladder rungs and one refinement rung at tau 1): the run
-# records the options and one ESS per rung in
-# summary.json, its samples are identical for 1 and 2 threads, and bad annealing keys (or data
-# given with annealing) give one line naming the file and the key, with a non-zero exit.
+# records the options and one ESS per rung in summary.json, its samples are identical for 1 and
+# 2 threads, and bad annealing keys (or data given with annealing) give one line naming the file
+# and the key, with a non-zero exit.
 set -u
 BIN="$1"; SRC="$2"
 [ -x "$BIN/bg-sample" ] || { echo "bg-sample not built (no LibTorch): skipped"; exit 0; }
