@@ -314,14 +314,11 @@ TEST_CASE("annealed training: refinement rungs at tau 1 reweight a broad flow to
   // covers both modes (−3 and 3, sd 0.5) with equal shares where π has 0.7 and 0.3. Each
   // refinement rung trains the weighted forward KL on fresh draws, so q moves toward π itself.
   const auto target = two_modes();
-  bg::AnnealingOptions a;
-  a.enabled = true;
+  bg::AnnealingOptions a = ladder_options();  // 1024 draws per rung, learning rate 5e-3
   a.t_high = 1.0;
   a.rungs = 0;
   a.refine_rungs = 4;
   a.refine_steps_per_rung = 40;
-  a.samples_per_rung = 1024;
-  a.learning_rate = 5e-3;
   bg::BoltzmannGenerator g = fresh_model(5);
   const bg::AnnealedHistory h = bg::train_annealed(g, target, stage1_options(0), a);
   REQUIRE(h.rungs.size() == 4);
