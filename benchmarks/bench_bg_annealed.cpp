@@ -269,7 +269,7 @@ int main(int argc, char** argv) {
     std::int64_t n_parameters = 0;
     for (const auto& p : model.parameters()) n_parameters += p.numel();
     r["parameters"] = n_parameters;
-    r["scale"] = scale;
+    r["scale"] = model.scale()[0];  // the loaded model's with --load (all coordinates share it)
     r["stage1"] = t.to_json();
     r["threads"] = threads;
     r["eval_samples"] = samples;

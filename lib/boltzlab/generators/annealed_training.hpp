@@ -37,9 +37,10 @@
 ///
 /// Random streams: rung k (0: the stage-1 check, K + 1 … K + R: the refinement, K + R + 1: the
 /// final check) draws with seed
-/// (seed ^ kAnnealSampleSeedMix) + k and trains with
-/// (seed ^ kAnnealTrainSeedMix) + k; energies go through Target::evaluate_batch (oneTBB, one
-/// row each) and the training through train(), so results do not depend on the thread count.
+/// (seed ^ kAnnealSampleSeedMix) + k and trains with (seed ^ kAnnealTrainSeedMix) + k (the
+/// refinement, one optimizer run, with + K + 1 throughout, its mini-batches drawn per step);
+/// energies go through Target::evaluate_batch (oneTBB, one row each) and the training through
+/// the steps of train() (training_step.hpp), so results do not depend on the thread count.
 #include <cstddef>
 #include <cstdint>
 #include <string>
