@@ -15,6 +15,7 @@ SRC=$(cd "$2" && pwd)
 [[ -x "$BIN/bg-sample" ]] || { echo "bg-sample not built (no LibTorch): skipped"; exit 0; }
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+mkdir -p "$TMP/scratch"
 fail() { echo "FAIL: $*"; exit 1; }
 source "$SRC/tests/cli/mpi_common.sh"
 
@@ -23,14 +24,6 @@ sed 's/"batch_size": 128,/"batch_size": 128, "chunk_size": 32,/' "$SRC/tests/dat
 grep -q '"chunk_size": 32' "$TMP/g.json" || fail "could not set chunk_size"
 ARGS=(--potential "$TMP/g.json" --iterations 6 --samples 200 --seed 4 -q)
 "$BIN/bg-sample" "${ARGS[@]}" --out "$TMP/one" --threads 1 >"$TMP/out.txt" 2>&1 || fail "one process: $(cat "$TMP/out.txt")"
-for np_threads in "2 2" "3 1"; do
-  set -- $np_threads
-  mkdir -p "$TMP/scratch"
-  TMPDIR="$TMP/scratch" timeout 300 "${MPIRUN[@]}" -np "$1" "$BIN/bg-sample" "${ARGS[@]}" --out "$TMP/np$1_t$2" --threads "$2" \
-    >"$TMP/out.txt" 2>&1 || fail "mpirun -np $1 --threads $2: $(cat "$TMP/out.txt")"
-  same_run_directory "$TMP/one" "$TMP/np$1_t$2" || fail "mpirun -np $1 --threads $2 differs from one process"
-  [[ $(grep -c "^bg-sample: wrote " "$TMP/out.txt") -eq 1 ]] || fail "not one verdict line: $(cat "$TMP/out.txt")"
-done
 
 # A run stopped by SIGTERM after a checkpoint resumes on another number of ranks
 # (2 ranks -> 1 process, 1 process -> 2 ranks) to the bytes of the uninterrupted run:
@@ -94,6 +87,24 @@ resume_after_kill() {  # $1: launcher of the killed run ("mpi" or "one"), $2: of
 resume_after_kill mpi one mpi_to_one
 resume_after_kill one mpi one_to_mpi
 [[ $resumed -gt 0 ]] || fail "no run was stopped before its end: resume never exercised"
-# Ranks other than 0 wrote into scratch folders in TMPDIR; none is left.
+# Complete runs on 2 and 3 ranks. Ranks other than 0 write into scratch folders in
+# TMPDIR and remove them; a rank starting up also removes the folders of dead processes
+# (a rank killed outright by mpirun's SIGKILL above, or the planted one here) and keeps
+# those of live ones (another job's). Afterwards no scratch folder of a rank is left.
+sh -c 'exit 0' &
+dead_pid=$!
+wait "$dead_pid"
+mkdir -p "$TMP/scratch/boltzlab-rank1-$dead_pid" "$TMP/scratch/boltzlab-rank1-$$"
+touch "$TMP/scratch/boltzlab-rank1-$dead_pid/samples.npy"
+for np_threads in "2 2" "3 1"; do
+  set -- $np_threads
+  TMPDIR="$TMP/scratch" timeout 300 "${MPIRUN[@]}" -np "$1" "$BIN/bg-sample" "${ARGS[@]}" --out "$TMP/np$1_t$2" --threads "$2" \
+    >"$TMP/out.txt" 2>&1 || fail "mpirun -np $1 --threads $2: $(cat "$TMP/out.txt")"
+  same_run_directory "$TMP/one" "$TMP/np$1_t$2" || fail "mpirun -np $1 --threads $2 differs from one process"
+  [[ $(grep -c "^bg-sample: wrote " "$TMP/out.txt") -eq 1 ]] || fail "not one verdict line: $(cat "$TMP/out.txt")"
+done
+[[ -d "$TMP/scratch/boltzlab-rank1-$dead_pid" ]] && fail "the scratch folder of a dead process was not removed"
+[[ -d "$TMP/scratch/boltzlab-rank1-$$" ]] || fail "the scratch folder of a live process was removed"
+rmdir "$TMP/scratch/boltzlab-rank1-$$"
 ls "$TMP/scratch" | grep -q "^boltzlab-rank" && fail "scratch folder of a rank left behind: $(ls "$TMP/scratch")"
 echo "ok"

@@ -310,6 +310,26 @@ fs::path scratch_parent() {
   return dir;
 }
 
+/// Removes the scratch folders "boltzlab-rank<r>-<pid>" in `parent` whose process is
+/// gone: a rank killed outright (mpirun follows its SIGTERM with a SIGKILL after a
+/// short grace, which can land while the handler is still removing) leaves its folder
+/// behind. Folders of live processes — other jobs on the same host — are kept.
+void remove_stale_scratch(const fs::path& parent) {
+  static const std::string prefix = "boltzlab-rank";
+  std::error_code ec;
+  std::vector<fs::path> dead;
+  for (const auto& entry : fs::directory_iterator(parent, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::size_t dash = name.find('-', prefix.size());
+    if (dash == std::string::npos || dash == prefix.size()) continue;
+    const std::string rank = name.substr(prefix.size(), dash - prefix.size());
+    if (rank.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (process_gone(pid_suffix(name, name.substr(0, dash + 1)))) dead.push_back(entry.path());
+  }
+  for (const fs::path& p : dead) fs::remove_all(p, ec);
+}
+
 }  // namespace
 
 fs::path checkpoint_path(const fs::path& out, const std::string& suffix) {
@@ -331,7 +351,9 @@ RunDirectory::RunDirectory(fs::path out, const std::vector<fs::path>& inputs) : 
     // into a private scratch folder that commit() and the destructor discard.
     scratch_ = true;
     target_ = out_;
-    staging_ = scratch_parent() / ("boltzlab-rank" + std::to_string(mpi::rank()) + "-" + std::to_string(::getpid()));
+    const fs::path parent = scratch_parent();
+    remove_stale_scratch(parent);
+    staging_ = parent / ("boltzlab-rank" + std::to_string(mpi::rank()) + "-" + std::to_string(::getpid()));
     slot_ = arm_cleanup(staging_);
     std::error_code ec;
     fs::remove_all(staging_, ec);

@@ -6,7 +6,8 @@
 ///
 /// Over MPI ranks (core/mpi.hpp) only rank 0 checks, stages and commits `--out`; a
 /// RunDirectory of any other rank is a private scratch folder in the temporary
-/// directory that commit() leaves and the destructor removes.
+/// directory (`boltzlab-rank<r>-<pid>` in TMPDIR) that commit() leaves and the
+/// destructor removes; a rank starting up removes such folders of dead processes.
 ///
 /// Output safety (a tool never loses a user's files):
 ///   * Run marker: every run directory holds `.boltzlab-run` (kRunMarker), a two-line
