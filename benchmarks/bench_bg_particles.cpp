@@ -19,7 +19,12 @@
 //     Vehtari et al. 2021) as a check that the chains mixed.
 //  2. Training: lib/boltzlab/generators/trainer.hpp with the preset (ot-bg, bg, ot-flow,
 //     cnf) and the flags; wall-clock and process CPU seconds (getrusage, all threads) of
-//     the training call, and the target energy(+force) evaluations it made.
+//     the training call, and the target energy(+force) evaluations it made. With
+//     --t-high > 1 or --refine-rungs > 0 the training is sample-free instead
+//     (generators/annealed_training.hpp): reverse KL at τ₀, the importance-weighted ladder
+//     down to τ = 1, then the refinement rungs; the MCMC frames then serve the evaluation
+//     alone (--flow-scale and, with the pair term, --pair-range must be given), and the
+//     energy evaluations count every rung's draws.
 //  3. Importance sampling on --samples (≥ 1e5) fresh generator draws, log w = −u − log q:
 //     "ess_fraction" = Kish ESS (Σw)²/Σw² divided by the number of draws;
 //     "ess_fraction_clipped" = the same after clipping the largest 1e-4 fraction of
@@ -76,6 +81,7 @@
 #include "boltzlab/flows/flow.hpp"
 #include "boltzlab/app/relax_run.hpp"
 #include "boltzlab/app/bg_run.hpp"
+#include "boltzlab/generators/annealed_training.hpp"
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/trainer.hpp"
 #include "boltzlab/app/run_directory.hpp"
@@ -105,6 +111,9 @@ struct Settings {
   int fkl_warmup = 0;                       ///< first iterations with λ = 1 (trainer warm-up)
   std::string load_path, save_path;         ///< start from / save the model (single preset only)
   double flow_scale = 0.0;  ///< isotropic flow-space scale; 0: rms of the centred MCMC training frames
+  /// Sample-free annealed training (generators/annealed_training.hpp): reverse KL at τ₀ =
+  /// t_high, the ladder, then refine_rungs at τ = 1. Enabled when t_high > 1 or refine_rungs > 0.
+  bg::AnnealingOptions annealing;
   int iterations = 1000, batch = 512, width = 32, layers = 2, steps_rk = 8, sample_steps = 0, threads = 2;
   long long samples = 100000;
   std::uint64_t seed = 1;
@@ -268,7 +277,15 @@ nlohmann::json train_and_evaluate(const boltzlab::Target& target, const Referenc
   t.warmup_iterations = s.fkl_warmup;
   const bool use_data = t.weights.lambda > 0 || s.fkl_warmup > 0;
   const double w0 = boltzlab::wall_seconds(), c0 = cpu_seconds();
-  const bg::TrainHistory h = bg::train(model, target, use_data ? &ref.train : nullptr, t);
+  nlohmann::json annealing_record;
+  bg::TrainHistory h;
+  if (s.annealing.enabled) {  // energy only: the MCMC frames serve the evaluation alone
+    const bg::AnnealedHistory ah = bg::train_annealed(model, target, t, s.annealing);
+    annealing_record = ah.to_json();
+    h = ah.combined();
+  } else {
+    h = bg::train(model, target, use_data ? &ref.train : nullptr, t);
+  }
   const double train_wall = boltzlab::wall_seconds() - w0, train_cpu = cpu_seconds() - c0;
 
   if (!s.save_path.empty()) model.save(s.save_path, {{"preset", preset}, {"seed", s.seed}});
@@ -290,6 +307,10 @@ nlohmann::json train_and_evaluate(const boltzlab::Target& target, const Referenc
   r["train_forward_kl_data"] = use_data ? ref.train.rows() : 0;
   r["history_eval_ess"] = h.eval_ess;
   r["final_loss"] = h.loss.empty() ? 0.0 : h.loss.back();
+  if (s.annealing.enabled) {
+    r["annealing_options"] = s.annealing.to_json();
+    r["annealing"] = annealing_record;
+  }
 
   // Importance sampling on fresh draws (a seed not used in training).
   const double e0 = boltzlab::wall_seconds(), ec0 = cpu_seconds();
@@ -452,14 +473,44 @@ int main(int argc, char** argv) {
   app.add_option("--flow-scale", s.flow_scale,
                  "isotropic flow-space scale x = scale * y (0: rms of the centred MCMC training frames)")
       ->check(CLI::NonNegativeNumber);
+  bg::AnnealingOptions& a = s.annealing;
+  double t_high = 1.0;
+  std::string smoothing = "psis";
+  app.add_option("--t-high", t_high, "sample-free annealed training: stage-1 reverse KL at tau_0 = T_high / T")
+      ->check(CLI::Range(1.0, 1e6));
+  app.add_option("--rungs", a.rungs, "annealing rungs below tau_0 (0 with --t-high 1)")->check(CLI::NonNegativeNumber);
+  app.add_option("--samples-per-rung", a.samples_per_rung)->check(CLI::Range(2, 100000000));
+  app.add_option("--steps-per-rung", a.steps_per_rung)->check(CLI::PositiveNumber);
+  app.add_option("--refine-rungs", a.refine_rungs, "rungs of weighted forward KL at tau 1 after the ladder")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--refine-steps", a.refine_steps_per_rung, "steps per refinement rung (0: --steps-per-rung)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--rung-batch", a.batch_size, "rows per rung step (0: --batch)")->check(CLI::NonNegativeNumber);
+  app.add_option("--rung-lr", a.learning_rate, "Adam's rate on the rungs (0: --lr)")->check(CLI::NonNegativeNumber);
+  app.add_option("--smoothing", smoothing)->check(CLI::IsMember({"none", "truncate", "psis"}));
   app.add_option("--json", json_out, "also write the result JSON here");
   CLI11_PARSE(app, argc, argv);
+  a.enabled = t_high > 1.0 || a.refine_rungs > 0;
+  a.t_high = t_high;
+  if (t_high == 1.0) a.rungs = 0;
+  a.smoothing = smoothing == "none" ? bg::WeightSmoothing::kNone
+                : smoothing == "truncate" ? bg::WeightSmoothing::kTruncate : bg::WeightSmoothing::kPsis;
 
   try {
     if (s.iterations == 0 && s.load_path.empty())
       throw boltzlab::ConfigError("--iterations 0 needs --load (a model to evaluate)");
     if (compare && (!s.save_path.empty() || !s.load_path.empty()))
       throw boltzlab::ConfigError("--save / --load train one preset: drop --compare");
+    if (a.enabled) {
+      a.validate();
+      // Sample-free: nothing of the MCMC frames may reach the model.
+      if (s.lambda > 0 || s.fkl_warmup > 0)
+        throw boltzlab::ConfigError("--t-high / --refine-rungs train from the energy alone: drop --lambda and --warmup");
+      if (!(s.flow_scale > 0.0))
+        throw boltzlab::ConfigError("--t-high / --refine-rungs need --flow-scale (the default scale comes from the MCMC frames)");
+      if (s.pair_basis > 0 && !(s.pair_range > 0.0))
+        throw boltzlab::ConfigError("--t-high / --refine-rungs with --pair-basis need --pair-range (the default comes from the MCMC frames)");
+    }
     // glibc malloc tuned as in tools/bg-sample.cpp (MB-sized RK4 tensors stay on the heap).
     mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
     mallopt(M_TRIM_THRESHOLD, 2047 * 1024 * 1024);
