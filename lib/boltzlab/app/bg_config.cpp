@@ -5,6 +5,7 @@
 #include "boltzlab/app/run_directory.hpp"
 #include "boltzlab/core/error.hpp"
 #include "boltzlab/generators/base_registry.hpp"
+#include "boltzlab/generators/symmetrize.hpp"
 
 namespace fs = std::filesystem;
 
@@ -73,6 +74,21 @@ void read_data_options(JsonReader& r, const Potential& pot, const BgSampleOption
   if (r.has("scale")) c.scale = read_vector_or_scalar(r, "scale", dim);
   if (r.has("shift")) c.shift = read_vector_or_scalar(r, "shift", dim);
   c.samples = r.get_int("samples", 100000);
+}
+
+bool read_symmetrize(JsonReader& r, const Target& target, bool smc) {
+  if (!r.get_bool("symmetrize", false)) return false;
+  const auto [n, s] = target.particle_layout();
+  if (n == 0)
+    r.fail("symmetrize", "averages over particle permutations, but target '" + target.name() +
+                             "' is not a particle system");
+  if (smc) r.fail("symmetrize", "and smc cannot be combined (the SMC stage moves the model's own draws)");
+  try {
+    ParticleSymmetry(static_cast<int>(n), static_cast<int>(s), true);
+  } catch (const ConfigError& e) {
+    r.fail("symmetrize", e.what());
+  }
+  return true;
 }
 
 BaseOptions read_base(JsonReader& r, const Target& target) {

@@ -53,6 +53,9 @@ struct GeneratorConfig {
   /// "base" and its keys (default: von_mises for molecules, normal otherwise).
   BaseOptions base = NormalBaseOptions{};
   long long samples = 100000;
+  /// "symmetrize": draw from q_G, the generator averaged over the particle permutations and a
+  /// reflection (generators/symmetrize.hpp); particle systems only, not with smc.
+  bool symmetrize = false;
 };
 
 /// The architecture keys ("width", "layers", "rank", "network", "pair_*", "time", "steps",
@@ -64,6 +67,10 @@ GeneratorOptions read_model_options(JsonReader& r, const Target& target);
 /// the latter, which needs a molecular target), "scale", "shift" (number or array of the
 /// target's dimension) and "samples" into `c`.
 void read_data_options(JsonReader& r, const Potential& pot, const BgSampleOptions& flags, GeneratorConfig& c);
+
+/// "symmetrize" (default false). \throws ConfigError naming the key for a target without a
+/// particle layout, a group too large for its log q_G, or with the SMC stage.
+bool read_symmetrize(JsonReader& r, const Target& target, bool smc);
 
 /// "base" and its keys for the potential's target (read_base_options, base_registry.hpp).
 BaseOptions read_base(JsonReader& r, const Target& target);

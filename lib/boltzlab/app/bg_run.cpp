@@ -1,5 +1,6 @@
 #include "boltzlab/app/bg_run.hpp"
 
+
 #include <algorithm>
 #include <cmath>
 #include <optional>
@@ -28,6 +29,7 @@
 #include "boltzlab/generators/generator.hpp"
 #include "boltzlab/generators/model_file.hpp"
 #include "boltzlab/generators/score_generator.hpp"
+#include "boltzlab/generators/symmetrize.hpp"
 #include "boltzlab/generators/trainer.hpp"
 #include "boltzlab/generators/training_checkpoint.hpp"
 #include "boltzlab/io/netcdf.hpp"
@@ -152,6 +154,7 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   c.annealing = read_annealing(r, target, have_data);
   c.fab = read_fab(r, target, have_data, c.annealing.enabled);
   c.smc = read_smc(r, flags.smc);
+  c.symmetrize = read_symmetrize(r, target, c.smc.has_value());
   r.ignore("score");   // the score rows' section (bg_score.hpp)
   r.ignore("bridge");  // the bridge rows' section (bg_bridge.hpp)
   r.ignore("game");   // the game object (apply_game_section)
@@ -307,7 +310,14 @@ nlohmann::json run_plain(const BgSampleOptions& o, const Potential& pot, Generat
 
   // Sampling and importance weights.
   const double t_sample = wall_seconds();
-  const GeneratedSamples s = model->sample(cfg.samples, o.seed);
+  std::optional<ParticleSymmetry> group;
+  if (cfg.symmetrize) {
+    const auto layout = target.particle_layout();
+    group.emplace(static_cast<int>(layout.first), static_cast<int>(layout.second), true);
+  }
+  const GeneratedSamples s =
+      group ? symmetrized_sample(*model, *group, cfg.samples, o.seed) : model->sample(cfg.samples, o.seed);
+  summary["symmetrized_group_size"] = group ? nlohmann::json(group->size()) : nlohmann::json(nullptr);
   EnergyCounters counters;
   const Eigen::VectorXd u = target_energy_values(s.x, target, &counters);
   std::size_t non_finite_u = 0;
