@@ -1,6 +1,5 @@
 #include "boltzlab/app/bg_run.hpp"
 
-
 #include <algorithm>
 #include <cmath>
 #include <optional>
