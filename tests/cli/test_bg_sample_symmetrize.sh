@@ -1,7 +1,7 @@
 #!/bin/bash
 # bg-sample with generator.symmetrize on DW4 (4 particles in 2-D, |G| = 4!·2 = 48): the run
-# draws from q_G (the exactness of log q_G is tested in tests/generators/test_symmetrize.cpp),
-# records the group size in summary.json, keeps the draws on the centre-of-mass-free
+# draws from q_G (each draw an image of the plain run's draw under the group; the exactness of
+# log q_G is tested in tests/generators/test_symmetrize.cpp), records the group size in summary.json, keeps the draws on the centre-of-mass-free
 # subspace, and is identical at 1 and 2 threads. A target that is not a particle system, or
 # symmetrize with smc, gives one line naming the file and the key, with a non-zero exit.
 set -u
@@ -41,6 +41,31 @@ lq = np.load(sys.argv[2] + "/log_q.npy")
 assert x.shape == (2000, 8) and np.all(np.isfinite(lq))
 # Draws stay on the centre-of-mass-free subspace.
 assert np.abs(x.reshape(-1, 4, 2).sum(axis=1)).max() < 1e-10
+# The same seed trains the same model and draws the same base points, so each symmetrized
+# draw is one of the 48 images (particle permutation, optional reflection of axis 0) of the
+# plain run's draw, most of them not the identity; and q_G(g x) >= q(x)/48 (one term of the
+# mixture), up to the difference between the forward (sampling) and reverse (log_q)
+# integrations of the 4-step flow.
+import itertools
+xp = np.load(sys.argv[1] + "/samples.npy").reshape(-1, 4, 2)
+lqp = np.load(sys.argv[1] + "/log_q.npy")
+xs = x.reshape(-1, 4, 2)
+moved = 0
+for i in range(len(xs)):
+    found = False
+    for perm in itertools.permutations(range(4)):
+        for sign in (1.0, -1.0):
+            y = xp[i][list(perm)].copy()
+            y[:, 0] *= sign
+            if np.array_equal(y, xs[i]):
+                found = True
+                moved += perm != (0, 1, 2, 3) or sign < 0
+                break
+        if found:
+            break
+    assert found, i
+assert moved > 0.9 * len(xs), moved
+assert np.all(lq >= lqp - np.log(48.0) - 0.05), (lq - lqp + np.log(48.0)).min()
 PY
 
 expect_error() {  # $1: file, $2: text the one-line error must contain
