@@ -51,6 +51,9 @@ void setup(CLI::App& app, Flags& f) {
                  "also write the weighted samples as NetCDF (ArviZ InferenceData: one chain, posterior x, "
                  "sample_stats log_weight, log_q, reduced_energy, lp)");
   app.add_flag("--resume", o.resume, "resume training from <out>.checkpoint.pt");
+  app.add_flag("--refine", o.refine,
+               "with --model: refine the loaded model by generator.refinement (weighted forward KL on its own "
+               "fresh draws) before sampling; the refined model is saved");
   boltzlab::add_quiet_flag(app, f.quiet);
   app.add_flag("--no-progress", f.quiet)->group("");  // the former spelling of --quiet, hidden
 }

@@ -3,7 +3,9 @@
 # 1-D two-mode Gaussian mixture (two ladder rungs and one refinement rung at tau 1): the run
 # records the options and one ESS per rung in summary.json, its samples are identical for 1 and
 # 2 threads, and bad annealing keys (or data given with annealing) give one line naming the file
-# and the key, with a non-zero exit.
+# and the key, with a non-zero exit. generator.refinement (weighted forward KL on fresh draws after
+# the training) on the same target: its rungs in summary.json, identical at 1 and 2 threads, and
+# refused beside annealing.
 set -u
 BIN="$1"; SRC="$2"
 [ -x "$BIN/bg-sample" ] || { echo "bg-sample not built (no LibTorch): skipped"; exit 0; }
@@ -61,4 +63,67 @@ expect_error '{"step_per_rung": 3}' "did you mean 'steps_per_rung'"
 expect_error '3' "generator.annealing: must be an object"
 /usr/bin/python3 -c "import numpy as np; np.save('$T/data.npy', np.zeros((10, 1)))"
 expect_error '{"t_high": 4}' "generator.annealing: trains from the energy alone" --data "$T/data.npy"
+
+# Refinement after a plain reverse-KL training (no annealing).
+cat > "$T/r.json" <<JSON
+{
+  "type": "gaussian_mixture", "name": "two_modes_1d",
+  "parameters": { "means": [[-3.0], [3.0]], "weights": [0.7, 0.3], "std": 0.5 },
+  "generator": { "preset": "ot-bg", "width": 8, "steps": 4, "sample_steps": 8, "scale": 3.0,
+                 "iterations": 40, "batch_size": 128, "learning_rate": 0.01, "eval_every": 0,
+                 "refinement": {"rungs": 2, "samples_per_rung": 256, "steps_per_rung": 5, "learning_rate": 0.005} }
+}
+JSON
+run "$T/r.json" --threads 2 --out "$T/r2" 2> "$T/log" || { cat "$T/log"; fail "refinement run"; }
+run "$T/r.json" --threads 1 --out "$T/r1" 2>/dev/null || fail "refinement run, 1 thread"
+for f in samples.npy log_weights.npy; do
+  cmp -s "$T/r1/$f" "$T/r2/$f" || fail "refinement: $f differs between 1 and 2 threads"
+done
+/usr/bin/python3 - "$T/r2" <<'PY' || fail "refinement run summary inconsistent"
+import json, sys
+s = json.load(open(sys.argv[1] + "/summary.json"))
+f = s["training"]["refinement"]
+assert f["options"]["rungs"] == 2 and f["options"]["learning_rate"] == 0.005, f["options"]
+rungs = f["result"]["rungs"]
+assert [r["rung"] for r in rungs] == [1, 2] and all(r["tau"] == 1.0 and r["training_iterations"] == 5 for r in rungs)
+assert f["result"]["final"]["rung"] == 3 and 0 < f["result"]["final"]["ess_fraction"] <= 1
+# Reverse KL (40 x 128), the two rungs' draws and the final check (3 x 256).
+assert s["training"]["energy_evaluations"] == 40 * 128 + 3 * 256, s["training"]["energy_evaluations"]
+assert f["result"]["energy_evaluations"] == 3 * 256
+assert s["training"]["iterations"] == 40 + 2 * 5
+PY
+# --refine: the same rungs on a loaded model. Refining the unrefined model of a run without the
+# section reproduces the run that refined after its training (same streams, same steps).
+/usr/bin/python3 - "$T/r.json" "$T/plain.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1])); del p["generator"]["refinement"]
+json.dump(p, open(sys.argv[2], "w"))
+PY
+run "$T/plain.json" --threads 2 --out "$T/p0" 2>/dev/null || fail "run without refinement"
+run "$T/r.json" --model "$T/p0/model.pt" --refine --threads 2 --out "$T/rr" 2> "$T/log" || { cat "$T/log"; fail "--refine"; }
+cmp -s "$T/rr/samples.npy" "$T/r2/samples.npy" || fail "--refine of the trained model differs from refining after training"
+/usr/bin/python3 - "$T/rr" <<'PY' || fail "--refine summary inconsistent"
+import json, sys
+s = json.load(open(sys.argv[1] + "/summary.json"))
+assert [r["rung"] for r in s["training"]["refinement"]["result"]["rungs"]] == [1, 2]
+assert s["training"]["energy_evaluations"] == 3 * 256 and s["training"]["iterations"] == 2 * 5
+PY
+run "$T/plain.json" --model "$T/p0/model.pt" --refine --out "$T/rr2" 2> "$T/err" && fail "--refine without the section"
+[ "$(wc -l < "$T/err")" -eq 1 ] && grep -qF "generator.refinement" "$T/err" || { cat "$T/err"; fail "--refine without the section: not one line"; }
+run "$T/r.json" --refine --out "$T/rr3" 2> "$T/err" && fail "--refine without --model"
+[ "$(wc -l < "$T/err")" -eq 1 ] && grep -qF -- "--refine" "$T/err" || { cat "$T/err"; fail "--refine without --model: not one line"; }
+/usr/bin/python3 - "$T/r.json" "$T/rbad.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+p["generator"]["annealing"] = {"t_high": 4, "rungs": 2}
+json.dump(p, open(sys.argv[2], "w"))
+PY
+run "$T/rbad.json" --out "$T/rbad" 2> "$T/err" && fail "refinement beside annealing accepted"
+[ "$(wc -l < "$T/err")" -eq 1 ] && grep -qF "generator.refinement" "$T/err" && grep -qF "rbad.json" "$T/err" \
+  || { cat "$T/err"; fail "refinement + annealing: not one line naming the file and the key"; }
+[ -e "$T/rbad" ] && fail "output written for refinement + annealing"
+sed 's/"rungs": 2, "samples_per_rung"/"rungs": 0, "samples_per_rung"/' "$T/r.json" > "$T/rbad2.json"
+run "$T/rbad2.json" --out "$T/rbad2" 2> "$T/err" && fail "refinement.rungs 0 accepted"
+[ "$(wc -l < "$T/err")" -eq 1 ] && grep -qF "generator.refinement.rungs is 0" "$T/err" \
+  || { cat "$T/err"; fail "refinement.rungs 0: not one line naming the key"; }
 echo "ok"

@@ -115,6 +115,28 @@ assert h["eval_iteration"] == [2, 3] and all(0 <= e <= 1 for e in h["eval_ess"])
 assert s["molecular_generator"]["base"] == "uniform"
 assert s["counts"]["energy_evaluations"] >= t["energy_evaluations"] + 200 - s["molecular_generator"]["zero_weight_domain_chirality"]
 PY
+# Refinement through the internal-coordinate map: rungs of fresh draws weighted by the energy
+# (log w with the map's log-Jacobian, zero outside the domain) after the data training.
+/usr/bin/python3 - "$T/mixed.json" "$T/refine.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+p["generator"]["refinement"] = {"rungs": 2, "samples_per_rung": 64, "steps_per_rung": 2, "batch_size": 32}
+json.dump(p, open(sys.argv[2], "w"))
+PY
+"$BIN/bg-sample" --potential "$T/refine.json" --out "$T/refine" --threads 2 -q 2> "$T/log5" \
+  || { cat "$T/log5"; fail "molecular refinement run failed"; }
+/usr/bin/python3 - "$T/refine" "$T/mixed" <<'PY' || fail "molecular refinement summary inconsistent"
+import json, sys
+s = json.load(open(sys.argv[1] + "/summary.json"))
+m = json.load(open(sys.argv[2] + "/summary.json"))
+f = s["training"]["refinement"]["result"]
+assert [r["rung"] for r in f["rungs"]] == [1, 2] and f["final"]["rung"] == 3, f
+assert all(r["samples"] == 64 and 0 <= r["ess_fraction"] <= 1 for r in f["rungs"] + [f["final"]]), f
+# Each draw inside the domain costs one energy evaluation; rows outside it have weight zero.
+assert all(r["energy_evaluations"] + r["zero_weight"] >= 64 for r in f["rungs"]), f
+assert s["training"]["iterations"] == 3 + 2 * 2
+assert s["training"]["energy_evaluations"] == m["training"]["energy_evaluations"] + f["energy_evaluations"]
+PY
 # Conditional-base keys without the conditional base are refused with one line naming the field.
 /usr/bin/python3 - "$T/mixed.json" "$T/badbase.json" <<'PY'
 import json, sys

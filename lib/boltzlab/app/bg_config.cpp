@@ -146,6 +146,18 @@ FabOptions read_fab(JsonReader& r, const Target& target, bool have_data, bool an
   return f;
 }
 
+RefinementOptions read_refinement(JsonReader& r, bool annealing_enabled) {
+  RefinementOptions f;
+  if (!r.has("refinement")) return f;
+  const Json& section = r.get_json("refinement");
+  if (!section.is_object()) r.fail("refinement", "must be an object of refinement settings");
+  if (annealing_enabled)
+    r.fail("refinement", "and \"annealing\" both refine at tau 1; give annealing.refine_rungs instead");
+  JsonReader fr(section, r.context_of("refinement"));
+  f.read(fr);
+  return f;
+}
+
 fs::path bg_checkpoint_path(const fs::path& out) { return checkpoint_path(out, ".checkpoint.pt"); }
 
 std::optional<PotentialIdentity> saved_model_potential(const Potential& pot, const nlohmann::json& summary) {

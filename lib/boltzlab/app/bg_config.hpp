@@ -44,6 +44,7 @@ struct GeneratorConfig {
   TrainOptions train;
   AnnealingOptions annealing;  ///< "annealing": temperature-annealed training (annealed_training.hpp)
   FabOptions fab;              ///< "fab": α = 2 divergence with AIS (fab_training.hpp)
+  RefinementOptions refinement;  ///< "refinement": weighted forward KL on fresh draws after the training
   std::optional<SmcSettings> smc;  ///< "smc" or --smc: annealed SMC after the flow (bg_smc.hpp)
   std::filesystem::path data;
   std::filesystem::path z_matrix;             ///< user Z-matrix file (zmatrix.hpp JSON); empty: built from the bonds
@@ -88,6 +89,11 @@ AnnealingOptions read_annealing(JsonReader& r, const Target& target, bool have_d
 /// targets without a topology, so data or a molecular target are refused, and not together with
 /// "annealing" (`annealing_enabled`). \throws ConfigError naming the file and the key.
 FabOptions read_fab(JsonReader& r, const Target& target, bool have_data, bool annealing_enabled);
+
+/// "refinement" (an object, RefinementOptions::read; absent: none). After any flow training,
+/// molecular targets included; not with "annealing", whose "refine_rungs" are the same rungs
+/// (`annealing_enabled`). \throws ConfigError naming the file and the key.
+RefinementOptions read_refinement(JsonReader& r, bool annealing_enabled);
 
 /// <out>.checkpoint.pt, beside the run directory (run_directory.hpp checkpoint_path); removed
 /// once a trained run is committed.

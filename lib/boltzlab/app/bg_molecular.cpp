@@ -182,17 +182,40 @@ MolecularModel fit_molecular_model(const BgSampleOptions& o, const Potential& po
   return m;
 }
 
-TrainHistory train_molecular_model(const BgSampleOptions& o, const Target& target, GeneratorConfig& cfg,
-                                   MolecularModel& m) {
-  const RowMatrix y_rows = to_matrix(m.y_data);
-  apply_training_flags(cfg.train, o);
-  const MolecularFlowSpace* sp = &*m.space;
+namespace {
+
+/// y → Cartesian with the log-Jacobian; rows outside the domain or of the wrong chirality invalid.
+FlowSpaceMap molecular_map(const MolecularFlowSpace& space) {
   FlowSpaceMap map;
-  map.map = [sp](const torch::Tensor& y) {
+  map.map = [sp = &space](const torch::Tensor& y) {
     const auto d = sp->from_flow(y);
     return FlowSpaceImage{d.cartesian, d.logdet, d.valid & d.chirality_ok};
   };
-  return train(*m.model, target, &y_rows, cfg.train, &map);
+  return map;
+}
+
+}  // namespace
+
+TrainHistory refine_molecular_model(const BgSampleOptions& o, const Target& target, GeneratorConfig& cfg,
+                                    MolecularModel& m, nlohmann::json& record, const TrainHistory& before) {
+  apply_training_flags(cfg.train, o);
+  const FlowSpaceMap map = molecular_map(*m.space);
+  const RefinementHistory refined = refine_trained(*m.model, target, cfg.train, cfg.refinement, &map);
+  record = {{"options", cfg.refinement.to_json()}, {"result", refined.to_json()}};
+  return refined.combined(before);
+}
+
+TrainHistory train_molecular_model(const BgSampleOptions& o, const Target& target, GeneratorConfig& cfg,
+                                   MolecularModel& m, nlohmann::json* refinement_record) {
+  const RowMatrix y_rows = to_matrix(m.y_data);
+  apply_training_flags(cfg.train, o);
+  const FlowSpaceMap map = molecular_map(*m.space);
+  TrainHistory h = train(*m.model, target, &y_rows, cfg.train, &map);
+  if (!cfg.refinement.enabled || h.iterations_done < cfg.train.iterations) return h;  // stopped early: resumable
+  nlohmann::json record;
+  h = refine_molecular_model(o, target, cfg, m, record, h);
+  if (refinement_record != nullptr) *refinement_record = std::move(record);
+  return h;
 }
 
 MolecularModel load_molecular_model(const BgSampleOptions& o) {
@@ -309,12 +332,16 @@ nlohmann::json molecular_generator_summary(const MolecularModel& m, const Molecu
 /// The model (trained or loaded) with its flow space; `data_info` and `history` of a training.
 MolecularModel molecular_model(const BgSampleOptions& o, const Potential& pot, GeneratorConfig& cfg,
                                const MolecularSystem& system, nlohmann::json& notes, nlohmann::json& data_info,
-                               TrainHistory& history) {
-  if (!o.model.empty()) return load_molecular_model(o);
+                               TrainHistory& history, nlohmann::json& refinement) {
+  if (!o.model.empty()) {
+    MolecularModel m = load_molecular_model(o);
+    if (o.refine) history = refine_molecular_model(o, *pot.target, cfg, m, refinement, TrainHistory{});
+    return m;
+  }
   const TrainingFrames f = obtain_training_frames(o, pot, cfg, notes);
   data_info = f.info;
   MolecularModel m = fit_molecular_model(o, pot, cfg, system, f.frames);
-  history = train_molecular_model(o, *pot.target, cfg, m);
+  history = train_molecular_model(o, *pot.target, cfg, m, &refinement);
   return m;
 }
 
@@ -345,11 +372,12 @@ nlohmann::json run_molecular(const BgSampleOptions& o, const Potential& pot, Gen
   std::optional<RowMatrix> reference;  // read before training: bad input fails early
   if (!cfg.reference_dihedrals.empty())
     reference = read_reference_dihedrals(cfg.reference_dihedrals, cfg.reference_field);
-  const bool trained = o.model.empty();
+  const bool trained = o.model.empty() || o.refine;  // a refined --model records its training (the rungs)
   nlohmann::json data_info;
   TrainHistory history;
-  MolecularModel m = molecular_model(o, pot, cfg, system, notes, data_info, history);
-  if (!trained) {
+  nlohmann::json refinement;
+  MolecularModel m = molecular_model(o, pot, cfg, system, notes, data_info, history, refinement);
+  if (!o.model.empty()) {
     summary["model"] = o.model.string();
     check_atom_names(m.space->coordinates().zmatrix(), *target.topology(), o.model.string());
   }
@@ -379,6 +407,7 @@ nlohmann::json run_molecular(const BgSampleOptions& o, const Potential& pot, Gen
   if (trained) {
     summary["training"] = training_summary(cfg.train, history);
     summary["training"]["invalid_reverse_kl_draws"] = history.invalid;
+    if (!refinement.is_null()) summary["training"]["refinement"] = refinement;
   }
   nlohmann::json meta = {{"potential", o.potential.string()}, {"seed", o.seed},
                          {"molecular_space", m.space->to_json()}};

@@ -78,9 +78,16 @@ struct MolecularModel {
 /// DomainError of the base fit becomes a ConfigError naming generator.base.
 MolecularModel fit_molecular_model(const BgSampleOptions& o, const Potential& pot, const GeneratorConfig& cfg,
                                    const MolecularSystem& system, const RowMatrix& frames);
-/// Trains m on its y_data (cfg.train with the flags' seed, progress, checkpoint and resume).
+/// Trains m on its y_data (cfg.train with the flags' seed, progress, checkpoint and resume),
+/// then refines it on its own weighted draws when cfg.refinement is enabled (the returned
+/// history includes the rungs; their record, summary["training"]["refinement"], goes to
+/// `refinement_record` when given).
 TrainHistory train_molecular_model(const BgSampleOptions& o, const Target& target, GeneratorConfig& cfg,
-                                   MolecularModel& m);
+                                   MolecularModel& m, nlohmann::json* refinement_record = nullptr);
+/// Refines m by cfg.refinement through the flow-space map (annealed_training.hpp
+/// refine_trained); returns `before` followed by the rungs, and their record in `record`.
+TrainHistory refine_molecular_model(const BgSampleOptions& o, const Target& target, GeneratorConfig& cfg,
+                                    MolecularModel& m, nlohmann::json& record, const TrainHistory& before);
 /// The model of o.model with the molecular space saved with it. \throws ConfigError.
 MolecularModel load_molecular_model(const BgSampleOptions& o);
 

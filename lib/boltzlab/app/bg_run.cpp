@@ -53,6 +53,9 @@ void BgSampleOptions::validate() const {
     throw ConfigError("--iterations is " + std::to_string(*iterations) + ", but must be >= 0");
   if (out.empty()) throw ConfigError("--out is empty");
   if (resume && !model.empty()) throw ConfigError("--resume continues a training, but --model skips training");
+  if (refine && model.empty())
+    throw ConfigError("--refine refines a loaded --model (a trained run refines by generator.refinement itself)");
+  if (refine && !evaluate.empty()) throw ConfigError("--refine samples a model; it does not go with --evaluate");
   if (!netcdf.empty() && !evaluate.empty())
     throw ConfigError("--netcdf writes weighted samples, but --evaluate writes only log q");
 }
@@ -152,6 +155,10 @@ GeneratorConfig read_generator_config(const Potential& pot, const BgSampleOption
   c.train.read(r, have_data);
   c.annealing = read_annealing(r, target, have_data);
   c.fab = read_fab(r, target, have_data, c.annealing.enabled);
+  c.refinement = read_refinement(r, c.annealing.enabled);
+  if (flags.refine && !c.refinement.enabled)
+    throw ConfigError(pot.path.string() + ": generator.refinement: --refine needs this section (rungs, samples_per_rung, "
+                      "steps_per_rung, ...)");
   c.smc = read_smc(r, flags.smc);
   c.symmetrize = read_symmetrize(r, target, c.smc.has_value());
   r.ignore("score");   // the score rows' section (bg_score.hpp)
@@ -283,6 +290,12 @@ nlohmann::json run_plain(const BgSampleOptions& o, const Potential& pot, Generat
   const bool trained = o.model.empty();
   if (!trained) {
     model.emplace(load_plain_model(o, target, summary));
+    if (o.refine) {
+      apply_training_flags(cfg.train, o);
+      const RefinementHistory refined = refine_trained(*model, target, cfg.train, cfg.refinement);
+      summary["training"] = training_summary(cfg.train, refined.combined(TrainHistory{}));
+      summary["training"]["refinement"] = {{"options", cfg.refinement.to_json()}, {"result", refined.to_json()}};
+    }
   } else {
     apply_training_flags(cfg.train, o);
     cfg.train.validate(have_data);
@@ -294,7 +307,15 @@ nlohmann::json run_plain(const BgSampleOptions& o, const Potential& pot, Generat
     history = annealed ? annealed->combined()
               : fab    ? fab->combined()
                        : train(*model, target, have_data ? &data : nullptr, cfg.train);
+    std::optional<RefinementHistory> refined;
+    const bool stopped_early = !annealed && !fab && history.iterations_done < cfg.train.iterations;  // resumable
+    if (cfg.refinement.enabled && !stopped_early) {
+      refined = refine_trained(*model, target, cfg.train, cfg.refinement);
+      history = refined->combined(history);
+    }
     summary["training"] = training_summary(cfg.train, history);
+    if (refined)
+      summary["training"]["refinement"] = {{"options", cfg.refinement.to_json()}, {"result", refined->to_json()}};
     if (annealed)
       summary["training"]["annealing"] = {{"options", cfg.annealing.to_json()}, {"result", annealed->to_json()}};
     if (fab) summary["training"]["fab"] = {{"options", cfg.fab.to_json()}, {"result", fab->to_json()}};
@@ -405,6 +426,9 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
                         "not the score or bridge rows (preset '" + cfg.train.preset + "')");
     if (cfg.fab.enabled)
       throw ConfigError(o.potential.string() + ": generator.fab: FAB training is for the flow rows, "
+                        "not the score or bridge rows (preset '" + cfg.train.preset + "')");
+    if (cfg.refinement.enabled)
+      throw ConfigError(o.potential.string() + ": generator.refinement: refinement is for the flow rows, "
                         "not the score or bridge rows (preset '" + cfg.train.preset + "')");
     if (cfg.smc)
       throw ConfigError(o.potential.string() + ": generator.smc (--smc): annealed SMC runs after the flow rows, "

@@ -82,6 +82,9 @@ struct BgSampleOptions {
   std::optional<std::string> preset;  ///< override generator.preset
   std::optional<double> lambda;     ///< override generator.lambda
   bool resume = false;              ///< resume training from <out>.checkpoint.pt (must exist, of this run)
+  /// --refine: with --model, refine the loaded model by generator.refinement (weighted forward
+  /// KL on its own fresh draws, annealed_training.hpp) before sampling; the refined model is saved.
+  bool refine = false;
   bool progress = true;             ///< progress lines on stderr (--quiet clears it)
   /// --netcdf FILE: also write the weighted samples in ArviZ's InferenceData layout
   /// (io/netcdf.hpp), read back from the committed run directory

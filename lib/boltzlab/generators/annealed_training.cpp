@@ -125,6 +125,62 @@ nlohmann::json AnnealingOptions::to_json() const {
           {"refine_steps_per_rung", refine_steps_per_rung}};
 }
 
+AnnealingOptions RefinementOptions::as_annealing() const {
+  AnnealingOptions a;
+  a.enabled = enabled;
+  a.t_high = 1.0;
+  a.rungs = 0;
+  a.samples_per_rung = samples_per_rung;
+  a.steps_per_rung = steps_per_rung;
+  a.batch_size = batch_size;
+  a.learning_rate = learning_rate;
+  a.smoothing = smoothing;
+  a.refine_rungs = rungs;
+  a.refine_steps_per_rung = steps_per_rung;
+  return a;
+}
+
+void RefinementOptions::read(JsonReader& r) {
+  enabled = true;
+  rungs = static_cast<int>(r.get_int("rungs", rungs));
+  samples_per_rung = static_cast<int>(r.get_int("samples_per_rung", samples_per_rung));
+  steps_per_rung = static_cast<int>(r.get_int("steps_per_rung", steps_per_rung));
+  batch_size = static_cast<int>(r.get_int("batch_size", batch_size));
+  learning_rate = r.get_double("learning_rate", learning_rate);
+  const std::string s = r.get_string("smoothing", to_string(smoothing));
+  if (s == "none") smoothing = WeightSmoothing::kNone;
+  else if (s == "truncate") smoothing = WeightSmoothing::kTruncate;
+  else if (s == "psis") smoothing = WeightSmoothing::kPsis;
+  else r.fail("smoothing", "is \"" + s + "\", but must be \"none\", \"truncate\" or \"psis\"");
+  r.finish();
+  try {
+    validate();
+  } catch (const ConfigError& e) {
+    throw ConfigError(r.file_prefix() + e.what());
+  }
+}
+
+void RefinementOptions::validate() const {
+  auto bad = [](const std::string& key, const std::string& value, const std::string& need) {
+    throw ConfigError("generator.refinement." + key + " is " + value + ", but must be " + need);
+  };
+  if (rungs < 1) bad("rungs", std::to_string(rungs), ">= 1");
+  if (samples_per_rung < 2) bad("samples_per_rung", std::to_string(samples_per_rung), ">= 2");
+  if (steps_per_rung < 1) bad("steps_per_rung", std::to_string(steps_per_rung), ">= 1");
+  if (batch_size < 0) bad("batch_size", std::to_string(batch_size), ">= 1 (or 0: the training batch_size)");
+  if (!(learning_rate >= 0.0) || !std::isfinite(learning_rate))
+    bad("learning_rate", std::to_string(learning_rate), "> 0 (or 0: the training learning_rate)");
+}
+
+nlohmann::json RefinementOptions::to_json() const {
+  return {{"rungs", rungs},
+          {"samples_per_rung", samples_per_rung},
+          {"steps_per_rung", steps_per_rung},
+          {"batch_size", batch_size},
+          {"learning_rate", learning_rate},
+          {"smoothing", to_string(smoothing)}};
+}
+
 // ---------------------------------------------------------------------------------------------
 // Weights
 
@@ -203,6 +259,28 @@ TrainHistory AnnealedHistory::combined() const {
   h.iterations_done = offset;
   h.wall_seconds = wall_seconds;
   return h;
+}
+
+TrainHistory RefinementHistory::combined(const TrainHistory& before) const {
+  AnnealedHistory h;
+  h.stage1 = before;
+  h.rungs = rungs;
+  h.final_check = final_check;
+  h.wall_seconds = before.wall_seconds + wall_seconds;
+  return h.combined();
+}
+
+nlohmann::json RefinementHistory::to_json() const {
+  nlohmann::json rows = nlohmann::json::array();
+  std::size_t evaluations = final_check.energy_evaluations;
+  for (const AnnealingRung& r : rungs) {
+    rows.push_back(r.to_json());
+    evaluations += r.energy_evaluations + r.training.energy_evaluations;
+  }
+  return {{"rungs", rows},
+          {"final", final_check.samples > 0 ? final_check.to_json() : nlohmann::json(nullptr)},
+          {"energy_evaluations", evaluations},
+          {"wall_seconds", wall_seconds}};
 }
 
 nlohmann::json AnnealedHistory::to_json() const {
@@ -301,7 +379,7 @@ std::vector<AnnealingRung> refine_at_target(BoltzmannGenerator& model, const Tar
     r.training.iterations_done = steps;  // per rung, as the ladder's rungs
     r.seconds = r.training.wall_seconds = wall_seconds() - t_rung;
     if (options.progress)
-      std::fprintf(stderr, "annealing refinement %d/%d at tau 1: ESS %.2f %% (smoothed %.2f %%), %.1f s\n", j + 1,
+      std::fprintf(stderr, "refinement rung %d/%d at tau 1: ESS %.2f %% (smoothed %.2f %%), %.1f s\n", j + 1,
                    annealing.refine_rungs, 100.0 * r.ess_fraction, 100.0 * r.ess_fraction_smoothed, r.seconds);
     out.push_back(std::move(r));
   }
@@ -350,6 +428,21 @@ AnnealedHistory train_annealed(BoltzmannGenerator& model, const Target& target, 
   const double t_final = wall_seconds();
   h.final_check.rung = total_rungs + 1;
   draw_rung(model, target, annealing, options, map, sample_seed(total_rungs + 1), h.final_check);
+  h.final_check.seconds = wall_seconds() - t_final;
+  h.wall_seconds = wall_seconds() - t_start;
+  return h;
+}
+
+RefinementHistory refine_trained(BoltzmannGenerator& model, const Target& target, const TrainOptions& options,
+                                 const RefinementOptions& refinement, const FlowSpaceMap* map) {
+  refinement.validate();
+  const AnnealingOptions a = refinement.as_annealing();
+  const double t_start = wall_seconds();
+  RefinementHistory h;
+  h.rungs = refine_at_target(model, target, options, a, map);
+  const double t_final = wall_seconds();
+  h.final_check.rung = refinement.rungs + 1;
+  draw_rung(model, target, a, options, map, rung_sample_seed(options, h.final_check.rung), h.final_check);
   h.final_check.seconds = wall_seconds() - t_final;
   h.wall_seconds = wall_seconds() - t_start;
   return h;

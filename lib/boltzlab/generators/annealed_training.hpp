@@ -162,6 +162,53 @@ struct AnnealedHistory {
 AnnealedHistory train_annealed(BoltzmannGenerator& model, const Target& target, const TrainOptions& options,
                                const AnnealingOptions& annealing, const FlowSpaceMap* map = nullptr);
 
+/// The "refinement" object of a potential file's generator section: the refinement rungs of
+/// the annealed training (file comment, 3.) after any other training — forward KL on data
+/// (the molecular generator), reverse KL or FAB. Each of `rungs` rungs draws
+/// `samples_per_rung` fresh configurations of the current model, weights them to π at τ = 1
+/// and takes `steps_per_rung` Adam steps of the weighted forward KL on them (one Adam and one
+/// learning-rate schedule across the rungs); a final check of as many fresh draws follows.
+/// Unlike training on a fixed set of frames, every rung sees new configurations, weighted by
+/// the energy: the data limit of a data-trained model is lifted at one energy evaluation per draw.
+struct RefinementOptions {
+  bool enabled = false;           ///< true when the section is given
+  int rungs = 20;                 ///< R ≥ 1
+  int samples_per_rung = 8192;    ///< M ≥ 2: fresh draws per rung
+  int steps_per_rung = 25;        ///< Adam steps per rung (≥ 1)
+  int batch_size = 0;             ///< rows per step (0: the training batch_size)
+  double learning_rate = 0.0;     ///< Adam's initial rate (0: the training learning_rate)
+  WeightSmoothing smoothing = WeightSmoothing::kPsis;
+
+  /// The same rungs as annealing options: t_high 1, no ladder, `rungs` refinement rungs.
+  AnnealingOptions as_annealing() const;
+  /// Reads "rungs", "samples_per_rung", "steps_per_rung", "batch_size", "learning_rate",
+  /// "smoothing"; sets enabled and validates.
+  /// \throws ConfigError "<context>.<key>: …" for a bad value or an unknown key.
+  void read(JsonReader& r);
+  /// \throws ConfigError "generator.refinement.<key> is …, but must be …".
+  void validate() const;
+  nlohmann::json to_json() const;
+};
+
+/// The refinement rungs and the final check.
+struct RefinementHistory {
+  std::vector<AnnealingRung> rungs;  ///< rungs 1 … R at τ = 1
+  AnnealingRung final_check;         ///< rung R + 1: fresh draws of the refined model
+  double wall_seconds = 0.0;
+  /// `before` (the training that preceded) followed by the rungs, as one history.
+  TrainHistory combined(const TrainHistory& before) const;
+  nlohmann::json to_json() const;
+};
+
+/// Refines a trained `model` in place (RefinementOptions). `options` are the training's options
+/// (its seed, path-cost weights, batch and learning rate where the refinement gives none); the
+/// streams are those of train_annealed with no ladder (rung k draws with
+/// (seed ^ kAnnealSampleSeedMix) + k), so results do not depend on the thread count. `map` as in
+/// train(): with the molecular flow-space map, log w includes its log-Jacobian.
+/// \throws ConfigError for invalid options, DomainError when a rung has no finite weight.
+RefinementHistory refine_trained(BoltzmannGenerator& model, const Target& target, const TrainOptions& options,
+                                 const RefinementOptions& refinement, const FlowSpaceMap* map = nullptr);
+
 /// The importance weights of one rung (exposed for tests): log w_i = −u(x_i)/τ + L − log q_i
 /// (flow_log_weights of TemperedTarget(target, τ)) and the normalized, smoothed weights.
 struct RungWeights {
