@@ -57,6 +57,19 @@ std::string to_string(WeightSmoothing s) {
   return "psis";
 }
 
+namespace {
+
+// The "smoothing" key of an annealing or refinement object.
+WeightSmoothing read_smoothing(JsonReader& r, WeightSmoothing fallback) {
+  const std::string s = r.get_string("smoothing", to_string(fallback));
+  if (s == "none") return WeightSmoothing::kNone;
+  if (s == "truncate") return WeightSmoothing::kTruncate;
+  if (s == "psis") return WeightSmoothing::kPsis;
+  r.fail("smoothing", "is \"" + s + "\", but must be \"none\", \"truncate\" or \"psis\"");
+}
+
+}  // namespace
+
 std::vector<double> AnnealingOptions::ladder() const {
   std::vector<double> tau(static_cast<std::size_t>(rungs) + 1, 1.0);  // τ_K exactly 1, whatever the rounding
   for (int k = 0; k < rungs; ++k) {
@@ -77,11 +90,7 @@ void AnnealingOptions::read(JsonReader& r) {
   learning_rate = r.get_double("learning_rate", learning_rate);
   refine_rungs = static_cast<int>(r.get_int("refine_rungs", refine_rungs));
   refine_steps_per_rung = static_cast<int>(r.get_int("refine_steps_per_rung", refine_steps_per_rung));
-  const std::string s = r.get_string("smoothing", to_string(smoothing));
-  if (s == "none") smoothing = WeightSmoothing::kNone;
-  else if (s == "truncate") smoothing = WeightSmoothing::kTruncate;
-  else if (s == "psis") smoothing = WeightSmoothing::kPsis;
-  else r.fail("smoothing", "is \"" + s + "\", but must be \"none\", \"truncate\" or \"psis\"");
+  smoothing = read_smoothing(r, smoothing);
   r.finish();
   try {
     validate();
@@ -147,11 +156,7 @@ void RefinementOptions::read(JsonReader& r) {
   steps_per_rung = static_cast<int>(r.get_int("steps_per_rung", steps_per_rung));
   batch_size = static_cast<int>(r.get_int("batch_size", batch_size));
   learning_rate = r.get_double("learning_rate", learning_rate);
-  const std::string s = r.get_string("smoothing", to_string(smoothing));
-  if (s == "none") smoothing = WeightSmoothing::kNone;
-  else if (s == "truncate") smoothing = WeightSmoothing::kTruncate;
-  else if (s == "psis") smoothing = WeightSmoothing::kPsis;
-  else r.fail("smoothing", "is \"" + s + "\", but must be \"none\", \"truncate\" or \"psis\"");
+  smoothing = read_smoothing(r, smoothing);
   r.finish();
   try {
     validate();
