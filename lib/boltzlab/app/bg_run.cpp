@@ -277,6 +277,44 @@ BoltzmannGenerator fit_plain_model(const BgSampleOptions& o, const Potential& po
   return model;
 }
 
+/// Refines `model` by cfg.refinement; returns `before` followed by the rungs, and their record
+/// (summary["training"]["refinement"]) in `record`.
+TrainHistory refine_plain_model(BoltzmannGenerator& model, const Target& target, const GeneratorConfig& cfg,
+                                const TrainHistory& before, nlohmann::json& record) {
+  const RefinementHistory refined = refine_trained(model, target, cfg.train, cfg.refinement);
+  record = {{"options", cfg.refinement.to_json()}, {"result", refined.to_json()}};
+  return refined.combined(before);
+}
+
+/// Trains a fresh model by the section's training (forward/reverse KL, annealing or FAB, then the
+/// refinement) and records it in summary["training"].
+BoltzmannGenerator train_plain_model(const BgSampleOptions& o, const Potential& pot, GeneratorConfig& cfg,
+                                     const RowMatrix* data, TrainHistory& history, nlohmann::json& summary) {
+  const Target& target = *pot.target;
+  apply_training_flags(cfg.train, o);
+  cfg.train.validate(data != nullptr);
+  BoltzmannGenerator model = fit_plain_model(o, pot, cfg, data);
+  std::optional<AnnealedHistory> annealed;
+  std::optional<FabHistory> fab;
+  if (cfg.annealing.enabled) annealed = train_annealed(model, target, cfg.train, cfg.annealing);
+  if (cfg.fab.enabled) fab = train_fab(model, target, cfg.train, cfg.fab);
+  history = annealed ? annealed->combined() : fab ? fab->combined() : train(model, target, data, cfg.train);
+  const bool stopped_early = !annealed && !fab && history.iterations_done < cfg.train.iterations;  // resumable
+  nlohmann::json refinement;
+  if (cfg.refinement.enabled && !stopped_early) history = refine_plain_model(model, target, cfg, history, refinement);
+  summary["training"] = training_summary(cfg.train, history);
+  if (!refinement.is_null()) summary["training"]["refinement"] = refinement;
+  if (annealed)
+    summary["training"]["annealing"] = {{"options", cfg.annealing.to_json()}, {"result", annealed->to_json()}};
+  if (fab) summary["training"]["fab"] = {{"options", cfg.fab.to_json()}, {"result", fab->to_json()}};
+  summary["training"]["game"] = GameSpec::of(cfg.train.weights, model.options()).to_json();
+  summary["training"]["data"] = data != nullptr ? cfg.data.string() : "";
+  summary["training"]["data_count"] = data != nullptr ? data->rows() : 0;
+  if (data == nullptr && !annealed && !fab)
+    summary["warnings"].push_back("no training data: trained by reverse KL only (mode-seeking)");
+  return model;
+}
+
 /// Targets other than molecules: the flow lives in the target's (standardized) coordinates.
 nlohmann::json run_plain(const BgSampleOptions& o, const Potential& pot, GeneratorConfig& cfg, RunDirectory& run,
                          nlohmann::json summary, double t_start) {
@@ -292,38 +330,12 @@ nlohmann::json run_plain(const BgSampleOptions& o, const Potential& pot, Generat
     model.emplace(load_plain_model(o, target, summary));
     if (o.refine) {
       apply_training_flags(cfg.train, o);
-      const RefinementHistory refined = refine_trained(*model, target, cfg.train, cfg.refinement);
-      summary["training"] = training_summary(cfg.train, refined.combined(TrainHistory{}));
-      summary["training"]["refinement"] = {{"options", cfg.refinement.to_json()}, {"result", refined.to_json()}};
+      nlohmann::json record;
+      summary["training"] = training_summary(cfg.train, refine_plain_model(*model, target, cfg, {}, record));
+      summary["training"]["refinement"] = record;
     }
   } else {
-    apply_training_flags(cfg.train, o);
-    cfg.train.validate(have_data);
-    model.emplace(fit_plain_model(o, pot, cfg, have_data ? &data : nullptr));
-    std::optional<AnnealedHistory> annealed;
-    std::optional<FabHistory> fab;
-    if (cfg.annealing.enabled) annealed = train_annealed(*model, target, cfg.train, cfg.annealing);
-    if (cfg.fab.enabled) fab = train_fab(*model, target, cfg.train, cfg.fab);
-    history = annealed ? annealed->combined()
-              : fab    ? fab->combined()
-                       : train(*model, target, have_data ? &data : nullptr, cfg.train);
-    std::optional<RefinementHistory> refined;
-    const bool stopped_early = !annealed && !fab && history.iterations_done < cfg.train.iterations;  // resumable
-    if (cfg.refinement.enabled && !stopped_early) {
-      refined = refine_trained(*model, target, cfg.train, cfg.refinement);
-      history = refined->combined(history);
-    }
-    summary["training"] = training_summary(cfg.train, history);
-    if (refined)
-      summary["training"]["refinement"] = {{"options", cfg.refinement.to_json()}, {"result", refined->to_json()}};
-    if (annealed)
-      summary["training"]["annealing"] = {{"options", cfg.annealing.to_json()}, {"result", annealed->to_json()}};
-    if (fab) summary["training"]["fab"] = {{"options", cfg.fab.to_json()}, {"result", fab->to_json()}};
-    summary["training"]["game"] = GameSpec::of(cfg.train.weights, model->options()).to_json();
-    summary["training"]["data"] = have_data ? cfg.data.string() : "";
-    summary["training"]["data_count"] = have_data ? data.rows() : 0;
-    if (!have_data && !annealed && !fab)
-      summary["warnings"].push_back("no training data: trained by reverse KL only (mode-seeking)");
+    model.emplace(train_plain_model(o, pot, cfg, have_data ? &data : nullptr, history, summary));
   }
   summary["generator"] = model->options().to_json();
   summary["base"] = model->base() != nullptr ? model->base()->kind() : std::string("standard_normal");
