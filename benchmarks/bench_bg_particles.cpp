@@ -65,6 +65,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <limits>
@@ -87,6 +88,7 @@
 #include "boltzlab/app/bg_run.hpp"
 #include "boltzlab/generators/annealed_training.hpp"
 #include "boltzlab/generators/generator.hpp"
+#include "boltzlab/generators/model_file.hpp"
 #include "boltzlab/generators/symmetrize.hpp"
 #include "boltzlab/generators/trainer.hpp"
 #include "boltzlab/app/run_directory.hpp"
@@ -517,6 +519,9 @@ int main(int argc, char** argv) {
       throw boltzlab::ConfigError("--iterations 0 needs --load (a model to evaluate)");
     if (compare && (!s.save_path.empty() || !s.load_path.empty()))
       throw boltzlab::ConfigError("--save / --load train one preset: drop --compare");
+    if (!s.save_path.empty() && !json_out.empty() &&
+        std::filesystem::absolute(json_out) == std::filesystem::absolute(bg::model_record_path(s.save_path)))
+      throw boltzlab::ConfigError("--json " + json_out + " is the record of the --save model; name another file");
     if (a.enabled) {
       a.validate();
       // Sample-free: nothing of the MCMC frames may reach the model.
