@@ -63,4 +63,6 @@ potential "$T/hjb.json" '"flow": "spline_coupling", "alpha_hjb": 0.05'
 rm -rf "$T/bad"
 run "$T/hjb.json" --out "$T/bad" 2> "$T/err" && fail "accepted alpha_hjb with a coupling flow"
 [ "$(wc -l < "$T/err")" -eq 1 ] && grep -qF "no HJB residual" "$T/err" || { cat "$T/err"; fail "alpha_hjb error"; }
+grep -qF "hjb.json" "$T/err" || { cat "$T/err"; fail "alpha_hjb error does not name the file"; }
+[ -e "$T/bad" ] && fail "output written for alpha_hjb with a coupling flow"
 echo "ok"

@@ -30,6 +30,7 @@
 #include "boltzlab/generators/score_generator.hpp"
 #include "boltzlab/generators/symmetrize.hpp"
 #include "boltzlab/generators/trainer.hpp"
+#include "boltzlab/generators/training_step.hpp"
 #include "boltzlab/generators/training_checkpoint.hpp"
 #include "boltzlab/io/netcdf.hpp"
 #include "boltzlab/io/npy.hpp"
@@ -454,6 +455,13 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
     return written;
   }
 
+  if (o.model.empty() || o.refine) {  // the flow rows' loss terms the model can have, before any work
+    try {
+      check_loss_for_model(cfg.model, cfg.train.weights, target.topology() != nullptr);
+    } catch (const ConfigError& e) {
+      throw ConfigError(o.potential.string() + ": " + e.what());
+    }
+  }
   cfg.train.checkpoint_identity = training_identity(pot, cfg, o);
   if (o.resume) Checkpointer(bg_checkpoint_path(o.out), 0, cfg.train.checkpoint_identity).check_resumable();
 

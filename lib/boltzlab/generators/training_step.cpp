@@ -144,6 +144,21 @@ std::vector<double> cumulative_weights(const Eigen::VectorXd* weights, const Row
 
 }  // namespace
 
+void check_loss_for_model(const GeneratorOptions& model, const LossWeights& weights, bool mapped) {
+  if (weights.epsilon > 0.0 && (mapped || model.stochastic() || model.free_velocity))
+    throw ConfigError("generator.epsilon: the relaxed game runs the deterministic gradient flow (noise 0, velocity "
+                      "gradient) on targets without a flow-space map (not on molecules in internal coordinates)");
+  if (model.stochastic() && weights.alpha_terminal > 0.0)
+    throw ConfigError("generator.alpha_terminal: the terminal condition needs log rho_T of the marginal, which a "
+                      "stochastic flow (noise > 0) does not have (its log q is a path ratio)");
+  if (model.free_velocity && (weights.alpha_hjb > 0.0 || weights.alpha_terminal > 0.0))
+    throw ConfigError("generator.alpha_hjb / alpha_terminal: a free velocity has no potential, so no HJB residual "
+                      "or terminal condition (set them to 0)");
+  if (model.coupling_flow() && (weights.alpha_hjb > 0.0 || weights.alpha_terminal > 0.0 || weights.epsilon > 0.0))
+    throw ConfigError("generator.alpha_hjb / alpha_terminal / epsilon: a spline coupling flow has no potential and no "
+                      "path of states, so no HJB residual, terminal condition or relaxed game (set them to 0)");
+}
+
 TrainingStep::TrainingStep(BoltzmannGenerator& model, const Target& target, const RowMatrix* data,
                            const TrainOptions& options, const FlowSpaceMap* map, const Eigen::VectorXd* data_weights)
     : model_(model),
@@ -154,19 +169,7 @@ TrainingStep::TrainingStep(BoltzmannGenerator& model, const Target& target, cons
       params_(model.parameters()),
       cumulative_(cumulative_weights(data_weights, data)),
       fused_path_(uses_fused_data_term(model, options)) {
-  if (options.weights.epsilon > 0.0 && (map != nullptr || model.options().stochastic() || model.options().free_velocity))
-    throw ConfigError("generator.epsilon: the relaxed game runs the deterministic gradient flow (noise 0, velocity "
-                      "gradient) on targets without a flow-space map (not on molecules in internal coordinates)");
-  if (model.options().stochastic() && options.weights.alpha_terminal > 0.0)
-    throw ConfigError("generator.alpha_terminal: the terminal condition needs log rho_T of the marginal, which a "
-                      "stochastic flow (noise > 0) does not have (its log q is a path ratio)");
-  if (model.options().free_velocity && (options.weights.alpha_hjb > 0.0 || options.weights.alpha_terminal > 0.0))
-    throw ConfigError("generator.alpha_hjb / alpha_terminal: a free velocity has no potential, so no HJB residual "
-                      "or terminal condition (set them to 0)");
-  if (model.options().coupling_flow() && (options.weights.alpha_hjb > 0.0 || options.weights.alpha_terminal > 0.0 ||
-                                          options.weights.epsilon > 0.0))
-    throw ConfigError("generator.alpha_hjb / alpha_terminal / epsilon: a spline coupling flow has no potential and no "
-                      "path of states, so no HJB residual, terminal condition or relaxed game (set them to 0)");
+  check_loss_for_model(model.options(), options.weights, map != nullptr);
 }
 
 StepRecord TrainingStep::operator()(int iteration, const LossWeights& w, double learning_rate,

@@ -20,6 +20,12 @@
 
 namespace boltzlab::generators {
 
+/// Refuses loss terms the model cannot have: the relaxed game (ε) off the deterministic gradient
+/// flow or with a flow-space map (`mapped`), the terminal condition of a stochastic flow, the HJB
+/// residual or terminal condition of a free velocity, and any of the three for a spline
+/// coupling flow. \throws ConfigError "generator.<key>: …".
+void check_loss_for_model(const GeneratorOptions& model, const LossWeights& weights, bool mapped);
+
 class TrainingStep {
  public:
   /// Binds the step to the run's inputs; all must outlive it. `data` may be null when no
