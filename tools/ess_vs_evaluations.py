@@ -172,7 +172,7 @@ def main():
     number(rows)
     print(table(rows))
     if a.png:
-        plot(rows, [(t, l, c) for t, l, c in curves], a.png)
+        plot(rows, curves, a.png)
         print(f"\nwrote {a.png}", file=sys.stderr)
 
 
