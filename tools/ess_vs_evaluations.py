@@ -5,7 +5,7 @@ published anchors, as a Markdown table (stdout) and one log-x panel per target (
 table's rows.
 
     /usr/bin/python3 tools/ess_vs_evaluations.py [--csv FILE] [--png OUT.png]
-        [--run TARGET:LABEL:RUN_DIR[:BEFORE]] ...
+        [--run TARGET:LABEL:KIND:RUN_DIR[:BEFORE]] ...
 
 Evaluations count every energy (and force) evaluation that produced the model: the MD or
 replica-exchange steps of its training frames, the MCMC steps of data-trained particle flows,
@@ -14,8 +14,9 @@ exclude the fresh draws on which the ESS itself is measured (10^5 for the molecu
 
 --run adds the curve of one bg-sample run with refinement or annealing rungs: at each rung the
 Kish ESS of the model before the rung's steps on its own draws, at the evaluations spent so far,
-then the run's final ESS on its samples. BEFORE is the count spent before the run (e.g. the
-replica-exchange steps of frames given with --data, or the training of a --model being refined).
+then the run's final ESS on its samples. KIND is "data" (trained on samples of pi) or
+"sample-free"; BEFORE is the count spent before the run (e.g. the replica-exchange steps of frames
+given with --data, or the training of a --model being refined).
 """
 import argparse
 import csv
@@ -49,12 +50,14 @@ def read_points(path):
 
 
 def run_curve(spec):
-    """TARGET:LABEL:RUN_DIR[:BEFORE] -> (target, label, [(evaluations, ess %)], final row)."""
+    """TARGET:LABEL:KIND:RUN_DIR[:BEFORE] -> (target, label, [(evaluations, ess %)], final row)."""
     parts = spec.split(":")
-    if len(parts) not in (3, 4):
-        sys.exit(f"--run {spec}: expected TARGET:LABEL:RUN_DIR[:BEFORE]")
-    target, label, run = parts[:3]
-    before = float(parts[3]) if len(parts) == 4 else 0.0
+    if len(parts) not in (4, 5):
+        sys.exit(f"--run {spec}: expected TARGET:LABEL:KIND:RUN_DIR[:BEFORE]")
+    target, label, kind, run = parts[:4]
+    if kind not in KINDS[:2]:
+        sys.exit(f"--run {spec}: kind is '{kind}', but must be data or sample-free")
+    before = float(parts[4]) if len(parts) == 5 else 0.0
     path = os.path.join(run, "summary.json")
     try:
         s = json.load(open(path))
@@ -80,7 +83,7 @@ def run_curve(spec):
     spent += final.get("energy_evaluations", 0)
     ess = 100.0 * s["importance"]["ess_fraction"]
     points.append((spent, ess))
-    row = {"target": target, "label": label + " (final)", "kind": "data" if before > 0 else "sample-free",
+    row = {"target": target, "label": label + " (final)", "kind": kind,
            "evaluations": spent, "ess_percent": ess, "source": run}
     return target, label, points, row
 
@@ -160,7 +163,7 @@ def plot(rows, curves, png):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--csv", default=DEFAULT_CSV, help="recorded points (default docs/results/ess_vs_evaluations.csv)")
-    ap.add_argument("--run", action="append", default=[], help="TARGET:LABEL:RUN_DIR[:BEFORE]")
+    ap.add_argument("--run", action="append", default=[], help="TARGET:LABEL:KIND:RUN_DIR[:BEFORE]")
     ap.add_argument("--png", help="write the plot here (gnuplot)")
     a = ap.parse_args()
     rows = read_points(a.csv)

@@ -102,6 +102,7 @@ PY
 run "$T/plain.json" --threads 2 --out "$T/p0" 2>/dev/null || fail "run without refinement"
 run "$T/r.json" --model "$T/p0/model.pt" --refine --threads 2 --out "$T/rr" 2> "$T/log" || { cat "$T/log"; fail "--refine"; }
 cmp -s "$T/rr/samples.npy" "$T/r2/samples.npy" || fail "--refine of the trained model differs from refining after training"
+[ -s "$T/rr/training_loss.png" ] || fail "--refine wrote no training plot of its rungs"
 /usr/bin/python3 - "$T/rr" <<'PY' || fail "--refine summary inconsistent"
 import json, sys
 s = json.load(open(sys.argv[1] + "/summary.json"))

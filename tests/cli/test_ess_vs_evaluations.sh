@@ -20,11 +20,13 @@ cat > "$T/run/summary.json" <<'JSON'
                                                   {"energy_evaluations": 100, "ess_fraction": 0.4}],
                                         "final": {"energy_evaluations": 100, "ess_fraction": 0.45}}}}}
 JSON
-/usr/bin/python3 "$TOOL" --csv "$CSV" --run "GMM-40:test run:$T/run:1000" --png "$T/q.png" > "$T/table2" 2> "$T/err" \
+/usr/bin/python3 "$TOOL" --csv "$CSV" --run "GMM-40:test run:data:$T/run:1000" --png "$T/q.png" > "$T/table2" 2> "$T/err" \
   || { cat "$T/err"; fail "--run"; }
 # Final point: 1000 before + 1300 of the run's training; ESS 50 %.
 grep -q '| GMM-40 | [0-9]* | test run (final) | data | 2.3e+03 | 50 % |' "$T/table2" || { cat "$T/table2"; fail "--run final row"; }
 printf 'target,label,kind,evaluations,ess_percent,source\nX,y,guess,10,5,z\n' > "$T/bad.csv"
 /usr/bin/python3 "$TOOL" --csv "$T/bad.csv" > /dev/null 2> "$T/err" && fail "bad kind accepted"
 [ "$(wc -l < "$T/err")" -eq 1 ] && grep -qF "bad.csv:2: kind is 'guess'" "$T/err" || { cat "$T/err"; fail "bad kind: not one line naming the line"; }
+/usr/bin/python3 "$TOOL" --csv "$CSV" --run "GMM-40:test run:guess:$T/run" > /dev/null 2> "$T/err" && fail "bad --run kind accepted"
+[ "$(wc -l < "$T/err")" -eq 1 ] && grep -qF "kind is 'guess'" "$T/err" || { cat "$T/err"; fail "bad --run kind: not one line"; }
 echo ok

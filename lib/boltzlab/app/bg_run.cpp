@@ -326,13 +326,14 @@ nlohmann::json run_plain(const BgSampleOptions& o, const Potential& pot, Generat
   nlohmann::json notes = nlohmann::json::array();
   std::optional<BoltzmannGenerator> model;
   TrainHistory history;
-  const bool trained = o.model.empty();
-  if (!trained) {
+  const bool trained = o.model.empty() || o.refine;  // a refined --model records its training (the rungs)
+  if (!o.model.empty()) {
     model.emplace(load_plain_model(o, target, summary));
     if (o.refine) {
       apply_training_flags(cfg.train, o);
       nlohmann::json record;
-      summary["training"] = training_summary(cfg.train, refine_plain_model(*model, target, cfg, {}, record));
+      history = refine_plain_model(*model, target, cfg, {}, record);
+      summary["training"] = training_summary(cfg.train, history);
       summary["training"]["refinement"] = record;
     }
   } else {
@@ -455,7 +456,7 @@ nlohmann::json run_bg_sample(const BgSampleOptions& o) {
     return written;
   }
 
-  if (o.model.empty() || o.refine) {  // the flow rows' loss terms the model can have, before any work
+  if (o.model.empty()) {  // the loss terms the section's flow can have, before any work (a loaded model: at its step)
     try {
       check_loss_for_model(cfg.model, cfg.train.weights, target.topology() != nullptr);
     } catch (const ConfigError& e) {
