@@ -21,8 +21,9 @@ the energy evaluations spent so far; at the end the ESS of 10^5 draws, and the s
 misfit between (phi, psi) bins (ESS of the bin-mean weights) and within them.
 
 usage: benchmarks/ala2_energy_trained_flow.py MD_RUN [--hidden 128] [--layers 6] [--fkl 1500]
-       [--rkl 3000] [--batch 256] [--lr 3e-4] [--bins 48] [--threads 2]
-  MD_RUN as for ala2_base_misfit.py (md-reference --replicas 2). Needs /usr/bin/python3 with
+       [--rkl 3000] [--batch 256] [--lr 3e-4] [--lr-final-ratio 1] [--bins 48] [--threads 2]
+  MD_RUN as for ala2_base_misfit.py (md-reference --replicas 2: replica 0 trains), or a replica-exchange
+  run (its 300 K frames, all of which train). Needs /usr/bin/python3 with
   python3-torch and python3-openmm; about 10 min with the defaults on 2 cores.
 """
 import argparse, os, sys, time
@@ -239,6 +240,8 @@ def main():
     ap.add_argument("--rkl", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--lr-final-ratio", type=float, default=1.0,
+                    help="cosine decay of the reverse-KL learning rate to lr x ratio (1: constant)")
     ap.add_argument("--bins", type=int, default=0, help="bin correction of the (phi, psi) marginal (0: none)")
     ap.add_argument("--every", type=int, default=500)
     ap.add_argument("--threads", type=int, default=2)
@@ -248,7 +251,9 @@ def main():
     torch.manual_seed(0)
     try:
         x = np.load(a.run + "/samples.npy")
-        rep = np.load(a.run + "/replica.npy")
+        # md-reference runs label their replicas; a replica-exchange run holds the 300 K frames only,
+        # all of which train the model.
+        rep = np.load(a.run + "/replica.npy") if os.path.exists(a.run + "/replica.npy") else np.zeros(len(x), int)
     except OSError as err:
         sys.exit(f"ala2_energy_trained_flow: {err}")
     if x.ndim != 2 or x.shape[1] != 66 or len(rep) != len(x) or not (rep == 0).any():
@@ -282,6 +287,9 @@ def main():
     opt = torch.optim.Adam(model.flow.parameters(), lr=a.lr)
     Energy.evaluations = 0
     for it in range(a.rkl):
+        frac = it / max(a.rkl - 1, 1)
+        for group in opt.param_groups:
+            group["lr"] = a.lr * (a.lr_final_ratio + (1 - a.lr_final_ratio) * 0.5 * (1 + np.cos(np.pi * frac)))
         zb, log_q = model.draw(a.batch, g)
         loss = (log_q - log_target(zb)).mean()
         opt.zero_grad()

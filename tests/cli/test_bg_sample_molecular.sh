@@ -158,3 +158,67 @@ PY
 grep -q 'generator.base_joint_bins' "$T/err4" || { cat "$T/err4"; fail "message lacks the field"; }
 [ -e "$T/badbins" ] && fail "output written for a bad key"
 echo ok
+# "flow_whitening": the flow acts on the hard columns whitened given the soft torsions; the run
+# reports it, and the saved model (with its whitening) reproduces the samples. Without the
+# conditional-Gaussian base the key is refused with one line naming the file and the key.
+/usr/bin/python3 - "$P" "$T" <<'PY' || fail "could not write the whitened potential files"
+import json, os, sys
+src, out = sys.argv[1], sys.argv[2]
+d = json.load(open(src))
+base = os.path.dirname(os.path.abspath(src))
+for k in ("system", "pdb"):
+    d["parameters"][k] = os.path.normpath(os.path.join(base, d["parameters"][k]))
+g = d["generator"]
+g["reference_dihedrals"] = os.path.normpath(os.path.join(base, g["reference_dihedrals"]))
+g["flow_whitening"] = True
+json.dump(d, open(out + "/whitened.json", "w"))
+g["base"] = "von_mises"
+for k in [k for k in g if k.startswith("base_")]:
+    del g[k]
+json.dump(d, open(out + "/unwhitenable.json", "w"))
+PY
+"$BIN/bg-sample" --potential "$T/whitened.json" --data "$D" --out "$T/white" --iterations 3 --samples 300 --threads 2 -q \
+  2> "$T/wlog" || { cat "$T/wlog"; fail "whitened run failed"; }
+/usr/bin/python3 -c "import json, sys; assert json.load(open(sys.argv[1]))['molecular_generator']['flow_whitening'] is True" \
+  "$T/white/summary.json" || fail "the whitened run does not report flow_whitening"
+"$BIN/bg-sample" --potential "$T/whitened.json" --model "$T/white/model.pt" --out "$T/white2" --samples 300 -q \
+  2>/dev/null || fail "whitened reload failed"
+cmp -s "$T/white/samples.npy" "$T/white2/samples.npy" || fail "reloaded whitened model gives different samples"
+"$BIN/bg-sample" --potential "$T/unwhitenable.json" --data "$D" --out "$T/bad" --iterations 3 --samples 300 -q \
+  2> "$T/badlog" && fail "flow_whitening without a conditional base was accepted"
+[ "$(wc -l < "$T/badlog")" -eq 1 ] && grep -q "unwhitenable.json.*flow_whitening" "$T/badlog" \
+  || { cat "$T/badlog"; fail "flow_whitening refusal is not one line naming the file and key"; }
+[ ! -e "$T/bad/summary.json" ] || fail "a refused run left a summary"
+# "coupling_condition_soft": a spline coupling flow that leaves the base's soft torsions as they are;
+# the run names those columns, the reloaded model reproduces the samples, and the key is refused in
+# one line naming the file and the key without a conditional-Gaussian base or with the OT-Flow.
+/usr/bin/python3 - "$T" <<'PY' || fail "could not write the condition-soft potential files"
+import json, sys
+out = sys.argv[1]
+d = json.load(open(out + "/whitened.json"))
+g = d["generator"]
+g.update({"flow": "spline_coupling", "coupling_layers": 2, "coupling_hidden": 8, "coupling_condition_soft": True})
+json.dump(d, open(out + "/condsoft.json", "w"))
+g["base"] = "von_mises"
+g.pop("flow_whitening")
+for k in [k for k in g if k.startswith("base_")]:
+    del g[k]
+json.dump(d, open(out + "/condsoft_nobase.json", "w"))
+PY
+"$BIN/bg-sample" --potential "$T/condsoft.json" --data "$D" --out "$T/cs" --iterations 3 --samples 300 --threads 2 -q \
+  2> "$T/cslog" || { cat "$T/cslog"; fail "condition-soft run failed"; }
+/usr/bin/python3 - "$T/cs/summary.json" <<'PY' || fail "the condition-soft run does not name its soft columns"
+import json, sys
+m = json.load(open(sys.argv[1]))["molecular_generator"]
+cols = m["flow_condition_only"]
+assert len(cols) >= 2 and cols == sorted(cols), cols
+PY
+"$BIN/bg-sample" --potential "$T/condsoft.json" --model "$T/cs/model.pt" --out "$T/cs2" --samples 300 -q \
+  2>/dev/null || fail "condition-soft reload failed"
+cmp -s "$T/cs/samples.npy" "$T/cs2/samples.npy" || fail "reloaded condition-soft model gives different samples"
+"$BIN/bg-sample" --potential "$T/condsoft_nobase.json" --data "$D" --out "$T/bad2" --iterations 3 --samples 300 -q \
+  2> "$T/badlog2" && fail "coupling_condition_soft without a conditional base was accepted"
+[ "$(wc -l < "$T/badlog2")" -eq 1 ] && grep -q "condsoft_nobase.json.*coupling_condition_soft" "$T/badlog2" \
+  || { cat "$T/badlog2"; fail "coupling_condition_soft refusal is not one line naming the file and key"; }
+[ ! -e "$T/bad2/summary.json" ] || fail "a refused run left a summary"
+echo ok

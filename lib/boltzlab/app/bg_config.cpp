@@ -53,6 +53,11 @@ GeneratorOptions read_model_options(JsonReader& r, const Target& target) {
   m.noise = r.get_double("noise", 0.0);
   read_velocity_options(r, m);
   read_flow_options(r, m);
+  m.whitened = r.get_bool("flow_whitening", false);
+  if (m.whitened && target.topology() == nullptr)
+    r.fail("flow_whitening", "needs a molecular target (the whitening is that of a conditional_gaussian base)");
+  if (m.condition_soft && target.topology() == nullptr)
+    r.fail("coupling_condition_soft", "needs a molecular target (the soft torsions are those of a conditional_gaussian base)");
   return m;
 }
 

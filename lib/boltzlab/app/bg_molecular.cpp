@@ -140,10 +140,12 @@ TrainingFrames obtain_training_frames(const BgSampleOptions& o, const Potential&
 
 namespace {
 
-/// The base of cfg.base fitted to the flow coordinates y (timed; progress line for fits to data).
-double fit_molecular_base(const BgSampleOptions& o, const Potential& pot, const BaseOptions& options,
-                          const MolecularSystem& system, const torch::Tensor& y, const MolecularFlowSpace& space,
-                          BoltzmannGenerator& model) {
+/// The base of cfg.base fitted to the flow coordinates y (timed in *seconds; progress line for
+/// fits to data).
+std::optional<BaseDensity> fit_molecular_base(const BgSampleOptions& o, const Potential& pot,
+                                              const BaseOptions& options, const MolecularSystem& system,
+                                              const torch::Tensor& y, const MolecularFlowSpace& space,
+                                              double* seconds) {
   const BaseKindSpec& spec = base_kind_spec(kind_of(options));
   const auto* conditional = std::get_if<ConditionalBaseOptions>(&options);
   if (o.progress && spec.needs_data)
@@ -158,9 +160,32 @@ double fit_molecular_base(const BgSampleOptions& o, const Potential& pot, const 
   } catch (const DomainError& e) {  // e.g. a hard torsion too wide for these data: name the setting
     throw ConfigError(pot.path.string() + ": generator.base \"" + spec.name + "\": " + e.what());
   }
-  const double seconds = wall_seconds() - t_fit;
-  if (base) model.set_base(*base);
-  return seconds;
+  *seconds = wall_seconds() - t_fit;
+  return base;
+}
+
+/// The pooled (one-expert) conditional Gaussian of the base's soft and joint columns fitted to y:
+/// the whitening of a whitened flow (BoltzmannGenerator::set_whitening).
+ConditionalGaussian fit_whitening(const Potential& pot, const std::optional<BaseDensity>& base, const torch::Tensor& y,
+                                  const MolecularFlowSpace& space) {
+  const ConditionalGaussian* block = base ? base->conditional() : nullptr;
+  if (block == nullptr)
+    throw ConfigError(pot.path.string() + ": generator.flow_whitening needs \"base\": \"conditional_gaussian\"");
+  return ConditionalGaussian::fit(y, space.torsion_mask(), block->soft(), block->joint(), block->harmonics(), 1);
+}
+
+/// The soft torsions of a conditional-Gaussian base (its soft and joint columns, sorted): the
+/// columns a coupling flow with coupling_condition_soft conditions on and leaves as they are.
+std::vector<int> soft_columns(const Potential& pot, const std::optional<BaseDensity>& base) {
+  const ConditionalGaussian* block = base ? base->conditional() : nullptr;
+  if (block == nullptr)
+    throw ConfigError(pot.path.string() + ": generator.coupling_condition_soft needs \"base\": \"conditional_gaussian\"");
+  std::vector<int> cols;
+  for (const auto c : block->soft()) cols.push_back(static_cast<int>(c));
+  for (const auto c : block->joint()) cols.push_back(static_cast<int>(c));
+  std::sort(cols.begin(), cols.end());
+  cols.erase(std::unique(cols.begin(), cols.end()), cols.end());
+  return cols;
 }
 
 }  // namespace
@@ -171,14 +196,23 @@ MolecularModel fit_molecular_model(const BgSampleOptions& o, const Potential& po
   const torch::Tensor cart = to_tensor(frames);
   m.space.emplace(MolecularFlowSpace::fit(system.coordinates, cart));
   m.y_data = m.space->to_flow(cart).first;
+  const std::optional<BaseDensity> base =
+      fit_molecular_base(o, pot, cfg.base, system, m.y_data, *m.space, &m.base_fit_seconds);
+  std::optional<ConditionalGaussian> whitening;
+  if (cfg.model.whitened) whitening.emplace(fit_whitening(pot, base, m.y_data, *m.space));
   GeneratorOptions mo = cfg.model;
   mo.potential.dim = static_cast<int>(m.space->dim());
   mo.potential.n_particles = 0;
   mo.potential.spatial_dim = 0;
   mo.potential.periodic.clear();
-  for (const auto c : m.space->coordinates().torsion_indices()) mo.potential.periodic.push_back(static_cast<int>(c));
+  // The flow's periodic columns: every torsion, but those the whitening turns into residuals.
+  for (const auto c : m.space->coordinates().torsion_indices())
+    if (!whitening || std::find(whitening->hard().begin(), whitening->hard().end(), c) == whitening->hard().end())
+      mo.potential.periodic.push_back(static_cast<int>(c));
+  if (mo.condition_soft) mo.coupling.condition_only = soft_columns(pot, base);
   m.model.emplace(mo, o.seed);
-  m.base_fit_seconds = fit_molecular_base(o, pot, cfg.base, system, m.y_data, *m.space, *m.model);
+  if (whitening) m.model->set_whitening(*whitening);
+  if (base) m.model->set_base(*base);
   return m;
 }
 
@@ -323,6 +357,11 @@ nlohmann::json molecular_generator_summary(const MolecularModel& m, const Molecu
           {"base_conditional", conditional_summary(base.conditional())},
           {"base_fit_seconds", m.base_fit_seconds},
           {"flow_dim", m.space->dim()},
+          // The flow acts on the hard columns whitened given the soft torsions (generator.hpp).
+          {"flow_whitening", m.model->whitening() != nullptr},
+          // Flow columns no coupling layer transforms (coupling_condition_soft): the soft torsions.
+          {"flow_condition_only", m.model->options().coupling_flow() ? nlohmann::json(m.model->options().coupling.condition_only)
+                                                                     : nlohmann::json::array()},
           {"data", data_info},
           {"zero_weight_domain_chirality", s.zero_weight},
           {"wrong_chirality", s.wrong_chirality},

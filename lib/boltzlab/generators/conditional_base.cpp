@@ -254,6 +254,27 @@ torch::Tensor ConditionalGaussian::log_prob_hard(const torch::Tensor& y) const {
   return -0.5 * (z * z).sum(2) - log_det_half_.unsqueeze(1) - 0.5 * h * std::log(kTwoPi);
 }
 
+namespace {
+void require_one_expert(const ConditionalGaussian& g) {
+  if (g.components() != 1)
+    throw DomainError("conditional Gaussian base: the whitening needs one expert (got " +
+                      std::to_string(g.components()) + ")");
+}
+}  // namespace
+
+torch::Tensor ConditionalGaussian::whiten(const torch::Tensor& y) const {
+  require_one_expert(*this);
+  auto r = y.index_select(1, hard_index_) - torch::matmul(features(y), coef_[0]);
+  r = torch::where(hard_periodic_mask_, circular::wrap(r), r);
+  return y.index_copy(1, hard_index_, torch::matmul(r, chol_inv_[0].t()));
+}
+
+torch::Tensor ConditionalGaussian::unwhiten(const torch::Tensor& u) const {
+  require_one_expert(*this);
+  const auto yh = torch::matmul(features(u), coef_[0]) + torch::matmul(u.index_select(1, hard_index_), chol_[0].t());
+  return u.index_copy(1, hard_index_, yh);
+}
+
 torch::Tensor ConditionalGaussian::log_prob_joint_components(const torch::Tensor& y) const {
   if (joint_.empty()) return torch::zeros({1, y.size(0)}, y.options());
   const auto t = y.index_select(1, joint_index_);  // B × g

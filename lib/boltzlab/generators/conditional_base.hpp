@@ -143,6 +143,17 @@ class ConditionalGaussian {
   /// k = `component[i]` and ε the rows of `normals` (B × h).
   void fill_hard(torch::Tensor& y, const torch::Tensor& normals, const std::vector<std::int64_t>& component) const;
 
+  /// The hard block's whitening (one expert, K = 1): u = y with the hard columns replaced by
+  /// L⁻¹ r, r = y_H − Bᵀ f(y_S) (wrapped on the periodic hard columns); the other columns are
+  /// unchanged. A bijection of the flow space whose log-det, −Σ log L_ii, does not depend on y
+  /// (the hard columns given the soft ones are an affine map; the soft columns are the identity),
+  /// so a flow F conjugated by it, unwhiten ∘ F ∘ whiten, has the log-det of F. Where the data
+  /// follow the pooled Gaussian, u_H is standard normal: the scale at which a flow is easy to
+  /// train (generator.hpp, "flow_whitening"). Differentiable.
+  /// \throws DomainError for K > 1 (experts: fit a pooled block for the whitening).
+  torch::Tensor whiten(const torch::Tensor& y) const;
+  /// The inverse of whiten: the hard columns Bᵀ f(u_S) + L u_H (periodic ones not wrapped).
+  torch::Tensor unwhiten(const torch::Tensor& u) const;
   /// Mass of each of the n × n bins of the joint pair (φ rows, ψ columns, [−π, π) each) under
   /// the joint mixture: Σ_k w_k ∫vM_k0 ∫vM_k1 with composite Simpson rules of 128 intervals per
   /// bin and axis (n² values, row-major). \throws DomainError without a joint pair or n < 2.

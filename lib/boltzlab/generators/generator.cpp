@@ -48,6 +48,8 @@ void GeneratorOptions::validate() const {
       throw ConfigError("generator: flow \"spline_coupling\" is not equivariant; particle systems use the OT-Flow (flow \"otflow\")");
     coupling_options().validate();
   }
+  if (whitened && (potential.n_particles > 0 || free_velocity))
+    throw ConfigError("generator: flow_whitening needs a molecular model with the gradient velocity");
 }
 
 SplineCouplingOptions GeneratorOptions::coupling_options() const {
@@ -62,7 +64,8 @@ void read_flow_options(JsonReader& r, GeneratorOptions& o) {
   if (flow != "otflow" && flow != "spline_coupling")
     r.fail("flow", "is \"" + flow + "\", but must be \"otflow\" or \"spline_coupling\"");
   o.flow = flow == "spline_coupling" ? FlowFamily::spline_coupling : FlowFamily::ot_flow;
-  const char* keys[] = {"coupling_layers", "coupling_hidden", "coupling_depth", "spline_bins", "spline_bound"};
+  const char* keys[] = {"coupling_layers", "coupling_hidden", "coupling_depth", "spline_bins", "spline_bound",
+                        "coupling_condition_soft"};
   if (!o.coupling_flow()) {
     for (const char* k : keys)
       if (r.has(k)) r.fail(k, "needs flow \"spline_coupling\"");
@@ -73,6 +76,7 @@ void read_flow_options(JsonReader& r, GeneratorOptions& o) {
   o.coupling.depth = static_cast<int>(r.get_int("coupling_depth", o.coupling.depth));
   o.coupling.bins = static_cast<int>(r.get_int("spline_bins", o.coupling.bins));
   o.coupling.bound = r.get_double("spline_bound", o.coupling.bound);
+  o.condition_soft = r.get_bool("coupling_condition_soft", false);
 }
 
 void read_velocity_options(JsonReader& r, GeneratorOptions& o) {
@@ -110,6 +114,7 @@ nlohmann::json GeneratorOptions::to_json() const {
     j["flow"] = "spline_coupling";
     j["coupling"] = coupling.to_json();
   }
+  if (whitened) j["whitened"] = true;  // absent: the flow acts on the flow space itself
   if (free_velocity) {  // absent: the gradient velocity
     j["velocity"] = "free";
     j["velocity_hidden"] = velocity_hidden;
@@ -126,6 +131,7 @@ GeneratorOptions GeneratorOptions::from_json(const nlohmann::json& j) {
   o.steps = static_cast<int>(r.get_int("steps"));
   o.sample_steps = static_cast<int>(r.get_int("sample_steps"));
   o.noise = r.get_double("noise", 0.0);
+  o.whitened = r.get_bool("whitened", false);
   read_velocity_options(r, o);
   const std::string flow = r.get_string("flow", "otflow");
   if (flow != "otflow" && flow != "spline_coupling") r.fail("flow", "is \"" + flow + "\", not a known flow");
@@ -146,6 +152,8 @@ BoltzmannGenerator::BoltzmannGenerator(const GeneratorOptions& options, std::uin
   if (options_.free_velocity) velocity_ = std::make_shared<FreeVelocity>(options_.free_velocity_options(), seed);
   if (options_.coupling_flow()) coupling_ = SplineCouplingFlow(options_.coupling_options(), seed);
   set_standardization(Eigen::VectorXd::Zero(dim()), Eigen::VectorXd::Ones(dim()));
+  flow_periodic_mask_ = torch::zeros({dim()}, torch::TensorOptions().dtype(torch::kBool));
+  for (const int c : options_.potential.periodic) flow_periodic_mask_[c] = true;
 }
 
 void BoltzmannGenerator::set_integration_steps(int steps, int sample_steps) {
@@ -254,8 +262,17 @@ void BoltzmannGenerator::set_base(const BaseDensity& base) {
     if (mask[c].item<bool>()) cols.push_back(c);
   std::vector<std::int64_t> phi_periodic(options_.potential.periodic.begin(), options_.potential.periodic.end());
   std::sort(phi_periodic.begin(), phi_periodic.end());
-  if (phi_periodic != cols)
-    throw DomainError("generator: the base's periodic columns (" + std::to_string(cols.size()) +
+  if (options_.whitened && !whitening_) throw DomainError("generator: a whitened flow needs set_whitening before set_base");
+  std::vector<std::int64_t> flow_cols = cols;  // the torsions the flow sees as periodic
+  if (whitening_) {
+    const auto& hard = whitening_->hard();
+    flow_cols.erase(std::remove_if(flow_cols.begin(), flow_cols.end(),
+                                   [&](std::int64_t c) { return std::find(hard.begin(), hard.end(), c) != hard.end(); }),
+                    flow_cols.end());
+  }
+  if (phi_periodic != flow_cols)
+    throw DomainError("generator: the base's periodic columns (" + std::to_string(flow_cols.size()) +
+                      (whitening_ ? " outside the whitened block" : "") +
                       ") differ from the potential's periodic columns (" + std::to_string(phi_periodic.size()) +
                       "): a torus base needs a potential periodic in exactly those columns");
   for (const auto c : cols)
@@ -265,6 +282,31 @@ void BoltzmannGenerator::set_base(const BaseDensity& base) {
   base_.emplace(base);
   periodic_columns_ = std::move(cols);
   periodic_mask_ = mask.to(torch::kBool).clone();
+}
+
+void BoltzmannGenerator::set_whitening(const ConditionalGaussian& whitening) {
+  if (!options_.whitened) throw DomainError("generator: a whitening needs options with \"whitened\"");
+  if (whitening.dim() != dim())
+    throw DomainError("generator: the whitening has " + std::to_string(whitening.dim()) + " columns, the model " +
+                      std::to_string(dim()));
+  if (whitening.components() != 1)
+    throw DomainError("generator: the whitening needs one expert (got " + std::to_string(whitening.components()) + ")");
+  std::vector<std::int64_t> soft = whitening.soft();
+  std::sort(soft.begin(), soft.end());
+  std::vector<std::int64_t> phi_periodic(options_.potential.periodic.begin(), options_.potential.periodic.end());
+  std::sort(phi_periodic.begin(), phi_periodic.end());
+  if (soft != phi_periodic)
+    throw DomainError("generator: the whitening's soft torsions (" + std::to_string(soft.size()) +
+                      ") are not the potential's periodic columns (" + std::to_string(phi_periodic.size()) + ")");
+  whitening_.emplace(whitening);
+}
+
+torch::Tensor BoltzmannGenerator::into_flow(const torch::Tensor& y) const {
+  return whitening_ ? whitening_->whiten(y) : y;
+}
+
+torch::Tensor BoltzmannGenerator::out_of_flow(const torch::Tensor& u) const {
+  return whitening_ ? whitening_->unwhiten(u) : u;
 }
 
 torch::Tensor BoltzmannGenerator::base_sample(std::int64_t n, std::uint64_t seed,
@@ -309,7 +351,7 @@ torch::Tensor BoltzmannGenerator::coupling_transport(const torch::Tensor& z, con
                                                      bool with_costs) const {
   if (!with_costs) return torch::zeros({z.size(0)}, z.options());
   auto dy = y - z;
-  if (base_) dy = torch::where(periodic_mask_, dy - (2.0 * kPi) * torch::round(dy / (2.0 * kPi)), dy);
+  if (base_) dy = torch::where(flow_periodic_mask_, dy - (2.0 * kPi) * torch::round(dy / (2.0 * kPi)), dy);
   return (dy * dy).sum(1) / (2.0 * options_.time);
 }
 
@@ -320,23 +362,24 @@ void BoltzmannGenerator::check_coupling_base() const {
 
 FlowBatch BoltzmannGenerator::coupling_forward(const torch::Tensor& z, bool with_costs) {
   check_coupling_base();
-  const CouplingValues c = coupling_->forward(z);
+  const auto u = into_flow(z);
+  const CouplingValues c = coupling_->forward(u);
   FlowBatch out;
-  out.x = from_flow_space(c.y);
+  out.x = from_flow_space(out_of_flow(c.y));
   out.log_q = base_log_density(z) - c.log_det - log_scale_sum();
-  out.transport = coupling_transport(z, c.y, with_costs);
+  out.transport = coupling_transport(u, c.y, with_costs);
   out.hjb = torch::zeros({z.size(0)}, z.options());
   return out;
 }
 
 FlowBatch BoltzmannGenerator::coupling_reverse(const torch::Tensor& x, bool with_costs) {
   check_coupling_base();
-  const auto y = to_flow_space(x);
-  const CouplingValues c = coupling_->inverse(y);
+  const auto u = into_flow(to_flow_space(x));
+  const CouplingValues c = coupling_->inverse(u);
   FlowBatch out;
   out.x = x;
-  out.log_q = base_log_density(c.y) + c.log_det - log_scale_sum();
-  out.transport = coupling_transport(c.y, y, with_costs);
+  out.log_q = base_log_density(out_of_flow(c.y)) + c.log_det - log_scale_sum();
+  out.transport = coupling_transport(c.y, u, with_costs);
   out.hjb = torch::zeros({x.size(0)}, x.options());
   return out;
 }
@@ -347,9 +390,9 @@ FlowBatch BoltzmannGenerator::forward(const torch::Tensor& z, int steps, bool wi
   extras.sigma = options_.noise;
   extras.noise = noise;
   const CnfState s = velocity_ ? integrate(*velocity_, z, 0.0, options_.time, steps, with_costs, extras)
-                               : integrate(*phi_, z, 0.0, options_.time, steps, with_costs, extras);
+                               : integrate(*phi_, into_flow(z), 0.0, options_.time, steps, with_costs, extras);
   FlowBatch out;
-  out.x = from_flow_space(s.x);
+  out.x = from_flow_space(out_of_flow(s.x));
   out.log_q = base_log_density(z) - s.log_det - log_scale_sum();
   out.transport = s.transport;
   out.hjb = s.hjb;
@@ -371,10 +414,10 @@ FlowBatch BoltzmannGenerator::reverse(const torch::Tensor& x, int steps, bool wi
   extras.sigma = options_.noise;
   extras.noise = noise;
   const CnfState s = velocity_ ? integrate(*velocity_, y, options_.time, 0.0, steps, with_costs, extras)
-                               : integrate(*phi_, y, options_.time, 0.0, steps, with_costs, extras);
+                               : integrate(*phi_, into_flow(y), options_.time, 0.0, steps, with_costs, extras);
   FlowBatch out;
   out.x = x;
-  out.log_q = base_log_density(s.x) + s.log_det - log_scale_sum();
+  out.log_q = base_log_density(out_of_flow(s.x)) + s.log_det - log_scale_sum();
   out.transport = s.transport;
   out.hjb = s.hjb;
   return out;
@@ -383,6 +426,7 @@ FlowBatch BoltzmannGenerator::reverse(const torch::Tensor& x, int steps, bool wi
 FlowPath BoltzmannGenerator::forward_path(const torch::Tensor& z, int steps, bool with_costs, double decay) {
   if (options_.stochastic()) throw DomainError("generator: a path of states needs the deterministic flow (noise 0)");
   if (coupling_) throw DomainError("generator: a spline coupling flow is a single map, with no path of states");
+  if (whitening_) throw DomainError("generator: a path of states needs a flow without flow_whitening");
   FlowPath path;
   CnfExtras extras;
   extras.transport_decay = decay;
@@ -412,7 +456,7 @@ std::vector<torch::Tensor> BoltzmannGenerator::parameters() {
 torch::Tensor BoltzmannGenerator::terminal_potential(const torch::Tensor& x) {
   if (velocity_) throw DomainError("generator: a free velocity has no potential (no terminal condition)");
   if (coupling_) throw DomainError("generator: a spline coupling flow has no potential (no terminal condition)");
-  return phi_->value(to_flow_space(x), options_.time);
+  return phi_->value(into_flow(to_flow_space(x)), options_.time);
 }
 
 GeneratedSamples BoltzmannGenerator::sample(std::int64_t n, std::uint64_t seed, std::int64_t chunk) {
@@ -463,6 +507,7 @@ void BoltzmannGenerator::write(torch::serialize::OutputArchive& archive) const {
   archive.write("shift", shift_t_);
   archive.write("scale", scale_t_);
   archive.write("base", c10::IValue(base_ ? base_->to_json().dump() : std::string("null")));
+  if (whitening_) archive.write("whitening", c10::IValue(whitening_->to_json().dump()));
   torch::serialize::OutputArchive params;
   phi_->save(params);
   archive.write("potential", params);
@@ -507,6 +552,15 @@ BoltzmannGenerator BoltzmannGenerator::read(torch::serialize::InputArchive& arch
     g.coupling_->load(c);
   }
   g.set_standardization(to_vector(shift), to_vector(scale));
+  if (opts.whitened) {
+    c10::IValue w;
+    if (!archive.try_read("whitening", w) || !w.isString()) throw IoError(where + ": a whitened model without its whitening");
+    try {
+      g.set_whitening(ConditionalGaussian::from_json(nlohmann::json::parse(w.toStringRef()), where + ": whitening"));
+    } catch (const DomainError& e) {
+      throw ConfigError(where + ": whitening: " + e.what());
+    }
+  }
   if (version.toInt() >= 2) {  // version 1: standard normal base
     c10::IValue base;
     archive.read("base", base);

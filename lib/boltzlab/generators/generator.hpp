@@ -29,7 +29,8 @@
 /// Saved models are LibTorch archives carrying kModelFormatVersion, the options
 /// (JSON), the base density (JSON, version ≥ 2; von Mises mixtures from version 3, conditional
 /// Gaussian blocks from version 4, their bin correction from version 5, spline coupling flows
-/// from version 6) and the parameters; load() accepts versions 1 (Gaussian base) to 6 and rejects
+/// from version 6, the whitening of whitened flows from version 7) and the parameters; load() accepts
+/// versions 1 (Gaussian base) to 7 and rejects
 /// others.
 ///
 /// Spline coupling models (GeneratorOptions::flow): the CNF is replaced by the coupling flow F of
@@ -64,8 +65,8 @@ namespace boltzlab::generators {
 /// Stream mix of the stochastic flow's Brownian increments (noise_sample).
 inline constexpr std::uint64_t kNoiseSeedMix = 0x9E3779B97F4A7C15ULL;
 
-/// Version of the saved model format (spline coupling flows from version 6).
-inline constexpr int kModelFormatVersion = 6;
+/// Version of the saved model format (spline coupling flows from version 6, whitened flows from 7).
+inline constexpr int kModelFormatVersion = 7;
 
 /// The family of the map from the base to the target.
 enum class FlowFamily {
@@ -98,6 +99,14 @@ struct GeneratorOptions {
   /// discrete map: no noise, no free velocity, no particle systems, no path of states.
   FlowFamily flow = FlowFamily::ot_flow;
   SplineCouplingOptions coupling;
+  /// The flow acts on the whitened flow space of a conditional-Gaussian whitening
+  /// (BoltzmannGenerator::set_whitening): the hard columns are then not periodic for the flow,
+  /// so `potential.periodic` holds the soft torsions only.
+  /// Molecules: the coupling flow leaves the base's soft torsions as they are and conditions
+  /// every layer on them (SplineCouplingOptions::condition_only, filled from the fitted base).
+  /// Read from "coupling_condition_soft"; the saved model keeps the columns themselves.
+  bool condition_soft = false;
+  bool whitened = false;
   bool coupling_flow() const { return flow == FlowFamily::spline_coupling; }
   /// The coupling architecture with dim and periodic columns from `potential`.
   SplineCouplingOptions coupling_options() const;
@@ -225,6 +234,20 @@ class BoltzmannGenerator {
   /// first_index + i) in step order (projected for particle systems).
   torch::Tensor noise_sample(int steps, std::int64_t n, std::uint64_t seed, std::int64_t first_index = 0) const;
 
+  /// Conjugates the flow F by the whitening W of a pooled conditional-Gaussian block
+  /// (ConditionalGaussian::whiten, K = 1): y = W⁻¹(F(W(z))). W makes the hard columns given the
+  /// soft torsions standard normal where the data are Gaussian, so F sees the base's residual at
+  /// unit scale instead of coordinates whose conditional spread is a few per cent of their
+  /// standardized range; log q is unchanged in form (W's log-det is constant and cancels). The
+  /// flow's periodic columns are then the soft torsions only (options().whitened, whose
+  /// potential.periodic must be every torsion but W's hard ones). Call before set_base.
+  /// \throws DomainError when the options are not whitened, W has another dimension, more than
+  /// one expert, a non-torsion soft column, or the potential's periodic columns are not W's soft
+  /// ones.
+  void set_whitening(const ConditionalGaussian& whitening);
+  /// The whitening, or null.
+  const ConditionalGaussian* whitening() const { return whitening_ ? &*whitening_ : nullptr; }
+
   /// Differentiable: z (flow space) → x, with log q(x) and the path costs. With σ > 0 and
   /// `noise` (noise_sample), the stochastic flow: log_q is then the path's log F/B. A coupling
   /// flow ignores `steps`. \throws DomainError for a coupling flow with periodic columns but no
@@ -270,6 +293,9 @@ class BoltzmannGenerator {
 
  private:
   torch::Tensor to_flow_space(const torch::Tensor& x) const;
+  /// Flow space → the space the flow acts on (whitened, or the same) and back.
+  torch::Tensor into_flow(const torch::Tensor& y) const;
+  torch::Tensor out_of_flow(const torch::Tensor& u) const;
   torch::Tensor from_flow_space(const torch::Tensor& y) const;
   double log_scale_sum() const;
   /// Coupling flows: the transport cost of FlowBatch between base points z and flow points y.
@@ -283,6 +309,8 @@ class BoltzmannGenerator {
   std::shared_ptr<FreeVelocity> velocity_;  // free_velocity models only
   SplineCouplingFlow coupling_{nullptr};     // spline coupling models only
   std::optional<BaseDensity> base_;
+  std::optional<ConditionalGaussian> whitening_;
+  torch::Tensor flow_periodic_mask_;  // Bool d: the potential's periodic columns (coupling transport)
   std::vector<std::int64_t> periodic_columns_;
   torch::Tensor periodic_mask_;  // Bool d (defined with a torus base)
   Eigen::VectorXd shift_, scale_;

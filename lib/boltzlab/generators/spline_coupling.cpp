@@ -75,10 +75,17 @@ void SplineCouplingOptions::validate() const {
   for (std::size_t k = 0; k < periodic.size(); ++k)
     if (periodic[k] < 0 || periodic[k] >= dim || (k > 0 && periodic[k] <= periodic[k - 1]))
       fail("coupling periodic columns", "must be sorted, distinct and in [0, dim)");
+  for (std::size_t k = 0; k < condition_only.size(); ++k)
+    if (condition_only[k] < 0 || condition_only[k] >= dim || (k > 0 && condition_only[k] <= condition_only[k - 1]))
+      fail("coupling condition-only columns", "must be sorted, distinct and in [0, dim)");
+  if (static_cast<int>(condition_only.size()) >= dim)
+    fail("coupling condition-only columns", "leave no column to transform");
 }
 
 nlohmann::json SplineCouplingOptions::to_json() const {
-  return {{"layers", layers}, {"hidden", hidden}, {"depth", depth}, {"bins", bins}, {"bound", bound}};
+  nlohmann::json j = {{"layers", layers}, {"hidden", hidden}, {"depth", depth}, {"bins", bins}, {"bound", bound}};
+  if (!condition_only.empty()) j["condition_only"] = condition_only;  // absent: every column is transformed
+  return j;
 }
 
 SplineCouplingOptions SplineCouplingOptions::from_json(const nlohmann::json& j, const SplineCouplingOptions& base) {
@@ -89,6 +96,15 @@ SplineCouplingOptions SplineCouplingOptions::from_json(const nlohmann::json& j, 
   o.depth = static_cast<int>(r.get_int("depth"));
   o.bins = static_cast<int>(r.get_int("bins"));
   o.bound = r.get_double("bound");
+  o.condition_only.clear();
+  if (r.has("condition_only")) {
+    const nlohmann::json& c = r.get_json("condition_only");
+    if (!c.is_array()) r.fail("condition_only", "must be an array of column indices");
+    for (const auto& v : c) {
+      if (!v.is_number_integer()) r.fail("condition_only", "must be an array of column indices");
+      o.condition_only.push_back(v.get<int>());
+    }
+  }
   r.finish();
   o.validate();
   return o;
@@ -154,11 +170,16 @@ SplineCouplingFlowImpl::SplineCouplingFlowImpl(const SplineCouplingOptions& opti
   std::vector<bool> is_periodic(static_cast<std::size_t>(d), false);
   for (const int c : options_.periodic) is_periodic[static_cast<std::size_t>(c)] = true;
   const std::int64_t bins = options_.bins;
-  std::vector<std::int64_t> order(static_cast<std::size_t>(d));
+  std::vector<bool> is_fixed(static_cast<std::size_t>(d), false);
+  for (const int c : options_.condition_only) is_fixed[static_cast<std::size_t>(c)] = true;
+  std::vector<std::int64_t> free_columns;
+  for (std::int64_t c = 0; c < d; ++c)
+    if (!is_fixed[static_cast<std::size_t>(c)]) free_columns.push_back(c);
+  std::vector<std::int64_t> order(free_columns.size());
   std::uint64_t stream = 0;
   for (int l = 0; l < options_.layers; ++l) {
     const int pair = l / 2;
-    std::iota(order.begin(), order.end(), 0);
+    order = free_columns;
     if (pair == 0) {  // even columns, then odd ones
       std::stable_partition(order.begin(), order.end(), [](std::int64_t c) { return c % 2 == 0; });
     } else {
@@ -171,6 +192,7 @@ SplineCouplingFlowImpl::SplineCouplingFlowImpl(const SplineCouplingOptions& opti
     std::vector<std::int64_t> second(order.begin() + static_cast<std::ptrdiff_t>(half), order.end());
     auto& transformed = l % 2 == 0 ? first : second;
     auto& condition = l % 2 == 0 ? second : first;
+    for (const int c : options_.condition_only) condition.push_back(c);
     std::sort(transformed.begin(), transformed.end());
     std::sort(condition.begin(), condition.end());
     std::vector<std::int64_t> t_real, t_per, c_real, c_per;

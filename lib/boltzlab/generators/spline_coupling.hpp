@@ -31,7 +31,8 @@
 /// so the map is 2π-periodic in every periodic column. Columns are split in layer pairs: pair 0
 /// alternates even and odd columns, pair p ≥ 1 takes the halves of a permutation drawn from
 /// Rng stream (kCouplingMaskSeed, p) (Fisher–Yates): each pair transforms every column once.
-/// The split is a function of (dim, layer) only and is saved with the model as buffers.
+/// Columns listed in `condition_only` take no part in the split: they are in every layer's C_l.
+/// The split is a function of (dim, condition_only, layer) only and is saved with the model as buffers.
 ///
 /// Initialization: hidden layers uniform ±1/√fan_in from the model's seed, output layers zero,
 /// so a fresh flow is exactly the identity (uniform bins, unit derivatives).
@@ -57,6 +58,10 @@ struct SplineCouplingOptions {
   int depth = 2;              ///< hidden layers of the conditioner MLP
   int bins = 8;               ///< K: spline bins
   double bound = 5.0;         ///< B: the real columns' spline interval [−B, B] (flow space)
+  /// Columns no layer transforms; every layer's conditioner sees them (sorted, distinct, fewer
+  /// than dim). A molecule's soft torsions, so that the flow reshapes the hard coordinates'
+  /// law given them and leaves the base's soft marginal as it is.
+  std::vector<int> condition_only;
 
   /// \throws ConfigError naming the generator key ("generator.coupling_layers is 0, …").
   void validate() const;

@@ -177,7 +177,7 @@ bool uses_fused_data_term(const BoltzmannGenerator& model, const TrainOptions& o
   // FusedOtFlowOptions::base_neg_log_density.
   const auto& po = model.options().potential;
   const bool supported = fused_otflow_supports(po) && !model.options().stochastic() && !model.options().free_velocity &&
-                         !model.options().coupling_flow();
+                         !model.options().coupling_flow() && !model.options().whitened;
   if (options.fused == FusedMode::kOn && !supported)
     throw ConfigError("generator.fused is true, but the fused path needs the deterministic gradient flow (flow otflow, "
                       "noise 0, velocity gradient) with layers = 2 without particles or periodic columns (noise = " +
