@@ -92,7 +92,9 @@ for k in ("data", "reference_dihedrals"):  # paths relative to the potential fil
     if k in g:
         g[k] = os.path.join(base, g[k])
 g["data"] = os.path.join(base, "../data/alanine_dipeptide/md_reference_positions.npy")
-for k in ("base_experts", "base_components", "base_em_iterations", "base_joint_bins"):  # conditional-base keys
+# conditional-base keys, and the flow keys that need that base
+for k in ("base_experts", "base_components", "base_em_iterations", "base_joint_bins", "flow_whitening",
+          "coupling_condition_soft"):
     g.pop(k, None)
 g.update({ "iterations": 3, "warmup_iterations": 1, "lambda": 0.5,
           "batch_size": 32, "chunk_size": 16, "eval_every": 2, "eval_samples": 64, "samples": 200,
