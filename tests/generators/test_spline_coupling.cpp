@@ -4,6 +4,8 @@
 // refusals, and training to a known log Z.
 #include <cmath>
 #include <filesystem>
+#include <utility>
+#include <vector>
 
 #include "support/torch_doctest.hpp"
 #include "support/grid_mass.hpp"
@@ -40,6 +42,51 @@ void perturb(bg::SplineCouplingFlowImpl& flow, double scale, int seed) {
   torch::NoGradGuard ng;
   torch::manual_seed(seed);
   for (auto& p : flow.parameters()) p.add_(scale * torch::randn_like(p));
+}
+
+/// A perturbed flow on ℝ^{d−2} × T² (columns 1 and 4 periodic) and 6 points with those columns in
+/// [−π, π), with its forward values; `condition_only` as SplineCouplingOptions.
+struct TorusCase {
+  bg::SplineCouplingFlow flow{nullptr};
+  torch::Tensor z;
+  bg::CouplingValues f;
+};
+TorusCase torus_case(int dim, std::vector<int> condition_only) {
+  bg::SplineCouplingOptions o;
+  o.dim = dim;
+  o.periodic = {1, 4};
+  o.condition_only = std::move(condition_only);
+  o.layers = 4;
+  o.hidden = 16;
+  o.bins = 6;
+  o.bound = 4.0;
+  TorusCase c;
+  c.flow = bg::SplineCouplingFlow(o, 9);
+  perturb(*c.flow, 0.3, 4);
+  torch::manual_seed(8);
+  c.z = torch::randn({6, dim}, kF64);
+  c.z.index_put_({torch::indexing::Slice(), 1}, (2 * torch::rand({6}, kF64) - 1) * kPi);
+  c.z.index_put_({torch::indexing::Slice(), 4}, (2 * torch::rand({6}, kF64) - 1) * kPi);
+  c.f = c.flow->forward(c.z);
+  return c;
+}
+
+/// The forward log-det of every row against log |det J| of the autograd Jacobian, and the
+/// inverse: back to z with the opposite log-det.
+void check_log_det_and_inverse(TorusCase& c) {
+  const std::int64_t d = c.z.size(1);
+  for (std::int64_t i = 0; i < c.z.size(0); ++i) {
+    auto zi = c.z.narrow(0, i, 1).clone().requires_grad_(true);
+    const auto yi = c.flow->forward(zi).y;
+    auto jac = torch::zeros({d, d}, kF64);
+    for (std::int64_t r = 0; r < d; ++r)
+      jac[r] = torch::autograd::grad({yi.select(1, r).sum()}, {zi}, {}, true)[0].squeeze(0);
+    const double brute = std::log(std::abs(torch::det(jac).item<double>()));
+    CHECK(c.f.log_det[i].item<double>() == doctest::Approx(brute).epsilon(1e-10));
+  }
+  const auto back = c.flow->inverse(c.f.y);
+  CHECK((back.y - c.z).abs().max().item<double>() < 1e-9);
+  CHECK((back.log_det + c.f.log_det).abs().max().item<double>() < 1e-9);
 }
 
 }  // namespace
@@ -113,33 +160,13 @@ TEST_CASE("generators.spline_coupling: zero network outputs give the identity") 
 }
 
 TEST_CASE("generators.spline_coupling: the flow's log-det equals the brute-force Jacobian, on R^3 x T^2") {
-  bg::SplineCouplingOptions o;
-  o.dim = 5;
-  o.periodic = {1, 4};
-  o.layers = 4;
-  o.hidden = 16;
-  o.bins = 6;
-  o.bound = 4.0;
-  bg::SplineCouplingFlow flow(o, 9);
-  perturb(*flow, 0.3, 4);
-  torch::manual_seed(8);
-  auto z = torch::randn({6, 5}, kF64);
-  z.index_put_({torch::indexing::Slice(), 1}, (2 * torch::rand({6}, kF64) - 1) * kPi);
-  z.index_put_({torch::indexing::Slice(), 4}, (2 * torch::rand({6}, kF64) - 1) * kPi);
-  const auto f = flow->forward(z);
-  for (int i = 0; i < 6; ++i) {
-    auto zi = z.narrow(0, i, 1).clone().requires_grad_(true);
-    const auto yi = flow->forward(zi).y;
-    auto jac = torch::zeros({5, 5}, kF64);
-    for (int r = 0; r < 5; ++r)
-      jac[r] = torch::autograd::grad({yi.select(1, r).sum()}, {zi}, {}, true)[0].squeeze(0);
-    const double brute = std::log(std::abs(torch::det(jac).item<double>()));
-    CHECK(f.log_det[i].item<double>() == doctest::Approx(brute).epsilon(1e-10));
-  }
-  // Inverse: back to z (periodic columns in [−π, π)), log-dets of opposite sign.
-  const auto back = flow->inverse(f.y);
-  CHECK((back.y - z).abs().max().item<double>() < 1e-9);
-  CHECK((back.log_det + f.log_det).abs().max().item<double>() < 1e-9);
+  TorusCase c = torus_case(5, {});
+  auto& flow = c.flow;
+  const auto& z = c.z;
+  const auto& f = c.f;
+  // The log-det against brute force; the inverse back to z (periodic columns in [−π, π)),
+  // log-dets of opposite sign.
+  check_log_det_and_inverse(c);
   // Periodic columns: a 2π shift of an input angle changes nothing; outputs lie in [−π, π].
   auto shifted = z.clone();
   shifted.index_put_({torch::indexing::Slice(), 1}, z.select(1, 1) + 2 * kPi);
@@ -153,21 +180,10 @@ TEST_CASE("generators.spline_coupling: the flow's log-det equals the brute-force
 }
 
 TEST_CASE("generators.spline_coupling: condition-only columns stay fixed, condition every layer, and save with the model") {
-  bg::SplineCouplingOptions o;
-  o.dim = 6;
-  o.periodic = {1, 4};
-  o.condition_only = {1, 3};  // a torsion and a real column: never transformed
-  o.layers = 4;
-  o.hidden = 16;
-  o.bins = 6;
-  o.bound = 4.0;
-  bg::SplineCouplingFlow flow(o, 9);
-  perturb(*flow, 0.3, 4);
-  torch::manual_seed(8);
-  auto z = torch::randn({6, 6}, kF64);
-  z.index_put_({torch::indexing::Slice(), 1}, (2 * torch::rand({6}, kF64) - 1) * kPi);
-  z.index_put_({torch::indexing::Slice(), 4}, (2 * torch::rand({6}, kF64) - 1) * kPi);
-  const auto f = flow->forward(z);
+  TorusCase c = torus_case(6, {1, 3});  // a torsion and a real column: never transformed
+  auto& flow = c.flow;
+  const auto& z = c.z;
+  const auto& f = c.f;
   CHECK((f.y.select(1, 1) - z.select(1, 1)).abs().max().item<double>() == 0.0);
   CHECK((f.y.select(1, 3) - z.select(1, 3)).abs().max().item<double>() == 0.0);
   // The other columns move, and depend on the fixed ones (they are in every conditioner).
@@ -176,18 +192,9 @@ TEST_CASE("generators.spline_coupling: condition-only columns stay fixed, condit
   moved.index_put_({torch::indexing::Slice(), 3}, z.select(1, 3) + 0.5);
   CHECK((flow->forward(moved).y - f.y).narrow(1, 4, 2).abs().max().item<double>() > 1e-3);
   // The Jacobian is block triangular with an identity block: log-det against brute force.
-  for (int i = 0; i < 6; ++i) {
-    auto zi = z.narrow(0, i, 1).clone().requires_grad_(true);
-    const auto yi = flow->forward(zi).y;
-    auto jac = torch::zeros({6, 6}, kF64);
-    for (int r = 0; r < 6; ++r)
-      jac[r] = torch::autograd::grad({yi.select(1, r).sum()}, {zi}, {}, true)[0].squeeze(0);
-    CHECK(f.log_det[i].item<double>() == doctest::Approx(std::log(std::abs(torch::det(jac).item<double>()))).epsilon(1e-10));
-  }
-  const auto back = flow->inverse(f.y);
-  CHECK((back.y - z).abs().max().item<double>() < 1e-9);
-  CHECK((back.log_det + f.log_det).abs().max().item<double>() < 1e-9);
+  check_log_det_and_inverse(c);
   // The architecture keys carry the columns; bad lists are refused naming the key.
+  const bg::SplineCouplingOptions& o = flow->options();
   const auto j = o.to_json();
   CHECK(j.at("condition_only") == nlohmann::json::array({1, 3}));
   bg::SplineCouplingOptions shell;
