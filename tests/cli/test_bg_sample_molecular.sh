@@ -179,21 +179,31 @@ for k in [k for k in g if k.startswith("base_")]:
     del g[k]
 json.dump(d, open(out + "/unwhitenable.json", "w"))
 PY
+# $1: a run directory, reproduced sample for sample by its saved model under potential $2.
+check_reload() {
+  "$BIN/bg-sample" --potential "$2" --model "$1/model.pt" --out "$1.reload" --samples 300 -q 2>/dev/null \
+    || fail "$1: reload failed"
+  cmp -s "$1/samples.npy" "$1.reload/samples.npy" || fail "$1: the reloaded model gives different samples"
+}
+# Potential $1 refused in one line naming the file and the key $2, with no summary written.
+check_refusal() {
+  local out="$T/refused_$(basename "$1" .json)"
+  "$BIN/bg-sample" --potential "$1" --data "$D" --out "$out" --iterations 3 --samples 300 -q 2> "$out.log" \
+    && fail "$1 was accepted"
+  [ "$(wc -l < "$out.log")" -eq 1 ] && grep -q "$(basename "$1").*$2" "$out.log" \
+    || { cat "$out.log"; fail "$2 refusal is not one line naming the file and key"; }
+  [ ! -e "$out/summary.json" ] || fail "a refused run left a summary"
+}
 "$BIN/bg-sample" --potential "$T/whitened.json" --data "$D" --out "$T/white" --iterations 3 --samples 300 --threads 2 -q \
   2> "$T/wlog" || { cat "$T/wlog"; fail "whitened run failed"; }
 /usr/bin/python3 -c "import json, sys; assert json.load(open(sys.argv[1]))['molecular_generator']['flow_whitening'] is True" \
   "$T/white/summary.json" || fail "the whitened run does not report flow_whitening"
-"$BIN/bg-sample" --potential "$T/whitened.json" --model "$T/white/model.pt" --out "$T/white2" --samples 300 -q \
-  2>/dev/null || fail "whitened reload failed"
-cmp -s "$T/white/samples.npy" "$T/white2/samples.npy" || fail "reloaded whitened model gives different samples"
-"$BIN/bg-sample" --potential "$T/unwhitenable.json" --data "$D" --out "$T/bad" --iterations 3 --samples 300 -q \
-  2> "$T/badlog" && fail "flow_whitening without a conditional base was accepted"
-[ "$(wc -l < "$T/badlog")" -eq 1 ] && grep -q "unwhitenable.json.*flow_whitening" "$T/badlog" \
-  || { cat "$T/badlog"; fail "flow_whitening refusal is not one line naming the file and key"; }
-[ ! -e "$T/bad/summary.json" ] || fail "a refused run left a summary"
+check_reload "$T/white" "$T/whitened.json"
+check_refusal "$T/unwhitenable.json" flow_whitening
 # "coupling_condition_soft": a spline coupling flow that leaves the base's soft torsions as they are;
-# the run names those columns, the reloaded model reproduces the samples, and the key is refused in
-# one line naming the file and the key without a conditional-Gaussian base or with the OT-Flow.
+# the run names those columns (the base's soft torsions), the reloaded model reproduces the samples,
+# and the key is refused in one line naming the file and the key without a conditional-Gaussian base
+# or with the OT-Flow.
 /usr/bin/python3 - "$T" <<'PY' || fail "could not write the condition-soft potential files"
 import json, sys
 out = sys.argv[1]
@@ -201,6 +211,12 @@ d = json.load(open(out + "/whitened.json"))
 g = d["generator"]
 g.update({"flow": "spline_coupling", "coupling_layers": 2, "coupling_hidden": 8, "coupling_condition_soft": True})
 json.dump(d, open(out + "/condsoft.json", "w"))
+g["flow"] = "otflow"
+for k in ("coupling_layers", "coupling_hidden", "spline_bins", "spline_bound"):
+    g.pop(k, None)
+json.dump(d, open(out + "/condsoft_otflow.json", "w"))
+d = json.load(open(out + "/condsoft.json"))
+g = d["generator"]
 g["base"] = "von_mises"
 g.pop("flow_whitening")
 for k in [k for k in g if k.startswith("base_")]:
@@ -213,14 +229,11 @@ PY
 import json, sys
 m = json.load(open(sys.argv[1]))["molecular_generator"]
 cols = m["flow_condition_only"]
-assert len(cols) >= 2 and cols == sorted(cols), cols
+# one column per soft torsion of the base (phi, psi and the methyl rotors), all of them torsions
+assert len(cols) == len(m["soft_torsions"]) >= 2 and cols == sorted(set(cols)), cols
+assert all(c >= m["flow_dim"] - len(m["z_matrix"]["z_matrix"]) for c in cols), cols  # torsions are the last columns
 PY
-"$BIN/bg-sample" --potential "$T/condsoft.json" --model "$T/cs/model.pt" --out "$T/cs2" --samples 300 -q \
-  2>/dev/null || fail "condition-soft reload failed"
-cmp -s "$T/cs/samples.npy" "$T/cs2/samples.npy" || fail "reloaded condition-soft model gives different samples"
-"$BIN/bg-sample" --potential "$T/condsoft_nobase.json" --data "$D" --out "$T/bad2" --iterations 3 --samples 300 -q \
-  2> "$T/badlog2" && fail "coupling_condition_soft without a conditional base was accepted"
-[ "$(wc -l < "$T/badlog2")" -eq 1 ] && grep -q "condsoft_nobase.json.*coupling_condition_soft" "$T/badlog2" \
-  || { cat "$T/badlog2"; fail "coupling_condition_soft refusal is not one line naming the file and key"; }
-[ ! -e "$T/bad2/summary.json" ] || fail "a refused run left a summary"
+check_reload "$T/cs" "$T/condsoft.json"
+check_refusal "$T/condsoft_nobase.json" coupling_condition_soft
+check_refusal "$T/condsoft_otflow.json" coupling_condition_soft
 echo ok

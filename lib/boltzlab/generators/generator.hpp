@@ -102,11 +102,11 @@ struct GeneratorOptions {
   /// The flow acts on the whitened flow space of a conditional-Gaussian whitening
   /// (BoltzmannGenerator::set_whitening): the hard columns are then not periodic for the flow,
   /// so `potential.periodic` holds the soft torsions only.
+  bool whitened = false;
   /// Molecules: the coupling flow leaves the base's soft torsions as they are and conditions
   /// every layer on them (SplineCouplingOptions::condition_only, filled from the fitted base).
   /// Read from "coupling_condition_soft"; the saved model keeps the columns themselves.
   bool condition_soft = false;
-  bool whitened = false;
   bool coupling_flow() const { return flow == FlowFamily::spline_coupling; }
   /// The coupling architecture with dim and periodic columns from `potential`.
   SplineCouplingOptions coupling_options() const;

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <string>
 
 #include "boltzlab/core/constants.hpp"
@@ -175,7 +174,7 @@ SplineCouplingFlowImpl::SplineCouplingFlowImpl(const SplineCouplingOptions& opti
   std::vector<std::int64_t> free_columns;
   for (std::int64_t c = 0; c < d; ++c)
     if (!is_fixed[static_cast<std::size_t>(c)]) free_columns.push_back(c);
-  std::vector<std::int64_t> order(free_columns.size());
+  std::vector<std::int64_t> order;
   std::uint64_t stream = 0;
   for (int l = 0; l < options_.layers; ++l) {
     const int pair = l / 2;
